@@ -1,0 +1,29 @@
+"""All NATS I/O (nats-py, JetStream): subjects, streams, publishing and durable consumers."""
+
+from reconciler.bus.client import Bus, BusError, Message
+from reconciler.bus.subjects import (
+    STREAM_EVENTS,
+    STREAM_REGISTRY,
+    drift_subject,
+    git_push_subject,
+    image_pushed_subject,
+    promotion_subject,
+    reconcile_request_subject,
+    result_subject,
+    subject_token,
+)
+
+__all__ = [
+    "STREAM_EVENTS",
+    "STREAM_REGISTRY",
+    "Bus",
+    "BusError",
+    "Message",
+    "drift_subject",
+    "git_push_subject",
+    "image_pushed_subject",
+    "promotion_subject",
+    "reconcile_request_subject",
+    "result_subject",
+    "subject_token",
+]

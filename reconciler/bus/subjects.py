@@ -1,0 +1,45 @@
+"""NATS subjects and JetStream streams used by the project (ARCHITECTURE.md §5)."""
+
+from __future__ import annotations
+
+import re
+
+STREAM_EVENTS = "RECONCILER"  # subjects reconciler.>
+STREAM_REGISTRY = "REGISTRY"  # subjects registry.>
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def subject_token(value: str) -> str:
+    """Make ``value`` one safe NATS subject token: every character outside ``[A-Za-z0-9_-]`` becomes ``_``
+    (so ``ghcr.io/acme/app`` → ``ghcr_io_acme_app``); empty → ``_``."""
+    return _UNSAFE.sub("_", value) or "_"
+
+
+def result_subject(env: str) -> str:
+    """``reconciler.result.<env>``: one message per finished pass."""
+    return f"reconciler.result.{subject_token(env)}"
+
+
+def drift_subject(env: str) -> str:
+    """``reconciler.drift.<env>``: drift detected (and whether it was corrected)."""
+    return f"reconciler.drift.{subject_token(env)}"
+
+
+def promotion_subject(env: str) -> str:
+    """``reconciler.promotion.<env>``: promotion outcomes."""
+    return f"reconciler.promotion.{subject_token(env)}"
+
+
+def reconcile_request_subject(env: str) -> str:
+    """``reconciler.reconcile.request.<env>``: ask for an immediate pass."""
+    return f"reconciler.reconcile.request.{subject_token(env)}"
+
+
+def git_push_subject(repo: str) -> str:
+    """``reconciler.git.push.<repo>``: a Git host reported a push."""
+    return f"reconciler.git.push.{subject_token(repo)}"
+
+
+def image_pushed_subject(repo: str) -> str:
+    """``registry.image.pushed.<repo>``: a registry reported a pushed image."""
+    return f"registry.image.pushed.{subject_token(repo)}"

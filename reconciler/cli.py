@@ -1,0 +1,461 @@
+"""The ``reconciler`` command line (typer + rich).
+
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 differences found (``diff --exit-code``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import Action, HealthState, HealthStatus, PassResult
+
+app = typer.Typer(
+    help="GitOps reconciler for AI-agent platforms on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+cluster_app = typer.Typer(
+    help="The local control plane (etcd, kube-apiserver, …, kwok) and NATS.", no_args_is_help=True
+)
+webhooks_app = typer.Typer(help="Registry and Git-host webhook receivers.", no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(webhooks_app, name="webhooks")
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Output(StrEnum):
+    """Output formats."""
+
+    text = "text"
+    json = "json"
+    yaml = "yaml"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _emit(data: Any, output: Output) -> None:
+    if output is Output.json:
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    else:
+        from ruamel.yaml import YAML
+
+        y = YAML(typ="safe", pure=True)
+        y.default_flow_style = False
+        y.dump(json.loads(json.dumps(data, default=str)), sys.stdout)
+
+
+# -- cluster ---------------------------------------------------------------------------------------
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="cluster state directory (default $RECONCILER_STATE_DIR or ~/.local/state/reconciler/cluster)",
+    ),
+]
+
+
+@cluster_app.command("up")
+def cluster_up(
+    state_dir: StateDir = None,
+    nodes: Annotated[int, typer.Option(help="kwok fake nodes")] = 2,
+    crds: Annotated[bool, typer.Option(help="install the agent-platform CRDs")] = True,
+) -> None:
+    """Build (once) and start the local cluster and NATS; idempotent."""
+    from reconciler.devcluster import LocalCluster
+
+    cluster = LocalCluster(state_dir, nodes=nodes)
+    try:
+        st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
+        if crds:
+            _install_crds(Path(st.kubeconfig))
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"kubeconfig: {st.kubeconfig}\nAPI server: {st.apiserver_url}\nNATS:       {st.nats_url}")
+
+
+def _install_crds(kubeconfig: Path) -> None:
+    from reconciler.cluster.client import KubeClient
+    from reconciler.cluster.crds import install_crds
+
+    client = KubeClient(kubeconfig)
+    try:
+        t0 = time.monotonic()
+        refs = install_crds(client)
+        err.print(f"[dim]>[/] {len(refs)} CRDs established in {time.monotonic() - t0:.1f} s", highlight=False)
+    finally:
+        client.close()
+
+
+@cluster_app.command("down")
+def cluster_down(state_dir: StateDir = None) -> None:
+    """Stop the local cluster and NATS; nothing is left running."""
+    from reconciler.devcluster import LocalCluster
+
+    stopped = LocalCluster(state_dir).down(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@cluster_app.command("status")
+def cluster_status(
+    state_dir: StateDir = None, output: Annotated[Output, typer.Option("-o", "--output")] = Output.text
+) -> None:
+    """What runs where (exit 1 when nothing or not everything runs)."""
+    from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.cluster import describe, status_lines
+
+    cluster = LocalCluster(state_dir)
+    st = cluster.load_state()
+    running = cluster.running()
+    if output is not Output.text:
+        _emit({"state": describe(st) if st else None, "running": running}, output)
+    elif st is None:
+        console.print(f"no local cluster in {cluster.state_dir}")
+    else:
+        table = Table(title=f"local cluster ({cluster.state_dir})")
+        for col in ("component", "state", "where"):
+            table.add_column(col)
+        for row in status_lines(cluster):
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"kubeconfig: {st.kubeconfig}")
+    if not running or not all(running.values()):
+        raise typer.Exit(1)
+
+
+@cluster_app.command("kubeconfig")
+def cluster_kubeconfig(state_dir: StateDir = None) -> None:
+    """Print the path of the local cluster's admin kubeconfig."""
+    from reconciler.devcluster import LocalCluster
+
+    st = LocalCluster(state_dir).load_state()
+    if st is None or not st.kubeconfig:
+        raise _fail("no local cluster is running (run: reconciler cluster up)")
+    console.print(st.kubeconfig, highlight=False)
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def _git_root(path: Path) -> Path:
+    for p in [path, *path.parents]:
+        if (p / ".git").exists():
+            return p
+    return path
+
+
+@app.command("build")
+def build_cmd(
+    target: Annotated[
+        str, typer.Argument(help="a kustomization directory, or an environment name with --repo")
+    ],
+    repo: Annotated[str | None, typer.Option(help="environment repository (path or URL)")] = None,
+    branch: str = "main",
+    root: Annotated[Path | None, typer.Option(help="load-restrictor root for a directory build")] = None,
+) -> None:
+    """Render a kustomization directory (like `kustomize build DIR`) or an environment's overlay at the
+    branch's latest commit."""
+    from reconciler.render import RenderError, build, dump_yaml
+
+    try:
+        if repo is None:
+            d = Path(target)
+            if not d.is_dir():
+                raise _fail(f"{target}: not a directory (pass --repo to render an environment)", 2)
+            objs = build(d, root=(root or _git_root(d.resolve())).resolve())
+        else:
+            objs = _render_env(repo, branch, target)
+    except RenderError as exc:
+        raise _fail(str(exc)) from None
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(dump_yaml(objs))
+
+
+def _render_env(repo: str, branch: str, env_name: str) -> list[dict[str, Any]]:
+    from reconciler.reconcile import load_environment, render_environment
+    from reconciler.settings import default_cache_dir
+    from reconciler.source import GitSource
+
+    source = GitSource(repo, branch, default_cache_dir())
+    snapshot = source.snapshot(source.fetch())
+    path = snapshot.root / "envs" / f"{env_name}.yaml"
+    if not path.exists():
+        raise ReconcilerError(f"envs/{env_name}.yaml does not exist at {snapshot.revision}")
+    try:
+        return render_environment(load_environment(path), snapshot)
+    except Exception as exc:
+        exc.args = tuple(str(a).replace(str(snapshot.root) + "/", "") for a in exc.args)
+        raise
+
+
+@app.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON schema of envs/*.yaml."""
+    from reconciler.model.environment import environment_json_schema
+
+    sys.stdout.write(json.dumps(environment_json_schema(), indent=2) + "\n")
+
+
+# -- passes ----------------------------------------------------------------------------------------
+
+_STYLE = {
+    HealthState.HEALTHY: "green",
+    HealthState.PROGRESSING: "yellow",
+    HealthState.DEGRADED: "red",
+    HealthState.NO_CONTROLLER: "magenta",
+    HealthState.UNKNOWN: "dim",
+    HealthState.MISSING: "red",
+}
+
+
+def print_result(result: PassResult, *, show_diff: bool = False) -> None:
+    """Print one pass: the changeset and each object's health."""
+    from reconciler.reconcile import summarize
+
+    status = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
+    console.print(
+        f"[bold]{result.environment}[/] {result.revision or '-'} {status} "
+        f"({result.trigger}, {result.duration:.2f} s): {summarize(result.changes)}",
+        highlight=False,
+    )
+    if result.error:
+        console.print(f"  [red]{result.error}[/]", highlight=False)
+    if result.changes.entries:
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for col in ("object", "action", "health", ""):
+            table.add_column(col)
+        for c in result.changes.entries:
+            h = result.health.get(str(c.ref))
+            health = f"[{_STYLE[h.state]}]{h.state.value}[/]" if h else ""
+            detail = (h.message if h and not h.healthy else "") or c.message
+            table.add_row(str(c.ref), c.action.value, health, detail[:100])
+        console.print(table)
+    if show_diff:
+        for c in result.changes.entries:
+            if c.diff and c.action in (Action.CREATED, Action.CONFIGURED):
+                console.print(c.diff, highlight=False, markup=False)
+
+
+def _context(repo: str, branch: str, kubeconfig: Path | None, context: str | None) -> Any:
+    from reconciler.cluster.client import KubeClient
+    from reconciler.reconcile import PassContext
+    from reconciler.settings import default_cache_dir
+    from reconciler.source import GitSource
+
+    return PassContext(
+        source=GitSource(repo, branch, default_cache_dir()), client=KubeClient(kubeconfig, context)
+    )
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+    env: Annotated[str, typer.Argument(help="environment name (envs/<env>.yaml)")],
+    repo: Annotated[str, typer.Option(help="environment repository (path or URL)")],
+    branch: str = "main",
+    kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: $KUBECONFIG)")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only, write nothing")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="show a diff for each changed object")] = False,
+    output: Annotated[Output, typer.Option("-o", "--output")] = Output.text,
+) -> None:
+    """Run one pass for ENV and print the changeset (exit 1 when the pass failed)."""
+    from reconciler.reconcile import run_pass
+
+    try:
+        ctx = _context(repo, branch, kubeconfig, context)
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    result = run_pass(ctx, env, trigger="cli", dry_run=dry_run)
+    if output is Output.text:
+        print_result(result, show_diff=diff or dry_run)
+    else:
+        _emit(result.model_dump(mode="json"), output)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("run")
+def run_cmd(
+    repo: Annotated[str, typer.Option(help="environment repository (path or URL)")],
+    branch: str = "main",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="environment (repeatable; default all)")
+    ] = None,
+    kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: $KUBECONFIG)")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
+    nats: Annotated[str | None, typer.Option(help="NATS URL (nats://127.0.0.1:4222)")] = None,
+    once: Annotated[bool, typer.Option("--once", help="one pass per environment, then exit")] = False,
+    interval: Annotated[float | None, typer.Option(help="poll interval override, seconds")] = None,
+) -> None:
+    """Run the daemon: reconcile the environments continuously (or once)."""
+    from reconciler.settings import DaemonSettings
+
+    settings = DaemonSettings(
+        repo=repo,
+        branch=branch,
+        envs=env or [],
+        kubeconfig=kubeconfig,
+        context=context,
+        nats_url=nats,
+        poll_interval=interval,
+    )
+    if once:
+        raise typer.Exit(_once(settings))
+    raise typer.Exit(_daemon(settings))
+
+
+def _once(settings: Any, *, wait: bool = True) -> int:
+    from reconciler.reconcile import load_environments, run_pass, wait_for_health
+
+    try:
+        ctx = _context(settings.repo, settings.branch, settings.kubeconfig, settings.context)
+        rev = ctx.source.fetch()
+        envs = load_environments(ctx.source.snapshot(rev).root)
+    except ReconcilerError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+    names = settings.envs or sorted(envs)
+    ok = True
+    for name in names:
+        if name not in envs:
+            err.print(f"[red]error:[/] environment {name!r} is not in envs/", highlight=False)
+            ok = False
+            continue
+        result = run_pass(ctx, name, revision=rev, trigger="once")
+        if result.ok and wait:
+            refs = [c.ref for c in result.changes.entries if c.action is not Action.DELETED]
+            result.health = wait_for_health(
+                ctx.client,
+                refs,
+                timeout=envs[name].health.timeout,
+                no_controller_after=envs[name].health.no_controller_after,
+            )
+        print_result(result)
+        ok = ok and result.ok
+    return 0 if ok else 1
+
+
+def _daemon(settings: Any) -> int:
+    from reconciler.runtime import Daemon
+
+    def on_drift(event: dict[str, Any]) -> None:
+        verb = "corrected" if event.get("corrected") else "detected"
+        console.print(
+            f"[yellow]drift {verb}[/] {event['environment']} {event['object']}: {', '.join(event['paths'])}",
+            highlight=False,
+        )
+
+    async def main() -> int:
+        daemon = Daemon(settings, on_result=print_result, on_drift=on_drift)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await daemon.start()
+        except ReconcilerError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            await daemon.stop()
+            return 1
+        err.print(
+            f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} ({settings.branch}); "
+            "Ctrl-C to stop",
+            highlight=False,
+        )
+        await stop.wait()
+        await daemon.stop()
+        return 0
+
+    return asyncio.run(main())
+
+
+@app.command("up")
+def up_cmd(
+    once: Annotated[bool, typer.Option("--once", help="one pass per environment, print, exit")] = False,
+    nodes: int = 2,
+    state_dir: StateDir = None,
+    workdir: Annotated[Path | None, typer.Option(help="where to create the example repository")] = None,
+    down: Annotated[
+        bool, typer.Option("--down/--keep", help="with --once: stop the cluster afterwards")
+    ] = False,
+) -> None:
+    """Start the local cluster and NATS, copy the example environment repository into a new Git repo with
+    a bare remote, and reconcile every environment from it (until Ctrl-C, or once)."""
+    from reconciler.devcluster import LocalCluster
+    from reconciler.settings import DaemonSettings
+    from reconciler.source.bootstrap import init_repo_with_remote
+
+    cluster = LocalCluster(state_dir, nodes=nodes)
+    try:
+        st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
+        _install_crds(Path(st.kubeconfig))
+        base = workdir or Path(tempfile.mkdtemp(prefix="reconciler-up-"))
+        remote, work = init_repo_with_remote(REPO_ROOT, base / f"repo-{int(time.time())}")
+        err.print(
+            f"[dim]>[/] environment repository: {remote} (a clone to edit, commit and push: {work})",
+            highlight=False,
+        )
+        err.print(f"[dim]>[/] kubeconfig: {st.kubeconfig}   NATS: {st.nats_url}", highlight=False)
+        settings = DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
+        code = _once(settings) if once else _daemon(settings)
+    except ReconcilerError as exc:
+        code = 1
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+    finally:
+        if once and down:
+            with contextlib.suppress(Exception):
+                cluster.down(progress=lambda m: None)
+    raise typer.Exit(code)
+
+
+# -- webhooks --------------------------------------------------------------------------------------
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    config: Annotated[Path, typer.Option(help="receivers file (YAML or JSON)")],
+    host: str = "127.0.0.1",
+    port: int = 8090,
+    nats: Annotated[str | None, typer.Option(help="NATS URL")] = None,
+) -> None:
+    """Serve the webhook receivers (publishes to NATS JetStream)."""
+    from webhooks.server import main as webhooks_main
+
+    argv = ["--config", str(config), "--host", host, "--port", str(port)]
+    if nats:
+        argv += ["--nats-url", nats]
+    raise typer.Exit(webhooks_main(argv))
+
+
+def health_line(h: HealthStatus) -> str:
+    """``Healthy`` or ``Progressing: 1/2 replicas available``."""
+    return h.state.value + (f": {h.message}" if h.message else "")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

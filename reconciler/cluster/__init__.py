@@ -1,0 +1,1 @@
+"""All Kubernetes I/O: discovery, apply, prune, inventory, live-object watches, health."""

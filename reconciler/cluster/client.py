@@ -1,0 +1,337 @@
+"""The one place that talks HTTP to a Kubernetes API server.
+
+A thin layer over the ``kubernetes`` package's ``ApiClient`` (which handles kubeconfig authentication:
+client certificates, tokens, exec plugins) that speaks raw JSON: discovery, get, list, server-side apply
+(``application/apply-patch+yaml``, see https://kubernetes.io/docs/reference/using-api/server-side-apply/),
+delete and watch. Every call is counted in :attr:`KubeClient.calls` so benchmarks and tests can assert how
+many reads and writes a pass made.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from reconciler.errors import KubeError, NotFoundError, ServerError, kube_error
+from reconciler.model import ObjectRef
+
+WRITE_VERBS = frozenset({"apply", "create", "update", "patch", "delete"})
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """What discovery says about one kind: its plural resource name and whether it is namespaced."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def collection_path(self, namespace: str | None) -> str:
+        """The URL path of the kind's collection, in ``namespace`` when namespaced and given."""
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace:
+            return f"{base}/namespaces/{quote(namespace)}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+    def object_path(self, namespace: str | None, name: str) -> str:
+        """The URL path of one object."""
+        return f"{self.collection_path(namespace)}/{quote(name)}"
+
+
+class KubeClient:
+    """A Kubernetes API client for one kubeconfig context.
+
+    Args:
+        kubeconfig: path of a kubeconfig file; ``None`` uses ``$KUBECONFIG`` or ``~/.kube/config``,
+            and in-cluster configuration when running in a pod.
+        context: the kubeconfig context; ``None`` uses the current context.
+        timeout: per-request timeout in seconds (watches use their own).
+
+    Raises:
+        KubeError: from the constructor when the kubeconfig cannot be loaded.
+    """
+
+    def __init__(self, kubeconfig: Path | None = None, context: str | None = None, timeout: float = 30.0):
+        cfg = k8s_client.Configuration()
+        try:
+            if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
+                k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            else:
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig) if kubeconfig else None,
+                    context=context,
+                    client_configuration=cfg,
+                )
+        except Exception as exc:  # the kubernetes package raises several unrelated types here
+            raise KubeError(str(kubeconfig or "kubeconfig"), 0, "ConfigError", str(exc)) from exc
+        cfg.connection_pool_maxsize = 16
+        self.host: str = cfg.host
+        self._api = k8s_client.ApiClient(cfg)
+        self._timeout = timeout
+        self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # -- raw HTTP -----------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        verb: str | None = None,
+        obj: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Make one API call and return the decoded JSON body (``None`` for an empty body).
+
+        Args:
+            method: HTTP method.
+            path: URL path (``/api/v1/namespaces``).
+            body: a JSON-serialisable value or ``bytes``/``str`` sent as is.
+            query: query parameters.
+            content_type: the request body's media type.
+            verb: the name counted in :attr:`calls` (defaults to the lower-cased method).
+            obj: how errors name the object (``Kind/namespace/name``); defaults to the path.
+            timeout: seconds; defaults to the client's timeout.
+
+        Raises:
+            KubeError: a typed subclass by HTTP status (``ConflictError``, ``InvalidError`` ...).
+        """
+        self.calls[verb or method.lower()] += 1
+        url = path + ("?" + urlencode(query) if query else "")
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            resp = self._send(method, url, headers, body, timeout or self._timeout)
+            data = resp.read()
+        except ApiException as exc:
+            raise self._error(obj or path, exc.status, exc.reason, exc.body) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ServerError(obj or path, 0, "Unreachable", f"API server {self.host}: {exc}") from None
+        if resp.status >= 300:
+            raise self._error(obj or path, resp.status, resp.reason, data)
+        if not data:
+            return None
+        return json.loads(data)
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: Any, timeout: Any) -> Any:
+        """Send one request with the kubeconfig's authentication; returns the urllib3 response."""
+        _, full_url, all_headers, _, _ = self._api.param_serialize(
+            method, url, header_params=dict(headers), auth_settings=["BearerToken"]
+        )
+        if isinstance(body, str):
+            body = body.encode()
+        return self._api.rest_client.pool_manager.request(
+            method,
+            full_url,
+            body=body if isinstance(body, bytes) or body is None else json.dumps(body).encode(),
+            headers=all_headers,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1])
+            if isinstance(timeout, tuple)
+            else urllib3.Timeout(total=timeout),
+            preload_content=False,
+        )
+
+    @staticmethod
+    def _error(obj: str, status_code: Any, http_reason: Any, body: Any) -> KubeError:
+        reason, message = "", str(http_reason or "")
+        try:
+            status = json.loads(body or b"{}")
+            reason = str(status.get("reason", ""))
+            message = str(status.get("message", message))
+        except (ValueError, AttributeError):
+            pass
+        return kube_error(obj, int(status_code or 0), reason, message)
+
+    # -- discovery ----------------------------------------------------------------------------------
+
+    def resource(self, group: str, version: str, kind: str) -> ResourceInfo:
+        """Discovery for one kind, cached; refreshed once when the kind is unknown (new CRDs).
+
+        Raises:
+            NotFoundError: when the API server does not serve the kind.
+        """
+        key = (group, version, kind)
+        with self._lock:
+            info = self._resources.get(key)
+        if info is not None:
+            return info
+        path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+        try:
+            listing = self.request("GET", path, verb="discovery")
+        except NotFoundError:
+            listing = {"resources": []}
+        found: ResourceInfo | None = None
+        with self._lock:
+            for r in listing.get("resources", []):
+                if "/" in r["name"]:
+                    continue
+                ri = ResourceInfo(group, version, r["kind"], r["name"], bool(r["namespaced"]))
+                self._resources[(group, version, r["kind"])] = ri
+                if r["kind"] == kind:
+                    found = ri
+        if found is None:
+            api_version = f"{group}/{version}" if group else version
+            raise NotFoundError(
+                f"{kind} ({api_version})",
+                404,
+                "NoKindMatch",
+                f"the server does not serve {kind} in {api_version}",
+            )
+        return found
+
+    def forget_discovery(self) -> None:
+        """Drop cached discovery (after CRDs were applied or deleted)."""
+        with self._lock:
+            self._resources.clear()
+
+    # -- objects ------------------------------------------------------------------------------------
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        """The live object, or ``None`` when it does not exist."""
+        info = self.resource(ref.group, ref.version, ref.kind)
+        try:
+            out: dict[str, Any] = self.request(
+                "GET", info.object_path(ref.namespace, ref.name), verb="get", obj=str(ref)
+            )
+        except NotFoundError:
+            return None
+        return out
+
+    def list(
+        self, group: str, version: str, kind: str, *, namespace: str | None = None, label_selector: str = ""
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All objects of a kind (in ``namespace`` or cluster-wide) and the list's resourceVersion."""
+        info = self.resource(group, version, kind)
+        query = {"labelSelector": label_selector} if label_selector else None
+        out = self.request("GET", info.collection_path(namespace), query=query, verb="list", obj=kind)
+        items: list[dict[str, Any]] = out.get("items", [])
+        api_version = f"{group}/{version}" if group else version
+        for item in items:  # list items come without apiVersion/kind
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items, str(out.get("metadata", {}).get("resourceVersion", ""))
+
+    def apply(
+        self,
+        obj: dict[str, Any],
+        ref: ObjectRef,
+        *,
+        field_manager: str,
+        force: bool = True,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Server-side apply one object and return the object the server stored (or would store).
+
+        Raises:
+            ConflictError: another field manager owns a field and ``force`` is false.
+            InvalidError: the object failed validation.
+        """
+        info = self.resource(ref.group, ref.version, ref.kind)
+        query = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        if dry_run:
+            query["dryRun"] = "All"
+        out: dict[str, Any] = self.request(
+            "PATCH",
+            info.object_path(ref.namespace if info.namespaced else None, ref.name),
+            body=json.dumps(obj),
+            query=query,
+            content_type="application/apply-patch+yaml",
+            verb="dry-run" if dry_run else "apply",
+            obj=str(ref),
+        )
+        return out
+
+    def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
+        """Delete one object; ``False`` when it was already gone."""
+        info = self.resource(ref.group, ref.version, ref.kind)
+        try:
+            self.request(
+                "DELETE",
+                info.object_path(ref.namespace if info.namespaced else None, ref.name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
+                verb="delete",
+                obj=str(ref),
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    def watch(
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        *,
+        resource_version: str,
+        namespace: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Yield ``(type, object)`` watch events (ADDED, MODIFIED, DELETED, BOOKMARK) until the server
+        ends the watch (after ``timeout_seconds``).
+
+        Raises:
+            KubeError: when the watch cannot start; ``ERROR`` events with 410 raise ``KubeError`` with
+                status 410 (the caller must re-list).
+        """
+        info = self.resource(group, version, kind)
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        self.calls["watch"] += 1
+        url = info.collection_path(namespace) + "?" + urlencode(query)
+        try:
+            resp = self._send("GET", url, {"Accept": "application/json"}, None, (10, timeout_seconds + 30))
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ServerError(kind, 0, "Unreachable", str(exc)) from None
+        if resp.status >= 300:
+            raise self._error(kind, resp.status, resp.reason, resp.read())
+        buf = b""
+        api_version = f"{group}/{version}" if group else version
+        try:
+            for chunk in resp.stream(65536, decode_content=True):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    etype = event.get("type", "")
+                    eobj = event.get("object") or {}
+                    if etype == "ERROR":
+                        raise kube_error(
+                            kind,
+                            int(eobj.get("code", 500)),
+                            str(eobj.get("reason", "")),
+                            str(eobj.get("message", "")),
+                        )
+                    eobj.setdefault("apiVersion", api_version)
+                    eobj.setdefault("kind", kind)
+                    yield etype, eobj
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ServerError(kind, 0, "WatchBroken", str(exc)) from None
+        finally:
+            resp.release_conn()

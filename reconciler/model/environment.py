@@ -1,0 +1,125 @@
+"""The ``envs/<env>.yaml`` file format: one :class:`Environment` per file.
+
+Its JSON schema (``reconciler schema`` or :func:`environment_json_schema`) is what editors use.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class DriftMode(StrEnum):
+    """What to do when another field manager changes fields this environment owns."""
+
+    CORRECT = "correct"
+    WARN = "warn"
+
+
+class IgnoreRule(BaseModel):
+    """Fields never compared or corrected: RFC 6901 JSON pointers, for objects matching the target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(min_length=1, description="RFC 6901 JSON pointers, e.g. /spec/replicas")
+    group: str | None = None
+    kind: str | None = None
+    name: str | None = Field(default=None, description="exact name or a regular expression")
+    namespace: str | None = None
+
+    @field_validator("paths")
+    @classmethod
+    def _pointers(cls, value: list[str]) -> list[str]:
+        for p in value:
+            if p and not p.startswith("/"):
+                raise ValueError(f"JSON pointer {p!r} must start with '/' (RFC 6901)")
+        return value
+
+
+class SyncPolicy(BaseModel):
+    """How and how often the environment is reconciled."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    interval: float = Field(default=30.0, gt=0, description="poll interval in seconds")
+    prune: bool = True
+    drift: DriftMode = DriftMode.CORRECT
+    ignore: list[IgnoreRule] = Field(default_factory=list)
+    allow_mass_prune: bool = Field(
+        default=False, alias="allowMassPrune", description="allow a pass to delete over half the inventory"
+    )
+
+
+class HealthGate(BaseModel):
+    """Health required after an apply: every object healthy within ``timeout`` seconds."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    timeout: float = Field(default=120.0, gt=0, description="seconds")
+    no_controller_after: float = Field(
+        default=60.0,
+        gt=0,
+        alias="noControllerAfter",
+        description="seconds until a custom resource whose status was never written counts as NoController",
+    )
+
+
+class PromotionPolicy(BaseModel):
+    """Where this environment's versions come from and how they arrive."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_env: str | None = Field(
+        default=None, alias="from", description="the only allowed source environment"
+    )
+    via: Literal["push", "pr"] = "pr"
+    require_health: Literal["healthy", "any"] = Field(default="healthy", alias="requireHealth")
+
+
+class Environment(BaseModel):
+    """One deployment environment: where it runs and how it is kept in sync.
+
+    Loaded from ``envs/<name>.yaml``; ``name`` defaults to the file's stem.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    overlay: str = Field(
+        description="path of the environment's kustomization, relative to the repository root"
+    )
+    namespace: str | None = Field(default=None, description="default namespace for namespaced objects")
+    context: str | None = Field(default=None, description="kubeconfig context of the target cluster")
+    sync: SyncPolicy = Field(default_factory=SyncPolicy)
+    health: HealthGate = Field(default_factory=HealthGate)
+    promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
+    on_failure: Literal["revert", "none"] = Field(default="none", alias="onFailure")
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _NAME_RE.match(value) or len(value) > 63:
+            raise ValueError(f"environment name {value!r} must be a DNS label (a-z, 0-9, '-')")
+        return value
+
+    @field_validator("overlay")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        p = Path(value)
+        if p.is_absolute() or ".." in p.parts:
+            raise ValueError(f"overlay {value!r} must be a path inside the repository")
+        return value
+
+
+def environment_json_schema() -> dict[str, Any]:
+    """The JSON schema of ``envs/*.yaml`` (Draft 2020-12, as pydantic emits it)."""
+    schema = Environment.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "reconciler Environment"
+    return schema

@@ -1,0 +1,92 @@
+"""Results of a reconcile pass: revision, changeset, inventory."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from reconciler.model.health import HealthStatus
+from reconciler.model.objects import ObjectRef
+
+
+class Revision(BaseModel):
+    """A resolved source revision, printed like Flux: ``main@sha1:<40 hex>``."""
+
+    branch: str
+    sha: str
+
+    def __str__(self) -> str:
+        return f"{self.branch}@sha1:{self.sha}"
+
+    @property
+    def short(self) -> str:
+        """The first 7 characters of the commit id."""
+        return self.sha[:7]
+
+
+class Action(StrEnum):
+    """What a pass did, or would do, to one object."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Change(BaseModel):
+    """One entry of a :class:`ChangeSet`."""
+
+    ref: ObjectRef
+    action: Action
+    diff: str = ""
+    message: str = ""
+
+
+class ChangeSet(BaseModel):
+    """Every object a pass touched or considered, in apply order."""
+
+    entries: list[Change] = Field(default_factory=list)
+
+    def add(self, ref: ObjectRef, action: Action, diff: str = "", message: str = "") -> None:
+        """Append one entry."""
+        self.entries.append(Change(ref=ref, action=action, diff=diff, message=message))
+
+    def count(self, action: Action) -> int:
+        """How many entries have ``action``."""
+        return sum(1 for e in self.entries if e.action is action)
+
+    def summary(self) -> dict[str, int]:
+        """Counts by action name, omitting zeros."""
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e.action.value] = out.get(e.action.value, 0) + 1
+        return out
+
+
+class Inventory(BaseModel):
+    """The set of objects an environment applied, stored in the cluster between passes."""
+
+    environment: str
+    revision: str = ""
+    entries: list[ObjectRef] = Field(default_factory=list)
+    digests: dict[str, str] = Field(
+        default_factory=dict,
+        description="sha256 of each entry's desired manifest as last applied, by str(ref)",
+    )
+
+
+class PassResult(BaseModel):
+    """The outcome of one reconcile pass over one environment (published on NATS)."""
+
+    environment: str
+    revision: str = ""
+    ok: bool
+    error: str = ""
+    changes: ChangeSet = Field(default_factory=ChangeSet)
+    health: dict[str, HealthStatus] = Field(default_factory=dict)
+    started_at: float = Field(description="UNIX time, seconds")
+    duration: float = Field(description="seconds")
+    trigger: str = ""

@@ -1,0 +1,22 @@
+"""One synchronous reconcile pass over one environment: source → render → plan → apply → prune → health."""
+
+from reconciler.reconcile.environments import load_environment, load_environments
+from reconciler.reconcile.pass_ import (
+    PassContext,
+    assess_health,
+    render_environment,
+    run_pass,
+    summarize,
+    wait_for_health,
+)
+
+__all__ = [
+    "PassContext",
+    "assess_health",
+    "load_environment",
+    "load_environments",
+    "render_environment",
+    "run_pass",
+    "summarize",
+    "wait_for_health",
+]

@@ -1,0 +1,55 @@
+"""Load ``envs/<name>.yaml`` files into :class:`~reconciler.model.Environment` models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from reconciler.errors import ConfigError
+from reconciler.model import Environment
+from reconciler.render import RenderError, load_yaml_documents
+
+
+def load_environment(path: Path) -> Environment:
+    """Parse one environment file; ``name`` defaults to the file's stem.
+
+    Raises:
+        ConfigError: naming the file, and the field or line at fault.
+    """
+    try:
+        docs = load_yaml_documents(path.read_text(encoding="utf-8"), path=str(path))
+    except RenderError as exc:
+        raise ConfigError(str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if len(docs) != 1:
+        raise ConfigError(f"{path}: expected exactly one YAML document, found {len(docs)}")
+    data = dict(docs[0])
+    data.setdefault("name", path.stem)
+    try:
+        env = Environment.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+    if env.name != path.stem:
+        raise ConfigError(f"{path}: name {env.name!r} must match the file name {path.stem!r}")
+    return env
+
+
+def load_environments(root: Path) -> dict[str, Environment]:
+    """Every ``envs/*.yaml`` under the repository ``root``, by name.
+
+    Raises:
+        ConfigError: when ``envs/`` is missing or a file is invalid.
+    """
+    envs_dir = root / "envs"
+    if not envs_dir.is_dir():
+        raise ConfigError(f"{root}: no envs/ directory (the environment repository needs envs/<env>.yaml)")
+    out: dict[str, Environment] = {}
+    for path in sorted(envs_dir.glob("*.yaml")):
+        env = load_environment(path)
+        out[env.name] = env
+    return out

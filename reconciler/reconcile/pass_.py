@@ -1,0 +1,244 @@
+"""One reconcile pass over one environment, as a straight line (ARCHITECTURE.md §3).
+
+fetch → snapshot → render → identify/validate → plan → staged apply → prune → inventory → health.
+Nothing is written to the cluster unless the whole desired set rendered and validated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.cluster.client import KubeClient
+from reconciler.cluster.health import assess
+from reconciler.cluster.inventory import InventoryStore
+from reconciler.cluster.manager import ApplyError, Desired, PruneBlocked, ResourceManager, prepare
+from reconciler.errors import ConfigError, KubeError, NotFoundError, ReconcilerError
+from reconciler.model import (
+    Action,
+    ChangeSet,
+    DriftMode,
+    Environment,
+    HealthState,
+    HealthStatus,
+    Inventory,
+    ObjectRef,
+    PassResult,
+    Revision,
+    ref_of,
+)
+from reconciler.reconcile.environments import load_environment
+from reconciler.render import RenderCache, RenderError, build
+from reconciler.source import GitSource, Snapshot
+
+
+@dataclass
+class PassContext:
+    """What a pass needs, shared across passes of one daemon."""
+
+    source: GitSource
+    client: KubeClient
+    cache: RenderCache = field(default_factory=RenderCache)
+    on_drift: Callable[[str, ObjectRef, list[str]], None] | None = None
+    last_desired: dict[str, list[Desired]] = field(default_factory=dict)
+
+
+def _env_file(snapshot: Snapshot, env_name: str) -> Environment:
+    path = snapshot.root / "envs" / f"{env_name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"envs/{env_name}.yaml does not exist at {snapshot.revision}")
+    env = load_environment(path)
+    return env
+
+
+def _namespaced(client: KubeClient, obj: dict[str, Any], crd_scopes: dict[tuple[str, str], bool]) -> bool:
+    ref = ref_of(obj)
+    if (ref.group, ref.kind) in crd_scopes:
+        return crd_scopes[(ref.group, ref.kind)]
+    try:
+        return client.resource(ref.group, ref.version, ref.kind).namespaced
+    except NotFoundError:
+        raise ApplyError(
+            f"{ref}: the cluster does not serve {ref.api_version} {ref.kind}, and no CRD in the "
+            "desired set defines it"
+        ) from None
+
+
+def render_environment(
+    env: Environment, snapshot: Snapshot, *, cache: RenderCache | None = None, tree_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Render the environment's overlay from the snapshot (not from any working copy).
+
+    Raises:
+        RenderError: naming the file and line at fault.
+    """
+    root = snapshot.root
+    overlay = root / env.overlay
+    if not overlay.is_dir():
+        raise RenderError(
+            f"overlay {env.overlay!r} of environment {env.name!r} is not a directory",
+            path=str(Path(env.overlay)),
+        )
+    return build(overlay, root=root, cache=cache, tree_id=tree_id)
+
+
+def default_namespaces(client: KubeClient, env: Environment, objects: list[dict[str, Any]]) -> None:
+    """Give namespaced objects without a namespace the environment's namespace (in place)."""
+    if not env.namespace:
+        return
+    scopes: dict[tuple[str, str], bool] = {}
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            scopes[(str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", "")))] = (
+                spec.get("scope") == "Namespaced"
+            )
+    for obj in objects:
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("namespace") and _namespaced(client, obj, scopes):
+            meta["namespace"] = env.namespace
+
+
+def assess_health(
+    client: KubeClient, refs: list[ObjectRef], *, no_controller_after: float = 60.0
+) -> dict[str, HealthStatus]:
+    """Health of each object, read live (one get per object; related Deployments fetched on demand)."""
+
+    def lookup(ref: ObjectRef) -> dict[str, Any] | None:
+        try:
+            return client.get(ref)
+        except KubeError:
+            return None
+
+    out: dict[str, HealthStatus] = {}
+    for ref in refs:
+        try:
+            live = client.get(ref)
+        except KubeError as exc:
+            out[str(ref)] = HealthStatus(state=HealthState.UNKNOWN, message=str(exc))
+            continue
+        if live is None:
+            out[str(ref)] = HealthStatus(state=HealthState.MISSING, message="not found")
+            continue
+        try:
+            out[str(ref)] = assess(live, lookup=lookup, no_controller_after=no_controller_after)
+        except ValueError as exc:
+            out[str(ref)] = HealthStatus(state=HealthState.UNKNOWN, message=str(exc))
+    return out
+
+
+def run_pass(
+    ctx: PassContext,
+    env_name: str,
+    *,
+    revision: Revision | None = None,
+    trigger: str = "manual",
+    dry_run: bool = False,
+    with_health: bool = True,
+) -> PassResult:
+    """Reconcile one environment once and return the result (never raises for pass failures).
+
+    Args:
+        ctx: source, client and caches.
+        env_name: the environment (``envs/<env_name>.yaml`` at the revision).
+        revision: a revision already fetched; ``None`` fetches the branch.
+        trigger: why the pass runs (poll, git-push, drift …), recorded in the result.
+        dry_run: plan only; nothing is written (server-side dry-run for changed objects).
+        with_health: read each object's health after applying.
+    """
+    started = time.time()
+    t0 = time.monotonic()
+    result = PassResult(environment=env_name, ok=False, started_at=started, duration=0.0, trigger=trigger)
+    snapshot_root = ""
+    try:
+        rev = revision or ctx.source.fetch()
+        result.revision = str(rev)
+        snapshot = ctx.source.snapshot(rev)
+        snapshot_root = str(snapshot.root)
+        env = _env_file(snapshot, env_name)
+        objects = render_environment(
+            env, snapshot, cache=ctx.cache, tree_id=ctx.source.tree_digest(rev.sha, "") or None
+        )
+        default_namespaces(ctx.client, env, objects)
+        desired = prepare(objects, env.sync.ignore)
+        store = InventoryStore(ctx.client)
+        inventory = store.load(env_name)
+        manager = ResourceManager(ctx.client)
+
+        def on_drift(ref: ObjectRef, paths: list[str]) -> None:
+            if ctx.on_drift is not None:
+                ctx.on_drift(env_name, ref, paths)
+
+        changes, digests = manager.apply_set(
+            desired,
+            inventory=inventory,
+            correct_drift=env.sync.drift is DriftMode.CORRECT,
+            dry_run=dry_run,
+            on_drift=on_drift,
+        )
+        result.changes = changes
+        keep: list[ObjectRef] = []
+        error = ""
+        if env.sync.prune:
+            try:
+                pruned, keep = manager.prune(
+                    inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
+                )
+                result.changes.entries.extend(pruned.entries)
+            except PruneBlocked as exc:
+                error = str(exc)
+                keep = [r for r in inventory.entries if r.key not in {d.key for d in desired}]
+        if not dry_run:
+            entries = [d.ref for d in desired] + keep
+            store.save(
+                Inventory(environment=env_name, revision=str(rev), entries=entries, digests=dict(digests)),
+                previous=inventory,
+            )
+            ctx.last_desired[env_name] = desired
+        if with_health and not dry_run:
+            result.health = assess_health(
+                ctx.client, [d.ref for d in desired], no_controller_after=env.health.no_controller_after
+            )
+        failed = [c for c in result.changes.entries if c.action is Action.FAILED]
+        if failed:
+            error = "; ".join(c.message for c in failed)
+        result.error = error
+        result.ok = not error or error.startswith("prune blocked")
+    except ApplyError as exc:
+        result.error = str(exc)
+        result.changes = exc.changes if exc.changes.entries else result.changes
+    except (ReconcilerError, RenderError) as exc:
+        result.error = str(exc)
+    if snapshot_root:
+        result.error = result.error.replace(snapshot_root + "/", "")
+    result.duration = round(time.monotonic() - t0, 4)
+    return result
+
+
+def summarize(changes: ChangeSet) -> str:
+    """``created 3, configured 1, unchanged 10`` style summary."""
+    return ", ".join(f"{k} {v}" for k, v in changes.summary().items()) or "nothing to do"
+
+
+_SETTLED = {HealthState.HEALTHY, HealthState.DEGRADED, HealthState.NO_CONTROLLER}
+
+
+def wait_for_health(
+    client: KubeClient,
+    refs: list[ObjectRef],
+    *,
+    timeout: float,
+    no_controller_after: float = 60.0,
+    interval: float = 1.0,
+) -> dict[str, HealthStatus]:
+    """Poll health until every object is settled (Healthy, Degraded or NoController) or ``timeout``
+    seconds passed; returns the last reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = assess_health(client, refs, no_controller_after=no_controller_after)
+        if all(h.state in _SETTLED for h in health.values()) or time.monotonic() >= deadline:
+            return health
+        time.sleep(interval)

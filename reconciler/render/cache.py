@@ -1,0 +1,41 @@
+"""A bounded in-memory cache of render results keyed by (directory, content or Git tree digest)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+
+class RenderCache:
+    """LRU cache of rendered object lists.
+
+    Args:
+        max_entries: how many (directory, digest) results to keep.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._data: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[str, str]) -> list[dict[str, Any]] | None:
+        """The stored result for ``key`` or ``None`` (counts hits and misses)."""
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[str, str], value: list[dict[str, Any]]) -> None:
+        """Store ``value`` under ``key``, evicting the least recently used entry when full."""
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)

@@ -1,0 +1,369 @@
+"""The reconciler daemon.
+
+Triggers (poll timers, watchdog on a local repository, NATS messages on ``reconciler.git.push.>`` and
+``reconciler.reconcile.request.<env>``, drift seen by watches) are coalesced per environment: at most one
+pass runs and at most one is pending. Passes run in a worker thread (they do blocking I/O); results are
+published on ``reconciler.result.<env>``. Watches (one per managed kind, not per object) compare each
+changed managed object with its desired state and correct drift directly (``drift: correct``) or only
+report it (``drift: warn``), publishing ``reconciler.drift.<env>`` with the differing paths (never values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.bus import (
+    STREAM_EVENTS,
+    Bus,
+    BusError,
+    drift_subject,
+    result_subject,
+)
+from reconciler.cluster import drift as driftlib
+from reconciler.cluster.client import KubeClient
+from reconciler.cluster.manager import FIELD_MANAGER, Desired
+from reconciler.errors import KubeError, ReconcilerError
+from reconciler.model import DriftMode, Environment, PassResult, ref_of
+from reconciler.reconcile import PassContext, load_environments, run_pass
+from reconciler.settings import DaemonSettings
+from reconciler.source import GitSource, RepoWatcher
+
+log = logging.getLogger("reconciler.daemon")
+ResultHook = Callable[[PassResult], None]
+DriftHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class _EnvState:
+    name: str
+    env: Environment | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: list[asyncio.Future[PassResult]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    running: bool = False
+    passes: int = 0
+    last: PassResult | None = None
+
+
+class Daemon:
+    """Runs reconcile passes for the configured environments until stopped.
+
+    Args:
+        settings: repository, environments, cluster and NATS settings.
+        on_result: called (in the event loop) after every pass.
+        on_drift: called (in the event loop) for every drift event.
+    """
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        *,
+        on_result: ResultHook | None = None,
+        on_drift: DriftHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_result = on_result
+        self.on_drift = on_drift
+        self.source = GitSource(settings.repo, settings.branch, settings.cache_dir)
+        self.client = KubeClient(settings.kubeconfig, settings.context)
+        self.ctx = PassContext(source=self.source, client=self.client)
+        self.bus: Bus | None = None
+        self.envs: dict[str, _EnvState] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+        self._stopping = threading.Event()
+        self._watchers: dict[tuple[str, str, str], threading.Thread] = {}
+        self._index: dict[tuple[str, str, str, str], tuple[str, Desired]] = {}
+        self._index_lock = threading.Lock()
+        self._repo_watcher: RepoWatcher | None = None
+        self.drift_events: list[dict[str, Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resolve the environments, connect to NATS and start every trigger.
+
+        Raises:
+            ReconcilerError: when the repository cannot be read or an environment is unknown.
+        """
+        self._loop = asyncio.get_running_loop()
+        rev = await asyncio.to_thread(self.source.fetch)
+        snapshot = await asyncio.to_thread(self.source.snapshot, rev)
+        available = load_environments(snapshot.root)
+        names = self.settings.envs or sorted(available)
+        for name in names:
+            if name not in available:
+                raise ReconcilerError(
+                    f"environment {name!r} is not defined in envs/ at {rev} "
+                    f"(defined: {', '.join(sorted(available)) or 'none'})"
+                )
+            self.envs[name] = _EnvState(name=name, env=available[name])
+        if self.settings.nats_url:
+            self.bus = Bus(self.settings.nats_url, name="reconciler-daemon")
+            await self.bus.connect()
+            self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
+        for state in self.envs.values():
+            self._tasks.append(asyncio.create_task(self._worker(state), name=f"worker-{state.name}"))
+            self._tasks.append(asyncio.create_task(self._poll(state), name=f"poll-{state.name}"))
+        local = Path(self.settings.repo).expanduser()
+        if self.settings.watch_local and local.exists():
+            loop = self._loop
+
+            def on_change() -> None:
+                loop.call_soon_threadsafe(self.trigger_all, "git-watch")
+
+            self._repo_watcher = RepoWatcher(local, on_change)
+            self._repo_watcher.start()
+        self.trigger_all("startup")
+
+    async def stop(self) -> None:
+        """Stop triggers, workers, watches and the NATS connection."""
+        self._stop.set()
+        self._stopping.set()
+        if self._repo_watcher is not None:
+            self._repo_watcher.stop()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self.bus is not None:
+            await self.bus.close()
+        self.client.close()
+
+    async def run_forever(self) -> None:
+        """:meth:`start`, then wait until :meth:`stop` is called or the task is cancelled."""
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    # -- triggers and coalescing ------------------------------------------------------------------
+
+    def trigger(self, env: str, reason: str) -> asyncio.Future[PassResult]:
+        """Ask for a pass of ``env``; returns a future resolved by the next pass that starts after now.
+
+        Coalesced: while a pass runs, any number of triggers make one pending pass.
+        """
+        assert self._loop is not None
+        fut: asyncio.Future[PassResult] = self._loop.create_future()
+        state = self.envs.get(env)
+        if state is None:
+            fut.set_exception(ReconcilerError(f"unknown environment {env!r}"))
+            return fut
+        state.waiters.append(fut)
+        state.reasons.append(reason)
+        state.wake.set()
+        return fut
+
+    def trigger_all(self, reason: str) -> list[asyncio.Future[PassResult]]:
+        """Trigger every environment."""
+        return [self.trigger(name, reason) for name in self.envs]
+
+    async def _poll(self, state: _EnvState) -> None:
+        while True:
+            interval = self.settings.poll_interval or (state.env.sync.interval if state.env else 30.0)
+            await asyncio.sleep(interval)
+            self.trigger(state.name, "poll")
+
+    async def _worker(self, state: _EnvState) -> None:
+        while True:
+            await state.wake.wait()
+            state.wake.clear()
+            waiters, state.waiters = state.waiters, []
+            reasons, state.reasons = state.reasons, []
+            state.running = True
+            reason = ",".join(sorted(set(reasons))) or "unknown"
+            try:
+                result = await asyncio.to_thread(run_pass, self.ctx, state.name, trigger=reason)
+            except Exception as exc:  # a bug in a pass must not stop the daemon
+                log.exception("pass for %s crashed", state.name)
+                result = PassResult(
+                    environment=state.name,
+                    ok=False,
+                    error=f"internal error: {exc!r}",
+                    started_at=time.time(),
+                    duration=0.0,
+                    trigger=reason,
+                )
+            finally:
+                state.running = False
+            state.passes += 1
+            state.last = result
+            self._after_pass(state, result)
+            for w in waiters:
+                if not w.done():
+                    w.set_result(result)
+            await self._publish(result_subject(state.name), result.model_dump_json().encode())
+            if self.on_result is not None:
+                self.on_result(result)
+
+    def _after_pass(self, state: _EnvState, result: PassResult) -> None:
+        """Refresh the environment settings and the drift-watch index from the pass."""
+        desired = self.ctx.last_desired.get(state.name)
+        if desired is None:
+            return
+        with contextlib.suppress(ReconcilerError, OSError):
+            rev = result.revision.rsplit("@sha1:", 1)[-1]
+            snap = self.source.snapshot_dir / rev
+            if (snap / "envs").exists():
+                state.env = load_environments(snap).get(state.name, state.env)
+        with self._index_lock:
+            for key in [k for k, (e, _) in self._index.items() if e == state.name]:
+                del self._index[key]
+            for d in desired:
+                self._index[d.key] = (state.name, d)
+        if self.settings.drift_watch:
+            for d in desired:
+                gvk = (d.ref.group, d.ref.version, d.ref.kind)
+                if gvk not in self._watchers:
+                    t = threading.Thread(
+                        target=self._watch_kind, args=(gvk,), daemon=True, name=f"watch-{d.ref.kind}"
+                    )
+                    self._watchers[gvk] = t
+                    t.start()
+
+    def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background, keeping a reference until it ends."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish(self, subject: str, data: bytes) -> None:
+        if self.bus is None:
+            return
+        try:
+            await self.bus.publish(subject, data)
+        except BusError as exc:
+            log.warning("could not publish %s: %s", subject, exc)
+
+    async def _consume_triggers(self) -> None:
+        assert self.bus is not None
+        async for msg in self.bus.consume(
+            STREAM_EVENTS,
+            "reconciler-daemon-triggers",
+            ["reconciler.git.push.>", "reconciler.reconcile.request.>"],
+            batch=1,
+            wait=5.0,
+        ):
+            if msg.subject.startswith("reconciler.reconcile.request."):
+                env = msg.subject.rsplit(".", 1)[-1]
+                futures = [self.trigger(env, "request")] if env in self.envs else []
+            else:
+                futures = self.trigger_all("git-push")
+            self._spawn(self._ack_when_done(msg, futures))
+
+    @staticmethod
+    async def _ack_when_done(msg: Any, futures: list[asyncio.Future[PassResult]]) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*futures, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await msg.ack()
+
+    # -- drift watches ----------------------------------------------------------------------------
+
+    def _watch_kind(self, gvk: tuple[str, str, str]) -> None:
+        group, version, kind = gvk
+        client = KubeClient(self.settings.kubeconfig, self.settings.context)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    items, rv = client.list(group, version, kind)
+                    for obj in items:
+                        self._on_live(obj)
+                    for etype, obj in client.watch(
+                        group, version, kind, resource_version=rv, timeout_seconds=60
+                    ):
+                        if self._stopping.is_set():
+                            return
+                        if etype in ("MODIFIED", "ADDED", "DELETED"):
+                            self._on_live(obj, deleted=etype == "DELETED")
+                except KubeError as exc:
+                    if exc.status != 410:
+                        time.sleep(1.0)
+                except Exception:
+                    log.exception("watch of %s failed", kind)
+                    time.sleep(1.0)
+        finally:
+            client.close()
+
+    def _on_live(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
+        try:
+            key = ref_of(obj).key
+        except ValueError:
+            return
+        with self._index_lock:
+            entry = self._index.get(key)
+        if entry is None:
+            return
+        env_name, d = entry
+        state = self.envs.get(env_name)
+        if state is None or state.running:
+            return  # the running pass owns the object right now
+        if deleted:
+            paths = ["(object deleted)"]
+        else:
+            try:
+                paths = driftlib.diff_paths(d.obj, obj, ignore=d.ignore, field_manager=FIELD_MANAGER)
+            except (ValueError, TypeError):
+                return
+        if not paths:
+            return
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._drift_found, env_name, d, paths, obj)
+
+    def _drift_found(self, env_name: str, d: Desired, paths: list[str], live: dict[str, Any]) -> None:
+        state = self.envs[env_name]
+        mode = state.env.sync.drift if state.env else DriftMode.CORRECT
+        managers = sorted(
+            {
+                str(m.get("manager"))
+                for m in (live.get("metadata") or {}).get("managedFields") or []
+                if m.get("manager") != FIELD_MANAGER
+            }
+        )
+        event = {
+            "environment": env_name,
+            "object": str(d.ref),
+            "paths": paths,
+            "mode": mode.value,
+            "managers": managers,
+            "detected_at": time.time(),
+            "corrected": False,
+        }
+        if mode is DriftMode.CORRECT:
+            self._spawn(self._correct(env_name, d, event))
+        else:
+            self._emit_drift(event)
+
+    async def _correct(self, env_name: str, d: Desired, event: dict[str, Any]) -> None:
+        try:
+            if event["paths"] == ["(object deleted)"]:
+                await self.trigger(env_name, "drift")
+            else:
+                await asyncio.to_thread(self.client.apply, d.obj, d.ref, field_manager=FIELD_MANAGER)
+            event["corrected"] = True
+            event["corrected_at"] = time.time()
+        except KubeError as exc:
+            event["error"] = str(exc)
+        self._emit_drift(event)
+
+    def _emit_drift(self, event: dict[str, Any]) -> None:
+        self.drift_events.append(event)
+        del self.drift_events[:-200]
+        if self.on_drift is not None:
+            self.on_drift(event)
+        self._spawn(self._publish(drift_subject(event["environment"]), json.dumps(event).encode()))

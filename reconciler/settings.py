@@ -1,0 +1,38 @@
+"""Daemon settings (pydantic-settings): command-line values override ``RECONCILER_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    """``$RECONCILER_CACHE_DIR`` or ``${XDG_CACHE_HOME:-~/.cache}/reconciler``."""
+    env = os.environ.get("RECONCILER_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reconciler"
+
+
+class DaemonSettings(BaseSettings):
+    """Everything ``reconciler run`` needs."""
+
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_", extra="ignore")
+
+    repo: str = Field(description="clone URL or local path of the environment repository")
+    branch: str = "main"
+    envs: list[str] = Field(
+        default_factory=list, description="environments to reconcile; empty = all in envs/"
+    )
+    kubeconfig: Path | None = None
+    context: str | None = None
+    nats_url: str | None = None
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    watch_local: bool = Field(default=True, description="watch a local repository path with watchdog")
+    poll_interval: float | None = Field(
+        default=None, gt=0, description="override every environment's interval (s)"
+    )
+    drift_watch: bool = True

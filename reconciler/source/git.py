@@ -1,0 +1,169 @@
+"""A Git source: a cached clone of the environment repository, fetched on demand.
+
+Each resolved revision is materialised as an immutable snapshot directory extracted from the commit's
+tree with ``git archive`` (never from a working copy, so uncommitted edits are never applied). Snapshot
+extraction uses :mod:`tarfile`'s ``data`` filter, which refuses absolute paths, ``..`` and links that
+leave the snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tarfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from reconciler.errors import SourceError
+from reconciler.model import Revision
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The files of one revision, extracted to ``root`` (read-only by convention)."""
+
+    revision: Revision
+    root: Path
+
+    def tree_digest(self, repo: GitSource, path: str) -> str:
+        """The Git tree id of ``path`` at this revision (a content digest of that directory)."""
+        return repo.tree_digest(self.revision.sha, path)
+
+
+def _cache_name(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+class GitSource:
+    """The environment repository, cloned into ``cache_dir``.
+
+    Args:
+        url: a clone URL or a local path (a working copy or a bare repository).
+        branch: the branch to follow.
+        cache_dir: where the clone and the snapshots live.
+    """
+
+    def __init__(self, url: str, branch: str, cache_dir: Path) -> None:
+        p = Path(url).expanduser()
+        self.url = str(p.resolve()) if p.exists() else url
+        self.branch = branch
+        self.cache_dir = cache_dir
+        self.clone_dir = cache_dir / "git" / _cache_name(self.url)
+        self.snapshot_dir = cache_dir / "snapshots" / _cache_name(self.url)
+        self._lock = threading.Lock()
+        self._repo: git.Repo | None = None
+        self.last_fetch_seconds = 0.0
+
+    @property
+    def repo(self) -> git.Repo:
+        """The cached clone (cloned on first use).
+
+        Raises:
+            SourceError: when the repository cannot be cloned.
+        """
+        if self._repo is None:
+            with self._lock:
+                if self._repo is None:
+                    self._repo = self._open_or_clone()
+        return self._repo
+
+    def _open_or_clone(self) -> git.Repo:
+        if (self.clone_dir / "HEAD").exists():
+            try:
+                return git.Repo(self.clone_dir)
+            except git.exc.GitError:
+                shutil.rmtree(self.clone_dir, ignore_errors=True)
+        self.clone_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.clone_dir.with_name(self.clone_dir.name + f".tmp{time.monotonic_ns()}")
+        try:
+            repo = git.Repo.clone_from(self.url, tmp, bare=True, no_checkout=True)
+            repo.close()
+            tmp.replace(self.clone_dir)
+        except git.exc.GitCommandError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SourceError(f"git clone {self.url}: {exc.stderr.strip() or exc}") from None
+        return git.Repo(self.clone_dir)
+
+    def fetch(self) -> Revision:
+        """Fetch the branch and return the revision it points at.
+
+        Raises:
+            SourceError: when the remote cannot be reached or the branch does not exist.
+        """
+        repo = self.repo
+        t0 = time.monotonic()
+        with self._lock:
+            try:
+                repo.git.fetch(
+                    self.url, f"+refs/heads/{self.branch}:refs/heads/{self.branch}", "--prune", "--force"
+                )
+            except git.exc.GitCommandError as exc:
+                raise SourceError(
+                    f"git fetch {self.url} {self.branch}: {exc.stderr.strip() or exc}"
+                ) from None
+            try:
+                sha = repo.git.rev_parse(f"refs/heads/{self.branch}^{{commit}}")
+            except git.exc.GitCommandError:
+                raise SourceError(f"{self.url}: branch {self.branch!r} does not exist") from None
+        self.last_fetch_seconds = time.monotonic() - t0
+        return Revision(branch=self.branch, sha=sha)
+
+    def snapshot(self, revision: Revision) -> Snapshot:
+        """Extract the revision's tree into ``snapshots/<sha>/`` (once; reused afterwards).
+
+        Raises:
+            SourceError: when the commit is unknown or its archive cannot be extracted safely.
+        """
+        dest = self.snapshot_dir / revision.sha
+        if (dest / ".complete").exists():
+            return Snapshot(revision, dest)
+        with self._lock:
+            if (dest / ".complete").exists():
+                return Snapshot(revision, dest)
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            try:
+                buf = io.BytesIO()
+                self.repo.archive(buf, treeish=revision.sha, format="tar")
+                buf.seek(0)
+                with tarfile.open(fileobj=buf) as tar:
+                    tar.extractall(tmp, filter="data")
+            except (git.exc.GitCommandError, tarfile.TarError, OSError) as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise SourceError(f"snapshot of {revision}: {exc}") from None
+            (tmp / ".complete").write_text(str(revision))
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.replace(dest)
+        self._gc_snapshots(keep=8)
+        return Snapshot(revision, dest)
+
+    def _gc_snapshots(self, keep: int) -> None:
+        dirs = sorted(
+            (d for d in self.snapshot_dir.iterdir() if d.is_dir() and not d.name.endswith(".tmp")),
+            key=lambda d: d.stat().st_mtime,
+        )
+        for d in dirs[:-keep]:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def tree_digest(self, sha: str, path: str) -> str:
+        """The tree id of ``path`` in commit ``sha`` ("" when the path does not exist)."""
+        try:
+            return str(self.repo.git.rev_parse(f"{sha}:{path}"))
+        except git.exc.GitCommandError:
+            return ""
+
+    def commit_info(self, sha: str) -> dict[str, str]:
+        """Author, date and subject of a commit."""
+        c = self.repo.commit(sha)
+        return {
+            "sha": c.hexsha,
+            "author": f"{c.author.name} <{c.author.email}>",
+            "date": c.committed_datetime.isoformat(),
+            "subject": str(c.message).splitlines()[0] if c.message else "",
+        }

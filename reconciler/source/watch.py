@@ -1,0 +1,64 @@
+"""Watch a local repository for new commits with watchdog (debounced)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, fire: Callable[[], None]) -> None:
+        self._fire = fire
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        path = str(event.src_path)
+        if "/objects/" in path or path.endswith(".lock"):
+            return
+        self._fire()
+
+
+class RepoWatcher:
+    """Calls ``callback`` (at most once per ``debounce`` seconds of quiet) when refs of the repository at
+    ``path`` change: new commits, fetches, resets. Works for working copies (watches ``.git``) and bare
+    repositories.
+
+    Args:
+        path: a local repository.
+        callback: called from a timer thread.
+        debounce: seconds of quiet before the callback fires.
+    """
+
+    def __init__(self, path: Path, callback: Callable[[], None], debounce: float = 0.3) -> None:
+        git_dir = path / ".git"
+        self.git_dir = git_dir if git_dir.is_dir() else path
+        self._callback = callback
+        self._debounce = debounce
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._observer = Observer()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self._debounce, self._callback)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def start(self) -> None:
+        """Start watching (a background thread)."""
+        self._observer.schedule(_Handler(self._fire), str(self.git_dir), recursive=True)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+        self._observer.stop()
+        self._observer.join(timeout=5)

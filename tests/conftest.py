@@ -1,0 +1,150 @@
+"""Session fixtures on the real components: a local control plane (etcd, kube-apiserver,
+controller-manager, scheduler, kwok) with the agent-platform CRDs installed, NATS with JetStream, and
+Git repositories with a bare remote. Set RECONCILER_TEST_KUBECONFIG to use an existing cluster instead."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.cluster.client import KubeClient
+from reconciler.model import ObjectRef
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests under tests/integration are integration tests."""
+    for item in items:
+        if "tests/integration/" in str(item.path).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running local cluster + NATS for the whole session (torn down at the end)."""
+    from reconciler.cluster.crds import install_crds
+    from reconciler.devcluster import LocalCluster
+
+    state = tmp_path_factory.mktemp("cluster")
+    cluster = LocalCluster(state, nodes=2)
+    st = cluster.up(progress=lambda m: None)
+    try:
+        if not os.environ.get("RECONCILER_TEST_KUBECONFIG"):
+            client = KubeClient(Path(st.kubeconfig))
+            install_crds(client)
+            client.close()
+        yield cluster
+    finally:
+        cluster.down(progress=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(local_cluster: Any) -> Path:
+    """The admin kubeconfig of the session cluster."""
+    env = os.environ.get("RECONCILER_TEST_KUBECONFIG")
+    if env:
+        return Path(env)
+    return Path(local_cluster.load_state().kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: Path) -> Iterator[KubeClient]:
+    """A client for the session cluster."""
+    client = KubeClient(kubeconfig)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def nats_url(local_cluster: Any) -> str:
+    """The URL of the session's nats-server (JetStream enabled)."""
+    return str(local_cluster.load_state().nats_url)
+
+
+@pytest.fixture
+def namespace(kube: KubeClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    ref = ObjectRef(kind="Namespace", name=name)
+    kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, ref, field_manager="tests"
+    )
+    yield name
+    kube.delete(ref)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    """A fresh reconciler cache directory."""
+    d = tmp_path / "cache"
+    d.mkdir()
+    return d
+
+
+class EnvRepo:
+    """An environment repository: a bare remote and a clone to edit, commit and push."""
+
+    def __init__(self, remote: Path, work: Path) -> None:
+        self.remote = remote
+        self.work = work
+
+    def write(self, rel: str, text: str) -> None:
+        """Write a file in the clone."""
+        p = self.work / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+
+    def remove(self, rel: str) -> None:
+        """Delete a file in the clone."""
+        (self.work / rel).unlink()
+
+    def commit(self, message: str) -> str:
+        """Commit everything and push; returns the commit id."""
+        from reconciler.source.bootstrap import commit_and_push
+
+        return commit_and_push(self.work, message)
+
+
+@pytest.fixture
+def env_repo(tmp_path: Path) -> EnvRepo:
+    """An empty environment repository (one initial commit with a README) with a bare remote."""
+    from reconciler.source.bootstrap import init_repo_with_remote
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "envs").mkdir()
+    (src / "envs" / ".keep").write_text("")
+    remote, work = init_repo_with_remote(src, tmp_path / "repo")
+    return EnvRepo(remote, work)
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> EnvRepo:
+    """A copy of this project's example environment repository (envs/ + overlays/) with a bare remote."""
+    from reconciler.source.bootstrap import init_repo_with_remote
+
+    remote, work = init_repo_with_remote(REPO_ROOT, tmp_path / "repo")
+    return EnvRepo(remote, work)
+
+
+def copy_case(case: str, dest: Path) -> Path:
+    """Copy a shared acceptance case folder (../shared/cases/<case>) into ``dest``."""
+    src = shared_dir() / "cases" / case
+    shutil.copytree(src, dest)
+    return dest
+
+
+def shared_dir() -> Path:
+    """The shared/ folder beside the repository (cases, CRDs, reference)."""
+    for candidate in (REPO_ROOT.parent / "shared", REPO_ROOT / ".." / "shared"):
+        if candidate.is_dir():
+            return candidate.resolve()
+    pytest.skip("the shared/ folder is not beside the repository")
+    raise AssertionError

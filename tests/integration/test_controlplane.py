@@ -1,0 +1,186 @@
+"""The local control plane and NATS are real: workloads roll out, CRD schemas validate, server-side apply
+conflicts, JetStream stores and redelivers, and teardown leaves nothing running."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.bus import Bus
+from reconciler.cluster.client import KubeClient
+from reconciler.errors import ConflictError, InvalidError
+from reconciler.model import ObjectRef
+
+
+def _wait(pred: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def test_server_reports_pinned_version(kube: KubeClient) -> None:
+    info = kube.request("GET", "/version")
+    assert info["gitVersion"].startswith("v1.36.")
+
+
+def test_deployment_rolls_out_with_replicaset_and_pods(kube: KubeClient, namespace: str) -> None:
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            },
+        },
+    }
+    ref = ObjectRef(group="apps", version="v1", kind="Deployment", namespace=namespace, name="web")
+    kube.apply(dep, ref, field_manager="tests")
+
+    def available() -> bool:
+        live = kube.get(ref) or {}
+        conds = (live.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Available" and c["status"] == "True" for c in conds) and (
+            (live.get("status") or {}).get("availableReplicas") == 2
+        )
+
+    _wait(available)
+    rs, _ = kube.list("apps", "v1", "ReplicaSet", namespace=namespace)
+    assert len(rs) == 1 and rs[0]["metadata"]["ownerReferences"][0]["name"] == "web"
+    pods, _ = kube.list("", "v1", "Pod", namespace=namespace)
+    assert len(pods) == 2
+    assert all(
+        p["status"]["phase"] == "Running" and p["spec"]["nodeName"].startswith("kwok-node-") for p in pods
+    )
+
+
+AGENT = {
+    "apiVersion": "kagent.dev/v1alpha2",
+    "kind": "Agent",
+    "metadata": {"name": "helpdesk"},
+    "spec": {
+        "type": "Declarative",
+        "description": "test agent",
+        "declarative": {"modelConfig": "gpt-mini", "systemMessage": "Be helpful."},
+    },
+}
+
+
+def test_agent_v1alpha2_accepted_and_malformed_rejected(kube: KubeClient, namespace: str) -> None:
+    agent = {**AGENT, "metadata": {"name": "helpdesk", "namespace": namespace}}
+    ref = ObjectRef(
+        group="kagent.dev", version="v1alpha2", kind="Agent", namespace=namespace, name="helpdesk"
+    )
+    stored = kube.apply(agent, ref, field_manager="tests")
+    assert stored["spec"]["declarative"]["systemMessage"] == "Be helpful."
+    assert stored["metadata"]["generation"] == 1
+
+    bad = {
+        **agent,
+        "metadata": {"name": "broken", "namespace": namespace},
+        "spec": {"type": "BYO", "description": "declares BYO without a byo block"},
+    }
+    with pytest.raises(InvalidError) as exc:
+        kube.apply(bad, ref.model_copy(update={"name": "broken"}), field_manager="tests")
+    assert "Agent/" in str(exc.value) and "broken" in str(exc.value)
+    assert kube.get(ref.model_copy(update={"name": "broken"})) is None
+
+
+def test_server_side_apply_conflict_between_field_managers(kube: KubeClient, namespace: str) -> None:
+    ref = ObjectRef(kind="ConfigMap", namespace=namespace, name="shared")
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "shared", "namespace": namespace},
+            "data": {"k": "one"},
+        },
+        ref,
+        field_manager="alice",
+    )
+    with pytest.raises(ConflictError) as exc:
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "shared", "namespace": namespace},
+                "data": {"k": "two"},
+            },
+            ref,
+            field_manager="bob",
+            force=False,
+        )
+    assert "alice" in exc.value.message
+    assert (kube.get(ref) or {})["data"]["k"] == "one"
+
+
+async def test_jetstream_publish_and_durable_consumer_ack(nats_url: str) -> None:
+    bus = Bus(nats_url, name="test")
+    await bus.connect()
+    try:
+        seq1 = await bus.publish("reconciler.test.cp", b"hello", msg_id="m-1")
+        seq2 = await bus.publish("reconciler.test.cp", b"hello", msg_id="m-1")  # duplicate: stored once
+        assert seq1 == seq2
+        await bus.js.add_consumer(
+            "RECONCILER",
+            durable_name="cp-test",
+            filter_subject="reconciler.test.cp",
+            deliver_policy="all",
+            ack_policy="explicit",
+        )
+        sub = await bus.js.pull_subscribe_bind(durable="cp-test", stream="RECONCILER")
+        msgs = await sub.fetch(10, timeout=5)
+        assert [m.data for m in msgs] == [b"hello"]
+        await msgs[0].ack()
+        await asyncio.sleep(0.2)
+        info = await bus.js.consumer_info("RECONCILER", "cp-test")
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+    finally:
+        await bus.close()
+
+
+def test_teardown_leaves_no_process(tmp_path: Path) -> None:
+    """A second full cluster in its own state directory: up is idempotent; after down none of its
+    processes runs."""
+    from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.process import processes_of
+
+    cluster = LocalCluster(tmp_path / "state", nodes=1)
+    st = cluster.up(progress=lambda m: None)
+    try:
+        assert len(processes_of(str(cluster.state_dir))) >= 6
+        again = cluster.up(progress=lambda m: None)
+        assert again.pids == st.pids  # idempotent: nothing restarted
+    finally:
+        cluster.down(progress=lambda m: None)
+    assert processes_of(str(cluster.state_dir)) == []
+    assert cluster.running() == {}
+
+
+def test_component_failure_names_component_and_log(tmp_path: Path) -> None:
+    from reconciler.devcluster import ComponentError, LocalCluster
+    from reconciler.devcluster.process import processes_of
+
+    cluster = LocalCluster(tmp_path / "bad", with_kubernetes=False)
+    import os
+
+    os.environ["RECONCILER_NATS_SERVER"] = "/bin/false"
+    try:
+        with pytest.raises(ComponentError) as exc:
+            cluster.up(progress=lambda m: None)
+    finally:
+        del os.environ["RECONCILER_NATS_SERVER"]
+    assert exc.value.component == "nats"
+    assert "nats.log" in str(exc.value)
+    assert processes_of(str(cluster.state_dir)) == []

@@ -1,0 +1,304 @@
+"""The walking skeleton end to end: Git (bare remote) → render → server-side apply → prune → drift →
+NATS triggers, on the real control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import EnvRepo
+
+from reconciler.bus import Bus, git_push_subject
+from reconciler.cluster.client import KubeClient
+from reconciler.cluster.inventory import InventoryStore
+from reconciler.model import Action, ObjectRef, PassResult
+from reconciler.reconcile import PassContext, run_pass
+from reconciler.runtime import Daemon
+from reconciler.settings import DaemonSettings
+from reconciler.source import GitSource
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: clock-mcp
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: clock-mcp}
+  template:
+    metadata:
+      labels: {app: clock-mcp}
+    spec:
+      containers:
+      - name: server
+        image: ghcr.io/acme/clock-mcp:0.1.0
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: clock-mcp
+spec:
+  selector: {app: clock-mcp}
+  ports:
+  - name: mcp
+    port: 3000
+"""
+CONFIG = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: clock-config
+data:
+  TZ: UTC
+"""
+
+
+def _seed(repo: EnvRepo, namespace: str, *, tag: str = "0.1.0") -> str:
+    repo.write(
+        "envs/dev.yaml",
+        f"overlay: overlays/dev\nnamespace: {namespace}\n"
+        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {noControllerAfter: 5}\n",
+    )
+    repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n"
+        f"images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: {tag}\n",
+    )
+    repo.write("overlays/dev/deployment.yaml", DEPLOY)
+    repo.write("overlays/dev/service.yaml", SERVICE)
+    repo.write("overlays/dev/configmap.yaml", CONFIG)
+    return repo.commit("dev: clock MCP server")
+
+
+def _ctx(repo: EnvRepo, kube: KubeClient, cache_dir: Path) -> PassContext:
+    return PassContext(source=GitSource(str(repo.remote), "main", cache_dir), client=kube)
+
+
+def _image(kube: KubeClient, ns: str) -> str:
+    live = kube.get(ObjectRef(group="apps", kind="Deployment", namespace=ns, name="clock-mcp")) or {}
+    return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_first_pass_image_change_and_prune(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    sha = _seed(env_repo, namespace)
+    ctx = _ctx(env_repo, kube, cache_dir)
+
+    first = run_pass(ctx, "dev")
+    assert first.ok, first.error
+    assert first.revision == f"main@sha1:{sha}"
+    assert first.changes.count(Action.CREATED) == 3
+    assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
+    inventory = InventoryStore(kube).load("dev")
+    assert {str(r) for r in inventory.entries} == {
+        f"Deployment/{namespace}/clock-mcp",
+        f"Service/{namespace}/clock-mcp",
+        f"ConfigMap/{namespace}/clock-config",
+    }
+
+    before = dict(kube.calls)
+    again = run_pass(ctx, "dev", with_health=False)
+    assert again.ok and again.changes.count(Action.UNCHANGED) == 3
+    writes = sum(kube.calls[v] - before.get(v, 0) for v in ("apply", "delete", "dry-run"))
+    assert writes == 0  # a no-op pass makes no write call at all
+
+    env_repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n"
+        "images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: 0.2.0\n",
+    )
+    env_repo.commit("dev: clock 0.2.0")
+    second = run_pass(ctx, "dev")
+    assert second.ok, second.error
+    configured = [str(c.ref) for c in second.changes.entries if c.action is Action.CONFIGURED]
+    assert configured == [f"Deployment/{namespace}/clock-mcp"]
+    assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.2.0"
+
+    env_repo.remove("overlays/dev/configmap.yaml")
+    env_repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n"
+        "images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: 0.2.0\n",
+    )
+    env_repo.commit("dev: drop the config map")
+    third = run_pass(ctx, "dev")
+    assert third.ok, third.error
+    deleted = [str(c.ref) for c in third.changes.entries if c.action is Action.DELETED]
+    assert deleted == [f"ConfigMap/{namespace}/clock-config"]
+    assert kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="clock-config")) is None
+    assert kube.get(ObjectRef(kind="Service", namespace=namespace, name="clock-mcp")) is not None
+    assert len(InventoryStore(kube).load("dev").entries) == 2
+
+
+def test_invalid_yaml_fails_with_file_and_line_and_applies_nothing(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    _seed(env_repo, namespace)
+    ctx = _ctx(env_repo, kube, cache_dir)
+    assert run_pass(ctx, "dev").ok
+    # one commit: a valid image change plus a broken file → nothing of it may be applied
+    env_repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n"
+        "images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: 0.3.0\n",
+    )
+    env_repo.write(
+        "overlays/dev/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [unclosed\n",
+    )
+    env_repo.commit("broken")
+    broken = run_pass(ctx, "dev")
+    assert not broken.ok
+    assert "overlays/dev/configmap.yaml:" in broken.error
+    assert broken.changes.entries == []
+    assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
+
+    env_repo.write("overlays/dev/configmap.yaml", CONFIG)
+    env_repo.commit("fixed")
+    fixed = run_pass(ctx, "dev")
+    assert fixed.ok, fixed.error
+    assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.3.0"
+
+
+def test_schema_invalid_object_applies_nothing(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    _seed(env_repo, namespace)
+    ctx = _ctx(env_repo, kube, cache_dir)
+    assert run_pass(ctx, "dev").ok
+    env_repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n"
+        "images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: 0.4.0\n",
+    )
+    env_repo.write("overlays/dev/service.yaml", SERVICE.replace("port: 3000", "port: 70000"))
+    env_repo.commit("invalid port")
+    result = run_pass(ctx, "dev")
+    assert not result.ok
+    assert f"Service/{namespace}/clock-mcp" in result.error
+    assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
+
+
+async def _until(pred: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s")
+
+
+async def test_daemon_drift_push_trigger_and_recovery(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, cache_dir: Path, nats_url: str
+) -> None:
+    _seed(env_repo, namespace)
+    results: list[PassResult] = []
+    drifts: list[dict[str, Any]] = []
+    settings = DaemonSettings(
+        repo=str(env_repo.remote),
+        envs=["dev"],
+        kubeconfig=kubeconfig,
+        nats_url=nats_url,
+        cache_dir=cache_dir,
+        watch_local=False,
+        poll_interval=3600,
+    )
+    daemon = Daemon(settings, on_result=results.append, on_drift=drifts.append)
+    await daemon.start()
+    try:
+        await _until(lambda: results, 30)
+        assert results[0].ok, results[0].error
+        dep = ObjectRef(group="apps", version="v1", kind="Deployment", namespace=namespace, name="clock-mcp")
+
+        # drift: another field manager changes a field we own → restored by the watch
+        await asyncio.to_thread(
+            kube.apply,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "clock-mcp", "namespace": namespace},
+                "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "evil/image:1"}]}}},
+            },
+            dep,
+            field_manager="kubectl-edit",
+            force=True,
+        )
+        t_edit = time.monotonic()
+        await _until(lambda: any(d.get("corrected") for d in drifts), 10)
+        restored = time.monotonic() - t_edit
+        assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
+        assert drifts[0]["paths"] == ["spec.template.spec.containers[name=server].image"]
+        assert "kubectl-edit" in drifts[0]["managers"]
+        assert restored < 5.0
+
+        # NATS push event → a pass starts within 1 s
+        sha = await asyncio.to_thread(_seed, env_repo, namespace, tag="0.5.0")
+        bus = Bus(nats_url, name="test-publisher")
+        await bus.connect()
+        n = len(results)
+        t_pub = time.time()
+        await bus.publish(git_push_subject("acme/envs"), b'{"ref": "refs/heads/main"}', msg_id=f"push-{sha}")
+        await bus.close()
+        await _until(lambda: len(results) > n and results[-1].revision.endswith(sha), 15)
+        assert results[-1].trigger == "git-push"
+        assert results[-1].started_at - t_pub < 1.0
+        assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.5.0"
+
+        # a broken commit fails the pass, the daemon keeps running, the next good commit applies
+        env_repo.write("overlays/dev/service.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: x\n")
+        await asyncio.to_thread(env_repo.commit, "broken")
+        bad = await daemon.trigger("dev", "test")
+        assert not bad.ok and "overlays/dev/service.yaml" in bad.error
+        env_repo.write("overlays/dev/service.yaml", SERVICE)
+        good_sha = await asyncio.to_thread(env_repo.commit, "fixed")
+        good = await daemon.trigger("dev", "test")
+        assert good.ok and good.revision.endswith(good_sha)
+    finally:
+        await daemon.stop()
+
+
+async def test_triggers_coalesce(
+    env_repo: EnvRepo, kubeconfig: Path, namespace: str, cache_dir: Path
+) -> None:
+    _seed(env_repo, namespace)
+    settings = DaemonSettings(
+        repo=str(env_repo.remote),
+        envs=["dev"],
+        kubeconfig=kubeconfig,
+        cache_dir=cache_dir,
+        watch_local=False,
+        poll_interval=3600,
+        drift_watch=False,
+    )
+    daemon = Daemon(settings)
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok
+        passes = daemon.envs["dev"].passes
+        futures = [daemon.trigger("dev", f"burst-{i}") for i in range(20)]
+        await asyncio.gather(*futures)
+        # twenty triggers while idle/running collapse into at most two passes
+        assert daemon.envs["dev"].passes - passes <= 2
+    finally:
+        await daemon.stop()
+
+
+@pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
+def test_example_environments_apply(
+    example_repo: EnvRepo, kube: KubeClient, cache_dir: Path, env_name: str
+) -> None:
+    ctx = _ctx(example_repo, kube, cache_dir)
+    result = run_pass(ctx, env_name)
+    assert result.ok, result.error
+    kinds = {c.ref.kind for c in result.changes.entries}
+    assert {"Namespace", "Deployment", "Service", "Agent", "ModelConfig", "HTTPRoute", "Gateway"} <= kinds

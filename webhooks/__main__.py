@@ -1,0 +1,7 @@
+"""``python -m webhooks --config FILE``: run the webhook server."""
+
+import sys
+
+from webhooks.server import main
+
+sys.exit(main())
