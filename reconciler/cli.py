@@ -306,6 +306,14 @@ def run_cmd(
     nats: Annotated[str | None, typer.Option(help="NATS URL (nats://127.0.0.1:4222)")] = None,
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, then exit")] = False,
     interval: Annotated[float | None, typer.Option(help="poll interval override, seconds")] = None,
+    leader_elect: Annotated[
+        bool, typer.Option("--leader-elect", help="reconcile only while holding a coordination.k8s.io Lease")
+    ] = False,
+    lease_namespace: Annotated[
+        str, typer.Option(help="namespace of the leader-election Lease")
+    ] = "reconciler-system",
+    lease_name: Annotated[str, typer.Option(help="name of the leader-election Lease")] = "reconciler",
+    lease_duration: Annotated[float, typer.Option(help="lease duration, seconds")] = 10.0,
 ) -> None:
     """Run the daemon: reconcile the environments continuously (or once)."""
     from reconciler.settings import DaemonSettings
@@ -321,7 +329,8 @@ def run_cmd(
     )
     if once:
         raise typer.Exit(_once(settings))
-    raise typer.Exit(_daemon(settings))
+    lease = (lease_namespace, lease_name, lease_duration) if leader_elect else None
+    raise typer.Exit(_daemon(settings, lease=lease))
 
 
 def _once(settings: Any, *, wait: bool = True) -> int:
@@ -355,7 +364,7 @@ def _once(settings: Any, *, wait: bool = True) -> int:
     return 0 if ok else 1
 
 
-def _daemon(settings: Any) -> int:
+def _daemon(settings: Any, lease: tuple[str, str, float] | None = None) -> int:
     from reconciler.runtime import Daemon
 
     def on_drift(event: dict[str, Any]) -> None:
@@ -366,11 +375,25 @@ def _daemon(settings: Any) -> int:
         )
 
     async def main() -> int:
-        daemon = Daemon(settings, on_result=print_result, on_drift=on_drift)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        elector = None
+        lost = False
+        renew_task = None
+        if lease is not None:
+            elector = await _elect(settings, lease, stop)
+            if elector is None:
+                return 0
+
+            async def on_lost() -> None:
+                nonlocal lost
+                lost = True
+                stop.set()
+
+            renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
+        daemon = Daemon(settings, on_result=print_result, on_drift=on_drift)
         try:
             await daemon.start()
         except ReconcilerError as exc:
@@ -384,9 +407,48 @@ def _daemon(settings: Any) -> int:
         )
         await stop.wait()
         await daemon.stop()
-        return 0
+        if renew_task is not None:
+            renew_task.cancel()
+        if elector is not None and not lost:
+            await elector.release()
+        if lost:
+            err.print("[red]error:[/] lost leadership; exiting", highlight=False)
+        return 1 if lost else 0
 
     return asyncio.run(main())
+
+
+async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event) -> Any:
+    """Wait for leadership (or for ``stop``); returns the elector, or None when stopped first."""
+    import os
+    import socket
+
+    from reconciler.cluster.client import KubeClient
+    from reconciler.cluster.lease import LeaseLock
+    from reconciler.model import ObjectRef
+    from reconciler.runtime.leader import LeaderElector
+
+    namespace, name, duration = lease
+    client = KubeClient(settings.kubeconfig, settings.context)
+    with contextlib.suppress(ReconcilerError):
+        await asyncio.to_thread(
+            client.apply,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            ObjectRef(kind="Namespace", name=namespace),
+            field_manager="reconciler-leader",
+        )
+    identity = f"{socket.gethostname()}-{os.getpid()}"
+    elector = LeaderElector(LeaseLock(client, namespace, name, identity, duration=duration))
+    err.print(f"[dim]>[/] {identity}: waiting for leadership of Lease {namespace}/{name}", highlight=False)
+    waiting = asyncio.create_task(elector.wait_until_leader())
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if waiting not in done:
+        waiting.cancel()
+        return None
+    stopping.cancel()
+    err.print(f"[dim]>[/] {identity}: leader", highlight=False)
+    return elector
 
 
 @app.command("up")

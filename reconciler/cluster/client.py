@@ -262,6 +262,38 @@ class KubeClient:
         )
         return out
 
+    def create(self, obj: dict[str, Any], ref: ObjectRef) -> dict[str, Any]:
+        """Create one object (POST).
+
+        Raises:
+            ConflictError: when it already exists.
+        """
+        info = self.resource(ref.group, ref.version, ref.kind)
+        out: dict[str, Any] = self.request(
+            "POST",
+            info.collection_path(ref.namespace if info.namespaced else None),
+            body=obj,
+            verb="create",
+            obj=str(ref),
+        )
+        return out
+
+    def replace(self, obj: dict[str, Any], ref: ObjectRef) -> dict[str, Any]:
+        """Replace one object (PUT); ``metadata.resourceVersion`` in ``obj`` makes it a compare-and-swap.
+
+        Raises:
+            ConflictError: when the object changed since that resourceVersion.
+        """
+        info = self.resource(ref.group, ref.version, ref.kind)
+        out: dict[str, Any] = self.request(
+            "PUT",
+            info.object_path(ref.namespace if info.namespaced else None, ref.name),
+            body=obj,
+            verb="update",
+            obj=str(ref),
+        )
+        return out
+
     def delete(self, ref: ObjectRef, *, propagation: str = "Background") -> bool:
         """Delete one object; ``False`` when it was already gone."""
         info = self.resource(ref.group, ref.version, ref.kind)

@@ -1,0 +1,67 @@
+"""The command line: rendering, schema, exit codes, the build script's missing-Go error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_build_dir_renders_like_kustomize_build() -> None:
+    result = runner.invoke(app, ["build", str(ROOT / "overlays" / "staging")])
+    assert result.exit_code == 0, result.output
+    assert "name: agents-staging" in result.output
+    assert "image: ghcr.io/acme/clock-mcp:0.1.0" in result.output
+    assert result.output.count("\n---\n") == 7
+
+
+def test_build_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["build", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+
+
+def test_build_broken_overlay_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources:\n- missing.yaml\n")
+    result = runner.invoke(app, ["build", str(tmp_path), "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "missing.yaml" in result.output
+
+
+def test_schema_is_json_schema() -> None:
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert "overlay" in schema["properties"] and "overlay" in schema["required"]
+
+
+def test_cluster_status_without_cluster_exits_1(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["cluster", "status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no local cluster" in result.output
+
+
+def test_build_script_without_go_fails_clearly(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "env"):
+        found = shutil.which(tool)
+        assert found
+        os.symlink(found, bin_dir / tool)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "tools/controlplane/build.sh"), "all"],
+        env={"PATH": str(bin_dir), "HOME": str(tmp_path), "RECONCILER_CACHE_DIR": str(tmp_path / "c")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 3
+    assert "Go toolchain" in proc.stderr
