@@ -18,10 +18,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from reconciler.cli_observe import register as register_observe
 from reconciler.errors import ReconcilerError
 from reconciler.model import Action, HealthState, HealthStatus, PassResult
+from reconciler.promote.cli import register as register_promote
 
 app = typer.Typer(
     help="GitOps reconciler for AI-agent platforms on Kubernetes.",
@@ -35,6 +38,8 @@ cluster_app = typer.Typer(
 webhooks_app = typer.Typer(help="Registry and Git-host webhook receivers.", no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(webhooks_app, name="webhooks")
+register_observe(app)
+register_promote(app)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +54,7 @@ class Output(StrEnum):
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -240,7 +245,7 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
         highlight=False,
     )
     if result.error:
-        console.print(f"  [red]{result.error}[/]", highlight=False)
+        console.print(f"  [red]{escape(result.error)}[/]", highlight=False)
     if result.changes.entries:
         table = Table(show_edge=False, pad_edge=False, box=None)
         for col in ("object", "action", "health", ""):
@@ -249,7 +254,7 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
             h = result.health.get(str(c.ref))
             health = f"[{_STYLE[h.state]}]{h.state.value}[/]" if h else ""
             detail = (h.message if h and not h.healthy else "") or c.message
-            table.add_row(str(c.ref), c.action.value, health, detail[:100])
+            table.add_row(escape(str(c.ref)), c.action.value, health, escape(detail[:100]))
         console.print(table)
     if show_diff:
         for c in result.changes.entries:
@@ -314,9 +319,22 @@ def run_cmd(
     ] = "reconciler-system",
     lease_name: Annotated[str, typer.Option(help="name of the leader-election Lease")] = "reconciler",
     lease_duration: Annotated[float, typer.Option(help="lease duration, seconds")] = 10.0,
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http", help="HOST:PORT for /metrics, /healthz, /readyz and the status page; '' = off"
+        ),
+    ] = "127.0.0.1:9090",
+    log_format: Annotated[str, typer.Option("--log-format", help="auto|json|text")] = "auto",
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG|INFO|WARNING|ERROR")] = "INFO",
 ) -> None:
     """Run the daemon: reconcile the environments continuously (or once)."""
+    from reconciler.observe import configure_logging
     from reconciler.settings import DaemonSettings
+
+    if log_format not in ("auto", "json", "text"):
+        raise _fail(f"--log-format {log_format!r}: expected auto, json or text", 2)
+    configure_logging(json=None if log_format == "auto" else log_format == "json", level=log_level)
 
     settings = DaemonSettings(
         repo=repo,
@@ -330,7 +348,7 @@ def run_cmd(
     if once:
         raise typer.Exit(_once(settings))
     lease = (lease_namespace, lease_name, lease_duration) if leader_elect else None
-    raise typer.Exit(_daemon(settings, lease=lease))
+    raise typer.Exit(_daemon(settings, lease=lease, http=http))
 
 
 def _once(settings: Any, *, wait: bool = True) -> int:
@@ -341,7 +359,7 @@ def _once(settings: Any, *, wait: bool = True) -> int:
         rev = ctx.source.fetch()
         envs = load_environments(ctx.source.snapshot(rev).root)
     except ReconcilerError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
     names = settings.envs or sorted(envs)
     ok = True
@@ -364,13 +382,19 @@ def _once(settings: Any, *, wait: bool = True) -> int:
     return 0 if ok else 1
 
 
-def _daemon(settings: Any, lease: tuple[str, str, float] | None = None) -> int:
+def _daemon(
+    settings: Any, lease: tuple[str, str, float] | None = None, http: str = "", webhooks: Any = None
+) -> int:
+    from reconciler.cluster.client import KubeClient
+    from reconciler.observe import EventRecorder, Observer
     from reconciler.runtime import Daemon
+    from reconciler.runtime.http import start_http
 
     def on_drift(event: dict[str, Any]) -> None:
         verb = "corrected" if event.get("corrected") else "detected"
         console.print(
-            f"[yellow]drift {verb}[/] {event['environment']} {event['object']}: {', '.join(event['paths'])}",
+            f"[yellow]drift {verb}[/] {event['environment']} {event['object']}: "
+            + escape(", ".join(event["paths"])),
             highlight=False,
         )
 
@@ -379,46 +403,81 @@ def _daemon(settings: Any, lease: tuple[str, str, float] | None = None) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        daemon = Daemon(settings, on_result=print_result, on_drift=on_drift)
+        daemon.is_leader = None if lease is not None else True
+        observer = Observer(
+            recorder=EventRecorder(KubeClient(settings.kubeconfig, settings.context), close_client=True)
+        )
+        observer.attach(daemon, daemon.source)
+        runner = None
+        if http:
+            host, _, port = http.rpartition(":")
+            try:
+                runner = await start_http(daemon, host or "127.0.0.1", int(port))
+            except (OSError, ValueError) as exc:
+                err.print(f"[red]error:[/] --http {http}: {exc}", highlight=False)
+                observer.close()
+                return 2
+            err.print(
+                f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/", highlight=False
+            )
         elector = None
         lost = False
         renew_task = None
-        if lease is not None:
-            elector = await _elect(settings, lease, stop)
-            if elector is None:
-                return 0
-
-            async def on_lost() -> None:
-                nonlocal lost
-                lost = True
-                stop.set()
-
-            renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
-        daemon = Daemon(settings, on_result=print_result, on_drift=on_drift)
+        hooks_task: asyncio.Task[None] | None = None
         try:
-            await daemon.start()
-        except ReconcilerError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            if lease is not None:
+                elector = await _elect(settings, lease, stop, daemon)
+                if elector is None:
+                    return 0
+
+                async def on_lost() -> None:
+                    nonlocal lost
+                    lost = True
+                    daemon.is_leader = False
+                    stop.set()
+
+                renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
+            try:
+                await daemon.start()
+            except ReconcilerError as exc:
+                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+                await daemon.stop()
+                return 1
+            if webhooks is not None:
+                from webhooks.server import serve_async
+
+                hooks_task = asyncio.create_task(serve_async(webhooks, stop))
+                err.print(
+                    f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
+                    highlight=False,
+                )
+            err.print(
+                f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} ({settings.branch}); "
+                "Ctrl-C to stop",
+                highlight=False,
+            )
+            await stop.wait()
+            if hooks_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(hooks_task, 10)
             await daemon.stop()
-            return 1
-        err.print(
-            f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} ({settings.branch}); "
-            "Ctrl-C to stop",
-            highlight=False,
-        )
-        await stop.wait()
-        await daemon.stop()
-        if renew_task is not None:
-            renew_task.cancel()
-        if elector is not None and not lost:
-            await elector.release()
-        if lost:
-            err.print("[red]error:[/] lost leadership; exiting", highlight=False)
-        return 1 if lost else 0
+            if renew_task is not None:
+                renew_task.cancel()
+            if elector is not None and not lost:
+                await elector.release()
+            if lost:
+                err.print("[red]error:[/] lost leadership; exiting", highlight=False)
+            return 1 if lost else 0
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            observer.close()
 
     return asyncio.run(main())
 
 
-async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event) -> Any:
+async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event, daemon: Any) -> Any:
     """Wait for leadership (or for ``stop``); returns the elector, or None when stopped first."""
     import os
     import socket
@@ -440,6 +499,7 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
     identity = f"{socket.gethostname()}-{os.getpid()}"
     elector = LeaderElector(LeaseLock(client, namespace, name, identity, duration=duration))
     err.print(f"[dim]>[/] {identity}: waiting for leadership of Lease {namespace}/{name}", highlight=False)
+    daemon.is_leader = False
     waiting = asyncio.create_task(elector.wait_until_leader())
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -447,6 +507,7 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
         waiting.cancel()
         return None
     stopping.cancel()
+    daemon.is_leader = True
     err.print(f"[dim]>[/] {identity}: leader", highlight=False)
     return elector
 
@@ -454,16 +515,25 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
 @app.command("up")
 def up_cmd(
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, print, exit")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="run the narrated scenario; exit 0 only if every step happened")
+    ] = False,
     nodes: int = 2,
     state_dir: StateDir = None,
     workdir: Annotated[Path | None, typer.Option(help="where to create the example repository")] = None,
     down: Annotated[
-        bool, typer.Option("--down/--keep", help="with --once: stop the cluster afterwards")
+        bool, typer.Option("--down/--keep", help="with --once or --demo: stop the cluster afterwards")
     ] = False,
+    http: Annotated[str, typer.Option("--http", help="HOST:PORT of the status page; '' = off")] = (
+        "127.0.0.1:9090"
+    ),
 ) -> None:
     """Start the local cluster and NATS, copy the example environment repository into a new Git repo with
-    a bare remote, and reconcile every environment from it (until Ctrl-C, or once)."""
+    a bare remote, and run the webhook receivers and the daemon on it (until Ctrl-C, or once)."""
+    import secrets
+
     from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.process import free_port
     from reconciler.settings import DaemonSettings
     from reconciler.source.bootstrap import init_repo_with_remote
 
@@ -478,13 +548,42 @@ def up_cmd(
             highlight=False,
         )
         err.print(f"[dim]>[/] kubeconfig: {st.kubeconfig}   NATS: {st.nats_url}", highlight=False)
-        settings = DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
-        code = _once(settings) if once else _daemon(settings)
+        if demo:
+            from reconciler.demo import Demo
+
+            code = asyncio.run(
+                Demo(console, Path(st.kubeconfig), st.nats_url, remote, base / "demo-cache").run()
+            )
+        elif once:
+            code = _once(
+                DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
+            )
+        else:
+            from webhooks.config import WebhookSettings
+
+            secret = secrets.token_hex(16)
+            hooks = WebhookSettings.model_validate(
+                {
+                    "port": free_port(),
+                    "natsUrl": st.nats_url,
+                    "receivers": [
+                        {"name": "ghcr", "provider": "github", "secret": secret},
+                        {"name": "dockerhub", "provider": "dockerhub", "secret": secret},
+                    ],
+                }
+            )
+            err.print(
+                f"[dim]>[/] webhook secret (HMAC for /hook/ghcr, path token for /hook/dockerhub/<secret>): "
+                f"{secret}",
+                highlight=False,
+            )
+            settings = DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
+            code = _daemon(settings, http=http, webhooks=hooks)
     except ReconcilerError as exc:
         code = 1
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     finally:
-        if once and down:
+        if (once or demo) and down:
             with contextlib.suppress(Exception):
                 cluster.down(progress=lambda m: None)
     raise typer.Exit(code)

@@ -36,3 +36,8 @@ class DaemonSettings(BaseSettings):
         default=None, gt=0, description="override every environment's interval (s)"
     )
     drift_watch: bool = True
+    promotion_records: bool = Field(
+        default=True,
+        description="after each new revision: wait for the health gate, record the outcome as a Git note "
+        "and, with onFailure: revert, revert failed promotions",
+    )

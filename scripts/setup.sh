@@ -19,3 +19,14 @@ if [[ ! -f $stamp ]]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The status-page test drives Debian's Chromium with Playwright (never a downloaded browser).
+if [[ "${1:-}" == "--with-browser" ]] && ! command -v chromium >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium for the status-page test" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[setup] warning: chromium is not installed (apt-get install chromium); the status-page test will fail" >&2
+  fi
+fi

@@ -4,9 +4,10 @@
 # Arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-./scripts/setup.sh
+./scripts/setup.sh --with-browser
 bash tools/controlplane/build.sh all >/dev/null
 bash tools/controlplane/build.sh kustomize >/dev/null
+bash tools/helm/build.sh >/dev/null
 echo "[test] ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check . >/dev/null

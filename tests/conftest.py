@@ -5,16 +5,18 @@ Git repositories with a bare remote. Set RECONCILER_TEST_KUBECONFIG to use an ex
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from reconciler_testing import EnvRepo, shared_dir
 
 from reconciler.cluster.client import KubeClient
 from reconciler.model import ObjectRef
+
+__all__ = ["EnvRepo", "shared_dir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,30 +90,6 @@ def cache_dir(tmp_path: Path) -> Path:
     return d
 
 
-class EnvRepo:
-    """An environment repository: a bare remote and a clone to edit, commit and push."""
-
-    def __init__(self, remote: Path, work: Path) -> None:
-        self.remote = remote
-        self.work = work
-
-    def write(self, rel: str, text: str) -> None:
-        """Write a file in the clone."""
-        p = self.work / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-
-    def remove(self, rel: str) -> None:
-        """Delete a file in the clone."""
-        (self.work / rel).unlink()
-
-    def commit(self, message: str) -> str:
-        """Commit everything and push; returns the commit id."""
-        from reconciler.source.bootstrap import commit_and_push
-
-        return commit_and_push(self.work, message)
-
-
 @pytest.fixture
 def env_repo(tmp_path: Path) -> EnvRepo:
     """An empty environment repository (one initial commit with a README) with a bare remote."""
@@ -132,19 +110,3 @@ def example_repo(tmp_path: Path) -> EnvRepo:
 
     remote, work = init_repo_with_remote(REPO_ROOT, tmp_path / "repo")
     return EnvRepo(remote, work)
-
-
-def copy_case(case: str, dest: Path) -> Path:
-    """Copy a shared acceptance case folder (../shared/cases/<case>) into ``dest``."""
-    src = shared_dir() / "cases" / case
-    shutil.copytree(src, dest)
-    return dest
-
-
-def shared_dir() -> Path:
-    """The shared/ folder beside the repository (cases, CRDs, reference)."""
-    for candidate in (REPO_ROOT.parent / "shared", REPO_ROOT / ".." / "shared"):
-        if candidate.is_dir():
-            return candidate.resolve()
-    pytest.skip("the shared/ folder is not beside the repository")
-    raise AssertionError

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from reconciler.bus import Bus, BusError, git_push_subject, image_pushed_subject
 from reconciler.errors import ConfigError
+from reconciler.observe.metrics import metrics_handler, observe_webhook
 from webhooks.config import AuthMode, ReceiverConfig, WebhookSettings, load_settings
 from webhooks.events import GitPushed, ImagePushed
 from webhooks.providers import Delivery, Event, PayloadError, auth_spec_for, parse_delivery
@@ -121,6 +122,7 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
         token = request.match_info.get("token")
         rec = receivers.get(name)
         if rec is None:
+            observe_webhook("unknown", "unknown_receiver")
             return _json(404, error=f"unknown receiver {name!r}")
         logger = log.bind(receiver=name, provider=rec.config.provider.value)
         try:
@@ -129,11 +131,13 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
             body = await _read_capped(request, cap)
             if body is None:
                 logger.warning("webhook.too_large", cap=cap)
+                observe_webhook(rec.config.provider.value, "too_large")
                 return _json(413, error=f"body exceeds {cap} bytes")
             if rec.auth.mode is AuthMode.HMAC:
                 verify(rec.auth, rec.secret, request.headers, body, token)
         except AuthError as exc:
             logger.warning("webhook.unauthorized", reason=str(exc))
+            observe_webhook(rec.config.provider.value, "unauthorized")
             return _json(401, error=f"unauthorized: {exc}")
         delivery = Delivery(
             receiver=rec.config, headers=request.headers, body=body, received_at=datetime.now(UTC)
@@ -142,12 +146,15 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
             result = parse_delivery(delivery)
         except PayloadError as exc:
             logger.warning("webhook.malformed", reason=str(exc))
+            observe_webhook(rec.config.provider.value, "malformed")
             return _json(400, error=f"malformed payload: {exc}")
         if not result.events:
             logger.info("webhook.ignored", event_type=result.event_type, reasons=result.ignored)
+            observe_webhook(rec.config.provider.value, "ignored")
             return _json(200, status="ignored", event=result.event_type, ignored=result.ignored)
         if not publisher.connected:
             logger.warning("webhook.nats_unavailable")
+            observe_webhook(rec.config.provider.value, "unavailable")
             return _json(503, error="NATS is not connected; retry later")
         published = []
         for event, mid in zip(result.events, message_ids(name, result.events), strict=True):
@@ -158,11 +165,13 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
                 )
             except BusError as exc:
                 logger.warning("webhook.publish_failed", subject=subject, msg_id=mid, error=str(exc))
+                observe_webhook(rec.config.provider.value, "unavailable")
                 return _json(503, error=f"publish failed: {exc}; retry later")
             published.append({"subject": subject, "msg_id": mid, "seq": seq, **_summary(event)})
         logger.info(
             "webhook.accepted", event_type=result.event_type, published=published, ignored=result.ignored
         )
+        observe_webhook(rec.config.provider.value, "accepted")
         return _json(
             202, status="accepted", event=result.event_type, published=published, ignored=result.ignored
         )
@@ -180,6 +189,7 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
     app.router.add_post("/hook/{name}/{token}", hook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler())
     return app
 
 

@@ -175,16 +175,20 @@ class Bus:
         if sub is None:
             await self.js.add_consumer(stream, config)
             sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
-        while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=wait)
-            except TimeoutError:
-                continue
-            except (ConnectionClosedError, OSError):
-                await asyncio.sleep(0.5)
-                continue
-            for m in msgs:
-                yield Message(subject=m.subject, data=m.data, headers=dict(m.headers or {}), _raw=m)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(batch, timeout=wait)
+                except TimeoutError:
+                    continue
+                except (ConnectionClosedError, OSError):
+                    await asyncio.sleep(0.5)
+                    continue
+                for m in msgs:
+                    yield Message(subject=m.subject, data=m.data, headers=dict(m.headers or {}), _raw=m)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _has_consumer(self, stream: str, durable: str) -> bool:
         try:

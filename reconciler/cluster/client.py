@@ -23,10 +23,30 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from reconciler.cluster.retry import (
+    DEFAULT_POLICY,
+    IDEMPOTENT_METHODS,
+    RetryPolicy,
+    call_with_retry,
+    retry_after_from_response,
+    set_retry_after,
+)
 from reconciler.errors import KubeError, NotFoundError, ServerError, kube_error
 from reconciler.model import ObjectRef
 
 WRITE_VERBS = frozenset({"apply", "create", "update", "patch", "delete"})
+# urllib3 itself only re-opens connections that failed before the request was sent; every retry after an
+# answer (429, 5xx, Retry-After) is :func:`reconciler.cluster.retry.call_with_retry`'s, counted in ``calls``.
+_TRANSPORT_RETRIES = urllib3.Retry(
+    total=3,
+    connect=3,
+    read=0,
+    redirect=0,
+    status=0,
+    other=0,
+    respect_retry_after_header=False,
+    raise_on_status=False,
+)
 
 
 @dataclass(frozen=True)
@@ -59,12 +79,20 @@ class KubeClient:
             and in-cluster configuration when running in a pod.
         context: the kubeconfig context; ``None`` uses the current context.
         timeout: per-request timeout in seconds (watches use their own).
+        retry: how :meth:`request` retries throttled (429) and server errors (5xx, unreachable), see
+            :mod:`reconciler.cluster.retry`; ``None`` disables retries.
 
     Raises:
         KubeError: from the constructor when the kubeconfig cannot be loaded.
     """
 
-    def __init__(self, kubeconfig: Path | None = None, context: str | None = None, timeout: float = 30.0):
+    def __init__(
+        self,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = DEFAULT_POLICY,
+    ):
         cfg = k8s_client.Configuration()
         try:
             if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
@@ -83,6 +111,7 @@ class KubeClient:
         self._timeout = timeout
         self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
         self._lock = threading.Lock()
+        self._retry = retry
         self.calls: Counter[str] = Counter()
 
     def close(self) -> None:
@@ -115,10 +144,43 @@ class KubeClient:
             obj: how errors name the object (``Kind/namespace/name``); defaults to the path.
             timeout: seconds; defaults to the client's timeout.
 
+        Retries throttled and server errors with backoff (the client's ``retry`` policy; server errors
+        only for idempotent methods); every attempt is counted in :attr:`calls`, every retry also as
+        ``"retry"``.
+
         Raises:
-            KubeError: a typed subclass by HTTP status (``ConflictError``, ``InvalidError`` ...).
+            KubeError: a typed subclass by HTTP status (``ConflictError``, ``InvalidError`` ...); after
+                retries, the last attempt's error.
         """
-        self.calls[verb or method.lower()] += 1
+
+        def once() -> Any:
+            return self._request_once(method, path, body, query, content_type, verb, obj, timeout)
+
+        if self._retry is None:
+            return once()
+        return call_with_retry(
+            once,
+            policy=self._retry,
+            idempotent=method.upper() in IDEMPOTENT_METHODS,
+            on_retry=lambda _exc, _attempt, _wait: self._count("retry"),
+        )
+
+    def _count(self, verb: str) -> None:
+        with self._lock:
+            self.calls[verb] += 1
+
+    def _request_once(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: dict[str, str] | None,
+        content_type: str,
+        verb: str | None,
+        obj: str | None,
+        timeout: float | None,
+    ) -> Any:
+        self._count(verb or method.lower())
         url = path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
@@ -129,7 +191,8 @@ class KubeClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ServerError(obj or path, 0, "Unreachable", f"API server {self.host}: {exc}") from None
         if resp.status >= 300:
-            raise self._error(obj or path, resp.status, resp.reason, data)
+            err = self._error(obj or path, resp.status, resp.reason, data)
+            raise set_retry_after(err, retry_after_from_response(resp.headers, _decoded(data)))
         if not data:
             return None
         return json.loads(data)
@@ -146,6 +209,7 @@ class KubeClient:
             full_url,
             body=body if isinstance(body, bytes) or body is None else json.dumps(body).encode(),
             headers=all_headers,
+            retries=_TRANSPORT_RETRIES,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1])
             if isinstance(timeout, tuple)
             else urllib3.Timeout(total=timeout),
@@ -333,7 +397,7 @@ class KubeClient:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
-        self.calls["watch"] += 1
+        self._count("watch")
         url = info.collection_path(namespace) + "?" + urlencode(query)
         try:
             resp = self._send("GET", url, {"Accept": "application/json"}, None, (10, timeout_seconds + 30))
@@ -367,3 +431,11 @@ class KubeClient:
             raise ServerError(kind, 0, "WatchBroken", str(exc)) from None
         finally:
             resp.release_conn()
+
+
+def _decoded(data: bytes) -> Any:
+    """``data`` as JSON, or ``None`` when it is not JSON."""
+    try:
+        return json.loads(data or b"null")
+    except ValueError:
+        return None

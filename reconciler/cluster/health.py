@@ -31,6 +31,7 @@ caller's ``lookup`` function.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -666,6 +667,12 @@ def _pvc(o: _Obj, ctx: _Ctx) -> HealthStatus:
     return _status(_H.PROGRESSING, f"{phase or 'Pending'}: waiting for a volume")
 
 
+_METRICS_API_MISSING = re.compile(
+    r"could not find the requested resource \(get [a-z.]*metrics\.k8s\.io\)"
+    r"|no matches for kind .*metrics\.k8s\.io"
+)
+
+
 def _hpa(o: _Obj, ctx: _Ctx) -> HealthStatus:
     """HorizontalPodAutoscaler: ``AbleToScale`` and ``ScalingActive`` (v2 status or the v1 annotation)."""
     if (stale := _stale(o)) is not None:
@@ -693,6 +700,13 @@ def _hpa(o: _Obj, ctx: _Ctx) -> HealthStatus:
     if active is not None and active.false:
         if active.reason == "ScalingDisabled":
             return _status(_H.HEALTHY, f"scaling disabled: {_short(active.message)}".rstrip(": "))
+        if active.reason.startswith("FailedGet") and _METRICS_API_MISSING.search(active.message):
+            # the metrics pipeline itself is absent (no metrics-server / adapter): like a CR without its
+            # controller, reported as such and never taken for healthy or for a broken release
+            return _status(
+                _H.NO_CONTROLLER,
+                "the metrics API is not served: is metrics-server (or an adapter) installed?",
+            )
         return _status(_H.DEGRADED, active.text())
     if active is None or not active.true:
         return _status(

@@ -10,13 +10,16 @@ Established) and in reference order (:mod:`reconciler.cluster.ordering`).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,46 +141,123 @@ def readable_diff(ref: ObjectRef, desired: dict[str, Any], live: dict[str, Any] 
     return "\n".join(difflib.unified_diff(before, after, f"live/{ref}", f"desired/{ref}", lineterm="", n=2))
 
 
+class SyncCache:
+    """Objects a pass found in sync, so the next pass can skip comparing them again.
+
+    An entry is ``key -> (desired digest, ignore pointers, live uid, live resourceVersion)``. The comparison
+    is a pure function of desired, its ignore pointers and the live object, and a live object with the
+    same uid and resourceVersion is the same stored object (Kubernetes API concepts, "Resource versions"),
+    so a hit means "still in sync" without comparing. Any change of desired, of the ignore rules or of the
+    live object (including status) misses. One small tuple per object ever found in sync; an object that
+    left the desired set keeps its entry until :meth:`forget` (a later hit needs the same uid and
+    resourceVersion, so a stale entry can never be wrong).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str, str], tuple[str, tuple[str, ...], str, str]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _live_id(live: dict[str, Any]) -> tuple[str, str]:
+        meta = live.get("metadata") or {}
+        return str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
+
+    def in_sync(self, d: Desired, desired_digest: str, live: dict[str, Any]) -> bool:
+        """True when ``d`` with this digest was found in sync with this very live object before."""
+        uid, rv = self._live_id(live)
+        if not uid or not rv:
+            return False
+        with self._lock:
+            return self._entries.get(d.key) == (desired_digest, tuple(d.ignore), uid, rv)
+
+    def remember(self, d: Desired, desired_digest: str, live: dict[str, Any]) -> None:
+        """Record that ``d`` compared in sync with ``live``."""
+        uid, rv = self._live_id(live)
+        if uid and rv:
+            with self._lock:
+                self._entries[d.key] = (desired_digest, tuple(d.ignore), uid, rv)
+
+    def forget(self, key: tuple[str, str, str, str]) -> None:
+        """Drop one object (it is about to be written)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
+
 class ResourceManager:
     """Applies desired sets to one cluster through ``client``.
 
     Args:
         client: the Kubernetes client.
         field_manager: the server-side apply field manager.
+        sync_cache: objects found in sync by earlier passes (share one across passes, e.g. in the
+            daemon's PassContext); a fresh one by default.
+        list_workers: how many list/get calls :meth:`live_index` makes at the same time.
     """
 
-    def __init__(self, client: KubeClient, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        field_manager: str = FIELD_MANAGER,
+        *,
+        sync_cache: SyncCache | None = None,
+        list_workers: int = 4,
+    ) -> None:
         self.client = client
         self.field_manager = field_manager
+        self.sync_cache = sync_cache if sync_cache is not None else SyncCache()
+        self.list_workers = max(1, list_workers)
 
     # -- live state ---------------------------------------------------------------------------------
 
     def live_index(self, refs: Iterable[ObjectRef]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
         """The live copies of ``refs`` that exist: one list call per (kind, namespace) with several
-        objects, one get otherwise. Kinds the server does not serve yet are treated as absent."""
+        objects, one get otherwise, up to ``list_workers`` at a time. Kinds the server does not serve yet
+        are treated as absent.
+
+        Raises:
+            KubeError: any other failed list or get (the first one, in group order).
+        """
         groups: dict[tuple[str, str, str, str], list[ObjectRef]] = defaultdict(list)
         for r in refs:
             groups[(r.group, r.version, r.kind, r.namespace)].append(r)
-        out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        for (group, version, kind, ns), members in groups.items():
+
+        def fetch(
+            item: tuple[tuple[str, str, str, str], list[ObjectRef]],
+        ) -> list[tuple[Any, dict[str, Any]]]:
+            (group, version, kind, ns), members = item
+            found: list[tuple[Any, dict[str, Any]]] = []
             try:
                 if len(members) >= 3:
                     items, _ = self.client.list(group, version, kind, namespace=ns or None)
                     wanted = {m.key for m in members}
-                    for item in items:
+                    for obj in items:
                         try:
-                            r = ref_of(item)
+                            r = ref_of(obj)
                         except ValueError:
                             continue
                         if r.key in wanted:
-                            out[r.key] = item
+                            found.append((r.key, obj))
                 else:
                     for m in members:
                         live = self.client.get(m)
                         if live is not None:
-                            out[m.key] = live
+                            found.append((m.key, live))
             except NotFoundError:
-                continue
+                pass
+            return found
+
+        out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        items = list(groups.items())
+        if len(items) <= 1 or self.list_workers == 1:
+            results = [fetch(i) for i in items]
+        else:
+            with ThreadPoolExecutor(
+                min(self.list_workers, len(items)), thread_name_prefix="live-index"
+            ) as pool:
+                results = list(pool.map(fetch, items))
+        for found in results:
+            for key, obj in found:
+                out[key] = obj
         return out
 
     # -- apply ----------------------------------------------------------------------------------------
@@ -220,13 +300,18 @@ class ResourceManager:
             if current is None:
                 plan.append((d, Action.CREATED, []))
                 continue
+            if self.sync_cache.in_sync(d, digests[str(d.ref)], current):
+                plan.append((d, Action.UNCHANGED, []))
+                continue
             try:
                 paths = drift.diff_paths(d.obj, current, ignore=d.ignore, field_manager=self.field_manager)
             except (ValueError, TypeError) as exc:
                 raise ApplyError(f"{d.ref}: {exc}") from None
             if not paths:
+                self.sync_cache.remember(d, digests[str(d.ref)], current)
                 plan.append((d, Action.UNCHANGED, []))
                 continue
+            self.sync_cache.forget(d.key)
             drifted = previous.get(str(d.ref)) == digests[str(d.ref)]
             if drifted and on_drift is not None:
                 on_drift(d.ref, paths)
@@ -256,16 +341,16 @@ class ResourceManager:
                     changes.add(ref, action, diff=diff, message=", ".join(paths))
                     continue
                 try:
-                    self._write(d)
+                    self._write(d, live.get(ref.key))
                 except KubeError as exc:
-                    changes.add(ref, Action.FAILED, message=str(exc))
-                    raise ApplyError(str(exc), changes) from None
+                    message = _naming(ref, exc)
+                    changes.add(ref, Action.FAILED, message=message)
+                    raise ApplyError(message, changes) from None
                 changes.add(ref, action, diff=diff, message=", ".join(paths))
                 if ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io":
                     applied_crds.append(ref)
-            if stage_index == 0 and not dry_run:
-                if applied_crds:
-                    self.wait_established(applied_crds, crd_timeout)
+            if stage_index == 0 and not dry_run and applied_crds:  # new kinds: read discovery again
+                self.wait_established(applied_crds, crd_timeout)
                 self.client.forget_discovery()
         return changes, digests
 
@@ -276,37 +361,56 @@ class ResourceManager:
     ) -> None:
         """Server-side dry-run of every object about to be written, before any write.
 
-        Objects whose kind is not served yet (its CRD is in the same set) and objects in a namespace
-        that does not exist yet (created in stage 0) are checked by the real apply instead.
+        Objects whose kind is not served yet because its CRD is in the same set, and objects in a
+        namespace that the same set creates (stage 0), are checked by the real apply instead; any other
+        unknown kind or missing namespace fails here, before any write.
         """
+        new_kinds = {
+            (
+                str((d.obj.get("spec") or {}).get("group", "")),
+                str(((d.obj.get("spec") or {}).get("names") or {}).get("kind", "")),
+            )
+            for d, _a, _p in to_write
+            if d.ref.kind == "CustomResourceDefinition" and d.ref.group == "apiextensions.k8s.io"
+        }
+        new_namespaces = {
+            d.ref.name for d, _a, _p in to_write if d.ref.kind == "Namespace" and d.ref.group == ""
+        }
         for d, _action, _paths in to_write:
+            current = live.get(d.key)
+            sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
             try:
-                self.client.apply(d.obj, d.ref, field_manager=self.field_manager, dry_run=True)
+                self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
             except NotFoundError as exc:
-                if exc.reason in ("NoKindMatch", "NotFound") or "namespaces" in exc.message:
+                if exc.reason == "NoKindMatch" and (d.ref.group, d.ref.kind) in new_kinds:
                     continue
-                raise ApplyError(f"validation failed, nothing applied: {exc}") from None
+                if 'namespaces "' in exc.message and d.ref.namespace in new_namespaces:
+                    continue
+                raise ApplyError(f"validation failed, nothing applied: {_naming(d.ref, exc)}") from None
             except InvalidError as exc:
-                if "immutable" in exc.message and _wants_recreate(d.obj):
-                    continue
-                raise ApplyError(f"validation failed, nothing applied: {exc}") from None
+                if is_immutable_change(exc):
+                    if _wants_recreate(d.obj):
+                        continue
+                    raise ApplyError(
+                        f"validation failed, nothing applied: {_immutable_error(d, exc)}"
+                    ) from None
+                raise ApplyError(
+                    f"validation failed, nothing applied: {d.ref}: {exc.reason or exc.status}: "
+                    f"{elide_values(exc.message)}"
+                ) from None
             except KubeError as exc:
-                raise ApplyError(f"validation failed, nothing applied: {exc}") from None
+                raise ApplyError(f"validation failed, nothing applied: {_naming(d.ref, exc)}") from None
 
-    def _write(self, d: Desired) -> dict[str, Any]:
+    def _write(self, d: Desired, current: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply ``d``; over a live object ``current`` its ignored fields keep their live values."""
+        sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
         try:
-            return self.client.apply(d.obj, d.ref, field_manager=self.field_manager)
+            return self.client.apply(sent, d.ref, field_manager=self.field_manager)
         except InvalidError as exc:
-            if "immutable" not in exc.message:
+            if not is_immutable_change(exc):
                 raise
             if not _wants_recreate(d.obj):
-                raise InvalidError(
-                    str(d.ref),
-                    exc.status,
-                    "Immutable",
-                    f'{exc.message} (annotate the object with {RECREATE_ANNOTATION}: "true" to allow '
-                    "delete and recreate)",
-                ) from None
+                raise _immutable_error(d, exc) from None
         self.client.delete(d.ref, propagation="Foreground")
         self.wait_deleted(d.ref, 60.0)
         return self.client.apply(d.obj, d.ref, field_manager=self.field_manager)
@@ -409,6 +513,130 @@ class ResourceManager:
         return changes, keep
 
 
+# How the API server words a rejected change of a field that cannot change after creation
+# (apimachinery ValidateImmutableField "field is immutable"; Service clusterIP(s) "may not change once set";
+# StatefulSet "updates to statefulset spec for fields other than ... are forbidden"; PVC "spec is immutable").
+_IMMUTABLE_RE = re.compile(
+    r"field is immutable|is immutable|may not change once set|updates to \S+ spec for fields other than"
+)
+_INVALID_VALUE = "Invalid value: "
+
+
+def is_immutable_change(exc: KubeError) -> bool:
+    """True when ``exc`` is the API server refusing to change a field that is fixed after creation."""
+    return isinstance(exc, InvalidError) and bool(_IMMUTABLE_RE.search(exc.message))
+
+
+def elide_values(message: str, limit: int = 80) -> str:
+    """``message`` with every JSON value after ``Invalid value: `` longer than ``limit`` characters
+    replaced by ``<elided>`` (the API server dumps whole pod templates there)."""
+    decoder = json.JSONDecoder()
+    out: list[str] = []
+    pos = 0
+    while True:
+        at = message.find(_INVALID_VALUE, pos)
+        if at < 0:
+            out.append(message[pos:])
+            return "".join(out)
+        start = at + len(_INVALID_VALUE)
+        out.append(message[pos:start])
+        try:
+            _value, end = decoder.raw_decode(message, start)
+        except ValueError:
+            pos = start
+            continue
+        out.append(message[start:end] if end - start <= limit else "<elided>")
+        pos = end
+
+
+def respect_ignored(
+    obj: dict[str, Any], live: dict[str, Any] | None, pointers: Iterable[str]
+) -> dict[str, Any]:
+    """What to send when updating ``live`` to ``obj``: at every ignored pointer the live value instead of
+    desired's (dropped where live has none), so correcting other fields never resets an ignored one.
+
+    Args:
+        obj: the desired manifest (not modified).
+        live: the live object, or ``None`` (creation: ``obj`` is returned as is).
+        pointers: RFC 6901 JSON pointers (``/spec/template/metadata/annotations``); maps are followed
+            by key, lists by index. Only the keys desired sets below a pointer are taken from live.
+
+    Returns:
+        ``obj`` itself when nothing changes, otherwise a modified deep copy.
+
+    Raises:
+        ValueError: for a malformed pointer.
+    """
+    paths = [drift.json_pointer_to_path(p) for p in pointers]
+    paths = [p for p in paths if p]  # "" ignores the whole object: it is never written for drift anyway
+    if live is None or not paths:
+        return obj
+    out = copy.deepcopy(obj)
+    for tokens in paths:
+        parent: Any = out
+        source: Any = live
+        for token in tokens[:-1]:
+            parent, source = _child(parent, token), _child(source, token)
+            if parent is None:
+                break
+        if parent is None:
+            continue
+        last = tokens[-1]
+        wanted = _child(parent, last)
+        if wanted is None:
+            continue
+        have = _child(source, last)
+        if have is None:
+            _remove(parent, last)
+        else:
+            _set(parent, last, _shape_like(copy.deepcopy(have), wanted))
+    return out
+
+
+def _child(node: Any, token: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(token)
+    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        return node[int(token)]
+    return None
+
+
+def _remove(node: Any, token: str) -> None:
+    if isinstance(node, dict):
+        node.pop(token, None)
+    elif isinstance(node, list):
+        del node[int(token)]
+
+
+def _set(node: Any, token: str, value: Any) -> None:
+    if isinstance(node, dict):
+        node[token] = value
+    else:
+        node[int(token)] = value
+
+
+def _shape_like(have: Any, wanted: Any) -> Any:
+    """``have`` restricted to the map keys ``wanted`` sets (so other managers' keys are not taken over)."""
+    if isinstance(have, dict) and isinstance(wanted, dict):
+        return {k: _shape_like(have[k], v) for k, v in wanted.items() if k in have}
+    return have
+
+
+def _naming(ref: ObjectRef, exc: KubeError) -> str:
+    """The error's text, led by ``Kind/namespace/name`` of the object it is about."""
+    return str(exc) if exc.obj == str(ref) else f"{ref}: {exc}"
+
+
+def _immutable_error(d: Desired, exc: InvalidError) -> InvalidError:
+    return InvalidError(
+        str(d.ref),
+        exc.status,
+        "Immutable",
+        f"{elide_values(exc.message)} (a field that cannot change after creation was changed; annotate the "
+        f'object with {RECREATE_ANNOTATION}: "true" to allow delete and recreate)',
+    )
+
+
 def _wants_recreate(obj: dict[str, Any]) -> bool:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(RECREATE_ANNOTATION, "")).lower() == "true"
@@ -420,8 +648,12 @@ __all__ = [
     "Desired",
     "PruneBlocked",
     "ResourceManager",
+    "SyncCache",
     "digest",
+    "elide_values",
+    "is_immutable_change",
     "prepare",
     "readable_diff",
+    "respect_ignored",
     "stage_of",
 ]

@@ -232,6 +232,7 @@ class LocalCluster:
                 f"--root-ca-file={pki / 'ca.crt'}",
                 "--use-service-account-credentials=false",
                 "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+                "--enable-hostpath-provisioner=true",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
             ],
@@ -262,7 +263,7 @@ class LocalCluster:
                 "--node-lease-duration-seconds=40",
             ],
         )
-        from reconciler.devcluster.nodes import create_nodes, wait_nodes_ready
+        from reconciler.devcluster.nodes import create_default_storage_class, create_nodes, wait_nodes_ready
 
         create_nodes(Path(kc), self.nodes)
         st.nodes = self.nodes
@@ -273,6 +274,7 @@ class LocalCluster:
             return wait_nodes_ready(Path(kc), self.nodes)
 
         self._wait("kwok", st, nodes_ready, 60)
+        create_default_storage_class(Path(kc))
         self._save(st)
 
     def _start_nats(self, st: ClusterState, progress: Progress) -> None:

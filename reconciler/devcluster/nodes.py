@@ -59,3 +59,27 @@ def wait_nodes_ready(kubeconfig: Path, count: int) -> bool:
             if cond.get("type") == "Ready" and cond.get("status") == "True":
                 ready += 1
     return ready >= count
+
+
+def create_default_storage_class(kubeconfig: Path) -> None:
+    """A default StorageClass served by kube-controller-manager's host-path provisioner (started with
+    ``--enable-hostpath-provisioner``), so PersistentVolumeClaims bind on the local cluster."""
+    client = KubeClient(kubeconfig)
+    try:
+        client.apply(
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": "standard",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "kubernetes.io/host-path",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+            },
+            ObjectRef(group="storage.k8s.io", version="v1", kind="StorageClass", name="standard"),
+            field_manager=FIELD_MANAGER,
+        )
+    finally:
+        client.close()

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from reconciler.model.imagepolicy import ImagePolicy
+
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -100,6 +102,11 @@ class Environment(BaseModel):
     health: HealthGate = Field(default_factory=HealthGate)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     on_failure: Literal["revert", "none"] = Field(default="none", alias="onFailure")
+    image_policies: list[ImagePolicy] = Field(
+        default_factory=list,
+        alias="imagePolicies",
+        description="image automation: which pushed image versions this environment takes",
+    )
 
     @field_validator("name")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.health import assess
 from reconciler.cluster.inventory import InventoryStore
-from reconciler.cluster.manager import ApplyError, Desired, PruneBlocked, ResourceManager, prepare
+from reconciler.cluster.manager import ApplyError, Desired, PruneBlocked, ResourceManager, SyncCache, prepare
 from reconciler.errors import ConfigError, KubeError, NotFoundError, ReconcilerError
 from reconciler.model import (
     Action,
@@ -44,6 +44,7 @@ class PassContext:
     cache: RenderCache = field(default_factory=RenderCache)
     on_drift: Callable[[str, ObjectRef, list[str]], None] | None = None
     last_desired: dict[str, list[Desired]] = field(default_factory=dict)
+    sync_cache: SyncCache = field(default_factory=SyncCache)
 
 
 def _env_file(snapshot: Snapshot, env_name: str) -> Environment:
@@ -166,7 +167,7 @@ def run_pass(
         desired = prepare(objects, env.sync.ignore)
         store = InventoryStore(ctx.client)
         inventory = store.load(env_name)
-        manager = ResourceManager(ctx.client)
+        manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
 
         def on_drift(ref: ObjectRef, paths: list[str]) -> None:
             if ctx.on_drift is not None:

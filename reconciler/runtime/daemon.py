@@ -30,14 +30,19 @@ from reconciler.bus import (
 )
 from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
-from reconciler.cluster.manager import FIELD_MANAGER, Desired
+from reconciler.cluster.manager import FIELD_MANAGER, Desired, respect_ignored
 from reconciler.errors import KubeError, ReconcilerError
-from reconciler.model import DriftMode, Environment, PassResult, ref_of
-from reconciler.reconcile import PassContext, load_environments, run_pass
+from reconciler.model import DriftMode, Environment, HealthState, HealthStatus, PassResult, ref_of
+from reconciler.observe.logging import log_context
+from reconciler.promote.auto import AutoRollback, bus_publisher
+from reconciler.promote.images import ImageAutomation, run_consumer
+from reconciler.reconcile import PassContext, load_environments, run_pass, wait_for_health
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
+from reconciler.source.gitops import GitWriter
 
 log = logging.getLogger("reconciler.daemon")
+_SETTLED = {HealthState.HEALTHY, HealthState.DEGRADED, HealthState.NO_CONTROLLER}
 ResultHook = Callable[[PassResult], None]
 DriftHook = Callable[[dict[str, Any]], None]
 
@@ -50,6 +55,7 @@ class _EnvState:
     waiters: list[asyncio.Future[PassResult]] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     running: bool = False
+    settling: bool = False
     passes: int = 0
     last: PassResult | None = None
 
@@ -88,6 +94,10 @@ class Daemon:
         self._repo_watcher: RepoWatcher | None = None
         self.drift_events: list[dict[str, Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self.auto = AutoRollback(GitWriter(settings.repo, settings.branch, settings.cache_dir / "promotion"))
+        self.images: ImageAutomation | None = None
+        self._image_task: asyncio.Task[Any] | None = None
+        self.is_leader: bool | None = True  # None: undecided, False: standby (set by the leader elector)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -112,7 +122,17 @@ class Daemon:
         if self.settings.nats_url:
             self.bus = Bus(self.settings.nats_url, name="reconciler-daemon")
             await self.bus.connect()
+            self.auto.publish = bus_publisher(self.bus, self._loop)
             self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
+            if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
+                self.images = ImageAutomation(
+                    GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
+                    load_environments,
+                    only=set(self.envs),
+                )
+                self._image_task = asyncio.create_task(
+                    run_consumer(self.bus, self.images, self._stop), name="image-automation"
+                )
         for state in self.envs.values():
             self._tasks.append(asyncio.create_task(self._worker(state), name=f"worker-{state.name}"))
             self._tasks.append(asyncio.create_task(self._poll(state), name=f"poll-{state.name}"))
@@ -131,6 +151,10 @@ class Daemon:
         """Stop triggers, workers, watches and the NATS connection."""
         self._stop.set()
         self._stopping.set()
+        if self._image_task is not None:  # let a batch in progress finish and be acknowledged
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._image_task, 30)
+            self._image_task = None
         if self._repo_watcher is not None:
             self._repo_watcher.stop()
         for t in self._tasks:
@@ -188,7 +212,8 @@ class Daemon:
             state.running = True
             reason = ",".join(sorted(set(reasons))) or "unknown"
             try:
-                result = await asyncio.to_thread(run_pass, self.ctx, state.name, trigger=reason)
+                with log_context(environment=state.name):
+                    result = await asyncio.to_thread(run_pass, self.ctx, state.name, trigger=reason)
             except Exception as exc:  # a bug in a pass must not stop the daemon
                 log.exception("pass for %s crashed", state.name)
                 result = PassResult(
@@ -210,6 +235,40 @@ class Daemon:
             await self._publish(result_subject(state.name), result.model_dump_json().encode())
             if self.on_result is not None:
                 self.on_result(result)
+            if self.settings.promotion_records and result.ok and state.env is not None and not state.settling:
+                state.settling = True
+                self._spawn(self._settle(state, state.env, result))
+
+    async def _settle(self, state: _EnvState, env: Environment, result: PassResult) -> None:
+        """Health gate and promotion record for the pass's revision (in the background, so triggers for
+        this environment are not held up); reverts a failed promotion when ``onFailure: revert``."""
+        stopping = self._stopping
+
+        def wait(timeout: float) -> dict[str, HealthStatus]:
+            refs = [d.ref for d in self.ctx.last_desired.get(env.name, [])]
+            deadline = time.monotonic() + timeout
+            while True:
+                if stopping.is_set():
+                    raise ReconcilerError("daemon stopping")
+                health = wait_for_health(
+                    self.client,
+                    refs,
+                    timeout=min(1.0, max(0.0, deadline - time.monotonic())),
+                    no_controller_after=env.health.no_controller_after,
+                    interval=0.3,
+                )
+                settled = all(h.state in _SETTLED for h in health.values())
+                if settled or time.monotonic() >= deadline:
+                    return health
+
+        try:
+            decision = await asyncio.to_thread(self.auto.after_pass, env, result, wait)
+        except ReconcilerError:
+            return
+        finally:
+            state.settling = False
+        if decision.retrigger:
+            self.trigger(state.name, "rollback")
 
     def _after_pass(self, state: _EnvState, result: PassResult) -> None:
         """Refresh the environment settings and the drift-watch index from the pass."""
@@ -338,6 +397,7 @@ class Daemon:
         event = {
             "environment": env_name,
             "object": str(d.ref),
+            "ref": d.ref.model_dump(),
             "paths": paths,
             "mode": mode.value,
             "managers": managers,
@@ -345,16 +405,17 @@ class Daemon:
             "corrected": False,
         }
         if mode is DriftMode.CORRECT:
-            self._spawn(self._correct(env_name, d, event))
+            self._spawn(self._correct(env_name, d, event, live))
         else:
             self._emit_drift(event)
 
-    async def _correct(self, env_name: str, d: Desired, event: dict[str, Any]) -> None:
+    async def _correct(self, env_name: str, d: Desired, event: dict[str, Any], live: dict[str, Any]) -> None:
         try:
             if event["paths"] == ["(object deleted)"]:
                 await self.trigger(env_name, "drift")
             else:
-                await asyncio.to_thread(self.client.apply, d.obj, d.ref, field_manager=FIELD_MANAGER)
+                sent = respect_ignored(d.obj, live, d.ignore)
+                await asyncio.to_thread(self.client.apply, sent, d.ref, field_manager=FIELD_MANAGER)
             event["corrected"] = True
             event["corrected_at"] = time.time()
         except KubeError as exc:

@@ -15,7 +15,7 @@ class _Handler(FileSystemEventHandler):
         self._fire = fire
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        path = str(event.src_path)
+        path = str(getattr(event, "dest_path", "") or event.src_path)  # a ref is written as x.lock → x
         if "/objects/" in path or path.endswith(".lock"):
             return
         self._fire()
@@ -51,7 +51,11 @@ class RepoWatcher:
 
     def start(self) -> None:
         """Start watching (a background thread)."""
-        self._observer.schedule(_Handler(self._fire), str(self.git_dir), recursive=True)
+        handler = _Handler(self._fire)
+        # refs only: HEAD/packed-refs in the Git directory, loose refs below refs/ (not the object store)
+        self._observer.schedule(handler, str(self.git_dir), recursive=False)
+        if (self.git_dir / "refs").is_dir():
+            self._observer.schedule(handler, str(self.git_dir / "refs"), recursive=True)
         self._observer.daemon = True
         self._observer.start()
 

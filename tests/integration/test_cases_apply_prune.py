@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import EnvRepo, shared_dir
+from reconciler_testing import EnvRepo, shared_dir
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore

@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from conftest import EnvRepo
+from reconciler_testing import EnvRepo
 from typer.testing import CliRunner
 
 from reconciler.cli import app

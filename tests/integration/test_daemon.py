@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EnvRepo
+from reconciler_testing import EnvRepo
 
 from reconciler.bus import Bus, git_push_subject
 from reconciler.cluster.client import KubeClient
@@ -302,3 +302,5 @@ def test_example_environments_apply(
     assert result.ok, result.error
     kinds = {c.ref.kind for c in result.changes.entries}
     assert {"Namespace", "Deployment", "Service", "Agent", "ModelConfig", "HTTPRoute", "Gateway"} <= kinds
+    assert {"StatefulSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {"MCPServer", "RemoteMCPServer", "AgentgatewayBackend", "AgentgatewayPolicy"} <= kinds

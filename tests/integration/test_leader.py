@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import EnvRepo
+from reconciler_testing import EnvRepo
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.lease import LeaseLock, LeaseRecord
@@ -61,6 +61,8 @@ def test_two_daemons_one_leader_and_takeover(
                     "--leader-elect",
                     "--lease-namespace",
                     namespace,
+                    "--http",
+                    "127.0.0.1:0",
                     "--lease-duration",
                     "10",
                 ],

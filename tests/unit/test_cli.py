@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from reconciler.render import build, dump_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -21,7 +22,9 @@ def test_build_dir_renders_like_kustomize_build() -> None:
     assert result.exit_code == 0, result.output
     assert "name: agents-staging" in result.output
     assert "image: ghcr.io/acme/clock-mcp:0.1.0" in result.output
-    assert result.output.count("\n---\n") == 7
+    assert "kind: StatefulSet" in result.output and "kind: MCPServer" in result.output
+    assert result.output == dump_yaml(build(ROOT / "overlays" / "staging", root=ROOT))
+    assert result.output.count("\n---\n") == 29
 
 
 def test_build_missing_directory_is_a_usage_error(tmp_path: Path) -> None:

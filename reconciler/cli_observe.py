@@ -1,0 +1,439 @@
+"""``reconciler status`` and ``reconciler diff``: what runs where, and what a commit would change.
+
+Exit codes (as every ``reconciler`` command): 0 ok, 1 failed (cluster, Git or server unreachable, the
+dry-run failed), 2 usage error (unknown environment, bad option), 3 differences found (``diff
+--exit-code`` only).
+
+``status`` reads each environment's inventory from the cluster (the revision it last applied and its
+objects), reads each object's health, and with ``--repo`` compares the inventory's revision with the
+branch's latest commit (``Synced`` / ``OutOfSync``); with ``--server`` it asks a running daemon instead
+(``GET /api/status``), which also knows about running passes, failures and drift.
+
+``diff ENV`` renders the branch's latest commit and asks the API server for a server-side dry-run of every
+changed object, then prints a coloured unified diff (live → desired; Secret values never shown).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import HealthStatus, Inventory
+from reconciler.observe.status import (
+    EnvSummary,
+    PendingChange,
+    SyncState,
+    diff_line_class,
+    health_counts,
+    overall_health,
+    pending_from_result,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DIFFERENCES = 3
+
+_SYNC_STYLE = {
+    SyncState.SYNCED: "green",
+    SyncState.OUT_OF_SYNC: "yellow",
+    SyncState.DRIFTED: "yellow",
+    SyncState.RECONCILING: "yellow",
+    SyncState.FAILED: "red",
+    SyncState.NOT_RECONCILED: "dim",
+    SyncState.UNKNOWN: "dim",
+}
+_HEALTH_STYLE = {
+    "Healthy": "green",
+    "Progressing": "yellow",
+    "Degraded": "red",
+    "Missing": "red",
+    "NoController": "magenta",
+    "Unknown": "dim",
+}
+_DIFF_STYLE = {"hdr": "bold", "hunk": "cyan", "add": "green", "del": "red", "ctx": ""}
+
+
+class OutputFormat(StrEnum):
+    """``-o`` values."""
+
+    text = "text"
+    json = "json"
+    yaml = "yaml"
+
+
+Output = Annotated[OutputFormat, typer.Option("-o", "--output", help="text, json or yaml")]
+Kubeconfig = Annotated[Path | None, typer.Option(help="kubeconfig (default: $KUBECONFIG)")]
+Context = Annotated[str | None, typer.Option(help="kubeconfig context")]
+Color = Annotated[
+    bool | None, typer.Option("--color/--no-color", help="colour (default: when writing to a terminal)")
+]
+
+
+def _consoles(color: bool | None) -> tuple[Console, Console]:
+    width = None if sys.stdout.isatty() else 160
+    out = Console(force_terminal=color, no_color=color is False, highlight=False, soft_wrap=True, width=width)
+    err = Console(stderr=True, highlight=False, force_terminal=color, no_color=color is False)
+    return out, err
+
+
+def _fail(err: Console, message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err.print(Text.assemble(("error: ", "bold red"), message))
+    return typer.Exit(code)
+
+
+def emit(data: Any, output: OutputFormat) -> None:
+    """Write ``data`` (JSON-compatible) to standard output as JSON or YAML."""
+    plain = json.loads(json.dumps(data, default=str))
+    if output is OutputFormat.json:
+        sys.stdout.write(json.dumps(plain, indent=2) + "\n")
+    else:
+        from ruamel.yaml import YAML
+
+        y = YAML(typ="safe", pure=True)
+        y.default_flow_style = False
+        y.dump(plain, sys.stdout)
+
+
+@contextmanager
+def spinner(err: Console, message: str) -> Iterator[None]:
+    """A spinner on standard error while a long step runs (only on a terminal)."""
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(message):
+        yield
+
+
+# -- status ---------------------------------------------------------------------------------------------
+
+
+def _inventories(client: Any) -> dict[str, Inventory]:
+    """Every stored inventory in the cluster, by environment."""
+    from reconciler.cluster.inventory import NAMESPACE, InventoryStore
+    from reconciler.errors import NotFoundError
+
+    try:
+        items, _ = client.list(
+            "", "v1", "ConfigMap", namespace=NAMESPACE, label_selector="reconciler.dev/environment"
+        )
+    except NotFoundError:
+        return {}
+    store = InventoryStore(client)
+    out: dict[str, Inventory] = {}
+    for item in items:
+        env = ((item.get("metadata") or {}).get("labels") or {}).get("reconciler.dev/environment")
+        if env:
+            out[str(env)] = store.load(str(env))
+    return out
+
+
+def cluster_status(
+    client: Any,
+    *,
+    envs: list[str] | None = None,
+    head: str = "",
+    repo_envs: list[str] | None = None,
+    with_health: bool = True,
+    progress: Progress | None = None,
+) -> list[EnvSummary]:
+    """Status of each environment from the cluster: the inventory's revision, sync state and health.
+
+    Args:
+        client: a :class:`reconciler.cluster.client.KubeClient`.
+        envs: only these environments (default: every inventory, plus ``repo_envs``).
+        head: the branch's latest revision (``main@sha1:…``); "" when not known (sync ``Unknown``).
+        repo_envs: environments defined in the repository (shown ``NotReconciled`` without an inventory).
+        with_health: read each inventory object's health (one GET per object).
+        progress: a rich progress bar to advance per object read.
+
+    Raises:
+        KubeError: when the API server cannot be read.
+    """
+    from reconciler.reconcile import assess_health
+
+    inventories = _inventories(client)
+    names = envs or sorted(set(inventories) | set(repo_envs or []))
+    total = sum(len(inventories[n].entries) for n in names if n in inventories) if with_health else 0
+    task = progress.add_task("reading health", total=total) if progress is not None and total else None
+    out: list[EnvSummary] = []
+    for name in names:
+        inv = inventories.get(name)
+        if inv is None or not inv.revision:
+            out.append(EnvSummary(name=name, sync=SyncState.NOT_RECONCILED))
+            continue
+        health: dict[str, HealthStatus] = {}
+        if with_health:
+            for ref in inv.entries:
+                health.update(assess_health(client, [ref]))
+                if progress is not None and task is not None:
+                    progress.advance(task)
+        if not head:
+            sync = SyncState.UNKNOWN
+        else:
+            sync = SyncState.SYNCED if head == inv.revision else SyncState.OUT_OF_SYNC
+        out.append(
+            EnvSummary(
+                name=name,
+                revision=inv.revision,
+                sync=sync,
+                health=overall_health(h.state for h in health.values()),
+                health_counts=health_counts(health),
+                objects=len(inv.entries),
+            )
+        )
+    return out
+
+
+def server_status(url: str, timeout: float = 10.0) -> list[EnvSummary]:
+    """``GET <url>/api/status`` of a running daemon.
+
+    Raises:
+        ReconcilerError: when the server cannot be reached or answers something else than the status list.
+    """
+    target = url.rstrip("/") + "/api/status"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as resp:
+            body = resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise ReconcilerError(f"{target}: {getattr(exc, 'reason', exc)}") from None
+    try:
+        return TypeAdapter(list[EnvSummary]).validate_json(body)
+    except ValidationError as exc:
+        raise ReconcilerError(f"{target}: not a status list: {exc.errors()[0]['msg']}") from None
+
+
+def short_revision(revision: str) -> str:
+    """``main@sha1:<40 hex>`` → ``main@<7 hex>`` (other strings unchanged)."""
+    branch, sep, sha = revision.partition("@sha1:")
+    return f"{branch}@{sha[:7]}" if sep else revision
+
+
+def print_status(console: Console, envs: list[EnvSummary]) -> None:
+    """The status table."""
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for col in ("environment", "revision", "sync", "health", "objects", "last pass"):
+        table.add_column(col)
+    for e in envs:
+        counts = ", ".join(f"{n} {s}" for s, n in e.health_counts.items())
+        health = Text(e.health or "-", style=_HEALTH_STYLE.get(e.health, ""))
+        if counts:
+            health.append(f" ({counts})", style="dim")
+        last = ""
+        if e.last_pass_at:
+            last = f"{time.strftime('%H:%M:%S', time.localtime(e.last_pass_at))} ({e.trigger})"
+        if e.error:
+            last += f" {e.error[:80]}"
+        table.add_row(
+            Text(e.name, style="bold"),
+            short_revision(e.revision) or "-",
+            Text(e.sync.value, style=_SYNC_STYLE.get(e.sync, "")),
+            health,
+            str(e.objects),
+            last,
+        )
+    if not envs:
+        console.print("no environments (no inventory in the cluster yet)")
+        return
+    console.print(table)
+
+
+def status_cmd(
+    repo: Annotated[
+        str | None, typer.Option(help="environment repository: compare with its branch's latest commit")
+    ] = None,
+    branch: str = "main",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="environment (repeatable; default all)")
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="a running daemon's HTTP address (http://127.0.0.1:9090) to ask instead"),
+    ] = None,
+    health: Annotated[bool, typer.Option("--health/--no-health", help="read each object's health")] = True,
+    output: Output = OutputFormat.text,
+    color: Color = None,
+) -> None:
+    """Environments: the revision each last applied (from its inventory), sync state and health."""
+    console, err = _consoles(color)
+    try:
+        if server:
+            envs = server_status(server)
+            if env:
+                envs = [e for e in envs if e.name in env]
+        else:
+            envs = _status_from_cluster(err, repo, branch, env, kubeconfig, context, health)
+    except ReconcilerError as exc:
+        raise _fail(err, str(exc)) from None
+    if output is OutputFormat.text:
+        print_status(console, envs)
+    else:
+        emit([e.model_dump(mode="json") for e in envs], output)
+
+
+def _status_from_cluster(
+    err: Console,
+    repo: str | None,
+    branch: str,
+    env: list[str] | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    health: bool,
+) -> list[EnvSummary]:
+    from reconciler.cluster.client import KubeClient
+
+    head = ""
+    repo_envs: list[str] = []
+    if repo:
+        from reconciler.reconcile import load_environments
+        from reconciler.settings import default_cache_dir
+        from reconciler.source import GitSource
+
+        with spinner(err, f"fetching {repo} {branch}"):
+            source = GitSource(repo, branch, default_cache_dir())
+            rev = source.fetch()
+            repo_envs = sorted(load_environments(source.snapshot(rev).root))
+        head = str(rev)
+    client = KubeClient(kubeconfig, context)
+    try:
+        if err.is_terminal:
+            columns = (
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=err, transient=True) as progress:
+                return cluster_status(
+                    client, envs=env, head=head, repo_envs=repo_envs, with_health=health, progress=progress
+                )
+        return cluster_status(client, envs=env, head=head, repo_envs=repo_envs, with_health=health)
+    finally:
+        client.close()
+
+
+# -- diff -----------------------------------------------------------------------------------------------
+
+
+def pending_change(
+    repo: str,
+    branch: str,
+    env: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    cache_dir: Path | None = None,
+) -> PendingChange:
+    """Dry-run ``env`` at the branch's latest commit against the cluster.
+
+    Raises:
+        typer.BadParameter: when ``env`` is not defined in ``envs/`` (a usage error, exit 2).
+        ReconcilerError: when Git or the cluster cannot be read.
+    """
+    from reconciler.cluster.client import KubeClient
+    from reconciler.reconcile import PassContext, load_environments, run_pass
+    from reconciler.settings import default_cache_dir
+    from reconciler.source import GitSource
+
+    source = GitSource(repo, branch, cache_dir or default_cache_dir())
+    rev = source.fetch()
+    defined = load_environments(source.snapshot(rev).root)
+    if env not in defined:
+        raise typer.BadParameter(
+            f"environment {env!r} is not defined in envs/ at {rev} "
+            f"(defined: {', '.join(sorted(defined)) or 'none'})",
+            param_hint="ENV",
+        )
+    client = KubeClient(kubeconfig, context)
+    try:
+        ctx = PassContext(source=source, client=client)
+        result = run_pass(ctx, env, revision=rev, trigger="cli-diff", dry_run=True, with_health=False)
+    finally:
+        client.close()
+    return pending_from_result(result, time.time())
+
+
+def print_diff(console: Console, pending: PendingChange) -> None:
+    """The pending change as a coloured unified diff, one block per object, and a summary line."""
+    for e in pending.entries:
+        sign, style = {"created": ("+", "green"), "deleted": ("-", "red")}.get(e.action, ("~", "yellow"))
+        console.print(Text.assemble((f"{sign} {e.object}", f"bold {style}"), (f" ({e.action})", "dim")))
+        if e.diff:
+            for line in e.diff.splitlines():
+                console.print(Text(line, style=_DIFF_STYLE[diff_line_class(line)]))
+        elif e.action == "deleted":
+            console.print(
+                Text(f"--- live/{e.object}\n+++ /dev/null (left Git: would be pruned)", style="red")
+            )
+        console.print()
+    counts: dict[str, int] = {}
+    for e in pending.entries:
+        counts[e.action] = counts.get(e.action, 0) + 1
+    if counts:
+        detail = ", ".join(f"{n} {a}" for a, n in counts.items())
+        console.print(
+            f"{pending.environment} at {pending.revision}: {len(pending.entries)} object(s) differ ({detail})"
+        )
+    else:
+        console.print(f"{pending.environment} at {pending.revision}: no differences")
+
+
+def diff_cmd(
+    env: Annotated[str, typer.Argument(help="environment name (envs/<env>.yaml)")],
+    repo: Annotated[str, typer.Option(help="environment repository (path or URL)")],
+    branch: str = "main",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    exit_code: Annotated[
+        bool,
+        typer.Option("--exit-code", help="exit 3 when there are differences (like git diff --exit-code)"),
+    ] = False,
+    output: Output = OutputFormat.text,
+    color: Color = None,
+) -> None:
+    """Show what applying the branch's latest commit to ENV would change (server-side dry-run)."""
+    console, err = _consoles(color)
+    try:
+        with spinner(err, f"rendering {env} and asking the API server for a dry-run"):
+            pending = pending_change(repo, branch, env, kubeconfig, context)
+    except ReconcilerError as exc:
+        raise _fail(err, str(exc)) from None
+    if not pending.ok:
+        raise _fail(err, f"dry-run of {env} at {pending.revision or branch} failed: {pending.error}")
+    if output is OutputFormat.text:
+        print_diff(console, pending)
+    else:
+        emit(pending.model_dump(mode="json"), output)
+    if exit_code and pending.differs:
+        raise typer.Exit(EXIT_DIFFERENCES)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``status`` and ``diff`` to the ``reconciler`` command line."""
+    app.command("status")(status_cmd)
+    app.command("diff")(diff_cmd)

@@ -1,0 +1,436 @@
+"""``reconciler up --demo``: a narrated scenario on the real local cluster, NATS, webhooks and Git that
+exits 0 only when every step really happened (each step checks its outcome on the cluster and in Git).
+
+1. bootstrap: every environment of the example repository reconciled, health recorded;
+2. a registry webhook (GitHub Packages, HMAC-signed) announces a new clock MCP server image;
+3. image automation commits it to dev's overlay, and dev's Deployment runs it;
+4. promote dev → staging through a branch (``promote/staging/<sha>``) and its merge;
+5. a manual edit in staging (another field manager changes the image) is corrected;
+6. a release that prod's admission policy refuses (its pods are never created) fails prod's health gate;
+7. the daemon pushes the revert commit itself, prod is back on the previous version;
+8. ``history prod`` is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from rich.console import Console
+from rich.markup import escape
+
+from reconciler.cluster.client import KubeClient
+from reconciler.errors import ReconcilerError
+from reconciler.model import HealthState, ObjectRef, PassResult
+from reconciler.runtime import Daemon
+from reconciler.settings import DaemonSettings
+from reconciler.source.gitops import GitWriter
+
+CLOCK = "ghcr.io/acme/clock-mcp"
+NEW_TAG = "0.1.2"
+NEW_DIGEST = "sha256:" + hashlib.sha256(b"clock-mcp 0.1.2").hexdigest()
+HOOK_SECRET = "demo-webhook-secret"  # a test value for the local receiver only
+POLICY = "reconciler-demo-prod-admission"
+
+
+class DemoFailed(ReconcilerError):
+    """A step of the demo did not happen."""
+
+
+def _deployment(ns: str) -> ObjectRef:
+    return ObjectRef(group="apps", version="v1", kind="Deployment", namespace=ns, name="clock-mcp")
+
+
+def _image(kube: KubeClient, ns: str) -> str:
+    live = kube.get(_deployment(ns)) or {}
+    containers = ((live.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+    return str(containers[0].get("image", ""))
+
+
+async def _until(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"{what}: not within {timeout:.0f} s")
+        await asyncio.sleep(interval)
+
+
+def _package_event(tag: str, digest: str) -> dict[str, Any]:
+    """A GitHub ``registry_package`` ``published`` event for ghcr.io/acme/clock-mcp (the fields GitHub
+    documents; only the ones the receiver reads matter)."""
+    return {
+        "action": "published",
+        "registry_package": {
+            "name": "clock-mcp",
+            "namespace": "acme",
+            "package_type": "CONTAINER",
+            "owner": {"login": "acme"},
+            "registry": {"url": "https://ghcr.io/acme", "host": "ghcr.io", "type": "docker"},
+            "package_version": {
+                "version": digest,
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "container_metadata": {
+                    "tag": {"name": tag, "digest": digest},
+                    "manifest": {
+                        "digest": digest,
+                        "media_type": "application/vnd.oci.image.manifest.v1+json",
+                    },
+                },
+            },
+        },
+        "sender": {"login": "acme-ci"},
+    }
+
+
+class Demo:
+    """The scenario; ``run`` returns 0 when every step was verified."""
+
+    def __init__(self, console: Console, kubeconfig: Path, nats_url: str, remote: Path, cache_dir: Path):
+        self.console = console
+        self.kubeconfig = kubeconfig
+        self.nats_url = nats_url
+        self.remote = remote
+        self.cache_dir = cache_dir
+        self.kube = KubeClient(kubeconfig)
+        self.results: list[PassResult] = []
+        self.drift: list[dict[str, Any]] = []
+        self.step = 0
+
+    def say(self, text: str) -> None:
+        """Print a narrated line."""
+        self.console.print(f"  {escape(text)}", highlight=False)
+
+    async def _step(self, title: str, body: Callable[[], Awaitable[str]]) -> None:
+        self.step += 1
+        self.console.print(f"\n[bold cyan]{self.step}. {title}[/]", highlight=False)
+        t0 = time.monotonic()
+        outcome = await body()
+        self.console.print(
+            f"  [green]✓[/] {escape(outcome)} ({time.monotonic() - t0:.1f} s)", highlight=False
+        )
+
+    async def run(self) -> int:
+        """Run every step; 0 when all were verified, 1 otherwise."""
+        settings = DaemonSettings(
+            repo=str(self.remote),
+            kubeconfig=self.kubeconfig,
+            nats_url=self.nats_url,
+            cache_dir=self.cache_dir / "daemon",
+            poll_interval=5,
+            watch_local=True,
+        )
+        self.daemon = Daemon(settings, on_result=self.results.append, on_drift=self.drift.append)
+        runner = None
+        try:
+            runner, url = await self._start_webhooks()
+            await self.daemon.start()
+            await self._step("Bootstrap every environment", self.bootstrap)
+            await self._step(
+                "A registry webhook announces a new clock MCP server image", lambda: self.webhook(url)
+            )
+            await self._step("Promote dev → staging through a branch and its merge", self.promote_staging)
+            await self._step("A manual edit in staging is corrected", self.drift_staging)
+            await self._step("A bad release reaches prod and fails its health gate", self.bad_release)
+            await self._step("history prod", self.history)
+        except (DemoFailed, ReconcilerError) as exc:
+            self.console.print(f"  [bold red]✗ {escape(str(exc))}[/]", highlight=False)
+            return 1
+        finally:
+            await self.daemon.stop()
+            if runner is not None:
+                await runner.cleanup()
+            await asyncio.to_thread(self._cleanup_policy)
+            self.kube.close()
+        self.console.print("\n[bold green]demo complete: every step verified[/]")
+        return 0
+
+    async def _start_webhooks(self) -> tuple[web.AppRunner, str]:
+        from reconciler.bus import Bus
+        from reconciler.devcluster.process import free_port
+        from webhooks.config import WebhookSettings
+        from webhooks.server import build_app
+
+        bus = Bus(self.nats_url, name="reconciler-demo-webhooks")
+        await bus.connect()
+        self._webhook_bus = bus
+        cfg = WebhookSettings.model_validate(
+            {"receivers": [{"name": "ghcr", "provider": "github", "secret": HOOK_SECRET}]}
+        )
+        app = build_app(cfg, bus)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, f"http://127.0.0.1:{port}"
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def _last(self, env: str) -> PassResult | None:
+        return next((r for r in reversed(self.results) if r.environment == env), None)
+
+    def _at(self, env: str, sha: str) -> bool:
+        last = self._last(env)
+        return last is not None and last.revision.endswith(sha)
+
+    def _settled(self, env: str) -> bool:
+        last = self._last(env)
+        if last is None or not last.ok:
+            return False
+        sha = last.revision.rsplit("@sha1:", 1)[-1]
+        return (env, sha) in self.daemon.auto._settled and not self.daemon.envs[env].settling
+
+    async def bootstrap(self) -> str:
+        for env in ("dev", "staging", "prod"):
+            await _until(f"first pass of {env}", functools.partial(self._last, env), 120)
+            last = self._last(env)
+            assert last is not None
+            if not last.ok:
+                raise DemoFailed(f"{env}: {last.error}")
+            await _until(f"health gate of {env}", functools.partial(self._settled, env), 180)
+            health = last.health
+            counts: dict[str, int] = {}
+            for h in health.values():
+                counts[h.state.value] = counts.get(h.state.value, 0) + 1
+            self.say(
+                f"{env}: {len(last.changes.entries)} objects at {last.revision[-40:][:7]}; health "
+                + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            )
+        self.before_prod = await asyncio.to_thread(_image, self.kube, "agents-prod")
+        return (
+            "dev, staging and prod reconciled; custom resources without a controller reported as NoController"
+        )
+
+    async def webhook(self, url: str) -> str:
+        body = json.dumps(_package_event(NEW_TAG, NEW_DIGEST)).encode()
+        sig = "sha256=" + hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "registry_package",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": sig,
+        }
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{url}/hook/ghcr", data=body, headers=headers) as resp,
+        ):
+            text = await resp.text()
+            if resp.status != 202:
+                raise DemoFailed(f"webhook answered {resp.status}: {text}")
+        self.say(f"POST /hook/ghcr → 202 ({CLOCK}:{NEW_TAG}@{NEW_DIGEST[:19]}…)")
+        want = f"{CLOCK}:{NEW_TAG}"
+        await _until(
+            "dev's Deployment on the new image", lambda: _image(self.kube, "agents-dev").startswith(want), 60
+        )
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-git")
+        await asyncio.to_thread(writer.sync)
+        commit = (await asyncio.to_thread(writer.log, max_count=5))[0]
+        self.say(f"commit {commit.sha[:7]} {commit.subject!r} by {commit.author_name}")
+        await _until("dev's pass on the new revision", functools.partial(self._at, "dev", commit.sha), 60)
+        await _until("dev's health gate on the new revision", lambda: self._settled("dev"), 120)
+        return f"dev runs {_image(self.kube, 'agents-dev')}"
+
+    async def _merge(self, branch: str, message: str) -> str:
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-git")
+
+        def merge() -> str:
+            with writer.locked():
+                writer.sync()
+                repo = writer.repo  # the clone's GitPython handle
+                repo.git.fetch("origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
+                repo.git.merge("--no-ff", "-m", message, f"origin/{branch}")
+                writer.push()
+                return str(repo.head.commit.hexsha)
+
+        return await asyncio.to_thread(merge)
+
+    async def _promote(self, from_env: str, to_env: str) -> str:
+        from reconciler.promote.promotion import promote
+        from reconciler.reconcile import load_environments
+
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-promote")
+
+        def run() -> str:
+            with writer.locked():
+                writer.sync()
+                envs = load_environments(writer.workdir)
+                result = promote(writer, envs, from_env, to_env, app="clock-mcp", mode="pr")
+            if not result.plan.changes:
+                raise DemoFailed(f"promote {from_env} → {to_env}: {result.message}")
+            for c in result.plan.changes:
+                after = c.after
+                ref = f"{after.new_name or after.name}:{after.new_tag or ''}@{after.digest or ''}"
+                self.say(f"{c.name}: {c.before or '(none)'} → {ref}")
+            branch = result.branch or ""
+            self.say(f"pushed branch {branch} ({result.message or 'pull request ready'})")
+            return branch
+
+        return await asyncio.to_thread(run)
+
+    async def promote_staging(self) -> str:
+        branch = await self._promote("dev", "staging")
+        sha = await self._merge(branch, f"Merge {branch}: promote clock-mcp to staging")
+        self.say(f"merged {branch} into main as {sha[:7]}")
+        await _until("staging's pass on the merge", functools.partial(self._at, "staging", sha), 60)
+        await _until(
+            "staging's Deployment on the promoted image",
+            lambda: NEW_DIGEST in _image(self.kube, "agents-staging"),
+            60,
+        )
+        await _until("staging's health gate", lambda: self._settled("staging"), 120)
+        return f"staging runs {_image(self.kube, 'agents-staging')}"
+
+    async def drift_staging(self) -> str:
+        n = len(self.drift)
+        await asyncio.to_thread(
+            self.kube.apply,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "clock-mcp", "namespace": "agents-staging"},
+                "spec": {
+                    "template": {
+                        "spec": {"containers": [{"name": "server", "image": "ghcr.io/acme/hotfix:manual"}]}
+                    }
+                },
+            },
+            _deployment("agents-staging"),
+            field_manager="kubectl-edit",
+        )
+        self.say("kubectl-edit set the image to ghcr.io/acme/hotfix:manual")
+        t0 = time.monotonic()
+        await _until("drift correction", lambda: any(d.get("corrected") for d in self.drift[n:]), 15, 0.05)
+        await _until(
+            "staging's image restored", lambda: NEW_DIGEST in _image(self.kube, "agents-staging"), 15
+        )
+        event = next(d for d in self.drift[n:] if d.get("corrected"))
+        return f"corrected in {time.monotonic() - t0:.2f} s: {', '.join(event['paths'])}"
+
+    def _install_policy(self) -> None:
+        policy = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": POLICY},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"!object.spec.containers.exists(c, c.image.contains('{NEW_DIGEST}'))",
+                        "message": "image not signed for production",
+                    }
+                ],
+            },
+        }
+        binding = {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": POLICY},
+            "spec": {
+                "policyName": POLICY,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "agents-prod"}}
+                },
+            },
+        }
+        for obj in (policy, binding):
+            ref = ObjectRef(group="admissionregistration.k8s.io", version="v1", kind=obj["kind"], name=POLICY)
+            self.kube.apply(obj, ref, field_manager="reconciler-demo")
+        time.sleep(1.5)  # admission policies load asynchronously
+
+    def _cleanup_policy(self) -> None:
+        for kind in ("ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy"):
+            with contextlib.suppress(ReconcilerError):
+                self.kube.delete(
+                    ObjectRef(group="admissionregistration.k8s.io", version="v1", kind=kind, name=POLICY)
+                )
+
+    async def bad_release(self) -> str:
+        await asyncio.to_thread(self._install_policy)
+        self.say("prod admits only signed images: the new release is not (a ValidatingAdmissionPolicy)")
+        branch = await self._promote("staging", "prod")
+        merge_sha = await self._merge(branch, f"Merge {branch}: promote clock-mcp to prod")
+        self.say(f"merged {branch} into main as {merge_sha[:7]}")
+        await _until(
+            "prod's Deployment on the bad release", lambda: NEW_DIGEST in _image(self.kube, "agents-prod"), 60
+        )
+
+        def degraded() -> bool:
+            from reconciler.reconcile import assess_health
+
+            h = assess_health(self.kube, [_deployment("agents-prod")])
+            return any(v.state is HealthState.DEGRADED for v in h.values())
+
+        await _until("prod's Deployment degraded", degraded, 120)
+        self.say("prod's clock-mcp Deployment: Degraded (pods refused by admission)")
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-git")
+
+        def revert_commit() -> Any:
+            writer.sync()
+            return next((c for c in writer.log(max_count=10) if c.first("Rollback-Of")), None)
+
+        commit = await _until("the daemon's revert commit", revert_commit, 300, 1.0)
+        of, reason = (commit.first("Rollback-Of") or "")[:7], commit.first("Reason")
+        self.say(f"revert {commit.sha[:7]} {commit.subject!r} (Rollback-Of: {of}, Reason: {reason})")
+        await _until(
+            "prod back on the previous version",
+            lambda: _image(self.kube, "agents-prod") == self.before_prod,
+            120,
+        )
+
+        def healthy() -> bool:
+            from reconciler.reconcile import assess_health
+
+            h = assess_health(self.kube, [_deployment("agents-prod")])
+            return all(v.state is HealthState.HEALTHY for v in h.values())
+
+        await _until("prod healthy again", healthy, 120)
+        return f"prod healthy on {self.before_prod}"
+
+    async def history(self) -> str:
+        import sys
+
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "reconciler.cli",
+            "history",
+            "prod",
+            "--repo",
+            str(self.remote),
+            "--cache-dir",
+            str(self.cache_dir / "demo-history"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        text = out.decode(errors="replace")
+        self.console.print(text, highlight=False, markup=False, end="")
+        if proc.returncode != 0:
+            raise DemoFailed(f"history prod exited {proc.returncode}")
+        if "Rollback" not in text and "revert" not in text.lower():
+            raise DemoFailed("history prod does not show the rollback")
+        return "history printed"

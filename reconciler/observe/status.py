@@ -1,0 +1,315 @@
+"""What the status page, its JSON API and ``reconciler status`` show: pydantic view models and the pure
+rules that derive sync state and health summaries from pass results, drift reports and Git history.
+
+Sync states (the words Flux and Argo CD users know):
+
+* ``Reconciling`` — a pass runs now;
+* ``NotReconciled`` — no pass finished yet;
+* ``Failed`` — the last pass failed (nothing or only part was applied);
+* ``OutOfSync`` — a server-side dry-run of the branch's latest commit would change something, or the
+  inventory records an older revision than the branch's latest commit;
+* ``Drifted`` — drift was reported (``drift: warn``) after the last pass and not corrected;
+* ``Synced`` — otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from reconciler.model import Action, HealthState, HealthStatus, PassResult
+from reconciler.observe.events import DriftEvent
+
+
+class SyncState(StrEnum):
+    """An environment's sync state (see the module docstring)."""
+
+    SYNCED = "Synced"
+    OUT_OF_SYNC = "OutOfSync"
+    DRIFTED = "Drifted"
+    FAILED = "Failed"
+    RECONCILING = "Reconciling"
+    NOT_RECONCILED = "NotReconciled"
+    UNKNOWN = "Unknown"
+
+
+#: From worst to best: the overall health of a set is its worst member's.
+HEALTH_ORDER = (
+    HealthState.DEGRADED,
+    HealthState.MISSING,
+    HealthState.PROGRESSING,
+    HealthState.UNKNOWN,
+    HealthState.NO_CONTROLLER,
+    HealthState.HEALTHY,
+)
+
+
+class ObjectRow(BaseModel):
+    """One managed object: what the last pass did to it and its health."""
+
+    object: str = Field(description="Kind/namespace/name")
+    kind: str
+    namespace: str = ""
+    name: str
+    action: str = ""
+    health: str = ""
+    message: str = ""
+
+
+class DiffEntry(BaseModel):
+    """One object a pending change would create, configure or delete, with its unified diff."""
+
+    object: str
+    action: str
+    diff: str = ""
+
+
+class PendingChange(BaseModel):
+    """The result of a server-side dry-run of the branch's latest commit."""
+
+    environment: str
+    revision: str = ""
+    ok: bool = True
+    error: str = ""
+    computed_at: float = Field(default=0.0, description="UNIX time, seconds")
+    entries: list[DiffEntry] = Field(default_factory=list)
+
+    @property
+    def differs(self) -> bool:
+        """Whether applying the revision would change anything."""
+        return bool(self.entries)
+
+
+class TimelineEntry(BaseModel):
+    """One commit of the environment's history (promotion, revert or plain change)."""
+
+    sha: str
+    short: str
+    date: str = Field(description="ISO 8601")
+    author: str = ""
+    subject: str
+    kind: str = Field(description="promotion | rollback | revert | change")
+    trailers: dict[str, str] = Field(default_factory=dict)
+    applied: bool = Field(default=False, description="the revision the last successful pass applied")
+    pending: bool = Field(default=False, description="newer than the applied revision")
+    outcome: str = Field(default="", description="recorded outcome (healthy, degraded, reverted), if any")
+    from_env: str = Field(default="", description="the environment a promotion came from")
+    moved: list[str] = Field(default_factory=list, description="image: before → after")
+    merged_by: str = ""
+    reverted_by: str = Field(default="", description="the commit that currently undoes this one")
+    reason: str = ""
+    automatic: bool = Field(default=False, description="a rollback the daemon made itself")
+
+
+class EnvSummary(BaseModel):
+    """One environment on the overview."""
+
+    name: str
+    revision: str = ""
+    sync: SyncState = SyncState.UNKNOWN
+    health: str = Field(default="", description="the worst object health, '' with no objects")
+    health_counts: dict[str, int] = Field(default_factory=dict)
+    objects: int = 0
+    ok: bool | None = None
+    error: str = ""
+    last_pass_at: float | None = Field(default=None, description="UNIX time, seconds")
+    last_duration: float | None = Field(default=None, description="seconds")
+    trigger: str = ""
+    passes: int = 0
+    running: bool = False
+
+
+class EnvDetail(BaseModel):
+    """One environment's page."""
+
+    summary: EnvSummary
+    objects: list[ObjectRow] = Field(default_factory=list)
+    drift: list[DriftEvent] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    pending: PendingChange | None = None
+
+
+def health_counts(health: Mapping[str, HealthStatus]) -> dict[str, int]:
+    """Objects by health state, worst first, zeros omitted."""
+    counts = {s.value: 0 for s in HEALTH_ORDER}
+    for h in health.values():
+        counts[h.state.value] = counts.get(h.state.value, 0) + 1
+    return {k: v for k, v in counts.items() if v}
+
+
+def overall_health(health: Iterable[HealthState]) -> str:
+    """The worst state of ``health`` by :data:`HEALTH_ORDER` ("" for no objects)."""
+    states = set(health)
+    for s in HEALTH_ORDER:
+        if s in states:
+            return s.value
+    return ""
+
+
+def sync_state(
+    last: PassResult | None,
+    *,
+    running: bool = False,
+    pending: PendingChange | None = None,
+    drift: Sequence[DriftEvent] = (),
+    head_revision: str = "",
+) -> SyncState:
+    """The sync state from the last pass, a pending-change dry-run, drift reports and the branch head.
+
+    Args:
+        last: the last finished pass (``None``: none yet).
+        running: whether a pass runs now.
+        pending: a dry-run of the branch's latest commit, if one was made after ``last``.
+        drift: drift reports of this environment (any order).
+        head_revision: the branch's latest revision (``main@sha1:…``), when known.
+    """
+    if running:
+        return SyncState.RECONCILING
+    if last is None:
+        return SyncState.NOT_RECONCILED
+    if not last.ok:
+        return SyncState.FAILED
+    if pending is not None and pending.ok and pending.computed_at >= last.started_at and pending.differs:
+        return SyncState.OUT_OF_SYNC
+    if head_revision and last.revision and head_revision != last.revision:
+        return SyncState.OUT_OF_SYNC
+    since = last.started_at
+    if any(d.detected_at >= since and not d.corrected for d in drift):
+        return SyncState.DRIFTED
+    return SyncState.SYNCED
+
+
+def summarize_env(
+    name: str,
+    last: PassResult | None,
+    *,
+    running: bool = False,
+    passes: int = 0,
+    pending: PendingChange | None = None,
+    drift: Sequence[DriftEvent] = (),
+) -> EnvSummary:
+    """The overview row of one environment."""
+    health = last.health if last else {}
+    return EnvSummary(
+        name=name,
+        revision=last.revision if last else "",
+        sync=sync_state(last, running=running, pending=pending, drift=drift),
+        health=overall_health(h.state for h in health.values()),
+        health_counts=health_counts(health),
+        objects=len(health)
+        or (sum(1 for c in last.changes.entries if c.action is not Action.DELETED) if last else 0),
+        ok=last.ok if last else None,
+        error=last.error if last else "",
+        last_pass_at=last.started_at if last else None,
+        last_duration=last.duration if last else None,
+        trigger=last.trigger if last else "",
+        passes=passes,
+        running=running,
+    )
+
+
+def object_rows(last: PassResult | None) -> list[ObjectRow]:
+    """Each object of the last pass (in apply order) with its action and health."""
+    if last is None:
+        return []
+    rows = []
+    seen = set()
+    for c in last.changes.entries:
+        key = str(c.ref)
+        seen.add(key)
+        h = last.health.get(key)
+        rows.append(
+            ObjectRow(
+                object=key,
+                kind=c.ref.kind,
+                namespace=c.ref.namespace,
+                name=c.ref.name,
+                action=c.action.value,
+                health=h.state.value if h else "",
+                message=(h.message if h and not h.healthy else "") or c.message,
+            )
+        )
+    for key, h in last.health.items():
+        if key not in seen:
+            kind, _, rest = key.partition("/")
+            ns, _, name = rest.rpartition("/")
+            rows.append(ObjectRow(object=key, kind=kind, namespace=ns, name=name, health=h.state.value))
+    return rows
+
+
+def pending_from_result(result: PassResult, computed_at: float) -> PendingChange:
+    """The pending change of a dry-run pass: every entry that would be created, configured or deleted."""
+    entries = [
+        DiffEntry(object=str(c.ref), action=c.action.value, diff=c.diff)
+        for c in result.changes.entries
+        if c.action in (Action.CREATED, Action.CONFIGURED, Action.DELETED)
+    ]
+    return PendingChange(
+        environment=result.environment,
+        revision=result.revision,
+        ok=result.ok,
+        error=result.error,
+        computed_at=computed_at,
+        entries=entries,
+    )
+
+
+_TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s+(.+)$")
+
+
+def parse_trailers(message: str) -> dict[str, str]:
+    """The trailers of a commit message (``Key: value`` lines of its last paragraph, as
+    ``git interpret-trailers`` reads them); repeated keys are joined with ``, ``."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", message.strip()) if p.strip()]
+    if len(paragraphs) < 2:
+        return {}
+    out: dict[str, str] = {}
+    lines = paragraphs[-1].splitlines()
+    if not all(_TRAILER.match(line) or line.startswith((" ", "\t")) for line in lines):
+        return {}
+    for line in lines:
+        m = _TRAILER.match(line)
+        if m:
+            key, value = m.group(1), m.group(2).strip()
+            out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
+def commit_kind(subject: str, trailers: Mapping[str, str]) -> str:
+    """``promotion`` (a ``Promotion-To`` trailer or a ``promote(`` subject), ``revert`` or ``change``."""
+    if "Promotion-To" in trailers or subject.startswith("promote("):
+        return "promotion"
+    if subject.startswith(("Revert ", "revert(", "rollback(")):
+        return "revert"
+    return "change"
+
+
+def mark_applied(entries: list[TimelineEntry], applied: str) -> list[TimelineEntry]:
+    """Mark the entry of the applied revision (``main@sha1:…`` or a commit id) ``applied`` and the newer
+    ones ``pending``; ``entries`` are newest first. Nothing is marked when the applied commit is absent."""
+    sha = applied.rsplit("@sha1:", 1)[-1] if applied else ""
+    if not sha or not any(e.sha == sha for e in entries):
+        return entries
+    before = True
+    for e in entries:
+        e.applied = e.sha == sha
+        e.pending = before and not e.applied
+        if e.applied:
+            before = False
+    return entries
+
+
+def diff_line_class(line: str) -> str:
+    """CSS class of one unified-diff line: ``hdr`` (file headers), ``hunk``, ``add``, ``del`` or ``ctx``."""
+    if line.startswith(("+++", "---")):
+        return "hdr"
+    if line.startswith("@@"):
+        return "hunk"
+    if line.startswith("+"):
+        return "add"
+    if line.startswith("-"):
+        return "del"
+    return "ctx"

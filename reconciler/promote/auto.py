@@ -1,0 +1,346 @@
+"""The daemon's side of promotions: record each applied revision's outcome, and revert a promotion whose
+health gates fail (``onFailure: revert``).
+
+:class:`AutoRollback` runs after every reconcile pass (in the pass's worker thread; it blocks while it
+waits for health). For a revision an environment has not settled yet it
+
+1. finds the promotion commits that revision brought into the environment (``Promotion-To: <env>``
+   between the last revision recorded for the environment and this one; reverts never count),
+2. for a promotion, records ``applied`` in a note first, so the health deadline
+   (``health.timeout`` seconds) survives a restart,
+3. waits for health until the deadline and records ``healthy``, ``degraded`` or ``timed-out`` as a note
+   on the revision and on each promotion commit, and publishes it on ``reconciler.promotion.<env>``,
+4. with ``onFailure: revert`` and a failed gate, pushes one revert commit per promotion (directly to the
+   branch; a protected branch gets a fallback branch) and records ``reverted``.
+
+It is idempotent across restarts: a settled outcome in the notes ends the work for that revision, and a
+promotion already undone by a revert in the log (by anyone) is never reverted again; reverts are never
+reverted, so there is no loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from reconciler.bus import Bus, BusError, promotion_subject
+from reconciler.errors import ReconcilerError
+from reconciler.model import Environment, HealthState, HealthStatus, PassResult
+from reconciler.promote.history import effective_reverts, last_recorded, promotions_into
+from reconciler.promote.records import (
+    FAILED,
+    SETTLED,
+    Outcome,
+    OutcomeRecord,
+    PromotionEvent,
+    parse_note,
+    record_outcome,
+)
+from reconciler.promote.rollback import rollback
+from reconciler.source.gitops import CommitInfo, GitWriter
+
+log = logging.getLogger("reconciler.promote")
+
+HealthWaiter = Callable[[float], dict[str, HealthStatus]]
+"""Wait at most the given seconds for every object to settle; return the last reading."""
+Publisher = Callable[[str, bytes, str], None]
+"""Publish ``(subject, data, msg_id)``; may raise :class:`BusError`."""
+
+_NOT_JUDGED = {HealthState.HEALTHY, HealthState.NO_CONTROLLER}
+_BROKEN = {HealthState.DEGRADED, HealthState.MISSING}
+
+
+class Decision(BaseModel):
+    """What :meth:`AutoRollback.after_pass` did for one pass."""
+
+    environment: str
+    revision: str = ""
+    outcome: Outcome | None = None
+    promotions: list[str] = Field(default_factory=list)
+    reverted: list[str] = Field(default_factory=list, description="the promotion commits reverted")
+    revert_commits: list[str] = Field(default_factory=list)
+    pushed_to: str | None = None
+    skipped: str = Field(default="", description="why nothing was done (empty when something was)")
+    error: str = ""
+
+    @property
+    def retrigger(self) -> bool:
+        """Whether the daemon should start a pass right away (a revert was pushed)."""
+        return bool(self.revert_commits)
+
+
+def classify(health: dict[str, HealthStatus]) -> tuple[Outcome, dict[str, str]]:
+    """The gate's outcome from a health reading: ``degraded`` when an object is Degraded or Missing,
+    ``timed-out`` when one is still Progressing/Unknown, else ``healthy``. ``NoController`` objects
+    (no controller on the cluster writes their status) cannot be judged and do not fail the gate."""
+    unhealthy = {
+        ref: f"{h.state.value}: {h.message}".rstrip(": ")
+        for ref, h in health.items()
+        if h.state not in _NOT_JUDGED
+    }
+    if any(h.state in _BROKEN for h in health.values()):
+        return Outcome.DEGRADED, unhealthy
+    if unhealthy:
+        return Outcome.TIMED_OUT, unhealthy
+    return Outcome.HEALTHY, {}
+
+
+def bus_publisher(bus: Bus, loop: asyncio.AbstractEventLoop, *, timeout: float = 10.0) -> Publisher:
+    """A :data:`Publisher` usable from worker threads: publishes on ``bus`` in the event loop ``loop``
+    and waits at most ``timeout`` seconds for JetStream's acknowledgement."""
+
+    def publish(subject: str, data: bytes, msg_id: str) -> None:
+        fut = asyncio.run_coroutine_threadsafe(bus.publish(subject, data, msg_id=msg_id), loop)
+        fut.result(timeout)
+
+    return publish
+
+
+class AutoRollback:
+    """Record outcomes and revert failed promotions (see the module docstring).
+
+    Args:
+        writer: the daemon's private clone of the environment repository.
+        publish: publishes events on NATS (``None``: no events).
+        clock: UNIX time in seconds (replaceable in tests).
+        history: how many commits to read when looking for promotions and reverts.
+    """
+
+    def __init__(
+        self,
+        writer: GitWriter,
+        publish: Publisher | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        history: int = 500,
+    ) -> None:
+        self.writer = writer
+        self.publish = publish
+        self.clock = clock
+        self.history = history
+        self._settled: set[tuple[str, str]] = set()
+
+    def after_pass(self, env: Environment, result: PassResult, wait_health: HealthWaiter) -> Decision:
+        """Settle ``result``'s revision for ``env`` (once): wait for health within the deadline, record
+        the outcome and, with ``onFailure: revert``, revert the failed promotions.
+
+        Args:
+            env: the environment as the pass read it.
+            result: the finished pass.
+            wait_health: waits for the pass's objects (seconds → last reading).
+
+        Returns:
+            what was done; never raises for Git or NATS failures (they are in ``error`` and the work is
+            repeated after the next pass).
+        """
+        decision = Decision(environment=env.name, revision=result.revision)
+        if not result.ok or "@sha1:" not in result.revision:
+            decision.skipped = "the pass failed" if not result.ok else "no revision"
+            return decision
+        sha = result.revision.rsplit("@sha1:", 1)[1]
+        decision.revision = sha
+        if (env.name, sha) in self._settled:
+            decision.skipped = "already settled"
+            return decision
+        try:
+            return self._settle(env, result, sha, wait_health, decision)
+        except ReconcilerError as exc:
+            log.warning("promotion record for %s at %s: %s", env.name, sha[:7], exc)
+            decision.error = str(exc)
+            return decision
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def _settle(
+        self, env: Environment, result: PassResult, sha: str, wait_health: HealthWaiter, decision: Decision
+    ) -> Decision:
+        writer = self.writer
+        with writer.locked():
+            writer.sync()
+            head_log = writer.log(rev=["HEAD", sha], max_count=self.history)
+            notes = writer.notes()
+        own = [r for r in parse_note(notes.get(sha, "")) if r.environment == env.name and r.revision == sha]
+        settled = next((r for r in reversed(own) if r.outcome in SETTLED), None)
+        if settled is not None:
+            promotions = self._promotions(env, sha, head_log, notes)
+            handled = any(r.outcome in (Outcome.REVERTED, Outcome.REVERT_FAILED) for r in own)
+            if settled.outcome in FAILED and env.on_failure == "revert" and promotions and not handled:
+                # recorded as failed, but the revert was not made (a crash or a failed push): make it now
+                decision.outcome = settled.outcome
+                decision.promotions = [c.sha for c in promotions]
+                self._revert(env, sha, promotions, settled, decision)
+                if not decision.error:
+                    self._settled.add((env.name, sha))
+                return decision
+            self._settled.add((env.name, sha))
+            decision.skipped = "already settled"
+            return decision
+        promotions = self._promotions(env, sha, head_log, notes)
+        decision.promotions = [c.sha for c in promotions]
+        applied = next((r for r in own if r.outcome is Outcome.APPLIED), None)
+        if applied is None and promotions:
+            applied = OutcomeRecord(
+                environment=env.name,
+                outcome=Outcome.APPLIED,
+                revision=sha,
+                at=self.clock(),
+                promotions=decision.promotions,
+            )
+            self._record(sha, applied, promotions)
+        started = applied.at if applied else self.clock()
+        outcome, unhealthy = classify(result.health) if result.health else (Outcome.TIMED_OUT, {})
+        if outcome is not Outcome.HEALTHY:
+            remaining = max(0.0, started + env.health.timeout - self.clock())
+            outcome, unhealthy = classify(wait_health(remaining))
+        decision.outcome = outcome
+        record = OutcomeRecord(
+            environment=env.name,
+            outcome=outcome,
+            revision=sha,
+            at=self.clock(),
+            promotions=decision.promotions,
+            unhealthy=dict(list(unhealthy.items())[:20]),
+            message=_summary(outcome, unhealthy, env.health.timeout),
+        )
+        self._record(sha, record, promotions)
+        self._emit(
+            PromotionEvent(
+                environment=env.name,
+                kind="outcome",
+                outcome=outcome,
+                revision=sha,
+                promotions=decision.promotions,
+                message=record.message,
+            )
+        )
+        if outcome in FAILED and env.on_failure == "revert" and promotions:
+            self._revert(env, sha, promotions, record, decision)
+        if not decision.error:
+            self._settled.add((env.name, sha))
+        return decision
+
+    def _promotions(
+        self, env: Environment, sha: str, head_log: list[CommitInfo], notes: dict[str, str]
+    ) -> list[CommitInfo]:
+        """Promotions into ``env`` that revision ``sha`` brought, not yet undone."""
+        writer = self.writer
+        upto = writer.log(rev=sha, max_count=self.history)
+        previous = last_recorded([c for c in upto if c.sha != sha], notes, env.name)
+        if previous is not None and writer.is_ancestor(previous, sha):
+            brought = writer.log(rev=f"{previous}..{sha}", max_count=self.history)
+        else:
+            info = upto[0] if upto else None
+            brought = (
+                writer.log(rev=f"{sha}^..{sha}", max_count=self.history)
+                if info and info.parents
+                else upto[:1]
+            )
+        undone = effective_reverts(head_log)
+        return [c for c in promotions_into(brought, env.name) if c.sha not in undone]
+
+    def _record(self, sha: str, record: OutcomeRecord, promotions: list[CommitInfo]) -> None:
+        for target in [sha, *(c.sha for c in promotions if c.sha != sha)]:
+            record_outcome(self.writer, target, record)
+
+    def _emit(self, event: PromotionEvent) -> None:
+        if self.publish is None:
+            return
+        try:
+            self.publish(promotion_subject(event.environment), event.model_dump_json().encode(), event.msg_id)
+        except (BusError, TimeoutError, OSError) as exc:
+            log.warning("could not publish the %s event of %s: %s", event.kind, event.environment, exc)
+        except Exception as exc:  # a publisher's own failure must not stop the record
+            log.warning("could not publish the %s event of %s: %r", event.kind, event.environment, exc)
+
+    def _revert(
+        self,
+        env: Environment,
+        sha: str,
+        promotions: list[CommitInfo],
+        failed: OutcomeRecord,
+        decision: Decision,
+    ) -> None:
+        reason = f"health gate {failed.outcome.value} after applying {sha[:7]}"
+        if failed.unhealthy:
+            first, why = next(iter(failed.unhealthy.items()))
+            reason += f" ({first}: {why})"
+        writer = self.writer
+        try:
+            with writer.locked():
+                writer.sync()
+                done = rollback(
+                    writer,
+                    env,
+                    commits=[c.sha for c in promotions],
+                    reason=reason,
+                    mode="push",
+                    automatic=True,
+                )
+        except ReconcilerError as exc:
+            decision.error = str(exc)
+            if exc.retryable:
+                return  # Git unreachable or the push kept failing: tried again after the next pass
+            rec = OutcomeRecord(
+                environment=env.name,
+                outcome=Outcome.REVERT_FAILED,
+                revision=sha,
+                at=self.clock(),
+                promotions=decision.promotions,
+                message=str(exc),
+            )
+            self._record(sha, rec, promotions)
+            self._emit(
+                PromotionEvent(
+                    environment=env.name,
+                    kind="rollback-failed",
+                    revision=sha,
+                    promotions=decision.promotions,
+                    message=str(exc),
+                )
+            )
+            return
+        decision.reverted = done.reverted
+        decision.revert_commits = done.commits
+        decision.pushed_to = done.pushed_to
+        if not done.commits:
+            return
+        rec = OutcomeRecord(
+            environment=env.name,
+            outcome=Outcome.REVERTED,
+            revision=sha,
+            at=self.clock(),
+            promotions=decision.promotions,
+            revert=done.commits,
+            pushed_to=done.pushed_to,
+            message=reason,
+        )
+        self._record(sha, rec, promotions)
+        self._emit(
+            PromotionEvent(
+                environment=env.name,
+                kind="rollback",
+                outcome=Outcome.REVERTED,
+                revision=sha,
+                promotions=decision.promotions,
+                revert=done.commits,
+                pushed_to=done.pushed_to,
+                fallback=done.fallback,
+                message=reason,
+            )
+        )
+
+
+def _summary(outcome: Outcome, unhealthy: dict[str, str], timeout: float) -> str:
+    if outcome is Outcome.HEALTHY:
+        return "every object healthy"
+    items = list(unhealthy.items())
+    head = "; ".join(f"{k} {v}" for k, v in items[:3]) + (
+        f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+    )
+    if outcome is Outcome.TIMED_OUT:
+        return f"not healthy within {timeout:g} s: {head}"
+    return f"degraded: {head}"

@@ -1,0 +1,336 @@
+"""The ``promote``, ``rollback`` and ``history`` commands; :func:`register` adds them to the main app.
+
+Exit codes: 0 ok (also when there was nothing to do), 1 failed, 2 usage error or a promotion rule
+forbids what was asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import Environment
+from reconciler.promote.history import HistoryEntry, split_ref, timeline
+from reconciler.promote.hosts import HostConfig, host_config
+from reconciler.promote.promotion import PromotionError, RuleError, promote
+from reconciler.promote.records import PromotionEvent
+from reconciler.promote.rollback import RollbackConflict, rollback
+from reconciler.source.gitops import GitWriter
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+Repo = Annotated[
+    str,
+    typer.Option("--repo", envvar="RECONCILER_REPO", help="environment repository (path or clone URL)"),
+]
+Branch = Annotated[str, typer.Option("--branch", envvar="RECONCILER_BRANCH", help="the followed branch")]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", envvar="RECONCILER_CACHE_DIR", help="where the working clone lives"),
+]
+Push = Annotated[bool, typer.Option("--push", help="commit directly on the branch (if the rules allow)")]
+Pr = Annotated[bool, typer.Option("--pr", help="commit on a branch and open a pull request")]
+HostKind = Annotated[
+    str | None, typer.Option("--host", help="github or gitlab (default: from the remote URL)")
+]
+HostRepo = Annotated[str | None, typer.Option("--host-repo", help="owner/name or the GitLab project path")]
+HostApi = Annotated[str | None, typer.Option("--host-api", help="API base URL of the Git host")]
+Nats = Annotated[
+    str | None, typer.Option("--nats", envvar="RECONCILER_NATS_URL", help="publish the event here")
+]
+OutputOpt = Annotated[str, typer.Option("-o", "--output", help="text or json")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def _writer(repo: str, branch: str, cache_dir: Path | None) -> GitWriter:
+    from reconciler.settings import default_cache_dir
+
+    return GitWriter(repo, branch, cache_dir or default_cache_dir())
+
+
+def _envs(writer: GitWriter) -> dict[str, Environment]:
+    from reconciler.reconcile import load_environments
+
+    return load_environments(writer.workdir)
+
+
+def _mode(push: bool, pr: bool) -> Literal["push", "pr"] | None:
+    if push and pr:
+        raise _fail("choose one of --push and --pr", 2)
+    return "push" if push else "pr" if pr else None
+
+
+def _host(repo: str, kind: str | None, host_repo: str | None, api: str | None) -> HostConfig | None:
+    if kind is not None and kind not in ("github", "gitlab"):
+        raise _fail(f"--host must be github or gitlab, not {kind!r}", 2)
+    return host_config(
+        repo,
+        kind="github" if kind == "github" else "gitlab" if kind == "gitlab" else None,
+        repo=host_repo,
+        api_url=api,
+    )
+
+
+def _publish(nats: str | None, event: PromotionEvent) -> None:
+    if not nats:
+        return
+    from reconciler.bus import Bus, promotion_subject
+
+    async def go() -> None:
+        bus = Bus(nats, name="reconciler-cli")
+        await bus.connect()
+        try:
+            await bus.publish(
+                promotion_subject(event.environment), event.model_dump_json().encode(), msg_id=event.msg_id
+            )
+        finally:
+            await bus.close()
+
+    try:
+        asyncio.run(go())
+    except ReconcilerError as exc:
+        err.print(f"[yellow]warning:[/] event not published: {exc}", highlight=False)
+
+
+def _check_output(output: str) -> None:
+    if output not in ("text", "json"):
+        raise _fail(f"-o must be text or json, not {output!r}", 2)
+
+
+def promote_cmd(
+    from_env: Annotated[str, typer.Argument(metavar="FROM", help="the source environment")],
+    to_env: Annotated[str, typer.Argument(metavar="TO", help="the target environment")],
+    repo: Repo,
+    app_name: Annotated[str | None, typer.Option("--app", help="promote only this app's images")] = None,
+    all_images: Annotated[bool, typer.Option("--all", help="promote every image of FROM's overlay")] = False,
+    push: Push = False,
+    pr: Pr = False,
+    allow_unpinned: Annotated[
+        bool, typer.Option("--allow-unpinned", help="promote a tag that no digest is known for")
+    ] = False,
+    branch: Branch = "main",
+    cache_dir: CacheDir = None,
+    host: HostKind = None,
+    host_repo: HostRepo = None,
+    host_api: HostApi = None,
+    nats: Nats = None,
+    output: OutputOpt = "text",
+) -> None:
+    """Promote the versions FROM runs (pinned by digest, from its last verified-healthy revision) into
+    TO's overlay: a commit on promote/<to>/<sha> with a pull request, or a direct push where allowed."""
+    _check_output(output)
+    if (app_name is None) == (not all_images):
+        raise _fail("choose what to promote: --app NAME or --all", 2)
+    mode = _mode(push, pr)
+    writer = _writer(repo, branch, cache_dir)
+    try:
+        with writer.locked():
+            writer.sync()
+            result = promote(
+                writer,
+                _envs(writer),
+                from_env,
+                to_env,
+                app=app_name,
+                all_images=all_images,
+                mode=mode,
+                host=_host(repo, host, host_repo, host_api),
+                allow_unpinned=allow_unpinned,
+            )
+            writer.sync()
+    except RuleError as exc:
+        raise _fail(str(exc), 2) from None
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        writer.close()
+    if result.commit:
+        _publish(
+            nats,
+            PromotionEvent(
+                environment=to_env,
+                kind="promoted" if result.mode == "push" else "proposed",
+                revision=result.commit,
+                promotions=[result.commit],
+                pushed_to=result.pushed_to,
+                fallback=result.fallback,
+                url=result.pull_request.url if result.pull_request else None,
+                message=result.message,
+            ),
+        )
+    if output == "json":
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    console.print(result.message, highlight=False, markup=False)
+    for c in result.plan.changes:
+        console.print(f"  {c.name}: {c.before or '(none)'} -> {c.after.ref}", highlight=False, markup=False)
+    for w in result.plan.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if result.pull_request:
+        verb = "opened" if result.pull_request.created else "already open"
+        console.print(f"pull request #{result.pull_request.number} {verb}: {result.pull_request.url}")
+    if result.instructions:
+        console.print(result.instructions, highlight=False, markup=False)
+
+
+def rollback_cmd(
+    env_name: Annotated[str, typer.Argument(metavar="ENV", help="the environment to roll back")],
+    repo: Repo,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="return ENV to its versions at this commit (default: undo the last promotion)"
+        ),
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="recorded in the Reason: trailer")] = "",
+    push: Push = False,
+    pr: Pr = False,
+    branch: Branch = "main",
+    cache_dir: CacheDir = None,
+    host: HostKind = None,
+    host_repo: HostRepo = None,
+    host_api: HostApi = None,
+    nats: Nats = None,
+    output: OutputOpt = "text",
+) -> None:
+    """Roll ENV back with `git revert` of its promotion commit(s), on a branch or directly per its rules."""
+    _check_output(output)
+    mode = _mode(push, pr)
+    writer = _writer(repo, branch, cache_dir)
+    try:
+        with writer.locked():
+            writer.sync()
+            envs = _envs(writer)
+            if env_name not in envs:
+                raise _fail(
+                    f"environment {env_name!r} is not defined in envs/ ({', '.join(sorted(envs))})", 2
+                )
+            env = envs[env_name]
+            if mode == "push" and env.promotion.via == "pr":
+                raise _fail(f"envs/{env_name}.yaml requires a pull request (promotion.via: pr); use --pr", 2)
+            result = rollback(
+                writer,
+                env,
+                to=to,
+                reason=reason,
+                mode=mode,
+                host=_host(repo, host, host_repo, host_api),
+            )
+            writer.sync()
+    except RollbackConflict as exc:
+        raise _fail(str(exc)) from None
+    except (PromotionError, ReconcilerError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        writer.close()
+    if result.commits:
+        _publish(
+            nats,
+            PromotionEvent(
+                environment=env_name,
+                kind="rollback",
+                revision=result.commits[-1],
+                promotions=result.reverted,
+                revert=result.commits,
+                pushed_to=result.pushed_to,
+                fallback=result.fallback,
+                url=result.pull_request.url if result.pull_request else None,
+                message=reason or "manual rollback",
+            ),
+        )
+    if output == "json":
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    console.print(result.message, highlight=False, markup=False)
+    if result.pull_request:
+        console.print(f"pull request #{result.pull_request.number}: {result.pull_request.url}")
+    if result.instructions:
+        console.print(result.instructions, highlight=False, markup=False)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _version(ref: str | None) -> str:
+    """``tag@sha256:<12 hex>`` of an image reference, for tables (JSON output keeps it whole)."""
+    if not ref:
+        return "-"
+    repo, tag, digest = split_ref(ref)
+    short = f"{digest[:19]}" if digest else ""
+    return f"{tag or ''}@{short}".strip("@") if (tag or short) else repo
+
+
+def _row(e: HistoryEntry) -> list[str]:
+    moved = "\n".join(
+        f"{m.name.rsplit('/', 1)[-1]}: {_version(m.before)} -> {_version(m.after)}" for m in e.moved
+    )
+    if e.kind == "promotion":
+        what = f"promotion from {e.from_env}" if e.from_env else "image update"
+    else:
+        what = e.kind
+    notes: list[str] = [f"merged in {e.merge_commit[:7]}"] if e.merge_commit else []
+    if e.reverted_by:
+        notes.append(f"reverted by {e.reverted_by[:7]}")
+    if e.rollback_of:
+        notes.append(f"undoes {e.rollback_of[:7]}" + (" (automatic)" if e.automatic else ""))
+    if e.reason:
+        notes.append(e.reason)
+    who = e.merged_by or e.author
+    return [_when(e.at), what, e.sha[:7], who, moved, e.outcome or "-", "; ".join(notes)]
+
+
+def history_cmd(
+    env_name: Annotated[str, typer.Argument(metavar="ENV", help="the environment")],
+    repo: Repo,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many entries")] = 50,
+    branch: Branch = "main",
+    cache_dir: CacheDir = None,
+    output: OutputOpt = "text",
+) -> None:
+    """ENV's timeline from commit trailers and notes: when, who merged, what moved, outcome, rollbacks."""
+    _check_output(output)
+    writer = _writer(repo, branch, cache_dir)
+    try:
+        with writer.locked():
+            writer.sync()
+            envs = _envs(writer)
+            if env_name not in envs:
+                raise _fail(
+                    f"environment {env_name!r} is not defined in envs/ ({', '.join(sorted(envs))})", 2
+                )
+            entries = timeline(writer, envs[env_name], limit=limit)
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        writer.close()
+    if output == "json":
+        sys.stdout.write(json.dumps([e.model_dump(mode="json") for e in entries], indent=2) + "\n")
+        return
+    table = Table(title=f"history of {env_name}", show_lines=True)
+    for col in ("when (UTC)", "what", "commit", "merged/made by", "moved", "outcome", "notes"):
+        table.add_column(col, overflow="fold")
+    for e in entries:
+        table.add_row(*_row(e))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``promote``, ``rollback`` and ``history`` commands to ``app``."""
+    app.command("promote")(promote_cmd)
+    app.command("rollback")(rollback_cmd)
+    app.command("history")(history_cmd)

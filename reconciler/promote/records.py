@@ -1,0 +1,125 @@
+"""What happened to an applied revision, kept in Git: outcome records in notes (``refs/notes/reconciler``)
+and the matching NATS events (``reconciler.promotion.<env>``).
+
+A note holds one JSON object per line (JSON Lines, https://jsonlines.org/), one line per
+(environment, outcome) of that commit, because every environment applies every commit of the branch.
+Lines that are not records (a person's comment) are kept and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reconciler.source.gitops import NOTES_REF, GitWriter
+
+
+class Outcome(StrEnum):
+    """The outcome of applying a revision to an environment."""
+
+    APPLIED = "applied"  # applied; the health deadline runs from the record's time
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    TIMED_OUT = "timed-out"
+    REVERTED = "reverted"  # the daemon pushed revert commit(s) of the promotion(s)
+    REVERT_FAILED = "revert-failed"
+
+
+SETTLED = frozenset({Outcome.HEALTHY, Outcome.DEGRADED, Outcome.TIMED_OUT})
+FAILED = frozenset({Outcome.DEGRADED, Outcome.TIMED_OUT})
+
+
+class OutcomeRecord(BaseModel):
+    """One line of a note: what applying ``revision`` to ``environment`` led to.
+
+    ``promotions`` are the promotion commits that revision brought into the environment (a merge
+    commit brings the commits of its pull request); ``revert`` the revert commits the daemon made.
+    Times are UNIX seconds.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    environment: str
+    outcome: Outcome
+    revision: str = Field(description="the applied commit id")
+    at: float = Field(default_factory=time.time)
+    promotions: list[str] = Field(default_factory=list)
+    revert: list[str] = Field(default_factory=list)
+    pushed_to: str | None = None
+    message: str = ""
+    unhealthy: dict[str, str] = Field(default_factory=dict, description="object → state: reason")
+
+    def line(self) -> str:
+        """The record as one compact JSON line (keys sorted)."""
+        return json.dumps(self.model_dump(mode="json", exclude_defaults=False), sort_keys=True)
+
+    def same(self, other: OutcomeRecord) -> bool:
+        """Whether both record the same outcome of the same revision in the same environment."""
+        return (self.environment, self.outcome, self.revision) == (
+            other.environment,
+            other.outcome,
+            other.revision,
+        )
+
+
+class PromotionEvent(BaseModel):
+    """The NATS message published on ``reconciler.promotion.<env>``."""
+
+    environment: str
+    kind: Literal["outcome", "rollback", "rollback-failed", "proposed", "promoted"]
+    outcome: Outcome | None = None
+    revision: str = ""
+    promotions: list[str] = Field(default_factory=list)
+    revert: list[str] = Field(default_factory=list)
+    pushed_to: str | None = None
+    fallback: bool = False
+    url: str | None = None
+    message: str = ""
+    at: float = Field(default_factory=time.time)
+
+    @property
+    def msg_id(self) -> str:
+        """The ``Nats-Msg-Id`` (JetStream drops a repeat inside its duplicate window)."""
+        what = self.outcome.value if self.outcome else ",".join(self.revert) or self.pushed_to or ""
+        return f"promotion:{self.environment}:{self.kind}:{what}:{self.revision}"
+
+
+def parse_note(text: str) -> list[OutcomeRecord]:
+    """The outcome records of a note's text; other lines are ignored."""
+    out: list[OutcomeRecord] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            out.append(OutcomeRecord.model_validate_json(line))
+        except ValidationError:
+            continue
+    return out
+
+
+def records_by_commit(notes: dict[str, str]) -> dict[str, list[OutcomeRecord]]:
+    """Parse every note (commit id → text, as :meth:`GitWriter.notes` returns) into records."""
+    return {sha: recs for sha, text in notes.items() if (recs := parse_note(text))}
+
+
+def record_outcome(writer: GitWriter, sha: str, record: OutcomeRecord, ref: str = NOTES_REF) -> bool:
+    """Append ``record`` to the note on commit ``sha`` and push the notes ref, unless the note already
+    has the same (environment, outcome, revision).
+
+    Returns:
+        ``True`` when written, ``False`` when already recorded.
+
+    Raises:
+        SourceError: the notes ref could not be fetched or pushed.
+    """
+    with writer.locked():
+        writer.fetch_notes(ref)
+        existing = parse_note(writer.note(sha, ref) or "")
+        if any(r.same(record) for r in existing):
+            return False
+        return writer.add_note(sha, record.line(), ref, append=True)

@@ -1,0 +1,752 @@
+"""Commits the daemon makes: a private working clone of the environment repository (under ``cache_dir``).
+
+:class:`GitWriter` is the only place that writes to the environment repository: it commits with
+trailers, pushes (rebasing and retrying when another writer got there first, falling back to a branch
+when the target branch is protected), makes ``git revert`` commits, and keeps Git notes under
+``refs/notes/reconciler``. Every Git call goes through GitPython's command wrapper.
+
+Formats followed:
+  * trailers: ``git interpret-trailers`` (the last paragraph of the message, ``Key: value`` lines,
+    keys of letters, digits and ``-``); read back with ``git log --format=%(trailers:only,unfold)``.
+  * revert messages: the same text ``git revert`` writes (``Revert "<subject>"`` and
+    ``This reverts commit <sha>.``), so other Git tools recognise them.
+  * push results: ``git push --porcelain`` (``<flag>\\t<from>:<to>\\t<summary> (<reason>)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import re
+import shutil
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import git
+from pydantic import BaseModel, Field
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
+
+from reconciler.errors import SourceError
+
+NOTES_REF = "refs/notes/reconciler"
+_TRAILER_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+_REF_RACE = ("failed to update ref", "cannot lock ref", "incorrect old value", "failed to lock")
+_REVERTS_RE = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+_LOG_FORMAT = _FIELD.join(
+    ["%H", "%P", "%an", "%ae", "%at", "%cn", "%ce", "%ct", "%B", "%(trailers:only,unfold)"]
+)
+
+
+class PushResult(BaseModel):
+    """Where a push went.
+
+    ``fallback`` is true when the target branch refused the push (protected) and the commit was pushed
+    to ``pushed_to`` = ``reconciler/<branch>/<short-sha>`` instead; ``reason`` is the remote's message.
+    """
+
+    pushed_to: str
+    fallback: bool = False
+    sha: str
+    attempts: int = 1
+    reason: str = ""
+
+
+class CommitInfo(BaseModel):
+    """One commit as :meth:`GitWriter.log` reads it; times are UNIX seconds."""
+
+    sha: str
+    parents: list[str] = Field(default_factory=list)
+    author_name: str
+    author_email: str
+    authored_at: float
+    committer_name: str
+    committer_email: str
+    committed_at: float
+    subject: str
+    body: str = Field(description="the full message")
+    trailers: dict[str, list[str]] = Field(default_factory=dict, description="key → values, in order")
+
+    @property
+    def short(self) -> str:
+        """The first 7 characters of the commit id."""
+        return self.sha[:7]
+
+    @property
+    def is_merge(self) -> bool:
+        """Whether the commit has more than one parent."""
+        return len(self.parents) > 1
+
+    def trailer(self, key: str) -> list[str]:
+        """Every value of trailer ``key`` (case-insensitive), in message order; ``[]`` when absent."""
+        want = key.lower()
+        out: list[str] = []
+        for k, values in self.trailers.items():
+            if k.lower() == want:
+                out.extend(values)
+        return out
+
+    def first(self, key: str) -> str | None:
+        """The first value of trailer ``key`` (case-insensitive), or ``None``."""
+        values = self.trailer(key)
+        return values[0] if values else None
+
+    @property
+    def reverts(self) -> str | None:
+        """The commit this one reverts: its ``Rollback-Of`` trailer, else the ``This reverts commit``
+        line ``git revert`` writes; ``None`` for an ordinary commit."""
+        of = self.first("Rollback-Of")
+        if of:
+            return of
+        m = _REVERTS_RE.search(self.body)
+        return m.group(1) if m else None
+
+
+class NothingToRevert(SourceError):
+    """``git revert`` produced no change (the commit's change is already undone)."""
+
+    retryable = False
+
+
+class RevertConflict(SourceError):
+    """``git revert`` stopped on a conflict; nothing was committed."""
+
+    retryable = False
+
+
+class _NonFastForward(Exception):
+    pass
+
+
+def format_trailers(trailers: dict[str, str | list[str]] | None) -> str:
+    """``Key: value`` lines (one per value) for a commit message's trailer paragraph.
+
+    Raises:
+        ValueError: a key that is not letters, digits and ``-``, or a value with a line break.
+    """
+    lines: list[str] = []
+    for key, value in (trailers or {}).items():
+        if not _TRAILER_KEY_RE.match(key):
+            raise ValueError(f"trailer key {key!r} must be letters, digits and '-'")
+        for v in [value] if isinstance(value, str) else value:
+            if "\n" in v or "\r" in v:
+                raise ValueError(f"trailer {key} value {v!r} must be one line")
+            lines.append(f"{key}: {v.strip()}")
+    return "\n".join(lines)
+
+
+def compose_message(message: str, trailers: dict[str, str | list[str]] | None) -> str:
+    """The commit message: ``message`` then a blank line and the trailer paragraph (when any)."""
+    text = message.strip()
+    if not text:
+        raise ValueError("a commit message must not be empty")
+    block = format_trailers(trailers)
+    return f"{text}\n\n{block}\n" if block else f"{text}\n"
+
+
+def parse_trailer_lines(text: str) -> dict[str, list[str]]:
+    """Parse ``Key: value`` lines (as ``%(trailers:only,unfold)`` prints them) into key → values."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep or not _TRAILER_KEY_RE.match(key.strip()):
+            continue
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+class _PathLock:
+    """A re-entrant lock per working clone: a thread lock plus ``flock`` on a lock file, so two
+    writers in one process or two processes (daemon and CLI) never interleave Git operations."""
+
+    _registry: dict[str, _PathLock] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._file: Any = None
+
+    @classmethod
+    def for_path(cls, path: Path) -> _PathLock:
+        with cls._registry_lock:
+            key = str(path)
+            if key not in cls._registry:
+                cls._registry[key] = cls(path)
+            return cls._registry[key]
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self.path, "a+")  # noqa: SIM115 - kept open while held
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                self._file = handle
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+                    self._file.close()
+                    self._file = None
+
+
+class GitWriter:
+    """A private working clone (under ``cache_dir``) of the environment repository, for commits the
+    daemon and the CLI make.
+
+    Call :meth:`sync` before changing files in :attr:`workdir`; then :meth:`commit` and :meth:`push`.
+    Hold :meth:`locked` around such a sequence when other threads or processes use the same cache.
+
+    Args:
+        url: clone URL or local path of the environment repository (a bare remote or a clone).
+        branch: the branch environments follow (``main``).
+        cache_dir: where the working clone lives (``<cache_dir>/gitops/<hash of url>``).
+        author_name: author and committer name of the commits made here.
+        author_email: author and committer email.
+        backoff: first wait in seconds between push attempts (doubles, with jitter, up to 10 s).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        branch: str,
+        cache_dir: Path,
+        *,
+        author_name: str = "reconciler",
+        author_email: str = "reconciler@localhost",
+        backoff: float = 0.2,
+    ) -> None:
+        p = Path(url).expanduser()
+        self.url = str(p.resolve()) if p.exists() else url
+        self.branch = branch
+        self.cache_dir = cache_dir
+        self.author_name = author_name
+        self.author_email = author_email
+        self.backoff = backoff
+        name = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        self._workdir = cache_dir / "gitops" / name
+        self._lock = _PathLock.for_path(cache_dir / "gitops" / f"{name}.lock")
+        self._repo: git.Repo | None = None
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def workdir(self) -> Path:
+        """The working tree of the private clone (exists after the first :meth:`sync`)."""
+        return self._workdir
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[GitWriter]:
+        """Hold the clone's lock (re-entrant; also across processes) for a sync-edit-commit-push sequence."""
+        with self._lock.hold():
+            yield self
+
+    @property
+    def repo(self) -> git.Repo:
+        """The working clone (cloned on first use).
+
+        Raises:
+            SourceError: when the repository cannot be cloned.
+        """
+        if self._repo is None:
+            with self._lock.hold():
+                if self._repo is None:
+                    self._repo = self._open_or_clone()
+        return self._repo
+
+    def _open_or_clone(self) -> git.Repo:
+        if (self._workdir / ".git").is_dir():
+            try:
+                repo = git.Repo(self._workdir)
+                self._configure(repo)
+                return repo
+            except git.exc.GitError:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+        self._workdir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._workdir.with_name(self._workdir.name + f".tmp{time.monotonic_ns()}")
+        try:
+            repo = git.Repo.clone_from(self.url, tmp, no_checkout=True)
+            repo.close()
+            tmp.replace(self._workdir)
+        except git.exc.GitCommandError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SourceError(f"git clone {self.url}: {_stderr(exc)}") from None
+        repo = git.Repo(self._workdir)
+        self._configure(repo)
+        return repo
+
+    def _configure(self, repo: git.Repo) -> None:
+        with repo.config_writer() as cw:
+            cw.set_value("user", "name", self.author_name)
+            cw.set_value("user", "email", self.author_email)
+            cw.set_value("commit", "gpgsign", "false")
+            cw.set_value("core", "hooksPath", "/dev/null")
+
+    def _wait(self) -> Any:
+        """Exponential backoff from ``backoff`` seconds (doubling, at most 10 s) plus up to ``backoff`` of
+        random jitter."""
+        return wait_exponential(multiplier=self.backoff, max=10.0) + wait_random(0, self.backoff)
+
+    def _git(self, *args: str, **kwargs: Any) -> str:
+        try:
+            return str(self.repo.git.execute(["git", *args], **kwargs))
+        except git.exc.GitCommandError as exc:
+            raise SourceError(f"git {' '.join(args)}: {_stderr(exc)}") from None
+
+    def _git_status(self, *args: str) -> tuple[int, str, str]:
+        status, out, err = self.repo.git.execute(
+            ["git", *args], with_extended_output=True, with_exceptions=False
+        )
+        return int(status), str(out), str(err)
+
+    def _abort_in_progress(self) -> None:
+        gitdir = self._workdir / ".git"
+        if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
+            self._git_status("rebase", "--abort")
+        if (gitdir / "REVERT_HEAD").exists() or (gitdir / "sequencer").exists():
+            self._git_status("revert", "--abort")
+        if (gitdir / "MERGE_HEAD").exists():
+            self._git_status("merge", "--abort")
+
+    # ------------------------------------------------------------------ reading
+
+    def sync(self) -> str:
+        """Fetch the remote (branches and the notes refs), hard-reset the clone to ``origin/<branch>``
+        and remove untracked files; returns the head commit id.
+
+        Raises:
+            SourceError: the remote cannot be reached or the branch does not exist.
+        """
+        with self._lock.hold():
+            _ = self.repo
+            self._abort_in_progress()
+            self._fetch()
+            if self._git_status("rev-parse", "--verify", "-q", f"refs/remotes/origin/{self.branch}")[0]:
+                raise SourceError(f"{self.url}: branch {self.branch!r} does not exist")
+            self._git("checkout", "-q", "-f", "-B", self.branch, f"refs/remotes/origin/{self.branch}")
+            self._git("reset", "-q", "--hard", f"refs/remotes/origin/{self.branch}")
+            self._git("clean", "-q", "-fdx")
+            return self.head()
+
+    def _fetch(self) -> None:
+        self._git(
+            "fetch",
+            "-q",
+            "--prune",
+            "--no-tags",
+            "origin",
+            "+refs/heads/*:refs/remotes/origin/*",
+            "+refs/notes/*:refs/notes/*",
+        )
+
+    def head(self) -> str:
+        """The commit id checked out in the clone."""
+        return self._git("rev-parse", "HEAD")
+
+    def read_file(self, rev: str, path: str) -> str | None:
+        """The text of ``path`` at commit ``rev`` (``None`` when it does not exist there)."""
+        status, out, _ = self._git_status("show", f"{rev}:{path}")
+        return out if status == 0 else None
+
+    def list_files(self, rev: str, path: str) -> list[str]:
+        """Repository paths of the files under directory ``path`` at commit ``rev``."""
+        status, out, _ = self._git_status("ls-tree", "-r", "--name-only", rev, "--", path)
+        return [line for line in out.splitlines() if line] if status == 0 else []
+
+    def changed_files(self, sha: str, parent: str | None = None) -> list[str]:
+        """Paths changed by commit ``sha`` against ``parent`` (default: its first parent; for a root
+        commit every file)."""
+        base = parent or f"{sha}^"
+        status, out, _ = self._git_status("diff", "--name-only", base, sha, "--")
+        if status != 0:
+            status, out, _ = self._git_status("show", "--name-only", "--format=", sha)
+        return [line for line in out.splitlines() if line]
+
+    def tree(self, rev: str) -> str:
+        """The tree id of commit ``rev`` (equal trees: identical files)."""
+        return self._git("rev-parse", f"{rev}^{{tree}}")
+
+    def remote_branches(self, prefix: str = "") -> dict[str, str]:
+        """Remote branches as last fetched, name → commit id, whose names start with ``prefix``."""
+        out = self._git("for-each-ref", "--format=%(refname)%00%(objectname)", "refs/remotes/origin/")
+        result: dict[str, str] = {}
+        for line in out.splitlines():
+            ref, _, sha = line.partition("\x00")
+            name = ref.removeprefix("refs/remotes/origin/")
+            if name != "HEAD" and name.startswith(prefix):
+                result[name] = sha
+        return result
+
+    def export(self, rev: str, dest: Path) -> Path:
+        """Extract the files of commit ``rev`` into the new directory ``dest`` (``git archive``; the
+        ``tarfile`` data filter refuses absolute paths, ``..`` and links leaving ``dest``).
+
+        Raises:
+            SourceError: unknown commit or an unsafe archive.
+        """
+        buf = io.BytesIO()
+        try:
+            self.repo.archive(buf, treeish=rev, format="tar")
+            buf.seek(0)
+            dest.mkdir(parents=True, exist_ok=False)
+            with tarfile.open(fileobj=buf) as tar:
+                tar.extractall(dest, filter="data")
+        except (git.exc.GitCommandError, tarfile.TarError, OSError) as exc:
+            raise SourceError(f"export of {rev}: {exc}") from None
+        return dest
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``ancestor`` is reachable from ``descendant`` (a commit is its own ancestor)."""
+        return self._git_status("merge-base", "--is-ancestor", ancestor, descendant)[0] == 0
+
+    def resolve(self, rev: str) -> str:
+        """The full commit id of ``rev`` (a sha prefix, a branch, ``HEAD~1`` …).
+
+        Raises:
+            SourceError: when ``rev`` names no commit.
+        """
+        status, out, _ = self._git_status("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        if status != 0:
+            raise SourceError(f"{rev!r} is not a commit of {self.url}")
+        return out.strip()
+
+    def log(
+        self,
+        *,
+        max_count: int = 200,
+        paths: list[str] | None = None,
+        rev: str | list[str] = "HEAD",
+        first_parent: bool = False,
+    ) -> list[CommitInfo]:
+        """Commits reachable from ``rev`` (newest first), with their trailers parsed.
+
+        Args:
+            max_count: at most this many commits.
+            paths: only commits that touch one of these repository paths.
+            rev: a revision or range (``a..b``), or several; default the clone's ``HEAD``.
+            first_parent: follow only the first parent of merges (the branch's own line).
+        """
+        args = ["log", f"--max-count={max_count}", f"--format={_LOG_FORMAT}{_RECORD}"]
+        if first_parent:
+            args.append("--first-parent")
+        args += [rev] if isinstance(rev, str) else rev
+        args.append("--")
+        if paths:
+            args += paths
+        out = self._git(*args, strip_newline_in_stdout=False)
+        commits: list[CommitInfo] = []
+        for record in out.split(_RECORD):
+            record = record.lstrip("\n")
+            if not record:
+                continue
+            f = record.split(_FIELD)
+            if len(f) != 10:
+                continue
+            body = f[8].rstrip("\n")
+            commits.append(
+                CommitInfo(
+                    sha=f[0],
+                    parents=f[1].split(),
+                    author_name=f[2],
+                    author_email=f[3],
+                    authored_at=float(f[4]),
+                    committer_name=f[5],
+                    committer_email=f[6],
+                    committed_at=float(f[7]),
+                    subject=body.splitlines()[0] if body else "",
+                    body=body,
+                    trailers=parse_trailer_lines(f[9]),
+                )
+            )
+        return commits
+
+    # ------------------------------------------------------------------ writing
+
+    def commit(
+        self,
+        message: str,
+        *,
+        trailers: dict[str, str | list[str]] | None = None,
+        branch: str | None = None,
+    ) -> str | None:
+        """Commit every change in :attr:`workdir` (additions, edits, deletions), never an empty commit.
+
+        Args:
+            message: subject line, optionally a blank line and a body.
+            trailers: key → value or values, appended as the message's trailer paragraph.
+            branch: create (or reset) this local branch at the current head first and commit on it.
+
+        Returns:
+            the new commit id, or ``None`` when nothing changed.
+
+        Raises:
+            ValueError: an empty message or a malformed trailer.
+            SourceError: git refused the commit.
+        """
+        text = compose_message(message, trailers)
+        with self._lock.hold():
+            if branch:
+                self._git("checkout", "-q", "-B", branch)
+            self._git("add", "-A")
+            if self._git_status("diff", "--cached", "--quiet")[0] == 0:
+                return None
+            return self._commit_staged(text)
+
+    def _commit_staged(self, text: str) -> str:
+        msg = self._workdir / ".git" / "RECONCILER_COMMIT_MSG"
+        msg.write_text(text, encoding="utf-8")
+        try:
+            self._git("commit", "-q", "--no-verify", "--cleanup=verbatim", "-F", str(msg))
+        finally:
+            msg.unlink(missing_ok=True)
+        return self.head()
+
+    def switch(self, branch: str) -> None:
+        """Create (or reset) the local ``branch`` at the current head and check it out."""
+        self._git("checkout", "-q", "-B", branch)
+
+    def reset_hard(self, rev: str) -> None:
+        """Point the checked-out branch at ``rev`` and make the working tree match it (clean)."""
+        with self._lock.hold():
+            self._abort_in_progress()
+            self._git("reset", "-q", "--hard", rev)
+            self._git("clean", "-q", "-fdx")
+
+    def push(self, *, branch: str | None = None, retries: int = 5, force: bool = False) -> PushResult:
+        """Push ``HEAD`` to ``branch`` (default: the followed branch) on the remote.
+
+        With ``force`` the remote branch is overwritten (for the daemon's own proposal branches such as
+        ``promote/<env>/<sha>``; never used for the followed branch).
+
+        A non-fast-forward rejection (another writer pushed first) fetches, rebases ``HEAD`` onto the
+        remote branch and retries, up to ``retries`` attempts with exponential backoff and jitter. A
+        push the remote refuses (a protected branch, a declining hook) goes to the branch
+        ``reconciler/<branch>/<short-sha>`` instead, reported with ``fallback=True``.
+
+        Raises:
+            SourceError: attempts exhausted, a rebase conflict, or the fallback push failed too.
+        """
+        target = branch or self.branch
+        attempts = 0
+        with self._lock.hold():
+            retrying = Retrying(
+                stop=stop_after_attempt(max(1, retries)),
+                wait=self._wait(),
+                retry=retry_if_exception_type(_NonFastForward),
+                reraise=True,
+            )
+            try:
+                for attempt in retrying:
+                    with attempt:
+                        attempts += 1
+                        result = self._push_once(target, force)
+                        result.attempts = attempts
+                        return result
+            except _NonFastForward as exc:
+                raise SourceError(
+                    f"push to {target}: still behind the remote after {attempts} attempts ({exc})"
+                ) from None
+        raise SourceError(f"push to {target}: no attempt made")  # pragma: no cover - Retrying always runs
+
+    def _push_once(self, target: str, force: bool) -> PushResult:
+        sha = self.head()
+        flag, summary = self._push_ref(("+" if force else "") + "HEAD", f"refs/heads/{target}")
+        if flag in (" ", "*", "=", "+", "-"):
+            return PushResult(pushed_to=target, sha=sha)
+        if any(race in summary for race in _REF_RACE):
+            raise _NonFastForward(summary)  # another push updated the ref at the same moment
+        if "remote rejected" in summary:
+            fallback = f"reconciler/{target}/{sha[:7]}"
+            fflag, fsummary = self._push_ref("HEAD", f"refs/heads/{fallback}")
+            if fflag not in (" ", "*", "="):
+                raise SourceError(
+                    f"push to {target} refused ({summary}); the fallback branch {fallback} failed too "
+                    f"({fsummary})"
+                )
+            return PushResult(pushed_to=fallback, fallback=True, sha=sha, reason=summary)
+        if "rejected" in summary:
+            self._rebase_onto(target)
+            raise _NonFastForward(summary)
+        raise SourceError(f"push to {target}: {summary}")
+
+    def _push_ref(self, src: str, dst: str) -> tuple[str, str]:
+        status, out, err = self._git_status("push", "--porcelain", "origin", f"{src}:{dst}")
+        src = src.lstrip("+")
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and parts[1].endswith(f":{dst}"):
+                return parts[0], parts[2]
+        if status == 0:
+            return " ", "ok"
+        raise SourceError(f"git push origin {src}:{dst}: {err.strip() or out.strip()}")
+
+    def _rebase_onto(self, target: str) -> None:
+        self._git("fetch", "-q", "origin", f"+refs/heads/{target}:refs/remotes/origin/{target}")
+        status, out, err = self._git_status("rebase", "-q", f"refs/remotes/origin/{target}")
+        if status != 0:
+            self._git_status("rebase", "--abort")
+            raise SourceError(
+                f"rebase onto origin/{target} after a rejected push stopped on a conflict: "
+                f"{err.strip() or out.strip()}"
+            )
+
+    def revert(
+        self,
+        sha: str,
+        *,
+        trailers: dict[str, str | list[str]] | None = None,
+        mainline: int | None = None,
+    ) -> str:
+        """Make a ``git revert`` commit of ``sha`` on the current head, with ``trailers``.
+
+        Args:
+            sha: the commit to revert.
+            trailers: e.g. ``{"Rollback-Of": sha, "Reason": "..."}``.
+            mainline: the parent number for reverting a merge commit (``git revert -m``); default 1 for
+                merges.
+
+        Returns:
+            the revert commit's id.
+
+        Raises:
+            NothingToRevert: the change is already undone.
+            RevertConflict: later commits changed the same lines; nothing was committed.
+            SourceError: ``sha`` is unknown.
+        """
+        with self._lock.hold():
+            full = self.resolve(sha)
+            info = self.log(max_count=1, rev=full)[0]
+            args = ["revert", "--no-commit"]
+            if info.is_merge:
+                args += ["-m", str(mainline or 1)]
+            status, out, err = self._git_status(*args, full)
+            if status != 0:
+                self._git_status("revert", "--abort")
+                self._git_status("reset", "-q", "--hard", "HEAD")
+                if "conflict" in (out + err).lower():
+                    raise RevertConflict(f"git revert {full[:7]}: conflict: {err.strip() or out.strip()}")
+                raise SourceError(f"git revert {full[:7]}: {err.strip() or out.strip()}")
+            if self._git_status("diff", "--cached", "--quiet")[0] == 0:
+                self._git_status("revert", "--abort")
+                self._git_status("reset", "-q", "--hard", "HEAD")
+                raise NothingToRevert(f"reverting {full[:7]} changes nothing: its change is already undone")
+            message = f'Revert "{info.subject}"\n\nThis reverts commit {full}.'
+            return self._commit_staged(compose_message(message, trailers))
+
+    # ------------------------------------------------------------------ notes
+
+    def add_note(self, sha: str, text: str, ref: str = NOTES_REF, *, append: bool = True) -> bool:
+        """Attach ``text`` to commit ``sha`` as a Git note under ``ref`` and push that notes ref.
+
+        With ``append`` the text is added as new line(s) to an existing note, unless the note already
+        contains exactly those lines (idempotent); otherwise the note is replaced. The remote notes ref
+        is fetched first, and a rejected push (another writer) is fetched and retried with backoff.
+
+        Returns:
+            ``True`` when a note was written, ``False`` when it already held ``text``.
+
+        Raises:
+            SourceError: the note could not be pushed.
+        """
+        body = text.strip("\n")
+        if not body:
+            raise ValueError("a note must not be empty")
+        with self._lock.hold():
+            full = self.resolve(sha)
+            retrying = Retrying(
+                stop=stop_after_attempt(6),
+                wait=self._wait(),
+                retry=retry_if_exception_type(_NonFastForward),
+                reraise=True,
+            )
+            try:
+                for attempt in retrying:
+                    with attempt:
+                        return self._add_note_once(full, body, ref, append)
+            except _NonFastForward as exc:
+                raise SourceError(f"push {ref}: still rejected after retries ({exc})") from None
+        return False  # pragma: no cover
+
+    def fetch_notes(self, ref: str = NOTES_REF) -> None:
+        """Fetch the remote's notes ref ``ref`` (replacing the local one); a missing remote ref is fine.
+
+        Raises:
+            SourceError: the remote cannot be reached.
+        """
+        with self._lock.hold():
+            self._fetch_notes(ref)
+
+    def _fetch_notes(self, ref: str) -> None:
+        status, _, err = self._git_status("fetch", "-q", "origin", f"+{ref}:{ref}")
+        if status != 0 and "couldn't find remote ref" not in err:
+            raise SourceError(f"git fetch origin {ref}: {err.strip()}")
+
+    def _add_note_once(self, sha: str, body: str, ref: str, append: bool) -> bool:
+        self._fetch_notes(ref)
+        existing = self.note(sha, ref)
+        if append and existing is not None:
+            lines = existing.splitlines()
+            new = body.splitlines()
+            if all(line in lines for line in new):
+                return False
+            content = existing.rstrip("\n") + "\n" + body
+        else:
+            if existing is not None and existing.strip("\n") == body:
+                return False
+            content = body
+        path = self._workdir / ".git" / "RECONCILER_NOTE"
+        path.write_text(content + "\n", encoding="utf-8")
+        try:
+            self._git("notes", f"--ref={ref}", "add", "-f", "-F", str(path), sha)
+        finally:
+            path.unlink(missing_ok=True)
+        flag, summary = self._push_ref(ref, ref)
+        if flag in (" ", "*", "=", "+", "-"):
+            return True
+        if ("rejected" in summary and "remote rejected" not in summary) or any(
+            r in summary for r in _REF_RACE
+        ):
+            raise _NonFastForward(summary)
+        raise SourceError(f"push {ref}: {summary}")
+
+    def note(self, sha: str, ref: str = NOTES_REF) -> str | None:
+        """The note on ``sha`` under ``ref`` as last fetched (``None`` when there is none)."""
+        status, out, _ = self._git_status("notes", f"--ref={ref}", "show", sha)
+        return out if status == 0 else None
+
+    def notes(self, ref: str = NOTES_REF) -> dict[str, str]:
+        """Every note under ``ref`` as last fetched (:meth:`sync`, :meth:`add_note`): commit id → text."""
+        status, out, _ = self._git_status("notes", f"--ref={ref}", "list")
+        if status != 0:
+            return {}
+        result: dict[str, str] = {}
+        repo = self.repo
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) != 2:
+                continue
+            blob = git.Blob(repo, bytes.fromhex(parts[0]))
+            result[parts[1]] = blob.data_stream.read().decode("utf-8", errors="replace")
+        return result
+
+    def close(self) -> None:
+        """Release the clone's Git processes."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+
+def _stderr(exc: git.exc.GitCommandError) -> str:
+    return str(exc.stderr or "").strip() or str(exc)

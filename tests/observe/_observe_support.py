@@ -1,0 +1,107 @@
+"""Shared pieces of the observability tests: a small environment repository and a headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reconciler_testing import EnvRepo
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: clock-mcp
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: clock-mcp}
+  template:
+    metadata:
+      labels: {app: clock-mcp}
+    spec:
+      containers:
+      - name: server
+        image: ghcr.io/acme/clock-mcp:0.1.0
+"""
+SERVICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: clock-mcp
+spec:
+  selector: {app: clock-mcp}
+  ports:
+  - name: mcp
+    port: 3000
+"""
+
+
+def seed(repo: EnvRepo, namespace: str, *, tag: str = "0.1.0", message: str = "dev: clock MCP server") -> str:
+    """Write a dev environment (a Deployment and a Service in ``namespace``) and push; returns the sha."""
+    repo.write(
+        "envs/dev.yaml",
+        f"overlay: overlays/dev\nnamespace: {namespace}\n"
+        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {noControllerAfter: 5}\n",
+    )
+    repo.write(
+        "overlays/dev/kustomization.yaml",
+        "resources:\n- deployment.yaml\n- service.yaml\n"
+        f"images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: {tag}\n",
+    )
+    repo.write("overlays/dev/deployment.yaml", DEPLOY)
+    repo.write("overlays/dev/service.yaml", SERVICE)
+    return repo.commit(message)
+
+
+async def until(pred: Any, timeout: float, what: str = "condition") -> Any:
+    """Poll ``pred`` every 50 ms until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def require_chromium() -> None:
+    """Fail (never skip) with the fix when Debian's chromium or the playwright package is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the status-page test drives Debian's Chromium "
+            "(install it with: apt-get install -y chromium)",
+            pytrace=False,
+        )
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        pytest.fail("the playwright package is missing (pip install playwright; never 'playwright install')")
+
+
+def save_screenshot(png: bytes, tmp_path: Path, name: str) -> Path:
+    """Write ``png`` under ``tmp_path`` and, when ``RECONCILER_SCREENSHOT_DIR`` is set, copy it there."""
+    path = tmp_path / name
+    path.write_bytes(png)
+    extra = os.environ.get("RECONCILER_SCREENSHOT_DIR")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra) / name)
+    return path
