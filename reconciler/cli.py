@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reconciler.cli_observe import register as register_observe
+from reconciler.cli_observe import spinner
 from reconciler.errors import ReconcilerError
 from reconciler.model import Action, HealthState, HealthStatus, PassResult
 from reconciler.promote.cli import register as register_promote
@@ -106,7 +107,8 @@ def _install_crds(kubeconfig: Path) -> None:
     client = KubeClient(kubeconfig)
     try:
         t0 = time.monotonic()
-        refs = install_crds(client)
+        with spinner(err, "installing the agent-platform CRDs …"):
+            refs = install_crds(client)
         err.print(f"[dim]>[/] {len(refs)} CRDs established in {time.monotonic() - t0:.1f} s", highlight=False)
     finally:
         client.close()
@@ -368,15 +370,17 @@ def _once(settings: Any, *, wait: bool = True) -> int:
             err.print(f"[red]error:[/] environment {name!r} is not in envs/", highlight=False)
             ok = False
             continue
-        result = run_pass(ctx, name, revision=rev, trigger="once")
+        with spinner(err, f"reconciling {name} …"):
+            result = run_pass(ctx, name, revision=rev, trigger="once")
         if result.ok and wait:
             refs = [c.ref for c in result.changes.entries if c.action is not Action.DELETED]
-            result.health = wait_for_health(
-                ctx.client,
-                refs,
-                timeout=envs[name].health.timeout,
-                no_controller_after=envs[name].health.no_controller_after,
-            )
+            with spinner(err, f"waiting for {name}'s health (up to {envs[name].health.timeout:.0f} s) …"):
+                result.health = wait_for_health(
+                    ctx.client,
+                    refs,
+                    timeout=envs[name].health.timeout,
+                    no_controller_after=envs[name].health.no_controller_after,
+                )
         print_result(result)
         ok = ok and result.ok
     return 0 if ok else 1

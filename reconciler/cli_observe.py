@@ -133,7 +133,7 @@ def spinner(err: Console, message: str) -> Iterator[None]:
 
 def _inventories(client: Any) -> dict[str, Inventory]:
     """Every stored inventory in the cluster, by environment."""
-    from reconciler.cluster.inventory import NAMESPACE, InventoryStore
+    from reconciler.cluster.inventory import NAMESPACE, parse_inventory
     from reconciler.errors import NotFoundError
 
     try:
@@ -142,12 +142,15 @@ def _inventories(client: Any) -> dict[str, Inventory]:
         )
     except NotFoundError:
         return {}
-    store = InventoryStore(client)
     out: dict[str, Inventory] = {}
+    newest: dict[str, str] = {}
     for item in items:
-        env = ((item.get("metadata") or {}).get("labels") or {}).get("reconciler.dev/environment")
-        if env:
-            out[str(env)] = store.load(str(env))
+        meta = item.get("metadata") or {}
+        env = (meta.get("labels") or {}).get("reconciler.dev/environment")
+        stamp = str(meta.get("resourceVersion", ""))
+        if env and (str(env) not in newest or int(stamp or 0) > int(newest[str(env)] or 0)):
+            newest[str(env)] = stamp  # several sources may define one environment: the latest write wins
+            out[str(env)] = parse_inventory(str(env), item)
     return out
 
 

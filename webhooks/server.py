@@ -9,7 +9,8 @@ Endpoints:
 Answers: 202 after JetStream acknowledged every event of the delivery; 200 when the delivery was valid
 but nothing in it is published (ignored event type, untagged manifest); 400 malformed (reason in the
 body); 401 missing/bad authentication; 404 unknown receiver; 413 body over ``max_body_bytes`` (never read
-past the cap); 503 NATS unavailable (the sender retries; message ids make the retry idempotent).
+past the cap); 415 a Content-Type that is not JSON; 503 NATS unavailable (the sender retries; message
+ids make the retry idempotent).
 """
 
 from __future__ import annotations
@@ -85,6 +86,23 @@ def message_ids(receiver: str, events: Sequence[Event]) -> list[str]:
     return ids
 
 
+def _unsupported_media_type(request: web.Request) -> str | None:
+    """The declared media type when it says the body is not JSON (→ 415), else ``None``.
+
+    JSON is ``application/json``, ``text/json`` or any ``+json`` suffix (RFC 6839), which covers the
+    CloudEvents and Docker Distribution types. A missing header and ``application/octet-stream`` (what
+    some clients send by default) are left to the JSON parser. CloudEvents binary mode
+    (``ce-specversion`` header) carries its data in any media type and is exempt.
+    """
+    declared = request.headers.get("Content-Type")
+    if declared is None or "ce-specversion" in request.headers:
+        return None
+    media = declared.split(";", 1)[0].strip().lower()
+    if media in ("", "application/json", "text/json", "application/octet-stream") or media.endswith("+json"):
+        return None
+    return media
+
+
 def _json(code: int, /, **body: Any) -> web.Response:
     return web.json_response(body, status=code)
 
@@ -139,6 +157,13 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
             logger.warning("webhook.unauthorized", reason=str(exc))
             observe_webhook(rec.config.provider.value, "unauthorized")
             return _json(401, error=f"unauthorized: {exc}")
+        media = _unsupported_media_type(request)
+        if media is not None:
+            logger.warning("webhook.unsupported_media_type", content_type=media)
+            observe_webhook(rec.config.provider.value, "malformed")
+            return _json(
+                415, error=f"unsupported Content-Type {media!r}: send the payload as application/json"
+            )
         delivery = Delivery(
             receiver=rec.config, headers=request.headers, body=body, received_at=datetime.now(UTC)
         )

@@ -63,12 +63,12 @@ class ResourceInfo:
         """The URL path of the kind's collection, in ``namespace`` when namespaced and given."""
         base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
         if self.namespaced and namespace:
-            return f"{base}/namespaces/{quote(namespace)}/{self.plural}"
+            return f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
         return f"{base}/{self.plural}"
 
     def object_path(self, namespace: str | None, name: str) -> str:
         """The URL path of one object."""
-        return f"{self.collection_path(namespace)}/{quote(name)}"
+        return f"{self.collection_path(namespace)}/{quote(name, safe='')}"
 
 
 class KubeClient:

@@ -1,14 +1,19 @@
 """The inventory store: which objects an environment applied, kept in the cluster.
 
-One ConfigMap per environment, ``reconciler-inventory-<env>`` in the ``reconciler-system`` namespace, holds
-the entries as JSON (group, version, kind, namespace, name) and the revision that wrote them. Prune
-deletes only entries of this list (never objects that merely carry a label), so copied labels cannot
-widen it.
+One ConfigMap per environment and source, ``reconciler-inventory-<env>-<source hash>`` in the
+``reconciler-system`` namespace, holds the entries as JSON (group, version, kind, namespace, name) and the
+revision that wrote them. Prune deletes only entries of this list (never objects that merely carry a
+label), so copied labels cannot widen it. The source hash (the first 8 hex digits of the sha256 of the
+repository URL without credentials) keeps two repositories that both define ``dev`` on one cluster apart;
+without a source the name is ``reconciler-inventory-<env>``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.cluster.client import KubeClient
 from reconciler.model import Inventory, ObjectRef
@@ -17,27 +22,56 @@ NAMESPACE = "reconciler-system"
 FIELD_MANAGER = "reconciler-inventory"
 
 
-def _ref(env: str) -> ObjectRef:
-    return ObjectRef(kind="ConfigMap", namespace=NAMESPACE, name=f"reconciler-inventory-{env}")
+def public_source(source: str) -> str:
+    """``source`` without credentials (``https://user:token@host/x`` → ``https://host/x``)."""
+    parts = urlsplit(source)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return source
+
+
+def source_hash(source: str) -> str:
+    """The first 8 hex digits of the sha256 of ``source`` without credentials ("" for no source)."""
+    if not source:
+        return ""
+    return hashlib.sha256(public_source(source).encode()).hexdigest()[:8]
+
+
+def inventory_ref(env: str, source: str = "") -> ObjectRef:
+    """The ConfigMap holding ``env``'s inventory for ``source``."""
+    h = source_hash(source)
+    name = f"reconciler-inventory-{env}" + (f"-{h}" if h else "")
+    return ObjectRef(kind="ConfigMap", namespace=NAMESPACE, name=name)
+
+
+def parse_inventory(env: str, obj: dict[str, Any]) -> Inventory:
+    """The inventory a stored ConfigMap holds."""
+    data = obj.get("data") or {}
+    entries = [ObjectRef(**e) for e in json.loads(data.get("entries", "[]"))]
+    digests = json.loads(data.get("digests", "{}"))
+    return Inventory(environment=env, revision=data.get("revision", ""), entries=entries, digests=digests)
 
 
 class InventoryStore:
-    """Reads and writes environment inventories through ``client``."""
+    """Reads and writes environment inventories through ``client``.
 
-    def __init__(self, client: KubeClient) -> None:
+    Args:
+        client: the Kubernetes client.
+        source: the repository URL or path the environments come from (part of the inventory's name).
+    """
+
+    def __init__(self, client: KubeClient, source: str = "") -> None:
         self.client = client
+        self.source = source
         self._ns_ready = False
 
     def load(self, env: str) -> Inventory:
         """The stored inventory (empty when none was stored yet)."""
-        obj = self.client.get(_ref(env))
+        obj = self.client.get(inventory_ref(env, self.source))
         if obj is None:
             return Inventory(environment=env)
         self._ns_ready = True
-        data = obj.get("data") or {}
-        entries = [ObjectRef(**e) for e in json.loads(data.get("entries", "[]"))]
-        digests = json.loads(data.get("digests", "{}"))
-        return Inventory(environment=env, revision=data.get("revision", ""), entries=entries, digests=digests)
+        return parse_inventory(env, obj)
 
     def save(self, inventory: Inventory, previous: Inventory | None = None) -> bool:
         """Store ``inventory`` (server-side apply; the namespace is created when missing).
@@ -53,7 +87,7 @@ class InventoryStore:
                 field_manager=FIELD_MANAGER,
             )
             self._ns_ready = True
-        ref = _ref(inventory.environment)
+        ref = inventory_ref(inventory.environment, self.source)
         entries = sorted(
             (e.model_dump() for e in inventory.entries),
             key=lambda e: (e["group"], e["kind"], e["namespace"], e["name"]),
@@ -68,7 +102,9 @@ class InventoryStore:
                     "labels": {
                         "app.kubernetes.io/managed-by": "reconciler",
                         "reconciler.dev/environment": inventory.environment,
+                        "reconciler.dev/source-hash": source_hash(self.source) or "none",
                     },
+                    "annotations": {"reconciler.dev/source": public_source(self.source)},
                 },
                 "data": {
                     "entries": json.dumps(entries, separators=(",", ":")),

@@ -84,11 +84,24 @@ def ignore_pointers(ref: ObjectRef, rules: Iterable[IgnoreRule]) -> list[str]:
     return out
 
 
+def _path_segment_problem(value: str) -> str:
+    """Why ``value`` cannot be one segment of an API URL path ("" when it can). The API server refuses
+    such names for every kind (apimachinery's ``path.IsValidPathSegmentName``); checking before any call
+    keeps them out of request URLs, where ``/`` and ``..`` would address another resource."""
+    if value in (".", ".."):
+        return f"may not be {value!r}"
+    for bad in ("/", "%"):
+        if bad in value:
+            return f"may not contain {bad!r}"
+    return ""
+
+
 def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> list[Desired]:
     """Identify the rendered objects and take controller-owned fields out (HPA-targeted replicas).
 
     Raises:
-        ApplyError: when an object has no identity or two objects share one.
+        ApplyError: when an object has no identity, its name or namespace cannot be part of an API path
+            (``/``, ``%``, ``.`` or ``..``), or two objects share one identity.
     """
     rules = list(rules)
     targets = drift.hpa_targets(objects)
@@ -99,6 +112,10 @@ def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> 
             ref = ref_of(obj)
         except ValueError as exc:
             raise ApplyError(f"invalid object: {exc}") from None
+        for field_name, value in (("metadata.name", ref.name), ("metadata.namespace", ref.namespace)):
+            problem = _path_segment_problem(value) if value else ""
+            if problem:
+                raise ApplyError(f"{ref}: invalid {field_name} {value!r}: {problem}; nothing applied")
         if ref.key in seen:
             raise ApplyError(f"{ref}: appears twice in the desired set")
         seen[ref.key] = ref
@@ -271,6 +288,7 @@ class ResourceManager:
         dry_run: bool = False,
         on_drift: Callable[[ObjectRef, list[str]], None] | None = None,
         crd_timeout: float = 60.0,
+        before_write: Callable[[list[ObjectRef]], None] | None = None,
     ) -> tuple[ChangeSet, dict[str, str]]:
         """Apply the objects that differ from live state, in stages and dependency order.
 
@@ -282,6 +300,9 @@ class ResourceManager:
             dry_run: plan only (server-side dry-run for changed objects; nothing is written).
             on_drift: called with the object and the differing paths when drift is found.
             crd_timeout: seconds to wait for applied CRDs to become Established.
+            before_write: called once, after validation and before the first write, with the objects
+                about to be created (only when something will be written); the pass records them in the
+                inventory first, so an apply interrupted half-way leaves nothing untracked.
 
         Returns:
             The changeset and the digest of every desired object (for the next inventory).
@@ -324,6 +345,8 @@ class ResourceManager:
             (d, a, p) for d, a, p in plan if a in (Action.CREATED, Action.CONFIGURED)
         ]
         self._validate(to_write, live)
+        if to_write and not dry_run and before_write is not None:
+            before_write([d.ref for d, a, _p in to_write if a is Action.CREATED])
         by_key = {d.key: (a, p) for d, a, p in plan}
         stages = apply_order([(d.ref, d.obj) for d in desired])
         desired_by_key = {d.key: d for d in desired}

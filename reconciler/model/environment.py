@@ -43,6 +43,16 @@ class IgnoreRule(BaseModel):
                 raise ValueError(f"JSON pointer {p!r} must start with '/' (RFC 6901)")
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"name {value!r} is not a valid regular expression: {exc}") from None
+        return value
+
 
 class SyncPolicy(BaseModel):
     """How and how often the environment is reconciled."""
@@ -115,11 +125,18 @@ class Environment(BaseModel):
             raise ValueError(f"environment name {value!r} must be a DNS label (a-z, 0-9, '-')")
         return value
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_label(cls, value: str | None) -> str | None:
+        if value is not None and (not _NAME_RE.match(value) or len(value) > 63):
+            raise ValueError(f"namespace {value!r} must be a DNS label (a-z, 0-9, '-'; at most 63)")
+        return value
+
     @field_validator("overlay")
     @classmethod
     def _relative(cls, value: str) -> str:
         p = Path(value)
-        if p.is_absolute() or ".." in p.parts:
+        if not value.strip() or p.is_absolute() or ".." in p.parts:
             raise ValueError(f"overlay {value!r} must be a path inside the repository")
         return value
 

@@ -165,7 +165,7 @@ def run_pass(
         )
         default_namespaces(ctx.client, env, objects)
         desired = prepare(objects, env.sync.ignore)
-        store = InventoryStore(ctx.client)
+        store = InventoryStore(ctx.client, source=ctx.source.url)
         inventory = store.load(env_name)
         manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
 
@@ -173,12 +173,24 @@ def run_pass(
             if ctx.on_drift is not None:
                 ctx.on_drift(env_name, ref, paths)
 
+        def record_intent(creating: list[ObjectRef]) -> None:
+            # Write-ahead: objects about to be created enter the stored inventory before the first write,
+            # so a pass that dies half-way (API server gone) leaves none of them untracked; the next good
+            # pass keeps those still desired and prunes those that left Git.
+            known = {r.key for r in inventory.entries}
+            new = [r for r in creating if r.key not in known]
+            if new:
+                store.save(
+                    inventory.model_copy(update={"entries": [*inventory.entries, *new]}), previous=inventory
+                )
+
         changes, digests = manager.apply_set(
             desired,
             inventory=inventory,
             correct_drift=env.sync.drift is DriftMode.CORRECT,
             dry_run=dry_run,
             on_drift=on_drift,
+            before_write=record_intent,
         )
         result.changes = changes
         keep: list[ObjectRef] = []

@@ -2,48 +2,60 @@
 
 ``build`` renders a kustomization directory to plain dicts in `kustomize build` order, ``dump_yaml`` prints
 them exactly as `kustomize build` does, ``load_yaml_documents`` is the safe YAML loader used for every
-manifest. Behaviour follows kustomize v5 (see the module docstrings for the details of each part).
+manifest. Behaviour follows kustomize v5.8 (see the module docstrings for the details of each part).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
-from reconciler.render.builder import build_resources, tree_digest
-from reconciler.render.cache import RenderCache
+from reconciler.render.builder import DEFAULT_MAX_FILE_BYTES, build_resources, tree_digest
+from reconciler.render.cache import RenderCache, clone
 from reconciler.render.errors import RenderError
 from reconciler.render.yamlio import dump_yaml, load_yaml_documents
 
-__all__ = ["RenderCache", "RenderError", "build", "dump_yaml", "load_yaml_documents"]
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "RenderCache",
+    "RenderError",
+    "build",
+    "dump_yaml",
+    "load_yaml_documents",
+]
 
 
 def build(
-    path: Path, *, root: Path, cache: RenderCache | None = None, tree_id: str | None = None
+    path: Path,
+    *,
+    root: Path,
+    cache: RenderCache | None = None,
+    tree_id: str | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> list[dict[str, Any]]:
     """Render the kustomization directory ``path``.
 
     Args:
         path: the kustomization directory; must lie inside ``root``.
-        root: the environment repository's root; files and resources outside it are refused (load
-            restrictor).
+        root: the environment repository's root; nothing outside it is read (load restrictor).
         cache: optional :class:`RenderCache`; results are keyed by (directory, content digest).
         tree_id: optional Git tree digest of ``root`` used as the cache key instead of hashing the files.
+        max_file_bytes: the largest file (in bytes) the renderer reads; larger ones are an error.
 
     Returns:
-        The objects in `kustomize build` output order as plain dicts (deep copies when cached).
+        The objects in `kustomize build` output order as plain dicts (fresh copies when cached).
 
     Raises:
         RenderError: naming the file and line at fault (missing files, invalid YAML, cycles, invalid patches,
-            remote references, files outside ``root``...).
+            remote references, files outside the kustomization directory, files over ``max_file_bytes``...).
     """
     if cache is None:
-        return build_resources(Path(path), Path(root))
+        return build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes)
     digest = tree_id or tree_digest(Path(path), Path(root))
     key = (str(Path(path).resolve()), digest)
     hit = cache.get(key)
     if hit is None:
-        hit = build_resources(Path(path), Path(root))
+        hit = build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes)
         cache.put(key, hit)
-    return copy.deepcopy(hit)
+    out: list[dict[str, Any]] = clone(hit)
+    return out

@@ -1,17 +1,28 @@
 """The kustomization build: load, accumulate resources, generate, transform, hash, fix references, order.
 
-The pipeline per kustomization follows kustomize v5 (api/internal/target/kusttarget.go): resources (files
-and nested kustomizations, depth first), ``configurations``, generators, components, then the built-in
-transformers in the order patchesStrategicMerge, patches, namespace, namePrefix, nameSuffix, labels and
-commonLabels, commonAnnotations, patchesJson6902, replicas, images, replacements, followed by the
-``transformers:`` entries. At the top level only: hash suffixes for generated objects, name-reference
-rewriting, and kustomize's legacy kind order.
+The pipeline follows kustomize v5.8 (api/internal/target/kusttarget.go, api/krusty/kustomizer.go). Per
+kustomization: ``resources`` (files and kustomization directories, depth first; each directory is built on
+its own and its result appended), ``configurations`` (merged into the field-spec tables), generators
+(``configMapGenerator`` then ``secretGenerator``, with ``behavior``), ``components`` (built into the same
+accumulator), then the built-in transformers in kustomize's order: patchesStrategicMerge, patches,
+namespace, namePrefix, nameSuffix, labels and commonLabels, commonAnnotations, patchesJson6902, replicas,
+images, replacements; then ``transformers:`` entries (builtin configurations, files or inline). At the top
+only: content-hash suffixes, name-reference rewriting, dropping ``config.kubernetes.io/local-config``
+objects, ordering (kustomize's legacy kind order unless ``sortOptions`` says otherwise) and rewriting
+``metadata.annotations`` values as strings.
+
+Files are read with kustomize's load restrictor (``LoadRestrictionsRootOnly``): a file must lie in or
+below the directory of the kustomization naming it (after resolving symlinks); kustomization directories may
+be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
+cycle check). Remote resources, Helm charts, plugins, ``vars``, ``crds``, ``openapi`` and
+``buildMetadata`` are refused with an error naming the kustomization file.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,83 +31,196 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.render import generators, nameref, patches, transformers
+from reconciler.render import generators, nameref, patches, replacements, transformers
 from reconciler.render.errors import RenderError
-from reconciler.render.fieldspecs import FieldSpec, TransformerConfig, parse_fieldspecs
+from reconciler.render.fieldspecs import (
+    FieldSpec,
+    TransformerConfig,
+    gvk_sort_key,
+    merge_fieldspecs,
+    parse_fieldspecs,
+)
 from reconciler.render.resource import ResMap, Resource, make_resource
-from reconciler.render.yamlio import load_yaml_documents
+from reconciler.render.selectors import check_target, select
+from reconciler.render.yamlio import (
+    key_lines,
+    load_yaml_documents,
+    load_yaml_documents_with_lines,
+    load_yaml_value,
+)
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZATION_VERSION = "kustomize.config.k8s.io/v1beta1"
+COMPONENT_VERSION = "kustomize.config.k8s.io/v1alpha1"
+#: Default upper bound on the size of any one file the renderer reads (bytes).
+DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
+#: Deepest chain of kustomizations including each other (kustomize has no limit; real repositories use a
+#: handful of levels).
+MAX_KUSTOMIZATION_DEPTH = 100
+#: Most kustomization directories one render may build (a directory included twice is built twice).
+MAX_KUSTOMIZATIONS = 2000
+#: Most objects one render may hold at any time.
+MAX_OBJECTS = 100_000
+LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
 
 
 class Kustomization(BaseModel):
-    """The fields of a ``kustomization.yaml`` this renderer understands (kustomize v5 names)."""
+    """The fields of a ``kustomization.yaml`` (kustomize v5 names; unknown fields are refused)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=False)
 
-    apiVersion: str = "kustomize.config.k8s.io/v1beta1"
-    kind: str = "Kustomization"
+    apiVersion: str = ""
+    kind: str = ""
     metadata: dict[str, Any] | None = None
-    resources: list[str] = []
-    bases: list[str] = []
-    components: list[str] = []
+    resources: list[str] | None = None
+    bases: list[str] | None = None
+    components: list[str] | None = None
     namespace: str = ""
     namePrefix: str = ""
     nameSuffix: str = ""
-    commonLabels: dict[str, str] = {}
-    labels: list[dict[str, Any]] = []
-    commonAnnotations: dict[str, str] = {}
-    images: list[dict[str, Any]] = []
-    replicas: list[dict[str, Any]] = []
-    patches: list[dict[str, Any]] = []
-    patchesStrategicMerge: list[str] = []
-    patchesJson6902: list[dict[str, Any]] = []
-    configMapGenerator: list[dict[str, Any]] = []
-    secretGenerator: list[dict[str, Any]] = []
-    generatorOptions: dict[str, Any] = {}
-    configurations: list[str] = []
-    transformers: list[str] = []
-    generators: list[str] = []
-    validators: list[str] = []
-    replacements: list[dict[str, Any]] = []
-    crds: list[str] = []
-    buildMetadata: list[str] = []
+    commonLabels: dict[str, str] | None = None
+    labels: list[dict[str, Any]] | None = None
+    commonAnnotations: dict[str, str] | None = None
+    images: list[dict[str, Any]] | None = None
+    imageTags: list[dict[str, Any]] | None = None
+    replicas: list[dict[str, Any]] | None = None
+    patches: list[dict[str, Any]] | None = None
+    patchesStrategicMerge: list[str] | None = None
+    patchesJson6902: list[dict[str, Any]] | None = None
+    configMapGenerator: list[dict[str, Any]] | None = None
+    secretGenerator: list[dict[str, Any]] | None = None
+    generatorOptions: dict[str, Any] | None = None
+    configurations: list[str] | None = None
+    transformers: list[str] | None = None
+    generators: list[str] | None = None
+    validators: list[str] | None = None
+    replacements: list[dict[str, Any]] | None = None
+    crds: list[str] | None = None
+    buildMetadata: list[str] | None = None
     sortOptions: dict[str, Any] | None = None
-    openapi: dict[str, Any] | None = None
+    openapi: dict[str, str] | None = None
     helmCharts: list[dict[str, Any]] | None = None
     helmGlobals: dict[str, Any] | None = None
-    vars: list[dict[str, Any]] = []
-
-
-@dataclass
-class _Ctx:
-    root: Path
-    stack: list[Path] = field(default_factory=list)
+    helmChartInflationGenerator: list[dict[str, Any]] | None = None
+    vars: list[dict[str, Any]] | None = None
 
 
 def _is_remote(ref: str) -> bool:
     return (
         bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", ref))
         or ref.startswith("git@")
-        or bool(re.match(r"^(github\.com|gitlab\.com|bitbucket\.org)/", ref))
+        or ref.startswith("git::")
+        or bool(re.match(r"^(github\.com|gitlab\.com|bitbucket\.org)[/:]", ref))
     )
 
 
-def _display(path: Path, root: Path) -> str:
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@dataclass
+class _Limits:
+    max_file_bytes: int
+    kustomizations: int = 0
+
+
+@dataclass
+class _Loader:
+    """A kustomization directory's loader (kustomize's ``FileLoader`` with the root-only restrictor)."""
+
+    root: str  # resolved directory
+    repo: str  # resolved repository root
+    limits: _Limits
+    referrer: _Loader | None = None
+    depth: int = 0
+
+    def display(self, path: str) -> str:
+        try:
+            return os.path.relpath(path, self.repo) if _within(path, self.repo) else path
+        except ValueError:
+            return path
+
+    def read(self, rel: str, *, where: str) -> tuple[bytes, str]:
+        """Bytes of a file named relative to this kustomization, and its display path.
+
+        Raises:
+            RenderError: for remote files, files outside this kustomization's directory or the repository,
+                missing files, directories, special files and files over the size limit.
+        """
+        if _is_remote(rel):
+            raise RenderError(
+                f"remote file {rel!r} is not supported (renders use local files only)", path=where
+            )
+        if not rel:
+            raise RenderError("empty file path", path=where)
+        real = os.path.realpath(os.path.join(self.root, rel))
+        if not _within(real, self.root) or not _within(real, self.repo):
+            raise RenderError(
+                f"security; file '{rel}' is not in or below '{self.display(self.root)}' (load restrictor)",
+                path=where,
+            )
+        if not os.path.exists(real):
+            raise RenderError(f"file '{rel}' not found (in '{self.display(self.root)}')", path=where)
+        if os.path.isdir(real):
+            raise RenderError(f"'{rel}' must resolve to a file", path=where)
+        if not os.path.isfile(real):
+            raise RenderError(f"'{rel}' is not a regular file (a pipe, device or socket)", path=where)
+        return _read_capped(real, self.limits, self.display(real)), self.display(real)
+
+    def new(self, rel: str, *, where: str) -> _Loader:
+        """The loader of a kustomization directory named relative to this one.
+
+        Raises:
+            RenderError: for remote or absolute paths, non-directories, directories outside the repository,
+                and directories containing a kustomization being built (cycles).
+        """
+        if _is_remote(rel):
+            raise RenderError(
+                f"remote resource {rel!r} is not supported (renders use local files only)", path=where
+            )
+        if not rel:
+            raise RenderError("new root cannot be empty", path=where)
+        if os.path.isabs(rel):
+            raise RenderError(f"new root '{rel}' cannot be absolute", path=where)
+        real = os.path.realpath(os.path.join(self.root, rel))
+        if not _within(real, self.repo):
+            raise RenderError(
+                f"security; directory '{rel}' is not in or below the repository root (load restrictor)",
+                path=where,
+            )
+        if not os.path.isdir(real):
+            raise RenderError(f"'{rel}' is not a file or a directory", path=where)
+        loader: _Loader | None = self
+        while loader is not None:
+            if _within(loader.root, real):
+                raise RenderError(
+                    f"cycle detected: candidate root '{self.display(real)}' contains visited root "
+                    f"'{self.display(loader.root)}'",
+                    path=where,
+                )
+            loader = loader.referrer
+        if self.depth >= MAX_KUSTOMIZATION_DEPTH:
+            raise RenderError(
+                f"kustomizations nested deeper than {MAX_KUSTOMIZATION_DEPTH} levels (limit)", path=where
+            )
+        return _Loader(real, self.repo, self.limits, self, self.depth + 1)
+
+
+def _read_capped(path: str, limits: _Limits, display: str) -> bytes:
     try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _restrict(path: Path, ctx: _Ctx, *, where: str) -> Path:
-    real = Path(os.path.realpath(path))
-    root = Path(os.path.realpath(ctx.root))
-    if real != root and root not in real.parents:
-        raise RenderError(
-            f"security; file '{path}' is not in or below '{ctx.root}' (load restrictor)", path=where
-        )
-    return real
+        size = os.path.getsize(path)
+        if size > limits.max_file_bytes:
+            raise RenderError(
+                f"file is {size} bytes, over the {limits.max_file_bytes}-byte limit for one file",
+                path=display,
+            )
+        with open(path, "rb") as fh:
+            data = fh.read(limits.max_file_bytes + 1)
+    except OSError as exc:
+        raise RenderError(f"cannot read file: {exc.strerror}", path=display) from None
+    if len(data) > limits.max_file_bytes:
+        raise RenderError(f"file is over the {limits.max_file_bytes}-byte limit for one file", path=display)
+    return data
 
 
 def find_kustomization(directory: Path) -> Path | None:
@@ -113,432 +237,646 @@ def find_kustomization(directory: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _load_kustomization(directory: Path, ctx: _Ctx) -> tuple[Kustomization, str]:
-    kfile = find_kustomization(directory)
+_UNSUPPORTED = {
+    "helmCharts": "helmCharts are not supported",
+    "helmGlobals": "helmGlobals are not supported",
+    "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
+    "vars": "vars are not supported (use replacements)",
+    "crds": "'crds' is not supported by this renderer",
+    "generators": "generator plugins ('generators') are not supported by this renderer",
+    "validators": "validator plugins ('validators') are not supported by this renderer",
+    "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
+    "buildMetadata": "'buildMetadata' is not supported by this renderer",
+}
+
+
+def load_kustomization(loader: _Loader) -> tuple[Kustomization, str]:
+    """Read and validate the kustomization file of ``loader.root``.
+
+    Raises:
+        RenderError: naming the file for a missing, duplicate, empty or invalid kustomization, or unsupported
+            fields.
+    """
+    kfile = find_kustomization(Path(loader.root))
     if kfile is None:
         raise RenderError(
             "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory",
-            path=_display(directory, ctx.root),
+            path=loader.display(loader.root),
         )
-    where = _display(kfile, ctx.root)
-    docs = load_yaml_documents(kfile.read_text(encoding="utf-8"), path=where)
-    if len(docs) != 1:
-        raise RenderError("kustomization file must hold exactly one document", path=where)
-    raw = docs[0]
+    where = loader.display(str(kfile))
+    real = os.path.realpath(kfile)
+    if not _within(real, loader.root) or not _within(real, loader.repo):
+        raise RenderError(
+            "security; the kustomization file resolves outside its directory (load restrictor)", path=where
+        )
+    data = _read_capped(real, loader.limits, where)
+    raw = load_yaml_value(data, path=where, yaml11=True)
+    if raw is None or raw == {}:
+        raise RenderError("kustomization.yaml is empty", path=where)
+    if not isinstance(raw, dict):
+        raise RenderError("invalid Kustomization: the file must hold a mapping", path=where)
     try:
         kust = Kustomization.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise RenderError(f"invalid field {loc}: {first['msg']}", path=where) from None
-    if kust.kind not in ("Kustomization", "Component"):
-        raise RenderError(f"unsupported kind {kust.kind!r}", path=where)
-    if kust.helmCharts:
-        raise RenderError("helmCharts are not supported", path=where)
-    if kust.vars:
-        raise RenderError("vars are not supported (use replacements)", path=where)
-    for unsupported in ("generators", "validators", "crds"):
-        if getattr(kust, unsupported):
-            raise RenderError(f"'{unsupported}' is not supported by this renderer", path=where)
-    order = (kust.sortOptions or {}).get("order", "legacy")
-    if order not in ("legacy", "fifo"):
-        raise RenderError("sortOptions.order must be 'legacy' or 'fifo'", path=where)
+        msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        line = key_lines(data, path=where).get(str(first["loc"][0])) if first["loc"] else None
+        raise RenderError(f"invalid Kustomization: field {loc}: {msg}", path=where, line=line) from None
+    kind = kust.kind or "Kustomization"
+    if kind not in ("Kustomization", "Component"):
+        raise RenderError("kind should be Kustomization or Component", path=where)
+    required = COMPONENT_VERSION if kind == "Component" else KUSTOMIZATION_VERSION
+    if kust.apiVersion and kust.apiVersion != required:
+        raise RenderError(f"apiVersion for {kind} should be {required}", path=where)
+    kust.kind = kind
+    for name, message in _UNSUPPORTED.items():
+        if getattr(kust, name):
+            raise RenderError(message, path=where)
+    if kust.sortOptions is not None:
+        _check_sort_options(kust.sortOptions, where)
     return kust, where
 
 
-def _read_bytes(base: Path, rel: str, ctx: _Ctx, where: str) -> bytes:
-    if _is_remote(rel):
-        raise RenderError(f"remote file {rel!r} is not supported (renders use local files only)", path=where)
-    target = _restrict(base / rel, ctx, where=where)
-    if not target.is_file():
-        raise RenderError(f"file '{rel}' not found (in '{_display(base, ctx.root)}')", path=where)
-    return target.read_bytes()
+def _check_sort_options(opts: dict[str, Any], where: str) -> None:
+    unknown = set(opts) - {"order", "legacySortOptions"}
+    if unknown:
+        raise RenderError(f"sortOptions: unknown field(s) {sorted(unknown)}", path=where)
+    order = opts.get("order")
+    if order not in ("legacy", "fifo"):
+        raise RenderError("the field 'sortOptions.order' must be one of [fifo, legacy]", path=where)
+    legacy = opts.get("legacySortOptions")
+    if order == "fifo" and legacy is not None:
+        raise RenderError(
+            "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not "
+            "'legacy'",
+            path=where,
+        )
+    if legacy is not None:
+        if not isinstance(legacy, dict) or set(legacy) - {"orderFirst", "orderLast"}:
+            raise RenderError("sortOptions.legacySortOptions takes orderFirst and orderLast", path=where)
+        for key in ("orderFirst", "orderLast"):
+            value = legacy.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise RenderError(f"sortOptions.legacySortOptions.{key} must be a list of kinds", path=where)
 
 
-def _load_objects(path: Path, ctx: _Ctx) -> list[dict[str, Any]]:
-    where = _display(path, ctx.root)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RenderError("file is not UTF-8 text", path=where) from None
-    out: list[dict[str, Any]] = []
-    for doc in load_yaml_documents(text, path=where):
-        if (
-            doc.get("kind", "").endswith("List")
-            and isinstance(doc.get("items"), list)
-            and "metadata" not in doc
-        ):
-            out.extend(i for i in doc["items"] if isinstance(i, dict))
-        else:
-            out.append(doc)
+# -- resources ----------------------------------------------------------------------------------------
+
+
+def resources_from_bytes(data: bytes, *, source: str, patches: bool = False) -> list[Resource]:
+    """Objects of a manifest file: documents in order, ``*List`` objects with ``items`` expanded at the end
+    (kustomize's ``RNodesFromBytes``), each checked by :func:`make_resource` (``patches``: strategic-merge
+    patches, which may leave out apiVersion).
+
+    Raises:
+        RenderError: naming ``source`` and the line for invalid YAML, documents that are not objects, or
+            missing fields.
+    """
+    queue: list[tuple[Any, int]] = list(load_yaml_documents_with_lines(data, path=source))
+    out: list[Resource] = []
+    while queue:
+        doc, line = queue.pop(0)
+        kind = doc.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and "items" in doc:
+            items = doc["items"]
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise RenderError(f"expected array in {kind}/items", path=source, line=line)
+            for item in items:
+                if not isinstance(item, dict):
+                    raise RenderError(
+                        f"{kind}/items holds an element that is not an object", path=source, line=line
+                    )
+                queue.append((item, line))
+            continue
+        out.append(make_resource(doc, source=source, line=line, patch=patches))
     return out
-
-
-# -- accumulation -------------------------------------------------------------------------------------
 
 
 @dataclass
 class _Acc:
-    resmap: ResMap
-    config: TransformerConfig
+    """kustomize's ``ResAccumulator``: the resources and the transformer configuration built so far."""
+
+    resmap: ResMap = field(default_factory=ResMap)
+    config: TransformerConfig = field(default_factory=TransformerConfig)
 
 
-def _accumulate(directory: Path, ctx: _Ctx, *, component: bool, acc: _Acc | None = None) -> _Acc:
-    real = _restrict(directory, ctx, where=_display(directory, ctx.root))
-    if real in ctx.stack:
-        chain = " -> ".join(_display(p, ctx.root) for p in [*ctx.stack, real])
-        raise RenderError(
-            f"cycle detected in kustomization references: {chain}", path=_display(real, ctx.root)
-        )
-    ctx.stack.append(real)
-    try:
-        kust, where = _load_kustomization(real, ctx)
-        if component and kust.kind != "Component":
-            raise RenderError(f"expected kind 'Component' but got {kust.kind!r}", path=where)
-        if not component and kust.kind == "Component":
-            raise RenderError("expected kind != 'Component' for a resource directory", path=where)
-        if acc is None:
-            acc = _Acc(ResMap(), TransformerConfig())
-        for entry in [*kust.resources, *kust.bases]:
-            _accumulate_resource(real, entry, ctx, acc, where)
-        for cfg in kust.configurations:
-            for doc in load_yaml_documents(_read_bytes(real, cfg, ctx, where).decode(), path=cfg):
-                acc.config.merge_raw(doc, where=_display(real / cfg, ctx.root))
-        _run_generators(real, kust, ctx, acc, where)
-        for comp in kust.components:
-            if _is_remote(comp):
-                raise RenderError(f"remote component {comp!r} is not supported", path=where)
-            cdir = real / comp
-            if not cdir.is_dir():
-                raise RenderError(f"component '{comp}' is not a directory", path=where)
-            _accumulate(cdir, ctx, component=True, acc=acc)
-        _run_transformers(real, kust, ctx, acc, where)
-        return acc
-    finally:
-        ctx.stack.pop()
+def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> _Acc:
+    for entry in [*(kust.resources or []), *(kust.bases or [])]:
+        _accumulate_resource(loader, entry, where, acc)
+    config = TransformerConfig.defaults()
+    for rel in kust.configurations or []:
+        data, shown = loader.read(rel, where=where)
+        raw = load_yaml_value(data, path=shown, yaml11=True)
+        if raw is None:
+            continue
+        if not isinstance(raw, dict):
+            raise RenderError("a transformer configuration must be a mapping", path=shown)
+        config.merge(TransformerConfig.from_raw(raw, where=shown), where=shown)
+    acc.config.merge(config, where=where)
+    _run_generators(loader, kust, where, acc)
+    for comp in kust.components or []:
+        sub = loader.new(comp, where=where)
+        _accumulate_directory(sub, where, acc, component=True)
+    _run_transformers(loader, kust, where, acc)
+    return acc
 
 
-def _accumulate_resource(base: Path, entry: str, ctx: _Ctx, acc: _Acc, where: str) -> None:
+def _accumulate_resource(loader: _Loader, entry: str, where: str, acc: _Acc) -> None:
     if _is_remote(entry):
         raise RenderError(
             f"remote resource {entry!r} is not supported (renders use local files only)", path=where
         )
-    target = base / entry
-    _restrict(target, ctx, where=where)
-    if target.is_file():
-        for obj in _load_objects(target, ctx):
-            acc.resmap.append(make_resource(obj, source=_display(target, ctx.root)))
-    elif target.is_dir():
-        sub = _accumulate(target, ctx, component=False)
-        acc.resmap.extend(sub.resmap)
-        acc.config.merge(sub.config)
-    else:
+    if not entry:
+        raise RenderError("empty resource path", path=where)
+    if os.path.isabs(entry):
+        raise RenderError(f"security; resource '{entry}' is an absolute path (load restrictor)", path=where)
+    real = os.path.realpath(os.path.join(loader.root, entry))
+    if not _within(real, loader.repo):
+        raise RenderError(
+            f"security; resource '{entry}' is not in or below the repository root (load restrictor)",
+            path=where,
+        )
+    if not os.path.exists(real):
         raise RenderError(f"accumulating resources: '{entry}' does not exist", path=where)
+    if not os.path.isdir(real):
+        data, shown = loader.read(entry, where=where)
+        found = resources_from_bytes(data, source=shown)
+        _check_objects(len(acc.resmap) + len(found), where)
+        acc.resmap.extend(found)
+        return
+    sub = loader.new(entry, where=where)
+    _accumulate_directory(sub, where, acc, component=False)
 
 
-def _run_generators(base: Path, kust: Kustomization, ctx: _Ctx, acc: _Acc, where: str) -> None:
+def _accumulate_directory(loader: _Loader, where: str, acc: _Acc, *, component: bool) -> None:
+    loader.limits.kustomizations += 1
+    if loader.limits.kustomizations > MAX_KUSTOMIZATIONS:
+        raise RenderError(
+            f"too many kustomizations: more than {MAX_KUSTOMIZATIONS} directory builds in one render "
+            "(limit); is a directory included many times over?",
+            path=where,
+        )
+    kust, kwhere = load_kustomization(loader)
+    if component and kust.kind != "Component":
+        raise RenderError(
+            f"expected kind 'Component' for path '{loader.display(loader.root)}' but got '{kust.kind}'",
+            path=where,
+        )
+    if not component and kust.kind == "Component":
+        raise RenderError(
+            f"expected kind != 'Component' for path '{loader.display(loader.root)}'", path=where
+        )
+    if component:
+        _accumulate_target(loader, kust, kwhere, acc)
+        return
+    sub = _accumulate_target(loader, kust, kwhere, _Acc())
+    _check_objects(len(acc.resmap) + len(sub.resmap), where)
+    acc.resmap.extend(list(sub.resmap.items))
+    acc.config.merge(sub.config, where=kwhere)
+
+
+def _check_objects(count: int, where: str) -> None:
+    if count > MAX_OBJECTS:
+        raise RenderError(f"too many objects: more than {MAX_OBJECTS} in one render (limit)", path=where)
+
+
+# -- generators ---------------------------------------------------------------------------------------
+
+
+def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> None:
     def load(rel: str) -> bytes:
-        return _read_bytes(base, rel, ctx, where)
+        return loader.read(rel, where=where)[0]
 
     for kind, entries in (("ConfigMap", kust.configMapGenerator), ("Secret", kust.secretGenerator)):
-        for args in entries:
-            res = generators.generate(
-                kind, args, kust.generatorOptions, load, where=where, namespace=kust.namespace or None
-            )
+        for args in entries or []:
+            res = generators.generate(kind, args, kust.generatorOptions, load, where=where)
             rid = res.cur_id()
-            existing = [
-                r
-                for r in acc.resmap
-                if r.kind == kind
-                and r.orig_id().name == rid.name
-                and (r.orig_id().namespace or "default") == (rid.namespace or "default")
-            ]
-            if res.behavior == "create":
-                if existing:
-                    raise RenderError(
-                        f"{kind} {rid.name!r} already exists; use behavior merge or replace", path=where
-                    )
+            matches = acc.resmap.by_any_id(rid)
+            if not matches:
+                if res.behavior in ("merge", "replace"):
+                    raise RenderError(f"id {rid} does not exist; cannot merge or replace", path=where)
                 acc.resmap.append(res)
-            else:
-                if not existing:
-                    raise RenderError(f"{kind} {rid.name!r} to {res.behavior} was not found", path=where)
-                generators.merge_generated(existing[0], res)
+                continue
+            if len(matches) > 1:
+                raise RenderError(f"found multiple objects that could accept merge of {rid}", path=where)
+            if res.behavior == "create":
+                raise RenderError(
+                    f"id {rid} exists; can not use behavior: 'create', behavior must be merge or replace",
+                    path=where,
+                )
+            old = matches[0]
+            index = acc.resmap.items.index(old)
+            acc.resmap.items[index] = generators.merge_generated(old, res)
 
 
-# -- selection ----------------------------------------------------------------------------------------
+# -- transformers -------------------------------------------------------------------------------------
 
 
-def _regex_full(pattern: str, value: str) -> bool:
+def _smp_patches(text: str, where: str) -> list[dict[str, Any]]:
+    """Strategic-merge patch documents (each an object with kind and metadata.name)."""
+    return [res.obj for res in resources_from_bytes(text.encode("utf-8"), source=where, patches=True)]
+
+
+def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
+    """Classify a ``patches:`` text: strategic merge (``"smp"``, documents) or JSON 6902 (``"json"``, ops)."""
+    stripped = text.strip()
+    if not stripped:
+        raise RenderError("must specify one of patch and path", path=where)
+    if stripped.startswith("["):
+        return "json", _json_ops(stripped, where)
     try:
-        return re.fullmatch(pattern, value) is not None
-    except re.error:
-        return pattern == value
-
-
-def _label_selector_matches(selector: str, labels: dict[str, Any]) -> bool:
-    for term in [t.strip() for t in re.split(r",(?![^()]*\))", selector) if t.strip()]:
-        m = re.match(r"^([^\s!=]+)\s+(in|notin)\s+\((.*)\)$", term)
-        if m:
-            vals = {v.strip() for v in m.group(3).split(",")}
-            has = m.group(1) in labels and str(labels[m.group(1)]) in vals
-            if (m.group(2) == "in") != has:
-                return False
-        elif "!=" in term:
-            k, v = term.split("!=", 1)
-            if str(labels.get(k.strip())) == v.strip() and k.strip() in labels:
-                return False
-        elif "=" in term:
-            k, v = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if k.strip() not in labels or str(labels[k.strip()]) != v.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:].strip() in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def select(resmap: ResMap, target: dict[str, Any]) -> list[Resource]:
-    """Resources matching a patch/replacement ``target`` (group/version/kind exact, name and namespace as
-    anchored regular expressions, label/annotation selectors)."""
-    out = []
-    for res in resmap:
-        rid = res.cur_id()
-        if target.get("group") not in (None, "") and target["group"] != rid.group:
-            continue
-        if target.get("version") not in (None, "") and target["version"] != rid.version:
-            continue
-        if target.get("kind") not in (None, "") and target["kind"] != rid.kind:
-            continue
-        if target.get("name") not in (None, "") and not any(
-            _regex_full(str(target["name"]), i.name) for i in res.all_ids()
-        ):
-            continue
-        if target.get("namespace") not in (None, "") and not any(
-            _regex_full(str(target["namespace"]), i.namespace) for i in res.all_ids()
-        ):
-            continue
-        meta = res.meta
-        if target.get("labelSelector") and not _label_selector_matches(
-            str(target["labelSelector"]), meta.get("labels") or {}
-        ):
-            continue
-        if target.get("annotationSelector") and not _label_selector_matches(
-            str(target["annotationSelector"]), meta.get("annotations") or {}
-        ):
-            continue
-        out.append(res)
-    return out
-
-
-# -- patches ------------------------------------------------------------------------------------------
-
-
-def _apply_patch_docs(resmap: ResMap, text: str, target: dict[str, Any] | None, where: str) -> None:
-    stripped = text.lstrip()
-    if stripped.startswith(("[", "-")) and not stripped.startswith("---"):
-        _apply_json(resmap, _load_ops(text, where), target, where)
-        return
-    for doc in load_yaml_documents(text, path=where):
-        _apply_smp(resmap, doc, target, where)
-
-
-def _load_ops(text: str, where: str) -> list[Any]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
+        value: Any = load_yaml_value(stripped, path=where, yaml11=True)
+    except RenderError:
+        value = None
+    if isinstance(value, list):
+        return "json", _json_ops(stripped, where)
     try:
-        value = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        raise RenderError(f"invalid JSON patch: {exc}", path=where) from None
+        return "smp", _smp_patches(stripped, where)
+    except RenderError as exc:
+        if isinstance(value, dict) and "op" in value and "kind" not in value:
+            raise RenderError(
+                "unable to parse SM or JSON patch: a JSON 6902 patch must be a list of operations",
+                path=where,
+                line=1,
+            ) from None
+        raise exc from None
+
+
+def _json_ops(text: str, where: str) -> list[Any]:
+    """JSON 6902 operations: strict JSON when the text starts with ``[`` (as kustomize decodes it), else
+    YAML read with go-yaml v2's rules (sigs.k8s.io/yaml)."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"invalid JSON patch: {exc.msg}", path=where, line=exc.lineno) from None
+        except RecursionError:
+            raise RenderError("invalid JSON patch: nesting too deep", path=where) from None
+    else:
+        value = load_yaml_value(text, path=where, yaml11=True)
     if not isinstance(value, list):
-        raise RenderError("JSON patch must be a list of operations", path=where)
+        raise RenderError("a JSON 6902 patch must be a list of operations", path=where, line=1)
+    if not value:
+        raise RenderError("patch appears to be empty", path=where)
+    for n, op in enumerate(value):
+        if not isinstance(op, dict):
+            raise RenderError(f"JSON patch operation #{n} is not a mapping", path=where)
+        if op.get("op") not in ("add", "remove", "replace", "move", "copy", "test"):
+            raise RenderError(f"JSON patch operation #{n}: Unexpected kind: {op.get('op')}", path=where)
     return value
 
 
-def _apply_json(resmap: ResMap, ops: list[Any], target: dict[str, Any] | None, where: str) -> None:
-    if target is None:
-        raise RenderError("a JSON 6902 patch needs a target", path=where)
-    for res in select(resmap, target):
-        before = res.cur_id()
-        res.obj = patches.apply_json6902(res.obj, ops, where=where)
-        _note_rename(res, before)
+def _apply_smp(res: Resource, patch: dict[str, Any], where: str, options: dict[str, Any]) -> bool:
+    """kustomize's ``Resource.ApplySmPatch``; ``False`` when the patch deletes the object."""
+    name, namespace, kind = res.name, res.namespace, res.kind
+    allow_name = bool(options.get("allowNameChange"))
+    allow_kind = bool(options.get("allowKindChange"))
+    if allow_name or allow_kind:
+        res.store_previous_id()
+    merged = patches.apply_strategic_merge(res.obj, patch, where=where)
+    if merged is None:
+        return False
+    res.obj = merged
+    if not allow_kind:
+        res.obj["kind"] = kind
+    if not allow_name:
+        res.set_name(name)
+    res.meta["namespace"] = namespace
+    if not namespace:
+        res.meta.pop("namespace", None)
+    return True
 
 
-def _note_rename(res: Resource, before: Any) -> None:
-    if res.cur_id() != before and before not in res.prev_ids:
-        res.prev_ids.append(before)
-
-
-def _apply_smp(resmap: ResMap, patch: dict[str, Any], target: dict[str, Any] | None, where: str) -> None:
-    if target is None:
-        meta = patch.get("metadata") or {}
-        name = meta.get("name")
-        kind = patch.get("kind")
-        if not isinstance(name, str) or not isinstance(kind, str):
-            raise RenderError(
-                "a strategic merge patch without target needs kind and metadata.name", path=where
-            )
-        group = str(patch.get("apiVersion") or "").rpartition("/")[0]
-        ns = meta.get("namespace")
-        matches = [
-            r
-            for r in resmap
-            if any(
-                i.kind == kind
-                and i.name == name
-                and (not group or i.group == group)
-                and (ns is None or (i.namespace or "default") == (ns or "default"))
-                for i in r.all_ids()
-            )
-        ]
-        if len(matches) != 1:
-            raise RenderError(
-                f"failed to find unique target for patch {kind}/{name}"
-                + (f" ({len(matches)} found)" if matches else ""),
-                path=where,
-            )
-        targets = matches
-    else:
-        targets = select(resmap, target)
-    for res in targets:
-        p = copy.deepcopy(patch)
-        if target is not None:
-            pm = (
-                p.setdefault("metadata", {})
-                if isinstance(p.get("metadata"), dict) or "metadata" not in p
-                else {}
-            )
-            if isinstance(pm, dict):
-                pm["name"] = res.name
-                if res.namespace:
-                    pm["namespace"] = res.namespace
-                else:
-                    pm.pop("namespace", None)
-            p["kind"] = res.kind
+def _apply_smp_to(
+    resmap: ResMap, targets: list[Resource], patch: dict[str, Any], where: str, options: dict[str, Any]
+) -> None:
+    """kustomize's ``ResMap.ApplySmPatch``: a copy of the patch with each target's apiVersion/kind."""
+    selected = {id(t) for t in targets}
+    keep = []
+    for res in resmap.items:
+        if id(res) in selected:
+            p = copy.deepcopy(patch)
+            _normalize_patch_meta(p)
             p["apiVersion"] = res.api_version
-        before = res.cur_id()
-        merged = patches.apply_strategic_merge(res.obj, p)
-        if merged is None:
-            resmap.items.remove(res)
-            continue
-        res.obj = merged
-        _note_rename(res, before)
+            if "apiVersion" not in res.obj:
+                p.pop("apiVersion", None)
+            if not _apply_smp(res, p, where, options):
+                continue
+        keep.append(res)
+    resmap.items[:] = keep
 
 
-def _run_transformers(base: Path, kust: Kustomization, ctx: _Ctx, acc: _Acc, where: str) -> None:
-    rm, cfg = acc.resmap, acc.config
-    for rel in kust.patchesStrategicMerge:
-        if "\n" in rel or rel.lstrip().startswith(("apiVersion", "kind")):
-            _apply_patch_docs(rm, rel, None, where)
+def _normalize_patch_meta(patch: dict[str, Any]) -> None:
+    """kustomize copies a patch with ``CopyMergeMetaDataFieldsFrom`` before applying it to selected objects:
+    its labels and annotations become string maps, and empty or null ones disappear."""
+    meta = patch.get("metadata")
+    if not isinstance(meta, dict):
+        return
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if isinstance(value, dict) and value:
+            meta[key] = {k: _scalar_text(v) for k, v in sorted(value.items())}
         else:
-            text = _read_bytes(base, rel, ctx, where).decode()
-            _apply_patch_docs(rm, text, None, _display(base / rel, ctx.root))
-    for entry in kust.patches:
-        target = entry.get("target")
-        if entry.get("path") and entry.get("patch"):
-            raise RenderError("patch entry has both 'path' and 'patch'", path=where)
-        if entry.get("path"):
-            text = _read_bytes(base, str(entry["path"]), ctx, where).decode()
-            pwhere = _display(base / str(entry["path"]), ctx.root)
-        elif isinstance(entry.get("patch"), str):
-            text, pwhere = entry["patch"], where
-        else:
-            raise RenderError("patch entry needs 'path' or 'patch'", path=where)
-        _apply_patch_docs(rm, text, target if isinstance(target, dict) else None, pwhere)
-    if kust.namespace:
-        transformers.namespace_transform(rm, kust.namespace, cfg.namespace)
-    if kust.namePrefix:
-        transformers.prefix_suffix_transform(rm, kust.namePrefix, "", cfg.name_prefix)
-    if kust.nameSuffix:
-        transformers.prefix_suffix_transform(rm, "", kust.nameSuffix, cfg.name_suffix)
-    for label in kust.labels:
-        pairs = {str(k): str(v) for k, v in (label.get("pairs") or {}).items()}
-        specs: list[FieldSpec] = parse_fieldspecs(label.get("fields"), where=where) + list(cfg.labels)
-        if label.get("includeSelectors"):
-            specs += cfg.common_labels
-        else:
-            if label.get("includeTemplates"):
-                specs += cfg.template_labels
-            specs.append(FieldSpec("metadata/labels", create=True))
-        transformers.map_transform(rm, pairs, _dedupe(specs))
-    if kust.commonLabels:
-        transformers.map_transform(rm, kust.commonLabels, cfg.common_labels)
-    if kust.commonAnnotations:
-        transformers.map_transform(rm, kust.commonAnnotations, cfg.common_annotations)
-    for entry in kust.patchesJson6902:
-        target = entry.get("target")
-        if not isinstance(target, dict):
-            raise RenderError("patchesJson6902 entry needs a target", path=where)
-        if entry.get("path"):
-            text = _read_bytes(base, str(entry["path"]), ctx, where).decode()
-        else:
-            text = str(entry.get("patch") or "")
-        _apply_json(rm, _load_ops(text, where), target, where)
-    if kust.replicas:
-        transformers.replicas_transform(rm, kust.replicas, cfg.replicas)
-    if kust.images:
-        transformers.images_transform(rm, kust.images, cfg.images)
-    if kust.replacements:
-        from reconciler.render import replacements
-
-        entries: list[dict[str, Any]] = []
-        for rep in kust.replacements:
-            if "path" in rep:
-                text = _read_bytes(base, str(rep["path"]), ctx, where).decode()
-                entries.extend(
-                    _load_ops(text, where)
-                    if text.lstrip().startswith("-") or text.lstrip().startswith("[")
-                    else load_yaml_documents(text, path=str(rep["path"]))
-                )
-            else:
-                entries.append(rep)
-        replacements.apply(rm, entries, where=where)
-    for rel in kust.transformers:
-        text = _read_bytes(base, rel, ctx, where).decode()
-        for conf in load_yaml_documents(text, path=_display(base / rel, ctx.root)):
-            _run_builtin(rm, conf, cfg, _display(base / rel, ctx.root))
+            meta.pop(key, None)
 
 
-def _dedupe(specs: list[FieldSpec]) -> list[FieldSpec]:
-    out: list[FieldSpec] = []
-    for s in specs:
-        if s not in out:
-            out.append(s)
-    return out
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, float):
+        from reconciler.render.yamlio import format_scalar_float
+
+        return format_scalar_float(value)
+    return str(value)
 
 
-def _run_builtin(rm: ResMap, conf: dict[str, Any], cfg: TransformerConfig, where: str) -> None:
-    kind = conf.get("kind")
-    if conf.get("apiVersion") != "builtin":
+def _find_by_patch_id(resmap: ResMap, patch: dict[str, Any], where: str) -> Resource:
+    probe = make_resource(copy.deepcopy(patch), source=where, patch=True)
+    matches = resmap.by_any_id(probe.cur_id())
+    if len(matches) != 1:
+        state = "multiple matches" if matches else "no matches"
         raise RenderError(
-            f"only builtin transformer configurations are supported, got {conf.get('apiVersion')!r}",
+            f"{state} for Id {probe.cur_id()}; failed to find unique target for patch {probe.cur_id()}",
             path=where,
         )
-    specs = parse_fieldspecs(conf.get("fieldSpecs"), where=where)
-    if kind == "PrefixSuffixTransformer" or kind in ("PrefixTransformer", "SuffixTransformer"):
-        transformers.prefix_suffix_transform(
-            rm,
-            str(conf.get("prefix") or ""),
-            str(conf.get("suffix") or ""),
-            specs or [FieldSpec("metadata/name")],
+    return matches[0]
+
+
+def _patch_transformer(resmap: ResMap, entry: dict[str, Any], loader: _Loader, where: str) -> None:
+    unknown = set(entry) - {"path", "patch", "target", "options"}
+    if unknown:
+        raise RenderError(f"patches entry: unknown field(s) {sorted(unknown)}", path=where)
+    path, text = entry.get("path"), entry.get("patch")
+    if text is not None and not isinstance(text, str):
+        raise RenderError("patches entry: 'patch' must be a string", path=where)
+    text = (text or "").strip()
+    if text and path:
+        raise RenderError("patch and path can't be set at the same time", path=where)
+    pwhere = where
+    if path:
+        data, pwhere = loader.read(str(path), where=where)
+        text = _utf8(data, pwhere)
+    elif not text:
+        raise RenderError("must specify one of patch and path", path=where)
+    options = entry.get("options") or {}
+    if not isinstance(options, dict) or set(options) - {"allowNameChange", "allowKindChange"}:
+        raise RenderError("patches entry: options takes allowNameChange and allowKindChange", path=where)
+    target = entry.get("target")
+    if target is not None:
+        check_target(target, where=where)
+    kind, docs = _parse_patch(text, pwhere)
+    if kind == "smp":
+        if target is not None:
+            if len(docs) > 1:
+                raise RenderError(
+                    "Multiple Strategic-Merge Patches in one `patches` entry is not allowed to set "
+                    "`patches.target` field",
+                    path=pwhere,
+                )
+            if docs:
+                _apply_smp_to(resmap, select(resmap, target, where=where), docs[0], pwhere, options)
+            return
+        for patch in docs:
+            found = _find_by_patch_id(resmap, patch, pwhere)
+            p = copy.deepcopy(patch)
+            if not _apply_smp(found, p, pwhere, options):
+                resmap.remove(found)
+        return
+    if target is None:
+        raise RenderError("must specify a target for JSON patch", path=pwhere)
+    for res in select(resmap, target, where=where):
+        res.store_previous_id()
+        res.obj = patches.apply_json6902(res.obj, docs, where=pwhere)
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RenderError(f"file is not valid UTF-8 (byte offset {exc.start})", path=where) from None
+
+
+def _patches_strategic_merge(resmap: ResMap, entries: list[str], loader: _Loader, where: str) -> None:
+    loaded: list[tuple[dict[str, Any], str]] = []
+    for entry in entries:
+        docs: list[dict[str, Any]] | None
+        try:
+            docs = _smp_patches(entry, where) if ("\n" in entry or ":" in entry) else None
+        except RenderError:
+            docs = None
+        if docs is None:
+            data, pwhere = loader.read(entry, where=where)
+            loaded.extend((d, pwhere) for d in _smp_patches(_utf8(data, pwhere), pwhere))
+        else:
+            loaded.extend((d, where) for d in docs)
+    if not loaded:
+        raise RenderError(f"patch appears to be empty; files={entries}", path=where)
+    for patch, pwhere in loaded:
+        target = _find_by_patch_id(resmap, patch, pwhere)
+        _apply_smp_to(resmap, [target], patch, pwhere, {})
+
+
+def _patches_json6902(resmap: ResMap, entry: dict[str, Any], loader: _Loader, where: str) -> None:
+    unknown = set(entry) - {"target", "path", "patch"}
+    if unknown:
+        raise RenderError(f"patchesJson6902 entry: unknown field(s) {sorted(unknown)}", path=where)
+    target = entry.get("target")
+    if not isinstance(target, dict):
+        raise RenderError("must specify a target for patch", path=where)
+    check_target(target, where=where)
+    if not target.get("name"):
+        raise RenderError("must specify the target name", path=where)
+    path, text = entry.get("path"), entry.get("patch")
+    pwhere = where
+    if path and text:
+        raise RenderError("must specify a file path or jsonOp, not both", path=where)
+    if path:
+        data, pwhere = loader.read(str(path), where=where)
+        text = _utf8(data, pwhere)
+        if not text:
+            raise RenderError(f"patch file '{path}' empty seems to be empty", path=where)
+    if not text:
+        raise RenderError("empty file path and empty jsonOp", path=where)
+    ops = _json_ops(str(text), pwhere)
+    for res in select(resmap, target, where=where):
+        res.obj = patches.apply_json6902(res.obj, ops, where=pwhere)
+
+
+def _labels(rm: ResMap, labels: list[dict[str, Any]], cfg: TransformerConfig, where: str) -> None:
+    for label in labels:
+        if not isinstance(label, dict) or set(label) - {
+            "pairs",
+            "includeSelectors",
+            "includeTemplates",
+            "fields",
+        }:
+            raise RenderError(
+                "labels entries take pairs, includeSelectors, includeTemplates and fields", path=where
+            )
+        pairs = label.get("pairs") or {}
+        if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
+            raise RenderError("labels pairs must map strings to strings", path=where)
+        specs = merge_fieldspecs(parse_fieldspecs(label.get("fields"), where=where), cfg.labels, where=where)
+        if label.get("includeSelectors"):
+            specs = merge_fieldspecs(specs, cfg.common_labels, where=where)
+        else:
+            if label.get("includeTemplates"):
+                specs = merge_fieldspecs(specs, cfg.template_labels, where=where)
+            specs = merge_fieldspecs(specs, [FieldSpec("metadata/labels", create=True)], where=where)
+        transformers.map_transform(rm, {str(k): v for k, v in pairs.items()}, specs, where=where)
+
+
+def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> None:
+    rm, cfg = acc.resmap, acc.config
+    if kust.patchesStrategicMerge:
+        _patches_strategic_merge(rm, kust.patchesStrategicMerge, loader, where)
+    for entry in kust.patches or []:
+        _patch_transformer(rm, entry, loader, where)
+    if kust.namespace:
+        transformers.namespace_transform(rm, kust.namespace, cfg.namespace, where=where)
+    if kust.namePrefix:
+        transformers.prefix_suffix_transform(rm, kust.namePrefix, "", cfg.name_prefix, where=where)
+    if kust.nameSuffix:
+        transformers.prefix_suffix_transform(rm, "", kust.nameSuffix, cfg.name_suffix, where=where)
+    if kust.labels:
+        _labels(rm, kust.labels, cfg, where)
+    if kust.commonLabels:
+        transformers.map_transform(rm, kust.commonLabels, cfg.common_labels, where=where)
+    if kust.commonAnnotations:
+        transformers.map_transform(rm, kust.commonAnnotations, cfg.common_annotations, where=where)
+    for entry in kust.patchesJson6902 or []:
+        _patches_json6902(rm, entry, loader, where)
+    if kust.replicas:
+        transformers.replicas_transform(rm, kust.replicas, cfg.replicas, where=where)
+    images = [
+        transformers.check_image_entry(image, where=where)
+        for image in [*(kust.images or []), *(kust.imageTags or [])]
+    ]
+    if images:
+        transformers.images_transform(rm, images, cfg.images, where=where)
+    if kust.replacements:
+        replacements.apply(rm, _replacement_entries(kust.replacements, loader, where))
+    for spec in kust.transformers or []:
+        for conf, cwhere in _transformer_configs(spec, loader, where):
+            _run_builtin(rm, conf, cfg, loader, cwhere)
+
+
+def _replacement_entries(raw: list[Any], loader: _Loader, where: str) -> list[tuple[Any, str]]:
+    entries: list[tuple[Any, str]] = []
+    for rep in raw:
+        replacements.check_entry(rep, where=where)
+        if rep.get("path"):
+            if rep.get("source") is not None or rep.get("targets"):
+                raise RenderError("cannot specify both path and inline replacement", path=where)
+            data, shown = loader.read(str(rep["path"]), where=where)
+            entries.extend((e, shown) for e in replacements.load_replacement_file(data, path=shown))
+        else:
+            entries.append((rep, where))
+    return entries
+
+
+def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[dict[str, Any], str]]:
+    """The configuration objects named by one ``transformers:`` entry (inline YAML or a file)."""
+    if "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{")):
+        try:
+            docs = load_yaml_documents(spec, path=where)
+        except RenderError:
+            docs = []
+        if docs:
+            return [(d, where) for d in docs]
+    if _is_remote(spec):
+        raise RenderError(f"remote transformer {spec!r} is not supported", path=where)
+    real = os.path.realpath(os.path.join(loader.root, spec))
+    if os.path.isdir(real):
+        raise RenderError(
+            f"transformers from a kustomization directory ('{spec}') are not supported", path=where
         )
-    elif kind == "LabelTransformer":
-        transformers.map_transform(rm, conf.get("labels") or {}, specs)
-    elif kind == "AnnotationsTransformer":
-        transformers.map_transform(rm, conf.get("annotations") or {}, specs)
+    data, shown = loader.read(spec, where=where)
+    return [(d, shown) for d in load_yaml_documents(data, path=shown)]
+
+
+def _builtin_specs(conf: dict[str, Any], where: str) -> list[FieldSpec]:
+    return parse_fieldspecs(conf.get("fieldSpecs"), where=where)
+
+
+def _run_builtin(
+    rm: ResMap, conf: dict[str, Any], cfg: TransformerConfig, loader: _Loader, where: str
+) -> None:
+    kind = conf.get("kind")
+    api = conf.get("apiVersion")
+    if api != "builtin":
+        raise RenderError(
+            f"only builtin transformer configurations (apiVersion: builtin) are supported, got {api!r} "
+            f"kind {kind!r}",
+            path=where,
+        )
+    if kind in ("PrefixSuffixTransformer", "PrefixTransformer", "SuffixTransformer"):
+        if conf.get("fieldSpecs") is None:
+            raise RenderError("fieldSpecs is not expected to be nil", path=where)
+        specs = _builtin_specs(conf, where)
+        if kind in ("PrefixSuffixTransformer", "PrefixTransformer"):
+            prefix = str(conf.get("prefix") or "")
+            if prefix:
+                transformers.prefix_suffix_transform(rm, prefix, "", specs, where=where)
+        if kind in ("PrefixSuffixTransformer", "SuffixTransformer"):
+            suffix = str(conf.get("suffix") or "")
+            if suffix:
+                transformers.prefix_suffix_transform(rm, "", suffix, specs, where=where)
+    elif kind in ("LabelTransformer", "AnnotationsTransformer"):
+        key = "labels" if kind == "LabelTransformer" else "annotations"
+        pairs = conf.get(key) or {}
+        if not isinstance(pairs, dict):
+            raise RenderError(f"{kind}: {key} must be a mapping", path=where)
+        transformers.map_transform(
+            rm, {str(k): str(v) for k, v in pairs.items()}, _builtin_specs(conf, where), where=where
+        )
     elif kind == "NamespaceTransformer":
         ns = (conf.get("metadata") or {}).get("namespace")
-        if not isinstance(ns, str):
-            raise RenderError("NamespaceTransformer needs metadata.namespace", path=where)
-        transformers.namespace_transform(rm, ns, specs or cfg.namespace)
+        if not ns:
+            return
+        transformers.namespace_transform(
+            rm,
+            str(ns),
+            _builtin_specs(conf, where),
+            unset_only=bool(conf.get("unsetOnly")),
+            role_binding_subjects=str(conf.get("setRoleBindingSubjects") or "defaultOnly"),
+            where=where,
+        )
     elif kind == "ImageTagTransformer":
-        transformers.images_transform(rm, [conf.get("imageTag") or {}], specs or cfg.images)
+        tag = transformers.check_image_entry(conf.get("imageTag") or {}, where=where)
+        transformers.images_transform(rm, [tag], _builtin_specs(conf, where), where=where)
+    elif kind == "ReplicaCountTransformer":
+        transformers.replicas_transform(
+            rm, [conf.get("replica") or {}], _builtin_specs(conf, where), where=where
+        )
     elif kind == "PatchTransformer":
-        target = conf.get("target")
-        text = str(conf.get("patch") or "")
-        _apply_patch_docs(rm, text, target if isinstance(target, dict) else None, where)
+        entry: dict[str, Any] = {k: conf[k] for k in ("path", "patch", "target", "options") if k in conf}
+        _patch_transformer(rm, entry, loader, where)
+    elif kind == "PatchStrategicMergeTransformer":
+        paths = [str(p) for p in conf.get("paths") or []]
+        if conf.get("patches"):
+            paths.append(str(conf["patches"]))
+        if not paths:
+            raise RenderError("empty file path and empty patch content", path=where)
+        _patches_strategic_merge(rm, paths, loader, where)
+    elif kind == "PatchJson6902Transformer":
+        entry = {"target": conf.get("target"), "path": conf.get("path"), "patch": conf.get("jsonOp")}
+        _patches_json6902(rm, {k: v for k, v in entry.items() if v is not None}, loader, where)
+    elif kind == "ReplacementTransformer":
+        raw = conf.get("replacements") or []
+        if not isinstance(raw, list):
+            raise RenderError("ReplacementTransformer: replacements must be a list", path=where)
+        replacements.apply(rm, _replacement_entries(raw, loader, where))
+    elif kind == "HashTransformer":
+        _add_hashes(rm)
     else:
         raise RenderError(f"unsupported builtin transformer kind {kind!r}", path=where)
 
@@ -570,56 +908,119 @@ _ORDER_FIRST = [
     "PodDisruptionBudget",
 ]
 _ORDER_LAST = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
-_RANK = {k: -len(_ORDER_FIRST) + i for i, k in enumerate(_ORDER_FIRST)} | {
-    k: 1 + i for i, k in enumerate(_ORDER_LAST)
-}
 
 
-def legacy_order(resources: list[Resource]) -> list[Resource]:
-    """kustomize's legacy output order: a fixed kind ranking, then group/version/kind, namespace, name."""
-    import functools
+def legacy_order(
+    resources: list[Resource], order_first: list[str] | None = None, order_last: list[str] | None = None
+) -> list[Resource]:
+    """kustomize's legacy output order: a kind ranking, then ``group_version_kind``, then
+    ``kind.version.group|namespace|name`` (api/internal/builtins/SortOrderTransformer.go)."""
+    first = _ORDER_FIRST if order_first is None else order_first
+    last = _ORDER_LAST if order_last is None else order_last
+    ranks = {k: -len(first) + i for i, k in enumerate(first)} | {k: 1 + i for i, k in enumerate(last)}
 
-    def gvk_sort(r: Resource) -> str:
-        return "_".join([r.group or "~G", r.version or "~V", r.kind or "~K"])
+    def key(r: Resource) -> tuple[int, int, str, str]:
+        group, version, kind = r.group, r.version, r.kind
+        gvk = "_".join([group or "~G", version or "~V", kind or "~K"])
+        rank = ranks.get(kind, 0)
+        # Namespaces: when either has no group the gvk strings compare in reverse (kustomize quirk)
+        flip = -1 if kind == "Namespace" and not group else 1
+        ident = "|".join(
+            [".".join([kind or "~K", version or "~V", group or "~G"]), r.namespace or "~X", r.name or "~N"]
+        )
+        return (rank, flip, gvk if flip == 1 else _invert(gvk), ident)
 
-    def id_sort(r: Resource) -> str:
-        rid = r.cur_id()
-        return "|".join([rid.gvk_str(), rid.namespace or "~X", rid.name or "~N"])
-
-    def cmp(a: Resource, b: Resource) -> int:
-        ga = (a.group, a.version, a.kind)
-        gb = (b.group, b.version, b.kind)
-        if ga != gb:
-            ra, rb = _RANK.get(a.kind, 0), _RANK.get(b.kind, 0)
-            if ra != rb:
-                return -1 if ra < rb else 1
-            sa, sb = gvk_sort(a), gvk_sort(b)
-            if a.kind == "Namespace" and b.kind == "Namespace" and (not a.group or not b.group):
-                return -1 if sa > sb else (1 if sa < sb else 0)
-            return -1 if sa < sb else (1 if sa > sb else 0)
-        ia, ib = id_sort(a), id_sort(b)
-        return -1 if ia < ib else (1 if ia > ib else 0)
-
-    return sorted(resources, key=functools.cmp_to_key(cmp))
+    return sorted(resources, key=key)
 
 
-def build_resources(path: Path, root: Path) -> list[dict[str, Any]]:
-    """Render without caching (see :func:`reconciler.render.build`)."""
-    root = Path(os.path.realpath(root))
-    ctx = _Ctx(root=root)
-    directory = Path(os.path.realpath(path))
-    _restrict(directory, ctx, where=str(path))
-    if not directory.is_dir():
-        raise RenderError("kustomization path is not a directory", path=str(path))
-    top, _ = _load_kustomization(directory, ctx)
-    acc = _accumulate(directory, ctx, component=False)
-    for res in acc.resmap:
+def _invert(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in text) + "\U0010ffff"
+
+
+def _add_hashes(rm: ResMap) -> None:
+    for res in rm:
         if res.needs_hash:
-            res.set_name(f"{res.name}-{generators.content_hash(res.obj)}")
+            h = generators.content_hash(res.obj)
+            res.store_previous_id()
+            res.set_name(f"{res.name}-{h}")
+
+
+def _normalize_annotations(obj: dict[str, Any]) -> None:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return
+    if "annotations" not in meta:
+        return
+    ann = meta["annotations"]
+    if ann is None or ann == {}:
+        # kustomize annotates every object while building and clears the map afterwards: an empty or
+        # null annotations field does not survive
+        del meta["annotations"]
+        return
+    if not isinstance(ann, dict):
+        return
+    out: dict[str, str] = {}
+    for k, v in ann.items():
+        if isinstance(v, str):
+            out[k] = v
+        elif v is None:
+            out[k] = "null"
+        elif v is True or v is False:
+            out[k] = "true" if v else "false"
+        elif isinstance(v, (dict, list)):
+            out[k] = ""
+        elif isinstance(v, float):
+            from reconciler.render.yamlio import format_scalar_float
+
+            out[k] = format_scalar_float(v)
+        else:
+            out[k] = str(v)
+    meta["annotations"] = out
+
+
+def build_resources(
+    path: Path, root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> list[dict[str, Any]]:
+    """Render without caching (see :func:`reconciler.render.build`)."""
+    repo = os.path.realpath(root)
+    directory = os.path.realpath(path)
+    limits = _Limits(max_file_bytes)
+    if not _within(directory, repo):
+        raise RenderError(f"security; '{path}' is not in or below '{root}' (load restrictor)", path=str(path))
+    if not os.path.isdir(directory):
+        raise RenderError("kustomization path is not a directory", path=str(path))
+    loader = _Loader(directory, repo, limits)
+    kust, where = load_kustomization(loader)
+    if kust.kind == "Component":
+        raise RenderError("expected kind != 'Component' for the directory being built", path=where)
+    acc = _accumulate_target(loader, kust, where, _Acc())
+    _add_hashes(acc.resmap)
     nameref.fix_name_references(acc.resmap, acc.config.name_reference)
-    if (top.sortOptions or {}).get("order") == "fifo":
-        return [r.obj for r in acc.resmap]
-    return [r.obj for r in legacy_order(list(acc.resmap))]
+    kept = []
+    for res in acc.resmap.items:
+        ann = (
+            res.obj.get("metadata", {}).get("annotations")
+            if isinstance(res.obj.get("metadata"), dict)
+            else None
+        )
+        if (
+            isinstance(ann, dict)
+            and LOCAL_CONFIG_ANNOTATION in ann
+            and ann[LOCAL_CONFIG_ANNOTATION] != "false"
+        ):
+            continue
+        kept.append(res)
+    sort = kust.sortOptions
+    if sort is not None and sort.get("order") == "fifo":
+        ordered = kept
+    else:
+        legacy = (sort or {}).get("legacySortOptions") or {}
+        ordered = legacy_order(kept, legacy.get("orderFirst"), legacy.get("orderLast"))
+    out = []
+    for res in ordered:
+        _normalize_annotations(res.obj)
+        out.append(res.obj)
+    return out
 
 
 def tree_digest(directory: Path, root: Path) -> str:
@@ -641,3 +1042,13 @@ def tree_digest(directory: Path, root: Path) -> str:
                 continue
             h.update(b"\0")
     return h.hexdigest()
+
+
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "Kustomization",
+    "build_resources",
+    "gvk_sort_key",
+    "legacy_order",
+    "tree_digest",
+]

@@ -9,6 +9,7 @@ images inside kagent Agents and kmcp MCPServers are transformed without user con
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,83 +35,119 @@ class FieldSpec:
             and (not self.kind or self.kind == kind)
         )
 
+    def effectively_equals(self, other: FieldSpec) -> bool:
+        """kustomize's ``effectivelyEquals``: same path and this spec's kind selected by ``other``'s."""
+        return self.path == other.path and (
+            (not other.group or other.group == self.group)
+            and (not other.version or other.version == self.version)
+            and (not other.kind or other.kind == self.kind)
+        )
 
-def split_path(path: str) -> list[str]:
-    """Split a field-spec path on ``/`` honouring ``\\/`` escapes."""
-    parts: list[str] = []
-    cur = ""
-    i = 0
-    while i < len(path):
-        if path[i] == "\\" and i + 1 < len(path) and path[i + 1] == "/":
-            cur += "/"
-            i += 2
-            continue
-        if path[i] == "/":
-            parts.append(cur)
-            cur = ""
+    def segments(self) -> tuple[str, ...]:
+        """The path split like kyaml's ``PathSplitter`` (``\\/`` keeps a slash inside a segment)."""
+        return split_path(self.path)
+
+
+@functools.lru_cache(maxsize=4096)
+def split_path(path: str) -> tuple[str, ...]:
+    """Split a field-spec path on ``/`` as kyaml's ``PathSplitter`` does.
+
+    A leading ``/`` is dropped; a segment ending in ``\\`` is joined with the next one by a ``/``.
+    """
+    parts = path.split("/")
+    if len(parts) > 1 and parts[0] == "":
+        parts = parts[1:]
+    out = [parts[0]]
+    for part in parts[1:]:
+        if out[-1].endswith("\\"):
+            out[-1] = out[-1][:-1] + "/" + part
         else:
-            cur += path[i]
-        i += 1
-    parts.append(cur)
-    return [p for p in parts if p != ""]
+            out.append(part)
+    return tuple(out)
 
 
-SetFn = Callable[[dict[str, Any] | list[Any], str | int, Any], None]
+#: ``set_value(container, key)``: called with the mapping or list holding the field and its key or index.
+SetFn = Callable[[Any, Any], None]
+
+SCALAR = "scalar"
+MAPPING = "mapping"
 
 
 def apply_fieldspec(
     obj: dict[str, Any],
     spec: FieldSpec,
-    visit: Callable[[Any, dict[str, Any] | list[Any], str | int], None],
+    set_value: SetFn,
     *,
-    create_value: Callable[[], Any] | None = None,
+    create_kind: str | None = None,
+    where: str | None = None,
 ) -> None:
-    """Call ``visit(value, parent, key)`` for every field ``spec.path`` reaches in ``obj``.
+    """Call ``set_value(container, key)`` for every field ``spec.path`` reaches in ``obj``.
 
-    Missing intermediate fields are created as mappings (and the leaf as ``create_value()``) only when
-    ``spec.create`` is true; otherwise the branch is skipped. Lists met on the way are walked.
+    Follows kustomize's fieldspec filter (api/filters/fieldspec): the object's current group/version/kind
+    must match the spec; lists met on the way are walked element by element; a missing field is created
+    only when ``spec.create`` is set, ``create_kind`` is given and the segment is not a ``[]`` list segment
+    (``create_kind`` for the last segment, mappings before it); a null field on the way becomes an empty
+    mapping (or ``create_kind`` at the end) in that case. ``set_value`` is called even when the field's value
+    is null.
+
+    Raises:
+        RenderError: when the path runs into a scalar before its end, or has an empty segment.
     """
-    segments = split_path(spec.path)
+    group, _, version = str(obj.get("apiVersion") or "").rpartition("/")
+    kind = obj.get("kind") or ""
+    if not spec.matches(group, version, kind if isinstance(kind, str) else ""):
+        return
+    segments = spec.segments()
+    creating = spec.create and create_kind is not None
 
-    def walk(node: Any, idx: int) -> None:
+    def walk(container: Any, key: Any, idx: int) -> None:
+        node = container[key]
+        if idx == len(segments):
+            set_value(container, key)
+            return
+        if node is None:
+            return
         if isinstance(node, list):
-            for item in node:
-                walk(item, idx)
+            for i in range(len(node)):
+                walk(node, i, idx)
             return
         if not isinstance(node, dict):
-            return
+            raise RenderError(
+                f"considering field '{spec.path}' of object {_describe(obj)}: expected sequence or mapping "
+                "node",
+                path=where,
+            )
         seg = segments[idx]
-        is_list = seg.endswith("[]")
-        key = seg[:-2] if is_list else seg
+        is_seq = seg.endswith("[]")
+        name = seg[:-2] if is_seq else seg
+        if not name:
+            raise RenderError(
+                f"considering field '{spec.path}' of object {_describe(obj)}: cannot set or create an "
+                "empty field name",
+                path=where,
+            )
         last = idx == len(segments) - 1
-        if key not in node or node[key] is None:
-            if not spec.create or create_value is None or any(s.endswith("[]") for s in segments[idx:]):
+        if not creating or is_seq:
+            if name not in node:
                 return
-            if last:
-                if create_value is None:
-                    return
-                node[key] = create_value()
-            else:
-                node[key] = [] if is_list else {}
-        if last:
-            value = node[key]
-            if is_list and isinstance(value, list):
-                for i in range(len(value)):
-                    visit(value[i], value, i)
-            else:
-                visit(value, node, key)
-            return
-        walk(node[key], idx + 1)
+        elif name not in node or node[name] is None:
+            node[name] = ("" if create_kind == SCALAR else {}) if last else {}
+        walk(node, name, idx + 1)
 
-    if segments:
-        walk(obj, 0)
+    holder = [obj]
+    walk(holder, 0, 0)
+
+
+def _describe(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    return f"{obj.get('kind')}/{(meta or {}).get('name')}"
 
 
 def parse_fieldspecs(raw: Any, *, where: str) -> list[FieldSpec]:
     """Parse a YAML list of ``{path, group, version, kind, create}`` mappings.
 
     Raises:
-        RenderError: when an entry is not a mapping or has no string ``path``.
+        RenderError: when an entry is not a mapping, has no string ``path`` or an unknown field.
     """
     if raw is None:
         return []
@@ -120,6 +157,9 @@ def parse_fieldspecs(raw: Any, *, where: str) -> list[FieldSpec]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise RenderError(f"fieldSpecs[{i}] needs a string 'path'", path=where)
+        unknown = set(item) - {"path", "group", "version", "kind", "create"}
+        if unknown:
+            raise RenderError(f"fieldSpecs[{i}]: unknown field(s) {sorted(unknown)}", path=where)
         out.append(
             FieldSpec(
                 path=item["path"],
@@ -129,6 +169,26 @@ def parse_fieldspecs(raw: Any, *, where: str) -> list[FieldSpec]:
                 create=bool(item.get("create", False)),
             )
         )
+    return out
+
+
+def merge_fieldspecs(
+    existing: list[FieldSpec], incoming: Iterable[FieldSpec], *, where: str | None = None
+) -> list[FieldSpec]:
+    """kustomize's ``FsSlice.MergeAll``: add each incoming spec unless an existing one is effectively equal.
+
+    Raises:
+        RenderError: when an effectively equal spec differs in ``create`` ("conflicting fieldspecs").
+    """
+    out = list(existing)
+    for spec in incoming:
+        twin = next((s for s in out if s.effectively_equals(spec)), None)
+        if twin is None:
+            out.append(spec)
+        elif twin in PLATFORM_IMAGE_SPECS and twin != spec:
+            out[out.index(twin)] = spec  # a user's own entry for a built-in platform field wins
+        elif twin.create != spec.create:
+            raise RenderError(f"conflicting fieldspecs for path {spec.path!r}", path=where)
     return out
 
 
@@ -208,19 +268,26 @@ def _common_annotations() -> list[FieldSpec]:
     return specs
 
 
+#: Image fields of the agent-platform kinds (kagent Agent, kmcp MCPServer). kustomize's own table does not
+#: have them; the renderer ships them so ``images:`` entries reach these images without ``configurations``.
+PLATFORM_IMAGE_SPECS: tuple[FieldSpec, ...] = (
+    FieldSpec("spec/byo/deployment/image", "kagent.dev", "", "Agent"),
+    FieldSpec("spec/declarative/deployment/image", "kagent.dev", "", "Agent"),
+    FieldSpec("spec/byo/deployment/extraContainers[]/image", "kagent.dev", "", "Agent"),
+    FieldSpec("spec/declarative/deployment/extraContainers[]/image", "kagent.dev", "", "Agent"),
+    FieldSpec("spec/deployment/image", "kagent.dev", "", "MCPServer"),
+    FieldSpec("spec/deployment/initContainer/image", "kagent.dev", "", "MCPServer"),
+    FieldSpec("spec/deployment/sidecars[]/image", "kagent.dev", "", "MCPServer"),
+)
+
+
 def _images() -> list[FieldSpec]:
     specs = [
         FieldSpec(f"{p}/{leaf}", create=True)
         for p in ("spec", "spec/template/spec")
         for leaf in ("containers[]/image", "initContainers[]/image", "volumes[]/image/reference")
     ]
-    # agent-platform kinds (kagent Agent, kmcp MCPServer): not in kustomize's table; built in here.
-    specs += [
-        FieldSpec("spec/declarative/deployment/image", "kagent.dev", "", "Agent"),
-        FieldSpec("spec/byo/deployment/image", "kagent.dev", "", "Agent"),
-        FieldSpec("spec/deployment/image", "kagent.dev", "", "MCPServer"),
-    ]
-    return specs
+    return specs + list(PLATFORM_IMAGE_SPECS)
 
 
 def _replicas() -> list[FieldSpec]:
@@ -397,147 +464,164 @@ def _name_references() -> list[NameRef]:
     ]
 
 
+_ORDER_FIRST = (
+    "Namespace",
+    "ResourceQuota",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "PodSecurityPolicy",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "Secret",
+    "Endpoints",
+    "Service",
+    "LimitRange",
+    "PriorityClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Deployment",
+    "StatefulSet",
+    "CronJob",
+    "PodDisruptionBudget",
+)
+_ORDER_LAST = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+#: kustomize's kind ranking (kyaml resid ``typeOrders``): negative first, positive last, 0 otherwise.
+TYPE_ORDERS: dict[str, int] = {k: -len(_ORDER_FIRST) + i for i, k in enumerate(_ORDER_FIRST)} | {
+    k: 1 + i for i, k in enumerate(_ORDER_LAST)
+}
+
+
+def gvk_sort_key(group: str, version: str, kind: str) -> tuple[int, str]:
+    """Sort key equivalent to kyaml's ``Gvk.IsLessThan`` (kind rank, then ``group_version_kind``)."""
+    return (TYPE_ORDERS.get(kind, 0), "_".join([group or "~G", version or "~V", kind or "~K"]))
+
+
+def _sorted_specs(specs: list[FieldSpec]) -> list[FieldSpec]:
+    return sorted(specs, key=lambda s: gvk_sort_key(s.group, s.version, s.kind))
+
+
+_TABLES = {
+    "namePrefix": "name_prefix",
+    "nameSuffix": "name_suffix",
+    "namespace": "namespace",
+    "commonLabels": "common_labels",
+    "labels": "labels",
+    "templateLabels": "template_labels",
+    "commonAnnotations": "common_annotations",
+    "varReference": "var_reference",
+    "images": "images",
+    "replicas": "replicas",
+}
+
+
 @dataclass
 class TransformerConfig:
-    """The field-spec tables of one build (defaults merged with ``configurations:`` files)."""
+    """The field-spec tables of one build (kustomize's ``TransformerConfig``)."""
 
-    namespace: list[FieldSpec] = field(
-        default_factory=lambda: [
-            FieldSpec("metadata/name", "", "", "Namespace", True),
-            FieldSpec("spec/service/namespace", "apiregistration.k8s.io", "", "APIService", True),
-            FieldSpec(
-                "spec/conversion/webhook/clientConfig/service/namespace",
-                "apiextensions.k8s.io",
-                "",
-                "CustomResourceDefinition",
-            ),
-        ]
-    )
-    name_prefix: list[FieldSpec] = field(default_factory=lambda: [FieldSpec("metadata/name")])
-    name_suffix: list[FieldSpec] = field(default_factory=lambda: [FieldSpec("metadata/name")])
-    common_labels: list[FieldSpec] = field(default_factory=_common_labels)
-    template_labels: list[FieldSpec] = field(default_factory=_template_labels)
+    namespace: list[FieldSpec] = field(default_factory=list)
+    name_prefix: list[FieldSpec] = field(default_factory=list)
+    name_suffix: list[FieldSpec] = field(default_factory=list)
+    common_labels: list[FieldSpec] = field(default_factory=list)
+    template_labels: list[FieldSpec] = field(default_factory=list)
     labels: list[FieldSpec] = field(default_factory=list)
-    common_annotations: list[FieldSpec] = field(default_factory=_common_annotations)
-    images: list[FieldSpec] = field(default_factory=_images)
-    replicas: list[FieldSpec] = field(default_factory=_replicas)
-    name_reference: list[NameRef] = field(default_factory=_name_references)
+    common_annotations: list[FieldSpec] = field(default_factory=list)
+    var_reference: list[FieldSpec] = field(default_factory=list)
+    images: list[FieldSpec] = field(default_factory=list)
+    replicas: list[FieldSpec] = field(default_factory=list)
+    name_reference: list[NameRef] = field(default_factory=list)
 
-    def merge_raw(self, raw: dict[str, Any], *, where: str) -> None:
-        """Merge one ``configurations:`` file (kustomize's TransformerConfig YAML) into these tables."""
-        table = {
-            "namespace": self.namespace,
-            "namePrefix": self.name_prefix,
-            "nameSuffix": self.name_suffix,
-            "commonLabels": self.common_labels,
-            "templateLabels": self.template_labels,
-            "labels": self.labels,
-            "commonAnnotations": self.common_annotations,
-            "images": self.images,
-            "replicas": self.replicas,
-        }
+    @staticmethod
+    def defaults() -> TransformerConfig:
+        """kustomize's built-in tables plus the agent-platform image fields (see :func:`_images`)."""
+        return TransformerConfig(
+            namespace=_sorted_specs(
+                [
+                    FieldSpec("metadata/name", "", "", "Namespace", True),
+                    FieldSpec("spec/service/namespace", "apiregistration.k8s.io", "", "APIService", True),
+                    FieldSpec(
+                        "spec/conversion/webhook/clientConfig/service/namespace",
+                        "apiextensions.k8s.io",
+                        "",
+                        "CustomResourceDefinition",
+                    ),
+                ]
+            ),
+            name_prefix=[FieldSpec("metadata/name")],
+            name_suffix=[FieldSpec("metadata/name")],
+            common_labels=_sorted_specs(_common_labels()),
+            template_labels=_sorted_specs(_template_labels()),
+            common_annotations=_sorted_specs(_common_annotations()),
+            images=_sorted_specs(_images()),
+            replicas=_sorted_specs(_replicas()),
+            name_reference=sorted(_name_references(), key=lambda r: gvk_sort_key(r.group, r.version, r.kind)),
+        )
+
+    @staticmethod
+    def from_raw(raw: dict[str, Any], *, where: str) -> TransformerConfig:
+        """Parse one ``configurations:`` file (kustomize's TransformerConfig YAML, unknown fields refused).
+
+        Raises:
+            RenderError: for unknown fields and malformed field specs.
+        """
+        out = TransformerConfig()
         for key, value in raw.items():
-            if key in table:
-                target = table[key]
-                for spec in parse_fieldspecs(value, where=where):
-                    if spec not in target:
-                        target.append(spec)
+            if key in _TABLES:
+                setattr(out, _TABLES[key], _sorted_specs(parse_fieldspecs(value, where=where)))
             elif key == "nameReference":
                 if not isinstance(value, list):
                     raise RenderError("nameReference must be a list", path=where)
+                refs: list[NameRef] = []
                 for entry in value:
-                    if not isinstance(entry, dict) or not isinstance(entry.get("kind"), str):
-                        raise RenderError("nameReference entries need a 'kind'", path=where)
-                    specs = tuple(parse_fieldspecs(entry.get("fieldSpecs"), where=where))
-                    self.merge_nameref(
+                    if not isinstance(entry, dict):
+                        raise RenderError("nameReference entries must be mappings", path=where)
+                    unknown = set(entry) - {"kind", "group", "version", "fieldSpecs"}
+                    if unknown:
+                        raise RenderError(f"nameReference: unknown field(s) {sorted(unknown)}", path=where)
+                    refs.append(
                         NameRef(
-                            entry["kind"],
+                            str(entry.get("kind") or ""),
                             str(entry.get("group") or ""),
                             str(entry.get("version") or ""),
-                            specs,
+                            tuple(parse_fieldspecs(entry.get("fieldSpecs"), where=where)),
                         )
                     )
-            elif key in ("varReference",):
-                continue
+                out.name_reference = sorted(refs, key=lambda r: gvk_sort_key(r.group, r.version, r.kind))
             else:
-                raise RenderError(f"unknown transformer configuration field {key!r}", path=where)
+                raise RenderError(
+                    f"unknown field {key!r} in transformer configuration (expected one of "
+                    f"{', '.join(sorted([*_TABLES, 'nameReference']))})",
+                    path=where,
+                )
+        return out
 
-    def merge_nameref(self, ref: NameRef) -> None:
-        """Add the field specs of ``ref`` to an existing entry for the same kind, or append it."""
-        for i, existing in enumerate(self.name_reference):
-            if (existing.kind, existing.group, existing.version) == (ref.kind, ref.group, ref.version):
-                merged = list(existing.fieldspecs) + [
-                    s for s in ref.fieldspecs if s not in existing.fieldspecs
-                ]
-                self.name_reference[i] = NameRef(ref.kind, ref.group, ref.version, tuple(merged))
-                return
-        self.name_reference.append(ref)
+    def merge(self, other: TransformerConfig, *, where: str | None = None) -> None:
+        """Merge ``other`` into these tables as kustomize's ``TransformerConfig.Merge`` does.
 
-    def merge(self, other: TransformerConfig) -> None:
-        """Merge another configuration's tables into this one (no duplicates)."""
-        for name in (
-            "namespace",
-            "name_prefix",
-            "name_suffix",
-            "common_labels",
-            "template_labels",
-            "labels",
-            "common_annotations",
-            "images",
-            "replicas",
-        ):
-            mine: list[FieldSpec] = getattr(self, name)
-            for spec in getattr(other, name):
-                if spec not in mine:
-                    mine.append(spec)
+        Raises:
+            RenderError: for conflicting field specs (same path and kind, different ``create``).
+        """
+        for name in _TABLES.values():
+            merged = merge_fieldspecs(getattr(self, name), getattr(other, name), where=where)
+            setattr(self, name, _sorted_specs(merged))
+        refs = list(self.name_reference)
         for ref in other.name_reference:
-            self.merge_nameref(ref)
+            for i, existing in enumerate(refs):
+                if (existing.group, existing.version, existing.kind) == (ref.group, ref.version, ref.kind):
+                    specs = merge_fieldspecs(list(existing.fieldspecs), ref.fieldspecs, where=where)
+                    refs[i] = NameRef(existing.kind, existing.group, existing.version, tuple(specs))
+                    break
+            else:
+                refs.append(ref)
+        self.name_reference = sorted(refs, key=lambda r: gvk_sort_key(r.group, r.version, r.kind))
 
-
-# Kinds of the built-in Kubernetes API that are cluster-scoped, keyed by kind (kustomize decides with its
-# embedded OpenAPI document; custom resources of unknown kinds count as namespaced).
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        "APIService",
-        "CertificateSigningRequest",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "ComponentStatus",
-        "CSIDriver",
-        "CSINode",
-        "CustomResourceDefinition",
-        "FlowSchema",
-        "IngressClass",
-        "MutatingAdmissionPolicy",
-        "MutatingAdmissionPolicyBinding",
-        "MutatingWebhookConfiguration",
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "PodSecurityPolicy",
-        "PriorityClass",
-        "PriorityLevelConfiguration",
-        "RuntimeClass",
-        "SelfSubjectAccessReview",
-        "SelfSubjectRulesReview",
-        "StorageClass",
-        "SubjectAccessReview",
-        "TokenReview",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-        "ValidatingWebhookConfiguration",
-        "VolumeAttachment",
-        "ClusterTrustBundle",
-        "StorageVersionMigration",
-        "VolumeAttributesClass",
-        "DeviceClass",
-        "IPAddress",
-        "ServiceCIDR",
-        "SelfSubjectReview",
-    }
-)
-
-
-def is_cluster_scoped(kind: str) -> bool:
-    """Whether objects of ``kind`` have no namespace (built-in cluster-scoped kinds only)."""
-    return kind in CLUSTER_SCOPED_KINDS
+    def copy(self) -> TransformerConfig:
+        """A copy whose tables can be changed independently."""
+        out = TransformerConfig()
+        for name in _TABLES.values():
+            setattr(out, name, list(getattr(self, name)))
+        out.name_reference = list(self.name_reference)
+        return out

@@ -1,10 +1,22 @@
 """ConfigMap/Secret generators and kustomize's content-hash name suffix.
 
-Key/value sources are read in kustomize's order: ``envs`` files (``KEY=VALUE`` lines, ``#`` comments and
-blank lines skipped), then ``literals`` (``KEY=VALUE``; one pair of surrounding quotes is removed), then
-``files`` (``[key=]path``; key defaults to the file's base name). The hash suffix is kustomize's
-(api/hasher): SHA-256 over a compact JSON encoding of kind, name, data (and binaryData / type, stringData),
-first ten hex digits with ``0 1 3 a e`` mapped to ``g h k m t``.
+Key/value sources are read in kustomize's order (api/kv): ``envs`` files (lines ``KEY=VALUE``; a line
+without ``=`` gives an empty value; leading blanks, blank lines and ``#`` comments skipped; a BOM on the
+first line dropped; the value is kept verbatim), then ``literals`` (``KEY=VALUE``; one pair of matching
+surrounding quotes removed), then ``files`` (``[key=]path``; key defaults to the file's base name). A key
+may appear once. ConfigMap values that are not UTF-8 go to ``binaryData``; Secret values and binary data are
+base64-encoded with kyaml's 70-column line wrapping. Options (labels, annotations, immutable,
+disableNameSuffixHash) merge as kustomize's ``MergeGlobalOptionsIntoLocal``: an entry's own labels and
+annotations win, the flags are or-ed.
+
+``behavior: merge|replace`` (api/resmap ``appendReplaceOrMerge``): the generated object takes the place of
+the one it targets, with that one's name, namespace and earlier identities, labels and annotations merged
+(the generated ones win), data and binaryData merged for ``merge``; it keeps a hash suffix only when both
+had one.
+
+The hash suffix is kustomize's (api/hasher): SHA-256 over Go's JSON encoding of kind, name (always empty:
+kustomize looks the name up as a single field called ``metadata/name``), data and binaryData (ConfigMap) or
+type, data and stringData (Secret); first ten hex digits with ``0 1 3 a e`` mapped to ``g h k m t``.
 """
 
 from __future__ import annotations
@@ -19,8 +31,6 @@ from typing import Any
 
 from reconciler.render.errors import RenderError
 from reconciler.render.resource import Resource
-
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
 def _go_json(value: Any) -> str:
@@ -40,28 +50,46 @@ def _encode(hex_digest: str) -> str:
     return "".join(table.get(c, c) for c in hex_digest[:10])
 
 
+def _hash_value(obj: dict[str, Any], key: str) -> Any:
+    if key not in obj or obj[key] is None:
+        return ""
+    value = obj[key]
+    if isinstance(value, (dict, list)):
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
 def content_hash(obj: dict[str, Any]) -> str:
-    """kustomize's 10-character hash of a ConfigMap, Secret or any other object."""
+    """kustomize's 10-character hash of a generated ConfigMap or Secret.
+
+    Raises:
+        RenderError: for other kinds (kustomize hashes only generated objects, which are these two).
+    """
     kind = obj.get("kind")
-    # kustomize looks the name up as a single field called "metadata/name", which never exists, so the
-    # name always enters the hash as "" (observable behaviour of kustomize v5's hasher).
-    name = obj.get("metadata/name", "")
-
-    def val(key: str) -> Any:
-        v = obj.get(key)
-        return "" if v is None else v
-
     if kind == "ConfigMap":
-        m: dict[str, Any] = {"kind": "ConfigMap", "name": name, "data": val("data")}
+        m: dict[str, Any] = {"kind": "ConfigMap", "name": "", "data": _hash_value(obj, "data")}
         if isinstance(obj.get("binaryData"), dict):
             m["binaryData"] = obj["binaryData"]
     elif kind == "Secret":
-        m = {"kind": "Secret", "type": val("type"), "name": name, "data": val("data")}
+        m = {"kind": "Secret", "type": _hash_value(obj, "type"), "name": "", "data": _hash_value(obj, "data")}
         if isinstance(obj.get("stringData"), dict):
             m["stringData"] = obj["stringData"]
     else:
-        m = obj
+        raise RenderError(f"cannot compute a name hash for kind {kind!r}")
     return _encode(hashlib.sha256(_go_json(m).encode()).hexdigest())
+
+
+def encode_base64(data: bytes) -> str:
+    """kyaml's ``encodeBase64``: standard base64, wrapped with a newline after every 70 characters when the
+    encoding is 70 characters or longer (including after the last line)."""
+    enc = base64.b64encode(data).decode("ascii")
+    if len(enc) < 70:
+        return enc
+    return "".join(enc[i : i + 70] + "\n" for i in range(0, len(enc), 70))
 
 
 def _strip_quotes(value: str) -> str:
@@ -73,130 +101,241 @@ def _strip_quotes(value: str) -> str:
 LoadFn = Callable[[str], bytes]
 
 
-def _pairs(args: dict[str, Any], load: LoadFn, where: str) -> list[tuple[str, bytes | str]]:
-    pairs: list[tuple[str, bytes | str]] = []
-    for env in args.get("envs") or ([args["env"]] if args.get("env") else []):
-        content = load(str(env)).decode("utf-8", errors="strict")
-        for n, line in enumerate(content.splitlines()):
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def _str_list(args: dict[str, Any], key: str, where: str) -> list[str]:
+    value = args.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RenderError(f"generator {args.get('name')!r}: {key} must be a list of strings", path=where)
+    return list(value)
+
+
+def _pairs(args: dict[str, Any], load: LoadFn, where: str, name: str) -> list[tuple[str, bytes]]:
+    pairs: list[tuple[str, bytes]] = []
+    envs = _str_list(args, "envs", where)
+    if args.get("env"):
+        if not isinstance(args["env"], str):
+            raise RenderError(f"generator {name!r}: env must be a string", path=where)
+        envs.append(args["env"])
+    for env in envs:
+        content = load(str(env))
+        for n, raw in enumerate(content.splitlines()):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RenderError(
+                    f"env source files: line {n + 1} of {env} has invalid UTF-8", path=where
+                ) from None
             if n == 0:
-                line = line.lstrip("\ufeff")
+                line = line.removeprefix("\ufeff")
             line = line.lstrip()
             if not line or line.startswith("#"):
                 continue
-            key, sep, value = line.partition("=")
-            if not _ENV_NAME.match(key):
-                raise RenderError(f"invalid environment variable name {key!r} in {env}", path=where)
-            pairs.append((key, value if sep else ""))
-    for lit in args.get("literals") or []:
-        lit = str(lit)
-        key, sep, value = lit.partition("=")
-        if not sep or not key:
-            raise RenderError(f"invalid literal source {lit!r}, expected key=value", path=where)
-        pairs.append((key, _strip_quotes(value)))
-    for src in args.get("files") or []:
-        src = str(src)
-        key, sep, fpath = src.partition("=")
-        if not sep:
+            key, _, value = line.partition("=")
+            pairs.append((key, value.encode("utf-8")))
+    for lit in _str_list(args, "literals", where):
+        if lit.startswith("=") or "=" not in lit:
+            raise RenderError(
+                f"literal sources: invalid literal source {lit}, expected key=value", path=where
+            )
+        key, _, value = lit.partition("=")
+        pairs.append((key, _strip_quotes(value).encode("utf-8")))
+    for src in _str_list(args, "files", where):
+        count = src.count("=")
+        if count == 0:
             key, fpath = posixpath.basename(src), src
-        elif not key or not fpath:
-            raise RenderError(f"invalid file source {src!r}", path=where)
+        elif count == 1 and src.startswith("="):
+            raise RenderError(
+                f"file sources: missing key name for file path {src[1:]!r} in source {src!r}", path=where
+            )
+        elif count == 1 and src.endswith("="):
+            raise RenderError(
+                f"file sources: missing file path for key name {src[:-1]!r} in source {src!r}", path=where
+            )
+        elif count > 1:
+            raise RenderError(f"file sources: source {src!r} key name or file path contains '='", path=where)
+        else:
+            key, fpath = src.split("=", 1)
         pairs.append((key, load(fpath)))
     seen: set[str] = set()
     for key, _ in pairs:
-        if key in seen:
+        if not _CONFIG_KEY.match(key) or len(key) > 253 or key in (".", "..") or key.startswith(".."):
             raise RenderError(
-                f"key {key!r} appears more than once in generator {args.get('name')!r}", path=where
+                f"{name}: invalid data key {key!r} (keys consist of alphanumerics, '-', '_' or '.', at most "
+                "253 characters)",
+                path=where,
             )
+        if key in seen:
+            raise RenderError(f"configmap {name} illegally repeats the key `{key}`", path=where)
         seen.add(key)
     return pairs
 
 
-def generate(
-    kind: str,
-    args: dict[str, Any],
-    options: dict[str, Any],
-    load: LoadFn,
-    *,
-    where: str,
-    namespace: str | None,
-) -> Resource:
-    """Build one ConfigMap (``kind="ConfigMap"``) or Secret from generator ``args``.
+_ARG_FIELDS = {
+    "name",
+    "namespace",
+    "behavior",
+    "files",
+    "literals",
+    "envs",
+    "env",
+    "options",
+    "type",
+}
+_OPTION_FIELDS = {"labels", "annotations", "disableNameSuffixHash", "immutable"}
+
+
+def _merged_options(own: Any, global_opts: Any, where: str) -> dict[str, Any]:
+    for opts, label in ((own, "options"), (global_opts, "generatorOptions")):
+        if opts is None:
+            continue
+        if not isinstance(opts, dict):
+            raise RenderError(f"{label} must be a mapping", path=where)
+        unknown = set(opts) - _OPTION_FIELDS
+        if unknown:
+            raise RenderError(f"{label}: unknown field(s) {sorted(unknown)}", path=where)
+    for opts, label in ((own, "options"), (global_opts, "generatorOptions")):
+        for key in ("labels", "annotations"):
+            value = (opts or {}).get(key)
+            if value is not None and (
+                not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
+            ):
+                raise RenderError(f"{label}.{key} must map strings to strings", path=where)
+        for key in ("disableNameSuffixHash", "immutable"):
+            value = (opts or {}).get(key)
+            if value is not None and not isinstance(value, bool):
+                raise RenderError(f"{label}.{key} must be true or false", path=where)
+    own = dict(own or {})
+    glob = global_opts or {}
+    out: dict[str, Any] = {}
+    for key in ("labels", "annotations"):
+        mine = own.get(key)
+        theirs = glob.get(key)
+        if mine is None:
+            merged = dict(theirs) if theirs is not None else None
+        else:
+            merged = dict(mine)
+            for k, v in (theirs or {}).items():
+                merged.setdefault(k, v)
+        if merged is not None:
+            out[key] = {str(k): _str_value(v, where) for k, v in merged.items()}
+    for key in ("disableNameSuffixHash", "immutable"):
+        out[key] = bool(own.get(key)) or bool(glob.get(key))
+    return out
+
+
+def _str_value(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise RenderError(f"generator option value {value!r} must be a string", path=where)
+    return value
+
+
+def generate(kind: str, args: Any, options: Any, load: LoadFn, *, where: str) -> Resource:
+    """Build one ConfigMap (``kind="ConfigMap"``) or Secret from a generator entry.
 
     Args:
         kind: ``ConfigMap`` or ``Secret``.
         args: one ``configMapGenerator``/``secretGenerator`` entry.
-        options: the kustomization's ``generatorOptions`` (per-entry ``options`` override them).
+        options: the kustomization's ``generatorOptions`` (the entry's ``options`` take precedence).
         load: reads a file relative to the kustomization directory (load-restricted).
         where: the kustomization file, for errors.
-        namespace: unused placeholder for the kustomization namespace (generators keep their own).
 
     Raises:
-        RenderError: for a missing name, bad sources, duplicate keys or unreadable files.
+        RenderError: for a missing name, unknown fields, bad sources, repeated keys or unreadable files.
     """
+    if not isinstance(args, dict):
+        raise RenderError(f"{kind} generator entries must be mappings", path=where)
+    unknown = set(args) - _ARG_FIELDS - ({"type"} if kind == "Secret" else set())
+    if kind == "ConfigMap":
+        unknown |= {"type"} & set(args)
+    if unknown:
+        raise RenderError(
+            f"{kind} generator {args.get('name')!r}: unknown field(s) {sorted(unknown)}", path=where
+        )
     name = args.get("name")
     if not isinstance(name, str) or not name:
-        raise RenderError(f"{kind} generator entry needs a 'name'", path=where)
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}
-    if args.get("namespace"):
-        obj["metadata"]["namespace"] = str(args["namespace"])
-    merged_opts = dict(options or {})
-    own = args.get("options") or {}
-    for key in ("labels", "annotations"):
-        if own.get(key) or merged_opts.get(key):
-            combined = dict(merged_opts.get(key) or {})
-            combined.update(own.get(key) or {})
-            merged_opts[key] = combined
-    for key in ("disableNameSuffixHash", "immutable"):
-        merged_opts[key] = bool(merged_opts.get(key)) or bool(own.get(key))
-    data: dict[str, str] = {}
-    binary: dict[str, str] = {}
-    for key, value in _pairs(args, load, where):
-        if kind == "Secret":
-            raw = value if isinstance(value, bytes) else value.encode()
-            data[key] = base64.b64encode(raw).decode()
-        elif isinstance(value, bytes):
-            try:
-                data[key] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                binary[key] = base64.b64encode(value).decode()
-        else:
-            data[key] = value
-    if data:
-        obj["data"] = data
-    if binary:
-        obj["binaryData"] = binary
-    if kind == "Secret":
-        obj["type"] = str(args.get("type") or "Opaque")
-    if merged_opts.get("labels"):
-        obj["metadata"]["labels"] = {str(k): str(v) for k, v in merged_opts["labels"].items()}
-    if merged_opts.get("annotations"):
-        obj["metadata"]["annotations"] = {str(k): str(v) for k, v in merged_opts["annotations"].items()}
-    if merged_opts.get("immutable"):
-        obj["immutable"] = True
+        raise RenderError(f"a {kind.lower()} must have a name", path=where)
     behavior = str(args.get("behavior") or "create")
     if behavior not in ("create", "merge", "replace"):
         raise RenderError(f"invalid generator behavior {behavior!r}", path=where)
+    opts = _merged_options(args.get("options"), options, where)
+    meta: dict[str, Any] = {"name": name}
+    if args.get("namespace"):
+        meta["namespace"] = str(args["namespace"])
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": meta}
+    pairs = _pairs(args, load, where, name)
+    if kind == "Secret":
+        stype = args.get("type")
+        if stype is not None and not isinstance(stype, str):
+            raise RenderError(f"secret {name!r}: type must be a string", path=where)
+        obj["type"] = stype or "Opaque"
+        obj["data"] = {k: encode_base64(v) for k, v in sorted(pairs)}
+    else:
+        data: dict[str, str] = {}
+        binary: dict[str, str] = {}
+        for k, v in sorted(pairs):
+            try:
+                data[k] = v.decode("utf-8")
+            except UnicodeDecodeError:
+                binary[k] = encode_base64(v)
+        if data:
+            obj["data"] = data
+        if binary:
+            obj["binaryData"] = binary
+    if opts.get("labels"):
+        meta["labels"] = dict(opts["labels"])
+    if opts.get("annotations"):
+        meta["annotations"] = dict(opts["annotations"])
+    if opts["immutable"]:
+        obj["immutable"] = True
     res = Resource(obj=obj, source=where, behavior=behavior)
-    res.needs_hash = not bool(merged_opts.get("disableNameSuffixHash"))
+    res.needs_hash = not opts["disableNameSuffixHash"]
     return res
 
 
-def merge_generated(existing: Resource, new: Resource) -> None:
-    """Fold a ``behavior: merge`` or ``replace`` generator result into the resource it targets."""
-    old = existing.obj
-    if new.behavior == "replace":
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for k, v in value.items():
+        if v is None:
+            out[k] = ""
+        elif v is True or v is False:
+            out[k] = "true" if v else "false"
+        elif isinstance(v, (dict, list)):
+            out[k] = ""
+        else:
+            out[k] = str(v)
+    return out
+
+
+def merge_generated(existing: Resource, new: Resource) -> Resource:
+    """The resource replacing ``existing`` for a ``behavior: merge`` or ``replace`` generator result."""
+    raw_meta = existing.obj.get("metadata")
+    old_meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    meta = new.meta
+    labels = _string_map(old_meta.get("labels")) | _string_map(meta.get("labels"))
+    annotations = _string_map(old_meta.get("annotations")) | _string_map(meta.get("annotations"))
+    for key, value in (("labels", labels), ("annotations", annotations)):
+        if value:
+            meta[key] = dict(sorted(value.items()))
+        else:
+            meta.pop(key, None)
+    new.set_name(existing.name)
+    new.set_namespace(existing.namespace)
+    if new.behavior == "merge":
         for key in ("data", "binaryData"):
-            old.pop(key, None)
-    for key in ("data", "binaryData"):
-        if key in new.obj:
-            merged = dict(old.get(key) or {}) if new.behavior == "merge" else {}
-            merged.update(new.obj[key])
-            old[key] = merged
-    for key in ("labels", "annotations"):
-        if key in new.obj["metadata"]:
-            merged = dict(old.get("metadata", {}).get(key) or {})
-            merged.update(new.obj["metadata"][key])
-            existing.meta[key] = merged
-    if "immutable" in new.obj:
-        old["immutable"] = new.obj["immutable"]
-    # the merged object keeps the hash setting of the object it was folded into (kustomize v5 behaviour)
+            merged = _string_map(existing.obj.get(key)) | _string_map(new.obj.get(key))
+            if merged:
+                new.obj[key] = dict(sorted(merged.items()))
+            else:
+                new.obj.pop(key, None)
+    new.previous = list(existing.previous)
+    new.prefixes = list(existing.prefixes)
+    new.suffixes = list(existing.suffixes)
+    new.needs_hash = existing.needs_hash and new.needs_hash
+    new.behavior = existing.behavior
+    return new

@@ -1,278 +1,543 @@
-"""Patch engines: strategic merge (Kubernetes SMP as kustomize's kyaml applies it) and JSON 6902.
+"""Patch engines: strategic merge (as kustomize's kyaml ``merge2`` applies it) and JSON 6902.
 
-Strategic merge follows the Kubernetes strategic-merge-patch conventions (kubernetes/community,
-contributors/devel/sig-api-machinery/strategic-merge-patch.md) with kustomize v5's choices:
-- lists with a merge key merge element-wise; the elements named by the patch come first in patch order,
-  the other original elements follow;
-- ``$patch: delete`` / ``$patch: replace`` on maps and list elements, ``$deleteFromPrimitiveList/<field>``,
-  and ``null`` (deletes a key);
-- lists without a known merge key whose elements all carry ``name`` merge by ``name`` (kyaml's inference
-  for custom resources); other lists are replaced;
-- deleting an element that is not present is a no-op, and directive keys never reach the output.
+Strategic merge follows sigs.k8s.io/kustomize/kyaml/yaml/merge2 and yaml/walk with kustomize's option of
+prepending list elements (api/filters/patchstrategicmerge):
 
-JSON patch follows RFC 6902 with RFC 6901 pointers (``~1`` = ``/``, ``~0`` = ``~``).
+- the schema of an object comes from kustomize's built-in Kubernetes OpenAPI document (v1.21.2, see
+  :mod:`reconciler.render._k8s_schema`) by apiVersion/kind; a list merges element-wise only where that schema
+  says ``x-kubernetes-patch-strategy: merge``, on the ``x-kubernetes-list-map-keys`` (else the
+  ``x-kubernetes-patch-merge-key``), e.g. containers by ``name``, Service ports by ``port`` and ``protocol``,
+  finalizers as a set of scalars; every other list (all lists of custom resources) is replaced by the patch's;
+- merged list elements named by the patch come first, in patch order, then the remaining original ones;
+- ``$patch: delete|replace|merge`` on maps, on list elements and as a list's own ``{$patch: ...}`` element;
+  deleting an element that is not there does nothing; ``null`` in the patch deletes a field;
+- other ``$``-prefixed keys (``$setElementOrder/...``, ``$retainKeys``, ``$deleteFromPrimitiveList/...``) are
+  not directives for kyaml and are copied like any field, as kustomize does.
+
+JSON patch follows RFC 6902 with RFC 6901 pointers (``~1`` = ``/``, ``~0`` = ``~``) with the behaviour of
+gopkg.in/evanphx/json-patch.v4 that kustomize uses: negative array indices count from the end, ``replace``
+of a missing object key adds it, ``test`` compares JSON values.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
+from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
 
-# Merge keys of list fields in the built-in Kubernetes API (patchMergeKey), by field name.
-MERGE_KEYS: dict[str, str] = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "volumeMounts": "mountPath",
-    "volumeDevices": "devicePath",
-    "imagePullSecrets": "name",
-    "hostAliases": "ip",
-    "resourceClaims": "name",
-    "conditions": "type",
-    "ownerReferences": "uid",
-    "topologySpreadConstraints": "topologyKey",
-}
-# Lists merged as sets of scalars (patchStrategy: merge without key).
-PRIMITIVE_MERGE = frozenset({"finalizers"})
-# Lists that are replaced as a whole in the built-in API even though elements carry a name.
-ATOMIC = frozenset({"args", "command", "envFrom", "tolerations", "subjects", "rules", "readinessGates"})
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
 
 
-def _ports_key(parent_path: tuple[str, ...]) -> str:
-    # Service ports merge on "port"; container ports on "containerPort".
-    return (
-        "containerPort"
-        if parent_path and parent_path[-1] in ("containers", "initContainers", "ephemeralContainers")
-        else "port"
-    )
+#: A field that is absent (as opposed to present with a null value).
+MISSING: Any = _Sentinel("MISSING")
+#: The visitor's request to drop the node (kyaml's ``walk.ClearNode``).
+CLEAR: Any = _Sentinel("CLEAR")
+
+_DIRECTIVE = "$patch"
 
 
-def _merge_key(field: str, path: tuple[str, ...], patch_list: list[Any], dest_list: list[Any]) -> str | None:
-    if field in ATOMIC:
+def _resolve(node: Any) -> dict[str, Any] | None:
+    while isinstance(node, str):
+        node = DEFINITIONS.get(node)
+    return node if isinstance(node, dict) else None
+
+
+def root_schema(obj: Any) -> dict[str, Any] | None:
+    """The schema node kustomize's built-in OpenAPI document has for an object's apiVersion/kind."""
+    if not isinstance(obj, dict):
         return None
-    if field == "ports":
-        return _ports_key(path)
-    if field in MERGE_KEYS:
-        return MERGE_KEYS[field]
-    items = [i for i in patch_list + dest_list if not (isinstance(i, dict) and set(i) <= {"$patch"})]
-    if items and all(isinstance(i, dict) and "name" in i for i in items):
-        return "name"
+    api, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api, str) or not isinstance(kind, str) or not api or not kind:
+        return None
+    name = ROOTS.get((api, kind))
+    return _resolve(name) if name else None
+
+
+def _field_schema(schema: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    if schema is None:
+        return None
+    props = schema.get("props")
+    if props and key in props:
+        return _resolve(props[key])
+    if "additional" in schema:
+        return _resolve(schema["additional"])
     return None
 
 
-def _strip_directives(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: _strip_directives(v)
-            for k, v in value.items()
-            if k != "$patch"
-            and not k.startswith("$setElementOrder/")
-            and not k.startswith("$retainKeys")
-            and not k.startswith("$deleteFromPrimitiveList/")
-        }
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            if (
-                isinstance(item, dict)
-                and item.get("$patch") in ("delete", "replace")
-                and (item.get("$patch") == "replace" or True)
-            ):
-                if item.get("$patch") == "delete":
-                    continue
-                if set(item) == {"$patch"}:
-                    continue
-            out.append(_strip_directives(item))
-        return out
-    return value
+def _elements_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    if schema is None or not schema.get("array"):
+        return None
+    return _resolve(schema.get("items"))
 
 
-def strategic_merge(dest: Any, patch: Any, path: tuple[str, ...] = ()) -> Any:
-    """Return ``dest`` with the strategic-merge ``patch`` applied (inputs are not modified).
+def _text(value: Any) -> str:
+    """The YAML scalar text kyaml compares (``Node.Value``)."""
+    if value is None or value is MISSING:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (dict, list)):
+        return ""
+    if isinstance(value, float):
+        from reconciler.render.yamlio import format_scalar_float
 
-    Args:
-        dest: the current value (map, list or scalar).
-        patch: the patch value.
-        path: field names from the object root, used to pick list merge keys.
+        return format_scalar_float(value)
+    return str(value)
 
-    Raises:
-        RenderError: for an unknown ``$patch`` directive value.
-    """
-    if isinstance(patch, dict) and isinstance(dest, dict):
-        directive = patch.get("$patch")
-        if directive == "delete":
-            return _DELETE
-        if directive == "replace":
-            return _strip_directives({k: v for k, v in patch.items() if k != "$patch"})
-        if directive not in (None, "merge"):
-            raise RenderError(f"unknown $patch directive {directive!r} at {'.'.join(path) or '<root>'}")
-        out = dict(dest)
-        for key, pval in patch.items():
-            if key == "$patch" or key.startswith("$setElementOrder/") or key.startswith("$retainKeys"):
-                continue
-            if key.startswith("$deleteFromPrimitiveList/"):
-                field = key.split("/", 1)[1]
-                if isinstance(out.get(field), list) and isinstance(pval, list):
-                    out[field] = [v for v in out[field] if v not in pval]
-                continue
-            if pval is None:
-                out.pop(key, None)
-                continue
-            if key in out and out[key] is not None:
-                merged = strategic_merge(out[key], pval, (*path, key))
-                if merged is _DELETE:
-                    out.pop(key, None)
-                else:
-                    out[key] = merged
+
+def _is_empty(value: Any) -> bool:
+    """kyaml's ``IsNilOrEmpty`` for a field value."""
+    return value is MISSING or value is None or value == "" or value == {} or value == []
+
+
+def _is_missing_or_null(value: Any) -> bool:
+    return value is MISSING or value is None
+
+
+class _Merger:
+    """One strategic-merge walk (kyaml ``walk.Walker`` with the ``merge2.Merger`` visitor)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, message: str) -> RenderError:
+        return RenderError(message, path=self.where)
+
+    # -- directives -------------------------------------------------------------------------------
+    def directive(self, patch: Any) -> str:
+        """``determineSmpDirective``: reads and removes ``$patch`` from a map or a list's marker element."""
+        if patch is MISSING:
+            return "merge"
+        if isinstance(patch, dict):
+            if _DIRECTIVE not in patch or patch[_DIRECTIVE] is None:
+                return "merge"
+            value = _text(patch[_DIRECTIVE])
+            if value in ("delete", "replace", "merge"):
+                del patch[_DIRECTIVE]
+                return value
+            raise self.fail(f"unknown patch strategy '{value}'")
+        if isinstance(patch, list):
+            marker = next((e for e in patch if isinstance(e, dict) and _DIRECTIVE in e), None)
+            if marker is None or len(marker) > 1 or marker[_DIRECTIVE] is None:
+                return "merge"
+            value = _text(marker[_DIRECTIVE])
+            if value in ("delete", "replace", "merge"):
+                _element_set(patch, None, [_DIRECTIVE], [value])
+                return value
+            raise self.fail(f"unknown patch strategy '{value}'")
+        tag = "!!null" if patch is None else "!!" + type(patch).__name__
+        raise self.fail(f"no implemented strategic merge patch strategy for '{tag}' ('{_text(patch)}')")
+
+    # -- walking ----------------------------------------------------------------------------------
+    def walk(self, dest: Any, origin: Any, schema: dict[str, Any] | None) -> Any:
+        if schema is None:
+            for src in (dest, origin):
+                if isinstance(src, dict):
+                    schema = root_schema(src)
+                    if schema is not None:
+                        break
+        kind = next((s for s in (dest, origin) if not _is_missing_or_null(s)), MISSING)
+        if kind is MISSING or isinstance(kind, dict):
+            return self.walk_map(dest, origin, schema)
+        if isinstance(kind, list):
+            for src in (dest, origin):
+                if not _is_missing_or_null(src) and not isinstance(src, list):
+                    raise self.fail("cannot merge a list with a non-list value")
+            if schema is not None and "merge" in schema:
+                return self.walk_assoc_list(dest, origin, schema)
+            return origin if origin is not MISSING else dest
+        for src in (dest, origin):
+            if not _is_missing_or_null(src) and isinstance(src, (dict, list)):
+                raise self.fail("cannot merge a scalar with a map or list")
+        return origin if origin is not MISSING else dest
+
+    def walk_map(self, dest: Any, origin: Any, schema: dict[str, Any] | None) -> Any:
+        for src in (dest, origin):
+            if not _is_missing_or_null(src) and not isinstance(src, dict):
+                raise self.fail("cannot merge a map with a non-map value")
+        if _is_missing_or_null(dest):
+            try:
+                ps = self.directive(origin)
+            except RenderError:
+                ps = "unknown"  # kyaml ignores this error when the target has no value here
+            if ps == "delete":
+                return CLEAR
+            if origin is MISSING and dest is None:
+                return None  # a null kept in the target
+            target = origin
+        elif origin is None:
+            return CLEAR
+        else:
+            ps = self.directive(origin)
+            if ps == "delete":
+                return CLEAR
+            target = origin if ps == "replace" else dest
+        if not isinstance(target, dict):
+            return target
+        patch = origin if isinstance(origin, dict) else None
+        keys = set(target) if patch is None else set(target) | set(patch)
+        for key in sorted(keys):
+            before = target.get(key, MISSING)
+            value = self.walk(
+                before, MISSING if patch is None else patch.get(key, MISSING), _field_schema(schema, key)
+            )
+            # a null result clears the field, except a null the target already had and the patch leaves alone
+            kept_null = value is None and before is None and (patch is None or key not in patch)
+            if value is MISSING or value is CLEAR or (value is None and not kept_null):
+                target.pop(key, None)
             else:
-                if isinstance(pval, dict) and pval.get("$patch") == "delete":
-                    continue
-                out[key] = _strip_directives(copy.deepcopy(pval))
+                target[key] = value
+        return target
+
+    def walk_assoc_list(self, dest: Any, origin: Any, schema: dict[str, Any]) -> Any:
+        if _is_missing_or_null(dest):
+            target = origin
+        elif origin is None:
+            return CLEAR
+        else:
+            ps = self.directive(origin)
+            if ps == "delete":
+                return CLEAR
+            target = origin if ps == "replace" else dest
+        if _is_missing_or_null(target):
+            return MISSING
+        keys: list[str] = list(schema.get("merge") or ())
+        elem_schema = _elements_schema(schema)
+        sources = [target, origin]
+        for src in sources:
+            if isinstance(src, list):
+                for elem in src:
+                    if keys and not isinstance(elem, dict):
+                        merged_by = "+".join(keys)
+                        raise self.fail(
+                            f"strategic merge: a list merged by {merged_by} holds an element that is not a "
+                            f"mapping: {elem!r}"
+                        )
+                    if not keys and isinstance(elem, (dict, list)):
+                        raise self.fail("strategic merge: a list merged by value holds a map or list element")
+        if keys:
+            values = self.element_values(sources, keys)
+            return self.set_elements(values, keys, sources, elem_schema)
+        return self.set_elements(self.primitive_values(sources), [""], sources, elem_schema)
+
+    @staticmethod
+    def element_values(sources: list[Any], keys: list[str]) -> list[list[str]]:
+        out: list[list[str]] = []
+        for src in (sources[1], sources[0]):  # prepend: the patch's elements first
+            if not isinstance(src, list):
+                continue
+            for elem in src:
+                vals = [
+                    "" if not isinstance(elem, dict) or _is_empty(elem.get(k, MISSING)) else _text(elem[k])
+                    for k in keys
+                ]
+                if vals and vals not in out:
+                    out.append(vals)
         return out
-    if isinstance(patch, list) and isinstance(dest, list):
-        field = path[-1] if path else ""
-        return _merge_list(dest, patch, field, path[:-1])
-    if isinstance(patch, dict) and patch.get("$patch") == "delete":
-        return _DELETE
-    return _strip_directives(copy.deepcopy(patch))
+
+    @staticmethod
+    def primitive_values(sources: list[Any]) -> list[list[str]]:
+        out: list[list[str]] = []
+        seen: set[str] = set()
+        for src in (sources[1], sources[0]):
+            if not isinstance(src, list):
+                continue
+            for item in src:
+                text = _text(item)
+                if text in seen:
+                    continue
+                seen.add(text)
+                out.append([text])
+        return out
+
+    def set_elements(
+        self, values_list: list[list[str]], keys: list[str], sources: list[Any], elem_schema: Any
+    ) -> Any:
+        dest = sources[0]
+        items: list[Any] = []
+        if len(keys) > 1:
+            values_list = _merge_values(values_list)
+        valid_keys: list[str] = []
+        valid_values: list[str] = []
+        for values in values_list:
+            if not values:
+                continue
+            valid_keys, valid_values = _validate_keys(values_list, values, keys)
+            vk, vv = _validate_keys([valid_values], valid_values, valid_keys)
+            elems = [_element_list(src, vk, vv) if isinstance(src, list) else MISSING for src in sources]
+            val = self.walk(elems[0], elems[1], elem_schema)
+            exit_ = False
+            for i, key in enumerate(valid_keys):
+                if val is MISSING or val is CLEAR or val is None or val == {}:
+                    _element_set(dest, None, valid_keys, valid_values)
+                    exit_ = True
+                elif isinstance(val, dict) and key and key not in val and valid_values[i] != "":
+                    val[key] = valid_values[i]
+            if exit_:
+                continue
+            _element_set(items, val, valid_keys, valid_values)
+        if values_list:
+            dest = _append_list(items, dest if isinstance(dest, list) else [], valid_keys)
+        if _is_missing_or_null(dest):
+            return MISSING
+        return dest
 
 
-class _Delete:
-    pass
+def _merge_values(values_list: list[list[str]]) -> list[list[str]]:
+    """kyaml ``mergeValues``: unify key tuples that agree where both are set."""
+    out = [list(v) for v in values_list]
+    for i in range(len(out)):
+        for j in range(len(out)):
+            matched, merged = _match(out[i], out[j])
+            if matched:
+                out[i] = merged
+                out[j] = list(merged)
+    return out
 
 
-_DELETE: Any = _Delete()
+def _match(a: list[str], b: list[str]) -> tuple[bool, list[str]]:
+    if len(a) != len(b):
+        return False, []
+    common = False
+    res: list[str] = []
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            common = True
+            res.append(x)
+            continue
+        if x != "" and y != "":
+            return False, []
+        res.append(x if x != "" else y)
+    return common, res
 
 
-def _merge_list(dest: list[Any], patch: list[Any], field: str, parent: tuple[str, ...]) -> list[Any]:
-    if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
-        return [
-            _strip_directives(copy.deepcopy(i))
-            for i in patch
-            if not (isinstance(i, dict) and i.get("$patch") == "replace")
-        ]
-    if field in PRIMITIVE_MERGE and all(not isinstance(i, (dict, list)) for i in patch):
-        new = [i for i in patch if i not in dest]
-        return new + [i for i in dest]
-    key = _merge_key(field, parent, patch, dest)
-    if key is None:
-        return _strip_directives(copy.deepcopy(patch))  # type: ignore[no-any-return]
-    # kyaml (ListIncreaseDirection "prepend"): elements named by the patch come first, in patch order
-    # (merged with their counterpart), followed by the remaining original elements in their order.
-    head: list[Any] = []
-    used: set[int] = set()
-    for item in patch:
+def _validate_keys(
+    values_list: list[list[str]], values: list[str], keys: list[str]
+) -> tuple[list[str], list[str]]:
+    valid = {keys[i] for vals in values_list for i, v in enumerate(vals) if v != "" and i < len(keys)}
+    if not valid:
+        return list(keys), list(values)
+    vkeys = [k for k in keys if k in valid]
+    vvals = [v for i, v in enumerate(values) if v != "" or (i < len(keys) and keys[i] in valid)]
+    return vkeys, vvals
+
+
+def _field_matches(elem: Any, key: str, value: str) -> bool:
+    """kyaml ``FieldMatcher{Name: key, StringValue: value}`` on a list element."""
+    if key == "":
+        if isinstance(elem, (dict, list)):
+            raise RenderError("strategic merge: a list merged by value holds a map or list element")
+        return _text(elem) == value
+    if not isinstance(elem, dict):
+        raise RenderError("strategic merge: a list merged by key holds an element that is not a map")
+    if key not in elem:
+        return False
+    return value == "" or _text(elem[key]) == value
+
+
+def _element_list(lst: list[Any], keys: list[str], values: list[str]) -> Any:
+    """kyaml ``ElementList``: the first element whose ``keys`` equal ``values``, else MISSING."""
+    if not keys or not keys[0]:
+        wanted = values[0] if values else ""
+        for item in lst:
+            if not isinstance(item, (dict, list)) and _text(item) == wanted:
+                return item
+        return MISSING
+    for item in lst:
         if not isinstance(item, dict):
             continue
-        kval = item.get(key)
-        idx = next(
-            (i for i, d in enumerate(dest) if i not in used and isinstance(d, dict) and d.get(key) == kval),
-            None,
-        )
-        if idx is not None:
-            used.add(idx)
-        if item.get("$patch") == "delete":
+        if all(k in item and _text(item[k]) == v for k, v in zip(keys, values, strict=False)):
+            return item
+    return MISSING
+
+
+def _element_set(lst: list[Any], element: Any, keys: list[str], values: list[str]) -> None:
+    """kyaml ``ElementSetter`` on ``lst`` in place: drop null/empty-map elements, replace (or with
+    ``element`` None remove) the elements matching ``keys``/``values``, append when none matched."""
+    keys = keys or [""]
+    mapping_setter = bool(keys[0]) and bool(values) and values[0] != ""
+    new: list[Any] = []
+    matched = False
+    for elem in lst:
+        if elem is None or elem == {}:
             continue
-        if idx is None:
-            head.append(_strip_directives(copy.deepcopy(item)))
-        else:
-            head.append(strategic_merge(dest[idx], item, (*parent, field)))
-    tail = [copy.deepcopy(d) for i, d in enumerate(dest) if i not in used]
-    return head + tail
+        if not isinstance(elem, dict) and mapping_setter:
+            new.append(elem)
+            continue
+        found = True
+        for j, key in enumerate(keys):
+            if j < len(values) and not _field_matches(elem, key, values[j]):
+                found = False
+                break
+        if not found:
+            if values:
+                new.append(elem)
+            continue
+        matched = True
+        if element is None:
+            continue
+        new.append(element)
+    lst[:] = new
+    if element is None or element is MISSING:
+        return
+    if not matched:
+        lst.append(element)
 
 
-def apply_strategic_merge(obj: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any] | None:
-    """Apply a strategic-merge patch to a whole object; ``None`` when the patch deletes the object."""
-    merged = strategic_merge(obj, patch)
-    if merged is _DELETE:
+def _append_list(dst: list[Any], src: list[Any], keys: list[str]) -> list[Any]:
+    """kyaml ``appendListNode``: set every element of ``src`` into ``dst`` by its key values."""
+    for elem in list(src):
+        if not keys or keys[0] == "":
+            _element_set(dst, elem, [""], [_text(elem)])
+            continue
+        vals: list[str] = []
+        for key in keys:
+            if not isinstance(elem, dict) or key not in elem:
+                dst.append(elem)
+                continue
+            vals.append(_text(elem[key]))
+        if len(keys) > 1:
+            _element_set(dst, None, keys, vals)
+        _element_set(dst, elem, keys, vals)
+    return dst
+
+
+def apply_strategic_merge(
+    obj: dict[str, Any], patch: dict[str, Any], *, where: str = ""
+) -> dict[str, Any] | None:
+    """Apply a strategic-merge patch to a whole object in place; ``None`` when the patch deletes it.
+
+    Args:
+        obj: the target object (changed in place and returned).
+        patch: the patch; consumed (its nodes may end up inside ``obj``), pass a copy.
+        where: file named in errors.
+
+    Raises:
+        RenderError: for unknown ``$patch`` values and values of incompatible shapes.
+    """
+    result = _Merger(where).walk(obj, patch, None)
+    if result is MISSING or result is CLEAR or result is None:
         return None
-    assert isinstance(merged, dict)
-    return merged
+    if not isinstance(result, dict):
+        raise RenderError("strategic merge patch did not produce an object", path=where or None)
+    return result
 
 
-# -- JSON patch (RFC 6902) ----------------------------------------------------------------------------
+# -- JSON patch (RFC 6902, evanphx/json-patch v4 behaviour) ---------------------------------------------
 
 
-def _pointer(ptr: str, *, where: str) -> list[str]:
-    if ptr == "":
-        return []
-    if not ptr.startswith("/"):
-        raise RenderError(f"JSON pointer {ptr!r} must start with '/'", path=where)
-    return [p.replace("~1", "/").replace("~0", "~") for p in ptr[1:].split("/")]
+_INDEX = re.compile(r"^-?(0|[1-9][0-9]*)$")
 
 
-def _resolve(doc: Any, parts: list[str], ptr: str, where: str) -> Any:
+def _decode_key(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")
+
+
+def check_pointer(ptr: Any, what: str, *, where: str) -> str:
+    """Validate an RFC 6901 pointer (``""`` or ``/``-prefixed, ``~`` only as ``~0``/``~1``).
+
+    Raises:
+        RenderError: for anything else (kustomize's JSON patch library would silently read such paths
+            differently, so they are refused).
+    """
+    if not isinstance(ptr, str):
+        raise RenderError(f"JSON patch: {what} must be a string JSON pointer", path=where)
+    if ptr and not ptr.startswith("/"):
+        raise RenderError(
+            f"JSON patch: {what} {ptr!r} is not a JSON pointer (must start with '/')", path=where
+        )
+    if re.search(r"~(?![01])", ptr):
+        raise RenderError(
+            f"JSON patch: {what} {ptr!r} has an invalid '~' escape (only ~0 and ~1)", path=where
+        )
+    return ptr
+
+
+def _index(key: str, size: int, *, for_add: bool = False) -> int | None:
+    """An array index as evanphx/json-patch reads it (negative counts from the end), ``None`` if invalid."""
+    if not _INDEX.match(key) or len(key) > 19:
+        return None
+    idx = int(key, 10)
+    limit = size + 1 if for_add else size
+    if idx < 0:
+        if idx < -limit:
+            return None
+        idx += limit
+    if idx >= limit:
+        return None
+    return idx
+
+
+class _IndexError(Exception):
+    def __init__(self, key: str, size: int) -> None:
+        super().__init__(f"invalid array index {key!r} (list of {size})")
+
+
+def _find(doc: Any, path: str) -> tuple[Any, str] | None:
+    """evanphx ``findObject``: the container holding the last segment of ``path`` and that segment."""
+    split = path.split("/")
+    if len(split) < 2:
+        return None
     cur = doc
-    for p in parts:
+    for part in split[1:-1]:
+        key = _decode_key(part)
         if isinstance(cur, dict):
-            if p not in cur:
-                raise RenderError(f"JSON patch path {ptr!r}: key {p!r} not found", path=where)
-            cur = cur[p]
+            nxt = cur.get(key, MISSING)
         elif isinstance(cur, list):
-            try:
-                i = int(p)
-            except ValueError:
-                raise RenderError(f"JSON patch path {ptr!r}: {p!r} is not a list index", path=where) from None
-            if not 0 <= i < len(cur):
-                raise RenderError(f"JSON patch path {ptr!r}: index {i} out of range", path=where)
-            cur = cur[i]
+            idx = _index(key, len(cur))
+            if idx is None:
+                raise _IndexError(key, len(cur))
+            nxt = cur[idx]
         else:
-            raise RenderError(f"JSON patch path {ptr!r} goes through a scalar", path=where)
-    return cur
+            return None
+        if nxt is MISSING or nxt is None or not isinstance(nxt, (dict, list)):
+            return None
+        cur = nxt
+    return cur, _decode_key(split[-1])
 
 
-def _remove(doc: Any, parts: list[str], ptr: str, where: str) -> Any:
-    if not parts:
-        raise RenderError("JSON patch cannot remove the whole document", path=where)
-    parent = _resolve(doc, parts[:-1], ptr, where)
-    last = parts[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise RenderError(f"JSON patch remove {ptr!r}: key {last!r} not found", path=where)
-        return parent.pop(last)
-    if isinstance(parent, list):
-        try:
-            i = int(last)
-        except ValueError:
-            raise RenderError(f"JSON patch path {ptr!r}: {last!r} is not a list index", path=where) from None
-        if not 0 <= i < len(parent):
-            raise RenderError(f"JSON patch remove {ptr!r}: index {i} out of range", path=where)
-        return parent.pop(i)
-    raise RenderError(f"JSON patch path {ptr!r} goes through a scalar", path=where)
+def _add(container: Any, key: str, value: Any, path: str, where: str) -> None:
+    if isinstance(container, dict):
+        container[key] = value
+        return
+    if key == "-":
+        container.append(value)
+        return
+    idx = _index(key, len(container), for_add=True)
+    if idx is None:
+        raise RenderError(
+            f"JSON patch: error in add for path '{path}': invalid array index {key!r}", path=where
+        )
+    container.insert(idx, value)
 
 
-def _add(doc: Any, parts: list[str], value: Any, ptr: str, where: str, *, replace: bool = False) -> Any:
-    if not parts:
-        return value
-    parent = _resolve(doc, parts[:-1], ptr, where)
-    last = parts[-1]
-    if isinstance(parent, dict):
-        if replace and last not in parent:
-            raise RenderError(f"JSON patch replace {ptr!r}: key {last!r} not found", path=where)
-        parent[last] = value
-    elif isinstance(parent, list):
-        if last == "-" and not replace:
-            parent.append(value)
-            return doc
-        try:
-            i = int(last)
-        except ValueError:
-            raise RenderError(f"JSON patch path {ptr!r}: {last!r} is not a list index", path=where) from None
-        if replace:
-            if not 0 <= i < len(parent):
-                raise RenderError(f"JSON patch replace {ptr!r}: index {i} out of range", path=where)
-            parent[i] = value
-        else:
-            if not 0 <= i <= len(parent):
-                raise RenderError(f"JSON patch add {ptr!r}: index {i} out of range", path=where)
-            parent.insert(i, value)
-    else:
-        raise RenderError(f"JSON patch path {ptr!r} goes through a scalar", path=where)
-    return doc
+def _get(container: Any, key: str) -> Any:
+    if isinstance(container, dict):
+        return container.get(key, MISSING)
+    idx = _index(key, len(container))
+    return MISSING if idx is None else container[idx]
+
+
+def _remove(container: Any, key: str, path: str, where: str) -> Any:
+    if isinstance(container, dict):
+        if key not in container:
+            raise RenderError(f"JSON patch: unable to remove nonexistent key {key!r} at '{path}'", path=where)
+        return container.pop(key)
+    idx = _index(key, len(container))
+    if idx is None:
+        raise RenderError(f"JSON patch: unable to access invalid index {key!r} at '{path}'", path=where)
+    return container.pop(idx)
 
 
 def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[str, Any]:
@@ -281,38 +546,113 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     Raises:
         RenderError: naming ``where`` for malformed operations, missing paths and failed ``test`` ops.
     """
-    doc: Any = copy.deepcopy(obj)
+    from reconciler.render.cache import clone
+
+    doc: Any = clone(obj)
     for n, op in enumerate(ops):
-        if (
-            not isinstance(op, dict)
-            or not isinstance(op.get("op"), str)
-            or not isinstance(op.get("path"), str)
-        ):
-            raise RenderError(f"JSON patch operation #{n} needs string 'op' and 'path'", path=where)
-        kind, ptr = op["op"], op["path"]
-        parts = _pointer(ptr, where=where)
-        if kind in ("add", "replace", "test") and "value" not in op:
-            raise RenderError(f"JSON patch operation #{n} ({kind}) has no 'value'", path=where)
-        if kind == "add":
-            doc = _add(doc, parts, copy.deepcopy(op["value"]), ptr, where)
-        elif kind == "replace":
-            doc = _add(doc, parts, copy.deepcopy(op["value"]), ptr, where, replace=True)
-        elif kind == "remove":
-            _remove(doc, parts, ptr, where)
-        elif kind in ("move", "copy"):
-            src = op.get("from")
-            if not isinstance(src, str):
-                raise RenderError(f"JSON patch operation #{n} ({kind}) needs 'from'", path=where)
-            sparts = _pointer(src, where=where)
-            value = copy.deepcopy(_resolve(doc, sparts, src, where))
-            if kind == "move":
-                _remove(doc, sparts, src, where)
-            doc = _add(doc, parts, value, ptr, where)
-        elif kind == "test":
-            if _resolve(doc, parts, ptr, where) != op["value"]:
-                raise RenderError(f"JSON patch test failed at {ptr!r}", path=where)
-        else:
-            raise RenderError(f"unknown JSON patch operation {kind!r}", path=where)
+        if not isinstance(op, dict):
+            raise RenderError(f"JSON patch operation #{n} is not a mapping", path=where)
+        kind = op.get("op")
+        path = op.get("path")
+        if not isinstance(kind, str):
+            raise RenderError(f"JSON patch operation #{n} has no 'op'", path=where)
+        if not isinstance(path, str):
+            raise RenderError(f"JSON patch operation #{n} ({kind}) has no 'path'", path=where)
+        check_pointer(path, "path", where=where)
+        if "from" in op:
+            check_pointer(op["from"], "from", where=where)
+        value = clone(op.get("value"))
+        try:
+            doc = _apply_op(doc, kind, path, op, value, where)
+        except _IndexError as exc:
+            raise RenderError(f"JSON patch: {kind} at {path!r}: {exc}", path=where) from None
     if not isinstance(doc, dict):
         raise RenderError("JSON patch turned the object into a non-mapping", path=where)
     return doc
+
+
+def _missing(kind: str, what: str, path: str, where: str) -> RenderError:
+    return RenderError(
+        f"JSON patch: {kind} operation does not apply: doc is missing {what}: {path!r}", path=where
+    )
+
+
+def _apply_op(doc: Any, kind: str, path: str, op: dict[str, Any], value: Any, where: str) -> Any:
+    """One RFC 6902 operation; returns the (possibly replaced) document."""
+    if kind == "add":
+        found = _find(doc, path)
+        if found is None:
+            raise _missing(kind, "path", path, where)
+        _add(found[0], found[1], value, path, where)
+    elif kind == "remove":
+        found = _find(doc, path)
+        if found is None:
+            raise _missing(kind, "path", path, where)
+        _remove(found[0], found[1], path, where)
+    elif kind == "replace":
+        if path == "":
+            if not isinstance(value, (dict, list)):
+                raise RenderError("JSON patch: replace operation value must be object or array", path=where)
+            return value
+        found = _find(doc, path)
+        if found is None:
+            raise _missing(kind, "path", path, where)
+        container, key = found
+        if isinstance(container, list):
+            idx = _index(key, len(container))
+            if idx is None:
+                raise RenderError(
+                    f"JSON patch: replace at {path!r}: invalid array index {key!r} "
+                    f"(list of {len(container)})",
+                    path=where,
+                )
+            container[idx] = value
+        else:
+            container[key] = value
+    elif kind in ("move", "copy"):
+        src = op.get("from")
+        if not isinstance(src, str):
+            raise RenderError(f"JSON patch: {kind} operation needs 'from'", path=where)
+        found = _find(doc, src)
+        if found is None:
+            raise _missing(kind, "from path", src, where)
+        moved = _get(found[0], found[1])
+        if moved is MISSING:
+            raise _missing(kind, "from path", src, where)
+        if kind == "move":
+            _remove(found[0], found[1], src, where)
+        else:
+            moved = copy.deepcopy(moved)
+        dest = _find(doc, path)
+        if dest is None:
+            raise _missing(kind, "destination path", path, where)
+        _add(dest[0], dest[1], moved, path, where)
+    elif kind == "test":
+        if path == "":
+            current: Any = doc
+        else:
+            found = _find(doc, path)
+            if found is None:
+                raise RenderError(
+                    f"JSON patch: test operation does not apply: is missing path: {path!r}", path=where
+                )
+            current = _get(found[0], found[1])
+        if current is MISSING:
+            current = None
+        if not _json_equal(current, op.get("value")):
+            raise RenderError(f"JSON patch: testing value {path!r} failed", path=where)
+    else:
+        raise RenderError(f"JSON patch: Unexpected kind: {kind}", path=where)
+    return doc
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b) and type(a) is type(b)

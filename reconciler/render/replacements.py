@@ -1,161 +1,438 @@
 """The ``replacements`` transformer: copy a field value from a source object into target fields.
 
-Follows kustomize v5's ReplacementTransformer: ``source`` selects exactly one object (group/version/kind/
-name/namespace) and a ``fieldPath`` (default ``metadata.name``); each ``targets[]`` entry selects objects
-(``select``, minus ``reject``) and ``fieldPaths``; ``options`` ``delimiter``/``index`` replace one part of a
-delimited string and ``create`` adds missing fields. Field paths are dot-separated; ``[key=value]`` picks a
-list element by a field value, a number picks by index.
+Follows kustomize v5's replacement filter (api/filters/replacement):
+
+- ``source`` selects exactly one object by exact group/version/kind, name and namespace among current and
+  earlier ids (``sourceValue`` gives a literal instead); its ``fieldPath`` (default ``metadata.name``) must
+  hold a non-empty value; ``options.delimiter``/``index`` pick one part of a delimited string;
+- each target's ``select`` and ``reject`` match ids with anchored regular expressions (group, version, kind,
+  name, namespace) plus label/annotation selectors; a target path is dot-separated, ``[field=regex]`` picks
+  the list elements whose field matches the (unanchored) regular expression, a number picks by index, ``*``
+  every element; with ``options.create`` missing fields are created;
+- a scalar target keeps its type and receives the source's text (``options.delimiter``/``index`` replace,
+  prepend (negative index) or append one part of it); a map or list target is replaced by the source value.
+
+Writing into YAML/JSON documents held inside string fields (kustomize 5.8's structured-data paths) is not
+supported and reported as an error.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 from reconciler.render.errors import RenderError
-from reconciler.render.resource import ResMap, Resource
+from reconciler.render.patterns import compile_pattern, search
+from reconciler.render.resource import ResId, ResMap, Resource
+from reconciler.render.selectors import matches_selector, selector_regex_matches
+from reconciler.render.yamlio import load_yaml_value, resolve_plain
 
 
-def _split(path: str) -> list[str]:
+def split_path(path: str) -> list[str]:
+    """kyaml's ``SmarterPathSplitter`` on ``.``: ``[k=v]`` kept whole; ``[a.b]`` becomes the key ``a.b``."""
+    raw = path.split(".")
     parts: list[str] = []
-    cur = ""
-    depth = 0
-    for ch in path:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "." and depth == 0:
-            parts.append(cur)
-            cur = ""
+    for piece in raw:
+        if parts and parts[-1].endswith("\\"):
+            parts[-1] = parts[-1][:-1] + "." + piece
         else:
-            cur += ch
-    parts.append(cur)
+            parts.append(piece)
     out: list[str] = []
-    for p in parts:
-        m = re.match(r"^([^\[]+)(\[.*\])$", p)
-        if m:
-            out += [m.group(1), m.group(2)]
-        else:
-            out.append(p)
+    i = 0
+    while i < len(parts):
+        elem = parts[i]
+        if elem.startswith("[") and not elem.endswith("]"):
+            j = i
+            while j + 1 < len(parts) and not parts[j].endswith("]"):
+                j += 1
+                elem += "." + parts[j]
+            i = j
+        if elem.startswith("[") and elem.endswith("]") and "=" not in elem:
+            elem = elem[1:-1]
+        out.append(elem)
+        i += 1
     return out
 
 
-def _get(node: Any, parts: list[str]) -> Any:
-    for p in parts:
-        if p.startswith("[") and p.endswith("]"):
-            k, _, v = p[1:-1].partition("=")
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (dict, list)):
+        return ""
+    if isinstance(value, float):
+        from reconciler.render.yamlio import format_scalar_float
+
+        return format_scalar_float(value)
+    return str(value)
+
+
+_LIST_INDEX = re.compile(r"^\[([^=\]]*)=(.*)\]$")
+
+
+def _lookup(node: Any, parts: list[str]) -> Any:
+    """kyaml ``Lookup`` for a source field: exact ``[k=v]`` element match, numeric index, plain fields."""
+    for part in parts:
+        if node is None:
+            return None
+        m = _LIST_INDEX.match(part)
+        if m:
             if not isinstance(node, list):
                 return None
-            node = next((i for i in node if isinstance(i, dict) and str(i.get(k)) == v), None)
-        elif isinstance(node, list) and p.isdigit():
-            i = int(p)
-            node = node[i] if i < len(node) else None
+            key, value = m.group(1), m.group(2)
+            node = next(
+                (
+                    e
+                    for e in node
+                    if (isinstance(e, dict) and key and _text(e.get(key)) == value and key in e)
+                    or (not key and not isinstance(e, (dict, list)) and _text(e) == value)
+                ),
+                None,
+            )
+        elif isinstance(node, list):
+            if part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return None
         elif isinstance(node, dict):
-            node = node.get(p)
+            node = node.get(part)
         else:
-            return None
-        if node is None:
             return None
     return node
 
 
-def _set(node: Any, parts: list[str], value: Any, create: bool, opts: dict[str, Any]) -> None:
-    for idx, p in enumerate(parts):
-        last = idx == len(parts) - 1
-        if p.startswith("[") and p.endswith("]"):
-            k, _, v = p[1:-1].partition("=")
-            if not isinstance(node, list):
-                return
-            found = next((i for i in node if isinstance(i, dict) and str(i.get(k)) == v), None)
-            if found is None:
-                if not create:
-                    return
-                found = {k: v}
-                node.append(found)
-            node = found
-            continue
-        if isinstance(node, list) and p.isdigit():
-            i = int(p)
-            if i >= len(node):
-                return
-            if last:
-                node[i] = _value(node[i], value, opts)
-                return
-            node = node[i]
-            continue
-        if not isinstance(node, dict):
-            return
-        if last:
-            if p not in node and not create:
-                return
-            node[p] = _value(node.get(p), value, opts)
-            return
-        if p not in node or node[p] is None:
-            if not create:
-                return
-            node[p] = [] if parts[idx + 1].startswith("[") else {}
-        node = node[p]
+def _ids(res: Resource) -> list[ResId]:
+    cur = res.cur_id()
+    return [ResId(cur.group, cur.version, cur.kind, cur.name, cur.namespace), *res.prev_ids()]
 
 
-def _value(old: Any, value: Any, opts: dict[str, Any]) -> Any:
-    if isinstance(old, str) and not isinstance(value, (str, dict, list)) and value is not None:
-        value = ("true" if value else "false") if isinstance(value, bool) else str(value)
+def _source(resmap: ResMap, src: dict[str, Any], where: str) -> Resource:
+    group, version = _gv(src)
+    kind, name, ns = str(src.get("kind") or ""), str(src.get("name") or ""), str(src.get("namespace") or "")
+    want = ResId(group, version, kind, name, ns)
+    matches = []
+    for res in resmap:
+        for rid in _ids(res):
+            if (
+                (not name or name == rid.name)
+                and (not ns or want.ns_equals(rid))
+                and rid.gvk_selected_by(group, version, kind)
+            ):
+                matches.append(res)
+                break
+    if len(matches) > 1:
+        raise RenderError(f"multiple matches for replacement source selector {_brief(src)}", path=where)
+    if not matches:
+        raise RenderError(f"nothing selected by replacement source selector {_brief(src)}", path=where)
+    return matches[0]
+
+
+def _gv(sel: dict[str, Any]) -> tuple[str, str]:
+    return str(sel.get("group") or ""), str(sel.get("version") or "")
+
+
+def _brief(sel: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={sel[k]}" for k in ("group", "version", "kind", "name", "namespace") if sel.get(k))
+
+
+def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
+    if entry.get("sourceValue") is not None and entry.get("source") is not None:
+        raise RenderError("replacement: value and resource selectors are mutually exclusive", path=where)
+    if entry.get("sourceValue") is not None:
+        return _text(entry["sourceValue"])
+    src = entry.get("source")
+    if not isinstance(src, dict):
+        raise RenderError("replacements must specify a source and at least one target", path=where)
+    res = _source(resmap, src, where)
+    fpath = str(src.get("fieldPath") or "metadata.name")
+    value = _lookup(res.obj, split_path(fpath))
+    if value is None or value == "" or value == {} or value == []:
+        raise RenderError(f"fieldPath `{fpath}` is missing for replacement source {_brief(src)}", path=where)
+    opts = src.get("options") or {}
     delim = opts.get("delimiter")
-    if delim and isinstance(old, str):
-        pieces = old.split(delim)
-        index = int(opts.get("index", 0))
+    if delim:
+        if isinstance(value, (dict, list)):
+            raise RenderError("delimiter option can only be used with scalar nodes", path=where)
+        pieces = _text(value).split(str(delim))
+        index = _int_option(opts, where)
+        if index >= len(pieces) or index < 0:
+            raise RenderError(f"options.index {index} is out of bounds for value {_text(value)}", path=where)
+        return _Scalar(pieces[index], value)
+    return copy.deepcopy(value)
+
+
+class _Scalar:
+    """A source value whose text was cut out of a scalar (keeps the original's type tag)."""
+
+    def __init__(self, text: str, original: Any) -> None:
+        self.text = text
+        self.original = original
+
+
+def _int_option(opts: dict[str, Any], where: str) -> int:
+    index = opts.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise RenderError("replacement options.index must be an integer", path=where)
+    return index
+
+
+def _as_text(value: Any) -> str:
+    return value.text if isinstance(value, _Scalar) else _text(value)
+
+
+def _typed(text: str, like: Any, where: str) -> Any:
+    """``text`` read with the YAML type of ``like`` (kustomize keeps the target node's tag)."""
+    if isinstance(like, str):
+        return text
+    if like is None:
+        return None
+    resolved = resolve_plain(text) if text else None
+    if isinstance(like, bool):
+        if isinstance(resolved, bool):
+            return resolved
+    elif isinstance(like, int):
+        if isinstance(resolved, int) and not isinstance(resolved, bool):
+            return resolved
+    elif isinstance(like, float) and isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
+        return float(resolved)
+    kind = {bool: "!!bool", int: "!!int", float: "!!float"}.get(type(like), "!!str")
+    raise RenderError(f"replacement: cannot decode `{text}` as a {kind} in the target field", path=where)
+
+
+def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where: str, created: bool) -> None:
+    target = container[key]
+    delim = opts.get("delimiter")
+    if delim:
+        if isinstance(target, (dict, list)):
+            raise RenderError("delimiter option can only be used with scalar nodes", path=where)
+        parts = _text(target).split(str(delim))
+        index = _int_option(opts, where)
+        text = _as_text(value)
         if index < 0:
-            pieces.insert(0, str(value))
-        elif index >= len(pieces):
-            pieces.append(str(value))
+            parts.insert(0, text)
+        elif index >= len(parts):
+            parts.append(text)
         else:
-            pieces[index] = str(value)
-        return delim.join(pieces)
-    return value
+            parts[index] = text
+        value = _Scalar(str(delim).join(parts), value.original if isinstance(value, _Scalar) else value)
+    if isinstance(target, (dict, list)) and not created:
+        container[key] = copy.deepcopy(value.original if isinstance(value, _Scalar) else value)
+        return
+    if isinstance(value, (dict, list)) and created:
+        container[key] = copy.deepcopy(value)
+        return
+    text = _as_text(value)
+    container[key] = resolve_plain(text) if created else _typed(text, target, where)
 
 
-def _matches(res: Resource, sel: dict[str, Any]) -> bool:
-    rid = res.cur_id()
-    for key, cur in (
-        ("group", rid.group),
-        ("version", rid.version),
-        ("kind", rid.kind),
-        ("name", rid.name),
-        ("namespace", rid.namespace),
-    ):
-        want = sel.get(key)
-        if want not in (None, "") and want != cur:
-            return False
-    return True
+class _Missing:
+    pass
 
 
-def apply(resmap: ResMap, entries: list[dict[str, Any]], *, where: str) -> None:
-    """Apply replacement entries in order.
+_CREATED = _Missing()
+
+
+def _match_targets(
+    node: Any, parts: list[str], create: Any, out: list[tuple[Any, Any, bool]], where: str
+) -> None:
+    """kyaml ``PathMatcher`` collecting (container, key, created) of every field ``parts`` reaches."""
+    if not parts:
+        return
+    part = parts[0]
+    rest = parts[1:]
+    last = not rest
+    if part.lstrip("-").isdigit():
+        if not isinstance(node, list):
+            raise RenderError(f"replacement target path segment {part!r} expects a list", path=where)
+        idx = int(part)
+        created = False
+        if idx == len(node) and create is not None:
+            node.append(_new_node(rest[0] if rest else "", create))
+            created = True
+        if idx >= len(node) or idx < 0:
+            raise RenderError(f"index {idx} specified but only {len(node)} elements found", path=where)
+        _descend(node, idx, rest, create, out, where, created)
+        return
+    m = _LIST_INDEX.match(part)
+    if m:
+        if not isinstance(node, list):
+            raise RenderError(f"replacement target path segment {part!r} expects a list", path=where)
+        field, pattern = m.group(1), m.group(2)
+        compile_pattern(pattern, where=where)
+        found = False
+        for i, elem in enumerate(node):
+            if field:
+                if not isinstance(elem, dict) or field not in elem or elem[field] is None:
+                    continue
+                if not search(pattern, _text(elem[field]).strip(), where=where):
+                    continue
+                found = True
+                if last:
+                    out.append((node, i, False))
+                else:
+                    _match_targets(elem, rest, create, out, where)
+            else:
+                if isinstance(elem, (dict, list)) or not search(pattern, _text(elem).strip(), where=where):
+                    continue
+                found = True
+                out.append((node, i, False))
+        if not found and create is not None:
+            node.append({field: resolve_plain(pattern)} if field else resolve_plain(pattern))
+            _match_targets(node, parts, None, out, where)
+        return
+    if part == "*":
+        if not isinstance(node, list):
+            raise RenderError("replacement target wildcard '*' expects a list", path=where)
+        for i in range(len(node)):
+            _descend(node, i, rest, create, out, where, False)
+        return
+    if not isinstance(node, dict):
+        raise RenderError(f"replacement target path segment {part!r} expects a mapping", path=where)
+    created = False
+    if part not in node:
+        if create is None:
+            return
+        node[part] = _new_node(rest[0] if rest else "", create)
+        created = True
+    _descend(node, part, rest, create, out, where, created)
+
+
+def _new_node(next_part: str, create: Any) -> Any:
+    if next_part == "":
+        return {} if create == "map" else [] if create == "seq" else _CREATED
+    if next_part.lstrip("-").isdigit() or _LIST_INDEX.match(next_part) or next_part == "*":
+        return []
+    return {}
+
+
+def _descend(
+    container: Any,
+    key: Any,
+    rest: list[str],
+    create: Any,
+    out: list[tuple[Any, Any, bool]],
+    where: str,
+    created: bool,
+) -> None:
+    value = container[key]
+    if not rest:
+        out.append((container, key, created or value is _CREATED))
+        return
+    if value is None or isinstance(value, (str, int, float, bool)):
+        if isinstance(value, str):
+            try:
+                inner = load_yaml_value(value, path=where)
+            except RenderError:
+                inner = None
+            if isinstance(inner, (dict, list)):
+                raise RenderError(
+                    "replacements into YAML or JSON held inside a string field are not supported", path=where
+                )
+        return
+    _match_targets(value, rest, create, out, where)
+
+
+def apply(resmap: ResMap, entries: list[tuple[Any, str]]) -> None:
+    """Apply replacement entries in order; each entry comes with the file it was written in.
 
     Raises:
-        RenderError: when a source matches no or several objects, or its field is missing.
+        RenderError: naming that file when a source matches no or several objects, its field is missing, a
+            target field is missing (without ``create``), or a value does not fit the target's type.
     """
-    for entry in entries:
-        src = entry.get("source") or {}
-        sources = [r for r in resmap if _matches(r, src)]
-        if len(sources) != 1:
-            raise RenderError(
-                f"replacement source {src} matched {len(sources)} objects, expected 1", path=where
-            )
-        fpath = str(src.get("fieldPath") or "metadata.name")
-        value = _get(sources[0].obj, _split(fpath))
-        if value is None:
-            raise RenderError(f"replacement source field {fpath!r} not found", path=where)
-        sopts = src.get("options") or {}
-        if sopts.get("delimiter") and isinstance(value, str):
-            value = value.split(sopts["delimiter"])[int(sopts.get("index", 0))]
-        for target in entry.get("targets") or []:
-            sel = target.get("select") or {}
-            rejects = target.get("reject") or []
+    for entry, where in entries:
+        if not isinstance(entry, dict):
+            raise RenderError("replacement entries must be mappings", path=where)
+        targets = entry.get("targets")
+        if (entry.get("source") is None and entry.get("sourceValue") is None) or targets is None:
+            raise RenderError("replacements must specify a source and at least one target", path=where)
+        value = _source_value(resmap, entry, where)
+        if not isinstance(targets, list):
+            raise RenderError("replacement targets must be a list", path=where)
+        for target in targets:
+            if not isinstance(target, dict) or not isinstance(target.get("select"), dict):
+                raise RenderError("target must specify resources to select", path=where)
+            sel = target["select"]
+            rejects = [r for r in (target.get("reject") or []) if isinstance(r, dict)]
             opts = target.get("options") or {}
+            create = None
+            if opts.get("create"):
+                create = "map" if isinstance(value, dict) else "seq" if isinstance(value, list) else "scalar"
+            paths = target.get("fieldPaths") or ["metadata.name"]
             for res in resmap:
-                if not _matches(res, sel) or any(_matches(res, r) for r in rejects):
+                if not matches_selector(res, sel, labels_only=True, where=where):
                     continue
-                for tpath in target.get("fieldPaths") or ["metadata.name"]:
-                    _set(res.obj, _split(str(tpath)), value, bool(opts.get("create")), opts)
+                if any(
+                    (r.get("annotationSelector") or r.get("labelSelector"))
+                    and matches_selector(res, r, labels_only=True, where=where)
+                    for r in rejects
+                ):
+                    continue
+                ids = _ids(res)
+                if any(
+                    _rid_fields(r) and any(selector_regex_matches(r, i, where=where) for i in ids)
+                    for r in rejects
+                ):
+                    continue
+                if not any(selector_regex_matches(sel, i, where=where) for i in ids):
+                    continue
+                for fpath in paths:
+                    found: list[tuple[Any, Any, bool]] = []
+                    _match_targets(res.obj, split_path(str(fpath)), create, found, where)
+                    if not found:
+                        verb = "find or create" if create is not None else "find"
+                        raise RenderError(
+                            f"unable to {verb} field {str(fpath)!r} in replacement target {res.cur_id()}",
+                            path=where,
+                        )
+                    for container, key, created in found:
+                        _set_field(container, key, value, opts, where, created)
+
+
+def _rid_fields(sel: dict[str, Any]) -> bool:
+    return any(sel.get(k) for k in ("group", "version", "kind", "name", "namespace"))
+
+
+def load_replacement_file(text: bytes, *, path: str) -> list[dict[str, Any]]:
+    """Entries of a ``replacements: - path: FILE`` file (one replacement mapping or a list of them).
+
+    Raises:
+        RenderError: when the file holds neither, or an entry has unknown fields.
+    """
+    value = load_yaml_value(text, path=path, yaml11=True)
+    if isinstance(value, dict):
+        entries = [value]
+    elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        entries = list(value)
+    else:
+        raise RenderError(
+            "unsupported replacement type encountered within replacement path (expected a mapping or a list "
+            "of mappings)",
+            path=path,
+        )
+    for entry in entries:
+        check_entry(entry, where=path)
+    return entries
+
+
+_ENTRY_FIELDS = {"source", "sourceValue", "targets", "path"}
+
+
+def check_entry(entry: Any, *, where: str) -> None:
+    """Validate the shape of one replacement entry.
+
+    Raises:
+        RenderError: for a non-mapping entry, unknown fields, or a source/targets of the wrong type.
+    """
+    if not isinstance(entry, dict):
+        raise RenderError("replacement entries must be mappings", path=where)
+    unknown = set(entry) - _ENTRY_FIELDS
+    if unknown:
+        raise RenderError(f"replacement: unknown field(s) {sorted(unknown)}", path=where)
+    if entry.get("source") is not None and not isinstance(entry["source"], dict):
+        raise RenderError("replacement source must be a mapping", path=where)
+    if entry.get("targets") is not None and not isinstance(entry["targets"], list):
+        raise RenderError("replacement targets must be a list", path=where)

@@ -1,50 +1,28 @@
 """Resources being rendered: the object plus the bookkeeping kustomize keeps beside it.
 
-Each :class:`Resource` remembers its earlier identities (names/namespaces before prefix, suffix, namespace
-and hash changes) so name references can be rewritten at the end of the build, whether it came from a
-generator (and so gets a content-hash suffix), and the name prefixes/suffixes applied to it.
+Identity follows kustomize v5 (sigs.k8s.io/kustomize/kyaml/resid, api/resource): a :class:`ResId` is group,
+version, kind, name and namespace; a kind is cluster-scoped only when kustomize's built-in schema says so for
+that exact apiVersion and kind (``NAMESPACED`` in :mod:`reconciler.render._k8s_schema`; unknown kinds count
+as namespaced); the *effective* namespace of a namespaced id is ``default`` when none is set. A resource
+remembers its earlier identities the way kustomize's build annotations do (name, effective namespace and
+kind, stored by the transformers that may rename: namespace, prefix, suffix, JSON patches, hash suffixes);
+earlier ids carry the current group/version and are never considered cluster-scoped. Name prefixes and
+suffixes applied to a resource are kept for telling name references apart.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.render._k8s_schema import NAMESPACED
 from reconciler.render.errors import RenderError
-from reconciler.render.fieldspecs import is_cluster_scoped
 
-
-@dataclass(frozen=True)
-class ResId:
-    """Group, version, kind, namespace and name of a resource (empty namespace = none given)."""
-
-    group: str
-    version: str
-    kind: str
-    namespace: str
-    name: str
-
-    def gvk_str(self) -> str:
-        """``kind.version.group`` with kustomize's placeholders for empty parts."""
-        return "_".join([self.kind or "~K", self.version or "~V", self.group or "~G"])
-
-    def __str__(self) -> str:
-        ns = self.namespace or "~X"
-        return f"{self.gvk_str()}|{ns}|{self.name or '~N'}"
-
-    def ns_equals(self, other: ResId) -> bool:
-        """Namespace equality where no namespace and ``default`` are the same."""
-        return (self.namespace or "default") == (other.namespace or "default")
-
-    def same_gvknn(self, other: ResId) -> bool:
-        """Same group/version/kind/name and equal namespace (``""`` == ``default``)."""
-        return (self.group, self.version, self.kind, self.name) == (
-            other.group,
-            other.version,
-            other.kind,
-            other.name,
-        ) and self.ns_equals(other)
+DEFAULT_NAMESPACE = "default"
+#: kustomize's effective namespace of cluster-scoped ids.
+NOT_NAMESPACED = "_non_namespaceable_"
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
@@ -53,17 +31,87 @@ def split_api_version(api_version: str) -> tuple[str, str]:
     return group, version
 
 
+def join_api_version(group: str, version: str) -> str:
+    """Inverse of :func:`split_api_version`."""
+    return f"{group}/{version}" if group else version
+
+
+def is_cluster_scoped(group: str, version: str, kind: str) -> bool:
+    """Whether kustomize's built-in schema knows this apiVersion/kind as cluster-scoped."""
+    return _cluster_scoped(group, version, kind)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cluster_scoped(group: str, version: str, kind: str) -> bool:
+    return NAMESPACED.get((join_api_version(group, version), kind)) is False
+
+
+@dataclass(frozen=True, slots=True)
+class ResId:
+    """Group, version, kind, name and namespace of a resource (``namespace`` as written, "" when absent)."""
+
+    group: str
+    version: str
+    kind: str
+    name: str
+    namespace: str
+    cluster_scoped: bool = False
+
+    @staticmethod
+    def of(group: str, version: str, kind: str, name: str, namespace: str) -> ResId:
+        """An id whose cluster scope is looked up in the schema table."""
+        return ResId(group, version, kind, name, namespace, _cluster_scoped(group, version, kind))
+
+    @property
+    def effective_namespace(self) -> str:
+        """``_non_namespaceable_`` for cluster-scoped ids, ``default`` for an empty namespace."""
+        if self.cluster_scoped:
+            return NOT_NAMESPACED
+        if self.namespace in ("", DEFAULT_NAMESPACE):
+            return DEFAULT_NAMESPACE
+        return self.namespace
+
+    def gvk_str(self) -> str:
+        """``kind.version.group`` with kustomize's placeholders for empty parts."""
+        return ".".join([self.kind or "[noKind]", self.version or "[noVer]", self.group or "[noGrp]"])
+
+    def __str__(self) -> str:
+        return f"{self.gvk_str()}/{self.namespace + '/' if self.namespace else ''}{self.name or '[noName]'}"
+
+    def key(self) -> tuple[str, str, str, str, str]:
+        """Hashable identity with kustomize's equality (effective namespace)."""
+        return (self.group, self.version, self.kind, self.name, self.effective_namespace)
+
+    def equals(self, other: ResId) -> bool:
+        """kustomize's ``ResId.Equals``: same group/version/kind/name and effective namespace."""
+        return self.key() == other.key()
+
+    def ns_equals(self, other: ResId) -> bool:
+        """Same effective namespace."""
+        return self.effective_namespace == other.effective_namespace
+
+    def gvk_selected_by(self, group: str, version: str, kind: str) -> bool:
+        """kustomize's ``Gvk.IsSelected``: empty selector parts match anything."""
+        return (
+            (not group or group == self.group)
+            and (not version or version == self.version)
+            and (not kind or kind == self.kind)
+        )
+
+
 @dataclass
 class Resource:
     """One object under construction with kustomize's per-resource build state."""
 
     obj: dict[str, Any]
     source: str = ""
-    prev_ids: list[ResId] = field(default_factory=list)
+    #: earlier identities as (name, effective namespace, kind), oldest first
+    previous: list[tuple[str, str, str]] = field(default_factory=list)
     needs_hash: bool = False
     behavior: str = "create"
     prefixes: list[str] = field(default_factory=list)
     suffixes: list[str] = field(default_factory=list)
+    _id_cache: tuple[Any, ResId] | None = field(default=None, repr=False, compare=False)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -77,7 +125,8 @@ class Resource:
     @property
     def api_version(self) -> str:
         """``apiVersion`` as written."""
-        return str(self.obj.get("apiVersion") or "")
+        value = self.obj.get("apiVersion")
+        return value if isinstance(value, str) else ""
 
     @property
     def group(self) -> str:
@@ -92,117 +141,218 @@ class Resource:
     @property
     def kind(self) -> str:
         """``kind``."""
-        return str(self.obj.get("kind") or "")
+        value = self.obj.get("kind")
+        return value if isinstance(value, str) else ""
 
     @property
     def name(self) -> str:
         """``metadata.name``."""
         meta = self.obj.get("metadata")
-        return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+        value = meta.get("name") if isinstance(meta, dict) else None
+        return value if isinstance(value, str) else ""
 
     @property
     def namespace(self) -> str:
         """``metadata.namespace`` ("" when absent)."""
         meta = self.obj.get("metadata")
-        return str(meta.get("namespace") or "") if isinstance(meta, dict) else ""
+        value = meta.get("namespace") if isinstance(meta, dict) else None
+        return value if isinstance(value, str) else ""
 
     def cur_id(self) -> ResId:
-        """Current identity."""
-        return ResId(self.group, self.version, self.kind, self.namespace, self.name)
+        """Current identity (memoised on apiVersion, kind, name and namespace)."""
+        obj = self.obj
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            name, ns = meta.get("name"), meta.get("namespace")
+        else:
+            name = ns = None
+        key = (obj.get("apiVersion"), obj.get("kind"), name, ns)
+        cached = self._id_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        api, kind = key[0], key[1]
+        group, version = split_api_version(api if isinstance(api, str) else "")
+        rid = ResId.of(
+            group,
+            version,
+            kind if isinstance(kind, str) else "",
+            name if isinstance(name, str) else "",
+            ns if isinstance(ns, str) else "",
+        )
+        self._id_cache = (key, rid)
+        return rid
 
-    def orig_id(self) -> ResId:
-        """Identity before any rename (the first recorded one)."""
-        return self.prev_ids[0] if self.prev_ids else self.cur_id()
+    def prev_ids(self) -> list[ResId]:
+        """Earlier identities (current group/version, never cluster-scoped), oldest first."""
+        group, version = split_api_version(self.api_version)
+        return [ResId(group, version, k, n, ns) for n, ns, k in self.previous]
+
+    def org_id(self) -> ResId:
+        """The first recorded identity, or the current one."""
+        if self.previous:
+            n, ns, k = self.previous[0]
+            group, version = split_api_version(self.api_version)
+            return ResId(group, version, k, n, ns)
+        return self.cur_id()
 
     def all_ids(self) -> list[ResId]:
         """Earlier identities followed by the current one."""
-        return [*self.prev_ids, self.cur_id()]
+        return [*self.prev_ids(), self.cur_id()]
 
     def cluster_scoped(self) -> bool:
-        """Whether the kind is a built-in cluster-scoped kind."""
-        return is_cluster_scoped(self.kind)
+        """Whether the current apiVersion/kind is cluster-scoped."""
+        return self.cur_id().cluster_scoped
 
-    def record_id(self) -> None:
-        """Remember the current identity before it changes."""
+    def store_previous_id(self) -> None:
+        """Record the current identity (kustomize's ``StorePreviousId``)."""
         cur = self.cur_id()
-        if not self.prev_ids or self.prev_ids[-1] != cur:
-            self.prev_ids.append(cur)
+        self.previous.append((cur.name, cur.effective_namespace, cur.kind))
 
     def set_name(self, name: str) -> None:
-        """Rename, remembering the previous identity."""
-        if name != self.name:
-            self.record_id()
-            self.meta["name"] = name
+        """Set ``metadata.name``."""
+        self.meta["name"] = name
 
     def set_namespace(self, namespace: str) -> None:
-        """Move to ``namespace``, remembering the previous identity."""
-        if namespace != self.namespace:
-            self.record_id()
+        """Set ``metadata.namespace`` (removed when ``namespace`` is empty)."""
+        if namespace:
             self.meta["namespace"] = namespace
+        else:
+            self.meta.pop("namespace", None)
 
-    def copy(self) -> Resource:
-        """Deep copy."""
-        return Resource(
-            copy.deepcopy(self.obj),
-            self.source,
-            list(self.prev_ids),
-            self.needs_hash,
-            self.behavior,
-            list(self.prefixes),
-            list(self.suffixes),
-        )
+    def prefix_suffix_equals(self, other: Resource, *, allow_empty: bool) -> bool:
+        """kustomize's ``PrefixesSuffixesEquals``."""
+
+        def same_ending(a: list[str], b: list[str]) -> bool:
+            short, long = (a, b) if len(a) <= len(b) else (b, a)
+            if not short:
+                return not long
+            return long[len(long) - len(short) :] == short
+
+        if allow_empty:
+            return (
+                not self.prefixes or not other.prefixes or same_ending(self.prefixes, other.prefixes)
+            ) and (not self.suffixes or not other.suffixes or same_ending(self.suffixes, other.suffixes))
+        return same_ending(self.prefixes, other.prefixes) and same_ending(self.suffixes, other.suffixes)
 
 
-def make_resource(obj: dict[str, Any], *, source: str) -> Resource:
-    """Wrap a loaded object, checking it has apiVersion, kind and metadata.name.
+def make_resource(
+    obj: dict[str, Any], *, source: str, line: int | None = None, patch: bool = False
+) -> Resource:
+    """Wrap a loaded object, checking the fields kustomize and the API server need.
+
+    ``kind`` and ``apiVersion`` must be non-empty strings, ``metadata`` a mapping with a non-empty string
+    ``name`` (kustomize requires it except for ``*List`` kinds), ``namespace`` a string when given,
+    ``labels`` and ``annotations`` mappings when given, and no list may hold an empty (null) item. A
+    strategic-merge ``patch`` may leave out ``apiVersion`` (kustomize fills in the target's).
 
     Raises:
-        RenderError: naming ``source`` when a required field is missing or of the wrong type.
+        RenderError: naming ``source`` (and the document's first ``line``) for the first violation.
     """
-    for key in ("apiVersion", "kind"):
-        if not isinstance(obj.get(key), str) or not obj.get(key):
-            raise RenderError(f"object has no {key}", path=source)
+
+    def fail(message: str) -> RenderError:
+        return RenderError(f"{message} in object {_brief(obj)}", path=source, line=line)
+
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise fail("missing kind" if kind in (None, "") else "kind is not a string")
+    api = obj.get("apiVersion")
+    if api is not None and not isinstance(api, str):
+        raise fail("apiVersion is not a string")
+    if not api and not patch:
+        raise fail("missing apiVersion")
     meta = obj.get("metadata")
-    if not isinstance(meta, dict):
-        raise RenderError(f"{obj['kind']} object has no metadata", path=source)
-    has_name = isinstance(meta.get("name"), str) and bool(meta["name"])
-    if not has_name and not (isinstance(meta.get("generateName"), str) and meta["generateName"]):
-        raise RenderError(f"{obj['kind']} object has no metadata.name", path=source)
+    if meta is not None and not isinstance(meta, dict):
+        raise fail("metadata is not a mapping")
+    meta = meta or {}
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        if name not in (None, "") and not isinstance(name, str):
+            raise fail("metadata.name is not a string")
+        if not kind.endswith("List"):
+            raise fail("missing metadata.name")
+    ns = meta.get("namespace")
+    if ns is not None and not isinstance(ns, str):
+        raise fail("metadata.namespace is not a string")
+    for key in ("labels", "annotations"):
+        value = meta.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise fail(f"metadata.{key} is not a mapping")
+        if key == "labels" and isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, (dict, list)):
+                    raise fail(f"label {k!r} does not have a string value")
+    if _has_null_list_item(obj):
+        raise fail("empty item in a list")
     return Resource(obj=obj, source=source)
+
+
+def _brief(obj: dict[str, Any]) -> str:
+    raw = obj.get("metadata")
+    meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return f"{obj.get('apiVersion') or ''}/{obj.get('kind') or ''} {meta.get('name') or ''}".strip()
+
+
+def _has_null_list_item(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            for item in v:
+                if item is None:
+                    return True
+                stack.append(item)
+    return False
 
 
 class ResMap:
     """An ordered list of resources with unique current identities."""
 
-    def __init__(self) -> None:
-        self.items: list[Resource] = []
+    def __init__(self, items: list[Resource] | None = None) -> None:
+        self.items: list[Resource] = list(items or [])
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.items)
+    def __iter__(self) -> Iterator[Resource]:
+        return iter(list(self.items))
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def find(self, rid: ResId) -> Resource | None:
-        """The resource whose current identity equals ``rid`` ("" and ``default`` namespace equal)."""
-        for r in self.items:
-            if r.cur_id().same_gvknn(rid):
-                return r
-        return None
+    def by_current_id(self, rid: ResId) -> list[Resource]:
+        """Resources whose current id equals ``rid`` (kustomize equality)."""
+        key = rid.key()
+        return [r for r in self.items if r.cur_id().key() == key]
+
+    def by_any_id(self, rid: ResId) -> list[Resource]:
+        """Resources with ``rid`` among their earlier or current ids."""
+        key = rid.key()
+        return [r for r in self.items if any(i.key() == key for i in r.all_ids())]
 
     def append(self, res: Resource) -> None:
         """Add a resource.
 
         Raises:
-            RenderError: when a resource with the same identity is already present.
+            RenderError: when a resource with the same current identity is already present.
         """
-        if self.find(res.cur_id()) is not None:
-            raise RenderError(
-                f"may not add resource with an already registered id: {res.cur_id()}", path=res.source or None
-            )
-        self.items.append(res)
+        self.extend([res])
 
-    def extend(self, other: ResMap) -> None:
-        """Append every resource of ``other`` (same duplicate check)."""
-        for r in other.items:
-            self.append(r)
+    def extend(self, resources: list[Resource]) -> None:
+        """Append resources, refusing identities already present (kustomize's ``Append``).
+
+        Raises:
+            RenderError: on the first duplicate identity.
+        """
+        seen = {r.cur_id().key() for r in self.items}
+        for res in resources:
+            key = res.cur_id().key()
+            if key in seen:
+                raise RenderError(
+                    f"may not add resource with an already registered id: {res.cur_id()}",
+                    path=res.source or None,
+                )
+            seen.add(key)
+            self.items.append(res)
+
+    def remove(self, res: Resource) -> None:
+        """Drop ``res`` (identity comparison)."""
+        self.items = [r for r in self.items if r is not res]

@@ -1,217 +1,396 @@
 """Built-in transformers: namespace, name prefix/suffix, labels, annotations, images, replicas.
 
-Semantics follow kustomize v5's built-in transformers (sigs.k8s.io/kustomize/api/filters/*): each walks the
-field specs of the build's transformer configuration (:mod:`reconciler.render.fieldspecs`).
+Semantics follow kustomize v5's built-in transformer plugins (api/internal/builtins) and their filters
+(api/filters/*): each walks the field specs of the build's transformer configuration with
+:func:`reconciler.render.fieldspecs.apply_fieldspec`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from reconciler.render.errors import RenderError
-from reconciler.render.fieldspecs import FieldSpec, apply_fieldspec
+from reconciler.render.fieldspecs import MAPPING, SCALAR, FieldSpec, apply_fieldspec
+from reconciler.render.patterns import full_match
 from reconciler.render.resource import ResMap, Resource
 
+# -- namespace ----------------------------------------------------------------------------------------
 
-def _selected(res: Resource, spec: FieldSpec, *, original: bool = False) -> bool:
-    rid = res.orig_id() if original else res.cur_id()
-    return spec.matches(rid.group, rid.version, rid.kind)
+ROLE_BINDING_MODES = ("defaultOnly", "allServiceAccounts", "none")
 
 
-def namespace_transform(resmap: ResMap, namespace: str, specs: list[FieldSpec]) -> None:
-    """Set ``metadata.namespace`` on every namespaced object and the other namespace fields in ``specs``.
+def namespace_transform(
+    resmap: ResMap,
+    namespace: str,
+    specs: list[FieldSpec],
+    *,
+    unset_only: bool = False,
+    role_binding_subjects: str = "defaultOnly",
+    where: str | None = None,
+) -> None:
+    """kustomize's NamespaceTransformer.
 
-    RoleBinding/ClusterRoleBinding subjects named ``default`` get the namespace too (kustomize's
-    ``setRoleBindingSubjects: defaultOnly``); subjects naming a ServiceAccount of the build are updated
-    later by name-reference rewriting.
+    Every resource records its identity; namespaced ones get ``metadata.namespace`` (only when empty with
+    ``unset_only``); the other fields in ``specs`` are set (``metadata/namespace`` specs are skipped, and
+    ``metadata/name`` specs apply only to ``apiVersion: v1`` objects); RoleBinding/ClusterRoleBinding
+    subjects get the namespace per ``role_binding_subjects``: ``defaultOnly`` (subjects named ``default``),
+    ``allServiceAccounts`` (every ServiceAccount subject) or ``none``.
+
+    Raises:
+        RenderError: for an unknown ``role_binding_subjects`` mode, a namespace field that is not a scalar,
+            or two resources ending up with the same identity.
     """
+    if not namespace:
+        return
+    if role_binding_subjects not in ROLE_BINDING_MODES:
+        raise RenderError(
+            f"invalid value {role_binding_subjects!r} for setRoleBindingSubjects: must be one of "
+            + ", ".join(repr(m) for m in ROLE_BINDING_MODES),
+            path=where,
+        )
+
+    def set_ns(container: Any, key: Any) -> None:
+        current = container[key]
+        if isinstance(current, (dict, list)):
+            raise RenderError("namespace field specs must target scalar nodes", path=where)
+        if unset_only and current not in (None, ""):
+            return
+        container[key] = namespace
+
     for res in resmap:
+        res.store_previous_id()
+        api_version = res.api_version
+        fs = [
+            s
+            for s in specs
+            if s.path != "metadata/namespace" and (api_version == "v1" or s.path != "metadata/name")
+        ]
         if not res.cluster_scoped():
-            res.set_namespace(namespace)
-        for spec in specs:
-            if spec.path == "metadata/namespace":
-                continue
-            if spec.path == "metadata/name" and res.api_version != "v1":
-                continue
-            if res.kind in ("RoleBinding", "ClusterRoleBinding") and spec.path == "subjects/namespace":
-                continue
-            if not _selected(res, spec):
-                continue
-            if spec.path == "metadata/name":
-                res.set_name(namespace)
-                continue
-
-            def setter(value: Any, parent: Any, key: Any) -> None:
-                parent[key] = namespace
-
-            apply_fieldspec(res.obj, spec, setter, create_value=lambda: namespace)
+            apply_fieldspec(
+                res.obj, FieldSpec("metadata/namespace", create=True), set_ns, create_kind=SCALAR, where=where
+            )
         if res.kind in ("RoleBinding", "ClusterRoleBinding"):
+            fs = [
+                s
+                for s in fs
+                if not (s.kind in ("RoleBinding", "ClusterRoleBinding") and s.path == "subjects/namespace")
+            ]
             subjects = res.obj.get("subjects")
-            if isinstance(subjects, list):
+            if role_binding_subjects != "none" and isinstance(subjects, list):
                 for subj in subjects:
-                    if isinstance(subj, dict) and subj.get("name") == "default":
-                        subj["namespace"] = namespace
+                    if not isinstance(subj, dict):
+                        continue
+                    if role_binding_subjects == "defaultOnly" and subj.get("name") != "default":
+                        continue
+                    if role_binding_subjects == "allServiceAccounts" and subj.get("kind") != "ServiceAccount":
+                        continue
+                    if "namespace" not in subj or subj["namespace"] is None:
+                        subj["namespace"] = ""
+                    set_ns(subj, "namespace")
+        for spec in fs:
+            apply_fieldspec(res.obj, spec, set_ns, create_kind=SCALAR, where=where)
+    seen: dict[Any, Resource] = {}
+    for res in resmap:
+        key = res.cur_id().key()
+        if key in seen:
+            raise RenderError(
+                f"namespace transformation produces ID conflict: {seen[key].cur_id()} and {res.cur_id()}",
+                path=where,
+            )
+        seen[key] = res
 
 
-_PREFIX_SKIP = {("", "CustomResourceDefinition"), ("apiregistration.k8s.io", "APIService"), ("", "Namespace")}
+# -- name prefix / suffix -----------------------------------------------------------------------------
 
 
 def _skip_prefix(res: Resource) -> bool:
-    oid = res.orig_id()
-    return (("", oid.kind) in _PREFIX_SKIP and oid.kind != "APIService") or (
-        oid.group,
-        oid.kind,
-    ) in _PREFIX_SKIP
+    oid = res.org_id()
+    return oid.kind in ("CustomResourceDefinition", "Namespace") or (
+        oid.group == "apiregistration.k8s.io" and oid.kind == "APIService"
+    )
 
 
-def prefix_suffix_transform(resmap: ResMap, prefix: str, suffix: str, specs: list[FieldSpec]) -> None:
-    """Add ``prefix``/``suffix`` to the name fields in ``specs`` (CRDs, APIServices, Namespaces skipped)."""
+def prefix_suffix_transform(
+    resmap: ResMap, prefix: str, suffix: str, specs: list[FieldSpec], *, where: str | None = None
+) -> None:
+    """kustomize's PrefixTransformer / SuffixTransformer (one of ``prefix``/``suffix`` per call in
+    kustomizations; a builtin PrefixSuffixTransformer configuration may give both).
+
+    CRDs, Namespaces and APIServices are skipped; specs are selected by the resource's original kind; the
+    ``metadata/name`` spec records the prefix/suffix and the identity before renaming.
+    """
     for res in resmap:
         if _skip_prefix(res):
             continue
+        oid = res.org_id()
         for spec in specs:
-            if not _selected(res, spec, original=True):
+            if not oid.gvk_selected_by(spec.group, spec.version, spec.kind):
                 continue
             if spec.path == "metadata/name":
                 if prefix:
                     res.prefixes.append(prefix)
                 if suffix:
                     res.suffixes.append(suffix)
-                res.set_name(f"{prefix}{res.name}{suffix}")
-                continue
+                if prefix or suffix:
+                    res.store_previous_id()
 
-            def setter(value: Any, parent: Any, key: Any) -> None:
-                if isinstance(value, str):
-                    parent[key] = f"{prefix}{value}{suffix}"
+            def setter(container: Any, key: Any, spec: FieldSpec = spec, res: Resource = res) -> None:
+                value = container[key]
+                if isinstance(value, (dict, list)):
+                    raise RenderError(
+                        f"name prefix/suffix: field '{spec.path}' of {res.cur_id()} is not a scalar",
+                        path=where,
+                    )
+                text = "" if value is None else _text(value)
+                container[key] = f"{prefix}{text}{suffix}"
 
-            apply_fieldspec(res.obj, spec, setter)
+            apply_fieldspec(res.obj, spec, setter, create_kind=SCALAR, where=where)
 
 
-def map_transform(resmap: ResMap, pairs: dict[str, str], specs: list[FieldSpec]) -> None:
-    """Merge ``pairs`` into the string maps at ``specs`` (labels, selectors, annotations)."""
+def _text(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+# -- labels and annotations -----------------------------------------------------------------------------
+
+
+def specs_for(
+    res: Resource, specs: list[FieldSpec], memo: dict[tuple[str, str, str], list[FieldSpec]]
+) -> list[FieldSpec]:
+    """The specs whose group/version/kind select ``res`` (memoised per group/version/kind in ``memo``)."""
+    key = (res.group, res.version, res.kind)
+    found = memo.get(key)
+    if found is None:
+        found = [s for s in specs if s.matches(*key)]
+        memo[key] = found
+    return found
+
+
+def map_transform(
+    resmap: ResMap, pairs: dict[str, str], specs: list[FieldSpec], *, where: str | None = None
+) -> None:
+    """kustomize's LabelTransformer / AnnotationsTransformer: set every pair (keys in sorted order) in the
+    string maps at ``specs``, creating them where the spec allows.
+
+    Raises:
+        RenderError: when a targeted field is not a mapping.
+    """
     if not pairs:
         return
+    items = sorted(pairs.items())
+    memo: dict[tuple[str, str, str], list[FieldSpec]] = {}
     for res in resmap:
-        for spec in specs:
-            if not _selected(res, spec):
-                continue
 
-            def setter(
-                value: Any, parent: Any, key: Any, res: Resource = res, spec: FieldSpec = spec
-            ) -> None:
-                if value is None:
-                    value = {}
-                    parent[key] = value
-                if not isinstance(value, dict):
-                    raise RenderError(
-                        f"{spec.path} of {res.kind}/{res.name} is not a mapping", path=res.source or None
-                    )
-                for k, v in pairs.items():
-                    value[k] = v
+        def setter(container: Any, k: Any, res: Resource = res) -> None:
+            target = container[k]
+            if target is None:
+                target = {}
+                container[k] = target
+            if not isinstance(target, dict):
+                raise RenderError(
+                    f"cannot set labels or annotations: a field of {res.cur_id()} is not a mapping",
+                    path=where,
+                )
+            for key, value in items:
+                target[key] = value
 
-            apply_fieldspec(res.obj, spec, setter, create_value=dict)
+        for spec in specs_for(res, specs, memo):
+            apply_fieldspec(res.obj, spec, setter, create_kind=MAPPING, where=where)
 
 
-_DIGEST = re.compile(r"@sha256:[0-9a-fA-F]+$|@[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
+# -- images -------------------------------------------------------------------------------------------
+
+
+def image_matches(image: str, name: str) -> bool:
+    """kustomize's ``IsImageMatched``: ``name`` (a regular expression, as kustomize builds it) followed by
+    an optional ``:tag`` and an optional ``@sha256:digest``."""
+    try:
+        return full_match("^" + name + r"(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9_.{}-]*)?$", image)
+    except RenderError:
+        return False
 
 
 def split_image(image: str) -> tuple[str, str, str]:
-    """Split ``repo[:tag][@digest]`` into ``(repo, ":tag" or "", "@digest" or "")``."""
-    digest = ""
-    at = image.find("@")
-    if at >= 0:
-        image, digest = image[:at], image[at:]
-    tag = ""
-    colon = image.rfind(":")
-    if colon > image.rfind("/"):
-        image, tag = image[:colon], image[colon:]
-    return image, tag, digest
-
-
-def _image_matches(name: str, entry_name: str) -> bool:
-    return name == entry_name
+    """kustomize's ``image.Split``: ``(name, tag, digest)`` without the ``:`` and ``@`` separators."""
+    search = image
+    slash = image.find("/")
+    if slash > 0:
+        search = image[slash:]
+    else:
+        slash = 0
+    at = search.find("@")
+    colon = search.find(":")
+    if colon < 0 and at < 0:
+        return image, "", ""
+    if at >= 0 and (at < colon or colon < 0):
+        at += slash
+        return image[:at], "", image[at + 1 :]
+    if at >= 0 and colon >= 0:
+        at += slash
+        colon += slash
+        return image[:colon], image[colon + 1 : at], image[at + 1 :]
+    colon += slash
+    return image[:colon], image[colon + 1 :], ""
 
 
 def new_image(image: str, entry: dict[str, Any]) -> str | None:
-    """The rewritten image reference for one ``images:`` entry, or ``None`` when the entry does not apply.
+    """The image after one ``images:`` entry, or ``None`` when the entry does not match it.
 
-    ``newName`` replaces the repository; ``newTag`` replaces the tag and drops a digest; ``digest`` replaces
-    tag and digest with ``@digest``; ``newTag`` + ``digest`` gives ``:tag@digest``. A ``newTag`` containing
-    ``@`` is read as ``tag@digest``.
+    ``newName`` replaces the name; ``newTag`` and ``digest`` together give ``:tag@digest``; ``newTag`` alone
+    replaces tag and digest; ``digest`` alone replaces both with ``@digest``; ``tagSuffix`` appends to the
+    tag and drops the digest (kustomize's imageTagUpdater).
     """
-    repo, tag, digest = split_image(image)
-    if not _image_matches(repo, str(entry.get("name", ""))):
+    if not image_matches(image, str(entry.get("name") or "")):
         return None
-    new_repo = str(entry.get("newName") or repo)
-    new_tag = entry.get("newTag")
-    new_digest = entry.get("digest")
-    if new_tag is not None and not isinstance(new_tag, str):
-        new_tag = str(new_tag)
-    if isinstance(new_tag, str) and "@" in new_tag and not new_digest:
-        new_tag, _, new_digest = new_tag.partition("@")
+    name, tag, digest = split_image(image)
+    new_name = _entry_str(entry, "newName")
+    new_tag = _entry_str(entry, "newTag")
+    new_digest = _entry_str(entry, "digest")
+    tag_suffix = _entry_str(entry, "tagSuffix")
+    if new_name:
+        name = new_name
     if new_tag and new_digest:
-        return f"{new_repo}:{new_tag}@{new_digest}"
-    if new_digest:
-        return f"{new_repo}@{new_digest}"
-    if new_tag:
-        return f"{new_repo}:{new_tag}"
-    return f"{new_repo}{tag}{digest}"
+        tag, digest = new_tag, new_digest
+    elif new_tag:
+        tag, digest = new_tag, ""
+    elif new_digest:
+        tag, digest = "", new_digest
+    elif tag_suffix:
+        tag, digest = tag + tag_suffix, ""
+    if tag:
+        name += ":" + tag
+    if digest:
+        name += "@" + digest
+    return name
 
 
-def _walk_containers(node: Any, fn: Any) -> None:
+def _entry_str(entry: dict[str, Any], key: str) -> str:
+    value = entry.get(key)
+    if value is None:
+        return ""
+    return _text(value)
+
+
+_IMAGE_ENTRY_FIELDS = {"name", "newName", "newTag", "digest", "tagSuffix"}
+
+
+def check_image_entry(entry: Any, *, where: str | None) -> dict[str, Any]:
+    """Validate one ``images:`` entry.
+
+    Raises:
+        RenderError: for a non-mapping entry or unknown fields.
+    """
+    if not isinstance(entry, dict):
+        raise RenderError("images entries must be mappings", path=where)
+    unknown = set(entry) - _IMAGE_ENTRY_FIELDS
+    if unknown:
+        raise RenderError(
+            f"images entry {entry.get('name')!r}: unknown field(s) {sorted(unknown)}", path=where
+        )
+    return entry
+
+
+def _legacy_slots(node: Any, out: list[tuple[Any, Any]]) -> None:
+    """The ``image`` fields of the elements of every ``containers``/``initContainers`` list, in kustomize's
+    visiting order (children first)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("containers", "initContainers", "ephemeralContainers") and isinstance(value, list):
-                for c in value:
-                    if isinstance(c, dict) and isinstance(c.get("image"), str):
-                        c["image"] = fn(c["image"])
-            _walk_containers(value, fn)
+            _legacy_slots(value, out)
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                for item in value:
+                    if isinstance(item, dict) and "image" in item:
+                        out.append((item, "image"))
     elif isinstance(node, list):
         for item in node:
-            _walk_containers(item, fn)
+            _legacy_slots(item, out)
 
 
-def images_transform(resmap: ResMap, entries: list[dict[str, Any]], specs: list[FieldSpec]) -> None:
-    """Apply ``images:`` entries to every container image (any ``containers``/``initContainers`` list in
-    the object, as kustomize's legacy image filter does) and to the image fields in ``specs``."""
+def images_transform(
+    resmap: ResMap, entries: list[dict[str, Any]], specs: list[FieldSpec], *, where: str | None = None
+) -> None:
+    """kustomize's ImageTagTransformer, one pass per entry in order: first every ``image`` in any
+    ``containers``/``initContainers`` list of the object (the legacy filter), then the image fields in
+    ``specs`` (a field reached by both is updated twice, as in kustomize). CustomResourceDefinitions are left
+    alone.
+
+    Raises:
+        RenderError: when an image field holds a mapping or list.
+    """
     if not entries:
         return
-
-    def rewrite(image: str) -> str:
-        for entry in entries:
-            replaced = new_image(image, entry)
-            if replaced is not None:
-                return replaced
-        return image
-
+    memo: dict[tuple[str, str, str], list[FieldSpec]] = {}
     for res in resmap:
-        _walk_containers(res.obj, rewrite)
-        for spec in specs:
-            if not _selected(res, spec):
-                continue
+        if res.kind == "CustomResourceDefinition":
+            continue
+        slots: list[tuple[Any, Any]] = []
+        _legacy_slots(res.obj, slots)
 
-            def setter(value: Any, parent: Any, key: Any) -> None:
-                if isinstance(value, str):
-                    parent[key] = rewrite(value)
+        def collect(container: Any, key: Any, slots: list[tuple[Any, Any]] = slots) -> None:
+            slots.append((container, key))
 
-            apply_fieldspec(res.obj, spec, setter)
-
-
-def replicas_transform(resmap: ResMap, entries: list[dict[str, Any]], specs: list[FieldSpec]) -> None:
-    """Set ``spec.replicas`` (or the configured fields) of objects named in ``replicas:`` entries."""
-    for entry in entries:
-        name, count = entry.get("name"), entry.get("count")
-        if not isinstance(name, str) or not isinstance(count, int) or isinstance(count, bool):
-            raise RenderError("replicas entries need a string 'name' and an integer 'count'")
-        for res in resmap:
-            if name not in {i.name for i in res.all_ids()}:
-                continue
-            for spec in specs:
-                if not _selected(res, spec):
+        for spec in specs_for(res, specs, memo):
+            apply_fieldspec(res.obj, spec, collect, where=where)
+        if not slots:
+            continue
+        for entry in entries:
+            for container, key in slots:
+                value = container[key]
+                if value is None:
                     continue
+                if isinstance(value, (dict, list)):
+                    raise RenderError(
+                        f"image field of {res.cur_id()} holds a {type(value).__name__}, expected a string",
+                        path=where,
+                    )
+                replaced = new_image(_text(value), entry)
+                if replaced is not None:
+                    container[key] = replaced
 
-                def setter(value: Any, parent: Any, key: Any, count: int = count) -> None:
-                    parent[key] = count
 
-                apply_fieldspec(res.obj, spec, setter, create_value=lambda count=count: count)  # type: ignore[misc]
+# -- replicas -----------------------------------------------------------------------------------------
+
+
+def replicas_transform(
+    resmap: ResMap, entries: list[dict[str, Any]], specs: list[FieldSpec], *, where: str | None = None
+) -> None:
+    """kustomize's ReplicaCountTransformer: set the replica fields of objects with the entry's name among
+    their earlier or current names, for each spec whose kind selects them.
+
+    Raises:
+        RenderError: for malformed entries, or when no spec matches an object of that name.
+    """
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise RenderError("replicas entries must be mappings", path=where)
+        name, count = entry.get("name"), entry.get("count")
+        if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int):
+            raise RenderError("replicas entries need a string 'name' and an integer 'count'", path=where)
+        found = False
+        for spec in specs:
+            matched = [
+                r
+                for r in resmap
+                if any(
+                    i.name == name and i.gvk_selected_by(spec.group, spec.version, spec.kind)
+                    for i in r.all_ids()
+                )
+            ]
+            if not matched:
+                continue
+            found = True
+            for res in matched:
+
+                def setter(container: Any, key: Any, count: int = count) -> None:
+                    container[key] = count
+
+                apply_fieldspec(res.obj, spec, setter, create_kind=SCALAR, where=where)
+        if not found:
+            kinds = ", ".join(spec.kind or "*" for spec in specs)
+            raise RenderError(
+                f"resource with name {name} does not match a config with the following kinds: [{kinds}]",
+                path=where,
+            )

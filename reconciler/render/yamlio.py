@@ -1,8 +1,15 @@
-"""Safe YAML loading and `kustomize build`-identical YAML output.
+"""Safe YAML loading with kustomize's reading rules, and `kustomize build`-identical YAML output.
 
-Loading uses ruamel.yaml's pure-Python safe loader (YAML 1.2 core schema, as kustomize's kyaml/yaml.v3
-reads manifests): duplicate keys are rejected, timestamps stay strings (yaml.v3 keeps timestamp-looking
-scalars as strings when decoding into untyped values), alias expansion is bounded.
+Loading: libyaml (PyYAML's C parser, the same parser family as go-yaml) composes the node tree; this module
+builds plain values from it with the scalar rules of go-yaml v3 (``resolve.go``), which kustomize's kyaml
+uses: only ``true``/``false`` (three spellings each) are booleans, ``~``/``null``/empty are null, integers
+follow Go's ``strconv.ParseInt(s, 0, 64)`` after removing ``_`` (so ``0777`` is octal, ``0x1F`` hex, ``0b101``
+binary), then unsigned 64-bit integers, then floats matching ``[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?
+[0-9]+)?`` that parse without a range error; timestamps stay strings. Mapping keys keep their text (kyaml
+decodes objects into ``map[string]interface{}``). Duplicate keys are refused (yaml.v3 refuses them when
+kyaml decodes), ``<<`` merge keys are applied with explicit keys winning. Hostile input is bounded: nesting
+deeper than :data:`MAX_DEPTH` (libyaml's own limit is 1000), alias expansion beyond
+:data:`MAX_EXPANDED_NODES` nodes, invalid UTF-8.
 
 Output follows what `kustomize build` does (api/resource.AsYAML): each object is converted to JSON and then
 to YAML with sigs.k8s.io/yaml's JSONToYAML, i.e. go-yaml v2 (`go.yaml.in/yaml/v2`) with its defaults:
@@ -14,134 +21,437 @@ analysis and writing rules below follow go-yaml v2's emitter (a port of libyaml'
 
 from __future__ import annotations
 
-import io
-import json
+import decimal
+import functools
 import math
 import re
 import unicodedata
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.constructor import SafeConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.render.errors import RenderError
 
-#: Upper bound on the number of nodes a document may expand to through aliases ("billion laughs").
+#: Upper bound on the number of values one YAML stream may expand to through aliases ("billion laughs").
 MAX_EXPANDED_NODES = 1_000_000
+#: Deepest nesting of mappings and sequences accepted (after alias expansion).
+MAX_DEPTH = 1000
+#: Longest unquoted number accepted. go-yaml would read a longer one as a string (it is out of 64-bit
+#: range); no manifest has such a number, so it is refused as hostile input instead.
+MAX_NUMBER_DIGITS = 1000
+_NUMBER_LIKE = re.compile(
+    r"^[-+]?(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9_]*\.?[0-9_]*([eE][-+]?[0-9]+)?)$"
+)
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+_PLAIN = "!reconciler/plain"
+_STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
 
 
-class _Constructor(SafeConstructor):
-    """Safe constructor that keeps timestamps as strings and rejects duplicate keys."""
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """Composer only: tags implicit plain scalars with a marker so resolution happens in :func:`_resolve`."""
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode:
+            return _PLAIN if implicit[0] else _STR_TAG
+        return _SEQ_TAG if kind is SequenceNode else _MAP_TAG
 
 
-def _timestamp_as_string(constructor: SafeConstructor, node: ScalarNode) -> str:
-    return str(node.value)
+_V3_RESOLVE: dict[str, Any] = {
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+    "": None,
+    "~": None,
+    "null": None,
+    "Null": None,
+    "NULL": None,
+    ".nan": math.nan,
+    ".NaN": math.nan,
+    ".NAN": math.nan,
+    ".inf": math.inf,
+    ".Inf": math.inf,
+    ".INF": math.inf,
+    "+.inf": math.inf,
+    "+.Inf": math.inf,
+    "+.INF": math.inf,
+    "-.inf": -math.inf,
+    "-.Inf": -math.inf,
+    "-.INF": -math.inf,
+}
+#: go-yaml v2 (YAML 1.1) spellings of booleans that v3 reads as strings; kustomize reads kustomization files,
+#: transformer configurations and JSON patches through sigs.k8s.io/yaml, which uses v2.
+_V2_BOOLS: dict[str, bool] = {
+    **dict.fromkeys(["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"], True),
+    **dict.fromkeys(["n", "N", "no", "No", "NO", "off", "Off", "OFF"], False),
+}
+_V3_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_GO_INT_BODY = {
+    "x": re.compile(r"[0-9a-fA-F]+"),
+    "o": re.compile(r"[0-7]+"),
+    "b": re.compile(r"[01]+"),
+}
+_DEC = re.compile(r"[0-9]+")
+_OCT = re.compile(r"[0-7]+")
+_TS_PREFIX = re.compile(r"^[0-9]{4}-")
+_TS_FORMS = (
+    re.compile(
+        r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]+)?"
+        r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+    ),
+    re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2} [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]+)?$"),
+    re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"),
+)
 
 
-_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_string)
+def go_parse_int(text: str, *, unsigned: bool = False) -> int | None:
+    """The value of Go's ``strconv.ParseInt(text, 0, 64)`` (or ``ParseUint``), ``None`` when it fails."""
+    body, neg = text, False
+    if body[:1] in ("+", "-"):
+        if unsigned:
+            return None
+        neg = body[0] == "-"
+        body = body[1:]
+    if not body:
+        return None
+    base = 10
+    if len(body) > 1 and body[0] == "0":
+        p = body[1].lower()
+        if p in _GO_INT_BODY:
+            base = {"x": 16, "o": 8, "b": 2}[p]
+            if not _GO_INT_BODY[p].fullmatch(body[2:]):
+                return None
+            body = body[2:]
+        elif _OCT.fullmatch(body[1:]):
+            base, body = 8, body[1:]
+        else:
+            return None
+    elif not _DEC.fullmatch(body):
+        return None
+    if len(body.lstrip("0")) > 64:
+        return None  # beyond 64 bits in any base (and beyond Python's digit limit for str -> int)
+    value = int(body, base)
+    if unsigned:
+        return value if value < 2**64 else None
+    value = -value if neg else value
+    return value if -(2**63) <= value < 2**63 else None
 
 
-def _new_yaml() -> YAML:
-    y = YAML(typ="safe", pure=True)
-    y.Constructor = _Constructor
-    y.allow_duplicate_keys = False
-    return y
+def _v3_timestamp(s: str) -> bool:
+    if not _TS_PREFIX.match(s):
+        return False
+    for form in _TS_FORMS:
+        if form.match(s):
+            parts = re.split(r"[-Tt :.Z+]", s)
+            try:
+                year, month, day = int(parts[0]), int(parts[1]), int(parts[2])
+            except (ValueError, IndexError):
+                return False
+            if not (1 <= month <= 12 and 1 <= day <= 31) or year < 0:
+                return False
+            if len(parts) > 5:
+                h, m, sec = int(parts[3]), int(parts[4]), int(parts[5])
+                if h > 23 or m > 59 or sec > 59:
+                    return False
+            return True
+    return False
 
 
-def _expanded_size(node: Node, memo: dict[int, int], depth: int = 0) -> int:
-    """Number of nodes ``node`` expands to when aliases are copied out (memoised per node identity)."""
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    if depth > 1000:
-        raise ValueError("nesting deeper than 1000 levels")
-    memo[key] = 1  # recursive structures count once while being measured
-    total = 1
-    if isinstance(node, SequenceNode):
-        for child in node.value:
-            total += _expanded_size(child, memo, depth + 1)
-    elif isinstance(node, MappingNode):
-        for k, v in node.value:
-            total += _expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
-    if total > MAX_EXPANDED_NODES:
-        raise ValueError(f"document expands to more than {MAX_EXPANDED_NODES} nodes through aliases")
-    memo[key] = total
-    return total
+def _parse_go_float(text: str) -> float | None:
+    """``strconv.ParseFloat(text, 64)`` for decimal forms: ``None`` on syntax or range errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if math.isinf(value):
+        return None
+    return value
 
 
-def _plain(value: Any, path: str, line: int) -> Any:
-    """Deep-copy a constructed value into plain dict/list/scalars with str keys."""
-    if isinstance(value, dict):
+def resolve_plain(text: str, *, yaml11: bool = False) -> Any:
+    """The value go-yaml v3 (or with ``yaml11``, go-yaml v2) gives an untagged plain scalar."""
+    if yaml11 and text in _V2_BOOLS:
+        return _V2_BOOLS[text]
+    if text in _V3_RESOLVE:
+        return _V3_RESOLVE[text]
+    c = text[0]
+    if c == ".":
+        value = _parse_go_float(text) if _V3_FLOAT.match(text) else None
+        return text if value is None else value
+    if c not in "+-0123456789":
+        return text
+    if _v3_timestamp(text):
+        return text
+    plain = text.replace("_", "")
+    if plain:
+        iv = go_parse_int(plain)
+        if iv is not None:
+            return iv
+        uv = go_parse_int(plain, unsigned=True)
+        if uv is not None:
+            return uv
+        if _V3_FLOAT.match(plain):
+            fv = _parse_go_float(plain)
+            if fv is not None:
+                return fv
+    return text
+
+
+def _resolve_tagged(tag: str, text: str, path: str, line: int) -> Any:
+    """A scalar with an explicit ``!!int``/``!!float``/``!!bool``/``!!null``/``!!str`` tag."""
+    if tag in (_STR_TAG, _TIMESTAMP_TAG) or not tag.startswith("tag:yaml.org,2002:"):
+        return text
+    value = resolve_plain(text) if text else None
+    short = tag.rsplit(":", 1)[1]
+    if tag == _FLOAT_TAG and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    ok = {
+        _INT_TAG: isinstance(value, int) and not isinstance(value, bool),
+        _FLOAT_TAG: isinstance(value, float),
+        _BOOL_TAG: isinstance(value, bool),
+        _NULL_TAG: value is None,
+    }.get(tag)
+    if ok is None:
+        return text
+    if not ok:
+        raise RenderError(f"cannot decode `{text}` as a !!{short}", path=path, line=line)
+    return value
+
+
+class _Builder:
+    """Turns composed nodes into plain values, counting every value built (alias bombs)."""
+
+    __slots__ = ("budget", "path", "yaml11")
+
+    def __init__(self, path: str, *, yaml11: bool = False) -> None:
+        self.path = path
+        self.budget = MAX_EXPANDED_NODES
+        self.yaml11 = yaml11
+
+    def fail(self, message: str, node: Node) -> RenderError:
+        return RenderError(message, path=self.path, line=node.start_mark.line + 1)
+
+    def value(self, node: Node, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise self.fail(f"document expands to more than {MAX_EXPANDED_NODES} nodes through aliases", node)
+        if isinstance(node, ScalarNode):
+            tag = node.tag
+            if tag == _PLAIN:
+                text = node.value
+                if len(text) > MAX_NUMBER_DIGITS and _NUMBER_LIKE.match(text):
+                    raise self.fail(
+                        f"number with {len(text)} digits is too large (limit {MAX_NUMBER_DIGITS} digits)",
+                        node,
+                    )
+                return resolve_plain(text, yaml11=self.yaml11)
+            if tag == _STR_TAG:
+                return node.value
+            return _resolve_tagged(tag, node.value, self.path, node.start_mark.line + 1)
+        if depth >= MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", node)
+        if isinstance(node, SequenceNode):
+            return [self.value(item, depth + 1) for item in node.value]
+        if isinstance(node, MappingNode):
+            return self.mapping(node, depth, raw_values=False, string_keys=False)
+        raise self.fail("unsupported YAML node", node)
+
+    def key(self, node: Node, string_keys: bool) -> str:
+        """A mapping key: its text in string-keyed maps, else it must resolve to a string."""
+        if not isinstance(node, ScalarNode):
+            raise self.fail("mapping key is not a scalar", node)
+        if node.tag == _STR_TAG:
+            return str(node.value)
+        if string_keys:
+            return str(node.value)
+        # keys follow go-yaml v3 even in kustomization files (a key like ``on`` stays a string)
+        resolved = resolve_plain(node.value) if node.tag == _PLAIN else None
+        if isinstance(resolved, str):
+            return resolved
+        raise self.fail(
+            f"mapping key {node.value!r} is not a string (objects need string keys to convert to JSON)", node
+        )
+
+    def mapping(
+        self, node: MappingNode, depth: int, *, raw_values: bool, string_keys: bool
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for k, v in value.items():
-            if isinstance(k, bool) or k is None:
-                key = json.dumps(k)
-            elif isinstance(k, (int, float, str)):
-                key = str(k)
+        lines: dict[str, int] = {}
+        merges: list[Node] = []
+        for knode, vnode in node.value:
+            if isinstance(knode, ScalarNode) and (
+                knode.tag == _MERGE_TAG or (knode.tag == _PLAIN and knode.value == "<<")
+            ):
+                merges.append(vnode)
+                continue
+            key = self.key(knode, string_keys)
+            if key in lines:
+                raise self.fail(
+                    f'duplicate mapping key "{key}" (already defined at line {lines[key]})', knode
+                )
+            lines[key] = knode.start_mark.line + 1
+            if raw_values and isinstance(vnode, ScalarNode):
+                self.budget -= 1
+                out[key] = vnode.value
             else:
-                raise RenderError(f"mapping key {k!r} is not a scalar", path=path, line=line)
-            out[key] = _plain(v, path, line)
+                out[key] = self.value(vnode, depth + 1)
+        for mnode in merges:
+            sources = mnode.value if isinstance(mnode, SequenceNode) else [mnode]
+            for src in sources:
+                if not isinstance(src, MappingNode):
+                    raise self.fail("map merge requires map or sequence of maps as the value", src)
+                merged = self.mapping(src, depth + 1, raw_values=False, string_keys=string_keys)
+                for k, v in merged.items():
+                    out.setdefault(k, v)
         return out
-    if isinstance(value, list):
-        return [_plain(v, path, line) for v in value]
-    if isinstance(value, bytes):
-        import base64
 
-        return base64.b64encode(value).decode()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+    def document(self, node: MappingNode) -> dict[str, Any]:
+        doc = self.mapping(node, 0, raw_values=False, string_keys=True)
+        meta_node = next(
+            (v for k, v in node.value if isinstance(k, ScalarNode) and k.value == "metadata"), None
+        )
+        if isinstance(meta_node, MappingNode) and isinstance(doc.get("metadata"), dict):
+            ann = next(
+                (v for k, v in meta_node.value if isinstance(k, ScalarNode) and k.value == "annotations"),
+                None,
+            )
+            if isinstance(ann, MappingNode):
+                # kustomize rewrites metadata.annotations as strings of their scalar text at the end of
+                # every build (RemoveBuildAnnotations); keep that text here
+                doc["metadata"]["annotations"] = self.mapping(ann, 2, raw_values=True, string_keys=True)
+        return doc
 
 
-def load_yaml_documents(text: str, *, path: str) -> list[dict[str, Any]]:
+def _decode(data: str | bytes, path: str) -> str:
+    if isinstance(data, str):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RenderError(f"invalid UTF-8 (byte offset {exc.start})", path=path, line=line) from None
+
+
+def compose_documents(data: str | bytes, *, path: str) -> list[Node]:
+    """The composed node of every document of a YAML stream (empty documents left out).
+
+    Raises:
+        RenderError: naming ``path`` and the 1-based line for invalid YAML or invalid UTF-8.
+    """
+    text = _decode(data, path)
+    loader = _Loader(text)
+    nodes: list[Node] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            if isinstance(node, ScalarNode) and node.tag == _PLAIN and node.value in ("", "~", "null"):
+                continue
+            nodes.append(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        raise RenderError(f"invalid YAML: {problem}", path=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise RenderError(f"invalid YAML: {str(exc).strip()}", path=path) from None
+    except RecursionError:
+        raise RenderError(f"invalid YAML: nesting deeper than {MAX_DEPTH} levels", path=path) from None
+    finally:
+        loader.dispose()
+    return nodes
+
+
+def load_yaml_documents(data: str | bytes, *, path: str) -> list[dict[str, Any]]:
     """Load every document of a multi-document YAML stream as a plain dict.
 
     Args:
-        text: the YAML source (``---``-separated documents).
+        data: the YAML source (``---``-separated documents), text or UTF-8 bytes.
         path: the file name used in error messages.
 
     Returns:
         One dict per non-empty document, in file order (str keys; values dict/list/str/int/float/bool/None).
-        Empty documents (only comments or nothing) are skipped; so is a document that is exactly a list of
-        objects? No: a top-level list is an error, like every other non-mapping document, except that a
-        ``kind: List`` object is returned as is (the caller flattens it).
+        Empty documents (only comments, nothing, or an explicit null) are skipped. Scalars follow go-yaml
+        v3's rules (see the module docstring); ``metadata.annotations`` values keep their text.
 
     Raises:
-        RenderError: naming ``path`` and the 1-based line for invalid YAML, duplicate keys, documents that
-            are not mappings, and alias expansion beyond :data:`MAX_EXPANDED_NODES` nodes.
+        RenderError: naming ``path`` and the 1-based line for invalid YAML or UTF-8, duplicate keys,
+            documents that are not mappings, nesting deeper than :data:`MAX_DEPTH`, and alias expansion
+            beyond :data:`MAX_EXPANDED_NODES` values.
     """
-    y = _new_yaml()
-    docs: list[dict[str, Any]] = []
-    try:
-        for node in y.compose_all(io.StringIO(text)):
-            if node is None:
-                continue
-            line = node.start_mark.line + 1
-            if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-                continue
-            try:
-                _expanded_size(node, {})
-            except ValueError as exc:
-                raise RenderError(str(exc), path=path, line=line) from None
-            if not isinstance(node, MappingNode):
-                raise RenderError(
-                    "document is not a mapping (expected a Kubernetes object)", path=path, line=line
-                )
-            constructor = y.constructor
-            value = constructor.construct_document(node)
-            docs.append(_plain(value, path, line))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line_no = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise RenderError(f"invalid YAML: {problem}", path=path, line=line_no) from None
-    except YAMLError as exc:
-        raise RenderError(f"invalid YAML: {exc}", path=path) from None
-    except RecursionError:
-        raise RenderError("invalid YAML: nesting too deep", path=path) from None
+    return [doc for doc, _ in load_yaml_documents_with_lines(data, path=path)]
+
+
+def load_yaml_documents_with_lines(data: str | bytes, *, path: str) -> list[tuple[dict[str, Any], int]]:
+    """Like :func:`load_yaml_documents`, with the 1-based line where each document starts."""
+    docs: list[tuple[dict[str, Any], int]] = []
+    builder = _Builder(path)
+    for node in compose_documents(data, path=path):
+        line = node.start_mark.line + 1
+        if not isinstance(node, MappingNode):
+            raise RenderError(
+                "document is not a mapping (expected a Kubernetes object)", path=path, line=line
+            )
+        try:
+            docs.append((builder.document(node), line))
+        except RecursionError:
+            raise RenderError(f"nesting deeper than {MAX_DEPTH} levels", path=path, line=line) from None
     return docs
+
+
+def key_lines(data: str | bytes, *, path: str) -> dict[str, int]:
+    """The 1-based line of every top-level key of a single-mapping YAML document (for error messages)."""
+    nodes = compose_documents(data, path=path)
+    if not nodes or not isinstance(nodes[0], MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in nodes[0].value if isinstance(k, ScalarNode)}
+
+
+def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False) -> Any:
+    """Load a single-document YAML value of any shape (a kustomization, a JSON patch list...).
+
+    Args:
+        data: the YAML source.
+        path: the file name used in error messages.
+        yaml11: read plain scalars as go-yaml v2 does (``yes``/``on``/``no``/``off``... are booleans), as
+            kustomize reads kustomization files, transformer configurations and JSON patches.
+
+    Returns ``None`` for an empty document. Same rules and errors as :func:`load_yaml_documents`; a stream
+    with more than one document is an error.
+    """
+    nodes = compose_documents(data, path=path)
+    if not nodes:
+        return None
+    builder = _Builder(path, yaml11=yaml11)
+    values = []
+    try:
+        for node in nodes:
+            if isinstance(node, MappingNode):
+                values.append(builder.mapping(node, 0, raw_values=False, string_keys=True))
+            else:
+                values.append(builder.value(node, 0))
+    except RecursionError:
+        raise RenderError(f"nesting deeper than {MAX_DEPTH} levels", path=path) from None
+    if len(nodes) > 1:
+        raise RenderError(
+            "expected a single YAML document, found more than one",
+            path=path,
+            line=nodes[1].start_mark.line + 1,
+        )
+    return values[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,32 +519,7 @@ _TIMESTAMP = re.compile(
 
 def _go_parse_int(s: str) -> bool:
     """Whether Go's ``strconv.ParseInt(s, 0, 64)`` or ``ParseUint(s, 0, 64)`` accepts ``s``."""
-    body = s
-    neg = False
-    if body[:1] in "+-" and body:
-        neg = body[0] == "-"
-        body = body[1:]
-    if not body:
-        return False
-    low = body.lower()
-    try:
-        if low.startswith("0x"):
-            v = int(body[2:], 16) if body[2:] and re.fullmatch(r"[0-9a-fA-F]+", body[2:]) else None
-        elif low.startswith("0o"):
-            v = int(body[2:], 8) if re.fullmatch(r"[0-7]+", body[2:]) else None
-        elif low.startswith("0b"):
-            v = int(body[2:], 2) if re.fullmatch(r"[01]+", body[2:]) else None
-        elif body.startswith("0") and len(body) > 1:
-            v = int(body[1:], 8) if re.fullmatch(r"[0-7]+", body[1:]) else None
-        else:
-            v = int(body) if re.fullmatch(r"[0-9]+", body) else None
-    except ValueError:
-        return False
-    if v is None:
-        return False
-    if neg:
-        return v <= 2**63
-    return v < 2**64
+    return go_parse_int(s) is not None or go_parse_int(s, unsigned=True) is not None
 
 
 def _valid_timestamp(s: str) -> bool:
@@ -261,7 +546,7 @@ def _resolves_to_non_string(s: str) -> bool:
         plain = s.replace("_", "")
         if _go_parse_int(plain):
             return True
-        if _YAML_FLOAT.match(plain):
+        if _YAML_FLOAT.match(plain) and _parse_go_float(plain) is not None:
             return True
         if plain.startswith("0b") and re.fullmatch(r"[01]+", plain[2:]):
             return True
@@ -397,9 +682,8 @@ def _is_digit(ch: str) -> bool:
     return unicodedata.category(ch) == "Nd"
 
 
-def _sorted_keys(keys: list[str]) -> list[str]:
-    import functools
-
+@functools.lru_cache(maxsize=16384)
+def _sorted_key_set(keys: frozenset[str]) -> tuple[str, ...]:
     def cmp(x: str, y: str) -> int:
         if _key_less(x, y):
             return -1
@@ -407,7 +691,39 @@ def _sorted_keys(keys: list[str]) -> list[str]:
             return 1
         return 0
 
-    return sorted(keys, key=functools.cmp_to_key(cmp))
+    return tuple(sorted(keys, key=functools.cmp_to_key(cmp)))
+
+
+def _sorted_keys(keys: list[str]) -> tuple[str, ...]:
+    """Map keys in go-yaml v2's order (cached per key set: objects share key sets)."""
+    return _sorted_key_set(frozenset(keys))
+
+
+@functools.lru_cache(maxsize=65536)
+def _string_style(text: str, simple_key: bool) -> str:
+    """The scalar style go-yaml v2 picks for a string (``plain``, ``single``, ``double``, ``literal``)."""
+    can_plain = not _resolves_to_non_string(text) and not (
+        text and text[0] in "+-0123456789" and ":" in text and _BASE60.match(text)
+    )
+    if "\n" in text:
+        style = "literal"
+    elif can_plain:
+        style = "plain"
+    else:
+        style = "double"
+    analysis = _Analysis(text)
+    if simple_key and analysis.multiline:
+        style = "double"
+    if style == "plain":
+        if not analysis.block_plain_allowed:
+            style = "single"
+        if not text and simple_key:
+            style = "single"
+    if style == "single" and not analysis.single_quoted_allowed:
+        style = "double"
+    if style == "literal" and (not analysis.block_allowed or simple_key):
+        style = "double"
+    return style
 
 
 class _Emitter:
@@ -497,28 +813,8 @@ class _Emitter:
         elif isinstance(value, float):
             text, style = _format_float(value), "plain"
         else:
-            text = str(value)
-            can_plain = not _resolves_to_non_string(text) and not (
-                text and text[0] in "+-0123456789" and ":" in text and _BASE60.match(text)
-            )
-            if "\n" in text:
-                style = "literal"
-            elif can_plain:
-                style = "plain"
-            else:
-                style = "double"
-        analysis = _Analysis(text)
-        if simple_key and analysis.multiline:
-            style = "double"
-        if style == "plain":
-            if not analysis.block_plain_allowed:
-                style = "single"
-            if not text and simple_key:
-                style = "single"
-        if style == "single" and not analysis.single_quoted_allowed:
-            style = "double"
-        if style == "literal" and (not analysis.block_allowed or simple_key):
-            style = "double"
+            text = value if isinstance(value, str) else str(value)
+            style = _string_style(text, simple_key)
         saved = self.indent
         self.indent = _BEST_INDENT if self.indent < 0 else self.indent + _BEST_INDENT
         allow_breaks = not simple_key
@@ -535,6 +831,14 @@ class _Emitter:
     def write_plain(self, value: str, allow_breaks: bool) -> None:
         if not self.whitespace:
             self.put(" ")
+        last_space = value.rfind(" ")
+        if value and (not allow_breaks or last_space < 0 or self.column + last_space <= _BEST_WIDTH):
+            # no space can be reached beyond the folding column: write in one piece
+            self.out.append(value)
+            self.column += len(value)
+            self.whitespace = False
+            self.indention = False
+            return
         spaces = False
         n = len(value)
         i = 0
@@ -668,21 +972,42 @@ class _Emitter:
                 breaks = False
 
 
-def _format_float(value: float) -> str:
-    """Format a float the way a JSON round trip through Go and go-yaml v2 prints it."""
+def _go_shortest_g(value: float) -> str:
+    """Go's ``strconv.FormatFloat(value, 'g', -1, 64)`` (shortest digits; %e when exp < -4 or >= 6)."""
+    sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+    ds = "".join(map(str, digits)) or "0"
+    dp = len(ds) + int(exponent)
+    exp = dp - 1
+    neg = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+        return f"{neg}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    if dp <= 0:
+        return f"{neg}0.{'0' * -dp}{ds}"
+    if dp >= len(ds):
+        return f"{neg}{ds}{'0' * (dp - len(ds))}"
+    return f"{neg}{ds[:dp]}.{ds[dp:]}"
+
+
+def format_scalar_float(value: float) -> str:
+    """The text of a float scalar as kustomize compares it (NaN/infinity as YAML spells them)."""
     if math.isnan(value):
         return ".nan"
     if math.isinf(value):
         return ".inf" if value > 0 else "-.inf"
+    return _format_float(value)
+
+
+def _format_float(value: float) -> str:
+    """Print a float as `kustomize build` does: Go's JSON encoding of the value read back and written by
+    go-yaml v2 (integral values that fit 64 bits become integers, others use ``FormatFloat('g', -1)``)."""
+    if math.isnan(value) or math.isinf(value):
+        raise RenderError(f"json: unsupported value: {value!r} (NaN and infinities have no JSON form)")
     if value == int(value) and abs(value) < 1e21:
-        return str(int(value))
-    text = repr(value)
-    if "e" in text:
-        mant, _, exp = text.partition("e")
-        sign = "-" if exp.startswith("-") else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        text = f"{mant}e{sign}{digits}"
-    return text
+        iv = int(value)
+        if -(2**63) <= iv < 2**64:
+            return str(iv)
+    return _go_shortest_g(value)
 
 
 def dump_object(obj: dict[str, Any]) -> str:

@@ -22,6 +22,11 @@ import git
 from reconciler.errors import SourceError
 from reconciler.model import Revision
 
+#: Largest file a snapshot extracts, in bytes; a commit with a larger blob fails with a SourceError.
+MAX_BLOB_BYTES = 64 << 20
+#: Largest total of all files of a snapshot, in bytes.
+MAX_SNAPSHOT_BYTES = 512 << 20
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -125,23 +130,55 @@ class GitSource:
         with self._lock:
             if (dest / ".complete").exists():
                 return Snapshot(revision, dest)
+            self._check_sizes(revision)
             tmp = dest.with_name(dest.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
             try:
+                tmp.mkdir(parents=True)
                 buf = io.BytesIO()
                 self.repo.archive(buf, treeish=revision.sha, format="tar")
                 buf.seek(0)
                 with tarfile.open(fileobj=buf) as tar:
                     tar.extractall(tmp, filter="data")
+                (tmp / ".complete").write_text(str(revision))  # ENOSPC here is a SourceError too
             except (git.exc.GitCommandError, tarfile.TarError, OSError) as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise SourceError(f"snapshot of {revision}: {exc}") from None
-            (tmp / ".complete").write_text(str(revision))
             shutil.rmtree(dest, ignore_errors=True)
             tmp.replace(dest)
         self._gc_snapshots(keep=8)
         return Snapshot(revision, dest)
+
+    def _check_sizes(self, revision: Revision) -> None:
+        """Refuse a tree whose files are too large before anything is extracted or held in memory.
+
+        Raises:
+            SourceError: naming the file (or the total) over :data:`MAX_BLOB_BYTES` /
+                :data:`MAX_SNAPSHOT_BYTES`.
+        """
+        try:
+            listing = self.repo.git.ls_tree("-r", "-l", "-z", revision.sha)
+        except git.exc.GitCommandError as exc:
+            raise SourceError(f"snapshot of {revision}: {exc.stderr.strip() or exc}") from None
+        total = 0
+        for entry in listing.split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            parts = meta.split()
+            if len(parts) != 4 or parts[1] != "blob" or not parts[3].isdigit():
+                continue
+            size = int(parts[3])
+            total += size
+            if size > MAX_BLOB_BYTES:
+                raise SourceError(
+                    f"snapshot of {revision}: {path} is {size} bytes, over the {MAX_BLOB_BYTES}-byte limit"
+                )
+        if total > MAX_SNAPSHOT_BYTES:
+            raise SourceError(
+                f"snapshot of {revision}: the files total {total} bytes, "
+                f"over the {MAX_SNAPSHOT_BYTES}-byte limit"
+            )
 
     def _gc_snapshots(self, keep: int) -> None:
         dirs = sorted(

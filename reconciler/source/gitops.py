@@ -438,7 +438,7 @@ class GitWriter:
             rev: a revision or range (``a..b``), or several; default the clone's ``HEAD``.
             first_parent: follow only the first parent of merges (the branch's own line).
         """
-        args = ["log", f"--max-count={max_count}", f"--format={_LOG_FORMAT}{_RECORD}"]
+        args = ["log", "--topo-order", f"--max-count={max_count}", f"--format={_LOG_FORMAT}{_RECORD}"]
         if first_parent:
             args.append("--first-parent")
         args += [rev] if isinstance(rev, str) else rev

@@ -85,6 +85,10 @@ def test_case22_crd_and_namespace_before_custom_resources(
         kube.delete(ObjectRef(kind="Namespace", name="agents"))
 
 
+def _store(kube: KubeClient, repo: EnvRepo) -> InventoryStore:
+    return InventoryStore(kube, source=str(repo.remote))
+
+
 def _seed_sandbox(repo: EnvRepo, namespace: str, *, allow_mass_prune: bool) -> None:
     repo.write(
         "envs/sandbox.yaml",
@@ -140,7 +144,7 @@ def test_case18_empty_desired_set_still_prunes(
     assert result.ok and result.error == ""
     deleted = sorted(str(c.ref) for c in result.changes.entries if c.action is Action.DELETED)
     assert deleted == sorted(f"{e.split('/')[-3]}/{namespace}/{e.split('/')[-1]}" for e in expected["delete"])
-    assert InventoryStore(kube).load("sandbox").entries == expected["inventory_after"]
+    assert _store(kube, env_repo).load("sandbox").entries == expected["inventory_after"]
     assert (
         kube.get(ObjectRef(group="apps", kind="Deployment", namespace=namespace, name="code-sandbox")) is None
     )
@@ -152,13 +156,13 @@ def test_case18_guard_variant_blocks_without_error(
     _seed_sandbox(env_repo, namespace, allow_mass_prune=False)
     ctx = _ctx(env_repo, kube, cache_dir)
     assert run_pass(ctx, "sandbox", with_health=False).ok
-    before = InventoryStore(kube).load("sandbox")
+    before = _store(kube, env_repo).load("sandbox")
     _empty_desired_set(env_repo)
     result = run_pass(ctx, "sandbox", with_health=False)
     assert result.ok, "a blocked prune is a status, not a failed pass"
     assert result.error.startswith("prune blocked")
     assert [c for c in result.changes.entries if c.action is Action.DELETED] == []
-    assert {r.key for r in InventoryStore(kube).load("sandbox").entries} == {r.key for r in before.entries}
+    assert {r.key for r in _store(kube, env_repo).load("sandbox").entries} == {r.key for r in before.entries}
     assert kube.get(ObjectRef(group="apps", kind="Deployment", namespace=namespace, name="code-sandbox"))
 
 

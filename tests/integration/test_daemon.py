@@ -97,7 +97,7 @@ def test_first_pass_image_change_and_prune(
     assert first.revision == f"main@sha1:{sha}"
     assert first.changes.count(Action.CREATED) == 3
     assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
-    inventory = InventoryStore(kube).load("dev")
+    inventory = InventoryStore(kube, source=str(env_repo.remote)).load("dev")
     assert {str(r) for r in inventory.entries} == {
         f"Deployment/{namespace}/clock-mcp",
         f"Service/{namespace}/clock-mcp",
@@ -135,7 +135,7 @@ def test_first_pass_image_change_and_prune(
     assert deleted == [f"ConfigMap/{namespace}/clock-config"]
     assert kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="clock-config")) is None
     assert kube.get(ObjectRef(kind="Service", namespace=namespace, name="clock-mcp")) is not None
-    assert len(InventoryStore(kube).load("dev").entries) == 2
+    assert len(InventoryStore(kube, source=str(env_repo.remote)).load("dev").entries) == 2
 
 
 def test_invalid_yaml_fails_with_file_and_line_and_applies_nothing(

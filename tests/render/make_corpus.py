@@ -1,7 +1,10 @@
 """Write the kustomize parity corpus under tests/render/corpus/ (run once; the files are committed).
 
-Each folder directly under corpus/ (except _bases) is an overlay rendered by both this renderer and the
-real kustomize binary; folders under corpus/errors/ must fail in both.
+Each folder directly under corpus/ (except _bases and _components) is an overlay rendered by both this
+renderer and the real kustomize binary; folders under corpus/errors/ must fail in both. The first cases are
+defined here, the rest (richer workloads, agent-platform kinds, more errors) in corpus_extra.py.
+
+Usage: .venv/bin/python tests/render/make_corpus.py
 """
 
 from __future__ import annotations
@@ -478,17 +481,24 @@ ERRORS: dict[str, dict[str, str]] = {
 
 
 def write(base: Path, files: dict[str, str]) -> None:
-    base.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (base / name).write_text(text)
+        target = base / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
 
 
 def main() -> int:
+    import corpus_extra as extra
+
     write(HERE / "_bases" / "agents", BASE_AGENTS)
+    write(HERE / "_bases" / "workloads", extra.BASE_WORKLOADS)
+    write(HERE / "_bases" / "platform", extra.BASE_PLATFORM)
     write(HERE / "_components" / "debug", COMPONENT)
-    for name, files in CASES.items():
+    for name, files in extra.COMPONENTS.items():
+        write(HERE / "_components" / name, files)
+    for name, files in {**CASES, **extra.CASES}.items():
         write(HERE / name, files)
-    for name, files in ERRORS.items():
+    for name, files in {**ERRORS, **extra.ERRORS}.items():
         write(HERE / "errors" / name, files)
     return 0
 

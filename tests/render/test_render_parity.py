@@ -26,12 +26,34 @@ RENDER_CASES = {
 
 
 def _kustomize(exe: Path, directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(exe), "build", str(directory)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(exe), "build", str(directory)], capture_output=True, text=True, check=False, timeout=120
+    )
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(OVERLAYS) >= 30
-    assert len(ERROR_OVERLAYS) >= 6
+    assert len(OVERLAYS) >= 70
+    assert len(ERROR_OVERLAYS) >= 25
+
+
+def test_corpus_files_are_generated_from_make_corpus(tmp_path: Path) -> None:
+    """The committed corpus is what make_corpus.py writes (nobody edited a generated file by hand)."""
+    import make_corpus
+
+    written: dict[str, str] = {}
+
+    def capture(base: Path, files: dict[str, str]) -> None:
+        for name, text in files.items():
+            written[str((base / name).relative_to(CORPUS))] = text
+
+    original = make_corpus.write
+    make_corpus.write = capture
+    try:
+        make_corpus.main()
+    finally:
+        make_corpus.write = original
+    for rel, text in written.items():
+        assert (CORPUS / rel).read_text() == text, rel
 
 
 @pytest.mark.parametrize("name", OVERLAYS)
