@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from reconciler.errors import SourceError
 from reconciler.model import Environment
+from reconciler.model.imagepolicy import split_image_reference
 from reconciler.promote.overlay import KUSTOMIZATION_NAMES, ImageEntry, OverlayError, read_images
 from reconciler.promote.records import SETTLED, Outcome, OutcomeRecord, records_by_commit
 from reconciler.source.gitops import CommitInfo, GitWriter
@@ -42,14 +43,8 @@ TRAILER_ROLLBACK_BY = "Rollback-By"
 def split_ref(ref: str) -> tuple[str, str | None, str | None]:
     """``repository[:tag][@digest]`` → ``(repository, tag, digest)``; a ``:`` in the host part (a port)
     is not a tag."""
-    digest: str | None = None
-    if "@" in ref:
-        ref, _, digest = ref.partition("@")
-    tag: str | None = None
-    colon = ref.rfind(":")
-    if colon > ref.rfind("/"):
-        ref, tag = ref[:colon], ref[colon + 1 :]
-    return ref, tag or None, digest or None
+    repo, tag, digest = split_image_reference(ref)
+    return repo, tag or None, digest or None
 
 
 def image_trailer(name: str, entry: ImageEntry) -> str:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from reconciler.render import generators, nameref, patches, replacements, transformers
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import (
+    ORDER_FIRST,
     FieldSpec,
     TransformerConfig,
     gvk_sort_key,
@@ -883,30 +884,7 @@ def _run_builtin(
 
 # -- top level ----------------------------------------------------------------------------------------
 
-_ORDER_FIRST = [
-    "Namespace",
-    "ResourceQuota",
-    "StorageClass",
-    "CustomResourceDefinition",
-    "ServiceAccount",
-    "PodSecurityPolicy",
-    "Role",
-    "ClusterRole",
-    "RoleBinding",
-    "ClusterRoleBinding",
-    "ConfigMap",
-    "Secret",
-    "Endpoints",
-    "Service",
-    "LimitRange",
-    "PriorityClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Deployment",
-    "StatefulSet",
-    "CronJob",
-    "PodDisruptionBudget",
-]
+_ORDER_FIRST = list(ORDER_FIRST)  # kustomize's legacy order (fieldspecs.ORDER_FIRST)
 _ORDER_LAST = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
 
 

@@ -464,7 +464,7 @@ def _name_references() -> list[NameRef]:
     ]
 
 
-_ORDER_FIRST = (
+ORDER_FIRST = (
     "Namespace",
     "ResourceQuota",
     "StorageClass",
@@ -490,7 +490,7 @@ _ORDER_FIRST = (
 )
 _ORDER_LAST = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 #: kustomize's kind ranking (kyaml resid ``typeOrders``): negative first, positive last, 0 otherwise.
-TYPE_ORDERS: dict[str, int] = {k: -len(_ORDER_FIRST) + i for i, k in enumerate(_ORDER_FIRST)} | {
+TYPE_ORDERS: dict[str, int] = {k: -len(ORDER_FIRST) + i for i, k in enumerate(ORDER_FIRST)} | {
     k: 1 + i for i, k in enumerate(_ORDER_LAST)
 }
 
