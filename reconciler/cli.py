@@ -165,10 +165,13 @@ def cluster_kubeconfig(state_dir: StateDir = None) -> None:
 
 
 def _git_root(path: Path) -> Path:
+    """The top of the Git repository holding ``path``; outside a repository there is no repository root
+    to protect, so the load restrictor's root is the file system root (as ``kustomize build`` lets a
+    kustomization reach ``../base`` directories)."""
     for p in [path, *path.parents]:
         if (p / ".git").exists():
             return p
-    return path
+    return Path(path.anchor or "/")
 
 
 @app.command("build")

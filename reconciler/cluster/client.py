@@ -104,7 +104,11 @@ class KubeClient:
                     client_configuration=cfg,
                 )
         except Exception as exc:  # the kubernetes package raises several unrelated types here
-            raise KubeError(str(kubeconfig or "kubeconfig"), 0, "ConfigError", str(exc)) from exc
+            local = '--kubeconfig "$(reconciler cluster kubeconfig)"'
+            hint = "" if kubeconfig else f" (pass --kubeconfig; for the local cluster: {local})"
+            raise KubeError(
+                str(kubeconfig or "kubeconfig"), 0, "ConfigError", f"cannot load: {exc}{hint}"
+            ) from None
         cfg.connection_pool_maxsize = 16
         self.host: str = cfg.host
         self._api = k8s_client.ApiClient(cfg)

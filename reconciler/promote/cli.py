@@ -11,7 +11,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -48,7 +48,7 @@ HostApi = Annotated[str | None, typer.Option("--host-api", help="API base URL of
 Nats = Annotated[
     str | None, typer.Option("--nats", envvar="RECONCILER_NATS_URL", help="publish the event here")
 ]
-OutputOpt = Annotated[str, typer.Option("-o", "--output", help="text or json")]
+OutputOpt = Annotated[str, typer.Option("-o", "--output", help="text, json or yaml")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -107,8 +107,20 @@ def _publish(nats: str | None, event: PromotionEvent) -> None:
 
 
 def _check_output(output: str) -> None:
-    if output not in ("text", "json"):
-        raise _fail(f"-o must be text or json, not {output!r}", 2)
+    if output not in ("text", "json", "yaml"):
+        raise _fail(f"-o must be text, json or yaml, not {output!r}", 2)
+
+
+def _emit(data: Any, output: str) -> None:
+    """Write ``data`` (JSON-compatible) as JSON or YAML to standard output."""
+    if output == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="safe", pure=True)
+    y.default_flow_style = False
+    y.dump(data, sys.stdout)
 
 
 def promote_cmd(
@@ -172,8 +184,8 @@ def promote_cmd(
                 message=result.message,
             ),
         )
-    if output == "json":
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    if output != "text":
+        _emit(result.model_dump(mode="json"), output)
         return
     console.print(result.message, highlight=False, markup=False)
     for c in result.plan.changes:
@@ -252,8 +264,8 @@ def rollback_cmd(
                 message=reason or "manual rollback",
             ),
         )
-    if output == "json":
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    if output != "text":
+        _emit(result.model_dump(mode="json"), output)
         return
     console.print(result.message, highlight=False, markup=False)
     if result.pull_request:
@@ -318,8 +330,8 @@ def history_cmd(
         raise _fail(str(exc)) from None
     finally:
         writer.close()
-    if output == "json":
-        sys.stdout.write(json.dumps([e.model_dump(mode="json") for e in entries], indent=2) + "\n")
+    if output != "text":
+        _emit([e.model_dump(mode="json") for e in entries], output)
         return
     table = Table(title=f"history of {env_name}", show_lines=True)
     for col in ("when (UTC)", "what", "commit", "merged/made by", "moved", "outcome", "notes"):

@@ -83,7 +83,10 @@ class GitSource:
                 return git.Repo(self.clone_dir)
             except git.exc.GitError:
                 shutil.rmtree(self.clone_dir, ignore_errors=True)
-        self.clone_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.clone_dir.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"cache directory {self.clone_dir.parent}: {exc.strerror or exc}") from None
         tmp = self.clone_dir.with_name(self.clone_dir.name + f".tmp{time.monotonic_ns()}")
         try:
             repo = git.Repo.clone_from(self.url, tmp, bare=True, no_checkout=True)

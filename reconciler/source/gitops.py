@@ -187,8 +187,11 @@ class _PathLock:
     def hold(self) -> Iterator[None]:
         with self._lock:
             if self._depth == 0:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                handle = open(self.path, "a+")  # noqa: SIM115 - kept open while held
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    handle = open(self.path, "a+")  # noqa: SIM115 - kept open while held
+                except OSError as exc:
+                    raise SourceError(f"cache directory {self.path.parent}: {exc.strerror or exc}") from None
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 self._file = handle
             self._depth += 1

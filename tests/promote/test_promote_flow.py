@@ -315,6 +315,11 @@ def test_cli_promote_history_rollback(remote: Remote, tmp_path: Path) -> None:
     hist = json.loads(res.stdout)
     assert hist[0]["kind"] == "promotion" and hist[0]["merged_by"] == "Rita Reviewer <rita@example.test>"
     assert hist[0]["moved"][0]["after"] == f"{CLOCK}:0.2.0@{DIGEST_B}"
+    res = runner.invoke(app, ["history", "staging", "-o", "yaml", *common])
+    assert res.exit_code == 0, res.output
+    from ruamel.yaml import YAML
+
+    assert YAML(typ="safe").load(res.stdout) == hist
     res = runner.invoke(app, ["history", "staging", *common])
     assert res.exit_code == 0 and "Rita Reviewer" in res.stdout and "promotion from dev" in res.stdout
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from reconciler.cli import app
@@ -68,3 +69,20 @@ def test_build_script_without_go_fails_clearly(tmp_path: Path) -> None:
     )
     assert proc.returncode == 3
     assert "Go toolchain" in proc.stderr
+
+
+def test_build_dir_outside_a_git_repository_reaches_bases(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "overlays", tmp_path / "overlays")
+    result = runner.invoke(app, ["build", str(tmp_path / "overlays" / "dev")])
+    assert result.exit_code == 0, result.output
+    assert "namespace: agents-dev" in result.output
+
+
+def test_unusable_cache_directory_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("RECONCILER_CACHE_DIR", str(blocker / "cache"))
+    result = runner.invoke(app, ["build", "dev", "--repo", str(ROOT)])
+    assert result.exit_code == 1
+    assert "cache directory" in result.output
+    assert "Traceback" not in result.output
