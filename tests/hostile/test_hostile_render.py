@@ -62,10 +62,7 @@ def test_render_refuses(case: RepoCase, tmp_path: Path) -> None:
 def _limit() -> int:
     import reconciler.render as render
 
-    limit = getattr(render, "DEFAULT_MAX_FILE_BYTES", None)
-    if limit is None:
-        pytest.xfail("finding R-SIZE: the renderer reads files of any size (no DEFAULT_MAX_FILE_BYTES)")
-    return int(limit)
+    return int(render.DEFAULT_MAX_FILE_BYTES)
 
 
 @pytest.mark.timeout(180)

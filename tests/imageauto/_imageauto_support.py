@@ -22,9 +22,7 @@ from webhooks.events import ImagePushed
 from webhooks.server import build_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CASES = REPO_ROOT.parent / "shared" / "cases"
-if not CASES.is_dir():
-    CASES = Path("/work/shared/cases")
+CASES = REPO_ROOT / "tests" / "cases"
 CASE25 = CASES / "25-webhook-harbor-match-newname-with-port"
 CASE28 = CASES / "28-git-no-empty-or-duplicate-commits"
 CASE31 = CASES / "31-git-revert-rollback-must-stick"

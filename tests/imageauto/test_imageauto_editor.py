@@ -15,9 +15,7 @@ from reconciler.model.imagepolicy import ImagePolicy
 from reconciler.promote.images import edit_image_entries, matching_entries
 from reconciler.promote.overlay import ImageEntry, OverlayError, read_images
 
-CASES = Path(__file__).resolve().parents[3] / "shared" / "cases"
-if not CASES.is_dir():
-    CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parents[1] / "cases"
 CASE25 = CASES / "25-webhook-harbor-match-newname-with-port"
 CASE28 = CASES / "28-git-no-empty-or-duplicate-commits"
 DIGEST = "sha256:" + "c" * 64

