@@ -79,7 +79,7 @@ def _elements_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     return _resolve(schema.get("items"))
 
 
-def _text(value: Any) -> str:
+def scalar_text(value: Any) -> str:
     """The YAML scalar text kyaml compares (``Node.Value``)."""
     if value is None or value is MISSING:
         return ""
@@ -122,7 +122,7 @@ class _Merger:
         if isinstance(patch, dict):
             if _DIRECTIVE not in patch or patch[_DIRECTIVE] is None:
                 return "merge"
-            value = _text(patch[_DIRECTIVE])
+            value = scalar_text(patch[_DIRECTIVE])
             if value in ("delete", "replace", "merge"):
                 del patch[_DIRECTIVE]
                 return value
@@ -131,13 +131,13 @@ class _Merger:
             marker = next((e for e in patch if isinstance(e, dict) and _DIRECTIVE in e), None)
             if marker is None or len(marker) > 1 or marker[_DIRECTIVE] is None:
                 return "merge"
-            value = _text(marker[_DIRECTIVE])
+            value = scalar_text(marker[_DIRECTIVE])
             if value in ("delete", "replace", "merge"):
                 _element_set(patch, None, [_DIRECTIVE], [value])
                 return value
             raise self.fail(f"unknown patch strategy '{value}'")
         tag = "!!null" if patch is None else "!!" + type(patch).__name__
-        raise self.fail(f"no implemented strategic merge patch strategy for '{tag}' ('{_text(patch)}')")
+        raise self.fail(f"no implemented strategic merge patch strategy for '{tag}' ('{scalar_text(patch)}')")
 
     # -- walking ----------------------------------------------------------------------------------
     def walk(self, dest: Any, origin: Any, schema: dict[str, Any] | None) -> Any:
@@ -239,7 +239,9 @@ class _Merger:
                 continue
             for elem in src:
                 vals = [
-                    "" if not isinstance(elem, dict) or _is_empty(elem.get(k, MISSING)) else _text(elem[k])
+                    ""
+                    if not isinstance(elem, dict) or _is_empty(elem.get(k, MISSING))
+                    else scalar_text(elem[k])
                     for k in keys
                 ]
                 if vals and vals not in out:
@@ -254,7 +256,7 @@ class _Merger:
             if not isinstance(src, list):
                 continue
             for item in src:
-                text = _text(item)
+                text = scalar_text(item)
                 if text in seen:
                     continue
                 seen.add(text)
@@ -338,12 +340,12 @@ def _field_matches(elem: Any, key: str, value: str) -> bool:
     if key == "":
         if isinstance(elem, (dict, list)):
             raise RenderError("strategic merge: a list merged by value holds a map or list element")
-        return _text(elem) == value
+        return scalar_text(elem) == value
     if not isinstance(elem, dict):
         raise RenderError("strategic merge: a list merged by key holds an element that is not a map")
     if key not in elem:
         return False
-    return value == "" or _text(elem[key]) == value
+    return value == "" or scalar_text(elem[key]) == value
 
 
 def _element_list(lst: list[Any], keys: list[str], values: list[str]) -> Any:
@@ -351,13 +353,13 @@ def _element_list(lst: list[Any], keys: list[str], values: list[str]) -> Any:
     if not keys or not keys[0]:
         wanted = values[0] if values else ""
         for item in lst:
-            if not isinstance(item, (dict, list)) and _text(item) == wanted:
+            if not isinstance(item, (dict, list)) and scalar_text(item) == wanted:
                 return item
         return MISSING
     for item in lst:
         if not isinstance(item, dict):
             continue
-        if all(k in item and _text(item[k]) == v for k, v in zip(keys, values, strict=False)):
+        if all(k in item and scalar_text(item[k]) == v for k, v in zip(keys, values, strict=False)):
             return item
     return MISSING
 
@@ -399,14 +401,14 @@ def _append_list(dst: list[Any], src: list[Any], keys: list[str]) -> list[Any]:
     """kyaml ``appendListNode``: set every element of ``src`` into ``dst`` by its key values."""
     for elem in list(src):
         if not keys or keys[0] == "":
-            _element_set(dst, elem, [""], [_text(elem)])
+            _element_set(dst, elem, [""], [scalar_text(elem)])
             continue
         vals: list[str] = []
         for key in keys:
             if not isinstance(elem, dict) or key not in elem:
                 dst.append(elem)
                 continue
-            vals.append(_text(elem[key]))
+            vals.append(scalar_text(elem[key]))
         if len(keys) > 1:
             _element_set(dst, None, keys, vals)
         _element_set(dst, elem, keys, vals)

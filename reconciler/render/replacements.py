@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from reconciler.render.errors import RenderError
+from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import compile_pattern, search
 from reconciler.render.resource import ResId, ResMap, Resource
 from reconciler.render.selectors import matches_selector, selector_regex_matches
@@ -55,22 +56,6 @@ def split_path(path: str) -> list[str]:
     return out
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, (dict, list)):
-        return ""
-    if isinstance(value, float):
-        from reconciler.render.yamlio import format_scalar_float
-
-        return format_scalar_float(value)
-    return str(value)
-
-
 _LIST_INDEX = re.compile(r"^\[([^=\]]*)=(.*)\]$")
 
 
@@ -88,8 +73,8 @@ def _lookup(node: Any, parts: list[str]) -> Any:
                 (
                     e
                     for e in node
-                    if (isinstance(e, dict) and key and _text(e.get(key)) == value and key in e)
-                    or (not key and not isinstance(e, (dict, list)) and _text(e) == value)
+                    if (isinstance(e, dict) and key and scalar_text(e.get(key)) == value and key in e)
+                    or (not key and not isinstance(e, (dict, list)) and scalar_text(e) == value)
                 ),
                 None,
             )
@@ -143,7 +128,7 @@ def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
     if entry.get("sourceValue") is not None and entry.get("source") is not None:
         raise RenderError("replacement: value and resource selectors are mutually exclusive", path=where)
     if entry.get("sourceValue") is not None:
-        return _text(entry["sourceValue"])
+        return scalar_text(entry["sourceValue"])
     src = entry.get("source")
     if not isinstance(src, dict):
         raise RenderError("replacements must specify a source and at least one target", path=where)
@@ -157,10 +142,12 @@ def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
     if delim:
         if isinstance(value, (dict, list)):
             raise RenderError("delimiter option can only be used with scalar nodes", path=where)
-        pieces = _text(value).split(str(delim))
+        pieces = scalar_text(value).split(str(delim))
         index = _int_option(opts, where)
         if index >= len(pieces) or index < 0:
-            raise RenderError(f"options.index {index} is out of bounds for value {_text(value)}", path=where)
+            raise RenderError(
+                f"options.index {index} is out of bounds for value {scalar_text(value)}", path=where
+            )
         return _Scalar(pieces[index], value)
     return copy.deepcopy(value)
 
@@ -181,7 +168,7 @@ def _int_option(opts: dict[str, Any], where: str) -> int:
 
 
 def _as_text(value: Any) -> str:
-    return value.text if isinstance(value, _Scalar) else _text(value)
+    return value.text if isinstance(value, _Scalar) else scalar_text(value)
 
 
 def _typed(text: str, like: Any, where: str) -> Any:
@@ -209,7 +196,7 @@ def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where
     if delim:
         if isinstance(target, (dict, list)):
             raise RenderError("delimiter option can only be used with scalar nodes", path=where)
-        parts = _text(target).split(str(delim))
+        parts = scalar_text(target).split(str(delim))
         index = _int_option(opts, where)
         text = _as_text(value)
         if index < 0:
@@ -268,7 +255,7 @@ def _match_targets(
             if field:
                 if not isinstance(elem, dict) or field not in elem or elem[field] is None:
                     continue
-                if not search(pattern, _text(elem[field]).strip(), where=where):
+                if not search(pattern, scalar_text(elem[field]).strip(), where=where):
                     continue
                 found = True
                 if last:
@@ -276,7 +263,9 @@ def _match_targets(
                 else:
                     _match_targets(elem, rest, create, out, where)
             else:
-                if isinstance(elem, (dict, list)) or not search(pattern, _text(elem).strip(), where=where):
+                if isinstance(elem, (dict, list)) or not search(
+                    pattern, scalar_text(elem).strip(), where=where
+                ):
                     continue
                 found = True
                 out.append((node, i, False))
