@@ -445,13 +445,23 @@ def _daemon(
                     stop.set()
 
                 renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
+            # start() waits (retrying) while the repository cannot be read; a signal ends that wait
+            starting = asyncio.create_task(daemon.start(), name="daemon-start")
+            stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not starting.done():
+                starting.cancel()
             try:
-                await daemon.start()
+                await starting
+            except asyncio.CancelledError:  # stopped while start() waited for the repository
+                pass
             except ReconcilerError as exc:
                 err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
                 await daemon.stop()
                 return 1
-            if webhooks is not None:
+            started = not starting.cancelled()
+            if webhooks is not None and started:
                 from webhooks.server import serve_async
 
                 hooks_task = asyncio.create_task(serve_async(webhooks, stop))
@@ -459,11 +469,12 @@ def _daemon(
                     f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
                     highlight=False,
                 )
-            err.print(
-                f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} ({settings.branch}); "
-                "Ctrl-C to stop",
-                highlight=False,
-            )
+            if started:
+                err.print(
+                    f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} "
+                    f"({settings.branch}); Ctrl-C to stop",
+                    highlight=False,
+                )
             await stop.wait()
             if hooks_task is not None:
                 with contextlib.suppress(Exception):

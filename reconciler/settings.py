@@ -36,6 +36,12 @@ class DaemonSettings(BaseSettings):
         default=None, gt=0, description="override every environment's interval (s)"
     )
     drift_watch: bool = True
+    image_ack_wait: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds before JetStream redelivers an image event a crashed daemon had not "
+        "acknowledged (RECONCILER_IMAGE_ACK_WAIT)",
+    )
     promotion_records: bool = Field(
         default=True,
         description="after each new revision: wait for the health gate, record the outcome as a Git note "

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconciler_testing import EnvRepo, shared_dir
+from reconciler_testing import FIGURES, EnvRepo, shared_dir
 
 from reconciler.cluster.client import KubeClient
 from reconciler.model import ObjectRef
@@ -19,6 +19,14 @@ from reconciler.model import ObjectRef
 __all__ = ["EnvRepo", "shared_dir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the reliability figures the session's tests reported (recovery times, crash runs)."""
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

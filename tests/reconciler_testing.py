@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +45,43 @@ def shared_dir() -> Path:
     """The folder holding ``cases/``: the acceptance cases from real bug reports, vendored in tests/cases
     (a copy of the project's shared/cases, so the suite needs nothing outside the repository)."""
     return Path(__file__).resolve().parent
+
+
+FIGURES_ENV = "RECONCILER_RELIABILITY_FIGURES"
+FIGURES: list[str] = []
+"""Every figure line reported in this session (printed again in pytest's terminal summary)."""
+
+
+def report_figure(name: str, seconds: float, **detail: object) -> str:
+    """Print a reliability figure (``RELIABILITY name seconds k=v …``), keep it for the session summary
+    and append it as a JSON line to ``$RECONCILER_RELIABILITY_FIGURES`` when that is set; returns the line.
+    """
+    import json
+    import os
+
+    line = f"RELIABILITY {name} {seconds:.3f} s " + " ".join(f"{k}={v}" for k, v in detail.items())
+    print(line)
+    FIGURES.append(line.rstrip())
+    out = os.environ.get(FIGURES_ENV)
+    if out:
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"figure": name, "seconds": round(seconds, 3), **detail}) + "\n")
+    return line
+
+
+async def until(pred: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
+    """Poll ``pred`` every 50 ms (in the event loop) until it returns something truthy, which is returned.
+
+    Raises:
+        AssertionError: naming ``what`` when ``timeout`` seconds pass first.
+    """
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")

@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "hostile"))
+sys.path.insert(0, str(REPO / "tests"))
 
 from _fault_support import (  # noqa: E402
     apiserver_ready,

@@ -2,6 +2,8 @@
 
 from reconciler.bus.client import Bus, BusError, Message
 from reconciler.bus.subjects import (
+    IMAGE_AUTOMATION_DURABLE,
+    IMAGE_EVENTS,
     STREAM_EVENTS,
     STREAM_REGISTRY,
     drift_subject,
@@ -14,6 +16,8 @@ from reconciler.bus.subjects import (
 )
 
 __all__ = [
+    "IMAGE_AUTOMATION_DURABLE",
+    "IMAGE_EVENTS",
     "STREAM_EVENTS",
     "STREAM_REGISTRY",
     "Bus",

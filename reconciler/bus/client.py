@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, NoServersError, TimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
-from reconciler.bus.subjects import STREAM_EVENTS, STREAM_REGISTRY
+from reconciler.bus.subjects import STANDING_CONSUMERS, STREAM_EVENTS, STREAM_REGISTRY
 from reconciler.errors import ReconcilerError
+
+log = logging.getLogger("reconciler.bus")
+
+#: Seconds JetStream waits for an acknowledgement before redelivering, for consumers created without one.
+DEFAULT_ACK_WAIT = 30.0
+#: Seconds between two warnings for the same NATS connection error.
+ERROR_LOG_INTERVAL = 30.0
 
 DUPLICATE_WINDOW = 600.0  # seconds
 
@@ -33,9 +41,10 @@ class BusError(ReconcilerError):
     retryable = True
 
 
-@dataclass
+@dataclass(eq=False)
 class Message:
-    """One message from a durable consumer; call :meth:`ack` once its work is durable."""
+    """One message from a durable consumer; call :meth:`ack` once its work is durable (compared and
+    hashed by identity)."""
 
     subject: str
     data: bytes
@@ -49,6 +58,10 @@ class Message:
     async def nak(self, delay: float | None = None) -> None:
         """Ask for redelivery after ``delay`` seconds."""
         await self._raw.nak(delay=delay)
+
+    async def in_progress(self) -> None:
+        """Report work in progress: JetStream restarts the message's ``ack_wait`` (``+WPI``)."""
+        await self._raw.in_progress()
 
 
 class Bus:
@@ -64,34 +77,66 @@ class Bus:
         self.name = name
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._ready = False
+        self._last_error = ""
+        self._last_error_at = 0.0
 
     @property
     def connected(self) -> bool:
-        """Whether the connection is up right now."""
-        return self._nc is not None and self._nc.is_connected
+        """Whether the connection is up right now (and :meth:`connect` has finished)."""
+        return self._ready and self._nc is not None and self._nc.is_connected
 
     async def connect(self, timeout: float = 5.0) -> None:
-        """Connect (reconnecting forever afterwards) and make sure the project's streams exist.
+        """Connect (reconnecting forever afterwards) and make sure the project's streams and standing
+        consumers (:data:`~reconciler.bus.subjects.STANDING_CONSUMERS`) exist; :attr:`connected` turns
+        true only then.
+
+        nats-py retries a first connection forever when reconnecting is unlimited, so the attempt is
+        bounded here; connection errors are logged as one-line warnings, at most one per
+        :data:`ERROR_LOG_INTERVAL` seconds (nats-py's default logs each with a traceback).
 
         Raises:
             BusError: when NATS cannot be reached within ``timeout`` seconds.
         """
+        nc = Client()
         try:
-            self._nc = await nats.connect(
-                self.url,
-                name=self.name,
-                connect_timeout=timeout,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                allow_reconnect=True,
+            options: dict[str, Any] = {  # nats-py annotates the two times as int; they are seconds
+                "connect_timeout": timeout,
+                "reconnect_time_wait": 0.5,
+            }
+            await asyncio.wait_for(
+                nc.connect(
+                    self.url,
+                    name=self.name,
+                    max_reconnect_attempts=-1,
+                    allow_reconnect=True,
+                    error_cb=self._on_error,
+                    **options,
+                ),
+                timeout,
             )
         except (NoServersError, OSError, TimeoutError) as exc:
-            raise BusError(f"NATS {self.url}: {exc}") from None
+            with contextlib.suppress(Exception):
+                await nc.close()
+            why = str(exc) or f"not reachable within {timeout:g} s"
+            raise BusError(f"NATS {self.url}: {why}") from None
+        self._nc = nc
         self._js = self._nc.jetstream()
         await self.ensure_streams()
+        for stream, durable, subject in STANDING_CONSUMERS:
+            await self.ensure_consumer(stream, durable, [subject])
+        self._ready = True
+
+    async def _on_error(self, exc: Exception) -> None:
+        now = time.monotonic()
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if text != self._last_error or now - self._last_error_at >= ERROR_LOG_INTERVAL:
+            log.warning("NATS %s: %s", self.url, text)
+            self._last_error, self._last_error_at = text, now
 
     async def close(self) -> None:
         """Drain and close the connection."""
+        self._ready = False
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
@@ -147,7 +192,7 @@ class Bus:
         *,
         batch: int = 10,
         wait: float = 1.0,
-        ack_wait: float = 60.0,
+        ack_wait: float = DEFAULT_ACK_WAIT,
     ) -> AsyncIterator[Message]:
         """Yield messages from a durable pull consumer forever (until cancelled).
 
@@ -157,24 +202,11 @@ class Bus:
             subjects: filter subjects (one or more).
             batch: messages per fetch.
             wait: seconds one fetch waits for messages.
-            ack_wait: seconds before an unacknowledged message is redelivered.
+            ack_wait: seconds before an unacknowledged message is redelivered (an existing consumer's
+                setting is updated).
         """
-        config = ConsumerConfig(
-            durable_name=durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.NEW,
-            ack_wait=ack_wait,
-            max_deliver=-1,
-            **({"filter_subjects": subjects} if len(subjects) > 1 else {"filter_subject": subjects[0]}),
-        )
-        sub = (
-            await self.js.pull_subscribe_bind(durable=durable, stream=stream)
-            if await self._has_consumer(stream, durable)
-            else None
-        )
-        if sub is None:
-            await self.js.add_consumer(stream, config)
-            sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
+        await self.ensure_consumer(stream, durable, subjects, ack_wait=ack_wait)
+        sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
         try:
             while True:
                 try:
@@ -190,9 +222,44 @@ class Bus:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def _has_consumer(self, stream: str, durable: str) -> bool:
+    async def ensure_consumer(
+        self, stream: str, durable: str, subjects: list[str], *, ack_wait: float | None = None
+    ) -> None:
+        """Create the durable pull consumer ``durable`` on ``stream`` when it does not exist (explicit
+        acknowledgement, unlimited redelivery, new messages only, ``ack_wait`` or 30 seconds); an existing
+        one keeps its position, and its ``ack_wait`` is updated when ``ack_wait`` is given and differs.
+
+        Raises:
+            BusError: not connected. JetStream errors (``nats.js.errors.Error``) pass through.
+        """
+        existing = await self._consumer_info(stream, durable)
+        only = {"filter_subjects": subjects} if len(subjects) > 1 else {"filter_subject": subjects[0]}
+        if existing is None:
+            await self.js.add_consumer(
+                stream,
+                ConsumerConfig(
+                    durable_name=durable,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.NEW,
+                    ack_wait=DEFAULT_ACK_WAIT if ack_wait is None else ack_wait,
+                    max_deliver=-1,
+                    **only,
+                ),
+            )
+        elif ack_wait is not None and abs((existing.config.ack_wait or 0.0) - ack_wait) > 0.001:
+            try:  # JetStream (2.10+) updates a durable consumer's ack_wait in place
+                await self.js.add_consumer(stream, existing.config.evolve(ack_wait=ack_wait))
+            except Exception as exc:
+                log.warning(
+                    "consumer %s on %s: ack_wait stays %ss (%s)",
+                    durable,
+                    stream,
+                    existing.config.ack_wait,
+                    exc,
+                )
+
+    async def _consumer_info(self, stream: str, durable: str) -> Any:
         try:
-            await self.js.consumer_info(stream, durable)
+            return await self.js.consumer_info(stream, durable)
         except NotFoundError:
-            return False
-        return True
+            return None

@@ -6,6 +6,13 @@ import re
 
 STREAM_EVENTS = "RECONCILER"  # subjects reconciler.>
 STREAM_REGISTRY = "REGISTRY"  # subjects registry.>
+IMAGE_EVENTS = "registry.image.pushed.>"
+IMAGE_AUTOMATION_DURABLE = "reconciler-image-automation"
+#: ``(stream, durable, filter subject)`` of the durable consumers every connection makes sure of, so that
+#: a consumer exists before anything it must see is published: JetStream gives a consumer created later
+#: only what arrives after it (``DeliverPolicy.NEW``), so an image event accepted by the webhook
+#: receivers before the daemon first ran would otherwise never reach image automation.
+STANDING_CONSUMERS = ((STREAM_REGISTRY, IMAGE_AUTOMATION_DURABLE, IMAGE_EVENTS),)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 

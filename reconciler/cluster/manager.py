@@ -29,6 +29,7 @@ from reconciler.cluster import drift
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.ordering import apply_order, stage_of
 from reconciler.errors import InvalidError, KubeError, NotFoundError, ReconcilerError
+from reconciler.failpoints import failpoint
 from reconciler.model import Action, ChangeSet, IgnoreRule, Inventory, ObjectRef, ref_of
 
 FIELD_MANAGER = "reconciler"
@@ -369,6 +370,7 @@ class ResourceManager:
                     message = _naming(ref, exc)
                     changes.add(ref, Action.FAILED, message=message)
                     raise ApplyError(message, changes) from None
+                failpoint("apply")
                 changes.add(ref, action, diff=diff, message=", ".join(paths))
                 if ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io":
                     applied_crds.append(ref)
@@ -529,6 +531,7 @@ class ResourceManager:
                 continue
             try:
                 self.client.delete(ref)
+                failpoint("prune")
                 changes.add(ref, Action.DELETED)
             except KubeError as exc:
                 keep.append(ref)

@@ -42,8 +42,16 @@ from pydantic import BaseModel, Field, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from reconciler.bus import STREAM_REGISTRY, Bus, BusError, git_push_subject
+from reconciler.bus import (
+    IMAGE_AUTOMATION_DURABLE,
+    IMAGE_EVENTS,
+    STREAM_REGISTRY,
+    Bus,
+    BusError,
+    git_push_subject,
+)
 from reconciler.errors import SourceError
+from reconciler.failpoints import failpoint
 from reconciler.model import Environment
 from reconciler.model.imagepolicy import ImagePolicy, check_message_template, normalise_image
 from reconciler.promote.history import (
@@ -79,8 +87,8 @@ log = logging.getLogger("reconciler.images")
 DEFAULT_MESSAGE = "image({env}): {image} {old} -> {new}"
 TRAILER_IMAGE_POLICY = "Image-Policy"
 TRAILER_IMAGE_EVENT = "Image-Event"
-IMAGE_SUBJECTS = "registry.image.pushed.>"
-DURABLE = "reconciler-image-automation"
+IMAGE_SUBJECTS = IMAGE_EVENTS
+DURABLE = IMAGE_AUTOMATION_DURABLE
 
 EnvironmentSource = Mapping[str, Environment] | Callable[[Path], Mapping[str, Environment]]
 """Environments by name, or a function reading them from a checkout's root (``load_environments``)."""
@@ -784,7 +792,7 @@ async def run_consumer(
     durable: str = DURABLE,
     batch: int = 32,
     nak_delay: float = 5.0,
-    ack_wait: float = 60.0,
+    ack_wait: float = 30.0,
     notify: bool = True,
     on_result: ResultHook | None = None,
 ) -> None:
@@ -795,8 +803,11 @@ async def run_consumer(
     to do; an unreadable body is acknowledged (it can never succeed) and logged. When a batch fails
     (Git unreachable, push rejected, environments unreadable) its events are retried one by one, and
     those that still fail are negatively acknowledged with ``nak_delay`` seconds (± 20 % jitter), so
-    JetStream redelivers them. After a push to the followed branch it publishes
-    ``reconciler.git.push.<repo>`` (so the daemon reconciles at once) unless ``notify`` is false.
+    JetStream redelivers them. While a message is held (queued or being handled) it is reported in
+    progress every ``ack_wait / 3`` seconds (JetStream's ``+WPI``), so a long batch is not redelivered
+    while a crashed consumer's messages come back after ``ack_wait``. After a push to the followed
+    branch it publishes ``reconciler.git.push.<repo>`` (so the daemon reconciles at once) unless
+    ``notify`` is false.
 
     Args:
         bus: a connected :class:`~reconciler.bus.Bus`.
@@ -805,12 +816,13 @@ async def run_consumer(
         durable: the consumer's durable name (its position survives restarts of this process and of NATS).
         batch: at most this many messages handled with one sync and one push.
         nak_delay: seconds before a failed message is redelivered.
-        ack_wait: seconds JetStream waits for an acknowledgement before redelivering (must exceed the
-            time a batch takes).
+        ack_wait: seconds JetStream waits for an acknowledgement (or a progress report) before
+            redelivering: the delay before a crashed consumer's events are handled again.
         notify: publish the Git push notification.
         on_result: called with every result (in the event loop).
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch * 2)
+    held: set[Any] = set()  # delivered, not yet acknowledged
 
     async def reader() -> None:
         while True:
@@ -818,6 +830,7 @@ async def run_consumer(
                 async for msg in bus.consume(
                     STREAM_REGISTRY, durable, [IMAGE_SUBJECTS], batch=batch, wait=1.0, ack_wait=ack_wait
                 ):
+                    held.add(msg)
                     await queue.put(msg)
             except asyncio.CancelledError:
                 raise
@@ -825,10 +838,19 @@ async def run_consumer(
                 log.warning("image automation: consuming %s failed (%s); retrying", IMAGE_SUBJECTS, exc)
                 await asyncio.sleep(0.5)
 
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(ack_wait / 3)
+            for msg in list(held):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
     async def settle(msg: Any, ok: bool) -> None:
+        held.discard(msg)
         try:
             if ok:
                 await msg.ack()
+                failpoint("ack")
             else:
                 await msg.nak(delay=nak_delay * random.uniform(0.8, 1.2))
         except Exception as exc:  # the ack is lost: JetStream redelivers, the repetition is a no-op
@@ -873,6 +895,7 @@ async def run_consumer(
             await settle(m, True)
 
     read_task = asyncio.create_task(reader(), name="image-automation-reader")
+    progress_task = asyncio.create_task(progress(), name="image-automation-progress")
     stop_task = asyncio.create_task(stop.wait(), name="image-automation-stop")
     try:
         while not stop.is_set():
@@ -891,9 +914,9 @@ async def run_consumer(
                     break
             await handle(msgs)
     finally:
-        for t in (read_task, stop_task):
+        for t in (read_task, progress_task, stop_task):
             t.cancel()
-        for t in (read_task, stop_task):
+        for t in (read_task, progress_task, stop_task):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
 

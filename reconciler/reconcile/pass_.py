@@ -17,6 +17,7 @@ from reconciler.cluster.health import assess
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.cluster.manager import ApplyError, Desired, PruneBlocked, ResourceManager, SyncCache, prepare
 from reconciler.errors import ConfigError, KubeError, NotFoundError, ReconcilerError
+from reconciler.failpoints import failpoint
 from reconciler.model import (
     Action,
     ChangeSet,
@@ -156,6 +157,7 @@ def run_pass(
     snapshot_root = ""
     try:
         rev = revision or ctx.source.fetch()
+        failpoint("fetch")
         result.revision = str(rev)
         snapshot = ctx.source.snapshot(rev)
         snapshot_root = str(snapshot.root)
@@ -165,6 +167,7 @@ def run_pass(
         )
         default_namespaces(ctx.client, env, objects)
         desired = prepare(objects, env.sync.ignore)
+        failpoint("render")
         store = InventoryStore(ctx.client, source=ctx.source.url)
         inventory = store.load(env_name)
         manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
@@ -183,6 +186,7 @@ def run_pass(
                 store.save(
                     inventory.model_copy(update={"entries": [*inventory.entries, *new]}), previous=inventory
                 )
+                failpoint("inventory")
 
         changes, digests = manager.apply_set(
             desired,
@@ -210,6 +214,7 @@ def run_pass(
                 Inventory(environment=env_name, revision=str(rev), entries=entries, digests=dict(digests)),
                 previous=inventory,
             )
+            failpoint("record")
             ctx.last_desired[env_name] = desired
         if with_health and not dry_run:
             result.health = assess_health(

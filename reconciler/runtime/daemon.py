@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
+
 from reconciler.bus import (
     STREAM_EVENTS,
     Bus,
@@ -31,8 +33,9 @@ from reconciler.bus import (
 from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.manager import FIELD_MANAGER, Desired, respect_ignored
-from reconciler.errors import KubeError, ReconcilerError
-from reconciler.model import DriftMode, Environment, HealthState, HealthStatus, PassResult, ref_of
+from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
+from reconciler.failpoints import failpoint
+from reconciler.model import DriftMode, Environment, HealthState, HealthStatus, PassResult, Revision, ref_of
 from reconciler.observe.logging import log_context
 from reconciler.promote.auto import AutoRollback, bus_publisher
 from reconciler.promote.images import ImageAutomation, run_consumer
@@ -45,6 +48,13 @@ log = logging.getLogger("reconciler.daemon")
 _SETTLED = {HealthState.HEALTHY, HealthState.DEGRADED, HealthState.NO_CONTROLLER}
 ResultHook = Callable[[PassResult], None]
 DriftHook = Callable[[dict[str, Any]], None]
+#: Backoff of the initial load of the repository while it cannot be read: the first wait in seconds
+#: (doubled after each failed attempt), the longest wait in seconds, and the random jitter added to each.
+SOURCE_RETRY_INITIAL = 0.5
+SOURCE_RETRY_MAX = 10.0
+SOURCE_RETRY_JITTER = 0.5
+#: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
+_SOURCE_RETRYABLE = (SourceError, ConfigError, OSError)
 
 
 @dataclass
@@ -98,19 +108,32 @@ class Daemon:
         self.images: ImageAutomation | None = None
         self._image_task: asyncio.Task[Any] | None = None
         self.is_leader: bool | None = True  # None: undecided, False: standby (set by the leader elector)
+        self.source_loaded = False  # the initial fetch, snapshot and envs/ load succeeded
+        self.source_error = ""  # the last failure of the initial load while it is retried ("" once loaded)
+        self.source_attempts = 0  # failed attempts of the initial load
+        self.bus_error = ""  # why NATS cannot be reached while the daemon keeps trying ("" when connected)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Resolve the environments, connect to NATS and start every trigger.
 
+        While the branch cannot be fetched or ``envs/`` cannot be read (remote unreachable, Git server
+        restarting, an invalid environment file), the initial load is retried without end: exponential
+        backoff from :data:`SOURCE_RETRY_INITIAL` s up to :data:`SOURCE_RETRY_MAX` s, plus up to
+        :data:`SOURCE_RETRY_JITTER` s of jitter. Meanwhile :attr:`source_error` holds the last failure and
+        each failed attempt logs a warning. When :meth:`stop` is called during that wait, returns without
+        starting anything. Cancelling the call is safe; :meth:`stop` releases whatever it had started.
+
         Raises:
-            ReconcilerError: when the repository cannot be read or an environment is unknown.
+            ReconcilerError: when an environment named in the settings is not defined in ``envs/`` at the
+                fetched revision (a configuration error: not retried).
         """
         self._loop = asyncio.get_running_loop()
-        rev = await asyncio.to_thread(self.source.fetch)
-        snapshot = await asyncio.to_thread(self.source.snapshot, rev)
-        available = load_environments(snapshot.root)
+        loaded = await self._load_source()
+        if loaded is None or self._stop.is_set():  # stopped while waiting for the repository
+            return
+        rev, available = loaded
         names = self.settings.envs or sorted(available)
         for name in names:
             if name not in available:
@@ -121,18 +144,14 @@ class Daemon:
             self.envs[name] = _EnvState(name=name, env=available[name])
         if self.settings.nats_url:
             self.bus = Bus(self.settings.nats_url, name="reconciler-daemon")
-            await self.bus.connect()
-            self.auto.publish = bus_publisher(self.bus, self._loop)
-            self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
-            if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
-                self.images = ImageAutomation(
-                    GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
-                    load_environments,
-                    only=set(self.envs),
-                )
-                self._image_task = asyncio.create_task(
-                    run_consumer(self.bus, self.images, self._stop), name="image-automation"
-                )
+            try:
+                await self.bus.connect()
+            except Exception as exc:  # BusError, or JetStream refusing a stream: keep trying meanwhile
+                self._bus_failed(1, exc)
+                await self.bus.close()
+                self._spawn(self._connect_bus())
+            else:
+                self._start_bus_consumers()
         for state in self.envs.values():
             self._tasks.append(asyncio.create_task(self._worker(state), name=f"worker-{state.name}"))
             self._tasks.append(asyncio.create_task(self._poll(state), name=f"poll-{state.name}"))
@@ -146,6 +165,126 @@ class Daemon:
             self._repo_watcher = RepoWatcher(local, on_change)
             self._repo_watcher.start()
         self.trigger_all("startup")
+
+    def _start_bus_consumers(self) -> None:
+        """Start what runs on NATS once connected: the trigger consumer and image automation."""
+        assert self.bus is not None and self._loop is not None
+        self.bus_error = ""
+        self.auto.publish = bus_publisher(self.bus, self._loop)
+        self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
+        if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
+            self.images = ImageAutomation(
+                GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
+                load_environments,
+                only=set(self.envs),
+            )
+            self._image_task = asyncio.create_task(
+                run_consumer(self.bus, self.images, self._stop, ack_wait=self.settings.image_ack_wait),
+                name="image-automation",
+            )
+
+    def _bus_failed(self, attempt: int, exc: BaseException, delay: float | None = None) -> None:
+        """Record and log (one warning, no traceback) a failed connection attempt to NATS."""
+        self.bus_error = " ".join(str(exc).split()) or type(exc).__name__
+        log.warning(
+            "cannot connect to NATS %s (attempt %d)%s: %s; reconciling by poll meanwhile",
+            self.settings.nats_url,
+            attempt,
+            f", retrying in {delay:.1f} s" if delay is not None else "",
+            self.bus_error,
+        )
+
+    async def _connect_bus(self) -> None:
+        """Connect to NATS in the background (the daemon started while NATS was down), with the same
+        backoff as the source (:data:`SOURCE_RETRY_INITIAL` … :data:`SOURCE_RETRY_MAX` s plus jitter), then
+        start the NATS consumers. Passes run on poll and watch triggers meanwhile."""
+        assert self.bus is not None
+        bus = self.bus
+
+        async def attempt() -> bool:
+            if self._stop.is_set():
+                return False
+            try:
+                await bus.connect()
+            except Exception:
+                await bus.close()
+                raise
+            return True
+
+        def failed(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            delay = state.next_action.sleep if state.next_action is not None else None
+            self._bus_failed(state.attempt_number + 1, exc or RuntimeError("unknown"), delay)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=SOURCE_RETRY_INITIAL, max=SOURCE_RETRY_MAX)
+            + wait_random(0, SOURCE_RETRY_JITTER),
+            sleep=self._sleep_unless_stopped,
+            before_sleep=failed,
+            reraise=True,
+        )
+        if not await retrying(attempt):
+            return
+        if self._stop.is_set():  # stopped while the last attempt connected
+            await bus.close()
+            return
+        log.info("connected to NATS %s", self.settings.nats_url)
+        self._start_bus_consumers()
+
+    async def _load_source(self) -> tuple[Revision, dict[str, Environment]] | None:
+        """Fetch the branch, extract its snapshot and load ``envs/``, retrying the failures in
+        :data:`_SOURCE_RETRYABLE` until it works; ``None`` when :meth:`stop` is called first."""
+
+        def read() -> tuple[Revision, dict[str, Environment]]:
+            rev = self.source.fetch()
+            return rev, load_environments(self.source.snapshot(rev).root)
+
+        async def attempt() -> tuple[Revision, dict[str, Environment]] | None:
+            if self._stop.is_set():
+                return None
+            return await asyncio.to_thread(read)
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_SOURCE_RETRYABLE),
+            wait=wait_exponential(multiplier=SOURCE_RETRY_INITIAL, max=SOURCE_RETRY_MAX)
+            + wait_random(0, SOURCE_RETRY_JITTER),
+            sleep=self._sleep_unless_stopped,
+            before_sleep=self._source_failed,
+            reraise=True,
+        )
+        loaded: tuple[Revision, dict[str, Environment]] | None = await retrying(attempt)
+        if loaded is not None:
+            if self.source_attempts:
+                log.info(
+                    "loaded %s (%s) at %s after %d failed attempts",
+                    self.source.url,
+                    self.settings.branch,
+                    loaded[0],
+                    self.source_attempts,
+                )
+            self.source_loaded, self.source_error = True, ""
+        return loaded
+
+    def _source_failed(self, state: RetryCallState) -> None:
+        """Record and log (one warning, no traceback) a failed attempt of the initial load."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        self.source_attempts = state.attempt_number
+        self.source_error = " ".join(str(exc).split()) or type(exc).__name__  # Git stderr: one line
+        log.warning(
+            "cannot load the environments from %s (%s), attempt %d, retrying in %.1f s: %s",
+            self.source.url,
+            self.settings.branch,
+            state.attempt_number,
+            delay,
+            self.source_error,
+        )
+
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when :meth:`stop` is called meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
 
     async def stop(self) -> None:
         """Stop triggers, workers, watches and the NATS connection."""
@@ -331,6 +470,7 @@ class Daemon:
             await asyncio.gather(*futures, return_exceptions=True)
         with contextlib.suppress(Exception):
             await msg.ack()
+            failpoint("ack")
 
     # -- drift watches ----------------------------------------------------------------------------
 

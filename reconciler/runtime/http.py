@@ -5,9 +5,11 @@ Routes:
 
 * ``GET /metrics`` — Prometheus text format (JetStream consumer lag sampled at scrape time).
 * ``GET /healthz`` — 200 while the event loop answers.
-* ``GET /readyz`` — 200 when Git is reachable, the API server answers, NATS is connected (when
-  configured) and leadership is known; 503 otherwise. The body names each check. Checks are cached for
-  :data:`READY_TTL` seconds, so probes cannot multiply the traffic.
+* ``GET /readyz`` — 200 when Git is reachable and the environments were loaded from it (the daemon
+  retries that first load while the remote is unreachable; the ``git`` check names its last failure
+  meanwhile), the API server answers, NATS is connected (when configured) and leadership is known; 503
+  otherwise. The body names each check. Checks are cached for :data:`READY_TTL` seconds, so probes
+  cannot multiply the traffic.
 * ``GET /`` — environments: revision, sync state, health (HTML, refreshes itself).
 * ``GET /env/<name>`` — objects and their health, recent drift, the promotion timeline and the diff of
   the pending change (a server-side dry-run of the branch's latest commit, cached for
@@ -148,6 +150,32 @@ def _leadership(daemon: DaemonView) -> Check:
     return Check(ok=True, detail="leader" if value else "follower")
 
 
+def _source_failure(daemon: DaemonView) -> str:
+    """Why the daemon's first load of the repository (fetch, snapshot, ``envs/``) keeps failing, or ""
+    when it succeeded, has not failed yet, or the daemon does not report it (no ``source_error``)."""
+    error = str(getattr(daemon, "source_error", "") or "")
+    if not error or getattr(daemon, "source_loaded", False):
+        return ""
+    src = daemon.source
+    attempts = int(getattr(daemon, "source_attempts", 0) or 0)
+    return (
+        f"cannot load the environments from {src.url} ({src.branch}); "
+        f"{attempts} failed attempt(s), retrying: {error[:300]}"
+    )
+
+
+def _not_loaded(daemon: DaemonView) -> Check | None:
+    """A failed ``git`` check while the daemon's first load of the repository has not succeeded; ``None``
+    once it has, or for a daemon that does not report it (no ``source_loaded`` attribute)."""
+    if getattr(daemon, "source_loaded", True):
+        return None
+    src = daemon.source
+    return Check(
+        ok=False,
+        detail=_source_failure(daemon) or f"loading the environments from {src.url} ({src.branch})",
+    )
+
+
 class _Ready:
     """Readiness checks with a short cache (one check at a time)."""
 
@@ -180,7 +208,8 @@ class _Ready:
         if not url:
             return Check(ok=True, detail="not configured")
         if bus is None or not bus.connected:
-            return Check(ok=False, detail=f"{url}: not connected")
+            why = str(getattr(self.daemon, "bus_error", "") or "")
+            return Check(ok=False, detail=f"{url}: not connected" + (f" ({why})"[:300] if why else ""))
         return Check(ok=True, detail=url)
 
     async def get(self) -> Readiness:
@@ -189,7 +218,7 @@ class _Ready:
                 return self._last
             git, kube = await asyncio.gather(asyncio.to_thread(self._git), asyncio.to_thread(self._kube))
             checks = {
-                "git": git,
+                "git": _not_loaded(self.daemon) or git,
                 "kubernetes": kube,
                 "nats": self._nats(),
                 "leadership": _leadership(self.daemon),
@@ -503,7 +532,17 @@ class _Server:
         )
 
     async def summaries(self) -> list[EnvSummary]:
-        return list(await asyncio.gather(*(self.summary(n) for n in self.daemon.envs)))
+        """Every environment's summary; while the first load of the repository keeps failing, the
+        environments named in the settings are listed with that failure as their error."""
+        out = list(await asyncio.gather(*(self.summary(n) for n in self.daemon.envs)))
+        failure = _source_failure(self.daemon)
+        if failure:
+            out += [
+                EnvSummary(name=n, error=failure)
+                for n in self.daemon.settings.envs
+                if n not in self.daemon.envs
+            ]
+        return out
 
     async def detail(self, name: str) -> tuple[EnvDetail, str]:
         state = self.daemon.envs[name]

@@ -3,16 +3,22 @@
 Each resolved revision is materialised as an immutable snapshot directory extracted from the commit's
 tree with ``git archive`` (never from a working copy, so uncommitted edits are never applied). Snapshot
 extraction uses :mod:`tarfile`'s ``data`` filter, which refuses absolute paths, ``..`` and links that
-leave the snapshot.
+leave the snapshot. A snapshot is extracted into ``<sha>.tmp`` and renamed to ``<sha>`` only when complete.
+
+The clone may be shared by several processes (the daemon and CLI commands use the same default cache
+directory), so every Git operation that writes to it holds a ``flock`` on ``<clone>.lock`` (the same
+:class:`~reconciler.source.gitops._PathLock` the working clones use). While it is held, any Git lock file
+in the clone was left by a killed process and is removed; a clone damaged locally is cloned again once,
+while a remote that cannot be reached only raises :class:`SourceError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import shutil
 import tarfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,16 @@ import git
 
 from reconciler.errors import SourceError
 from reconciler.model import Revision
+from reconciler.source.gitops import (
+    _PathLock,
+    clone_problem,
+    fresh_clone,
+    open_clone,
+    remove_leftover_clones,
+    remove_stale_locks,
+)
+
+log = logging.getLogger("reconciler.git")
 
 #: Largest file a snapshot extracts, in bytes; a commit with a larger blob fails with a SourceError.
 MAX_BLOB_BYTES = 64 << 20
@@ -60,7 +76,8 @@ class GitSource:
         self.cache_dir = cache_dir
         self.clone_dir = cache_dir / "git" / _cache_name(self.url)
         self.snapshot_dir = cache_dir / "snapshots" / _cache_name(self.url)
-        self._lock = threading.Lock()
+        # thread lock + flock: shared by every GitSource of this clone, in this process and in others
+        self._lock = _PathLock.for_path(self.clone_dir.with_name(self.clone_dir.name + ".lock"))
         self._repo: git.Repo | None = None
         self.last_fetch_seconds = 0.0
 
@@ -72,57 +89,107 @@ class GitSource:
             SourceError: when the repository cannot be cloned.
         """
         if self._repo is None:
-            with self._lock:
+            with self._lock.hold():
                 if self._repo is None:
                     self._repo = self._open_or_clone()
         return self._repo
 
     def _open_or_clone(self) -> git.Repo:
-        if (self.clone_dir / "HEAD").exists():
-            try:
-                return git.Repo(self.clone_dir)
-            except git.exc.GitError:
-                shutil.rmtree(self.clone_dir, ignore_errors=True)
+        """Open the clone, or clone when there is none or it is damaged (hold the lock)."""
+        remove_leftover_clones(self.clone_dir)
+        if self.clone_dir.exists() or self.clone_dir.is_symlink():
+            problem = clone_problem(self.clone_dir)
+            if problem is None:
+                remove_stale_locks(self.clone_dir)
+                try:
+                    return open_clone(self.clone_dir)
+                except (git.exc.GitError, OSError, ValueError) as exc:
+                    problem = f"cannot open it: {exc}"
+            log.warning("the clone %s is damaged (%s); cloning %s again", self.clone_dir, problem, self.url)
+        return self._clone()
+
+    def _clone(self) -> git.Repo:
+        """Clone into a temporary sibling, then rename it into place (a damaged clone there is replaced
+        only once the new one is complete).
+
+        Raises:
+            SourceError: the remote cannot be cloned or the cache directory cannot be written.
+        """
+        fresh_clone(self.url, self.clone_dir, bare=True)
         try:
-            self.clone_dir.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SourceError(f"cache directory {self.clone_dir.parent}: {exc.strerror or exc}") from None
-        tmp = self.clone_dir.with_name(self.clone_dir.name + f".tmp{time.monotonic_ns()}")
-        try:
-            repo = git.Repo.clone_from(self.url, tmp, bare=True, no_checkout=True)
-            repo.close()
-            tmp.replace(self.clone_dir)
-        except git.exc.GitCommandError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SourceError(f"git clone {self.url}: {exc.stderr.strip() or exc}") from None
-        return git.Repo(self.clone_dir)
+            return open_clone(self.clone_dir)
+        except (git.exc.GitError, OSError, ValueError) as exc:
+            raise SourceError(f"git clone {self.url}: the new clone cannot be opened: {exc}") from None
+
+    def _recover(self, exc: SourceError) -> bool:
+        """After ``exc``: clone again when the clone is damaged locally (hold the lock).
+
+        Returns:
+            ``True`` when the clone was replaced (retry the operation once), ``False`` when it is sound
+            (the failure is the remote's or the request's: re-raise ``exc``; the clone is kept).
+
+        Raises:
+            SourceError: the clone is damaged and the remote cannot be cloned.
+        """
+        problem = clone_problem(self.clone_dir, thorough=True)
+        if problem is None:
+            return False
+        log.warning(
+            "the clone %s is damaged (%s; the operation failed with: %s); cloning %s again",
+            self.clone_dir,
+            problem,
+            exc,
+            self.url,
+        )
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+        self._repo = self._clone()
+        return True
 
     def fetch(self) -> Revision:
         """Fetch the branch and return the revision it points at.
 
+        Stale lock files a killed process left in the clone are removed first. When the fetch fails and
+        the clone is damaged locally, it is cloned again and the fetch retried once.
+
         Raises:
-            SourceError: when the remote cannot be reached or the branch does not exist.
+            SourceError: when the remote cannot be reached or the branch does not exist (the clone is
+                kept).
         """
-        repo = self.repo
         t0 = time.monotonic()
-        with self._lock:
+        with self._lock.hold():
+            _ = self.repo
             try:
-                repo.git.fetch(
-                    self.url, f"+refs/heads/{self.branch}:refs/heads/{self.branch}", "--prune", "--force"
-                )
-            except git.exc.GitCommandError as exc:
-                raise SourceError(
-                    f"git fetch {self.url} {self.branch}: {exc.stderr.strip() or exc}"
-                ) from None
-            try:
-                sha = repo.git.rev_parse(f"refs/heads/{self.branch}^{{commit}}")
-            except git.exc.GitCommandError:
-                raise SourceError(f"{self.url}: branch {self.branch!r} does not exist") from None
+                sha = self._fetch_once()
+            except SourceError as exc:
+                if not self._recover(exc):
+                    raise
+                sha = self._fetch_once()
         self.last_fetch_seconds = time.monotonic() - t0
         return Revision(branch=self.branch, sha=sha)
 
+    def _fetch_once(self) -> str:
+        repo = self.repo
+        remove_stale_locks(self.clone_dir)
+        try:
+            repo.git.fetch(
+                self.url, f"+refs/heads/{self.branch}:refs/heads/{self.branch}", "--prune", "--force"
+            )
+        except git.exc.GitCommandError as exc:
+            raise SourceError(f"git fetch {self.url} {self.branch}: {exc.stderr.strip() or exc}") from None
+        try:
+            return str(repo.git.rev_parse(f"refs/heads/{self.branch}^{{commit}}"))
+        except git.exc.GitCommandError:
+            raise SourceError(f"{self.url}: branch {self.branch!r} does not exist") from None
+
     def snapshot(self, revision: Revision) -> Snapshot:
         """Extract the revision's tree into ``snapshots/<sha>/`` (once; reused afterwards).
+
+        The files go to ``<sha>.tmp`` first, which is renamed to ``<sha>`` (with its ``.complete`` marker)
+        only when every file is written, so a killed process never leaves a snapshot that looks complete.
+        When extraction fails because the clone is damaged locally (a missing object), it is cloned again
+        and the extraction retried once.
 
         Raises:
             SourceError: when the commit is unknown or its archive cannot be extracted safely.
@@ -130,27 +197,36 @@ class GitSource:
         dest = self.snapshot_dir / revision.sha
         if (dest / ".complete").exists():
             return Snapshot(revision, dest)
-        with self._lock:
+        with self._lock.hold():
             if (dest / ".complete").exists():
                 return Snapshot(revision, dest)
-            self._check_sizes(revision)
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
+            _ = self.repo
             try:
-                tmp.mkdir(parents=True)
-                buf = io.BytesIO()
-                self.repo.archive(buf, treeish=revision.sha, format="tar")
-                buf.seek(0)
-                with tarfile.open(fileobj=buf) as tar:
-                    tar.extractall(tmp, filter="data")
-                (tmp / ".complete").write_text(str(revision))  # ENOSPC here is a SourceError too
-            except (git.exc.GitCommandError, tarfile.TarError, OSError) as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise SourceError(f"snapshot of {revision}: {exc}") from None
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.replace(dest)
-        self._gc_snapshots(keep=8)
+                self._extract(revision, dest)
+            except SourceError as exc:
+                if not self._recover(exc):
+                    raise
+                self._extract(revision, dest)
+            self._gc_snapshots(keep=8)
         return Snapshot(revision, dest)
+
+    def _extract(self, revision: Revision, dest: Path) -> None:
+        self._check_sizes(revision)
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir(parents=True)
+            buf = io.BytesIO()
+            self.repo.archive(buf, treeish=revision.sha, format="tar")
+            buf.seek(0)
+            with tarfile.open(fileobj=buf) as tar:
+                tar.extractall(tmp, filter="data")
+            (tmp / ".complete").write_text(str(revision))  # ENOSPC here is a SourceError too
+        except (git.exc.GitCommandError, tarfile.TarError, OSError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SourceError(f"snapshot of {revision}: {exc}") from None
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.replace(dest)
 
     def _check_sizes(self, revision: Revision) -> None:
         """Refuse a tree whose files are too large before anything is extracted or held in memory.
@@ -184,12 +260,22 @@ class GitSource:
             )
 
     def _gc_snapshots(self, keep: int) -> None:
+        """Delete all but the ``keep`` newest snapshots, and ``*.tmp`` directories a killed process left
+        (hold the lock). A snapshot is renamed to ``*.tmp`` before it is deleted, so one half-deleted by a
+        kill is never taken for complete."""
+        for d in self.snapshot_dir.glob("*.tmp"):
+            shutil.rmtree(d, ignore_errors=True)
         dirs = sorted(
             (d for d in self.snapshot_dir.iterdir() if d.is_dir() and not d.name.endswith(".tmp")),
             key=lambda d: d.stat().st_mtime,
         )
         for d in dirs[:-keep]:
-            shutil.rmtree(d, ignore_errors=True)
+            doomed = d.with_name(d.name + ".gc.tmp")
+            try:
+                d.replace(doomed)
+            except OSError:
+                continue
+            shutil.rmtree(doomed, ignore_errors=True)
 
     def tree_digest(self, sha: str, path: str) -> str:
         """The tree id of ``path`` in commit ``sha`` ("" when the path does not exist)."""

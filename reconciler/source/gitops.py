@@ -11,6 +11,13 @@ Formats followed:
   * revert messages: the same text ``git revert`` writes (``Revert "<subject>"`` and
     ``This reverts commit <sha>.``), so other Git tools recognise them.
   * push results: ``git push --porcelain`` (``<flag>\\t<from>:<to>\\t<summary> (<reason>)``).
+
+Crash recovery: a process killed (SIGKILL) in the middle of a Git command can leave stale ``*.lock`` files,
+a stopped rebase, revert, cherry-pick or merge, unpushed commits, or a damaged clone. Every write starts
+from :meth:`GitWriter.sync`, which removes stale locks (safe: the clone's ``flock`` is held, so no live
+process owns them), aborts a stopped operation, hard-resets to the remote branch (dropping unpushed
+commits), and when the clone itself is damaged (a local fault, never a failure to reach the remote)
+clones it again once. :class:`reconciler.source.git.GitSource` uses the same helpers.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import logging
+import os
 import re
 import shutil
 import tarfile
@@ -33,6 +42,9 @@ from pydantic import BaseModel, Field
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from reconciler.errors import SourceError
+from reconciler.failpoints import failpoint
+
+log = logging.getLogger("reconciler.git")
 
 NOTES_REF = "refs/notes/reconciler"
 _TRAILER_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -42,6 +54,18 @@ _FIELD = "\x1f"
 _RECORD = "\x1e"
 _LOG_FORMAT = _FIELD.join(
     ["%H", "%P", "%an", "%ae", "%at", "%cn", "%ce", "%ct", "%B", "%(trailers:only,unfold)"]
+)
+#: What a stopped rebase / am / cherry-pick / revert / merge keeps in the Git directory.
+_OPERATION_STATE = (
+    "rebase-merge",
+    "rebase-apply",
+    "sequencer",
+    "CHERRY_PICK_HEAD",
+    "REVERT_HEAD",
+    "MERGE_HEAD",
+    "MERGE_MODE",
+    "MERGE_MSG",
+    "AUTO_MERGE",
 )
 
 
@@ -162,6 +186,172 @@ def parse_trailer_lines(text: str) -> dict[str, list[str]]:
     return out
 
 
+def remove_stale_locks(gitdir: Path) -> list[Path]:
+    """Delete the lock files a killed Git command left in the Git directory ``gitdir``, each with a warning.
+
+    Removes every ``*.lock`` file (``index.lock``, ``HEAD.lock``, ``config.lock``, ``packed-refs.lock``,
+    ``shallow.lock``, ``refs/**/<name>.lock`` …; no ref name may end in ``.lock``, so no ref is touched)
+    and the temporary pack files (``objects/pack/tmp_*``) of an interrupted fetch. Call it only while
+    holding the clone's :class:`_PathLock`: every process that runs Git in these clones holds that lock
+    for the whole command (and auto-gc runs in the foreground, see :func:`configure_clone`), so any lock
+    file found then belongs to a process that is gone.
+
+    Args:
+        gitdir: the ``.git`` directory of a working clone, or a bare repository.
+
+    Returns:
+        the paths removed (empty when there were none or ``gitdir`` does not exist).
+    """
+    removed: list[Path] = []
+    objects = gitdir / "objects"
+    for root, dirs, files in os.walk(gitdir):
+        here = Path(root)
+        if here == objects:
+            dirs[:] = [d for d in dirs if d in ("info", "pack")]  # skip the loose-object fan-out
+        for name in files:
+            if name.endswith(".lock") or (here == objects / "pack" and name.startswith("tmp_")):
+                path = here / name
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                log.warning("removed %s, left by a Git command that was killed", path)
+                removed.append(path)
+    return removed
+
+
+def clone_problem(gitdir: Path, *, worktree: Path | None = None, thorough: bool = False) -> str | None:
+    """Why the clone with Git directory ``gitdir`` cannot be used, judged locally; ``None`` when it is sound.
+
+    The remote is never contacted, so a network failure can never make a clone look damaged. The quick
+    check opens the repository with Git (``HEAD``, ``config`` and the object store readable) and, for a
+    working clone, wants its ``origin`` remote. ``thorough`` also runs ``git fsck --connectivity-only``,
+    which reads every commit and tree reachable from the refs (and the index of ``worktree``) and fails on
+    a missing or corrupt object or a broken index; use it after an operation failed.
+
+    Args:
+        gitdir: the ``.git`` directory of a working clone, or a bare repository.
+        worktree: the working tree of a working clone (``None`` for a bare repository).
+        thorough: run the ``fsck`` check too (reads the whole history: seconds on a large repository).
+
+    Returns:
+        a one-line description of the first problem found, or ``None``.
+    """
+    if not (gitdir / "HEAD").is_file():
+        return f"{gitdir / 'HEAD'} is missing"
+    base = ["git", f"--git-dir={gitdir}"] + ([f"--work-tree={worktree}"] if worktree is not None else [])
+    probes = [["rev-parse", "--git-dir"]]
+    if worktree is not None:
+        probes.append(["config", "--get", "remote.origin.url"])
+    if thorough:
+        probes.append(["fsck", "--connectivity-only", "--no-dangling", "--no-progress"])
+    runner = git.Git(str(gitdir))
+    for probe in probes:
+        try:
+            status, out, err = runner.execute(
+                [*base, *probe], with_extended_output=True, with_exceptions=False
+            )
+        except (git.exc.GitError, OSError) as exc:
+            return f"git {probe[0]}: {exc}"
+        if int(status) != 0:
+            lines = (str(err).strip() or str(out).strip() or f"exit status {status}").splitlines()
+            return f"git {' '.join(probe)}: {lines[0]}"
+    return None
+
+
+def open_clone(gitdir: Path) -> git.Repo:
+    """Open the clone whose Git directory is ``gitdir`` (a bare repository or a working clone's ``.git``)
+    with GitPython, configured by :func:`configure_clone`.
+
+    Git is kept from walking up into an enclosing repository (``GIT_CEILING_DIRECTORIES``), and the
+    repository Git finds from GitPython's working directory must be ``gitdir`` itself: a bare clone whose
+    ``config`` was lost looks like a working tree to GitPython, and would fail every command.
+
+    Raises:
+        git.exc.GitError, OSError, ValueError: the clone cannot be opened or is not where it should be.
+    """
+    repo = git.Repo(gitdir.parent if gitdir.name == ".git" else gitdir)
+    try:
+        repo.git.update_environment(
+            GIT_CEILING_DIRECTORIES=str(Path(repo.git.working_dir or gitdir).resolve().parent)
+        )
+        found = str(repo.git.rev_parse("--absolute-git-dir"))
+        if Path(found).resolve() != gitdir.resolve():
+            raise ValueError(f"Git finds the repository {found}, not {gitdir}")
+        configure_clone(repo)
+    except BaseException:
+        repo.close()
+        raise
+    return repo
+
+
+def configure_clone(repo: git.Repo) -> None:
+    """Settings every private clone gets: automatic ``gc``/``maintenance`` run in the foreground.
+
+    By default Git detaches automatic garbage collection into a background process of its own session,
+    which would outlive a killed daemon and hold ``packed-refs.lock`` and ref locks outside our
+    ``flock``; in the foreground it runs inside the Git command, under the lock.
+    """
+    with repo.config_writer() as cw:
+        cw.set_value("gc", "autoDetach", "false")
+        cw.set_value("maintenance", "autoDetach", "false")
+
+
+def remove_leftover_clones(dest: Path) -> None:
+    """Delete ``<dest>.tmp*`` and ``<dest>.broken*``: clones a killed process left half-made or
+    half-deleted next to ``dest`` (call while holding the clone's lock)."""
+    for pattern in (f"{dest.name}.tmp*", f"{dest.name}.broken*"):
+        for leftover in dest.parent.glob(pattern):
+            log.warning("removing %s, left by a clone that was interrupted", leftover)
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def fresh_clone(url: str, dest: Path, *, bare: bool) -> None:
+    """Clone ``url`` into a temporary sibling of ``dest`` (``bare`` or with a work tree, nothing checked
+    out), then :func:`install_clone` it at ``dest``: a damaged clone there is replaced only once the new
+    one is complete.
+
+    Raises:
+        SourceError: the remote cannot be cloned or the cache directory cannot be written.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SourceError(f"cache directory {dest.parent}: {exc.strerror or exc}") from None
+    tmp = dest.with_name(dest.name + f".tmp{time.monotonic_ns()}")
+    try:
+        git.Repo.clone_from(url, tmp, bare=bare, no_checkout=True).close()
+        install_clone(tmp, dest)
+    except git.exc.GitCommandError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SourceError(f"git clone {url}: {_stderr(exc)}") from None
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SourceError(f"cache directory {dest.parent}: {exc.strerror or exc}") from None
+
+
+def install_clone(fresh: Path, dest: Path) -> None:
+    """Rename the complete new clone ``fresh`` to ``dest``; whatever was at ``dest`` (a damaged clone) is
+    first renamed aside to ``<dest>.broken<n>`` and deleted afterwards.
+
+    Raises:
+        OSError: a rename failed.
+    """
+    if dest.exists() or dest.is_symlink():
+        broken = dest.with_name(f"{dest.name}.broken{time.monotonic_ns()}")
+        dest.replace(broken)
+        fresh.replace(dest)
+        if broken.is_dir() and not broken.is_symlink():
+            shutil.rmtree(broken, ignore_errors=True)
+        else:
+            broken.unlink(missing_ok=True)
+    else:
+        fresh.replace(dest)
+
+
 class _PathLock:
     """A re-entrant lock per working clone: a thread lock plus ``flock`` on a lock file, so two
     writers in one process or two processes (daemon and CLI) never interleave Git operations."""
@@ -270,25 +460,56 @@ class GitWriter:
         return self._repo
 
     def _open_or_clone(self) -> git.Repo:
-        if (self._workdir / ".git").is_dir():
-            try:
-                repo = git.Repo(self._workdir)
-                self._configure(repo)
-                return repo
-            except git.exc.GitError:
-                shutil.rmtree(self._workdir, ignore_errors=True)
-        self._workdir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._workdir.with_name(self._workdir.name + f".tmp{time.monotonic_ns()}")
+        """Open the clone, or clone when there is none or it is damaged (hold the lock)."""
+        remove_leftover_clones(self._workdir)
+        if self._workdir.exists() or self._workdir.is_symlink():
+            problem = clone_problem(self._workdir / ".git", worktree=self._workdir)
+            if problem is None:
+                remove_stale_locks(self._workdir / ".git")
+                try:
+                    return self._open()
+                except (git.exc.GitError, OSError, ValueError) as exc:  # e.g. a config GitPython refuses
+                    problem = f"cannot open it: {exc}"
+            log.warning(
+                "the working clone %s is damaged (%s); cloning %s again", self._workdir, problem, self.url
+            )
+        return self._clone()
+
+    def _clone(self) -> git.Repo:
+        """Clone into a temporary sibling, then rename it into place (replacing a damaged clone only once
+        the new one is complete).
+
+        Raises:
+            SourceError: the remote cannot be cloned or the cache directory cannot be written.
+        """
+        fresh_clone(self.url, self._workdir, bare=False)
         try:
-            repo = git.Repo.clone_from(self.url, tmp, no_checkout=True)
+            return self._open()
+        except (git.exc.GitError, OSError, ValueError) as exc:
+            raise SourceError(f"git clone {self.url}: the new clone cannot be opened: {exc}") from None
+
+    def _open(self) -> git.Repo:
+        repo = open_clone(self._workdir / ".git")
+        try:
+            self._configure(repo)
+        except BaseException:
             repo.close()
-            tmp.replace(self._workdir)
-        except git.exc.GitCommandError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SourceError(f"git clone {self.url}: {_stderr(exc)}") from None
-        repo = git.Repo(self._workdir)
-        self._configure(repo)
+            raise
         return repo
+
+    def _reclone(self, problem: str) -> None:
+        """Replace the damaged clone with a fresh one (hold the lock).
+
+        Raises:
+            SourceError: the remote cannot be cloned (the damaged clone stays until the next attempt).
+        """
+        log.warning(
+            "the working clone %s is damaged (%s); cloning %s again", self._workdir, problem, self.url
+        )
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+        self._repo = self._clone()
 
     def _configure(self, repo: git.Repo) -> None:
         with repo.config_writer() as cw:
@@ -315,13 +536,32 @@ class GitWriter:
         return int(status), str(out), str(err)
 
     def _abort_in_progress(self) -> None:
+        """Abort a rebase, ``am``, cherry-pick, revert or merge a killed process left stopped halfway; state
+        Git cannot abort (half-written by the kill) is deleted, with a warning. The caller resets next."""
         gitdir = self._workdir / ".git"
+        if (gitdir / "rebase-apply" / "applying").exists():
+            self._git_status("am", "--abort")
         if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
             self._git_status("rebase", "--abort")
+        if (gitdir / "CHERRY_PICK_HEAD").exists():
+            self._git_status("cherry-pick", "--abort")
         if (gitdir / "REVERT_HEAD").exists() or (gitdir / "sequencer").exists():
             self._git_status("revert", "--abort")
         if (gitdir / "MERGE_HEAD").exists():
             self._git_status("merge", "--abort")
+        left = [gitdir / name for name in _OPERATION_STATE if (gitdir / name).exists()]
+        if any(p.name not in ("MERGE_MODE", "MERGE_MSG", "AUTO_MERGE") for p in left):
+            log.warning("Git could not abort the stopped operation in %s; removing %s", self._workdir, left)
+            for path in left:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+    def _clear_locks(self) -> None:
+        """Open the clone and remove stale lock files from it (hold the lock)."""
+        _ = self.repo
+        remove_stale_locks(self._workdir / ".git")
 
     # ------------------------------------------------------------------ reading
 
@@ -329,11 +569,28 @@ class GitWriter:
         """Fetch the remote (branches and the notes refs), hard-reset the clone to ``origin/<branch>``
         and remove untracked files; returns the head commit id.
 
+        What a killed process left behind is repaired first: stale lock files are removed and a stopped
+        rebase/revert/cherry-pick/merge is aborted; unpushed commits are dropped by the reset. When the sync
+        fails and the clone is damaged locally (:func:`clone_problem`), it is cloned again and the sync
+        retried once; when the clone is sound (the remote is unreachable) the clone is kept.
+
         Raises:
             SourceError: the remote cannot be reached or the branch does not exist.
         """
         with self._lock.hold():
             _ = self.repo
+            try:
+                return self._sync_once()
+            except SourceError as exc:
+                problem = clone_problem(self._workdir / ".git", worktree=self._workdir, thorough=True)
+                if problem is None:
+                    raise
+                self._reclone(f"{problem}; the sync failed with: {exc}")
+                return self._sync_once()
+
+    def _sync_once(self) -> str:
+        with self._lock.hold():
+            self._clear_locks()
             self._abort_in_progress()
             self._fetch()
             if self._git_status("rev-parse", "--verify", "-q", f"refs/remotes/origin/{self.branch}")[0]:
@@ -500,6 +757,7 @@ class GitWriter:
         """
         text = compose_message(message, trailers)
         with self._lock.hold():
+            self._clear_locks()
             if branch:
                 self._git("checkout", "-q", "-B", branch)
             self._git("add", "-A")
@@ -514,15 +772,19 @@ class GitWriter:
             self._git("commit", "-q", "--no-verify", "--cleanup=verbatim", "-F", str(msg))
         finally:
             msg.unlink(missing_ok=True)
+        failpoint("commit")
         return self.head()
 
     def switch(self, branch: str) -> None:
         """Create (or reset) the local ``branch`` at the current head and check it out."""
-        self._git("checkout", "-q", "-B", branch)
+        with self._lock.hold():
+            self._clear_locks()
+            self._git("checkout", "-q", "-B", branch)
 
     def reset_hard(self, rev: str) -> None:
         """Point the checked-out branch at ``rev`` and make the working tree match it (clean)."""
         with self._lock.hold():
+            self._clear_locks()
             self._abort_in_progress()
             self._git("reset", "-q", "--hard", rev)
             self._git("clean", "-q", "-fdx")
@@ -544,6 +806,7 @@ class GitWriter:
         target = branch or self.branch
         attempts = 0
         with self._lock.hold():
+            self._clear_locks()
             retrying = Retrying(
                 stop=stop_after_attempt(max(1, retries)),
                 wait=self._wait(),
@@ -556,6 +819,7 @@ class GitWriter:
                         attempts += 1
                         result = self._push_once(target, force)
                         result.attempts = attempts
+                        failpoint("push")
                         return result
             except _NonFastForward as exc:
                 raise SourceError(
@@ -629,6 +893,7 @@ class GitWriter:
             SourceError: ``sha`` is unknown.
         """
         with self._lock.hold():
+            self._clear_locks()
             full = self.resolve(sha)
             info = self.log(max_count=1, rev=full)[0]
             args = ["revert", "--no-commit"]
@@ -667,6 +932,7 @@ class GitWriter:
         if not body:
             raise ValueError("a note must not be empty")
         with self._lock.hold():
+            self._clear_locks()
             full = self.resolve(sha)
             retrying = Retrying(
                 stop=stop_after_attempt(6),
@@ -683,18 +949,24 @@ class GitWriter:
         return False  # pragma: no cover
 
     def fetch_notes(self, ref: str = NOTES_REF) -> None:
-        """Fetch the remote's notes ref ``ref`` (replacing the local one); a missing remote ref is fine.
+        """Fetch the remote's notes ref ``ref`` (replacing the local one; when the remote has none, the
+        local one is deleted).
 
         Raises:
             SourceError: the remote cannot be reached.
         """
         with self._lock.hold():
+            self._clear_locks()
             self._fetch_notes(ref)
 
     def _fetch_notes(self, ref: str) -> None:
+        """Make the local notes ref ``ref`` equal the remote's; without a remote one the local one is
+        deleted (notes only here were never pushed, e.g. by a killed process, and must not be later)."""
         status, _, err = self._git_status("fetch", "-q", "origin", f"+{ref}:{ref}")
         if status != 0 and "couldn't find remote ref" not in err:
             raise SourceError(f"git fetch origin {ref}: {err.strip()}")
+        if status != 0:
+            self._git_status("update-ref", "-d", ref)
 
     def _add_note_once(self, sha: str, body: str, ref: str, append: bool) -> bool:
         self._fetch_notes(ref)

@@ -24,9 +24,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.devcluster import LocalCluster, process
+from reconciler_testing import report_figure
 
-FIGURES_ENV = "RECONCILER_RELIABILITY_FIGURES"
+from reconciler.devcluster import LocalCluster, process
 
 
 class EnvRepo(Protocol):
@@ -128,15 +128,8 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float
 
 
 def report(name: str, seconds: float, **detail: Any) -> str:
-    """Print a recovery figure (``RELIABILITY name seconds``) and append it as a JSON line to
-    ``$RECONCILER_RELIABILITY_FIGURES`` when that is set; returns the printed line."""
-    line = f"RELIABILITY {name} {seconds:.3f} s " + " ".join(f"{k}={v}" for k, v in detail.items())
-    print(line)
-    out = os.environ.get(FIGURES_ENV)
-    if out:
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"figure": name, "seconds": round(seconds, 3), **detail}) + "\n")
-    return line
+    """Print a recovery figure (``RELIABILITY name seconds``): :func:`reconciler_testing.report_figure`."""
+    return report_figure(name, seconds, **detail)
 
 
 # -- disk full ----------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from _fault_support import (
     unmount,
     wait_for,
 )
+from reconciler_testing import until
 
 from reconciler.bus import STREAM_EVENTS, Bus, BusError, reconcile_request_subject, result_subject
 from reconciler.cluster.client import KubeClient
@@ -103,16 +104,6 @@ class Results:
     def since(self, t: float) -> list[PassResult]:
         with self.lock:
             return [r for ts, r in self.items if ts >= t]
-
-
-async def _until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def _daemon(repo: EnvRepo, kubeconfig: Path, cache: Path, results: Results, **kw: Any) -> Daemon:
@@ -192,7 +183,7 @@ async def _kill_mid_apply(
     await asyncio.to_thread(_seed, env_repo, ns, names, with_ns=True)
     await asyncio.to_thread(killer.join, 90)
     assert killer.killed_at, "the API server was not killed (the apply never started)"
-    failed = await _until(
+    failed = await until(
         lambda: [r for r in results.since(killer.killed_at) if not r.ok][:2],
         60,
         "two failed passes after the kill",
@@ -213,7 +204,7 @@ async def test_apiserver_killed_mid_apply_then_restarted(
     await daemon.start()
     argv: list[str] = []
     try:
-        await _until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
+        await until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
         burst = base + [f"burst-{i:03d}" for i in range(150)]
         killer, failed = await _kill_mid_apply(fault_cluster, daemon, results, env_repo, ns, burst)
         argv = killer.argv
@@ -230,7 +221,7 @@ async def test_apiserver_killed_mid_apply_then_restarted(
         ready_s = await asyncio.to_thread(_restart_apiserver, fault_cluster, argv)
         argv = []
         t_ready = time.monotonic()
-        done = await _until(
+        done = await until(
             lambda: [r for r in results.since(t_ready) if r.ok], 60, "a converged pass after the restart"
         )
         converge_s = time.monotonic() - t_ready
@@ -308,7 +299,7 @@ def _nats_url(cluster: LocalCluster) -> str:
 async def _restart_nats(cluster: LocalCluster, argv: list[str]) -> float:
     t0 = time.monotonic()
     start_component(cluster, "nats", argv)
-    await _until(lambda: nats_ready(cluster), 30, "nats-server ready after restart")
+    await until(lambda: nats_ready(cluster), 30, "nats-server ready after restart")
     return time.monotonic() - t0
 
 
@@ -333,16 +324,16 @@ async def test_nats_stopped_and_restarted_loses_nothing(nats_cluster: LocalClust
     await _until_consumer(sub, "fault-durable")
     for i in range(3):
         await pub.publish(subject, b"{}", msg_id=f"before-consumed-{i}")
-    await _until(lambda: len(got) == 3, 10, "consumption before the stop")
+    await until(lambda: len(got) == 3, 10, "consumption before the stop")
     # a second durable consumer that is not running: its messages wait in the stream across the outage
     await sub.js.add_consumer(STREAM_EVENTS, _consumer_config("fault-offline", subject))
     for i in range(3):
         await pub.publish(subject, b"{}", msg_id=f"before-pending-{i}")
-    await _until(lambda: len(got) == 6, 10, "the running consumer got the pending messages too")
+    await until(lambda: len(got) == 6, 10, "the running consumer got the pending messages too")
 
     argv = stop_component(nats_cluster, "nats", kill=False)
     t_stop = time.monotonic()
-    await _until(lambda: not pub.connected and not sub.connected, 10, "clients see the outage")
+    await until(lambda: not pub.connected and not sub.connected, 10, "clients see the outage")
     with pytest.raises(BusError) as info:  # a clear status meanwhile
         await pub.publish(subject, b"{}", msg_id="during-outage", timeout=1.0)
     assert "publish" in str(info.value)
@@ -351,10 +342,10 @@ async def test_nats_stopped_and_restarted_loses_nothing(nats_cluster: LocalClust
 
     ready_s = await _restart_nats(nats_cluster, argv)
     t_ready = time.monotonic()
-    await _until(lambda: pub.connected and sub.connected, 30, "clients reconnected")
+    await until(lambda: pub.connected and sub.connected, 30, "clients reconnected")
     reconnect_s = time.monotonic() - t_ready
     await pub.publish(subject, b"{}", msg_id="after-restart-0")
-    await _until(
+    await until(
         lambda: "after-restart-0" in got,
         30,
         "the running consumer gets a message published after the restart",
@@ -430,22 +421,22 @@ async def test_daemon_keeps_running_through_a_nats_restart(
     watcher = Bus(url, name="fault-results")
     await watcher.connect()
     try:
-        await _until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
+        await until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
         argv = stop_component(nats_cluster, "nats", kill=True)
         t_stop = time.monotonic()
-        await _until(
+        await until(
             lambda: [r for r in results.since(t_stop) if r.ok], 30, "a poll pass during the NATS outage"
         )
         assert _running(daemon), "a daemon task ended during the NATS outage"
         assert daemon.bus is not None and not daemon.bus.connected
         await _restart_nats(nats_cluster, argv)
         t_ready = time.monotonic()
-        await _until(lambda: daemon.bus is not None and daemon.bus.connected, 30, "daemon reconnected")
-        await _until(lambda: watcher.connected, 30, "watcher reconnected")
+        await until(lambda: daemon.bus is not None and daemon.bus.connected, 30, "daemon reconnected")
+        await until(lambda: watcher.connected, 30, "watcher reconnected")
         seen: list[bytes] = []
         psub = await watcher.js.pull_subscribe(result_subject("dev"), durable=f"watch-{uuid.uuid4().hex[:6]}")
         await watcher.publish(reconcile_request_subject("dev"), b"{}", msg_id=f"req-{uuid.uuid4().hex}")
-        request_done = await _until(
+        request_done = await until(
             lambda: [r for r in results.since(t_ready) if r.trigger.find("request") >= 0],
             30,
             "a pass for the request",
@@ -467,6 +458,47 @@ async def test_daemon_keeps_running_through_a_nats_restart(
         await daemon.stop()
 
 
+async def test_daemon_started_while_nats_is_down_connects_when_it_is_back(
+    nats_cluster: LocalCluster,
+    env_repo: EnvRepo,
+    kubeconfig: Path,
+    kube: KubeClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """A daemon (re)started while NATS is down reconciles by poll, reports NATS as not connected with the
+    reason, and starts its NATS consumers once NATS is back."""
+    url = _nats_url(nats_cluster)
+    _seed(env_repo, namespace, ["nats-late"])
+    argv = stop_component(nats_cluster, "nats", kill=True)
+    results = Results()
+    daemon = _daemon(env_repo, kubeconfig, tmp_path / "cache", results, nats_url=url, poll_interval=2.0)
+    await daemon.start()
+    watcher = Bus(url, name="fault-late")
+    try:
+        first = await until(lambda: [r for r in results.since(0) if r.ok], 60, "a pass without NATS")
+        assert first[0].trigger == "startup"
+        assert kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="nats-late")) is not None
+        assert daemon.bus is not None and not daemon.bus.connected
+        assert daemon.bus_error and url.rsplit(":", 1)[1] in daemon.bus_error
+        await _restart_nats(nats_cluster, argv)
+        t_ready = time.monotonic()
+        await until(lambda: daemon.bus is not None and daemon.bus.connected, 30, "daemon connected")
+        assert daemon.bus_error == ""
+        await watcher.connect()
+        await _until_consumer(watcher, "reconciler-daemon-triggers")
+        await watcher.publish(reconcile_request_subject("dev"), b"{}", msg_id=f"req-{uuid.uuid4().hex}")
+        done = await until(
+            lambda: [r for r in results.since(t_ready) if "request" in r.trigger], 30, "the request's pass"
+        )
+        report("nats-late.ready-to-request-pass", time.monotonic() - t_ready)
+        assert done[0].ok, done[0].error
+        assert _running(daemon)
+    finally:
+        await watcher.close()
+        await daemon.stop()
+
+
 # ----------------------------------------------------------------------------------------------------
 # Git remote unreachable
 
@@ -481,11 +513,11 @@ async def test_git_remote_unreachable_then_back(
     away = env_repo.remote.with_name("remote-away.git")
     ref = ObjectRef(kind="ConfigMap", namespace=namespace, name="git-a")
     try:
-        await _until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
+        await until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
         applies = daemon.client.calls["apply"]
         env_repo.remote.rename(away)
         t_gone = time.monotonic()
-        failed = await _until(lambda: [r for r in results.since(t_gone) if not r.ok][:2], 30, "failed passes")
+        failed = await until(lambda: [r for r in results.since(t_gone) if not r.ok][:2], 30, "failed passes")
         url = str(env_repo.remote)
         for r in failed:
             assert "git fetch" in r.error and url in r.error, r.error
@@ -502,7 +534,7 @@ async def test_git_remote_unreachable_then_back(
         assert daemon.client.calls["apply"] == applies, "the daemon wrote while the remote was unreachable"
         away.rename(env_repo.remote)
         t_back = time.monotonic()
-        done = await _until(
+        done = await until(
             lambda: [r for r in results.since(t_back) if r.ok], 30, "converged after the remote returned"
         )
         report(
@@ -560,7 +592,7 @@ async def test_cache_disk_full_then_freed(
     ref = ObjectRef(kind="ConfigMap", namespace=namespace, name="disk-a")
     filler: Filler | None = None
     try:
-        await _until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
+        await until(lambda: any(r.ok for r in results.since(0)), 60, "first pass")
         filler = Filler(small_cache)
         filler.start()
         await asyncio.to_thread(filler.full.wait, 10)
@@ -569,7 +601,7 @@ async def test_cache_disk_full_then_freed(
         )
         sha = env_repo.commit("two, while the cache is full")
         t_full = time.monotonic()
-        failed = await _until(lambda: [r for r in results.since(t_full) if not r.ok][:2], 30, "failed passes")
+        failed = await until(lambda: [r for r in results.since(t_full) if not r.ok][:2], 30, "failed passes")
         for r in failed:
             low = r.error.lower()
             assert "no space left" in low or "disk" in low or "enospc" in low, r.error
@@ -580,7 +612,7 @@ async def test_cache_disk_full_then_freed(
         await asyncio.to_thread(filler.stop)
         filler = None
         t_free = time.monotonic()
-        done = await _until(
+        done = await until(
             lambda: [r for r in results.since(t_free) if r.ok], 30, "converged after space was freed"
         )
         report(

@@ -286,3 +286,20 @@ async def test_published_while_down_is_processed_after_nats_and_consumer_restart
     finally:
         await second.close()
     assert versions_committed(repo) == ["1.3.0", "1.4.0"]
+
+
+async def test_an_event_accepted_before_image_automation_first_ran_is_not_lost(
+    bus: Bus, repo: CaseRepo, tmp_path: Path
+) -> None:
+    """The webhook receivers' connection (any ``Bus.connect``) creates the durable consumer, so an event
+    published before any daemon ever consumed is delivered when one starts."""
+    await publish(bus, event("1.3.0", "early"))  # nobody consumes yet: a fresh NATS, no daemon so far
+    info = await bus.js.consumer_info(STREAM_REGISTRY, DURABLE)
+    assert info.num_pending == 1
+    auto = ImageAutomation(GitWriter(str(repo.remote), "main", tmp_path / "cache"), load_envs)
+    running = Running(bus, auto)
+    try:
+        await until(lambda: versions_committed(repo) == ["1.3.0"], 30, "1.3.0 is committed")
+        await until(lambda: consumer_idle(bus), 30, "the event is acknowledged")
+    finally:
+        await running.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconciler_testing import EnvRepo
+from reconciler_testing import EnvRepo, until
 
 from reconciler.bus import Bus, git_push_subject
 from reconciler.cluster.client import KubeClient
@@ -187,16 +187,6 @@ def test_schema_invalid_object_applies_nothing(
     assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
 
 
-async def _until(pred: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s")
-
-
 async def test_daemon_drift_push_trigger_and_recovery(
     env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, cache_dir: Path, nats_url: str
 ) -> None:
@@ -215,7 +205,7 @@ async def test_daemon_drift_push_trigger_and_recovery(
     daemon = Daemon(settings, on_result=results.append, on_drift=drifts.append)
     await daemon.start()
     try:
-        await _until(lambda: results, 30)
+        await until(lambda: results, 30)
         assert results[0].ok, results[0].error
         dep = ObjectRef(group="apps", version="v1", kind="Deployment", namespace=namespace, name="clock-mcp")
 
@@ -233,7 +223,7 @@ async def test_daemon_drift_push_trigger_and_recovery(
             force=True,
         )
         t_edit = time.monotonic()
-        await _until(lambda: any(d.get("corrected") for d in drifts), 10)
+        await until(lambda: any(d.get("corrected") for d in drifts), 10)
         restored = time.monotonic() - t_edit
         assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
         assert drifts[0]["paths"] == ["spec.template.spec.containers[name=server].image"]
@@ -248,7 +238,7 @@ async def test_daemon_drift_push_trigger_and_recovery(
         t_pub = time.time()
         await bus.publish(git_push_subject("acme/envs"), b'{"ref": "refs/heads/main"}', msg_id=f"push-{sha}")
         await bus.close()
-        await _until(lambda: len(results) > n and results[-1].revision.endswith(sha), 15)
+        await until(lambda: len(results) > n and results[-1].revision.endswith(sha), 15)
         assert results[-1].trigger == "git-push"
         assert results[-1].started_at - t_pub < 1.0
         assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.5.0"

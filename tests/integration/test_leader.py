@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from reconciler_testing import EnvRepo
+from reconciler_testing import EnvRepo, report_figure
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.lease import LeaseLock, LeaseRecord
@@ -93,7 +93,7 @@ def test_two_daemons_one_leader_and_takeover(
 
         _wait(standby_holds, 20)
         takeover = time.monotonic() - killed_at
-        print(f"takeover time: {takeover:.2f} s")
+        report_figure("leader.takeover", takeover, lease_duration=10)
         assert takeover < 15.0
         _wait(lambda: " ok (" in logs[standby_pid].read_text(), 20)
         text = logs[standby_pid].read_text()

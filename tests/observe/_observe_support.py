@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from reconciler_testing import EnvRepo
@@ -69,17 +66,6 @@ def seed(repo: EnvRepo, namespace: str, *, tag: str = "0.1.0", message: str = "d
     repo.write("overlays/dev/deployment.yaml", DEPLOY)
     repo.write("overlays/dev/service.yaml", SERVICE)
     return repo.commit(message)
-
-
-async def until(pred: Any, timeout: float, what: str = "condition") -> Any:
-    """Poll ``pred`` every 50 ms until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def require_chromium() -> None:

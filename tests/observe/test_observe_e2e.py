@@ -12,9 +12,9 @@ from typing import Any
 
 import nats
 import pytest
-from _observe_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, save_screenshot, seed, until
+from _observe_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, save_screenshot, seed
 from prometheus_client.parser import text_string_to_metric_families
-from reconciler_testing import EnvRepo
+from reconciler_testing import EnvRepo, until
 
 from reconciler.cli_observe import server_status
 from reconciler.cluster.client import KubeClient
