@@ -362,13 +362,18 @@ def _once(settings: Any, *, wait: bool = True) -> int:
     try:
         ctx = _context(settings.repo, settings.branch, settings.kubeconfig, settings.context)
         rev = ctx.source.fetch()
-        envs = load_environments(ctx.source.snapshot(rev).root)
+        invalid: dict[str, str] = {}  # one invalid file fails its environment, not the others
+        envs = load_environments(ctx.source.snapshot(rev).root, invalid=invalid)
     except ReconcilerError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 1
-    names = settings.envs or sorted(envs)
+    names = settings.envs or sorted({*envs, *invalid})
     ok = True
     for name in names:
+        if name in invalid:
+            err.print(f"[red]error:[/] {escape(invalid[name])}", highlight=False)
+            ok = False
+            continue
         if name not in envs:
             err.print(f"[red]error:[/] environment {name!r} is not in envs/", highlight=False)
             ok = False

@@ -320,7 +320,8 @@ def _status_from_cluster(
         with spinner(err, f"fetching {repo} {branch}"):
             source = GitSource(repo, branch, default_cache_dir())
             rev = source.fetch()
-            repo_envs = sorted(load_environments(source.snapshot(rev).root))
+            invalid: dict[str, str] = {}  # an invalid file is still an environment: its state is shown
+            repo_envs = sorted({*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid})
         head = str(rev)
     client = KubeClient(kubeconfig, context)
     try:
@@ -365,7 +366,8 @@ def pending_change(
 
     source = GitSource(repo, branch, cache_dir or default_cache_dir())
     rev = source.fetch()
-    defined = load_environments(source.snapshot(rev).root)
+    invalid: dict[str, str] = {}  # the dry-run pass reports an invalid file's error itself
+    defined = {*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid}
     if env not in defined:
         raise typer.BadParameter(
             f"environment {env!r} is not defined in envs/ at {rev} "

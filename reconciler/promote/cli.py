@@ -62,10 +62,22 @@ def _writer(repo: str, branch: str, cache_dir: Path | None) -> GitWriter:
     return GitWriter(repo, branch, cache_dir or default_cache_dir())
 
 
-def _envs(writer: GitWriter) -> dict[str, Environment]:
+def _envs(writer: GitWriter, *needed: str) -> dict[str, Environment]:
+    """The environments at the clone's head. An invalid ``envs/*.yaml`` matters only when it is one of
+    ``needed`` (its ConfigError is raised); the others are left out.
+
+    Raises:
+        ConfigError: ``envs/`` is missing, or the file of a ``needed`` environment is invalid.
+    """
+    from reconciler.errors import ConfigError
     from reconciler.reconcile import load_environments
 
-    return load_environments(writer.workdir)
+    invalid: dict[str, str] = {}
+    envs = load_environments(writer.workdir, invalid=invalid)
+    for name in needed:
+        if name in invalid:
+            raise ConfigError(invalid[name])
+    return envs
 
 
 def _mode(push: bool, pr: bool) -> Literal["push", "pr"] | None:
@@ -154,7 +166,7 @@ def promote_cmd(
             writer.sync()
             result = promote(
                 writer,
-                _envs(writer),
+                _envs(writer, from_env, to_env),
                 from_env,
                 to_env,
                 app=app_name,
@@ -226,7 +238,7 @@ def rollback_cmd(
     try:
         with writer.locked():
             writer.sync()
-            envs = _envs(writer)
+            envs = _envs(writer, env_name)
             if env_name not in envs:
                 raise _fail(
                     f"environment {env_name!r} is not defined in envs/ ({', '.join(sorted(envs))})", 2
@@ -320,7 +332,7 @@ def history_cmd(
     try:
         with writer.locked():
             writer.sync()
-            envs = _envs(writer)
+            envs = _envs(writer, env_name)
             if env_name not in envs:
                 raise _fail(
                     f"environment {env_name!r} is not defined in envs/ ({', '.join(sorted(envs))})", 2

@@ -39,17 +39,28 @@ def load_environment(path: Path) -> Environment:
     return env
 
 
-def load_environments(root: Path) -> dict[str, Environment]:
+def load_environments(root: Path, *, invalid: dict[str, str] | None = None) -> dict[str, Environment]:
     """Every ``envs/*.yaml`` under the repository ``root``, by name.
 
+    Args:
+        root: the repository checkout or snapshot.
+        invalid: when given, an invalid file does not hide the others: it is left out, and its error is
+            stored here under its environment's name (the file name without ``.yaml``).
+
     Raises:
-        ConfigError: when ``envs/`` is missing or a file is invalid.
+        ConfigError: when ``envs/`` is missing, or a file is invalid and ``invalid`` is ``None``.
     """
     envs_dir = root / "envs"
     if not envs_dir.is_dir():
         raise ConfigError(f"{root}: no envs/ directory (the environment repository needs envs/<env>.yaml)")
     out: dict[str, Environment] = {}
     for path in sorted(envs_dir.glob("*.yaml")):
-        env = load_environment(path)
+        try:
+            env = load_environment(path)
+        except ConfigError as exc:
+            if invalid is None:
+                raise
+            invalid[path.stem] = str(exc)
+            continue
         out[env.name] = env
     return out

@@ -39,7 +39,13 @@ from reconciler.model import DriftMode, Environment, HealthState, HealthStatus, 
 from reconciler.observe.logging import log_context
 from reconciler.promote.auto import AutoRollback, bus_publisher
 from reconciler.promote.images import ImageAutomation, run_consumer
-from reconciler.reconcile import PassContext, load_environments, run_pass, wait_for_health
+from reconciler.reconcile import (
+    PassContext,
+    load_environment,
+    load_environments,
+    run_pass,
+    wait_for_health,
+)
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
@@ -68,6 +74,8 @@ class _EnvState:
     settling: bool = False
     passes: int = 0
     last: PassResult | None = None
+    # live objects the drift watches saw change while a pass ran, checked again after it (by key)
+    missed: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 class Daemon:
@@ -133,9 +141,13 @@ class Daemon:
         loaded = await self._load_source()
         if loaded is None or self._stop.is_set():  # stopped while waiting for the repository
             return
-        rev, available = loaded
-        names = self.settings.envs or sorted(available)
+        rev, available, invalid = loaded
+        names = self.settings.envs or sorted({*available, *invalid})
         for name in names:
+            if name in invalid:  # its passes report the error until a commit fixes the file
+                log.warning("environment %s is invalid at %s: %s", name, rev, invalid[name])
+                self.envs[name] = _EnvState(name=name, env=None)
+                continue
             if name not in available:
                 raise ReconcilerError(
                     f"environment {name!r} is not defined in envs/ at {rev} "
@@ -232,15 +244,17 @@ class Daemon:
         log.info("connected to NATS %s", self.settings.nats_url)
         self._start_bus_consumers()
 
-    async def _load_source(self) -> tuple[Revision, dict[str, Environment]] | None:
-        """Fetch the branch, extract its snapshot and load ``envs/``, retrying the failures in
-        :data:`_SOURCE_RETRYABLE` until it works; ``None`` when :meth:`stop` is called first."""
+    async def _load_source(self) -> tuple[Revision, dict[str, Environment], dict[str, str]] | None:
+        """Fetch the branch, extract its snapshot and load ``envs/`` (environments, and the errors of
+        invalid files by name), retrying the failures in :data:`_SOURCE_RETRYABLE` until it works;
+        ``None`` when :meth:`stop` is called first."""
 
-        def read() -> tuple[Revision, dict[str, Environment]]:
+        def read() -> tuple[Revision, dict[str, Environment], dict[str, str]]:
             rev = self.source.fetch()
-            return rev, load_environments(self.source.snapshot(rev).root)
+            invalid: dict[str, str] = {}
+            return rev, load_environments(self.source.snapshot(rev).root, invalid=invalid), invalid
 
-        async def attempt() -> tuple[Revision, dict[str, Environment]] | None:
+        async def attempt() -> tuple[Revision, dict[str, Environment], dict[str, str]] | None:
             if self._stop.is_set():
                 return None
             return await asyncio.to_thread(read)
@@ -253,7 +267,7 @@ class Daemon:
             before_sleep=self._source_failed,
             reraise=True,
         )
-        loaded: tuple[Revision, dict[str, Environment]] | None = await retrying(attempt)
+        loaded: tuple[Revision, dict[str, Environment], dict[str, str]] | None = await retrying(attempt)
         if loaded is not None:
             if self.source_attempts:
                 log.info(
@@ -364,10 +378,12 @@ class Daemon:
                     trigger=reason,
                 )
             finally:
-                state.running = False
+                missed = self._end_pass(state)
             state.passes += 1
             state.last = result
             self._after_pass(state, result)
+            if missed:  # a change during the pass may postdate what it read: look at the objects again
+                self._spawn(self._recheck(missed))
             for w in waiters:
                 if not w.done():
                     w.set_result(result)
@@ -416,9 +432,9 @@ class Daemon:
             return
         with contextlib.suppress(ReconcilerError, OSError):
             rev = result.revision.rsplit("@sha1:", 1)[-1]
-            snap = self.source.snapshot_dir / rev
-            if (snap / "envs").exists():
-                state.env = load_environments(snap).get(state.name, state.env)
+            path = self.source.snapshot_dir / rev / "envs" / f"{state.name}.yaml"
+            if path.is_file():  # this environment's file only: another one's error is not ours
+                state.env = load_environment(path)
         with self._index_lock:
             for key in [k for k, (e, _) in self._index.items() if e == state.name]:
                 del self._index[key]
@@ -499,6 +515,26 @@ class Daemon:
         finally:
             client.close()
 
+    def _end_pass(self, state: _EnvState) -> list[dict[str, Any]]:
+        """Mark ``state``'s pass finished; returns the live objects the drift watches saw change meanwhile
+        (they were left to the pass, which may have read them before the change)."""
+        with self._index_lock:
+            state.running = False
+            missed, state.missed = state.missed, {}
+        return list(missed.values())
+
+    async def _recheck(self, objs: list[dict[str, Any]]) -> None:
+        """Read the current state of ``objs`` (live objects whose change a pass overlapped) and check them
+        for drift against the desired state the pass left."""
+        for obj in objs:
+            try:
+                ref = ref_of(obj)
+                live = await asyncio.to_thread(self.client.get, ref)
+            except (ValueError, KubeError) as exc:
+                log.warning("drift re-check of %s failed: %s", obj.get("metadata", {}).get("name"), exc)
+                continue
+            self._on_live(live if live is not None else obj, deleted=live is None)
+
     def _on_live(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
         try:
             key = ref_of(obj).key
@@ -506,12 +542,15 @@ class Daemon:
             return
         with self._index_lock:
             entry = self._index.get(key)
-        if entry is None:
-            return
-        env_name, d = entry
-        state = self.envs.get(env_name)
-        if state is None or state.running:
-            return  # the running pass owns the object right now
+            if entry is None:
+                return
+            env_name, d = entry
+            state = self.envs.get(env_name)
+            if state is None:
+                return
+            if state.running:  # the pass owns the object now; look again when it has finished
+                state.missed[key] = obj
+                return
         if deleted:
             paths = ["(object deleted)"]
         else:

@@ -146,6 +146,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
 def wait_until(pred: Any, timeout: float, interval: float = 0.1) -> Any:
     """Poll ``pred`` until it returns something truthy (returned) or ``timeout`` seconds pass (``None``)."""
     deadline = time.monotonic() + timeout
@@ -164,12 +172,40 @@ def _cm(name: str, value: str) -> str:
 
 
 class Repo:
-    """The environment repository: a bare remote and the harness's own clone (people's commits)."""
+    """The environment repository: a bare remote served by ``git daemon`` on 127.0.0.1 (:attr:`url`, what
+    the reconciler uses) and the harness's own clone (people's commits, pushed through the file system).
+
+    A real Git server, not a path: with a path remote, ``git push`` runs the remote's ``receive-pack`` as
+    a child of the reconciler, and the crash would kill the server side too, leaving locks no real
+    server would leave.
+    """
 
     def __init__(self, root: Path, namespace: str, model: Model) -> None:
         self.remote = root / "remote.git"
         self.work = root / "work"
         git.Repo.init(self.remote, bare=True, initial_branch="main").close()
+        port = free_port()
+        self.url = f"git://127.0.0.1:{port}/remote.git"
+        self.server = subprocess.Popen(
+            [
+                "git",
+                "daemon",
+                "--reuseaddr",
+                "--listen=127.0.0.1",
+                f"--port={port}",
+                f"--base-path={root}",
+                "--export-all",
+                "--enable=receive-pack",
+                "--informative-errors",
+                str(root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(root / "git-daemon.log").open("w"),
+            start_new_session=True,
+        )
+        if not wait_until(lambda: _listening(port), 15):
+            self.close()
+            raise AssertionError("git daemon did not start")
         self.repo = git.Repo.init(self.work, initial_branch="main")
         self.repo.git.remote("add", "origin", str(self.remote))
         self.namespace = namespace
@@ -232,6 +268,17 @@ class Repo:
             f"run {step.index}: add {len(step.add)}, edit {len(step.edit)}, remove {len(step.remove)}"
         )
         return before, after
+
+    def close(self) -> None:
+        """Stop the Git server."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.server.pid, signal.SIGTERM)
+        try:
+            self.server.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.server.pid, signal.SIGKILL)
+            self.server.wait(10)
 
     def remote_git(self, *args: str) -> str:
         """``git <args>`` in the bare remote."""
@@ -339,14 +386,14 @@ class Webhooks:
         ).encode()
         return self._post(f"/hook/hub/{HUB_TOKEN}", body, {})
 
-    def git_pushed(self, remote: Path, before: str, after: str) -> int:
+    def git_pushed(self, remote: str, before: str, after: str) -> int:
         """GitHub's push webhook for the environment repository; returns the HTTP status."""
         body = json.dumps(
             {
                 "ref": "refs/heads/main",
                 "before": before,
                 "after": after,
-                "repository": {"full_name": "acme/crash-envs", "clone_url": str(remote)},
+                "repository": {"full_name": "acme/crash-envs", "clone_url": remote},
                 "commits": [],
             }
         ).encode()
@@ -376,7 +423,7 @@ class Webhooks:
 class DaemonProcess:
     """``reconciler run`` in its own process group, with a failpoints file the harness arms."""
 
-    def __init__(self, root: Path, remote: Path, kubeconfig: Path, nats_url: str, ack_wait: float) -> None:
+    def __init__(self, root: Path, remote: str, kubeconfig: Path, nats_url: str, ack_wait: float) -> None:
         self.root = root
         self.failpoints = root / "failpoints"
         self.log = root / "daemon.log"
@@ -384,7 +431,7 @@ class DaemonProcess:
             str(RECONCILER),
             "run",
             "--repo",
-            str(remote),
+            remote,
             "--kubeconfig",
             str(kubeconfig),
             "--nats",
@@ -479,13 +526,13 @@ def live_objects(kube: KubeClient, namespace: str) -> dict[tuple[str, str], dict
     return out
 
 
-def inventory_keys(kube: KubeClient, remote: Path) -> set[tuple[str, str]]:
+def inventory_keys(kube: KubeClient, remote: str) -> set[tuple[str, str]]:
     """``(kind, name)`` of every entry of the environment's stored inventory."""
-    inv = InventoryStore(kube, source=str(remote)).load(ENV)
+    inv = InventoryStore(kube, source=remote).load(ENV)
     return {(e.kind, e.name) for e in inv.entries}
 
 
-def untracked(kube: KubeClient, remote: Path, namespace: str) -> list[str]:
+def untracked(kube: KubeClient, remote: str, namespace: str) -> list[str]:
     """Live objects written by the reconciler that its inventory does not list (lost from it)."""
     live = live_objects(kube, namespace)
     inv = inventory_keys(kube, remote)
@@ -513,7 +560,7 @@ def differences(kube: KubeClient, repo: Repo, model: Model) -> list[str]:
     if image != f"{IMAGE}:{model.tag}":
         out.append(f"Deployment/agent runs {image}, want {IMAGE}:{model.tag}")
     want = {("ConfigMap", n) for n in model.configmaps} | {("Deployment", "agent")}
-    inv = inventory_keys(kube, repo.remote)
+    inv = inventory_keys(kube, repo.url)
     if inv != want:
         out.append(f"inventory: extra {sorted(inv - want)}, missing {sorted(want - inv)}")
     return out

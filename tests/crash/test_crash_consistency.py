@@ -11,6 +11,7 @@ workload; the figures are printed as ``RELIABILITY crash.*`` lines and in the se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -47,9 +48,13 @@ def test_sigkill_at_failpoints_converges_and_loses_nothing(
 ) -> None:
     steps = plan_workload(RUNS, SEED)
     model = Model(configmaps=initial_configmaps())
+    cleanup = contextlib.ExitStack()
     repo = Repo(tmp_path / "repo", namespace, model)
+    cleanup.callback(repo.close)
     hooks = Webhooks(tmp_path, nats_url)
-    daemon = DaemonProcess(tmp_path, repo.remote, kubeconfig, nats_url, ACK_WAIT)
+    cleanup.callback(hooks.close)
+    daemon = DaemonProcess(tmp_path, repo.url, kubeconfig, nats_url, ACK_WAIT)
+    cleanup.callback(daemon.stop)
     print(f"crash harness: {RUNS} runs, seed {SEED}, log {daemon.log}")
     kills: Counter[str] = Counter()
     unreached: list[str] = []
@@ -68,7 +73,7 @@ def test_sigkill_at_failpoints_converges_and_loses_nothing(
                 before, after = repo.change(step, model)
             daemon.arm(step.point, step.hit)
             if after:
-                assert hooks.git_pushed(repo.remote, before, after) == 202
+                assert hooks.git_pushed(repo.url, before, after) == 202
             if step.version:
                 pushed_at += 1
                 assert hooks.image_pushed(step.version, pushed_at) == 202
@@ -86,7 +91,7 @@ def test_sigkill_at_failpoints_converges_and_loses_nothing(
                 assert code == -9, f"{label}: the daemon exited with {code}, not by SIGKILL; see {daemon.log}"
                 kills[fired or "?"] += 1
             assert wait_until(daemon.group_gone, 10), f"{label}: processes of the daemon's group survived"
-            lost = untracked(kube, repo.remote, namespace)
+            lost = untracked(kube, repo.url, namespace)
             if lost:
                 inventory_losses.append(f"{label}: {lost}")
             t0 = time.monotonic()
@@ -97,8 +102,7 @@ def test_sigkill_at_failpoints_converges_and_loses_nothing(
                 not_converged.append(f"{label}: {differences(kube, repo, model)}")
         audit = repo.audit(model.versions)
     finally:
-        daemon.stop()
-        hooks.close()
+        cleanup.close()
     duplicates = sum(n - 1 for n in audit["duplicate_versions"].values()) + sum(
         n - 1 for n in audit["duplicate_events"].values()
     )

@@ -284,3 +284,33 @@ def test_cli_run_unknown_env_still_fails_fast(
     assert "environment 'nope' is not defined in envs/" in proc.stderr
     assert "(defined: dev)" in proc.stderr
     assert "cannot load the environments" not in proc.stdout + proc.stderr
+
+
+async def test_one_invalid_environment_file_does_not_stop_the_others(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, tmp_path: Path
+) -> None:
+    """At start-up an invalid envs/prod.yaml leaves dev running; prod's passes name the file and field,
+    and prod starts reconciling with the commit that fixes it, without a restart."""
+    _seed(env_repo, namespace)
+    broken = f"overlay: overlays/dev\nnamespace: {namespace}\nsync: {{interval: -5}}\n"
+    env_repo.write("envs/prod.yaml", broken)
+    env_repo.commit("prod: a broken interval")
+    settings = _settings(env_repo, kubeconfig, tmp_path / "cache").model_copy(update={"envs": []})
+    results: list[PassResult] = []
+    daemon = Daemon(settings, on_result=results.append)
+    await daemon.start()
+    try:
+        assert sorted(daemon.envs) == ["dev", "prod"]
+        dev = await until(lambda: [r for r in results if r.environment == "dev" and r.ok], HANG_GUARD, "dev")
+        assert dev
+        assert kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="boot")) is not None
+        bad = await until(lambda: [r for r in results if r.environment == "prod"], HANG_GUARD, "prod's pass")
+        assert not bad[0].ok and "envs/prod.yaml" in bad[0].error and "interval" in bad[0].error
+        env_repo.write("envs/prod.yaml", f"overlay: overlays/dev\nnamespace: {namespace}\n")
+        env_repo.commit("prod: fixed")
+        fixed = await until(
+            lambda: [r for r in results if r.environment == "prod" and r.ok], HANG_GUARD, "prod after the fix"
+        )
+        assert fixed
+    finally:
+        await daemon.stop()

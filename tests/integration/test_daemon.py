@@ -294,3 +294,45 @@ def test_example_environments_apply(
     assert {"Namespace", "Deployment", "Service", "Agent", "ModelConfig", "HTTPRoute", "Gateway"} <= kinds
     assert {"StatefulSet", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
     assert {"MCPServer", "RemoteMCPServer", "AgentgatewayBackend", "AgentgatewayPolicy"} <= kinds
+
+
+async def test_drift_during_a_pass_is_checked_again_when_the_pass_ends(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """A watch event that arrives while a pass runs is left to the pass, which may have read the object
+    before the change: when the pass ends the object is read again and its drift corrected."""
+    _seed(env_repo, namespace)
+    results: list[PassResult] = []
+    drifts: list[dict[str, Any]] = []
+    settings = DaemonSettings(
+        repo=str(env_repo.remote),
+        envs=["dev"],
+        kubeconfig=kubeconfig,
+        cache_dir=cache_dir,
+        watch_local=False,
+        poll_interval=3600,
+    )
+    daemon = Daemon(settings, on_result=results.append, on_drift=drifts.append)
+    await daemon.start()
+    try:
+        await until(lambda: results, 30)
+        assert results[0].ok, results[0].error
+        state = daemon.envs["dev"]
+        await until(lambda: daemon._watchers, 10, "the drift watches run")
+        state.running = True  # what the worker sets while a pass runs
+        dep = ObjectRef(group="apps", version="v1", kind="Deployment", namespace=namespace, name="clock-mcp")
+        edit = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "clock-mcp", "namespace": namespace},
+            "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "evil/image:2"}]}}},
+        }
+        await asyncio.to_thread(kube.apply, edit, dep, field_manager="kubectl-edit", force=True)
+        await until(lambda: dep.key in state.missed, 10, "the watch saw the edit during the pass")
+        assert not drifts and _image(kube, namespace) == "evil/image:2"
+        await daemon._recheck(daemon._end_pass(state))  # what the worker does when the pass ends
+        await until(lambda: any(d.get("corrected") for d in drifts), 10, "drift corrected after the pass")
+        assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
+        assert drifts[0]["paths"] == ["spec.template.spec.containers[name=server].image"]
+    finally:
+        await daemon.stop()
