@@ -85,3 +85,21 @@ async def until(pred: Callable[[], Any], timeout: float, what: str = "condition"
             return value
         await asyncio.sleep(0.05)
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def daemon_settings(repo: Path | str, kubeconfig: Path, cache_dir: Path, **overrides: Any) -> Any:
+    """``DaemonSettings`` for the environment ``dev`` of ``repo`` as most tests want it: no watch of a
+    local checkout, a 3600 s poll interval (tests trigger passes themselves) and no NATS; ``overrides``
+    replace any field."""
+    from reconciler.settings import DaemonSettings
+
+    values: dict[str, Any] = {
+        "repo": str(repo),
+        "envs": ["dev"],
+        "kubeconfig": kubeconfig,
+        "cache_dir": cache_dir,
+        "watch_local": False,
+        "poll_interval": 3600,
+        **overrides,
+    }
+    return DaemonSettings(**values)

@@ -172,7 +172,8 @@ class Daemon:
             loop = self._loop
 
             def on_change() -> None:
-                loop.call_soon_threadsafe(self.trigger_all, "git-watch")
+                with contextlib.suppress(RuntimeError):  # the loop closed while the callback ran
+                    loop.call_soon_threadsafe(self.trigger_all, "git-watch")
 
             self._repo_watcher = RepoWatcher(local, on_change)
             self._repo_watcher.start()

@@ -39,10 +39,13 @@ class RepoWatcher:
         self._debounce = debounce
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._stopped = False
         self._observer = Observer()
 
     def _fire(self) -> None:
         with self._lock:
+            if self._stopped:  # an event still in flight when stop() ran: no callback after stop
+                return
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = threading.Timer(self._debounce, self._callback)
@@ -60,8 +63,10 @@ class RepoWatcher:
         self._observer.start()
 
     def stop(self) -> None:
-        """Stop watching."""
+        """Stop watching: a pending callback is cancelled and no new one is scheduled (one already running
+        may still finish)."""
         with self._lock:
+            self._stopped = True
             if self._timer is not None:
                 self._timer.cancel()
         self._observer.stop()

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 from _applyengine_support import strategic_patch, until
-from reconciler_testing import EnvRepo
+from reconciler_testing import EnvRepo, daemon_settings
 
 from reconciler.cluster.client import KubeClient
 from reconciler.model import Action, ObjectRef, PassResult
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.runtime import Daemon
-from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource
 
 pytestmark = pytest.mark.integration
@@ -163,14 +162,7 @@ async def test_daemon_in_warn_mode_publishes_drift_and_does_not_correct(
     _seed(env_repo, namespace, WARN)
     results: list[PassResult] = []
     events: list[dict[str, Any]] = []
-    settings = DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache_dir,
-        watch_local=False,
-        poll_interval=3600,
-    )
+    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir)
     daemon = Daemon(settings, on_result=results.append, on_drift=events.append)
     await daemon.start()
     try:
@@ -251,14 +243,7 @@ async def test_daemon_corrects_drift_but_not_ignored_paths(
     _seed(env_repo, namespace, IGNORE)
     results: list[PassResult] = []
     events: list[dict[str, Any]] = []
-    settings = DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache_dir,
-        watch_local=False,
-        poll_interval=3600,
-    )
+    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir)
     daemon = Daemon(settings, on_result=results.append, on_drift=events.append)
     await daemon.start()
     try:

@@ -36,7 +36,7 @@ from _fault_support import (
     unmount,
     wait_for,
 )
-from reconciler_testing import until
+from reconciler_testing import daemon_settings, until
 
 from reconciler.bus import STREAM_EVENTS, Bus, BusError, reconcile_request_subject, result_subject
 from reconciler.cluster.client import KubeClient
@@ -46,7 +46,6 @@ from reconciler.errors import SourceError
 from reconciler.model import ObjectRef, PassResult
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.runtime import Daemon
-from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource
 
 pytestmark = pytest.mark.integration
@@ -107,14 +106,7 @@ class Results:
 
 
 def _daemon(repo: EnvRepo, kubeconfig: Path, cache: Path, results: Results, **kw: Any) -> Daemon:
-    settings = DaemonSettings(
-        repo=str(repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache,
-        watch_local=False,
-        **{"poll_interval": 0.5, "nats_url": None, **kw},
-    )
+    settings = daemon_settings(repo.remote, kubeconfig, cache, **{"poll_interval": 0.5, **kw})
     return Daemon(settings, on_result=results)
 
 

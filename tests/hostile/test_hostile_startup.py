@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from _fault_support import EnvRepo, wait_for
-from reconciler_testing import until
+from reconciler_testing import daemon_settings, until
 
 from reconciler.cluster.client import KubeClient
 from reconciler.devcluster.process import free_port
@@ -73,16 +73,7 @@ def _get(port: int, path: str) -> tuple[int, Any]:
 
 
 def _settings(env_repo: EnvRepo, kubeconfig: Path, cache: Path) -> DaemonSettings:
-    return DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache,
-        watch_local=False,
-        poll_interval=0.5,
-        nats_url=None,
-        drift_watch=False,
-    )
+    return daemon_settings(env_repo.remote, kubeconfig, cache, poll_interval=0.5, drift_watch=False)
 
 
 @pytest.fixture

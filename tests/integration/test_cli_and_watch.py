@@ -6,14 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
-from reconciler_testing import EnvRepo
+from reconciler_testing import EnvRepo, daemon_settings
 from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.cluster.client import KubeClient
 from reconciler.model import ObjectRef, PassResult
 from reconciler.runtime import Daemon
-from reconciler.settings import DaemonSettings
 
 runner = CliRunner()
 
@@ -55,15 +54,7 @@ async def test_watchdog_on_local_repository_triggers_a_pass(
 ) -> None:
     _seed(env_repo, namespace, "info")
     results: list[PassResult] = []
-    settings = DaemonSettings(
-        repo=str(env_repo.work),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache_dir,
-        watch_local=True,
-        poll_interval=3600,
-        drift_watch=False,
-    )
+    settings = daemon_settings(env_repo.work, kubeconfig, cache_dir, watch_local=True, drift_watch=False)
     daemon = Daemon(settings, on_result=results.append)
     await daemon.start()
     try:

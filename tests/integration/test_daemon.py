@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconciler_testing import EnvRepo, until
+from reconciler_testing import EnvRepo, daemon_settings, until
 
 from reconciler.bus import Bus, git_push_subject
 from reconciler.cluster.client import KubeClient
@@ -17,7 +17,6 @@ from reconciler.cluster.inventory import InventoryStore
 from reconciler.model import Action, ObjectRef, PassResult
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.runtime import Daemon
-from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource
 
 DEPLOY = """\
@@ -193,15 +192,7 @@ async def test_daemon_drift_push_trigger_and_recovery(
     _seed(env_repo, namespace)
     results: list[PassResult] = []
     drifts: list[dict[str, Any]] = []
-    settings = DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        nats_url=nats_url,
-        cache_dir=cache_dir,
-        watch_local=False,
-        poll_interval=3600,
-    )
+    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir, nats_url=nats_url)
     daemon = Daemon(settings, on_result=results.append, on_drift=drifts.append)
     await daemon.start()
     try:
@@ -260,15 +251,7 @@ async def test_triggers_coalesce(
     env_repo: EnvRepo, kubeconfig: Path, namespace: str, cache_dir: Path
 ) -> None:
     _seed(env_repo, namespace)
-    settings = DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache_dir,
-        watch_local=False,
-        poll_interval=3600,
-        drift_watch=False,
-    )
+    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir, drift_watch=False)
     daemon = Daemon(settings)
     await daemon.start()
     try:
@@ -304,14 +287,7 @@ async def test_drift_during_a_pass_is_checked_again_when_the_pass_ends(
     _seed(env_repo, namespace)
     results: list[PassResult] = []
     drifts: list[dict[str, Any]] = []
-    settings = DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        cache_dir=cache_dir,
-        watch_local=False,
-        poll_interval=3600,
-    )
+    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir)
     daemon = Daemon(settings, on_result=results.append, on_drift=drifts.append)
     await daemon.start()
     try:

@@ -14,7 +14,7 @@ import nats
 import pytest
 from _observe_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, save_screenshot, seed
 from prometheus_client.parser import text_string_to_metric_families
-from reconciler_testing import EnvRepo, until
+from reconciler_testing import EnvRepo, daemon_settings, until
 
 from reconciler.cli_observe import server_status
 from reconciler.cluster.client import KubeClient
@@ -22,7 +22,6 @@ from reconciler.model import ObjectRef, PassResult
 from reconciler.observe import EventRecorder, Metrics, Observer
 from reconciler.runtime import Daemon
 from reconciler.runtime.http import start_http
-from reconciler.settings import DaemonSettings
 
 pytestmark = pytest.mark.integration
 
@@ -66,15 +65,7 @@ async def test_status_page_in_chromium(
     from playwright.async_api import async_playwright, expect
 
     first = seed(env_repo, namespace)
-    settings = DaemonSettings(
-        repo=str(env_repo.remote),
-        envs=["dev"],
-        kubeconfig=kubeconfig,
-        nats_url=nats_url,
-        cache_dir=cache_dir,
-        watch_local=False,
-        poll_interval=3600,
-    )
+    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir, nats_url=nats_url)
     results: list[PassResult] = []
     daemon = Daemon(settings, on_result=results.append)
     metrics = Metrics()
