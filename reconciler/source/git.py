@@ -28,6 +28,7 @@ import git
 from reconciler.errors import SourceError
 from reconciler.model import Revision
 from reconciler.source.gitops import (
+    NETWORK_TIMEOUT,
     _PathLock,
     clone_problem,
     fresh_clone,
@@ -174,7 +175,11 @@ class GitSource:
         remove_stale_locks(self.clone_dir)
         try:
             repo.git.fetch(
-                self.url, f"+refs/heads/{self.branch}:refs/heads/{self.branch}", "--prune", "--force"
+                self.url,
+                f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
+                "--prune",
+                "--force",
+                kill_after_timeout=NETWORK_TIMEOUT,
             )
         except git.exc.GitCommandError as exc:
             raise SourceError(f"git fetch {self.url} {self.branch}: {exc.stderr.strip() or exc}") from None

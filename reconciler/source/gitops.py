@@ -46,6 +46,10 @@ from reconciler.failpoints import failpoint
 
 log = logging.getLogger("reconciler.git")
 
+#: Seconds a fetch or push may take before it is killed: a remote that stops answering without closing
+#: the connection must not hold a pass (or a daemon's shutdown) forever.
+NETWORK_TIMEOUT = 300.0
+
 NOTES_REF = "refs/notes/reconciler"
 _TRAILER_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _REF_RACE = ("failed to update ref", "cannot lock ref", "incorrect old value", "failed to lock")
@@ -529,9 +533,9 @@ class GitWriter:
         except git.exc.GitCommandError as exc:
             raise SourceError(f"git {' '.join(args)}: {_stderr(exc)}") from None
 
-    def _git_status(self, *args: str) -> tuple[int, str, str]:
+    def _git_status(self, *args: str, **kwargs: Any) -> tuple[int, str, str]:
         status, out, err = self.repo.git.execute(
-            ["git", *args], with_extended_output=True, with_exceptions=False
+            ["git", *args], with_extended_output=True, with_exceptions=False, **kwargs
         )
         return int(status), str(out), str(err)
 
@@ -609,6 +613,7 @@ class GitWriter:
             "origin",
             "+refs/heads/*:refs/remotes/origin/*",
             "+refs/notes/*:refs/notes/*",
+            kill_after_timeout=NETWORK_TIMEOUT,
         )
 
     def head(self) -> str:
@@ -849,7 +854,9 @@ class GitWriter:
         raise SourceError(f"push to {target}: {summary}")
 
     def _push_ref(self, src: str, dst: str) -> tuple[str, str]:
-        status, out, err = self._git_status("push", "--porcelain", "origin", f"{src}:{dst}")
+        status, out, err = self._git_status(
+            "push", "--porcelain", "origin", f"{src}:{dst}", kill_after_timeout=NETWORK_TIMEOUT
+        )
         src = src.lstrip("+")
         for line in out.splitlines():
             parts = line.split("\t")
@@ -860,7 +867,13 @@ class GitWriter:
         raise SourceError(f"git push origin {src}:{dst}: {err.strip() or out.strip()}")
 
     def _rebase_onto(self, target: str) -> None:
-        self._git("fetch", "-q", "origin", f"+refs/heads/{target}:refs/remotes/origin/{target}")
+        self._git(
+            "fetch",
+            "-q",
+            "origin",
+            f"+refs/heads/{target}:refs/remotes/origin/{target}",
+            kill_after_timeout=NETWORK_TIMEOUT,
+        )
         status, out, err = self._git_status("rebase", "-q", f"refs/remotes/origin/{target}")
         if status != 0:
             self._git_status("rebase", "--abort")
@@ -962,7 +975,9 @@ class GitWriter:
     def _fetch_notes(self, ref: str) -> None:
         """Make the local notes ref ``ref`` equal the remote's; without a remote one the local one is
         deleted (notes only here were never pushed, e.g. by a killed process, and must not be later)."""
-        status, _, err = self._git_status("fetch", "-q", "origin", f"+{ref}:{ref}")
+        status, _, err = self._git_status(
+            "fetch", "-q", "origin", f"+{ref}:{ref}", kill_after_timeout=NETWORK_TIMEOUT
+        )
         if status != 0 and "couldn't find remote ref" not in err:
             raise SourceError(f"git fetch origin {ref}: {err.strip()}")
         if status != 0:
