@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client
@@ -22,7 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 
-from reconciler.bus.subjects import STANDING_CONSUMERS, STREAM_EVENTS, STREAM_REGISTRY
+from reconciler.bus.subjects import STREAM_EVENTS, STREAM_REGISTRY
 from reconciler.errors import ReconcilerError
 
 log = logging.getLogger("reconciler.bus")
@@ -87,9 +88,8 @@ class Bus:
         return self._ready and self._nc is not None and self._nc.is_connected
 
     async def connect(self, timeout: float = 5.0) -> None:
-        """Connect (reconnecting forever afterwards) and make sure the project's streams and standing
-        consumers (:data:`~reconciler.bus.subjects.STANDING_CONSUMERS`) exist; :attr:`connected` turns
-        true only then.
+        """Connect (reconnecting forever afterwards) and make sure the project's streams exist;
+        :attr:`connected` turns true only then.
 
         nats-py retries a first connection forever when reconnecting is unlimited, so the attempt is
         bounded here; connection errors are logged as one-line warnings, at most one per
@@ -123,8 +123,6 @@ class Bus:
         self._nc = nc
         self._js = self._nc.jetstream()
         await self.ensure_streams()
-        for stream, durable, subject in STANDING_CONSUMERS:
-            await self.ensure_consumer(stream, durable, [subject])
         self._ready = True
 
     async def _on_error(self, exc: Exception) -> None:
@@ -193,6 +191,8 @@ class Bus:
         batch: int = 10,
         wait: float = 1.0,
         ack_wait: float = DEFAULT_ACK_WAIT,
+        start_time: datetime | None = None,
+        inactive_threshold: float | None = None,
     ) -> AsyncIterator[Message]:
         """Yield messages from a durable pull consumer forever (until cancelled).
 
@@ -204,8 +204,18 @@ class Bus:
             wait: seconds one fetch waits for messages.
             ack_wait: seconds before an unacknowledged message is redelivered (an existing consumer's
                 setting is updated).
+            start_time: a consumer created now starts with the messages stored since then (UTC), not
+                with new ones only.
+            inactive_threshold: seconds without a subscriber after which JetStream deletes the consumer.
         """
-        await self.ensure_consumer(stream, durable, subjects, ack_wait=ack_wait)
+        await self.ensure_consumer(
+            stream,
+            durable,
+            subjects,
+            ack_wait=ack_wait,
+            start_time=start_time,
+            inactive_threshold=inactive_threshold,
+        )
         sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
         try:
             while True:
@@ -223,11 +233,19 @@ class Bus:
                 await sub.unsubscribe()
 
     async def ensure_consumer(
-        self, stream: str, durable: str, subjects: list[str], *, ack_wait: float | None = None
+        self,
+        stream: str,
+        durable: str,
+        subjects: list[str],
+        *,
+        ack_wait: float | None = None,
+        start_time: datetime | None = None,
+        inactive_threshold: float | None = None,
     ) -> None:
         """Create the durable pull consumer ``durable`` on ``stream`` when it does not exist (explicit
-        acknowledgement, unlimited redelivery, new messages only, ``ack_wait`` or 30 seconds); an existing
-        one keeps its position, and its ``ack_wait`` is updated when ``ack_wait`` is given and differs.
+        acknowledgement, unlimited redelivery, ``ack_wait`` or 30 seconds; new messages only, or those
+        stored since ``start_time``; deleted after ``inactive_threshold`` seconds without a subscriber);
+        an existing one keeps its position, and its ``ack_wait`` is updated when given and different.
 
         Raises:
             BusError: not connected. JetStream errors (``nats.js.errors.Error``) pass through.
@@ -240,9 +258,11 @@ class Bus:
                 ConsumerConfig(
                     durable_name=durable,
                     ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.NEW,
+                    deliver_policy=DeliverPolicy.NEW if start_time is None else DeliverPolicy.BY_START_TIME,
+                    opt_start_time=start_time,
                     ack_wait=DEFAULT_ACK_WAIT if ack_wait is None else ack_wait,
                     max_deliver=-1,
+                    inactive_threshold=inactive_threshold,
                     **only,
                 ),
             )

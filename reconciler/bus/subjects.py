@@ -8,11 +8,16 @@ STREAM_EVENTS = "RECONCILER"  # subjects reconciler.>
 STREAM_REGISTRY = "REGISTRY"  # subjects registry.>
 IMAGE_EVENTS = "registry.image.pushed.>"
 IMAGE_AUTOMATION_DURABLE = "reconciler-image-automation"
-#: ``(stream, durable, filter subject)`` of the durable consumers every connection makes sure of, so that
-#: a consumer exists before anything it must see is published: JetStream gives a consumer created later
-#: only what arrives after it (``DeliverPolicy.NEW``), so an image event accepted by the webhook
-#: receivers before the daemon first ran would otherwise never reach image automation.
-STANDING_CONSUMERS = ((STREAM_REGISTRY, IMAGE_AUTOMATION_DURABLE, IMAGE_EVENTS),)
+TRIGGERS_DURABLE = "reconciler-daemon-triggers"
+
+
+def installation_durable(base: str, installation: str) -> str:
+    """``<base>-<installation>``: the durable consumer of one installation (repository, branch and
+    environments). Every installation gets each message: installations sharing one durable would each
+    get only some of them, and acknowledge the others' events without acting on them."""
+    return f"{base}-{subject_token(installation)}"
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 

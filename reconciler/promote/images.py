@@ -34,6 +34,7 @@ import random
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -795,6 +796,8 @@ async def run_consumer(
     ack_wait: float = 30.0,
     notify: bool = True,
     on_result: ResultHook | None = None,
+    start_time: datetime | None = None,
+    inactive_threshold: float | None = None,
 ) -> None:
     """Consume ``registry.image.pushed.>`` (stream ``REGISTRY``) with a durable pull consumer until
     ``stop`` is set, handing the events to ``automation`` in batches.
@@ -820,6 +823,10 @@ async def run_consumer(
             redelivering: the delay before a crashed consumer's events are handled again.
         notify: publish the Git push notification.
         on_result: called with every result (in the event loop).
+        start_time: when the durable consumer is created now, it starts with the events stored since
+            this time (UTC) instead of new ones only (the daemon passes its branch's head commit time:
+            events accepted after it, before this consumer existed, are not lost).
+        inactive_threshold: seconds without a subscriber after which JetStream deletes the consumer.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch * 2)
     held: set[Any] = set()  # delivered, not yet acknowledged
@@ -828,7 +835,14 @@ async def run_consumer(
         while True:
             try:
                 async for msg in bus.consume(
-                    STREAM_REGISTRY, durable, [IMAGE_SUBJECTS], batch=batch, wait=1.0, ack_wait=ack_wait
+                    STREAM_REGISTRY,
+                    durable,
+                    [IMAGE_SUBJECTS],
+                    batch=batch,
+                    wait=1.0,
+                    ack_wait=ack_wait,
+                    start_time=start_time,
+                    inactive_threshold=inactive_threshold,
                 ):
                     held.add(msg)
                     await queue.put(msg)

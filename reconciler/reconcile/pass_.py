@@ -179,13 +179,13 @@ def run_pass(
         def record_intent(creating: list[ObjectRef]) -> None:
             # Write-ahead: objects about to be created enter the stored inventory before the first write,
             # so a pass that dies half-way (API server gone) leaves none of them untracked; the next good
-            # pass keeps those still desired and prunes those that left Git.
+            # pass keeps those still desired and prunes those that left Git. The revision is stored too,
+            # so a daemon whose drift watch sees these writes knows they come from another revision.
             known = {r.key for r in inventory.entries}
             new = [r for r in creating if r.key not in known]
-            if new:
-                store.save(
-                    inventory.model_copy(update={"entries": [*inventory.entries, *new]}), previous=inventory
-                )
+            if new or inventory.revision != str(rev):
+                update = {"entries": [*inventory.entries, *new], "revision": str(rev)}
+                store.save(inventory.model_copy(update=update), previous=inventory)
                 failpoint("inventory")
 
         changes, digests = manager.apply_set(

@@ -12,26 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 
 from reconciler.bus import (
+    IMAGE_AUTOMATION_DURABLE,
     STREAM_EVENTS,
+    TRIGGERS_DURABLE,
     Bus,
     BusError,
     drift_subject,
+    installation_durable,
     result_subject,
 )
 from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
+from reconciler.cluster.inventory import InventoryStore, public_source
 from reconciler.cluster.manager import FIELD_MANAGER, Desired, respect_ignored
 from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
 from reconciler.failpoints import failpoint
@@ -59,8 +65,19 @@ DriftHook = Callable[[dict[str, Any]], None]
 SOURCE_RETRY_INITIAL = 0.5
 SOURCE_RETRY_MAX = 10.0
 SOURCE_RETRY_JITTER = 0.5
+#: Seconds without a subscriber after which JetStream deletes an installation's durable consumers (an
+#: installation that changed its environments or repository leaves its old ones behind).
+CONSUMER_INACTIVE_THRESHOLD = 7 * 24 * 3600.0
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
 _SOURCE_RETRYABLE = (SourceError, ConfigError, OSError)
+
+
+def installation_id(settings: DaemonSettings) -> str:
+    """A short, stable id of what a daemon reconciles: the first 10 hex digits of the sha256 of its
+    repository (without credentials), branch and environment selection. Daemons of one installation
+    (a leader and its standbys) share NATS consumers; different installations never do."""
+    key = "\0".join([public_source(settings.repo), settings.branch, ",".join(sorted(settings.envs))])
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 @dataclass
@@ -120,6 +137,10 @@ class Daemon:
         self.source_error = ""  # the last failure of the initial load while it is retried ("" once loaded)
         self.source_attempts = 0  # failed attempts of the initial load
         self.bus_error = ""  # why NATS cannot be reached while the daemon keeps trying ("" when connected)
+        self.installation = installation_id(settings)
+        self.trigger_durable = installation_durable(TRIGGERS_DURABLE, self.installation)
+        self.image_durable = installation_durable(IMAGE_AUTOMATION_DURABLE, self.installation)
+        self._head_time: datetime | None = None  # the branch's head commit time at start-up (UTC)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -142,6 +163,8 @@ class Daemon:
         if loaded is None or self._stop.is_set():  # stopped while waiting for the repository
             return
         rev, available, invalid = loaded
+        with contextlib.suppress(ReconcilerError, ValueError, OSError):
+            self._head_time = datetime.fromisoformat(self.source.commit_info(rev.sha)["date"]).astimezone(UTC)
         names = self.settings.envs or sorted({*available, *invalid})
         for name in names:
             if name in invalid:  # its passes report the error until a commit fixes the file
@@ -192,7 +215,15 @@ class Daemon:
                 only=set(self.envs),
             )
             self._image_task = asyncio.create_task(
-                run_consumer(self.bus, self.images, self._stop, ack_wait=self.settings.image_ack_wait),
+                run_consumer(
+                    self.bus,
+                    self.images,
+                    self._stop,
+                    durable=self.image_durable,
+                    ack_wait=self.settings.image_ack_wait,
+                    start_time=self._head_time,
+                    inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
+                ),
                 name="image-automation",
             )
 
@@ -469,10 +500,11 @@ class Daemon:
         assert self.bus is not None
         async for msg in self.bus.consume(
             STREAM_EVENTS,
-            "reconciler-daemon-triggers",
+            self.trigger_durable,
             ["reconciler.git.push.>", "reconciler.reconcile.request.>"],
             batch=1,
             wait=5.0,
+            inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
         ):
             if msg.subject.startswith("reconciler.reconcile.request."):
                 env = msg.subject.rsplit(".", 1)[-1]
@@ -590,8 +622,19 @@ class Daemon:
             self._emit_drift(event)
 
     async def _correct(self, env_name: str, d: Desired, event: dict[str, Any], live: dict[str, Any]) -> None:
+        """Correct one drifted object: apply it again from the last pass's desired state, or run a pass
+        when it was deleted, or when the stored inventory shows that another writer (``reconciler
+        reconcile``, a second daemon) applied a different revision since that pass: writing our older
+        desired state back would undo theirs, so a pass decides from the branch's latest commit."""
         try:
-            if event["paths"] == ["(object deleted)"]:
+            state = self.envs[env_name]
+            ours = state.last.revision if state.last is not None else ""
+            store = InventoryStore(self.client, source=self.source.url)
+            stored = (await asyncio.to_thread(store.load, env_name)).revision
+            if stored and ours and stored != ours:
+                event["superseded_by"] = stored
+                await self.trigger(env_name, "drift")
+            elif event["paths"] == ["(object deleted)"]:
                 await self.trigger(env_name, "drift")
             else:
                 sent = respect_ignored(d.obj, live, d.ignore)

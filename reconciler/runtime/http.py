@@ -37,7 +37,7 @@ import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from reconciler.bus import STREAM_EVENTS
+from reconciler.bus import STREAM_EVENTS, TRIGGERS_DURABLE
 from reconciler.cluster.client import KubeClient
 from reconciler.errors import KubeError, ReconcilerError
 from reconciler.model import Action, Environment, HealthStatus, PassResult
@@ -63,8 +63,9 @@ from reconciler.source import GitSource
 
 log = get_logger("reconciler.http")
 
-#: The durable consumer through which the daemon receives its triggers (see runtime/daemon.py).
-TRIGGER_CONSUMER = "reconciler-daemon-triggers"
+#: The ``consumer`` label of the trigger consumer's lag metric (the durable itself is per installation:
+#: ``Daemon.trigger_durable``).
+TRIGGER_CONSUMER = TRIGGERS_DURABLE
 DEFAULT_PORT = 9090
 READY_TTL = 2.0  # seconds a readiness answer is reused
 DIFF_TTL = 10.0  # seconds a pending-change dry-run is reused
@@ -635,7 +636,8 @@ async def _metrics(request: web.Request) -> web.Response:
     bus = srv.daemon.bus
     if bus is not None and bus.connected:
         try:
-            info = await asyncio.wait_for(bus.js.consumer_info(STREAM_EVENTS, TRIGGER_CONSUMER), 2.0)
+            durable = str(getattr(srv.daemon, "trigger_durable", TRIGGER_CONSUMER))
+            info = await asyncio.wait_for(bus.js.consumer_info(STREAM_EVENTS, durable), 2.0)
             srv.metrics.set_consumer_lag(
                 STREAM_EVENTS, TRIGGER_CONSUMER, int(info.num_pending or 0), int(info.num_ack_pending or 0)
             )

@@ -478,7 +478,7 @@ async def test_daemon_started_while_nats_is_down_connects_when_it_is_back(
         await until(lambda: daemon.bus is not None and daemon.bus.connected, 30, "daemon connected")
         assert daemon.bus_error == ""
         await watcher.connect()
-        await _until_consumer(watcher, "reconciler-daemon-triggers")
+        await _until_consumer(watcher, daemon.trigger_durable)
         await watcher.publish(reconcile_request_subject("dev"), b"{}", msg_id=f"req-{uuid.uuid4().hex}")
         done = await until(
             lambda: [r for r in results.since(t_ready) if "request" in r.trigger], 30, "the request's pass"

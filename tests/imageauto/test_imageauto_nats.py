@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -288,18 +290,58 @@ async def test_published_while_down_is_processed_after_nats_and_consumer_restart
     assert versions_committed(repo) == ["1.3.0", "1.4.0"]
 
 
-async def test_an_event_accepted_before_image_automation_first_ran_is_not_lost(
+async def test_a_new_consumer_starts_with_the_events_since_its_start_time(
     bus: Bus, repo: CaseRepo, tmp_path: Path
 ) -> None:
-    """The webhook receivers' connection (any ``Bus.connect``) creates the durable consumer, so an event
-    published before any daemon ever consumed is delivered when one starts."""
-    await publish(bus, event("1.3.0", "early"))  # nobody consumes yet: a fresh NATS, no daemon so far
-    info = await bus.js.consumer_info(STREAM_REGISTRY, DURABLE)
-    assert info.num_pending == 1
+    """An installation's first consumer starts at its branch's head commit time: an event accepted after
+    it (before any daemon consumed) is not lost, an older one is not replayed."""
+    await publish(bus, event("1.2.0", "before-the-head-commit"))
+    await asyncio.sleep(0.1)
+    start = datetime.now(UTC)
+    await publish(bus, event("1.3.0", "early"))  # nobody consumes yet: no daemon so far
     auto = ImageAutomation(GitWriter(str(repo.remote), "main", tmp_path / "cache"), load_envs)
-    running = Running(bus, auto)
+    running = Running(bus, auto, start_time=start)
     try:
         await until(lambda: versions_committed(repo) == ["1.3.0"], 30, "1.3.0 is committed")
         await until(lambda: consumer_idle(bus), 30, "the event is acknowledged")
     finally:
         await running.close()
+    assert versions_committed(repo) == ["1.3.0"]
+
+
+async def test_two_installations_each_get_every_event(bus: Bus, repo: CaseRepo, tmp_path: Path) -> None:
+    """Two installations (their own durable consumers) on one NATS: each commits every version."""
+    src = tmp_path / "src2"
+    shutil.copytree(repo.work, src, ignore=shutil.ignore_patterns(".git"))
+    remote2, work2 = init_repo_with_remote(src, tmp_path / "repo2")
+    other = CaseRepo(remote2, work2)
+    one = Running(
+        bus,
+        ImageAutomation(GitWriter(str(repo.remote), "main", tmp_path / "c1"), load_envs),
+        durable="installation-one",
+    )
+    two = Running(
+        bus,
+        ImageAutomation(GitWriter(str(remote2), "main", tmp_path / "c2"), load_envs),
+        durable="installation-two",
+    )
+    try:
+        for name in ("installation-one", "installation-two"):
+            await until(lambda n=name: consumer_named(bus, n), 15, f"{name} exists")
+        versions = ["2.1.0", "2.2.0", "2.3.0", "2.4.0"]
+        for i, v in enumerate(versions):
+            await publish(bus, event(v, f"shared-{i}"))
+        for r in (repo, other):
+            await until(lambda r=r: versions_committed(r)[-1:] == ["2.4.0"], 60, "2.4.0 in both")
+    finally:
+        await one.close()
+        await two.close()
+    assert versions_committed(repo) == versions_committed(other) == versions
+
+
+async def consumer_named(bus: Bus, durable: str) -> bool:
+    try:
+        await bus.js.consumer_info(STREAM_REGISTRY, durable)
+    except Exception:
+        return False
+    return True

@@ -312,3 +312,37 @@ async def test_drift_during_a_pass_is_checked_again_when_the_pass_ends(
         assert drifts[0]["paths"] == ["spec.template.spec.containers[name=server].image"]
     finally:
         await daemon.stop()
+
+
+async def test_a_newer_revision_applied_by_another_writer_is_not_reverted(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, tmp_path: Path
+) -> None:
+    """`reconciler reconcile` (here: a pass of its own) applies a newer commit while the daemon runs: the
+    drift the daemon's watch sees against its older pass is not written back; a pass follows instead."""
+    _seed(env_repo, namespace)
+    results: list[PassResult] = []
+    drifts: list[dict[str, Any]] = []
+    daemon = Daemon(
+        daemon_settings(env_repo.remote, kubeconfig, tmp_path / "daemon-cache"),
+        on_result=results.append,
+        on_drift=drifts.append,
+    )
+    await daemon.start()
+    try:
+        await until(lambda: results, 30)
+        assert results[0].ok, results[0].error
+        await until(lambda: daemon._watchers, 10, "the drift watches run")
+        sha = await asyncio.to_thread(_seed, env_repo, namespace, tag="0.7.0")
+        cli = await asyncio.to_thread(run_pass, _ctx(env_repo, kube, tmp_path / "cli-cache"), "dev")
+        assert cli.ok and cli.revision.endswith(sha), cli.error
+        followed = await until(
+            lambda: [r for r in results[1:] if r.trigger == "drift" and r.revision.endswith(sha)],
+            30,
+            "a pass at the new revision",
+        )
+        assert followed[0].ok, followed[0].error
+        assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.7.0"
+        assert all(d.get("superseded_by", "").endswith(sha) for d in drifts), drifts
+    finally:
+        await daemon.stop()
+    assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.7.0"
