@@ -163,8 +163,9 @@ class Daemon:
         if loaded is None or self._stop.is_set():  # stopped while waiting for the repository
             return
         rev, available, invalid = loaded
-        with contextlib.suppress(ReconcilerError, ValueError, OSError):
-            self._head_time = datetime.fromisoformat(self.source.commit_info(rev.sha)["date"]).astimezone(UTC)
+        with contextlib.suppress(ReconcilerError, ValueError, OSError):  # a committer clock ahead: now
+            head = datetime.fromisoformat(self.source.commit_info(rev.sha)["date"]).astimezone(UTC)
+            self._head_time = min(head, datetime.now(UTC))
         names = self.settings.envs or sorted({*available, *invalid})
         for name in names:
             if name in invalid:  # its passes report the error until a commit fixes the file
