@@ -24,7 +24,7 @@ from rich.table import Table
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, HealthState, HealthStatus, PassResult
+from reconciler.model import Action, HealthState, HealthStatus, PassResult, verdict
 from reconciler.promote.cli import register as register_promote
 
 app = typer.Typer(
@@ -233,10 +233,39 @@ _STYLE = {
     HealthState.HEALTHY: "green",
     HealthState.PROGRESSING: "yellow",
     HealthState.DEGRADED: "red",
-    HealthState.NO_CONTROLLER: "magenta",
-    HealthState.UNKNOWN: "dim",
-    HealthState.MISSING: "red",
+    HealthState.UNVERIFIED: "magenta",
+    HealthState.FAILED: "red",
 }
+
+
+class ResultPrinter:
+    """The daemon's pass printer: the whole table when a pass changed something, failed, or its health
+    verdict differs from the one printed before for that environment; one line otherwise (a periodic pass
+    over an unchanged revision is not news)."""
+
+    def __init__(self) -> None:
+        self._shown: dict[str, tuple[str, str, str]] = {}
+
+    def __call__(self, result: PassResult) -> None:
+        v = verdict(result.health)
+        key = (result.revision, v.state.value, v.message)
+        quiet = (
+            result.ok
+            and not result.error
+            and set(result.changes.summary()) <= {"unchanged"}
+            and self._shown.get(result.environment) == key
+        )
+        self._shown[result.environment] = key
+        if not quiet:
+            print_result(result)
+            return
+        from reconciler.reconcile import summarize
+
+        console.print(
+            f"[dim]{result.environment} {result.revision or '-'} ok ({result.trigger}, "
+            f"{result.duration:.2f} s): {summarize(result.changes)}, health {v.state.value}[/]",
+            highlight=False,
+        )
 
 
 def print_result(result: PassResult, *, show_diff: bool = False) -> None:
@@ -251,6 +280,9 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
     )
     if result.error:
         console.print(f"  [red]{escape(result.error)}[/]", highlight=False)
+    if result.health:
+        v = verdict(result.health)
+        console.print(f"  health [{_STYLE[v.state]}]{v.state.value}[/]: {escape(v.message)}", highlight=False)
     if result.changes.entries:
         table = Table(show_edge=False, pad_edge=False, box=None)
         for col in ("object", "action", "health", ""):
@@ -415,7 +447,7 @@ def _daemon(
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        daemon = Daemon(settings, on_result=print_result, on_drift=on_drift)
+        daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
         daemon.is_leader = None if lease is not None else True
         observer = Observer(
             recorder=EventRecorder(KubeClient(settings.kubeconfig, settings.context), close_client=True)

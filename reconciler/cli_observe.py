@@ -41,15 +41,14 @@ from rich.table import Table
 from rich.text import Text
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import HealthStatus, Inventory
+from reconciler.model import HealthStatus, Inventory, verdict
 from reconciler.observe.status import (
     EnvSummary,
     PendingChange,
     SyncState,
     diff_line_class,
-    health_counts,
-    overall_health,
     pending_from_result,
+    sync_state,
 )
 
 EXIT_OK = 0
@@ -61,7 +60,6 @@ _SYNC_STYLE = {
     SyncState.SYNCED: "green",
     SyncState.OUT_OF_SYNC: "yellow",
     SyncState.DRIFTED: "yellow",
-    SyncState.RECONCILING: "yellow",
     SyncState.FAILED: "red",
     SyncState.NOT_RECONCILED: "dim",
     SyncState.UNKNOWN: "dim",
@@ -70,9 +68,8 @@ _HEALTH_STYLE = {
     "Healthy": "green",
     "Progressing": "yellow",
     "Degraded": "red",
-    "Missing": "red",
-    "NoController": "magenta",
-    "Unknown": "dim",
+    "Unverified": "magenta",
+    "Failed": "red",
 }
 _DIFF_STYLE = {"hdr": "bold", "hunk": "cyan", "add": "green", "del": "red", "ctx": ""}
 
@@ -194,17 +191,16 @@ def cluster_status(
                 health.update(assess_health(client, [ref]))
                 if progress is not None and task is not None:
                     progress.advance(task)
-        if not head:
-            sync = SyncState.UNKNOWN
-        else:
-            sync = SyncState.SYNCED if head == inv.revision else SyncState.OUT_OF_SYNC
+        v = verdict(health)
         out.append(
             EnvSummary(
                 name=name,
                 revision=inv.revision,
-                sync=sync,
-                health=overall_health(h.state for h in health.values()),
-                health_counts=health_counts(health),
+                sync=sync_state(applied=inv.revision, head=head),
+                health=v.state.value if health else "",
+                health_counts=v.counts,
+                verdict=v.message if health else "",
+                missing=v.missing,
                 objects=len(inv.entries),
             )
         )
@@ -245,6 +241,8 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
         health = Text(e.health or "-", style=_HEALTH_STYLE.get(e.health, ""))
         if counts:
             health.append(f" ({counts})", style="dim")
+        if e.missing:
+            health.append(f" no controller: {', '.join(e.missing)}", style="magenta")
         last = ""
         if e.last_pass_at:
             last = f"{time.strftime('%H:%M:%S', time.localtime(e.last_pass_at))} ({e.trigger})"

@@ -211,7 +211,7 @@ class Demo:
             )
         self.before_prod = await asyncio.to_thread(_image, self.kube, "agents-prod")
         return (
-            "dev, staging and prod reconciled; custom resources without a controller reported as NoController"
+            "dev, staging and prod reconciled; custom resources without a controller reported as Unverified"
         )
 
     async def webhook(self, url: str) -> str:

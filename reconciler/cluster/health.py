@@ -21,7 +21,7 @@ with ``metadata.generation``: a status written for an older generation is never 
 
 "No controller": an object of an agent-platform kind whose status no controller ever wrote (no status,
 an empty one, or only the CRD-defaulted Gateway API ``Pending``/"Waiting for controller" conditions) is
-PROGRESSING while younger than ``no_controller_after`` seconds and :attr:`HealthState.NO_CONTROLLER`
+PROGRESSING while younger than ``no_controller_after`` seconds and ``Unverified`` (no controller)
 afterwards; it is never HEALTHY.
 
 The module does no I/O: the only way it sees another object (an Agent's or MCPServer's Deployment) is the
@@ -45,6 +45,7 @@ __all__ = [
     "HealthInputError",
     "Lookup",
     "assess",
+    "judge",
     "missing_tools",
 ]
 
@@ -326,7 +327,7 @@ def _stale(o: _Obj, conds: Iterable[_Cond] = (), *, require_observed: bool = Fal
 class _Findings:
     """Problems found while assessing; the worst (DEGRADED over PROGRESSING) decides the result."""
 
-    _RANK = {_H.DEGRADED: 3, _H.UNKNOWN: 2, _H.PROGRESSING: 1}
+    _RANK = {_H.FAILED: 4, _H.DEGRADED: 3, _H.UNVERIFIED: 2, _H.PROGRESSING: 1}
 
     def __init__(self) -> None:
         self.items: list[tuple[HealthState, str]] = []
@@ -413,7 +414,26 @@ def _no_controller(o: _Obj, ctx: _Ctx) -> HealthStatus:
     age = ctx.now - created
     if age < ctx.no_controller_after:
         return _status(_H.PROGRESSING, f"waiting for controller to write status (age {_fmt_age(age)})")
-    return _status(_H.NO_CONTROLLER, f"status never written after {_fmt_age(age)}: {_controller_hint(o)}")
+    return HealthStatus(
+        state=_H.UNVERIFIED,
+        message=f"status never written after {_fmt_age(age)}: {_controller_hint(o)}",
+        judge=_judge(o),
+    )
+
+
+def _judge(o: _Obj) -> str:
+    """Who writes this agent-platform object's status: the controller whose absence leaves it
+    Unverified (named in the set's verdict)."""
+    if o.group == _KAGENT:
+        return "kmcp" if o.kind == "MCPServer" else "kagent"
+    if o.group == _AGW:
+        return "agentgateway"
+    if o.kind == "GatewayClass":
+        return o.str_at(o.spec, "controllerName", "spec.controllerName") or "GatewayClass controller"
+    if o.kind == "Gateway":
+        cls = o.str_at(o.spec, "gatewayClassName", "spec.gatewayClassName")
+        return f"GatewayClass {cls} controller" if cls else "Gateway controller"
+    return "parent Gateway's controller" if o.kind in _ROUTE_KINDS else f"{o.kind} controller"
 
 
 def _counts(o: _Obj, m: Mapping[str, Any], path: str, *keys: str) -> list[int]:
@@ -624,7 +644,9 @@ def _pod(o: _Obj, ctx: _Ctx) -> HealthStatus:
                     break
         return _status(_H.DEGRADED, f"Failed: {detail}" if detail else "Failed")
     if phase == "Unknown":
-        return _status(_H.UNKNOWN, "phase Unknown (node not reporting)")
+        return HealthStatus(
+            state=_H.UNVERIFIED, message="phase Unknown (node not reporting)", judge="kubelet"
+        )
     if (problem := _container_problem(o)) is not None:
         return _status(_H.DEGRADED, problem)
     scheduled = conds.get("PodScheduled")
@@ -703,9 +725,10 @@ def _hpa(o: _Obj, ctx: _Ctx) -> HealthStatus:
         if active.reason.startswith("FailedGet") and _METRICS_API_MISSING.search(active.message):
             # the metrics pipeline itself is absent (no metrics-server / adapter): like a CR without its
             # controller, reported as such and never taken for healthy or for a broken release
-            return _status(
-                _H.NO_CONTROLLER,
-                "the metrics API is not served: is metrics-server (or an adapter) installed?",
+            return HealthStatus(
+                state=_H.UNVERIFIED,
+                message="the metrics API is not served: is metrics-server (or an adapter) installed?",
+                judge="metrics-server",
             )
         return _status(_H.DEGRADED, active.text())
     if active is None or not active.true:
@@ -1107,7 +1130,7 @@ def assess(
         now: the current time as UNIX seconds (default :func:`time.time`), used to age objects whose
             status was never written.
         no_controller_after: seconds after ``metadata.creationTimestamp`` from which an agent-platform
-            object with no controller-written status is :attr:`HealthState.NO_CONTROLLER` instead of
+            object with no controller-written status is ``Unverified`` (no controller) instead of
             PROGRESSING.
 
     Returns:
@@ -1137,6 +1160,23 @@ def assess(
         return _no_controller(o, ctx)
     handler = _HANDLERS.get(key, _generic)
     return handler(o, ctx)
+
+
+def judge(
+    obj: Mapping[str, Any],
+    *,
+    lookup: Lookup | None = None,
+    now: float | None = None,
+    no_controller_after: float = 60.0,
+) -> HealthStatus:
+    """:func:`assess`, with a status that cannot be read judged ``Unverified`` instead of raising: a
+    controller that writes malformed status (conditions not a list, a condition status other than
+    True/False/Unknown, a counter that is not a number) leaves the object unjudged, and the message names
+    the field at fault. Never raises for the object's content."""
+    try:
+        return assess(obj, lookup=lookup, now=now, no_controller_after=no_controller_after)
+    except (ValueError, TypeError) as exc:  # HealthInputError names the field; anything else the type
+        return HealthStatus(state=_H.UNVERIFIED, message=f"status cannot be judged: {exc}")
 
 
 def missing_tools(remote_mcp_server: Mapping[str, Any], tool_names: Iterable[str]) -> list[str]:

@@ -1,11 +1,22 @@
 """The project's vocabulary: plain data types shared by every stage, with no I/O."""
 
 from reconciler.model.environment import DriftMode, Environment, IgnoreRule, PromotionPolicy, SyncPolicy
-from reconciler.model.health import HealthState, HealthStatus
+from reconciler.model.health import (
+    SETTLED_STATES,
+    VERDICT_ORDER,
+    HealthState,
+    HealthStatus,
+    UnverifiedPolicy,
+    Verdict,
+    gate_passes,
+    verdict,
+)
 from reconciler.model.objects import ObjectRef, gvk_of, ref_of
 from reconciler.model.result import Action, Change, ChangeSet, Inventory, PassResult, Revision
 
 __all__ = [
+    "SETTLED_STATES",
+    "VERDICT_ORDER",
     "Action",
     "Change",
     "ChangeSet",
@@ -20,6 +31,10 @@ __all__ = [
     "PromotionPolicy",
     "Revision",
     "SyncPolicy",
+    "UnverifiedPolicy",
+    "Verdict",
+    "gate_passes",
     "gvk_of",
     "ref_of",
+    "verdict",
 ]

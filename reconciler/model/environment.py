@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from reconciler.model.health import UnverifiedPolicy
 from reconciler.model.imagepolicy import ImagePolicy
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -69,7 +70,8 @@ class SyncPolicy(BaseModel):
 
 
 class HealthGate(BaseModel):
-    """Health required after an apply: every object healthy within ``timeout`` seconds."""
+    """Health required after an apply: every object healthy within ``timeout`` seconds (objects nobody
+    judged are ``Unverified``, handled as ``unverified`` says)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -78,7 +80,14 @@ class HealthGate(BaseModel):
         default=60.0,
         gt=0,
         alias="noControllerAfter",
-        description="seconds until a custom resource whose status was never written counts as NoController",
+        description="seconds until a custom resource whose status was never written counts as Unverified "
+        "(no controller)",
+    )
+    unverified: UnverifiedPolicy = Field(
+        default=UnverifiedPolicy.WARN,
+        description="what the gate does when objects are Unverified (nobody judged them): fail (the gate "
+        "fails; onFailure: revert reverts), warn (the gate passes with a warning) or pass; the outcome is "
+        "recorded as unverified in every case, never healthy",
     )
 
 

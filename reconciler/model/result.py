@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from reconciler.model.health import HealthStatus
+from reconciler.model.health import HealthStatus, Verdict, verdict
 from reconciler.model.objects import ObjectRef
 
 
@@ -90,3 +90,10 @@ class PassResult(BaseModel):
     started_at: float = Field(description="UNIX time, seconds")
     duration: float = Field(description="seconds")
     trigger: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> Verdict | None:
+        """The verdict on the pass's objects (``None`` when their health was not read), published with
+        the result so NATS consumers use the same vocabulary as the gate and the status page."""
+        return verdict(self.health) if self.health else None

@@ -11,7 +11,9 @@ Series (labels in brackets):
   [environment, result] — result is ``success`` or ``failure``.
 * ``reconciler_last_applied_revision_info`` [environment, revision, branch, sha] (an info metric) and
   ``reconciler_last_applied_timestamp_seconds`` [environment].
-* ``reconciler_objects`` gauge [environment, health] — objects by health state after the last pass.
+* ``reconciler_objects`` gauge [environment, health] — objects by verdict after the last pass.
+* ``reconciler_health_verdict`` gauge [environment, verdict] — 1 for the environment's verdict after the
+  last pass (Healthy, Progressing, Degraded, Unverified, Failed), 0 for the others (a state set).
 * ``reconciler_object_changes_total`` [environment, action] — created, configured, deleted, failed.
 * ``reconciler_drift_detected_total`` [environment, mode] and ``reconciler_drift_corrected_total``
   [environment].
@@ -33,7 +35,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import choose_encoder
 
-from reconciler.model import Action, HealthState, PassResult
+from reconciler.model import Action, HealthState, PassResult, verdict
 
 #: Buckets for a reconcile pass, seconds: passes take from tens of milliseconds (no-op) to minutes (CRDs).
 PASS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -96,6 +98,12 @@ class Metrics:
             "reconciler_objects",
             "Managed objects by health state after the last pass.",
             ["environment", "health"],
+            registry=r,
+        )
+        self.verdict = Gauge(
+            "reconciler_health_verdict",
+            "1 for the environment's health verdict after the last pass, 0 for the other verdicts.",
+            ["environment", "verdict"],
             registry=r,
         )
         self.changes = Counter(
@@ -179,9 +187,11 @@ class Metrics:
             counts = {state: 0 for state in HealthState}
             for h in result.health.values():
                 counts[h.state] += 1
+            current = verdict(result.health).state
             with self._lock:
                 for state, n in counts.items():
                     self.objects.labels(env, state.value).set(n)
+                    self.verdict.labels(env, state.value).set(1 if state is current else 0)
 
     def observe_drift(self, event: Mapping[str, Any]) -> None:
         """Record one drift event as the daemon emits it.
@@ -230,8 +240,9 @@ class Metrics:
         """Drop the gauges of an environment that is no longer reconciled (counters stay)."""
         with self._lock:
             for state in HealthState:
-                with contextlib.suppress(KeyError):
-                    self.objects.remove(env, state.value)
+                for gauge in (self.objects, self.verdict):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(env, state.value)
         for metric in (self.last_revision, self.last_applied):
             with contextlib.suppress(KeyError):
                 metric.remove(env)

@@ -1,26 +1,33 @@
 """What the status page, its JSON API and ``reconciler status`` show: pydantic view models and the pure
 rules that derive sync state and health summaries from pass results, drift reports and Git history.
 
-Sync states (the words Flux and Argo CD users know):
+Sync states (the words Flux and Argo CD users know), decided by :func:`sync_state` alone, so the status
+page, its JSON API and ``reconciler status`` agree on the same facts:
 
-* ``Reconciling`` — a pass runs now;
-* ``NotReconciled`` — no pass finished yet;
-* ``Failed`` — the last pass failed (nothing or only part was applied);
+* ``NotReconciled`` — no revision applied yet;
+* ``Failed`` — the last pass of the branch's latest commit failed (nothing or only part was applied);
 * ``OutOfSync`` — a server-side dry-run of the branch's latest commit would change something, or the
-  inventory records an older revision than the branch's latest commit;
+  applied revision is older than the branch's latest commit;
 * ``Drifted`` — drift was reported (``drift: warn``) after the last pass and not corrected;
+* ``Unknown`` — the branch's latest commit is not known (``reconciler status`` without ``--repo``);
 * ``Synced`` — otherwise.
+
+A pass that is running does not change the sync state (a periodic pass over an unchanged revision is
+not news); summaries say it in ``running``.
+
+Health is the verdict of :func:`reconciler.model.verdict`: ``Healthy``, ``Progressing``, ``Degraded``,
+``Unverified`` (objects nobody judged, with the missing controllers named) or ``Failed``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from reconciler.model import Action, HealthState, HealthStatus, PassResult
+from reconciler.model import Action, HealthStatus, PassResult, verdict
 from reconciler.observe.events import DriftEvent
 
 
@@ -31,20 +38,8 @@ class SyncState(StrEnum):
     OUT_OF_SYNC = "OutOfSync"
     DRIFTED = "Drifted"
     FAILED = "Failed"
-    RECONCILING = "Reconciling"
     NOT_RECONCILED = "NotReconciled"
     UNKNOWN = "Unknown"
-
-
-#: From worst to best: the overall health of a set is its worst member's.
-HEALTH_ORDER = (
-    HealthState.DEGRADED,
-    HealthState.MISSING,
-    HealthState.PROGRESSING,
-    HealthState.UNKNOWN,
-    HealthState.NO_CONTROLLER,
-    HealthState.HEALTHY,
-)
 
 
 class ObjectRow(BaseModel):
@@ -108,10 +103,13 @@ class EnvSummary(BaseModel):
     """One environment on the overview."""
 
     name: str
-    revision: str = ""
+    revision: str = Field(default="", description="the revision last applied completely")
     sync: SyncState = SyncState.UNKNOWN
-    health: str = Field(default="", description="the worst object health, '' with no objects")
+    attempted: str = Field(default="", description="the revision of the last pass when it failed")
+    health: str = Field(default="", description="the set's verdict, '' with no objects")
     health_counts: dict[str, int] = Field(default_factory=dict)
+    verdict: str = Field(default="", description="the verdict in words: counts and missing controllers")
+    missing: list[str] = Field(default_factory=list, description="controllers missing to judge objects")
     objects: int = 0
     ok: bool | None = None
     error: str = ""
@@ -133,72 +131,78 @@ class EnvDetail(BaseModel):
 
 
 def health_counts(health: Mapping[str, HealthStatus]) -> dict[str, int]:
-    """Objects by health state, worst first, zeros omitted."""
-    counts = {s.value: 0 for s in HEALTH_ORDER}
-    for h in health.values():
-        counts[h.state.value] = counts.get(h.state.value, 0) + 1
-    return {k: v for k, v in counts.items() if v}
-
-
-def overall_health(health: Iterable[HealthState]) -> str:
-    """The worst state of ``health`` by :data:`HEALTH_ORDER` ("" for no objects)."""
-    states = set(health)
-    for s in HEALTH_ORDER:
-        if s in states:
-            return s.value
-    return ""
+    """Objects by verdict, worst first, zeros omitted."""
+    return verdict(health).counts
 
 
 def sync_state(
-    last: PassResult | None,
     *,
-    running: bool = False,
+    applied: str,
+    head: str = "",
+    failed: bool = False,
     pending: PendingChange | None = None,
     drift: Sequence[DriftEvent] = (),
-    head_revision: str = "",
+    since: float = 0.0,
 ) -> SyncState:
-    """The sync state from the last pass, a pending-change dry-run, drift reports and the branch head.
+    """The sync state of one environment (see the module docstring); the only place it is decided.
 
     Args:
-        last: the last finished pass (``None``: none yet).
-        running: whether a pass runs now.
-        pending: a dry-run of the branch's latest commit, if one was made after ``last``.
+        applied: the revision the environment last applied completely (``main@sha1:…``; "" for none).
+        head: the branch's latest revision, when known ("" otherwise).
+        failed: whether the last pass, of ``head``, failed.
+        pending: a dry-run of the branch's latest commit made after the last pass, if any.
         drift: drift reports of this environment (any order).
-        head_revision: the branch's latest revision (``main@sha1:…``), when known.
+        since: UNIX time (seconds) the last pass started; drift reported before it is settled.
     """
-    if running:
-        return SyncState.RECONCILING
-    if last is None:
-        return SyncState.NOT_RECONCILED
-    if not last.ok:
+    if failed:
         return SyncState.FAILED
-    if pending is not None and pending.ok and pending.computed_at >= last.started_at and pending.differs:
+    if not applied:
+        return SyncState.NOT_RECONCILED
+    if pending is not None and pending.ok and pending.computed_at >= since and pending.differs:
         return SyncState.OUT_OF_SYNC
-    if head_revision and last.revision and head_revision != last.revision:
+    if head and head != applied:
         return SyncState.OUT_OF_SYNC
-    since = last.started_at
     if any(d.detected_at >= since and not d.corrected for d in drift):
         return SyncState.DRIFTED
-    return SyncState.SYNCED
+    return SyncState.SYNCED if head else SyncState.UNKNOWN
 
 
 def summarize_env(
     name: str,
     last: PassResult | None,
     *,
+    applied: PassResult | None = None,
     running: bool = False,
     passes: int = 0,
     pending: PendingChange | None = None,
     drift: Sequence[DriftEvent] = (),
 ) -> EnvSummary:
-    """The overview row of one environment."""
-    health = last.health if last else {}
+    """The overview row of one environment.
+
+    Args:
+        last: the last finished pass (of the branch's latest commit the daemon saw).
+        applied: the last pass that succeeded (default: ``last`` when it succeeded).
+    """
+    if applied is None and last is not None and last.ok:
+        applied = last
+    health = last.health if last and last.health else applied.health if applied else {}
+    v = verdict(health)
     return EnvSummary(
         name=name,
-        revision=last.revision if last else "",
-        sync=sync_state(last, running=running, pending=pending, drift=drift),
-        health=overall_health(h.state for h in health.values()),
-        health_counts=health_counts(health),
+        revision=applied.revision if applied else "",
+        attempted=last.revision if last and not last.ok else "",
+        sync=sync_state(
+            applied=applied.revision if applied else "",
+            head=last.revision if last else "",
+            failed=bool(last and not last.ok),
+            pending=pending,
+            drift=drift,
+            since=last.started_at if last else 0.0,
+        ),
+        health=v.state.value if health else "",
+        health_counts=v.counts,
+        verdict=v.message if health else "",
+        missing=v.missing,
         objects=len(health)
         or (sum(1 for c in last.changes.entries if c.action is not Action.DELETED) if last else 0),
         ok=last.ok if last else None,

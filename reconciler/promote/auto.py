@@ -8,7 +8,8 @@ waits for health). For a revision an environment has not settled yet it
    between the last revision recorded for the environment and this one; reverts never count),
 2. for a promotion, records ``applied`` in a note first, so the health deadline
    (``health.timeout`` seconds) survives a restart,
-3. waits for health until the deadline and records ``healthy``, ``degraded`` or ``timed-out`` as a note
+3. waits for health until the deadline and records the verdict's outcome (``healthy``, ``unverified``,
+   ``degraded``, ``failed`` or ``timed-out``) and whether the gate passed as a note
    on the revision and on each promotion commit, and publishes it on ``reconciler.promotion.<env>``,
 4. with ``onFailure: revert`` and a failed gate, pushes one revert commit per promotion (directly to the
    branch; a protected branch gets a fallback branch) and records ``reverted``.
@@ -29,10 +30,19 @@ from pydantic import BaseModel, Field
 
 from reconciler.bus import Bus, BusError, promotion_subject
 from reconciler.errors import ReconcilerError
-from reconciler.model import Environment, HealthState, HealthStatus, PassResult
+from reconciler.model import (
+    SETTLED_STATES,
+    Environment,
+    HealthState,
+    HealthStatus,
+    PassResult,
+    UnverifiedPolicy,
+    Verdict,
+    gate_passes,
+    verdict,
+)
 from reconciler.promote.history import effective_reverts, last_recorded, promotions_into
 from reconciler.promote.records import (
-    FAILED,
     SETTLED,
     Outcome,
     OutcomeRecord,
@@ -50,9 +60,6 @@ HealthWaiter = Callable[[float], dict[str, HealthStatus]]
 Publisher = Callable[[str, bytes, str], None]
 """Publish ``(subject, data, msg_id)``; may raise :class:`BusError`."""
 
-_NOT_JUDGED = {HealthState.HEALTHY, HealthState.NO_CONTROLLER}
-_BROKEN = {HealthState.DEGRADED, HealthState.MISSING}
-
 
 class Decision(BaseModel):
     """What :meth:`AutoRollback.after_pass` did for one pass."""
@@ -61,6 +68,8 @@ class Decision(BaseModel):
     revision: str = ""
     outcome: Outcome | None = None
     promotions: list[str] = Field(default_factory=list)
+    verdict: Verdict | None = None
+    passed: bool | None = Field(default=None, description="whether the health gate passed")
     reverted: list[str] = Field(default_factory=list, description="the promotion commits reverted")
     revert_commits: list[str] = Field(default_factory=list)
     pushed_to: str | None = None
@@ -73,20 +82,33 @@ class Decision(BaseModel):
         return bool(self.revert_commits)
 
 
-def classify(health: dict[str, HealthStatus]) -> tuple[Outcome, dict[str, str]]:
-    """The gate's outcome from a health reading: ``degraded`` when an object is Degraded or Missing,
-    ``timed-out`` when one is still Progressing/Unknown, else ``healthy``. ``NoController`` objects
-    (no controller on the cluster writes their status) cannot be judged and do not fail the gate."""
+def classify(
+    health: dict[str, HealthStatus], policy: UnverifiedPolicy = UnverifiedPolicy.WARN
+) -> tuple[Outcome, dict[str, str], Verdict, bool]:
+    """The gate's outcome from a health reading.
+
+    Returns:
+        ``(outcome, unhealthy, verdict, passed)``: the outcome named after the set's verdict (``healthy``,
+        ``unverified``, ``degraded``, ``failed``, or ``timed-out`` for one still Progressing), every object
+        that is not Healthy (``object → "State: reason"``), the verdict itself, and whether the gate
+        passes (Healthy; Unverified unless ``policy`` is ``fail``; see :func:`reconciler.model.gate_passes`).
+    """
+    v = verdict(health)
     unhealthy = {
         ref: f"{h.state.value}: {h.message}".rstrip(": ")
         for ref, h in health.items()
-        if h.state not in _NOT_JUDGED
+        if h.state is not HealthState.HEALTHY
     }
-    if any(h.state in _BROKEN for h in health.values()):
-        return Outcome.DEGRADED, unhealthy
-    if unhealthy:
-        return Outcome.TIMED_OUT, unhealthy
-    return Outcome.HEALTHY, {}
+    return _OUTCOME[v.state], unhealthy, v, gate_passes(v, policy)
+
+
+_OUTCOME = {
+    HealthState.HEALTHY: Outcome.HEALTHY,
+    HealthState.UNVERIFIED: Outcome.UNVERIFIED,
+    HealthState.DEGRADED: Outcome.DEGRADED,
+    HealthState.FAILED: Outcome.FAILED,
+    HealthState.PROGRESSING: Outcome.TIMED_OUT,
+}
 
 
 def bus_publisher(bus: Bus, loop: asyncio.AbstractEventLoop, *, timeout: float = 10.0) -> Publisher:
@@ -168,7 +190,7 @@ class AutoRollback:
         if settled is not None:
             promotions = self._promotions(env, sha, head_log, notes)
             handled = any(r.outcome in (Outcome.REVERTED, Outcome.REVERT_FAILED) for r in own)
-            if settled.outcome in FAILED and env.on_failure == "revert" and promotions and not handled:
+            if settled.gate_failed and env.on_failure == "revert" and promotions and not handled:
                 # recorded as failed, but the revert was not made (a crash or a failed push): make it now
                 decision.outcome = settled.outcome
                 decision.promotions = [c.sha for c in promotions]
@@ -192,11 +214,15 @@ class AutoRollback:
             )
             self._record(sha, applied, promotions)
         started = applied.at if applied else self.clock()
-        outcome, unhealthy = classify(result.health) if result.health else (Outcome.TIMED_OUT, {})
-        if outcome is not Outcome.HEALTHY:
+        policy = env.health.unverified
+        health = result.health
+        if not health or any(h.state not in SETTLED_STATES for h in health.values()):
             remaining = max(0.0, started + env.health.timeout - self.clock())
-            outcome, unhealthy = classify(wait_health(remaining))
+            health = wait_health(remaining)
+        outcome, unhealthy, v, passed = classify(health, policy)
         decision.outcome = outcome
+        decision.verdict = v
+        decision.passed = passed
         record = OutcomeRecord(
             environment=env.name,
             outcome=outcome,
@@ -204,8 +230,19 @@ class AutoRollback:
             at=self.clock(),
             promotions=decision.promotions,
             unhealthy=dict(list(unhealthy.items())[:20]),
-            message=_summary(outcome, unhealthy, env.health.timeout),
+            message=_summary(outcome, v, passed, env.health.timeout, unhealthy),
+            verdict=v.state.value,
+            passed=passed,
+            unverified=v.unverified,
+            missing=v.missing,
         )
+        if outcome is Outcome.UNVERIFIED and policy is UnverifiedPolicy.WARN:
+            log.warning(
+                "%s at %s: health gate passed on Unverified (health.unverified: warn): %s",
+                env.name,
+                sha[:7],
+                v.message,
+            )
         self._record(sha, record, promotions)
         self._emit(
             PromotionEvent(
@@ -215,9 +252,11 @@ class AutoRollback:
                 revision=sha,
                 promotions=decision.promotions,
                 message=record.message,
+                verdict=v.state.value,
+                passed=passed,
             )
         )
-        if outcome in FAILED and env.on_failure == "revert" and promotions:
+        if not passed and env.on_failure == "revert" and promotions:
             self._revert(env, sha, promotions, record, decision)
         if not decision.error:
             self._settled.add((env.name, sha))
@@ -334,13 +373,17 @@ class AutoRollback:
         )
 
 
-def _summary(outcome: Outcome, unhealthy: dict[str, str], timeout: float) -> str:
+def _summary(outcome: Outcome, v: Verdict, passed: bool, timeout: float, unhealthy: dict[str, str]) -> str:
+    """One line for the record: the verdict, whether the gate passed, and the first objects at fault."""
     if outcome is Outcome.HEALTHY:
         return "every object healthy"
-    items = list(unhealthy.items())
-    head = "; ".join(f"{k} {v}" for k, v in items[:3]) + (
+    items = [(k, why) for k, why in unhealthy.items() if not why.startswith(HealthState.UNVERIFIED.value)]
+    head = "; ".join(f"{k} {why}" for k, why in items[:3]) + (
         f" (+{len(items) - 3} more)" if len(items) > 3 else ""
     )
+    gate = "gate passed" if passed else "gate failed"
+    if outcome is Outcome.UNVERIFIED:
+        return f"{gate}, not verified: {v.message}"
     if outcome is Outcome.TIMED_OUT:
-        return f"not healthy within {timeout:g} s: {head}"
-    return f"degraded: {head}"
+        return f"{gate}, not healthy within {timeout:g} s: {head} ({v.message})"
+    return f"{gate}, {outcome.value}: {head} ({v.message})"

@@ -184,13 +184,17 @@ def outcome_index(notes: dict[str, str], env: str) -> dict[str, list[OutcomeReco
 
 
 def last_healthy(log: list[CommitInfo], notes: dict[str, str], env: str) -> str | None:
-    """The newest commit of ``log`` (newest first) recorded as applied healthy in ``env``."""
-    healthy = {
-        rec.revision
-        for records in records_by_commit(notes).values()
-        for rec in records
-        if rec.environment == env and rec.outcome is Outcome.HEALTHY
-    }
+    """The newest commit of ``log`` (newest first) whose health gate passed in ``env``: recorded
+    ``healthy``, or ``unverified`` where the environment's ``health.unverified`` let the gate pass
+    (``warn``/``pass``). A later failed gate of the same revision counts, not the earlier pass."""
+    last: dict[str, OutcomeRecord] = {}
+    for records in records_by_commit(notes).values():
+        for rec in records:
+            if rec.environment == env and rec.outcome in SETTLED:
+                seen = last.get(rec.revision)
+                if seen is None or rec.at >= seen.at:
+                    last[rec.revision] = rec
+    healthy = {sha for sha, rec in last.items() if not rec.gate_failed}
     return next((c.sha for c in log if c.sha in healthy), None)
 
 

@@ -131,8 +131,8 @@ def check_rules(envs: dict[str, Environment], from_env: str, to_env: str, mode: 
 
 
 def source_revision(writer: GitWriter, envs: dict[str, Environment], from_env: str, to_env: str) -> str:
-    """The commit whose FROM overlay is promoted: the last verified-healthy one (``requireHealth:
-    healthy``) or the branch head (``any``).
+    """The commit whose FROM overlay is promoted: the last one whose health gate passed in FROM
+    (``requireHealth: healthy``; see :func:`last_healthy`) or the branch head (``any``).
 
     Raises:
         PromotionError: no revision of FROM was recorded healthy.
@@ -143,7 +143,7 @@ def source_revision(writer: GitWriter, envs: dict[str, Environment], from_env: s
     sha = last_healthy(log, writer.notes(), from_env)
     if sha is None:
         raise PromotionError(
-            f"no revision of {from_env!r} has been verified healthy yet (no 'healthy' note in "
+            f"no revision of {from_env!r} has passed its health gate yet (no passing outcome in "
             f"refs/notes/reconciler); let the daemon reconcile {from_env!r}, or set "
             f"promotion.requireHealth: any in envs/{to_env}.yaml"
         )

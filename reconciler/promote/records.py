@@ -22,15 +22,21 @@ class Outcome(StrEnum):
     """The outcome of applying a revision to an environment."""
 
     APPLIED = "applied"  # applied; the health deadline runs from the record's time
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    TIMED_OUT = "timed-out"
+    HEALTHY = "healthy"  # verdict Healthy: every object judged healthy
+    UNVERIFIED = "unverified"  # verdict Unverified: some objects nobody judged (never "healthy")
+    DEGRADED = "degraded"  # verdict Degraded
+    FAILED = "failed"  # verdict Failed (an object is gone)
+    TIMED_OUT = "timed-out"  # verdict still Progressing at the deadline
     REVERTED = "reverted"  # the daemon pushed revert commit(s) of the promotion(s)
     REVERT_FAILED = "revert-failed"
 
 
-SETTLED = frozenset({Outcome.HEALTHY, Outcome.DEGRADED, Outcome.TIMED_OUT})
-FAILED = frozenset({Outcome.DEGRADED, Outcome.TIMED_OUT})
+#: The outcomes of a health gate (the other ones record what happened before or after it).
+SETTLED = frozenset(
+    {Outcome.HEALTHY, Outcome.UNVERIFIED, Outcome.DEGRADED, Outcome.FAILED, Outcome.TIMED_OUT}
+)
+#: Gate outcomes that fail the gate whatever the environment's ``health.unverified`` says.
+FAILED = frozenset({Outcome.DEGRADED, Outcome.FAILED, Outcome.TIMED_OUT})
 
 
 class OutcomeRecord(BaseModel):
@@ -52,6 +58,21 @@ class OutcomeRecord(BaseModel):
     pushed_to: str | None = None
     message: str = ""
     unhealthy: dict[str, str] = Field(default_factory=dict, description="object → state: reason")
+    verdict: str = Field(
+        default="", description="the set's verdict: Healthy, Progressing, Degraded, Unverified, Failed"
+    )
+    passed: bool | None = Field(
+        default=None, description="whether the gate passed (None: a record written before this field)"
+    )
+    unverified: int = Field(default=0, description="objects nobody judged")
+    missing: list[str] = Field(default_factory=list, description="controllers missing to judge them")
+
+    @property
+    def gate_failed(self) -> bool:
+        """Whether this gate outcome failed the gate (``passed``, or for older records the outcome)."""
+        if self.outcome not in SETTLED:
+            return False
+        return not self.passed if self.passed is not None else self.outcome in FAILED
 
     def line(self) -> str:
         """The record as one compact JSON line (keys sorted)."""
@@ -76,6 +97,8 @@ class PromotionEvent(BaseModel):
     promotions: list[str] = Field(default_factory=list)
     revert: list[str] = Field(default_factory=list)
     pushed_to: str | None = None
+    verdict: str = ""
+    passed: bool | None = None
     fallback: bool = False
     url: str | None = None
     message: str = ""

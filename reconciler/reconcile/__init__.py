@@ -2,6 +2,7 @@
 
 from reconciler.reconcile.environments import load_environment, load_environments
 from reconciler.reconcile.pass_ import (
+    SETTLED,
     PassContext,
     assess_health,
     render_environment,
@@ -11,6 +12,7 @@ from reconciler.reconcile.pass_ import (
 )
 
 __all__ = [
+    "SETTLED",
     "PassContext",
     "assess_health",
     "load_environment",

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cluster.client import KubeClient
-from reconciler.cluster.health import assess
+from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.cluster.manager import ApplyError, Desired, PruneBlocked, ResourceManager, SyncCache, prepare
 from reconciler.errors import ConfigError, KubeError, NotFoundError, ReconcilerError
 from reconciler.failpoints import failpoint
 from reconciler.model import (
+    SETTLED_STATES,
     Action,
     ChangeSet,
     DriftMode,
@@ -120,15 +121,12 @@ def assess_health(
         try:
             live = client.get(ref)
         except KubeError as exc:
-            out[str(ref)] = HealthStatus(state=HealthState.UNKNOWN, message=str(exc))
+            out[str(ref)] = HealthStatus(state=HealthState.UNVERIFIED, message=f"cannot be read: {exc}")
             continue
         if live is None:
-            out[str(ref)] = HealthStatus(state=HealthState.MISSING, message="not found")
+            out[str(ref)] = HealthStatus(state=HealthState.FAILED, message="not found")
             continue
-        try:
-            out[str(ref)] = assess(live, lookup=lookup, no_controller_after=no_controller_after)
-        except ValueError as exc:
-            out[str(ref)] = HealthStatus(state=HealthState.UNKNOWN, message=str(exc))
+        out[str(ref)] = judge(live, lookup=lookup, no_controller_after=no_controller_after)
     return out
 
 
@@ -241,7 +239,7 @@ def summarize(changes: ChangeSet) -> str:
     return ", ".join(f"{k} {v}" for k, v in changes.summary().items()) or "nothing to do"
 
 
-_SETTLED = {HealthState.HEALTHY, HealthState.DEGRADED, HealthState.NO_CONTROLLER}
+SETTLED = SETTLED_STATES
 
 
 def wait_for_health(
@@ -252,11 +250,11 @@ def wait_for_health(
     no_controller_after: float = 60.0,
     interval: float = 1.0,
 ) -> dict[str, HealthStatus]:
-    """Poll health until every object is settled (Healthy, Degraded or NoController) or ``timeout``
+    """Poll health until every object is settled (:data:`SETTLED`) or ``timeout``
     seconds passed; returns the last reading."""
     deadline = time.monotonic() + timeout
     while True:
         health = assess_health(client, refs, no_controller_after=no_controller_after)
-        if all(h.state in _SETTLED for h in health.values()) or time.monotonic() >= deadline:
+        if all(h.state in SETTLED for h in health.values()) or time.monotonic() >= deadline:
             return health
         time.sleep(interval)

@@ -37,15 +37,27 @@ from reconciler.bus import (
 )
 from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
+from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore, public_source
 from reconciler.cluster.manager import FIELD_MANAGER, Desired, respect_ignored
 from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
 from reconciler.failpoints import failpoint
-from reconciler.model import DriftMode, Environment, HealthState, HealthStatus, PassResult, Revision, ref_of
+from reconciler.model import (
+    Action,
+    ChangeSet,
+    DriftMode,
+    Environment,
+    HealthStatus,
+    ObjectRef,
+    PassResult,
+    Revision,
+    ref_of,
+)
 from reconciler.observe.logging import log_context
 from reconciler.promote.auto import AutoRollback, bus_publisher
 from reconciler.promote.images import ImageAutomation, run_consumer
 from reconciler.reconcile import (
+    SETTLED,
     PassContext,
     load_environment,
     load_environments,
@@ -57,7 +69,6 @@ from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
 
 log = logging.getLogger("reconciler.daemon")
-_SETTLED = {HealthState.HEALTHY, HealthState.DEGRADED, HealthState.NO_CONTROLLER}
 ResultHook = Callable[[PassResult], None]
 DriftHook = Callable[[dict[str, Any]], None]
 #: Backoff of the initial load of the repository while it cannot be read: the first wait in seconds
@@ -68,6 +79,11 @@ SOURCE_RETRY_JITTER = 0.5
 #: Seconds without a subscriber after which JetStream deletes an installation's durable consumers (an
 #: installation that changed its environments or repository leaves its old ones behind).
 CONSUMER_INACTIVE_THRESHOLD = 7 * 24 * 3600.0
+#: Seconds a fetched head serves further poll passes: environments whose polls fall due together share
+#: one ``git fetch`` (triggers other than polls always fetch).
+POLL_FETCH_TTL = 5.0
+#: Seconds after which a poll makes a full pass even when the drift watches vouch for the live state.
+FULL_RESYNC = 600.0
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
 _SOURCE_RETRYABLE = (SourceError, ConfigError, OSError)
 
@@ -91,8 +107,10 @@ class _EnvState:
     settling: bool = False
     passes: int = 0
     last: PassResult | None = None
+    applied: PassResult | None = None  # the last pass that succeeded
     # live objects the drift watches saw change while a pass ran, checked again after it (by key)
     missed: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
+    full_at: float = 0.0  # monotonic time of the last full pass that succeeded
 
 
 class Daemon:
@@ -141,6 +159,13 @@ class Daemon:
         self.trigger_durable = installation_durable(TRIGGERS_DURABLE, self.installation)
         self.image_durable = installation_durable(IMAGE_AUTOMATION_DURABLE, self.installation)
         self._head_time: datetime | None = None  # the branch's head commit time at start-up (UTC)
+        # the last poll fetch (revision, monotonic time), shared by polls within POLL_FETCH_TTL
+        self._polled: tuple[Revision, float] | None = None
+        self._fetch_lock = asyncio.Lock()
+        # the drift watches' view: live objects of desired keys, and the kinds whose watch is listed and
+        # running (a kind leaves the set while its watch is broken)
+        self._live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self._watching: set[tuple[str, str, str]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -199,7 +224,7 @@ class Daemon:
                 with contextlib.suppress(RuntimeError):  # the loop closed while the callback ran
                     loop.call_soon_threadsafe(self.trigger_all, "git-watch")
 
-            self._repo_watcher = RepoWatcher(local, on_change)
+            self._repo_watcher = RepoWatcher(local, on_change, ref=f"refs/heads/{self.settings.branch}")
             self._repo_watcher.start()
         self.trigger_all("startup")
 
@@ -399,7 +424,7 @@ class Daemon:
             reason = ",".join(sorted(set(reasons))) or "unknown"
             try:
                 with log_context(environment=state.name):
-                    result = await asyncio.to_thread(run_pass, self.ctx, state.name, trigger=reason)
+                    result = await self._pass(state, reason)
             except Exception as exc:  # a bug in a pass must not stop the daemon
                 log.exception("pass for %s crashed", state.name)
                 result = PassResult(
@@ -414,6 +439,8 @@ class Daemon:
                 missed = self._end_pass(state)
             state.passes += 1
             state.last = result
+            if result.ok:
+                state.applied = result
             self._after_pass(state, result)
             if missed:  # a change during the pass may postdate what it read: look at the objects again
                 self._spawn(self._recheck(missed))
@@ -426,6 +453,102 @@ class Daemon:
             if self.settings.promotion_records and result.ok and state.env is not None and not state.settling:
                 state.settling = True
                 self._spawn(self._settle(state, state.env, result))
+
+    async def _pass(self, state: _EnvState, reason: str) -> PassResult:
+        """One pass of ``state``'s environment for ``reason``.
+
+        A pass started only by polls shares a recent fetch (:data:`POLL_FETCH_TTL`) and, when the branch
+        still points at the revision the last pass applied, may be verified from the drift watches'
+        view instead of the API server (see :meth:`_verified_by_watch`); every other pass is a full one.
+        """
+        revision: Revision | None = None
+        if reason == "poll":
+            revision = await self._poll_head()
+            verified = self._verified_by_watch(state, revision)
+            if verified is not None:
+                return verified
+        result = await asyncio.to_thread(run_pass, self.ctx, state.name, revision=revision, trigger=reason)
+        if result.ok:
+            state.full_at = time.monotonic()
+        return result
+
+    async def _poll_head(self) -> Revision:
+        """The branch's head for a poll pass: fetched, unless another poll fetched it within
+        :data:`POLL_FETCH_TTL` seconds.
+
+        Raises:
+            SourceError: the fetch failed (the pass reports it).
+        """
+        async with self._fetch_lock:
+            now = time.monotonic()
+            if self._polled is not None and now - self._polled[1] < POLL_FETCH_TTL:
+                return self._polled[0]
+            rev = await asyncio.to_thread(self.source.fetch)
+            self._polled = (rev, time.monotonic())
+            return rev
+
+    def _verified_by_watch(self, state: _EnvState, revision: Revision) -> PassResult | None:
+        """A poll pass answered from the drift watches, or ``None`` when a full pass is needed.
+
+        It applies when the last pass succeeded at ``revision`` (nothing new in Git), a full pass ran
+        within :data:`FULL_RESYNC` seconds, the watch of every desired kind is listed and running, no
+        change seen during a pass waits for a re-check, and every desired object's live copy from the
+        watches compares in sync (:func:`reconciler.cluster.drift.diff_paths`, the comparison drift
+        correction uses). The watches have compared every change of these objects as it happened, so a
+        call to the API server would find the same; this is how Argo CD compares against its cluster
+        cache. Health is judged from the same live copies. Nothing is written.
+        """
+        applied, last = state.applied, state.last
+        if applied is None or last is not applied or applied.revision != str(revision):
+            return None
+        if not self.settings.drift_watch or time.monotonic() - state.full_at > FULL_RESYNC:
+            return None
+        desired = self.ctx.last_desired.get(state.name)
+        if desired is None or state.env is None:
+            return None
+        started, t0 = time.time(), time.monotonic()
+        with self._index_lock:
+            if state.missed:
+                return None
+            live = {d.key: self._live.get(d.key) for d in desired}
+            watching = set(self._watching)
+        changes = ChangeSet()
+        for d in desired:
+            obj = live[d.key]
+            if obj is None or (d.ref.group, d.ref.version, d.ref.kind) not in watching:
+                return None
+            try:
+                if driftlib.diff_paths(d.obj, obj, ignore=d.ignore, field_manager=FIELD_MANAGER):
+                    return None
+            except (ValueError, TypeError):
+                return None
+            changes.add(d.ref, Action.UNCHANGED)
+
+        def lookup(ref: ObjectRef) -> dict[str, Any] | None:
+            cached = live.get(ref.key)
+            if cached is not None:
+                return cached
+            try:
+                return self.client.get(ref)
+            except KubeError:
+                return None
+
+        health = {
+            str(d.ref): judge(
+                live[d.key] or {}, lookup=lookup, no_controller_after=state.env.health.no_controller_after
+            )
+            for d in desired
+        }
+        return PassResult(
+            environment=state.name,
+            revision=applied.revision,
+            ok=True,
+            changes=changes,
+            health=health,
+            started_at=started,
+            duration=round(time.monotonic() - t0, 4),
+            trigger="poll",
+        )
 
     async def _settle(self, state: _EnvState, env: Environment, result: PassResult) -> None:
         """Health gate and promotion record for the pass's revision (in the background, so triggers for
@@ -445,7 +568,7 @@ class Daemon:
                     no_controller_after=env.health.no_controller_after,
                     interval=0.3,
                 )
-                settled = all(h.state in _SETTLED for h in health.values())
+                settled = all(h.state in SETTLED for h in health.values())
                 if settled or time.monotonic() >= deadline:
                     return health
 
@@ -471,6 +594,7 @@ class Daemon:
         with self._index_lock:
             for key in [k for k, (e, _) in self._index.items() if e == state.name]:
                 del self._index[key]
+                self._live.pop(key, None)
             for d in desired:
                 self._index[d.key] = (state.name, d)
         if self.settings.drift_watch:
@@ -533,6 +657,8 @@ class Daemon:
                     items, rv = client.list(group, version, kind)
                     for obj in items:
                         self._on_live(obj)
+                    with self._index_lock:
+                        self._watching.add(gvk)
                     for etype, obj in client.watch(
                         group, version, kind, resource_version=rv, timeout_seconds=60
                     ):
@@ -541,9 +667,13 @@ class Daemon:
                         if etype in ("MODIFIED", "ADDED", "DELETED"):
                             self._on_live(obj, deleted=etype == "DELETED")
                 except KubeError as exc:
+                    with self._index_lock:
+                        self._watching.discard(gvk)
                     if exc.status != 410:
                         time.sleep(1.0)
                 except Exception:
+                    with self._index_lock:
+                        self._watching.discard(gvk)
                     log.exception("watch of %s failed", kind)
                     time.sleep(1.0)
         finally:
@@ -578,6 +708,10 @@ class Daemon:
             entry = self._index.get(key)
             if entry is None:
                 return
+            if deleted:
+                self._live.pop(key, None)
+            else:
+                self._live[key] = obj
             env_name, d = entry
             state = self.envs.get(env_name)
             if state is None:

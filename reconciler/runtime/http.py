@@ -93,6 +93,8 @@ class EnvStateView(Protocol):
     def passes(self) -> int: ...
     @property
     def last(self) -> PassResult | None: ...
+    @property
+    def applied(self) -> PassResult | None: ...
 
 
 class BusView(Protocol):
@@ -523,9 +525,13 @@ class _Server:
 
     async def summary(self, name: str) -> EnvSummary:
         state = self.daemon.envs[name]
+        applied = state.applied
+        if applied is not None and state.last is not None and state.last.ok:
+            applied = await self.last(name)  # the same pass, with a live health reading
         return summarize_env(
             name,
             await self.last(name),
+            applied=applied,
             running=state.running,
             passes=state.passes,
             pending=self.pending.cache.get(name),
@@ -548,7 +554,7 @@ class _Server:
     async def detail(self, name: str) -> tuple[EnvDetail, str]:
         state = self.daemon.envs[name]
         pending = await self.pending.get(name)
-        applied = state.last.revision if state.last and state.last.ok else ""
+        applied = state.applied.revision if state.applied else ""
         timeline_error = ""
         try:
             entries = await self.timelines.get(name, state.env, applied)

@@ -46,6 +46,11 @@ class FakeState:
     passes: int = 0
     last: PassResult | None = None
 
+    @property
+    def applied(self) -> PassResult | None:
+        """The daemon's last successful pass (here: the last pass, when it succeeded)."""
+        return self.last if self.last is not None and self.last.ok else None
+
 
 class FakeBus:
     connected = False
@@ -235,10 +240,10 @@ async def test_live_health_replaces_the_pass_reading(served: Any) -> None:
     finally:
         await client.close()
     rows = {r["object"]: r for r in detail["objects"]}
-    # the API server is unreachable: the live reading says Unknown (with why), not the stale Degraded
-    assert rows["Deployment/agents/clock"]["health"] == "Unknown"
+    # the API server is unreachable: the live reading says Unverified (with why), not the stale Degraded
+    assert rows["Deployment/agents/clock"]["health"] == "Unverified"
     assert "127.0.0.1:9" in rows["Deployment/agents/clock"]["message"]
-    assert detail["summary"]["health"] == "Unknown"
+    assert detail["summary"]["health"] == "Unverified"
 
 
 def test_git_log_timeline_reads_trailers_from_the_cache_clone(

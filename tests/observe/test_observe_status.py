@@ -13,7 +13,6 @@ from reconciler.observe.status import (
     diff_line_class,
     health_counts,
     object_rows,
-    overall_health,
     parse_trailers,
     pending_from_result,
     summarize_env,
@@ -48,34 +47,51 @@ def _last(ok: bool = True, started: float = 100.0) -> PassResult:
 
 def test_sync_state_rules() -> None:
     last = _last()
-    assert sync_state(None) is SyncState.NOT_RECONCILED
-    assert sync_state(last, running=True) is SyncState.RECONCILING
-    assert sync_state(_last(ok=False)) is SyncState.FAILED
-    assert sync_state(last) is SyncState.SYNCED
+    rev = last.revision
+    assert sync_state(applied="") is SyncState.NOT_RECONCILED
+    assert sync_state(applied=rev) is SyncState.UNKNOWN  # the branch's head is not known
+    assert sync_state(applied=rev, head=rev, failed=True) is SyncState.FAILED
+    assert sync_state(applied="", head=rev, failed=True) is SyncState.FAILED
+    assert sync_state(applied=rev, head=rev, since=100.0) is SyncState.SYNCED
     pending = PendingChange(
         environment="dev", computed_at=150.0, entries=[{"object": str(DEP), "action": "configured"}]
     )
-    assert sync_state(last, pending=pending) is SyncState.OUT_OF_SYNC
+    assert sync_state(applied=rev, head=rev, pending=pending, since=100.0) is SyncState.OUT_OF_SYNC
     stale = pending.model_copy(update={"computed_at": 50.0})  # older than the last pass: says nothing
-    assert sync_state(last, pending=stale) is SyncState.SYNCED
+    assert sync_state(applied=rev, head=rev, pending=stale, since=100.0) is SyncState.SYNCED
     empty = PendingChange(environment="dev", computed_at=150.0)
-    assert sync_state(last, pending=empty) is SyncState.SYNCED
-    assert sync_state(last, head_revision="main@sha1:" + "2" * 40) is SyncState.OUT_OF_SYNC
+    assert sync_state(applied=rev, head=rev, pending=empty, since=100.0) is SyncState.SYNCED
+    assert sync_state(applied=rev, head="main@sha1:" + "2" * 40) is SyncState.OUT_OF_SYNC
     warn = DriftEvent(
         environment="dev", object=str(DEP), paths=["spec.replicas"], mode="warn", detected_at=120.0
     )
-    assert sync_state(last, drift=[warn]) is SyncState.DRIFTED
+    assert sync_state(applied=rev, head=rev, drift=[warn], since=100.0) is SyncState.DRIFTED
     old = warn.model_copy(update={"detected_at": 90.0})
     fixed = warn.model_copy(update={"corrected": True})
-    assert sync_state(last, drift=[old, fixed]) is SyncState.SYNCED
+    assert sync_state(applied=rev, head=rev, drift=[old, fixed], since=100.0) is SyncState.SYNCED
+
+
+def test_a_running_pass_does_not_change_the_sync_state() -> None:
+    last = _last()
+    assert summarize_env("dev", last, running=True).sync is SyncState.SYNCED
+    assert summarize_env("dev", last, running=True).running
+
+
+def test_a_failed_pass_keeps_the_applied_revision_and_shows_the_attempted_one() -> None:
+    applied = _last()
+    failed = _last(ok=False).model_copy(update={"revision": "main@sha1:" + "2" * 40, "error": "bad"})
+    s = summarize_env("dev", failed, applied=applied)
+    assert (s.sync, s.revision, s.attempted, s.error) == (
+        SyncState.FAILED,
+        applied.revision,
+        failed.revision,
+        "bad",
+    )
 
 
 def test_health_summary_and_rows() -> None:
     last = _last()
     assert health_counts(last.health) == {"Progressing": 1, "Healthy": 1}
-    assert overall_health(h.state for h in last.health.values()) == "Progressing"
-    assert overall_health([HealthState.HEALTHY, HealthState.MISSING, HealthState.DEGRADED]) == "Degraded"
-    assert overall_health([]) == ""
     s = summarize_env("dev", last, passes=3)
     assert (s.sync, s.health, s.objects, s.passes, s.revision) == (
         SyncState.SYNCED,
@@ -92,6 +108,22 @@ def test_health_summary_and_rows() -> None:
     ]
     assert rows[1].message == "0/1 available"
     assert summarize_env("dev", None).sync is SyncState.NOT_RECONCILED
+
+
+def test_unverified_objects_make_the_summary_unverified_with_the_missing_controllers() -> None:
+    last = _last()
+    health = {
+        str(NS): HealthStatus(state=HealthState.HEALTHY),
+        "Agent/agents/a": HealthStatus(state=HealthState.UNVERIFIED, message="never written", judge="kagent"),
+        "MCPServer/agents/m": HealthStatus(state=HealthState.UNVERIFIED, judge="kmcp"),
+    }
+    s = summarize_env("dev", last.model_copy(update={"health": health}))
+    assert (s.health, s.health_counts, s.missing) == (
+        "Unverified",
+        {"Unverified": 2, "Healthy": 1},
+        ["kagent", "kmcp"],
+    )
+    assert s.verdict == "2 of 3 objects Unverified (no controller: kagent, kmcp)"
 
 
 def test_pending_keeps_only_what_would_change() -> None:

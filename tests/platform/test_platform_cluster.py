@@ -1,6 +1,6 @@
 """The example environments and deploy/ on the real local control plane (CRDs from deploy/crds installed
 by the session fixtures): every environment applies with ``run_pass`` and every rendered object passes a
-server-side dry-run; custom resources whose controllers do not run here report NoController; the kustomize
+server-side dry-run; custom resources whose controllers do not run here report Unverified; the kustomize
 base and the Helm chart apply into a namespace whose PodSecurity level is "restricted" and their RBAC
 grants what the daemon needs and nothing it must not have; the pull-request workflow validates and diffs
 against the cluster."""
@@ -98,16 +98,16 @@ def test_custom_resources_report_no_controller_never_healthy(
         health = {
             k: v.state for k, v in assess_health(kube, tracked + clock, no_controller_after=after).items()
         }
-        for r in tracked:  # before the deadline "waiting for the controller", afterwards NoController
-            assert health[str(r)] in (HealthState.PROGRESSING, HealthState.NO_CONTROLLER), (r, health[str(r)])
-        crs_done = all(health[str(r)] is HealthState.NO_CONTROLLER for r in tracked)
+        for r in tracked:  # before the deadline "waiting for the controller", afterwards Unverified
+            assert health[str(r)] in (HealthState.PROGRESSING, HealthState.UNVERIFIED), (r, health[str(r)])
+        crs_done = all(health[str(r)] is HealthState.UNVERIFIED for r in tracked)
         if crs_done and all(health[str(r)] is HealthState.HEALTHY for r in clock):
             break
         if time.monotonic() > deadline:
             break
         time.sleep(1)
-    late = {str(r): health[str(r)] for r in tracked if health[str(r)] is not HealthState.NO_CONTROLLER}
-    assert not late, f"not NoController {after} s after creation: {late}"
+    late = {str(r): health[str(r)] for r in tracked if health[str(r)] is not HealthState.UNVERIFIED}
+    assert not late, f"not Unverified {after} s after creation: {late}"
     # the same reading judges built-in workloads normally (kwok runs their pods)
     assert {health[str(r)] for r in clock} == {HealthState.HEALTHY}
 

@@ -85,7 +85,7 @@ def test_environment_file_matches_its_overlay(env: str, rendered: dict[str, Objs
     assert {o["metadata"].get("namespace") for o in rendered[env] if o["kind"] != "Namespace"} == {
         environment.namespace
     }
-    # custom resources report NoController quickly on a cluster without their controllers
+    # custom resources report Unverified quickly on a cluster without their controllers
     assert 0 < environment.health.no_controller_after <= 30
     assert load_env_file(env)["overlay"] == environment.overlay
 

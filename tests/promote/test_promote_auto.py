@@ -12,7 +12,7 @@ import pytest
 from _promote_support import DIGEST_A, DIGEST_B, Remote, git, kustomization, make_remote, three_envs
 
 from reconciler.errors import SourceError
-from reconciler.model import Environment, HealthState, HealthStatus, PassResult
+from reconciler.model import Environment, HealthState, HealthStatus, PassResult, UnverifiedPolicy
 from reconciler.promote.auto import AutoRollback, classify
 from reconciler.promote.records import Outcome, parse_note
 from reconciler.reconcile import load_environments
@@ -80,16 +80,28 @@ def remote(tmp_path: Path) -> Remote:
 
 
 def test_classify() -> None:
-    assert classify(HEALTHY) == (Outcome.HEALTHY, {})
-    assert (
-        classify({**HEALTHY, "Agent/x/y": HealthStatus(state=HealthState.NO_CONTROLLER)})[0]
-        is Outcome.HEALTHY
-    )
-    assert classify(PROGRESSING) == (Outcome.TIMED_OUT, {DEP: "Progressing: 0 of 1 updated"})
-    assert (
-        classify({**PROGRESSING, **{"Service/a/b": HealthStatus(state=HealthState.MISSING)}})[0]
-        is Outcome.DEGRADED
-    )
+    outcome, unhealthy, v, passed = classify(HEALTHY)
+    assert (outcome, unhealthy, v.state, passed) == (Outcome.HEALTHY, {}, HealthState.HEALTHY, True)
+    outcome, _, _, passed = classify(PROGRESSING)
+    assert (outcome, passed) == (Outcome.TIMED_OUT, False)
+    assert classify(PROGRESSING)[1] == {DEP: "Progressing: 0 of 1 updated"}
+    gone = {**PROGRESSING, "Service/a/b": HealthStatus(state=HealthState.FAILED, message="not found")}
+    assert classify(gone)[0] is Outcome.FAILED
+    broken = {**HEALTHY, "Service/a/b": HealthStatus(state=HealthState.DEGRADED)}
+    assert classify(broken)[:1] == (Outcome.DEGRADED,)
+
+
+@pytest.mark.parametrize(
+    ("policy", "passed"),
+    [(UnverifiedPolicy.FAIL, False), (UnverifiedPolicy.WARN, True), (UnverifiedPolicy.PASS, True)],
+)
+def test_an_unjudged_object_is_never_healthy(policy: UnverifiedPolicy, passed: bool) -> None:
+    agent = HealthStatus(state=HealthState.UNVERIFIED, message="status never written", judge="kagent")
+    outcome, unhealthy, v, gate = classify({**HEALTHY, "Agent/x/y": agent}, policy)
+    assert outcome is Outcome.UNVERIFIED
+    assert v.state is HealthState.UNVERIFIED and v.missing == ["kagent"] and v.unverified == 1
+    assert gate is passed
+    assert unhealthy == {"Agent/x/y": "Unverified: status never written"}
 
 
 def test_healthy_promotion_is_recorded_once(remote: Remote, tmp_path: Path) -> None:
@@ -150,6 +162,58 @@ def test_failed_gate_reverts_once_and_never_a_revert(remote: Remote, tmp_path: P
     d2 = restarted.after_pass(env, _result(remote.head(), DEGRADED), lambda t: DEGRADED)
     assert d2.outcome is Outcome.DEGRADED and d2.promotions == [] and not d2.revert_commits
     assert remote.count() == count
+
+
+UNJUDGED = {
+    **HEALTHY,
+    "Agent/agents-staging/research": HealthStatus(
+        state=HealthState.UNVERIFIED,
+        message="status never written after 5m0s: is kagent running?",
+        judge="kagent",
+    ),
+}
+
+
+@pytest.mark.parametrize("policy", list(UnverifiedPolicy))
+def test_an_unverified_gate_is_recorded_unverified_and_fails_only_with_fail(
+    policy: UnverifiedPolicy, remote: Remote, tmp_path: Path
+) -> None:
+    """An Agent no controller judged: the outcome is ``unverified`` whatever the policy (never healthy);
+    ``fail`` fails the gate and ``onFailure: revert`` reverts the promotion; ``warn`` and ``pass`` keep it,
+    and the revision counts as passed for the next promotion out of this environment."""
+    from reconciler.promote.history import last_healthy
+
+    env = _env(remote, tmp_path)
+    env = env.model_copy(update={"health": env.health.model_copy(update={"unverified": policy})})
+    promotion, merge = _promotion(remote)
+    events = Events()
+    auto = AutoRollback(GitWriter(str(remote.bare), "main", tmp_path / "d1", backoff=0.01), events)
+    d = auto.after_pass(env, _result(merge, UNJUDGED), lambda t: UNJUDGED)
+    assert d.outcome is Outcome.UNVERIFIED and d.verdict is not None and d.verdict.missing == ["kagent"]
+    failed = policy is UnverifiedPolicy.FAIL
+    assert d.passed is not failed
+    assert bool(d.revert_commits) is failed and (d.reverted == [promotion]) is failed
+    notes = _notes(remote, merge)
+    assert ("staging", "unverified") in notes and ("staging", "healthy") not in notes
+    record = next(
+        r
+        for r in parse_note(git(remote.bare, "notes", "--ref=reconciler", "show", merge))
+        if r.outcome is Outcome.UNVERIFIED
+    )
+    assert (record.verdict, record.passed, record.unverified, record.missing) == (
+        "Unverified",
+        not failed,
+        1,
+        ["kagent"],
+    )
+    assert [e["outcome"] for _, e, _ in events.sent][:1] == ["unverified"]
+    writer = GitWriter(str(remote.bare), "main", tmp_path / "d3", backoff=0.01)
+    writer.sync()
+    passed_at = last_healthy(writer.log(max_count=50), writer.notes(), "staging")
+    assert (passed_at == merge) is not failed
+    if failed:
+        revert = git(remote.bare, "log", "-1", "--format=%B", "main")
+        assert "Reason: health gate unverified" in revert
 
 
 def test_restart_between_record_and_revert_makes_exactly_one_revert(

@@ -160,7 +160,9 @@ def _waiter(
             health = wait_for_health(
                 ctx.client, refs, timeout=min(1.0, max(0.0, deadline - time.monotonic())), interval=0.3
             )
-            done = all(h.state.value in ("Healthy", "Degraded", "NoController") for h in health.values())
+            done = all(
+                h.state.value in ("Healthy", "Degraded", "Unverified", "Failed") for h in health.values()
+            )
             if done or time.monotonic() >= deadline:
                 return health
 

@@ -157,7 +157,7 @@ def test_rules_of_the_target_environment(remote: Remote, tmp_path: Path) -> None
         promote(w, envs, "dev", "staging", all_images=True, mode="push")
     with pytest.raises(RuleError, match="not defined"):
         promote(w, envs, "qa", "staging", all_images=True)
-    with pytest.raises(PromotionError, match="no revision of 'dev' has been verified healthy"):
+    with pytest.raises(PromotionError, match="no revision of 'dev' has passed its health gate"):
         promote(w, envs, "dev", "staging", all_images=True)
     _healthy(w, remote.head(), "dev")
     with pytest.raises(PromotionError, match="--app NAME or --all"):

@@ -54,7 +54,7 @@ def test_golden_suite_is_large_and_complete() -> None:
     }  # fmt: skip
     assert required <= kinds, sorted(required - kinds)
     states = {c["expect"]["state"] for c in cases}
-    assert {"Healthy", "Progressing", "Degraded", "NoController", "Unknown"} <= states
+    assert {"Healthy", "Progressing", "Degraded", "Unverified"} <= states
     # every kind with a degraded signal has at least one healthy and one non-healthy case
     for kind in required - {"ConfigMap"}:
         kind_states = {c["expect"]["state"] for c in cases if c["object"]["kind"] == kind}

@@ -12,7 +12,7 @@ from _health_golden import CASES, epoch, load_case, run_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.cluster.health import HealthInputError, assess, missing_tools
+from reconciler.cluster.health import HealthInputError, assess, judge, missing_tools
 from reconciler.model import HealthState, ObjectRef
 
 NOW = epoch("2026-08-01T10:00:00Z")
@@ -89,7 +89,7 @@ def test_default_now_is_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("reconciler.cluster.health.time.time", lambda: NOW + 30)
     assert assess(obj).state is HealthState.PROGRESSING
     monkeypatch.setattr("reconciler.cluster.health.time.time", lambda: NOW + 61)
-    assert assess(obj).state is HealthState.NO_CONTROLLER
+    assert assess(obj).state is HealthState.UNVERIFIED
     assert assess(obj, no_controller_after=120).state is HealthState.PROGRESSING
 
 
@@ -189,7 +189,7 @@ def test_unwritten_platform_status_is_never_healthy(
     if status is not None:
         obj["status"] = status
     result = assess(obj, lookup=lambda ref: None, now=NOW + age, no_controller_after=limit)
-    expected = HealthState.NO_CONTROLLER if age >= limit else HealthState.PROGRESSING
+    expected = HealthState.UNVERIFIED if age >= limit else HealthState.PROGRESSING
     assert result.state is expected
     assert result.message
 
@@ -227,3 +227,52 @@ def test_any_condition_set_gives_a_short_message_and_respects_generation(
     stale = any(c["observedGeneration"] < generation for c in conditions)
     if result.state is HealthState.HEALTHY:
         assert not stale
+
+
+MALFORMED_STATUSES = [
+    (
+        "conditions not a list",
+        {"observedGeneration": 1, "conditions": {"type": "Ready"}},
+        "status.conditions",
+    ),
+    (
+        "condition status not True/False/Unknown",
+        {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "Yes"}]},
+        "status",
+    ),
+    (
+        "a condition that is a string",
+        {"observedGeneration": 1, "conditions": ["Ready"]},
+        "status.conditions[0]",
+    ),
+    ("observedGeneration a word", {"observedGeneration": "latest", "conditions": []}, "observedGeneration"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "status", "field"), MALFORMED_STATUSES, ids=[m[0] for m in MALFORMED_STATUSES]
+)
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [("kagent.dev/v1alpha2", "Agent"), ("apps/v1", "Deployment"), ("example.com/v1", "Widget")],
+)
+def test_malformed_status_is_unverified_with_the_field_named(
+    what: str, status: dict[str, object], field: str, api_version: str, kind: str
+) -> None:
+    """A controller that writes status the rules cannot read leaves the object unjudged: Unverified,
+    with the field at fault in the message, never a crash and never Healthy."""
+    obj = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": "x",
+            "namespace": "ns",
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"replicas": 1},
+        "status": status,
+    }
+    h = judge(obj, now=1.9e9)
+    assert h.state is HealthState.UNVERIFIED, (what, h)
+    assert h.message.startswith("status cannot be judged:") and field in h.message, h.message
