@@ -272,7 +272,7 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
     """Print one pass: the changeset and each object's health."""
     from reconciler.reconcile import summarize
 
-    status = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
+    status = "[green]ok[/]" if result.ok else "[red]BLOCKED[/]" if result.blocked else "[red]FAILED[/]"
     console.print(
         f"[bold]{result.environment}[/] {result.revision or '-'} {status} "
         f"({result.trigger}, {result.duration:.2f} s): {summarize(result.changes)}",

@@ -61,6 +61,7 @@ _SYNC_STYLE = {
     SyncState.OUT_OF_SYNC: "yellow",
     SyncState.DRIFTED: "yellow",
     SyncState.FAILED: "red",
+    SyncState.BLOCKED: "red",
     SyncState.NOT_RECONCILED: "dim",
     SyncState.UNKNOWN: "dim",
 }
@@ -385,7 +386,10 @@ def print_diff(console: Console, pending: PendingChange) -> None:
     """The pending change as a coloured unified diff, one block per object, and a summary line."""
     for e in pending.entries:
         sign, style = {"created": ("+", "green"), "deleted": ("-", "red")}.get(e.action, ("~", "yellow"))
-        console.print(Text.assemble((f"{sign} {e.object}", f"bold {style}"), (f" ({e.action})", "dim")))
+        blocked = " — blocked by a guard" if e.message.startswith("blocked:") else ""
+        console.print(
+            Text.assemble((f"{sign} {e.object}", f"bold {style}"), (f" ({e.action}{blocked})", "dim"))
+        )
         if e.diff:
             for line in e.diff.splitlines():
                 console.print(Text(line, style=_DIFF_STYLE[diff_line_class(line)]))
@@ -404,6 +408,8 @@ def print_diff(console: Console, pending: PendingChange) -> None:
         )
     else:
         console.print(f"{pending.environment} at {pending.revision}: no differences")
+    if pending.blocked:
+        console.print(Text(f"BLOCKED: applying it would stop here: {pending.blocked}", style="bold red"))
 
 
 def diff_cmd(

@@ -50,6 +50,25 @@ class PruneBlocked(ReconcilerError):
     """Pruning was refused by the mass-delete guard (nothing was deleted)."""
 
 
+def stale_entries(inventory: Inventory, desired: list[Desired]) -> list[ObjectRef]:
+    """Inventory entries that left the desired set (identity without the API version)."""
+    wanted = {d.key for d in desired}
+    return [r for r in inventory.entries if r.key not in wanted]
+
+
+def mass_prune_guard(inventory: Inventory, desired: list[Desired], *, allow_mass_prune: bool) -> str:
+    """Why pruning ``inventory`` down to ``desired`` must not happen ("" when it may): more than half of
+    the inventory would be deleted and ``allow_mass_prune`` is false (a commit that empties an overlay by
+    mistake, a renamed overlay path)."""
+    stale = stale_entries(inventory, desired)
+    if allow_mass_prune or not stale or len(stale) * 2 <= len(inventory.entries):
+        return ""
+    return (
+        f"prune blocked: {len(stale)} of {len(inventory.entries)} inventory objects would be deleted "
+        "(more than half); set sync.allowMassPrune: true in the environment to allow it"
+    )
+
+
 def digest(obj: dict[str, Any]) -> str:
     """sha256 of a manifest's canonical JSON (sorted keys), hex."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -502,11 +521,9 @@ class ResourceManager:
         changes = ChangeSet()
         if not stale:
             return changes, []
-        if not allow_mass_prune and len(stale) * 2 > len(inventory.entries):
-            raise PruneBlocked(
-                f"prune blocked: {len(stale)} of {len(inventory.entries)} inventory objects would be deleted "
-                "(more than half); set sync.allowMassPrune: true in the environment to allow it"
-            )
+        reason = mass_prune_guard(inventory, desired, allow_mass_prune=allow_mass_prune)
+        if reason:
+            raise PruneBlocked(reason)
         keep: list[ObjectRef] = []
         ordered = [r for stage in apply_order([(r, {}) for r in stale]) for r, _ in stage]
         for ref in reversed(ordered):

@@ -12,7 +12,7 @@ from reconciler.model.health import (
     verdict,
 )
 from reconciler.model.objects import ObjectRef, gvk_of, ref_of
-from reconciler.model.result import Action, Change, ChangeSet, Inventory, PassResult, Revision
+from reconciler.model.result import Action, Change, ChangeSet, Inventory, PassOutcome, PassResult, Revision
 
 __all__ = [
     "SETTLED_STATES",
@@ -27,6 +27,7 @@ __all__ = [
     "IgnoreRule",
     "Inventory",
     "ObjectRef",
+    "PassOutcome",
     "PassResult",
     "PromotionPolicy",
     "Revision",

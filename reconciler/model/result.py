@@ -78,18 +78,41 @@ class Inventory(BaseModel):
     )
 
 
+class PassOutcome(StrEnum):
+    """How a pass ended: ``Succeeded`` (the revision is applied), ``Blocked`` (a guard stopped it before
+    any write: mass prune, policy, validation; the reason is the pass's error) or ``Failed`` (it could
+    not finish: the source, render, API server or an object failed)."""
+
+    SUCCEEDED = "Succeeded"
+    BLOCKED = "Blocked"
+    FAILED = "Failed"
+
+
 class PassResult(BaseModel):
-    """The outcome of one reconcile pass over one environment (published on NATS)."""
+    """The outcome of one reconcile pass over one environment (published on NATS).
+
+    ``ok`` is true only for a pass that applied its revision; a pass a guard stopped has ``ok`` false
+    and ``blocked`` true, and its revision is only attempted, never applied.
+    """
 
     environment: str
     revision: str = ""
     ok: bool
+    blocked: bool = Field(default=False, description="a guard stopped the pass before any write")
     error: str = ""
     changes: ChangeSet = Field(default_factory=ChangeSet)
     health: dict[str, HealthStatus] = Field(default_factory=dict)
     started_at: float = Field(description="UNIX time, seconds")
     duration: float = Field(description="seconds")
     trigger: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def outcome(self) -> PassOutcome:
+        """:class:`PassOutcome` of the pass."""
+        if self.ok:
+            return PassOutcome.SUCCEEDED
+        return PassOutcome.BLOCKED if self.blocked else PassOutcome.FAILED
 
     @computed_field  # type: ignore[prop-decorator]
     @property

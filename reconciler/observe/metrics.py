@@ -8,7 +8,8 @@ for counters.
 Series (labels in brackets):
 
 * ``reconciler_reconcile_duration_seconds`` histogram and ``reconciler_reconcile_total`` counter
-  [environment, result] — result is ``success`` or ``failure``.
+  [environment, result] — result is ``success``, ``blocked`` (a guard stopped the pass before any write)
+  or ``failure``.
 * ``reconciler_last_applied_revision_info`` [environment, revision, branch, sha] (an info metric) and
   ``reconciler_last_applied_timestamp_seconds`` [environment].
 * ``reconciler_objects`` gauge [environment, health] — objects by verdict after the last pass.
@@ -169,7 +170,7 @@ class Metrics:
         if dry_run:
             return
         env = result.environment
-        outcome = "success" if result.ok else "failure"
+        outcome = "success" if result.ok else "blocked" if result.blocked else "failure"
         self.reconcile_duration.labels(env, outcome).observe(max(result.duration, 0.0))
         self.reconcile_total.labels(env, outcome).inc()
         for action in _COUNTED_ACTIONS:

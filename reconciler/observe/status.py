@@ -5,6 +5,8 @@ Sync states (the words Flux and Argo CD users know), decided by :func:`sync_stat
 page, its JSON API and ``reconciler status`` agree on the same facts:
 
 * ``NotReconciled`` — no revision applied yet;
+* ``Blocked`` — a guard (mass prune, policy, validation) stopped the last pass of the branch's latest
+  commit before any write; the applied revision is still the one before, and the reason is shown;
 * ``Failed`` — the last pass of the branch's latest commit failed (nothing or only part was applied);
 * ``OutOfSync`` — a server-side dry-run of the branch's latest commit would change something, or the
   applied revision is older than the branch's latest commit;
@@ -38,6 +40,7 @@ class SyncState(StrEnum):
     OUT_OF_SYNC = "OutOfSync"
     DRIFTED = "Drifted"
     FAILED = "Failed"
+    BLOCKED = "Blocked"
     NOT_RECONCILED = "NotReconciled"
     UNKNOWN = "Unknown"
 
@@ -60,6 +63,7 @@ class DiffEntry(BaseModel):
     object: str
     action: str
     diff: str = ""
+    message: str = Field(default="", description="e.g. why a deletion would be blocked")
 
 
 class PendingChange(BaseModel):
@@ -69,6 +73,7 @@ class PendingChange(BaseModel):
     revision: str = ""
     ok: bool = True
     error: str = ""
+    blocked: str = Field(default="", description="why a guard would stop applying it ('' when none would)")
     computed_at: float = Field(default=0.0, description="UNIX time, seconds")
     entries: list[DiffEntry] = Field(default_factory=list)
 
@@ -140,6 +145,7 @@ def sync_state(
     applied: str,
     head: str = "",
     failed: bool = False,
+    blocked: bool = False,
     pending: PendingChange | None = None,
     drift: Sequence[DriftEvent] = (),
     since: float = 0.0,
@@ -150,10 +156,13 @@ def sync_state(
         applied: the revision the environment last applied completely (``main@sha1:…``; "" for none).
         head: the branch's latest revision, when known ("" otherwise).
         failed: whether the last pass, of ``head``, failed.
+        blocked: whether a guard stopped the last pass, of ``head``, before any write.
         pending: a dry-run of the branch's latest commit made after the last pass, if any.
         drift: drift reports of this environment (any order).
         since: UNIX time (seconds) the last pass started; drift reported before it is settled.
     """
+    if blocked:
+        return SyncState.BLOCKED
     if failed:
         return SyncState.FAILED
     if not applied:
@@ -195,6 +204,7 @@ def summarize_env(
             applied=applied.revision if applied else "",
             head=last.revision if last else "",
             failed=bool(last and not last.ok),
+            blocked=bool(last and last.blocked),
             pending=pending,
             drift=drift,
             since=last.started_at if last else 0.0,
@@ -245,17 +255,19 @@ def object_rows(last: PassResult | None) -> list[ObjectRow]:
 
 
 def pending_from_result(result: PassResult, computed_at: float) -> PendingChange:
-    """The pending change of a dry-run pass: every entry that would be created, configured or deleted."""
+    """The pending change of a dry-run pass: every entry that would be created, configured or deleted
+    (deletions a guard would block included, with the reason in their message and in ``blocked``)."""
     entries = [
-        DiffEntry(object=str(c.ref), action=c.action.value, diff=c.diff)
+        DiffEntry(object=str(c.ref), action=c.action.value, diff=c.diff, message=c.message)
         for c in result.changes.entries
         if c.action in (Action.CREATED, Action.CONFIGURED, Action.DELETED)
     ]
     return PendingChange(
         environment=result.environment,
         revision=result.revision,
-        ok=result.ok,
-        error=result.error,
+        ok=result.ok or result.blocked,
+        error="" if result.blocked else result.error,
+        blocked=result.error if result.blocked else "",
         computed_at=computed_at,
         entries=entries,
     )

@@ -15,7 +15,16 @@ from typing import Any
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore
-from reconciler.cluster.manager import ApplyError, Desired, PruneBlocked, ResourceManager, SyncCache, prepare
+from reconciler.cluster.manager import (
+    ApplyError,
+    Desired,
+    PruneBlocked,
+    ResourceManager,
+    SyncCache,
+    mass_prune_guard,
+    prepare,
+    stale_entries,
+)
 from reconciler.errors import ConfigError, KubeError, NotFoundError, ReconcilerError
 from reconciler.failpoints import failpoint
 from reconciler.model import (
@@ -169,6 +178,23 @@ def run_pass(
         store = InventoryStore(ctx.client, source=ctx.source.url)
         inventory = store.load(env_name)
         manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
+        # Guards run before the first write: a pass they stop writes nothing and is Blocked, so the
+        # revision is never half applied and never recorded as applied.
+        blocked = (
+            mass_prune_guard(inventory, desired, allow_mass_prune=env.sync.allow_mass_prune)
+            if env.sync.prune
+            else ""
+        )
+        if blocked:
+            result.blocked = True
+            result.error = blocked
+            if dry_run:  # show what the guard stops: the plan, with the deletions marked blocked
+                result.changes, _ = manager.apply_set(
+                    desired, inventory=inventory, correct_drift=False, dry_run=True
+                )
+                for ref in stale_entries(inventory, desired):
+                    result.changes.add(ref, Action.DELETED, message=f"blocked: {blocked}")
+            return _finish(result, snapshot_root, t0)
 
         def on_drift(ref: ObjectRef, paths: list[str]) -> None:
             if ctx.on_drift is not None:
@@ -198,14 +224,10 @@ def run_pass(
         keep: list[ObjectRef] = []
         error = ""
         if env.sync.prune:
-            try:
-                pruned, keep = manager.prune(
-                    inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
-                )
-                result.changes.entries.extend(pruned.entries)
-            except PruneBlocked as exc:
-                error = str(exc)
-                keep = [r for r in inventory.entries if r.key not in {d.key for d in desired}]
+            pruned, keep = manager.prune(
+                inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
+            )
+            result.changes.entries.extend(pruned.entries)
         if not dry_run:
             entries = [d.ref for d in desired] + keep
             store.save(
@@ -222,12 +244,20 @@ def run_pass(
         if failed:
             error = "; ".join(c.message for c in failed)
         result.error = error
-        result.ok = not error or error.startswith("prune blocked")
+        result.ok = not error
     except ApplyError as exc:
         result.error = str(exc)
         result.changes = exc.changes if exc.changes.entries else result.changes
+    except PruneBlocked as exc:  # the inventory changed under the pass after its guard: nothing deleted
+        result.blocked = True
+        result.error = str(exc)
     except (ReconcilerError, RenderError) as exc:
         result.error = str(exc)
+    return _finish(result, snapshot_root, t0)
+
+
+def _finish(result: PassResult, snapshot_root: str, t0: float) -> PassResult:
+    """The pass's last touches: paths inside the snapshot made relative in the error, and the duration."""
     if snapshot_root:
         result.error = result.error.replace(snapshot_root + "/", "")
     result.duration = round(time.monotonic() - t0, 4)

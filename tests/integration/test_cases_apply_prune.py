@@ -10,7 +10,7 @@ from reconciler_testing import EnvRepo, shared_dir
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore
-from reconciler.model import Action, ObjectRef
+from reconciler.model import Action, ObjectRef, PassOutcome
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.source import GitSource
 
@@ -151,7 +151,7 @@ def test_case18_empty_desired_set_still_prunes(
 
 
 def test_case18_guard_variant_blocks_without_error(
-    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+    env_repo: EnvRepo, kube: KubeClient, kubeconfig: Path, namespace: str, cache_dir: Path
 ) -> None:
     _seed_sandbox(env_repo, namespace, allow_mass_prune=False)
     ctx = _ctx(env_repo, kube, cache_dir)
@@ -159,11 +159,28 @@ def test_case18_guard_variant_blocks_without_error(
     before = _store(kube, env_repo).load("sandbox")
     _empty_desired_set(env_repo)
     result = run_pass(ctx, "sandbox", with_health=False)
-    assert result.ok, "a blocked prune is a status, not a failed pass"
+    # a blocked prune is its own status: neither a generic failure nor a success
+    assert result.blocked and not result.ok and result.outcome is PassOutcome.BLOCKED
     assert result.error.startswith("prune blocked")
     assert [c for c in result.changes.entries if c.action is Action.DELETED] == []
-    assert {r.key for r in _store(kube, env_repo).load("sandbox").entries} == {r.key for r in before.entries}
+    after = _store(kube, env_repo).load("sandbox")
+    assert {r.key for r in after.entries} == {r.key for r in before.entries}
+    assert after.revision == before.revision, "a blocked revision is never recorded as applied"
     assert kube.get(ObjectRef(group="apps", kind="Deployment", namespace=namespace, name="code-sandbox"))
+    # the dry-run (what `reconciler diff` shows) lists the deletions the guard stops, marked blocked
+    plan = run_pass(ctx, "sandbox", with_health=False, dry_run=True)
+    assert plan.blocked
+    stopped = [c for c in plan.changes.entries if c.action is Action.DELETED]
+    assert len(stopped) == 2 and all(c.message.startswith("blocked: prune blocked") for c in stopped)
+    # and `reconciler diff --exit-code`, the pull-request check, does not pass a "delete everything"
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    args = ["diff", "sandbox", "--repo", str(env_repo.remote), "--kubeconfig", str(kubeconfig), "--exit-code"]
+    out = CliRunner().invoke(app, args, env={"RECONCILER_CACHE_DIR": str(cache_dir)})
+    assert out.exit_code == 3, out.output
+    assert "(deleted — blocked by a guard)" in out.stdout and "BLOCKED" in out.stdout, out.stdout
 
 
 POSTGRES_CRD = {

@@ -71,6 +71,19 @@ def test_sync_state_rules() -> None:
     assert sync_state(applied=rev, head=rev, drift=[old, fixed], since=100.0) is SyncState.SYNCED
 
 
+def test_a_blocked_pass_is_blocked_never_synced() -> None:
+    applied = _last()
+    blocked = _last(ok=False).model_copy(
+        update={"revision": "main@sha1:" + "3" * 40, "blocked": True, "error": "prune blocked: 3 of 4"}
+    )
+    assert blocked.outcome.value == "Blocked"
+    s = summarize_env("dev", blocked, applied=applied)
+    assert (s.sync.value, s.revision, s.attempted) == ("Blocked", applied.revision, blocked.revision)
+    assert s.error == "prune blocked: 3 of 4"
+    plan = pending_from_result(blocked, 200.0)
+    assert plan.ok and plan.blocked == "prune blocked: 3 of 4" and plan.error == ""
+
+
 def test_a_running_pass_does_not_change_the_sync_state() -> None:
     last = _last()
     assert summarize_env("dev", last, running=True).sync is SyncState.SYNCED
