@@ -117,6 +117,11 @@ class InventoryStore:
         )
         return True
 
+    def delete(self, env: str) -> None:
+        """Delete ``env``'s stored inventory (only after every object it lists was deleted: an inventory
+        is what prune trusts, so it never goes while its objects stay)."""
+        self.client.delete(inventory_ref(env, self.source))
+
 
 def _same(a: Inventory, b: Inventory) -> bool:
     return (

@@ -121,6 +121,12 @@ class Environment(BaseModel):
     health: HealthGate = Field(default_factory=HealthGate)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
     on_failure: Literal["revert", "none"] = Field(default="none", alias="onFailure")
+    deletion_policy: Literal["orphan", "delete"] = Field(
+        default="orphan",
+        alias="deletionPolicy",
+        description="what happens to this environment's objects when a commit removes this file: orphan "
+        "(kept in the cluster, reported, inventory kept) or delete (pruned with the inventory)",
+    )
     image_policies: list[ImagePolicy] = Field(
         default_factory=list,
         alias="imagePolicies",

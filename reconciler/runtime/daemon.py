@@ -39,7 +39,7 @@ from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore, public_source
-from reconciler.cluster.manager import FIELD_MANAGER, Desired, respect_ignored
+from reconciler.cluster.manager import FIELD_MANAGER, Desired, ResourceManager, respect_ignored
 from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
 from reconciler.failpoints import failpoint
 from reconciler.model import (
@@ -111,6 +111,7 @@ class _EnvState:
     # live objects the drift watches saw change while a pass ran, checked again after it (by key)
     missed: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     full_at: float = 0.0  # monotonic time of the last full pass that succeeded
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # its worker and poll timer
 
 
 class Daemon:
@@ -166,6 +167,9 @@ class Daemon:
         # running (a kind leaves the set while its watch is broken)
         self._live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self._watching: set[tuple[str, str, str]] = set()
+        self._envs_at = ""  # the commit whose envs/ the set of environments follows
+        self._envs_started = 0.0  # when the pass that read it started (UNIX seconds)
+        self.removed: dict[str, dict[str, Any]] = {}  # environments whose file a commit removed
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -213,9 +217,9 @@ class Daemon:
                 self._spawn(self._connect_bus())
             else:
                 self._start_bus_consumers()
+        self._envs_at = rev.sha
         for state in self.envs.values():
-            self._tasks.append(asyncio.create_task(self._worker(state), name=f"worker-{state.name}"))
-            self._tasks.append(asyncio.create_task(self._poll(state), name=f"poll-{state.name}"))
+            self._start_env(state)
         local = Path(self.settings.repo).expanduser()
         if self.settings.watch_local and local.exists():
             loop = self._loop
@@ -227,6 +231,101 @@ class Daemon:
             self._repo_watcher = RepoWatcher(local, on_change, ref=f"refs/heads/{self.settings.branch}")
             self._repo_watcher.start()
         self.trigger_all("startup")
+
+    def _start_env(self, state: _EnvState) -> None:
+        """Start the worker and the poll timer of one environment."""
+        state.tasks = [
+            asyncio.create_task(self._worker(state), name=f"worker-{state.name}"),
+            asyncio.create_task(self._poll(state), name=f"poll-{state.name}"),
+        ]
+        self._tasks.extend(state.tasks)
+
+    async def _follow_environments(self, result: PassResult) -> None:
+        """Make the set of environments follow ``envs/`` at the revision a pass read (only when the
+        settings name no environments, i.e. "every environment in envs/"): a file a commit added starts
+        its environment; a file a commit removed stops it, and its objects stay in the cluster with their
+        inventory (reported as orphaned) unless the file said ``deletionPolicy: delete`` before, which
+        prunes them. Anchors: Flux's Kustomization ``prune`` on deletion and Argo CD's
+        ``ApplicationSet`` ``preserveResourcesOnDeletion``."""
+        if self.settings.envs or "@sha1:" not in result.revision or self._stop.is_set():
+            return
+        sha = result.revision.rsplit("@sha1:", 1)[1]
+        if sha == self._envs_at or result.started_at < self._envs_started:
+            return  # the same commit, or a pass that fetched before the one the set follows now
+        self._envs_at, self._envs_started = sha, result.started_at
+
+        def read() -> set[str]:
+            envs_dir = self.source.snapshot(Revision(branch=self.settings.branch, sha=sha)).root / "envs"
+            return {p.stem for p in envs_dir.glob("*.yaml")} if envs_dir.is_dir() else set()
+
+        try:
+            names = await asyncio.to_thread(read)
+        except (ReconcilerError, OSError) as exc:
+            log.warning("cannot read envs/ at %s: %s", sha[:7], exc)
+            self._envs_at = ""
+            return
+        for name in sorted(names - set(self.envs)):
+            log.info("environment %s added at %s: reconciling it", name, sha[:7])
+            state = _EnvState(name=name)
+            self.envs[name] = state
+            self._start_env(state)
+            self.trigger(name, "env-added")
+        for name in sorted(set(self.envs) - names):
+            await self._remove_env(self.envs[name], sha)
+
+    async def _remove_env(self, state: _EnvState, sha: str) -> None:
+        """Stop an environment whose file left ``envs/``; see :meth:`_follow_environments`."""
+        del self.envs[state.name]
+        for t in state.tasks:
+            t.cancel()
+            with contextlib.suppress(ValueError):
+                self._tasks.remove(t)
+        for w in state.waiters:
+            if not w.done():
+                w.set_exception(ReconcilerError(f"environment {state.name!r} was removed from envs/"))
+        with self._index_lock:  # drift watches stop correcting its objects
+            for key in [k for k, (e, _) in self._index.items() if e == state.name]:
+                del self._index[key]
+                self._live.pop(key, None)
+        self.ctx.last_desired.pop(state.name, None)
+        store = InventoryStore(self.client, source=self.source.url)
+        policy = state.env.deletion_policy if state.env is not None else "orphan"
+        try:
+            inventory = await asyncio.to_thread(store.load, state.name)
+            if policy == "delete":
+                manager = ResourceManager(self.client, sync_cache=self.ctx.sync_cache)
+                pruned, keep = await asyncio.to_thread(manager.prune, inventory, [], allow_mass_prune=True)
+                if keep:
+                    await asyncio.to_thread(
+                        store.save, inventory.model_copy(update={"entries": keep}), inventory
+                    )
+                    log.warning(
+                        "environment %s removed at %s: %d objects not deleted (kept in its inventory)",
+                        state.name,
+                        sha[:7],
+                        len(keep),
+                    )
+                else:
+                    await asyncio.to_thread(store.delete, state.name)
+                log.warning(
+                    "environment %s removed at %s (deletionPolicy: delete): %d objects deleted",
+                    state.name,
+                    sha[:7],
+                    pruned.count(Action.DELETED),
+                )
+            else:
+                log.warning(
+                    "environment %s removed at %s: its %d objects are kept, orphaned, with their inventory "
+                    "(set deletionPolicy: delete before removing a file to prune them)",
+                    state.name,
+                    sha[:7],
+                    len(inventory.entries),
+                )
+        except KubeError as exc:
+            log.warning(
+                "environment %s removed at %s: its inventory could not be read: %s", state.name, sha[:7], exc
+            )
+        self.removed[state.name] = {"revision": sha, "policy": policy, "at": time.time()}
 
     def _start_bus_consumers(self) -> None:
         """Start what runs on NATS once connected: the trigger consumer and image automation."""
@@ -450,6 +549,7 @@ class Daemon:
             await self._publish(result_subject(state.name), result.model_dump_json().encode())
             if self.on_result is not None:
                 self.on_result(result)
+            self._spawn(self._follow_environments(result))
             if self.settings.promotion_records and result.ok and state.env is not None and not state.settling:
                 state.settling = True
                 self._spawn(self._settle(state, state.env, result))
