@@ -112,9 +112,29 @@ def env_repo(tmp_path: Path) -> EnvRepo:
 
 
 @pytest.fixture
-def example_repo(tmp_path: Path) -> EnvRepo:
-    """A copy of this project's example environment repository (envs/ + overlays/) with a bare remote."""
+def example_repo(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[EnvRepo]:
+    """A copy of this project's example environment repository (envs/ + overlays/) with a bare remote.
+
+    Every test of it applies into the same namespaces (agents-dev …), and an object another environment's
+    inventory holds blocks a pass (one owner per object): so when the test used the session cluster, the
+    inventories of this copy are deleted afterwards, handing its objects to the next test."""
     from reconciler.source.bootstrap import init_repo_with_remote
 
     remote, work = init_repo_with_remote(REPO_ROOT, tmp_path / "repo")
-    return EnvRepo(remote, work)
+    yield EnvRepo(remote, work)
+    if "kube" in request.fixturenames or "kubeconfig" in request.fixturenames:
+        from reconciler.cluster.inventory import NAMESPACE, source_hash
+
+        client = KubeClient(request.getfixturevalue("kubeconfig"))
+        try:
+            items, _ = client.list(
+                "",
+                "v1",
+                "ConfigMap",
+                namespace=NAMESPACE,
+                label_selector=f"reconciler.dev/source-hash={source_hash(str(remote.resolve()))}",
+            )
+            for item in items:
+                client.delete(ObjectRef(kind="ConfigMap", namespace=NAMESPACE, name=item["metadata"]["name"]))
+        finally:
+            client.close()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.cluster import ownership
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore
@@ -180,11 +181,18 @@ def run_pass(
         manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
         # Guards run before the first write: a pass they stop writes nothing and is Blocked, so the
         # revision is never half applied and never recorded as applied.
-        blocked = (
-            mass_prune_guard(inventory, desired, allow_mass_prune=env.sync.allow_mass_prune)
-            if env.sync.prune
-            else ""
+        held = ownership.holders(ownership.other_inventories(ctx.client, env_name, ctx.source.url))
+        found = ownership.conflicts(
+            ((d.ref, d.obj) for d in desired), manager.live_index(d.ref for d in desired), held
         )
+        # an object another inventory holds is never deleted by this one's prune: it only leaves ours
+        stored, keys = inventory, wanted(desired)
+        inventory = stored.model_copy(
+            update={"entries": [r for r in stored.entries if r.key not in held or r.key in keys]}
+        )
+        blocked = ownership.describe(env_name, found) if found else ""
+        if not blocked and env.sync.prune:
+            blocked = mass_prune_guard(inventory, desired, allow_mass_prune=env.sync.allow_mass_prune)
         if blocked:
             result.blocked = True
             result.error = blocked
@@ -192,8 +200,9 @@ def run_pass(
                 result.changes, _ = manager.apply_set(
                     desired, inventory=inventory, correct_drift=False, dry_run=True
                 )
-                for ref in stale_entries(inventory, desired):
-                    result.changes.add(ref, Action.DELETED, message=f"blocked: {blocked}")
+                if env.sync.prune:
+                    for ref in stale_entries(inventory, desired):
+                        result.changes.add(ref, Action.DELETED, message=f"blocked: {blocked}")
             return _finish(result, snapshot_root, t0)
 
         def on_drift(ref: ObjectRef, paths: list[str]) -> None:
@@ -209,7 +218,7 @@ def run_pass(
             new = [r for r in creating if r.key not in known]
             if new or inventory.revision != str(rev):
                 update = {"entries": [*inventory.entries, *new], "revision": str(rev)}
-                store.save(inventory.model_copy(update=update), previous=inventory)
+                store.save(inventory.model_copy(update=update), previous=stored)
                 failpoint("inventory")
 
         changes, digests = manager.apply_set(
@@ -232,7 +241,7 @@ def run_pass(
             entries = [d.ref for d in desired] + keep
             store.save(
                 Inventory(environment=env_name, revision=str(rev), entries=entries, digests=dict(digests)),
-                previous=inventory,
+                previous=stored,
             )
             failpoint("record")
             ctx.last_desired[env_name] = desired
@@ -254,6 +263,11 @@ def run_pass(
     except (ReconcilerError, RenderError) as exc:
         result.error = str(exc)
     return _finish(result, snapshot_root, t0)
+
+
+def wanted(desired: list[Desired]) -> set[tuple[str, str, str, str]]:
+    """The keys of the desired set."""
+    return {d.key for d in desired}
 
 
 def _finish(result: PassResult, snapshot_root: str, t0: float) -> PassResult:
