@@ -115,12 +115,30 @@ def _install_crds(kubeconfig: Path) -> None:
 
 
 @cluster_app.command("down")
-def cluster_down(state_dir: StateDir = None) -> None:
-    """Stop the local cluster and NATS; nothing is left running."""
+def cluster_down(
+    state_dir: StateDir = None,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="also erase the cluster's data (every object, inventory and JetStream message), "
+            "certificates and ports; the next `cluster up` creates a new, empty cluster",
+        ),
+    ] = False,
+) -> None:
+    """Stop the local cluster and NATS; nothing is left running. The data stays (the next `cluster up`
+    brings the same cluster back) unless --purge is given."""
     from reconciler.devcluster import LocalCluster
 
-    stopped = LocalCluster(state_dir).down(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
+    cluster = LocalCluster(state_dir)
+    stopped = cluster.down(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False), purge=purge)
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    if not purge and cluster.load_state() is not None:
+        console.print(
+            f"data kept in {cluster.state_dir} (`reconciler cluster up` restarts it; "
+            "`reconciler cluster down --purge` erases it)",
+            highlight=False,
+        )
 
 
 @cluster_app.command("status")
@@ -154,10 +172,21 @@ def cluster_status(
 def cluster_kubeconfig(state_dir: StateDir = None) -> None:
     """Print the path of the local cluster's admin kubeconfig."""
     from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.cluster import state_dir_option
 
-    st = LocalCluster(state_dir).load_state()
-    if st is None or not st.kubeconfig:
-        raise _fail("no local cluster is running (run: reconciler cluster up)")
+    cluster = LocalCluster(state_dir)
+    st = cluster.load_state()
+    if st is None or not st.kubeconfig or not Path(st.kubeconfig).exists():
+        raise _fail(
+            f"no local cluster in {cluster.state_dir} "
+            f"(run: reconciler cluster up{state_dir_option(cluster.state_dir)})"
+        )
+    if not cluster.running().get("kube-apiserver"):
+        err.print(
+            f"[yellow]warning:[/] the local cluster in {cluster.state_dir} is not running "
+            f"(run: reconciler cluster up{state_dir_option(cluster.state_dir)})",
+            highlight=False,
+        )
     console.print(st.kubeconfig, highlight=False)
 
 

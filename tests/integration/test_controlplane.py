@@ -152,7 +152,7 @@ async def test_jetstream_publish_and_durable_consumer_ack(nats_url: str) -> None
 
 def test_teardown_leaves_no_process(tmp_path: Path) -> None:
     """A second full cluster in its own state directory: up is idempotent; after down none of its
-    processes runs."""
+    processes runs (and its data stays until down --purge)."""
     from reconciler.devcluster import LocalCluster
     from reconciler.devcluster.process import processes_of
 
@@ -165,7 +165,10 @@ def test_teardown_leaves_no_process(tmp_path: Path) -> None:
     finally:
         cluster.down(progress=lambda m: None)
     assert processes_of(str(cluster.state_dir)) == []
-    assert cluster.running() == {}
+    assert set(cluster.running()) == set(st.pids) and not any(cluster.running().values())
+    assert (cluster.state_dir / "etcd").is_dir() and cluster.load_state() is not None
+    cluster.down(progress=lambda m: None, purge=True)
+    assert cluster.running() == {} and not (cluster.state_dir / "etcd").exists()
 
 
 def test_component_failure_names_component_and_log(tmp_path: Path) -> None:
