@@ -46,6 +46,21 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _local_kubeconfig_hint() -> str:
+    from reconciler.devcluster.cluster import kubeconfig_hint
+
+    return kubeconfig_hint()
+
+
+@app.callback()
+def _main_options() -> None:
+    """GitOps reconciler for AI-agent platforms on Kubernetes."""
+    from reconciler import errors
+
+    # a missing kubeconfig's error names the state directories of the local clusters that run now
+    errors.local_kubeconfig_hint = _local_kubeconfig_hint
+
+
 class Output(StrEnum):
     """Output formats."""
 

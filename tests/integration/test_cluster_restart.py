@@ -303,6 +303,31 @@ def test_a_recorded_port_taken_meanwhile_is_a_clear_error(cluster: LocalCluster)
     assert all(cluster.running().values())
 
 
+def test_missing_kubeconfig_hint_names_the_running_clusters_state_dir(
+    cluster: LocalCluster, env_repo: EnvRepo, tmp_path: Path
+) -> None:
+    """Without --kubeconfig (and none by default) the error tells how to pass the local cluster's, with
+    the --state-dir it was started with."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(tmp_path / "missing"),
+        "HOME": str(tmp_path),
+        "RECONCILER_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    env.pop("RECONCILER_STATE_DIR", None)
+    proc = subprocess.run(
+        [*CLI, "reconcile", "dev", "--repo", str(env_repo.remote)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    text = " ".join(proc.stderr.split())
+    assert f'--kubeconfig "$(reconciler cluster kubeconfig --state-dir {cluster.state_dir})"' in text, text
+
+
 # -- last: it erases the module's cluster -------------------------------------------------------------
 
 
