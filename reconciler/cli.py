@@ -106,7 +106,10 @@ def cluster_up(
     nodes: Annotated[int, typer.Option(help="kwok fake nodes")] = 2,
     crds: Annotated[bool, typer.Option(help="install the agent-platform CRDs")] = True,
 ) -> None:
-    """Build (once) and start the local cluster and NATS; idempotent."""
+    """Start the local cluster and NATS (built once); an existing cluster comes back with its data.
+
+    Only what is not running starts, on its recorded ports, with its data; nothing is ever deleted.
+    """
     from reconciler.devcluster import LocalCluster
 
     cluster = LocalCluster(state_dir, nodes=nodes)
@@ -145,8 +148,11 @@ def cluster_down(
         ),
     ] = False,
 ) -> None:
-    """Stop the local cluster and NATS; nothing is left running. The data stays (the next `cluster up`
-    brings the same cluster back) unless --purge is given."""
+    """Stop the local cluster and NATS; the data stays unless --purge is given.
+
+    Nothing is left running. The next `cluster up` brings the same cluster back; with --purge it creates
+    a new, empty one.
+    """
     from reconciler.devcluster import LocalCluster
 
     cluster = LocalCluster(state_dir)

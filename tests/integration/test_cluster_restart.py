@@ -328,6 +328,29 @@ def test_missing_kubeconfig_hint_names_the_running_clusters_state_dir(
     assert f'--kubeconfig "$(reconciler cluster kubeconfig --state-dir {cluster.state_dir})"' in text, text
 
 
+def test_a_recorded_pid_reused_by_another_process_is_not_ours(tmp_path: Path) -> None:
+    """After a reboot a recorded pid may belong to someone else: it counts as stopped, is never
+    signalled, and `up` starts the component again on its port (NATS-only cluster: a quick one)."""
+    c = LocalCluster(tmp_path / "state", with_kubernetes=False)
+    st = c.up(progress=lambda m: None)
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        _kill(st.pids["nats"])
+        state = json.loads((c.state_dir / "state.json").read_text())
+        state["pids"]["nats"] = stranger.pid  # as if the pid had been reused
+        (c.state_dir / "state.json").write_text(json.dumps(state))
+        assert c.running() == {"nats": False}
+        assert c.down(progress=lambda m: None) == []
+        assert stranger.poll() is None, "down signalled a process that is not the cluster's"
+        after = c.up(progress=lambda m: None)
+        assert after.ports == st.ports and after.pids["nats"] != stranger.pid
+        assert c.running() == {"nats": True} and stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait(10)
+        c.down(progress=lambda m: None, purge=True)
+
+
 # -- last: it erases the module's cluster -------------------------------------------------------------
 
 
