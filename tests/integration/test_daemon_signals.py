@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from reconciler_testing import EnvRepo, free_port, report_figure
 
+from reconciler.cluster.client import KubeClient
+
 pytestmark = pytest.mark.integration
 
 CLI = [sys.executable, "-m", "reconciler.cli"]
@@ -110,10 +112,16 @@ def test_daemon_exits_within_5_s_of_a_signal_with_everything_unreachable(
         nats.close()
 
 
+def _names(kube: KubeClient) -> dict[str, str]:
+    """``namespace/name`` → uid of every kagent Agent."""
+    items, _ = kube.list("kagent.dev", "v1alpha2", "Agent")
+    return {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i["metadata"]["uid"] for i in items}
+
+
 def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_path: Path) -> None:
     """`reconciler up` on its own local cluster; the API server and nats-server are killed while it runs,
-    then Ctrl-C: it exits within 5 s, 0, saying what it interrupted."""
-    import json
+    then Ctrl-C: it exits within 5 s, 0, saying what it interrupted. A second `reconciler up` brings that
+    cluster back with the objects the first one applied."""
 
     from reconciler.devcluster import LocalCluster
 
@@ -140,13 +148,19 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
+    kube: KubeClient | None = None
     try:
         deadline = time.monotonic() + 240
         while not any("Ctrl-C to stop" in line for line in lines):
             assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
             time.sleep(0.2)
-        time.sleep(2.0)
-        pids = json.loads((state / "state.json").read_text())["pids"]
+        before = LocalCluster(state).load_state()
+        assert before is not None
+        kube = KubeClient(Path(before.kubeconfig))
+        while not (agents := _names(kube)):  # the example's Agents are applied last
+            assert time.monotonic() < deadline, "the first `reconciler up` applied no Agent"
+            time.sleep(0.5)
+        pids = before.pids
         for name in ("kube-apiserver", "nats"):
             os.killpg(pids[name], signal.SIGKILL)
         time.sleep(3.0)  # passes, health gates and NATS now wait on dead servers
@@ -160,7 +174,23 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
         assert exit_s < 5.0, text
         assert code == 0, text
         assert "SIGINT: stopping; interrupting" in text and "connecting to NATS" in text, text
+        # `reconciler up` again on that half-dead cluster brings it back as it was: nothing is erased
+        again = subprocess.run(
+            [*CLI, "up", "--once", "--state-dir", str(state), "--workdir", str(tmp_path / "again")],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "RECONCILER_CACHE_DIR": str(tmp_path / "cache")},
+            check=False,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        after = LocalCluster(state).load_state()
+        assert after is not None and after.ports == before.ports
+        assert _names(kube) == agents  # the same objects (uids), not new ones in an empty cluster
     finally:
+        if kube is not None:
+            kube.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
