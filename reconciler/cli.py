@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import os
 import signal
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +48,21 @@ register_promote(app)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _local_kubeconfig_hint() -> str:
+    from reconciler.devcluster.cluster import kubeconfig_hint
+
+    return kubeconfig_hint()
+
+
+@app.callback()
+def _main_options() -> None:
+    """GitOps reconciler for AI-agent platforms on Kubernetes."""
+    from reconciler import errors
+
+    # a missing kubeconfig's error names the state directories of the local clusters that run now
+    errors.local_kubeconfig_hint = _local_kubeconfig_hint
 
 
 class Output(StrEnum):
@@ -87,7 +106,10 @@ def cluster_up(
     nodes: Annotated[int, typer.Option(help="kwok fake nodes")] = 2,
     crds: Annotated[bool, typer.Option(help="install the agent-platform CRDs")] = True,
 ) -> None:
-    """Build (once) and start the local cluster and NATS; idempotent."""
+    """Start the local cluster and NATS (built once); an existing cluster comes back with its data.
+
+    Only what is not running starts, on its recorded ports, with its data; nothing is ever deleted.
+    """
     from reconciler.devcluster import LocalCluster
 
     cluster = LocalCluster(state_dir, nodes=nodes)
@@ -115,12 +137,33 @@ def _install_crds(kubeconfig: Path) -> None:
 
 
 @cluster_app.command("down")
-def cluster_down(state_dir: StateDir = None) -> None:
-    """Stop the local cluster and NATS; nothing is left running."""
+def cluster_down(
+    state_dir: StateDir = None,
+    purge: Annotated[
+        bool,
+        typer.Option(
+            "--purge",
+            help="also erase the cluster's data (every object, inventory and JetStream message), "
+            "certificates and ports; the next `cluster up` creates a new, empty cluster",
+        ),
+    ] = False,
+) -> None:
+    """Stop the local cluster and NATS; the data stays unless --purge is given.
+
+    Nothing is left running. The next `cluster up` brings the same cluster back; with --purge it creates
+    a new, empty one.
+    """
     from reconciler.devcluster import LocalCluster
 
-    stopped = LocalCluster(state_dir).down(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
+    cluster = LocalCluster(state_dir)
+    stopped = cluster.down(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False), purge=purge)
     console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    if not purge and cluster.load_state() is not None:
+        console.print(
+            f"data kept in {cluster.state_dir} (`reconciler cluster up` restarts it; "
+            "`reconciler cluster down --purge` erases it)",
+            highlight=False,
+        )
 
 
 @cluster_app.command("status")
@@ -154,10 +197,21 @@ def cluster_status(
 def cluster_kubeconfig(state_dir: StateDir = None) -> None:
     """Print the path of the local cluster's admin kubeconfig."""
     from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.cluster import state_dir_option
 
-    st = LocalCluster(state_dir).load_state()
-    if st is None or not st.kubeconfig:
-        raise _fail("no local cluster is running (run: reconciler cluster up)")
+    cluster = LocalCluster(state_dir)
+    st = cluster.load_state()
+    if st is None or not st.kubeconfig or not Path(st.kubeconfig).exists():
+        raise _fail(
+            f"no local cluster in {cluster.state_dir} "
+            f"(run: reconciler cluster up{state_dir_option(cluster.state_dir)})"
+        )
+    if not cluster.running().get("kube-apiserver"):
+        err.print(
+            f"[yellow]warning:[/] the local cluster in {cluster.state_dir} is not running "
+            f"(run: reconciler cluster up{state_dir_option(cluster.state_dir)})",
+            highlight=False,
+        )
     console.print(st.kubeconfig, highlight=False)
 
 
@@ -426,9 +480,49 @@ def _once(settings: Any, *, wait: bool = True) -> int:
     return 0 if ok else 1
 
 
+#: Seconds the daemon takes at most to stop after SIGINT/SIGTERM, whatever is unreachable; work still
+#: running then (a pass waiting on the API server, a publish to NATS) is abandoned, which is as safe as a
+#: crash (see "Crashes and faults" in README.md).
+SHUTDOWN_SECONDS = 4.0
+#: Seconds of :data:`SHUTDOWN_SECONDS` kept for writing the Kubernetes events still queued.
+EVENTS_FLUSH_SECONDS = 1.0
+
+
+def _interrupted(daemon: Any, settings: Any, waiting_for_lease: str) -> list[str]:
+    """What the daemon is in the middle of, in words (for the message printed when it is stopped)."""
+    out: list[str] = []
+    if waiting_for_lease:
+        out.append(f"waiting for leadership of Lease {waiting_for_lease}")
+    if not daemon.source_loaded and daemon.source_error:
+        out.append(
+            f"loading the environments from {settings.repo} "
+            f"({daemon.source_attempts} failed attempts, last: {daemon.source_error})"
+        )
+    for name, state in daemon.envs.items():
+        if state.running:
+            out.append(f"the pass of {name}")
+        if state.settling:
+            out.append(f"the health gate of {name}")
+    if daemon.bus is not None and not daemon.bus.connected:
+        why = f": {daemon.bus_error}" if daemon.bus_error else ""
+        out.append(f"connecting to NATS {settings.nats_url}{why}")
+    return out
+
+
+def _blocked_threads() -> list[threading.Thread]:
+    """Live non-daemon threads other than this one: the interpreter would wait for them at exit."""
+    me = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not me and t.is_alive() and not t.daemon]
+
+
 def _daemon(
     settings: Any, lease: tuple[str, str, float] | None = None, http: str = "", webhooks: Any = None
 ) -> int:
+    """Run the daemon until SIGINT/SIGTERM (or a lost lease); returns the exit code.
+
+    After the signal everything is stopped within :data:`SHUTDOWN_SECONDS`, saying what was
+    interrupted; work that does not stop in time is abandoned and the process exits at once.
+    """
     from reconciler.cluster.client import KubeClient
     from reconciler.observe import EventRecorder, Observer
     from reconciler.runtime import Daemon
@@ -442,11 +536,24 @@ def _daemon(
             highlight=False,
         )
 
+    stuck: list[str] = []
+
     async def main() -> int:
         loop = asyncio.get_running_loop()
+        # passes and API calls run in this pool; at a stop, work still blocked in it is abandoned
+        pool = ThreadPoolExecutor(thread_name_prefix="reconciler-worker")
+        loop.set_default_executor(pool)
         stop = asyncio.Event()
+        signalled: list[str] = []
+        waiting_for_lease = ""
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not signalled:
+                signalled.append(sig.name)
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
         daemon.is_leader = None if lease is not None else True
         observer = Observer(
@@ -460,7 +567,7 @@ def _daemon(
                 runner = await start_http(daemon, host or "127.0.0.1", int(port))
             except (OSError, ValueError) as exc:
                 err.print(f"[red]error:[/] --http {http}: {exc}", highlight=False)
-                observer.close()
+                observer.close(timeout=1.0)
                 return 2
             err.print(
                 f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/", highlight=False
@@ -469,72 +576,107 @@ def _daemon(
         lost = False
         renew_task = None
         hooks_task: asyncio.Task[None] | None = None
+        code = 0
         try:
             if lease is not None:
+                waiting_for_lease = f"{lease[0]}/{lease[1]}"
                 elector = await _elect(settings, lease, stop, daemon)
-                if elector is None:
-                    return 0
+                if elector is not None:
+                    waiting_for_lease = ""
 
-                async def on_lost() -> None:
-                    nonlocal lost
-                    lost = True
-                    daemon.is_leader = False
+                    async def on_lost() -> None:
+                        nonlocal lost
+                        lost = True
+                        daemon.is_leader = False
+                        stop.set()
+
+                    renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
+            if lease is None or elector is not None:
+                # start() waits (retrying) while the repository cannot be read; a signal ends that wait
+                starting = asyncio.create_task(daemon.start(), name="daemon-start")
+                stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not starting.done():
+                    starting.cancel()
+                try:
+                    await starting
+                except asyncio.CancelledError:  # stopped while start() waited for the repository
+                    pass
+                except ReconcilerError as exc:
+                    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+                    code = 1
                     stop.set()
+                started = not starting.cancelled() and code == 0
+                if webhooks is not None and started:
+                    from webhooks.server import serve_async
 
-                renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
-            # start() waits (retrying) while the repository cannot be read; a signal ends that wait
-            starting = asyncio.create_task(daemon.start(), name="daemon-start")
-            stopping = asyncio.create_task(stop.wait(), name="stop-signal")
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if not starting.done():
-                starting.cancel()
-            try:
-                await starting
-            except asyncio.CancelledError:  # stopped while start() waited for the repository
-                pass
-            except ReconcilerError as exc:
-                err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-                await daemon.stop()
-                return 1
-            started = not starting.cancelled()
-            if webhooks is not None and started:
-                from webhooks.server import serve_async
-
-                hooks_task = asyncio.create_task(serve_async(webhooks, stop))
-                err.print(
-                    f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
-                    highlight=False,
-                )
-            if started:
-                err.print(
-                    f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} "
-                    f"({settings.branch}); Ctrl-C to stop",
-                    highlight=False,
-                )
-            await stop.wait()
-            if hooks_task is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(hooks_task, 10)
-            await daemon.stop()
-            if renew_task is not None:
-                renew_task.cancel()
-            if elector is not None and not lost:
-                await elector.release()
-            if lost:
-                err.print("[red]error:[/] lost leadership; exiting", highlight=False)
-            return 1 if lost else 0
+                    hooks_task = asyncio.create_task(serve_async(webhooks, stop))
+                    err.print(
+                        f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
+                        highlight=False,
+                    )
+                if started:
+                    err.print(
+                        f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} "
+                        f"({settings.branch}); Ctrl-C to stop",
+                        highlight=False,
+                    )
+                await stop.wait()
         finally:
-            if runner is not None:
-                await runner.cleanup()
-            observer.close()
+            t0 = time.monotonic()
+            if signalled:
+                busy = _interrupted(daemon, settings, waiting_for_lease)
+                err.print(
+                    f"[dim]>[/] {signalled[0]}: stopping"
+                    + (f"; interrupting {'; '.join(busy)}" if busy else ""),
+                    highlight=False,
+                )
 
-    return asyncio.run(main())
+            async def shutdown() -> None:
+                if hooks_task is not None:
+                    with contextlib.suppress(Exception):
+                        await hooks_task
+                await daemon.stop()
+                if renew_task is not None:
+                    renew_task.cancel()
+                if elector is not None and not lost:
+                    with contextlib.suppress(Exception):
+                        await elector.release()
+                if runner is not None:
+                    await runner.cleanup()
+
+            try:  # the rest of the budget is for the Kubernetes events still queued
+                await asyncio.wait_for(shutdown(), SHUTDOWN_SECONDS - EVENTS_FLUSH_SECONDS)
+            except TimeoutError:
+                stuck.extend(_interrupted(daemon, settings, "") or ["closing connections"])
+            except Exception as exc:
+                log_exc = " ".join(str(exc).split()) or type(exc).__name__
+                err.print(f"[yellow]warning:[/] while stopping: {escape(log_exc)}", highlight=False)
+            left = SHUTDOWN_SECONDS - (time.monotonic() - t0)
+            observer.close(timeout=max(0.0, min(EVENTS_FLUSH_SECONDS, left)))
+            # asyncio.run waits for its default executor's threads: give it an idle one instead
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+            pool.shutdown(wait=False, cancel_futures=True)
+            if signalled:
+                what = f"; abandoned after {time.monotonic() - t0:.1f} s: {'; '.join(stuck)}" if stuck else ""
+                err.print(f"[dim]>[/] stopped in {time.monotonic() - t0:.1f} s{what}", highlight=False)
+        if lost:
+            err.print("[red]error:[/] lost leadership; exiting", highlight=False)
+            return 1
+        return code
+
+    code = asyncio.run(main())
+    if _blocked_threads():  # blocked on an unreachable server: do not wait for them
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event, daemon: Any) -> Any:
     """Wait for leadership (or for ``stop``); returns the elector, or None when stopped first."""
-    import os
     import socket
 
     from reconciler.cluster.client import KubeClient
@@ -544,18 +686,22 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
 
     namespace, name, duration = lease
     client = KubeClient(settings.kubeconfig, settings.context)
-    with contextlib.suppress(ReconcilerError):
-        await asyncio.to_thread(
-            client.apply,
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-            ObjectRef(kind="Namespace", name=namespace),
-            field_manager="reconciler-leader",
-        )
     identity = f"{socket.gethostname()}-{os.getpid()}"
     elector = LeaderElector(LeaseLock(client, namespace, name, identity, duration=duration))
     err.print(f"[dim]>[/] {identity}: waiting for leadership of Lease {namespace}/{name}", highlight=False)
     daemon.is_leader = False
-    waiting = asyncio.create_task(elector.wait_until_leader())
+
+    async def ensure_namespace_then_wait() -> None:
+        with contextlib.suppress(ReconcilerError):
+            await asyncio.to_thread(
+                client.apply,
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                ObjectRef(kind="Namespace", name=namespace),
+                field_manager="reconciler-leader",
+            )
+        await elector.wait_until_leader()
+
+    waiting = asyncio.create_task(ensure_namespace_then_wait())
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if waiting not in done:

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+
+def _default_kubeconfig_hint() -> str:
+    return '--kubeconfig "$(reconciler cluster kubeconfig)"'
+
+
+#: How an error about a missing kubeconfig tells the user to pass the local cluster's; the command line
+#: replaces it with one that names the state directories of the local clusters running now.
+local_kubeconfig_hint: Callable[[], str] = _default_kubeconfig_hint
+
 
 class ReconcilerError(Exception):
     """Base class of every error this project raises on purpose."""

@@ -34,6 +34,8 @@ DEFAULT_ACK_WAIT = 30.0
 ERROR_LOG_INTERVAL = 30.0
 
 DUPLICATE_WINDOW = 600.0  # seconds
+#: Seconds a consumer waits after JetStream refused a fetch before it tries again.
+CONSUME_RETRY = 1.0
 
 
 class BusError(ReconcilerError):
@@ -196,6 +198,10 @@ class Bus:
     ) -> AsyncIterator[Message]:
         """Yield messages from a durable pull consumer forever (until cancelled).
 
+        Outlives NATS restarts: a broken connection or a refused fetch (JetStream not ready yet, the
+        consumer deleted) is logged (rate-limited) and retried every :data:`CONSUME_RETRY` seconds, and a
+        consumer that no longer exists is created again.
+
         Args:
             stream: the stream name.
             durable: the consumer's durable name (its position survives restarts).
@@ -225,6 +231,19 @@ class Bus:
                     continue
                 except (ConnectionClosedError, OSError):
                     await asyncio.sleep(0.5)
+                    continue
+                except Exception as exc:  # JetStream refusing (a server restarting, the consumer gone)
+                    await self._on_error(exc)
+                    await asyncio.sleep(CONSUME_RETRY)
+                    with contextlib.suppress(Exception):  # a consumer lost with the server's store
+                        await self.ensure_consumer(
+                            stream,
+                            durable,
+                            subjects,
+                            ack_wait=ack_wait,
+                            start_time=start_time,
+                            inactive_threshold=inactive_threshold,
+                        )
                     continue
                 for m in msgs:
                     yield Message(subject=m.subject, data=m.data, headers=dict(m.headers or {}), _raw=m)

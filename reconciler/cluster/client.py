@@ -23,6 +23,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from reconciler import errors
 from reconciler.cluster.retry import (
     DEFAULT_POLICY,
     IDEMPOTENT_METHODS,
@@ -93,23 +94,10 @@ class KubeClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = DEFAULT_POLICY,
     ):
-        cfg = k8s_client.Configuration()
-        try:
-            if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
-                k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-            else:
-                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=str(kubeconfig) if kubeconfig else None,
-                    context=context,
-                    client_configuration=cfg,
-                )
-        except Exception as exc:  # the kubernetes package raises several unrelated types here
-            local = '--kubeconfig "$(reconciler cluster kubeconfig)"'
-            hint = "" if kubeconfig else f" (pass --kubeconfig; for the local cluster: {local})"
-            raise KubeError(
-                str(kubeconfig or "kubeconfig"), 0, "ConfigError", f"cannot load: {exc}{hint}"
-            ) from None
-        cfg.connection_pool_maxsize = 16
+        self._kubeconfig = kubeconfig
+        self._context = context
+        self._config_stamp = _file_stamp(kubeconfig)
+        cfg = self._load_config()
         self.host: str = cfg.host
         self._api = k8s_client.ApiClient(cfg)
         self._timeout = timeout
@@ -117,6 +105,52 @@ class KubeClient:
         self._lock = threading.Lock()
         self._retry = retry
         self.calls: Counter[str] = Counter()
+
+    def _load_config(self) -> k8s_client.Configuration:
+        """The client configuration from the kubeconfig (or the pod's service account).
+
+        Raises:
+            KubeError: the kubeconfig cannot be loaded (reason ``ConfigError``).
+        """
+        cfg = k8s_client.Configuration()
+        kubeconfig = self._kubeconfig
+        try:
+            if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
+                k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            else:
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig) if kubeconfig else None,
+                    context=self._context,
+                    client_configuration=cfg,
+                )
+        except Exception as exc:  # the kubernetes package raises several unrelated types here
+            local = errors.local_kubeconfig_hint()
+            hint = "" if kubeconfig else f" (pass --kubeconfig; for the local cluster: {local})"
+            raise KubeError(
+                str(kubeconfig or "kubeconfig"), 0, "ConfigError", f"cannot load: {exc}{hint}"
+            ) from None
+        cfg.connection_pool_maxsize = 16
+        return cfg
+
+    def reload_if_changed(self) -> bool:
+        """Load the kubeconfig file again when it changed since it was loaded (its size, modification time
+        or inode): a cluster that came back with another address or new certificates is reached without
+        restarting the process. Called after every failed connection; returns whether it reloaded.
+        A kubeconfig that cannot be loaded (being rewritten) keeps the previous configuration."""
+        stamp = _file_stamp(self._kubeconfig)
+        if stamp is None or stamp == self._config_stamp:
+            return False
+        try:
+            cfg = self._load_config()
+        except KubeError:
+            return False
+        with self._lock:
+            old, self._api = self._api, k8s_client.ApiClient(cfg)
+            self.host = cfg.host
+            self._config_stamp = stamp
+            self._resources.clear()
+        old.close()  # type: ignore[no-untyped-call]
+        return True
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -188,8 +222,15 @@ class KubeClient:
         url = path + ("?" + urlencode(query) if query else "")
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
-            resp = self._send(method, url, headers, body, timeout or self._timeout)
-            data = resp.read()
+            try:
+                resp = self._send(method, url, headers, body, timeout or self._timeout)
+                data = resp.read()
+            except (urllib3.exceptions.HTTPError, OSError):
+                if not self.reload_if_changed():
+                    raise
+                # the kubeconfig changed (another address, new certificates): once more with it
+                resp = self._send(method, url, headers, body, timeout or self._timeout)
+                data = resp.read()
         except ApiException as exc:
             raise self._error(obj or path, exc.status, exc.reason, exc.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -406,6 +447,7 @@ class KubeClient:
         try:
             resp = self._send("GET", url, {"Accept": "application/json"}, None, (10, timeout_seconds + 30))
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self.reload_if_changed()
             raise ServerError(kind, 0, "Unreachable", str(exc)) from None
         if resp.status >= 300:
             raise self._error(kind, resp.status, resp.reason, resp.read())
@@ -435,6 +477,17 @@ class KubeClient:
             raise ServerError(kind, 0, "WatchBroken", str(exc)) from None
         finally:
             resp.release_conn()
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """``(inode, size, mtime in ns)`` of ``path``; ``None`` when there is no such file (or no path)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _decoded(data: bytes) -> Any:

@@ -4,6 +4,9 @@ Components (each its own process group, bound to 127.0.0.1, logging to ``<state>
 etcd (fsync off), kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes that become
 Ready and run pods), and nats-server with JetStream. State (pids, ports, paths) is kept in
 ``<state>/state.json`` so ``reconciler cluster up|down|status`` work across processes; ``up`` is idempotent.
+
+The data is the user's: ``up`` restarts what is not running on the recorded ports with the kept data
+(after a crash, a kill or a reboot), ``down`` stops without erasing, and only ``down --purge`` erases.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import ssl
 import time
@@ -29,6 +33,26 @@ from reconciler.devcluster.process import ComponentError
 
 Progress = Callable[[str], None]
 ORDER = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats"]
+#: The ``state.json`` port keys each component listens on.
+PORTS = {
+    "etcd": ("etcd-client", "etcd-peer"),
+    "kube-apiserver": ("apiserver",),
+    "kube-controller-manager": ("kcm",),
+    "kube-scheduler": ("scheduler",),
+    "kwok": ("kwok",),
+    "nats": ("nats", "nats-monitor"),
+}
+#: What ``down --purge`` erases in the state directory (everything the cluster writes there).
+PURGED = (
+    "etcd",
+    "jetstream",
+    "pki",
+    "logs",
+    "kubeconfig",
+    "kubeconfig.tmp",
+    "state.json",
+    "state.tmp",
+)
 
 
 def default_state_dir() -> Path:
@@ -38,6 +62,27 @@ def default_state_dir() -> Path:
         return Path(env)
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return base / "reconciler" / "cluster"
+
+
+def state_dir_option(state_dir: Path) -> str:
+    """`` --state-dir DIR`` for commands a user is told to run, or ``""`` when ``state_dir`` is the
+    default one (``$RECONCILER_STATE_DIR`` included)."""
+    if state_dir.resolve() == default_state_dir().resolve():
+        return ""
+    return f" --state-dir {shlex.quote(str(state_dir))}"
+
+
+def kubeconfig_hint() -> str:
+    """How to pass the local cluster's kubeconfig: ``--kubeconfig "$(reconciler cluster kubeconfig …)"``
+    naming the state directory of each local cluster whose API server runs now (the default one when
+    none runs)."""
+    dirs: set[str] = set()
+    for pid, state_dir in process.marked_processes().items():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "kube-apiserver":
+                dirs.add(state_dir)
+    options = [state_dir_option(Path(d)) for d in sorted(dirs)] or [""]
+    return " or ".join(f'--kubeconfig "$(reconciler cluster kubeconfig{o})"' for o in options)
 
 
 @dataclass
@@ -96,45 +141,67 @@ class LocalCluster:
         tmp.replace(self._state_file)
 
     def running(self) -> dict[str, bool]:
-        """Each recorded component and whether its process is alive."""
+        """Each recorded component and whether it runs (a live process started for this cluster)."""
         st = self.load_state()
         if st is None:
             return {}
-        return {name: process.alive(pid) for name, pid in st.pids.items()}
+        return {name: self._is_running(st, name) for name in st.pids}
 
     # -- up/down --------------------------------------------------------------------------------------
 
     def up(self, progress: Progress = print, binaries: Binaries | None = None) -> ClusterState:
-        """Start every component that is not already running and wait until all are ready.
+        """Start every component that is not running and wait until the whole cluster is ready.
 
-        Idempotent: a healthy running cluster is returned as is. On any failure (and on Ctrl-C) every
-        component started by this call's cluster is stopped before the error propagates.
+        A cluster recorded in ``state_dir`` is brought back as it was: each stopped component (killed,
+        crashed, or all of them after a reboot) starts again on its recorded ports with its data (etcd's
+        data directory, JetStream's store, the certificates); components still running are left alone.
+        Nothing is ever deleted: erasing is :meth:`down` with ``purge=True``. A new cluster gets free ports.
+        On a failure (and on Ctrl-C) the components this call started are stopped again before the error
+        propagates; the data stays.
 
         Raises:
-            ComponentError: a component failed to start or become ready (names it and its log file).
+            ComponentError: a component failed to start or become ready (names it and its log file), or a
+                recorded port is taken by another process (names the port and, when it can, the process).
             BuildError: the binaries could not be built.
         """
         st = self.load_state()
         want = self._wanted()
-        if st is not None and want and all(process.alive(st.pids.get(n, -1)) for n in want):
+        if st is not None and want and all(self._is_running(st, n) for n in want):
             progress(f"local cluster already running ({self.state_dir})")
             return st
-        if st is not None:
-            self.down(progress=lambda _m: None)
-        bins = binaries if binaries is not None or not self.with_kubernetes else ensure_binaries()
+        fresh = st is None
+        if st is None:
+            st = ClusterState(state_dir=str(self.state_dir), started_at=time.time())
+        self._stop_strays(st)
+        stopped = [n for n in want if not self._is_running(st, n)]
+        self._allocate_ports(st)
+        self._check_ports(st, stopped)
+        needs_k8s = any(n in stopped for n in ORDER[:5])
+        bins = binaries if binaries is not None or not needs_k8s else ensure_binaries()
         t0 = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        st = ClusterState(state_dir=str(self.state_dir), started_at=time.time())
+        if fresh and (self.state_dir / "etcd" / "member").is_dir():
+            progress(f"starting a local cluster on the data already in {self.state_dir} (new ports)")
+        elif fresh:
+            progress(f"creating a new local cluster in {self.state_dir}")
+        else:
+            progress(
+                f"starting {', '.join(stopped)} on the recorded ports, with their data ({self.state_dir})"
+            )
+        st.started_at = time.time()
         self._save(st)
+        started: list[str] = []
         try:
             if self.with_kubernetes:
-                assert bins is not None
-                self._start_kubernetes(st, bins, progress)
-            if self.with_nats:
-                self._start_nats(st, progress)
+                if needs_k8s:
+                    assert bins is not None
+                self._start_kubernetes(st, bins, stopped, started, progress)
+            if self.with_nats and "nats" in stopped:
+                self._start_nats(st, started, progress)
         except BaseException:
-            progress("start-up failed: stopping what was started")
-            self.down(progress=lambda _m: None)
+            progress("start-up failed: stopping what this command started (the data is kept)")
+            for name in reversed(started):
+                process.stop_group(st.pids[name])
             raise
         st.startup_seconds = round(time.monotonic() - t0, 2)
         self._save(st)
@@ -149,140 +216,194 @@ class LocalCluster:
             names.append("nats")
         return names
 
-    def _start(self, st: ClusterState, name: str, cmd: list[str]) -> None:
+    def _is_running(self, st: ClusterState, name: str) -> bool:
+        pid = st.pids.get(name)
+        return pid is not None and process.started_for(pid, str(self.state_dir))
+
+    def _stop_strays(self, st: ClusterState) -> None:
+        """Stop processes of this cluster that ``state.json`` no longer records (e.g. the children of a
+        component that was killed without its process group)."""
+        recorded = {pid for n, pid in st.pids.items() if self._is_running(st, n)}
+        for pid in process.processes_of(str(self.state_dir)):
+            with contextlib.suppress(ProcessLookupError):
+                if pid in recorded or os.getpgid(pid) in recorded:  # a component or its child
+                    continue
+                process.stop_group(pid, timeout=2)
+                os.kill(pid, 9)
+
+    def _allocate_ports(self, st: ClusterState) -> None:
+        """Give each wanted component's ports that the state does not record yet a free port."""
+        for name in self._wanted():
+            for key in PORTS[name]:
+                if key not in st.ports:
+                    st.ports[key] = process.free_port()
+
+    def _check_ports(self, st: ClusterState, names: list[str]) -> None:
+        """Refuse to start ``names`` when another process listens on one of their recorded ports.
+
+        Raises:
+            ComponentError: naming the component, the port and, when it can be told, the process.
+        """
+        for name in names:
+            for key in PORTS[name]:
+                port = st.ports[key]
+                if process.port_in_use(port):
+                    who = process.listener_of(port)
+                    opt = state_dir_option(self.state_dir)
+                    raise ComponentError(
+                        name,
+                        None,
+                        f"its port 127.0.0.1:{port} ({key}) is taken by another process"
+                        f"{' (' + who + ')' if who else ''}. The cluster in {self.state_dir} keeps its "
+                        f"ports (clients have them): stop that process and run `reconciler cluster up{opt}` "
+                        f"again, or erase this cluster with `reconciler cluster down --purge{opt}`",
+                    )
+
+    def _start(self, st: ClusterState, name: str, cmd: list[str], started: list[str]) -> None:
         log = self.state_dir / "logs" / f"{name}.log"
         st.logs[name] = str(log)
         st.pids[name] = process.start(name, cmd, log, self.state_dir)
+        started.append(name)
         self._save(st)
 
     def _check_alive(self, st: ClusterState, name: str) -> None:
         if not process.alive(st.pids[name]):
             raise ComponentError(name, Path(st.logs[name]), "exited during start-up")
 
-    def _start_kubernetes(self, st: ClusterState, bins: Binaries, progress: Progress) -> None:
+    def _start_kubernetes(
+        self,
+        st: ClusterState,
+        bins: Binaries | None,
+        stopped: list[str],
+        started: list[str],
+        progress: Progress,
+    ) -> None:
         sd = self.state_dir
         pki = sd / "pki"
-        write_pki(pki)
-        for name in ("etcd-client", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok"):
-            st.ports[name] = process.free_port()
-        etcd_data = sd / "etcd"
-        shutil.rmtree(etcd_data, ignore_errors=True)
-        progress("starting etcd")
-        self._start(
-            st,
-            "etcd",
-            [
-                str(bins.etcd),
-                "--name=local",
-                f"--data-dir={etcd_data}",
-                f"--listen-client-urls=http://127.0.0.1:{st.ports['etcd-client']}",
-                f"--advertise-client-urls=http://127.0.0.1:{st.ports['etcd-client']}",
-                f"--listen-peer-urls=http://127.0.0.1:{st.ports['etcd-peer']}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{st.ports['etcd-peer']}",
-                f"--initial-cluster=local=http://127.0.0.1:{st.ports['etcd-peer']}",
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-                "--quota-backend-bytes=4294967296",
-            ],
-        )
-        self._wait("etcd", st, lambda: _http_ok(f"http://127.0.0.1:{st.ports['etcd-client']}/health"), 30)
-        port = st.ports["apiserver"]
-        st.apiserver_url = f"https://127.0.0.1:{port}"
-        progress("starting kube-apiserver")
-        self._start(
-            st,
-            "kube-apiserver",
-            [
-                str(bins.kube_apiserver),
-                f"--etcd-servers=http://127.0.0.1:{st.ports['etcd-client']}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={pki}",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={pki / 'ca.crt'}",
-                "--authorization-mode=Node,RBAC",
-                "--allow-privileged=true",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                "--endpoint-reconciler-type=none",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--enable-priority-and-fairness=false",
-                "--profiling=false",
-            ],
-        )
-        st.kubeconfig = str(write_kubeconfig(sd / "kubeconfig", st.apiserver_url, pki))
+        write_pki(pki)  # keeps existing certificates
+        st.apiserver_url = f"https://127.0.0.1:{st.ports['apiserver']}"
+        kc = sd / "kubeconfig"
+        st.kubeconfig = str(write_kubeconfig(kc, st.apiserver_url, pki))
         ctx = _tls_context(pki)
+        if "etcd" in stopped:
+            assert bins is not None
+            progress("starting etcd")
+            self._start(st, "etcd", self._etcd_command(st, bins), started)
+        self._wait("etcd", st, lambda: _http_ok(f"http://127.0.0.1:{st.ports['etcd-client']}/health"), 30)
+        if "kube-apiserver" in stopped:
+            assert bins is not None
+            progress("starting kube-apiserver")
+            self._start(st, "kube-apiserver", self._apiserver_command(st, bins), started)
         self._wait("kube-apiserver", st, lambda: _http_ok(st.apiserver_url + "/readyz", ctx), 90)
-        kc = st.kubeconfig
-        progress("starting kube-controller-manager, kube-scheduler and kwok")
-        self._start(
-            st,
-            "kube-controller-manager",
-            [
-                str(bins.kube_controller_manager),
-                f"--kubeconfig={kc}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={st.ports['kcm']}",
-                f"--service-account-private-key-file={pki / 'sa.key'}",
-                f"--root-ca-file={pki / 'ca.crt'}",
-                "--use-service-account-credentials=false",
-                "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
-                "--enable-hostpath-provisioner=true",
-                "--concurrent-deployment-syncs=10",
-                "--concurrent-replicaset-syncs=10",
-            ],
-        )
-        self._start(
-            st,
-            "kube-scheduler",
-            [
-                str(bins.kube_scheduler),
-                f"--kubeconfig={kc}",
-                f"--authentication-kubeconfig={kc}",
-                f"--authorization-kubeconfig={kc}",
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={st.ports['scheduler']}",
-            ],
-        )
-        self._start(
-            st,
-            "kwok",
-            [
-                str(bins.kwok),
-                f"--kubeconfig={kc}",
-                "--manage-all-nodes=true",
-                f"--config={bins.kwok_stages}",
-                f"--server-address=127.0.0.1:{st.ports['kwok']}",
-                "--node-ip=127.0.0.1",
-                "--node-lease-duration-seconds=40",
-            ],
-        )
+        rest = [n for n in ("kube-controller-manager", "kube-scheduler", "kwok") if n in stopped]
+        if rest:
+            assert bins is not None
+            progress(f"starting {', '.join(rest)}")
+            commands = {
+                "kube-controller-manager": self._kcm_command(st, bins),
+                "kube-scheduler": self._scheduler_command(st, bins),
+                "kwok": self._kwok_command(st, bins),
+            }
+            for name in rest:
+                self._start(st, name, commands[name], started)
         from reconciler.devcluster.nodes import create_default_storage_class, create_nodes, wait_nodes_ready
 
-        create_nodes(Path(kc), self.nodes)
-        st.nodes = self.nodes
+        create_nodes(kc, self.nodes)  # server-side apply: existing nodes are kept
+        st.nodes = max(st.nodes, self.nodes)
 
         def nodes_ready() -> bool:
             for n in ("kube-controller-manager", "kube-scheduler", "kwok"):
                 self._check_alive(st, n)
-            return wait_nodes_ready(Path(kc), self.nodes)
+            return wait_nodes_ready(kc, self.nodes)
 
         self._wait("kwok", st, nodes_ready, 60)
-        create_default_storage_class(Path(kc))
+        create_default_storage_class(kc)
         self._save(st)
 
-    def _start_nats(self, st: ClusterState, progress: Progress) -> None:
+    def _etcd_command(self, st: ClusterState, bins: Binaries) -> list[str]:
+        client, peer = st.ports["etcd-client"], st.ports["etcd-peer"]
+        return [
+            str(bins.etcd),
+            "--name=local",
+            f"--data-dir={self.state_dir / 'etcd'}",  # kept across restarts; --initial-* apply to a new one
+            f"--listen-client-urls=http://127.0.0.1:{client}",
+            f"--advertise-client-urls=http://127.0.0.1:{client}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=local=http://127.0.0.1:{peer}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+            "--quota-backend-bytes=4294967296",
+        ]
+
+    def _apiserver_command(self, st: ClusterState, bins: Binaries) -> list[str]:
+        pki = self.state_dir / "pki"
+        return [
+            str(bins.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{st.ports['etcd-client']}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={st.ports['apiserver']}",
+            f"--cert-dir={pki}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--endpoint-reconciler-type=none",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+        ]
+
+    def _kcm_command(self, st: ClusterState, bins: Binaries) -> list[str]:
+        pki, kc = self.state_dir / "pki", st.kubeconfig
+        return [
+            str(bins.kube_controller_manager),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={st.ports['kcm']}",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=false",
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route",
+            "--enable-hostpath-provisioner=true",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+        ]
+
+    def _scheduler_command(self, st: ClusterState, bins: Binaries) -> list[str]:
+        kc = st.kubeconfig
+        return [
+            str(bins.kube_scheduler),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={st.ports['scheduler']}",
+        ]
+
+    def _kwok_command(self, st: ClusterState, bins: Binaries) -> list[str]:
+        return [
+            str(bins.kwok),
+            f"--kubeconfig={st.kubeconfig}",
+            "--manage-all-nodes=true",
+            f"--config={bins.kwok_stages}",
+            f"--server-address=127.0.0.1:{st.ports['kwok']}",
+            "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
+        ]
+
+    def _start_nats(self, st: ClusterState, started: list[str], progress: Progress) -> None:
         from reconciler.devcluster.nats import nats_server_binary
 
-        st.ports["nats"] = process.free_port()
-        st.ports["nats-monitor"] = process.free_port()
-        store = self.state_dir / "jetstream"
+        store = self.state_dir / "jetstream"  # kept across restarts: streams, messages, consumers
         store.mkdir(parents=True, exist_ok=True)
         progress("starting nats-server (JetStream)")
         self._start(
@@ -302,6 +423,7 @@ class LocalCluster:
                 "--server_name",
                 "reconciler-local",
             ],
+            started,
         )
         st.nats_url = f"nats://127.0.0.1:{st.ports['nats']}"
         st.nats_monitor_url = f"http://127.0.0.1:{st.ports['nats-monitor']}"
@@ -317,30 +439,51 @@ class LocalCluster:
             time.sleep(0.2)
         raise ComponentError(name, Path(st.logs[name]), f"not ready after {timeout:.0f} s")
 
-    def down(self, progress: Progress = print) -> list[str]:
-        """Stop every recorded component (reverse start order), leaving no process behind.
+    def down(self, progress: Progress = print, *, purge: bool = False) -> list[str]:
+        """Stop every component of this cluster (reverse start order), leaving no process behind.
+
+        The data, the certificates and the recorded ports stay, so the next :meth:`up` brings the same
+        cluster back; ``purge=True`` also erases them (etcd's data, JetStream's store, certificates,
+        kubeconfig, logs and ``state.json``; other files in ``state_dir`` are left alone).
 
         Returns the names of the components that were running.
         """
         st = self.load_state()
-        if st is None:
-            return []
         stopped = []
         for name in reversed(ORDER):
-            pid = st.pids.get(name)
-            if pid is None:
-                continue
-            if process.alive(pid):
-                stopped.append(name)
-                progress(f"stopping {name} (pid {pid})")
+            pid = st.pids.get(name) if st is not None else None
+            if pid is None or st is None or not self._is_running(st, name):
+                continue  # a recorded pid that is not ours (reused after a reboot) is never signalled
+            stopped.append(name)
+            progress(f"stopping {name} (pid {pid})")
             process.stop_group(pid)
         # anything else still holding our state directory (e.g. children that left the group)
         for pid in process.processes_of(str(self.state_dir)):
             process.stop_group(pid, timeout=2)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-        self._state_file.unlink(missing_ok=True)
+        if purge:
+            erased = self.purge()
+            if erased:
+                progress(f"erased {', '.join(erased)} in {self.state_dir}")
         return stopped
+
+    def purge(self) -> list[str]:
+        """Erase what this cluster keeps in ``state_dir`` (call only with every component stopped);
+        returns the names erased."""
+        erased = []
+        for name in PURGED:
+            path = self.state_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            else:
+                continue
+            erased.append(name)
+        with contextlib.suppress(OSError):
+            self.state_dir.rmdir()  # only when nothing else is in it
+        return erased
 
 
 def _tls_context(pki: Path) -> ssl.SSLContext:
@@ -373,7 +516,7 @@ def status_lines(cluster: LocalCluster) -> list[tuple[str, str, str]]:
     }
     for name in ORDER:
         if name in st.pids:
-            state = "running" if process.alive(st.pids[name]) else "stopped"
+            state = "running" if process.started_for(st.pids[name], str(cluster.state_dir)) else "stopped"
             rows.append(
                 (name, f"{state} (pid {st.pids[name]})", f"{detail.get(name, '')}  log: {st.logs[name]}")
             )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -11,7 +13,8 @@ CONTEXT = "reconciler-local"
 
 
 def write_kubeconfig(path: Path, server: str, pki: Path) -> Path:
-    """Write a kubeconfig with one cluster/user/context named ``reconciler-local`` and return ``path``."""
+    """Write a kubeconfig with one cluster/user/context named ``reconciler-local`` and return ``path``
+    (an identical existing file is left as it is)."""
 
     def b64(name: str) -> str:
         return base64.b64encode((pki / name).read_bytes()).decode()
@@ -34,9 +37,14 @@ def write_kubeconfig(path: Path, server: str, pki: Path) -> Path:
     }
     yaml = YAML(typ="safe")
     yaml.default_flow_style = False
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    text = buf.getvalue()
+    with contextlib.suppress(OSError):
+        if path.read_text() == text:  # unchanged: clients watching the file have nothing to reload
+            return path
     tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        yaml.dump(doc, f)
+    tmp.write_text(text)
     tmp.chmod(0o600)
     tmp.replace(path)
     return path

@@ -41,6 +41,31 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def listener_of(port: int) -> str:
+    """Who listens on TCP ``port`` (any local address): ``"pid 123 (nginx)"``, or ``""`` when it cannot be
+    told (nothing listens, or the process belongs to another user)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    if not inodes:
+        return ""
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                        comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                        return f"pid {entry} ({comm})"
+    return ""
+
+
 def start(component: str, cmd: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> int:
     """Start ``cmd`` in a new session (its own process group), output appended to ``log``.
 
@@ -78,6 +103,20 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def started_for(pid: int, state_dir: str) -> bool:
+    """Whether ``pid`` is alive and was started for the cluster in ``state_dir`` (it carries the
+    ``RECONCILER_DEVCLUSTER_STATE`` marker that :func:`start` gives each component). A recorded pid that
+    another process reuses after a reboot is not ours: it is never signalled, and counts as stopped."""
+    if not alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = b"\0" + f.read() + b"\0"
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return b"\0" + f"{MARKER}={state_dir}".encode() + b"\0" in environ
 
 
 def stop_group(pid: int, timeout: float = 10.0) -> None:
@@ -139,4 +178,24 @@ def processes_of(state_dir: str) -> list[int]:
             continue
         if needle in environ and alive(int(entry)):
             out.append(int(entry))
+    return out
+
+
+def marked_processes() -> dict[int, str]:
+    """Every live process started for some local cluster: pid → its state directory (from the
+    ``RECONCILER_DEVCLUSTER_STATE`` marker)."""
+    out: dict[int, str] = {}
+    prefix = MARKER.encode() + b"="
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        for var in environ.split(b"\0"):
+            if var.startswith(prefix) and alive(int(entry)):
+                out[int(entry)] = var[len(prefix) :].decode(errors="replace")
+                break
     return out

@@ -132,7 +132,7 @@ class Observer:
         daemon.on_result = result_hook
         daemon.on_drift = drift_hook
 
-    def close(self) -> None:
-        """Flush and stop the event recorder."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush (waiting up to ``timeout`` seconds) and stop the event recorder."""
         if self.recorder is not None:
-            self.recorder.close()
+            self.recorder.close(timeout=timeout)

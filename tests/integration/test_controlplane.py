@@ -152,7 +152,7 @@ async def test_jetstream_publish_and_durable_consumer_ack(nats_url: str) -> None
 
 def test_teardown_leaves_no_process(tmp_path: Path) -> None:
     """A second full cluster in its own state directory: up is idempotent; after down none of its
-    processes runs."""
+    processes runs (and its data stays until down --purge)."""
     from reconciler.devcluster import LocalCluster
     from reconciler.devcluster.process import processes_of
 
@@ -165,7 +165,10 @@ def test_teardown_leaves_no_process(tmp_path: Path) -> None:
     finally:
         cluster.down(progress=lambda m: None)
     assert processes_of(str(cluster.state_dir)) == []
-    assert cluster.running() == {}
+    assert set(cluster.running()) == set(st.pids) and not any(cluster.running().values())
+    assert (cluster.state_dir / "etcd").is_dir() and cluster.load_state() is not None
+    cluster.down(progress=lambda m: None, purge=True)
+    assert cluster.running() == {} and not (cluster.state_dir / "etcd").exists()
 
 
 def test_component_failure_names_component_and_log(tmp_path: Path) -> None:
@@ -184,3 +187,31 @@ def test_component_failure_names_component_and_log(tmp_path: Path) -> None:
     assert exc.value.component == "nats"
     assert "nats.log" in str(exc.value)
     assert processes_of(str(cluster.state_dir)) == []
+
+
+def test_kubeconfig_is_reloaded_after_a_connection_failure(kubeconfig: Path, tmp_path: Path) -> None:
+    """A client whose kubeconfig pointed at a dead address reaches the cluster once the file is
+    rewritten, without a new client."""
+    from ruamel.yaml import YAML
+
+    from reconciler.devcluster.process import free_port
+
+    yaml = YAML(typ="safe")
+    doc: dict[str, Any] = yaml.load(kubeconfig.read_text())
+    real = doc["clusters"][0]["cluster"]["server"]
+    doc["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
+    path = tmp_path / "kubeconfig"
+    with path.open("w") as f:
+        yaml.dump(doc, f)
+    client = KubeClient(path, retry=None, timeout=5)
+    try:
+        with pytest.raises(Exception, match="Unreachable"):
+            client.request("GET", "/version")
+        doc["clusters"][0]["cluster"]["server"] = real
+        with path.open("w") as f:
+            yaml.dump(doc, f)
+        # the connection failure makes the client notice the new file and try once more with it
+        assert client.request("GET", "/version")["gitVersion"].startswith("v1.36.")
+        assert client.host == real
+    finally:
+        client.close()

@@ -86,3 +86,21 @@ def test_unusable_cache_directory_is_a_clear_error(tmp_path: Path, monkeypatch: 
     assert result.exit_code == 1
     assert "cache directory" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cluster_kubeconfig_without_cluster_names_the_given_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "my state"
+    result = runner.invoke(app, ["cluster", "kubeconfig", "--state-dir", str(state)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"no local cluster in {state}" in text
+    assert f"reconciler cluster up --state-dir '{state}'" in text
+
+
+def test_cluster_down_without_cluster_deletes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    for args in (["cluster", "down"], ["cluster", "down", "--purge"]):
+        result = runner.invoke(app, [*args, "--state-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        assert "nothing was running" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # --purge erases only what a cluster wrote

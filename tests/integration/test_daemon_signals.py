@@ -1,0 +1,197 @@
+"""SIGINT and SIGTERM stop the daemon promptly whatever is unreachable, saying what they interrupted.
+
+The API server and NATS here are listeners that accept connections and never answer (the worst case: no
+error, no reply), so every call the daemon makes hangs until its own timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from reconciler_testing import EnvRepo, free_port, report_figure
+
+from reconciler.cluster.client import KubeClient
+
+pytestmark = pytest.mark.integration
+
+CLI = [sys.executable, "-m", "reconciler.cli"]
+
+
+def _seed(repo: EnvRepo) -> None:
+    repo.write("envs/dev.yaml", "overlay: overlays/dev\nnamespace: nowhere\n")
+    repo.write("overlays/dev/kustomization.yaml", "resources:\n- cm.yaml\n")
+    repo.write("overlays/dev/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")
+    repo.commit("dev: one config map")
+
+
+class Blackhole:
+    """A TCP listener on 127.0.0.1 that never accepts: connections hang as with a stopped server whose
+    socket is still open (the worst case for a client: no error, no answer)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_daemon_exits_within_5_s_of_a_signal_with_everything_unreachable(
+    sig: signal.Signals, env_repo: EnvRepo, tmp_path: Path
+) -> None:
+    """`reconciler run` with an API server and a NATS that accept connections and never answer: after
+    the signal it exits within 5 s, 0, and says what it interrupted."""
+    from reconciler.devcluster.kubeconfig import write_kubeconfig
+    from reconciler.devcluster.pki import write_pki
+
+    _seed(env_repo)
+    api, nats = Blackhole(), Blackhole()
+    write_pki(tmp_path / "pki")
+    kc = write_kubeconfig(tmp_path / "kubeconfig", f"https://127.0.0.1:{api.port}", tmp_path / "pki")
+    env = {**os.environ, "RECONCILER_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            "--repo",
+            str(env_repo.remote),
+            "--env",
+            "dev",
+            "--kubeconfig",
+            str(kc),
+            "--nats",
+            f"nats://127.0.0.1:{nats.port}",
+            "--http",
+            f"127.0.0.1:{free_port()}",
+            "--log-format",
+            "text",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("reconciling dev" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            time.sleep(0.1)
+        time.sleep(2.0)  # the first pass now waits on the API server, NATS on its first connection
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        code = proc.wait(timeout=30)
+        exit_s = time.monotonic() - t0
+        reader.join(5)
+        text = "".join(lines)
+        report_figure(f"daemon.{sig.name}.exit", exit_s)
+        assert exit_s < 5.0, text
+        assert code == 0, text
+        assert f"{sig.name}: stopping; interrupting" in text, text
+        assert "the pass of dev" in text and f"connecting to NATS nats://127.0.0.1:{nats.port}" in text, text
+        assert "stopped in" in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        api.close()
+        nats.close()
+
+
+def _names(kube: KubeClient) -> dict[str, str]:
+    """``namespace/name`` → uid of every kagent Agent."""
+    items, _ = kube.list("kagent.dev", "v1alpha2", "Agent")
+    return {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i["metadata"]["uid"] for i in items}
+
+
+def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_path: Path) -> None:
+    """`reconciler up` on its own local cluster; the API server and nats-server are killed while it runs,
+    then Ctrl-C: it exits within 5 s, 0, saying what it interrupted. A second `reconciler up` brings that
+    cluster back with the objects the first one applied."""
+
+    from reconciler.devcluster import LocalCluster
+
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "up",
+            "--state-dir",
+            str(state),
+            "--workdir",
+            str(tmp_path / "work"),
+            "--nodes",
+            "1",
+            "--http",
+            f"127.0.0.1:{free_port()}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "RECONCILER_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    kube: KubeClient | None = None
+    try:
+        deadline = time.monotonic() + 240
+        while not any("Ctrl-C to stop" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            time.sleep(0.2)
+        before = LocalCluster(state).load_state()
+        assert before is not None
+        kube = KubeClient(Path(before.kubeconfig))
+        while not (agents := _names(kube)):  # the example's Agents are applied last
+            assert time.monotonic() < deadline, "the first `reconciler up` applied no Agent"
+            time.sleep(0.5)
+        pids = before.pids
+        for name in ("kube-apiserver", "nats"):
+            os.killpg(pids[name], signal.SIGKILL)
+        time.sleep(3.0)  # passes, health gates and NATS now wait on dead servers
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+        exit_s = time.monotonic() - t0
+        reader.join(5)
+        text = "".join(lines)
+        report_figure("up.SIGINT-with-cluster-dead.exit", exit_s)
+        assert exit_s < 5.0, text
+        assert code == 0, text
+        assert "SIGINT: stopping; interrupting" in text and "connecting to NATS" in text, text
+        # `reconciler up` again on that half-dead cluster brings it back as it was: nothing is erased
+        again = subprocess.run(
+            [*CLI, "up", "--once", "--state-dir", str(state), "--workdir", str(tmp_path / "again")],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "RECONCILER_CACHE_DIR": str(tmp_path / "cache")},
+            check=False,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        after = LocalCluster(state).load_state()
+        assert after is not None and after.ports == before.ports
+        assert _names(kube) == agents  # the same objects (uids), not new ones in an empty cluster
+    finally:
+        if kube is not None:
+            kube.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        LocalCluster(state).down(progress=lambda m: None, purge=True)
