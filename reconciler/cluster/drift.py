@@ -31,6 +31,15 @@ The rules, and where they come from:
 * v1 Secret: desired ``stringData`` is compared with live ``data`` after base64-decoding it, and desired
   ``data`` by decoded bytes.
 
+Write-only fields (:data:`WRITE_ONLY_FIELDS`): a field Git may set that the API server never stores under
+that name, because it moves the value to another field on write. The live object has only the other
+field, so drift is reported at the live path together with the Git path it came from
+(:class:`FieldDrift`, ``data.token`` from ``stringData.token``). Secret ``stringData`` is the one such
+field of the built-in types that kube-apiserver 1.36 serves (its other renames -- Service ``clusterIP`` to
+``clusterIPs``, Pod ``serviceAccount`` to ``serviceAccountName``, PVC ``dataSource`` to ``dataSourceRef``
+-- keep the written field too; ``tests/integration/test_apply_prune_faults.py`` checks this on the real
+server).
+
 Paths: dot paths from the object root; list items with a merge key as ``containers[name=web]`` (several
 keys joined by commas: ``ports[containerPort=8080,protocol=TCP]``), atomic list items by index
 ``args[0]``; map keys that are not plain identifiers are quoted: ``annotations["example.com/x"]``.
@@ -44,15 +53,19 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.cluster.quantity import QuantityError, parse_quantity
 
 __all__ = [
+    "WRITE_ONLY_FIELDS",
     "DriftInputError",
+    "FieldDrift",
+    "WriteOnlyField",
     "controller_owned_pointers",
+    "diff_fields",
     "diff_paths",
     "hpa_targets",
     "json_pointer_to_path",
@@ -62,6 +75,43 @@ __all__ = [
 
 class DriftInputError(ValueError):
     """A desired or live object that cannot be compared; the message names the object and path."""
+
+
+@dataclass(frozen=True)
+class FieldDrift:
+    """One differing field: where it is on the live object and where Git wrote it.
+
+    ``live`` and ``git`` are dot paths (format in the module docstring); they differ only for a
+    write-only field (``live="data.token"``, ``git="stringData.token"``). Never carries a value.
+    """
+
+    live: str
+    git: str
+
+    def __str__(self) -> str:
+        """``data.token (from stringData.token)``, or the path alone when both are the same."""
+        return self.live if self.live == self.git else f"{self.live} (from {self.git})"
+
+
+@dataclass(frozen=True)
+class WriteOnlyField:
+    """A field the API server moves to another field on write (it is never stored under its own name).
+
+    ``git`` and ``live`` are the top-level field names (``stringData`` and ``data``) of objects of API
+    group ``group`` (``""`` for core) and ``kind``; keys below them are kept.
+    """
+
+    group: str
+    kind: str
+    git: str
+    live: str
+
+
+WRITE_ONLY_FIELDS: tuple[WriteOnlyField, ...] = (
+    # k8s.io/api core/v1 Secret: "stringData ... is provided as a write-only input field for convenience.
+    # All keys and values are merged into the data field on write, overwriting any existing values."
+    WriteOnlyField(group="", kind="Secret", git="stringData", live="data"),
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,6 +352,7 @@ class _Ctx:
     kind: str
     where: str  # "Kind namespace/name", for error messages
     out: list[_Path]
+    sources: dict[_Path, _Path] = field(default_factory=dict)  # live path -> the Git path it came from
 
 
 def _compare(desired: Any, live: Any, path: _Path, names: tuple[str, ...], ctx: _Ctx) -> None:
@@ -423,20 +474,21 @@ def _compare_secret(desired: Mapping[str, Any], live: Mapping[str, Any], ctx: _C
     wanted = _decode_desired_secret(desired, ctx.where)
     live_data = live.get("data")
     live_data = live_data if isinstance(live_data, Mapping) else {}
-    for key, (field, value) in wanted.items():
-        # /data/<key> pointers in ``ignore`` address a stringData key too (both end up in live data)
-        path = (_Seg(_field_seg(field).text, frozenset({field, "data"})), _field_seg(key))
+    for key, (source, value) in wanted.items():
+        # reported at the live path (data.<key>); /data/<key> and /stringData/<key> pointers in ``ignore``
+        # both address it, since a stringData key ends up in live data
+        path = (_Seg(".data", frozenset({source, "data"})), _field_seg(key))
         encoded = live_data.get(key)
-        if not isinstance(encoded, str):
-            ctx.out.append(path)
-            continue
-        try:
-            actual = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            ctx.out.append(path)
-            continue
+        actual: bytes | None = None
+        if isinstance(encoded, str):
+            try:
+                actual = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                actual = None
         if actual != value:
             ctx.out.append(path)
+            if source != "data":
+                ctx.sources[path] = (_field_seg(source), _field_seg(key))
 
 
 def _is_secret(obj: Mapping[str, Any]) -> bool:
@@ -585,7 +637,22 @@ def diff_paths(
     ignore: Sequence[str] = (),
     field_manager: str = "reconciler",
 ) -> list[str]:
-    """Return the sorted dot paths where ``live`` does not carry what ``desired`` says.
+    """Return the sorted live dot paths where ``live`` does not carry what ``desired`` says.
+
+    The ``live`` paths of :func:`diff_fields` (same arguments, same errors); a write-only field is
+    reported where the live object holds it (``data.token``, never ``stringData.token``).
+    """
+    return [f.live for f in diff_fields(desired, live, ignore=ignore, field_manager=field_manager)]
+
+
+def diff_fields(
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any],
+    *,
+    ignore: Sequence[str] = (),
+    field_manager: str = "reconciler",
+) -> list[FieldDrift]:
+    """Return where ``live`` does not carry what ``desired`` says, sorted by live path.
 
     Args:
         desired: one object as rendered from Git (a JSON-like map: apiVersion, kind, metadata, ...).
@@ -599,8 +666,9 @@ def diff_paths(
             desired no longer sets are reported as well, since the next apply removes them.
 
     Returns:
-        Sorted, de-duplicated dot paths (format in the module docstring); ``[]`` means in sync, so no
-        apply is needed. Values are never included.
+        One :class:`FieldDrift` per differing live path (sorted, de-duplicated; format in the module
+        docstring), with the Git path it came from; ``[]`` means in sync, so no apply is needed. Values
+        are never included.
 
     Raises:
         DriftInputError: (a ValueError) for input that cannot be compared: duplicate merge keys in a
@@ -633,7 +701,17 @@ def diff_paths(
     for fields in _owned_entries(live, field_manager, ctx.where):
         _owned_not_desired(fields, desired_for_owned, live, (), (), ctx)
 
-    return sorted({_render(p) for p in ctx.out if not _ignored(p, pointers)})
+    found: dict[str, str] = {}
+    for p in ctx.out:
+        if _ignored(p, pointers):
+            continue
+        live_path = _render(p)
+        git = ctx.sources.get(p)
+        if git is not None:
+            found[live_path] = _render(git)
+        else:
+            found.setdefault(live_path, live_path)
+    return [FieldDrift(live=k, git=found[k]) for k in sorted(found)]
 
 
 # --------------------------------------------------------------------------------------------------

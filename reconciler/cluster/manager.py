@@ -146,17 +146,26 @@ def _project(live: Any, desired: Any) -> Any:
     return live
 
 
-def readable_diff(ref: ObjectRef, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+def readable_diff(
+    ref: ObjectRef, desired: dict[str, Any], live: dict[str, Any] | None, paths: Iterable[str] = ()
+) -> str:
     """A unified diff between the live object (restricted to the fields desired sets) and desired.
 
-    Secret values are never shown.
+    Secret values are never shown: a Secret's ``data``/``stringData`` are left out of the diff, and each
+    differing key in ``paths`` (as :func:`reconciler.cluster.drift.diff_fields` renders them,
+    ``data.token (from stringData.token)``) is listed after it as a context line instead.
     """
+    notes: list[str] = []
     if ref.kind == "Secret" and ref.group == "":
         desired = {k: v for k, v in desired.items() if k not in ("data", "stringData")}
         live = {k: v for k, v in (live or {}).items() if k not in ("data", "stringData")} if live else None
+        notes = [f" {p}: Secret value differs (not shown)" for p in paths if p.startswith(("data.", "data["))]
     before = _yaml_dump(_project(live, desired)).splitlines() if live is not None else []
     after = _yaml_dump(desired).splitlines()
-    return "\n".join(difflib.unified_diff(before, after, f"live/{ref}", f"desired/{ref}", lineterm="", n=2))
+    lines = list(difflib.unified_diff(before, after, f"live/{ref}", f"desired/{ref}", lineterm="", n=2))
+    if notes and not lines:
+        lines = [f"--- live/{ref}", f"+++ desired/{ref}"]
+    return "\n".join(lines + notes)
 
 
 class SyncCache:
@@ -299,7 +308,9 @@ class ResourceManager:
             correct_drift: when False (``drift: warn``), objects whose desired manifest did not change
                 since the last apply but whose live copy differs are reported, not written.
             dry_run: plan only (server-side dry-run for changed objects; nothing is written).
-            on_drift: called with the object and the differing paths when drift is found.
+            on_drift: called with the object and the differing paths when drift is found (live paths;
+                ``data.token (from stringData.token)`` for a write-only field, see
+                :class:`reconciler.cluster.drift.FieldDrift`).
             crd_timeout: seconds to wait for applied CRDs to become Established.
             before_write: called once, after validation and before the first write, with the objects
                 about to be created (only when something will be written); the pass records them in the
@@ -326,9 +337,10 @@ class ResourceManager:
                 plan.append((d, Action.UNCHANGED, []))
                 continue
             try:
-                paths = drift.diff_paths(d.obj, current, ignore=d.ignore, field_manager=self.field_manager)
+                fields = drift.diff_fields(d.obj, current, ignore=d.ignore, field_manager=self.field_manager)
             except (ValueError, TypeError) as exc:
                 raise ApplyError(f"{d.ref}: {exc}") from None
+            paths = [str(f) for f in fields]  # live path, and the Git path when it differs; no values
             if not paths:
                 self.sync_cache.remember(d, digests[str(d.ref)], current)
                 plan.append((d, Action.UNCHANGED, []))
@@ -360,7 +372,7 @@ class ResourceManager:
                     msg = "drift not corrected (drift: warn): " + ", ".join(paths) if paths else ""
                     changes.add(ref, action, message=msg)
                     continue
-                diff = readable_diff(ref, d.obj, live.get(ref.key))
+                diff = readable_diff(ref, d.obj, live.get(ref.key), paths)
                 if dry_run:
                     changes.add(ref, action, diff=diff, message=", ".join(paths))
                     continue
