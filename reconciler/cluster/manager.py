@@ -47,7 +47,15 @@ class ApplyError(ReconcilerError):
 
 
 class PruneBlocked(ReconcilerError):
-    """Pruning was refused by the mass-delete guard (nothing was deleted)."""
+    """Pruning was refused by the mass-delete guard (nothing was deleted).
+
+    ``keep`` holds the stale inventory entries that must stay in the inventory (every stale entry except
+    those found to be the same object as a desired one under another API group or version).
+    """
+
+    def __init__(self, message: str, keep: list[ObjectRef] | None = None) -> None:
+        super().__init__(message)
+        self.keep = keep or []
 
 
 def digest(obj: dict[str, Any]) -> str:
@@ -498,26 +506,46 @@ class ResourceManager:
     ) -> tuple[ChangeSet, list[ObjectRef]]:
         """Delete inventory entries that left the desired set, in reverse apply order.
 
-        Identity ignores the API version, so an apiVersion migration deletes nothing. Objects annotated
-        ``reconciler.dev/prune: disabled`` are skipped (and leave the inventory). A failed delete stays in
-        the returned list of entries to keep, so it is retried on the next pass.
+        Identity ignores the API version, so an apiVersion migration deletes nothing. An entry whose key
+        left the set but whose live object is one of the desired objects under another API group (the
+        API server serves one stored object as several resources, e.g. core ``v1`` and
+        ``events.k8s.io/v1`` Events) is not deleted either: a stale entry with the same namespace and
+        name as a desired object is compared by ``metadata.uid`` with that object's live copy, and the
+        same UID proves one object (Kubernetes "Object Names and IDs"). Such an entry is reported as
+        skipped and leaves the inventory, which then records the desired apiVersion only. Objects
+        annotated ``reconciler.dev/prune: disabled`` are skipped (and leave the inventory). A failed delete
+        stays in the returned list of entries to keep, so it is retried on the next pass.
 
         Returns:
             The changeset and the stale entries that must stay in the inventory (failed deletes).
 
         Raises:
             PruneBlocked: when more than half of the inventory would be deleted and
-                ``allow_mass_prune`` is false; nothing is deleted then.
+                ``allow_mass_prune`` is false; nothing is deleted then (same-object entries are not
+                counted as deleted).
+            KubeError: reading a live object to compare UIDs failed (nothing was deleted).
         """
         wanted = {d.key for d in desired}
         stale = [r for r in inventory.entries if r.key not in wanted]
         changes = ChangeSet()
         if not stale:
             return changes, []
+        moved = self.same_objects(stale, desired)
+        for ref, (target, uid) in moved.items():
+            changes.add(
+                ref,
+                Action.SKIPPED,
+                message=f"same object as {target.api_version} {target} (uid {uid}): not deleted; "
+                f"the inventory records {target.api_version} now",
+            )
+        stale = [r for r in stale if r not in moved]
+        if not stale:
+            return changes, []
         if not allow_mass_prune and len(stale) * 2 > len(inventory.entries):
             raise PruneBlocked(
                 f"prune blocked: {len(stale)} of {len(inventory.entries)} inventory objects would be deleted "
-                "(more than half); set sync.allowMassPrune: true in the environment to allow it"
+                "(more than half); set sync.allowMassPrune: true in the environment to allow it",
+                keep=stale,
             )
         keep: list[ObjectRef] = []
         ordered = [r for stage in apply_order([(r, {}) for r in stale]) for r, _ in stage]
@@ -549,6 +577,46 @@ class ResourceManager:
                 keep.append(ref)
                 changes.add(ref, Action.FAILED, message=f"delete failed, will retry: {exc}")
         return changes, keep
+
+    def same_objects(
+        self, stale: list[ObjectRef], desired: list[Desired]
+    ) -> dict[ObjectRef, tuple[ObjectRef, str]]:
+        """The stale entries that are a desired object under another API group or version.
+
+        Only a stale entry with the namespace and name of a desired object can be one (equivalent
+        resources keep names); both live copies are read (one get each) and compared by
+        ``metadata.uid``. A kind the server no longer serves, or an object that is gone, is no match.
+
+        Returns:
+            ``stale ref -> (desired ref, uid)`` for every proven match.
+
+        Raises:
+            KubeError: a read failed for another reason than "not found".
+        """
+        by_name: dict[tuple[str, str], list[ObjectRef]] = defaultdict(list)
+        for d in desired:
+            by_name[(d.ref.namespace, d.ref.name)].append(d.ref)
+        out: dict[ObjectRef, tuple[ObjectRef, str]] = {}
+        for ref in stale:
+            candidates = by_name.get((ref.namespace, ref.name), [])
+            if not candidates:
+                continue
+            uid = self._uid(ref)
+            if not uid:
+                continue
+            for target in candidates:
+                if self._uid(target) == uid:
+                    out[ref] = (target, uid)
+                    break
+        return out
+
+    def _uid(self, ref: ObjectRef) -> str:
+        """``metadata.uid`` of the live object ("" when it or its kind does not exist)."""
+        try:
+            live = self.client.get(ref)
+        except NotFoundError:
+            return ""
+        return str(((live or {}).get("metadata") or {}).get("uid") or "")
 
 
 # How the API server words a rejected change of a field that cannot change after creation

@@ -207,7 +207,7 @@ def run_pass(
                 result.changes.entries.extend(pruned.entries)
             except PruneBlocked as exc:
                 error = str(exc)
-                keep = [r for r in inventory.entries if r.key not in {d.key for d in desired}]
+                keep = exc.keep
         if not dry_run:
             entries = [d.ref for d in desired] + keep
             store.save(

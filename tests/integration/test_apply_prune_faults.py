@@ -13,20 +13,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 from reconciler_testing import EnvRepo, daemon_settings, until
 
-from reconciler.cluster.client import KubeClient
+from reconciler.cluster.client import KubeClient, ResourceInfo
 from reconciler.cluster.drift import WRITE_ONLY_FIELDS, diff_fields
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.model import Action, ObjectRef, PassResult
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.runtime import Daemon
 from reconciler.source import GitSource
+
+EVENT_TIME = "2026-01-02T03:04:05.000000Z"
 
 
 def _ctx(repo: EnvRepo, kube: KubeClient, cache_dir: Path) -> PassContext:
@@ -53,6 +55,162 @@ def _write_env(
 
 # --------------------------------------------------------------------------------------------------
 # equivalent resources
+
+
+def _core_event(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "involvedObject": {"apiVersion": "v1", "kind": "ConfigMap", "name": "target", "namespace": ns},
+        "reason": "Synced",
+        "message": "applied by the test",
+        "type": "Normal",
+        "action": "Apply",
+        "eventTime": EVENT_TIME,
+        "reportingComponent": "reconciler.dev/test",
+        "reportingInstance": "test-1",
+    }
+
+
+def _events_k8s_io_event(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ns},
+        "regarding": {"apiVersion": "v1", "kind": "ConfigMap", "name": "target", "namespace": ns},
+        "reason": "Synced",
+        "note": "applied by the test",
+        "type": "Normal",
+        "action": "Apply",
+        "eventTime": EVENT_TIME,
+        "reportingController": "reconciler.dev/test",
+        "reportingInstance": "test-1",
+    }
+
+
+def _hpa(version: str) -> Callable[[str, str], dict[str, Any]]:
+    def build(ns: str, name: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1,
+            "maxReplicas": 3,
+        }
+        if version == "v1":
+            spec["targetCPUUtilizationPercentage"] = 80
+        else:
+            spec["metrics"] = [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}},
+                }
+            ]
+        return {
+            "apiVersion": f"autoscaling/{version}",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        }
+
+    return build
+
+
+# One manifest per (group, version, resource) that kube-apiserver serves as one stored resource under
+# several groups or versions. The test below asks the server which those are and fails for any without
+# a manifest here, so a new pair in a later Kubernetes version cannot be skipped silently.
+MANIFESTS: dict[tuple[str, str, str], Callable[[str, str], dict[str, Any]]] = {
+    ("", "v1", "events"): _core_event,
+    ("events.k8s.io", "v1", "events"): _events_k8s_io_event,
+    ("autoscaling", "v1", "horizontalpodautoscalers"): _hpa("v1"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"): _hpa("v2"),
+}
+
+
+def _crd_groups(kube: KubeClient) -> set[str]:
+    items, _ = kube.list("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+    return {str(i["spec"]["group"]) for i in items}
+
+
+def _builtin_pairs(kube: KubeClient) -> list[tuple[ResourceInfo, ResourceInfo]]:
+    """Every ordered pair of resources the server serves as one stored resource (built-in groups)."""
+    custom = _crd_groups(kube)
+    pairs = []
+    for same in kube.equivalent_resources():
+        members = [m for m in same if m.group not in custom]
+        pairs.extend((a, b) for a in members for b in members if a != b)
+    return pairs
+
+
+def _key(info: ResourceInfo) -> tuple[str, str, str]:
+    return (info.group, info.version, info.plural)
+
+
+def test_equivalent_resources_served_by_the_api_server(kube: KubeClient) -> None:
+    pairs = _builtin_pairs(kube)
+    served = {(_key(a), _key(b)) for a, b in pairs}
+    # core v1 and events.k8s.io/v1 Events are one stored resource (the data-loss report of issue 15)
+    assert (("", "v1", "events"), ("events.k8s.io", "v1", "events")) in served
+    missing = sorted({_key(i) for pair in pairs for i in pair} - set(MANIFESTS))
+    assert missing == [], f"equivalent resources without a test manifest: {missing}"
+
+
+def test_group_move_of_one_stored_object_deletes_nothing(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    pairs = _builtin_pairs(kube)
+    assert pairs, "the server must serve at least the core/events.k8s.io Event pair"
+    ctx = _ctx(env_repo, kube, cache_dir)
+    for n, (old, new) in enumerate(pairs):
+        env = f"move{n}"
+        name = f"moved-{n}"
+        where = f"{old.group or 'core'}/{old.version} -> {new.group or 'core'}/{new.version} {new.plural}"
+        # two objects that stay, so the mass-prune guard (more than half) is not what protects the moved one
+        stay = [_cm(f"{name}-a"), _cm(f"{name}-b")]
+        _write_env(env_repo, env, [MANIFESTS[_key(old)](namespace, name), *stay], namespace=namespace)
+        first = run_pass(ctx, env, with_health=False)
+        assert first.ok, (where, first.error)
+        old_ref = ObjectRef(
+            group=old.group, version=old.version, kind=old.kind, namespace=namespace, name=name
+        )
+        new_ref = ObjectRef(
+            group=new.group, version=new.version, kind=new.kind, namespace=namespace, name=name
+        )
+        uid = (kube.get(old_ref) or {})["metadata"]["uid"]
+
+        _write_env(env_repo, env, [MANIFESTS[_key(new)](namespace, name), *stay], namespace=namespace)
+        moved = run_pass(ctx, env, with_health=False)
+        assert moved.ok, (where, moved.error)
+        assert [c for c in moved.changes.entries if c.action in (Action.DELETED, Action.FAILED)] == [], where
+        live = kube.get(new_ref)
+        assert live is not None and live["metadata"]["uid"] == uid, where
+        assert (kube.get(old_ref) or {}).get("metadata", {}).get("uid") == uid, where
+        entries = [(e.api_version, e.kind, e.name) for e in _inventory(kube, env_repo, env) if e.name == name]
+        assert entries == [(new_ref.api_version, new.kind, name)], where
+
+        again = run_pass(ctx, env, with_health=False)
+        assert again.ok and {c.action for c in again.changes.entries} == {Action.UNCHANGED}, (where, again)
+        assert (kube.get(new_ref) or {}).get("metadata", {}).get("uid") == uid, where
+
+
+def test_group_move_with_mass_prune_guard_and_a_real_prune(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """The moved Event does not count as a deletion for the guard, while a ConfigMap that left Git with it
+    is still pruned (the same-object rule must not keep everything)."""
+    ctx = _ctx(env_repo, kube, cache_dir)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone"}, "data": {"a": "b"}}
+    _write_env(env_repo, "guard", [_core_event(namespace, "ev"), cm], namespace=namespace)
+    assert run_pass(ctx, "guard", with_health=False).ok
+    _write_env(env_repo, "guard", [_events_k8s_io_event(namespace, "ev")], namespace=namespace)
+    result = run_pass(ctx, "guard", with_health=False)
+    assert result.ok and result.error == "", result.error
+    deleted = [str(c.ref) for c in result.changes.entries if c.action is Action.DELETED]
+    assert deleted == [f"ConfigMap/{namespace}/gone"]
+    assert kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="gone")) is None
+    assert (
+        kube.get(ObjectRef(group="events.k8s.io", kind="Event", namespace=namespace, name="ev")) is not None
+    )
+    assert [e.api_version for e in _inventory(kube, env_repo, "guard")] == ["events.k8s.io/v1"]
 
 
 # --------------------------------------------------------------------------------------------------

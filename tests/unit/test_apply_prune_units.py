@@ -3,9 +3,106 @@ Secret diffs and drift-event paths (on the real server: tests/integration/test_a
 
 from __future__ import annotations
 
-from reconciler.cluster.manager import readable_diff
-from reconciler.model import ObjectRef
+from typing import Any
+
+import pytest
+
+from reconciler.cluster.manager import PruneBlocked, ResourceManager, prepare, readable_diff
+from reconciler.errors import NotFoundError
+from reconciler.model import Action, Inventory, ObjectRef
 from reconciler.observe.events import DriftEvent, drift_note
+
+
+class GroupedClient:
+    """get/delete over live objects keyed by (group, kind, namespace, name): one stored object may be
+    entered under two groups (as the API server serves it) with one uid."""
+
+    def __init__(self) -> None:
+        self.live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.unserved: set[str] = set()
+        self.deleted: list[str] = []
+
+    def put(self, ref: ObjectRef, uid: str) -> None:
+        self.live[ref.key] = {"metadata": {"name": ref.name, "uid": uid}}
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        if ref.group in self.unserved:
+            raise NotFoundError(str(ref), 404, "NoKindMatch", "not served")
+        return self.live.get(ref.key)
+
+    def delete(self, ref: ObjectRef, propagation: str = "Background") -> bool:
+        self.deleted.append(f"{ref.api_version} {ref}")
+        return self.live.pop(ref.key, None) is not None
+
+
+def _event(api_version: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "Event", "metadata": {"name": name, "namespace": "n"}}
+
+
+CORE = ObjectRef(kind="Event", namespace="n", name="e")
+EVENTS = ObjectRef(group="events.k8s.io", kind="Event", namespace="n", name="e")
+
+
+def test_prune_keeps_a_stale_entry_with_the_uid_of_a_desired_object() -> None:
+    client = GroupedClient()
+    client.put(CORE, "uid-1")
+    client.put(EVENTS, "uid-1")  # one stored object, served under both groups
+    rm = ResourceManager(client)  # type: ignore[arg-type]
+    changes, keep = rm.prune(
+        Inventory(environment="e", entries=[CORE]), prepare([_event("events.k8s.io/v1", "e")])
+    )
+    assert client.deleted == [] and keep == []
+    (change,) = changes.entries
+    assert change.ref == CORE and change.action is Action.SKIPPED
+    assert "same object as events.k8s.io/v1 Event/n/e (uid uid-1)" in change.message
+
+
+def test_prune_deletes_a_same_named_object_with_another_uid() -> None:
+    client = GroupedClient()
+    client.put(CORE, "uid-1")
+    client.put(EVENTS, "uid-2")  # two objects that only share a name: the stale one goes
+    rm = ResourceManager(client)  # type: ignore[arg-type]
+    changes, _keep = rm.prune(
+        Inventory(environment="e", entries=[CORE]),
+        prepare([_event("events.k8s.io/v1", "e")]),
+        allow_mass_prune=True,
+    )
+    assert client.deleted == ["v1 Event/n/e"]
+    assert [c.action for c in changes.entries] == [Action.DELETED]
+
+
+def test_prune_of_a_kind_no_longer_served_deletes_nothing() -> None:
+    client = GroupedClient()
+    client.put(EVENTS, "uid-1")
+    client.unserved.add("")
+    rm = ResourceManager(client)  # type: ignore[arg-type]
+    changes, _ = rm.prune(
+        Inventory(environment="e", entries=[CORE]),
+        prepare([_event("events.k8s.io/v1", "e")]),
+        allow_mass_prune=True,
+    )
+    assert client.deleted == [] and [c.message for c in changes.entries] == ["already gone"]
+
+
+def test_mass_prune_guard_does_not_count_a_moved_object() -> None:
+    client = GroupedClient()
+    client.put(CORE, "uid-1")
+    client.put(EVENTS, "uid-1")
+    gone = ObjectRef(kind="ConfigMap", namespace="n", name="gone")
+    other = ObjectRef(kind="ConfigMap", namespace="n", name="other")
+    client.put(gone, "uid-3")
+    rm = ResourceManager(client)  # type: ignore[arg-type]
+    desired = prepare([_event("events.k8s.io/v1", "e")])
+    # 1 real deletion of 2 entries: allowed (the moved Event is not a deletion)
+    changes, _ = rm.prune(Inventory(environment="e", entries=[CORE, gone]), desired)
+    assert client.deleted == ["v1 ConfigMap/n/gone"]
+    assert {c.action for c in changes.entries} == {Action.SKIPPED, Action.DELETED}
+    # 2 real deletions of 3 entries: blocked, and the moved Event is not among the entries kept
+    client.put(gone, "uid-3")
+    client.put(other, "uid-4")
+    with pytest.raises(PruneBlocked) as blocked:
+        rm.prune(Inventory(environment="e", entries=[CORE, gone, other]), desired)
+    assert sorted(str(r) for r in blocked.value.keep) == ["ConfigMap/n/gone", "ConfigMap/n/other"]
 
 
 def test_secret_diff_names_paths_never_values() -> None:
