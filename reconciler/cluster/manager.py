@@ -2,10 +2,13 @@
 
 One pass: index the live objects of the desired kinds (one list call per kind and namespace), compare
 each desired object with its live copy semantically (:mod:`reconciler.cluster.drift`), and write only the
-objects that differ. Before any write, every changed object is validated by a server-side dry-run, so a
-set with one invalid object applies nothing. Writes are server-side apply with field manager
-``reconciler`` in stages (CRDs, core Namespaces and cluster RBAC first, waiting until CRDs are
-Established) and in reference order (:mod:`reconciler.cluster.ordering`).
+objects that differ. Every changed object is validated by a server-side dry-run before it is written, and
+nothing namespaced is written before the whole set validated: a set with one invalid object applies
+nothing, except that the cluster-scoped stage (CRDs, Namespaces, cluster RBAC; itself validated first) is
+written before the objects that cannot be dry-run without it are checked (see
+:meth:`ResourceManager.apply_set`). Writes are server-side apply with field manager ``reconciler`` in
+stages (the cluster-scoped stage first, waiting until CRDs are Established) and in reference order
+(:mod:`reconciler.cluster.ordering`).
 """
 
 from __future__ import annotations
@@ -320,16 +323,32 @@ class ResourceManager:
                 ``data.token (from stringData.token)`` for a write-only field, see
                 :class:`reconciler.cluster.drift.FieldDrift`).
             crd_timeout: seconds to wait for applied CRDs to become Established.
-            before_write: called once, after validation and before the first write, with the objects
-                about to be created (only when something will be written); the pass records them in the
-                inventory first, so an apply interrupted half-way leaves nothing untracked.
+            before_write: called before each batch of writes (the cluster-scoped stage, then the rest),
+                after that batch validated, with the objects of the batch about to be created (only when
+                the batch writes something); the pass records them in the inventory first, so an apply
+                interrupted half-way, or failing validation after the cluster-scoped stage, leaves nothing
+                untracked.
 
         Returns:
             The changeset and the digest of every desired object (for the next inventory).
 
+        Order of work (one call converges a set that brings its own namespaces and kinds):
+
+        1. server-side dry-run of the cluster-scoped stage (:func:`is_prerequisite`: CRDs, Namespaces,
+           cluster RBAC ...), then of every other object; a failure here writes nothing. Objects whose
+           dry-run fails only because their Namespace or CRD is in the cluster-scoped stage wait;
+        2. the cluster-scoped stage is written, and its CRDs waited for until Established;
+        3. the waiting objects are dry-run against the real namespaces and kinds; a failure here fails
+           the call naming the object, with only the cluster-scoped stage written (and in the inventory
+           through ``before_write``);
+        4. the rest is written in dependency order.
+
+        With ``dry_run`` the waiting objects cannot be checked; their change says so ("not validated:
+        needs Namespace/x from this set").
+
         Raises:
-            ApplyError: validation (server-side dry-run) failed before any write, or a write failed;
-                the message names the object as ``Kind/namespace/name``.
+            ApplyError: validation (server-side dry-run) failed, or a write failed; the message names the
+                object as ``Kind/namespace/name``.
         """
         changes = ChangeSet()
         digests = {str(d.ref): digest(d.obj) for d in desired}
@@ -365,62 +384,143 @@ class ResourceManager:
         to_write: list[tuple[Desired, Action, list[str]]] = [
             (d, a, p) for d, a, p in plan if a in (Action.CREATED, Action.CONFIGURED)
         ]
-        self._validate(to_write, live)
-        if to_write and not dry_run and before_write is not None:
-            before_write([d.ref for d, a, _p in to_write if a is Action.CREATED])
+        # The cluster-scoped stage (Namespaces, CRDs, cluster RBAC ...) is what the dry-run of the rest
+        # needs to exist. It is validated first; then every other object whose check does not depend on
+        # it; only then is the stage written, and the objects that waited for it are validated against
+        # the real namespaces and kinds before anything namespaced is written.
+        first = [item for item in to_write if is_prerequisite(item[0].ref)]
+        rest = [item for item in to_write if not is_prerequisite(item[0].ref)]
+        self._validate(first, live)
+        waiting = self._validate(rest, live, provides=[d for d, _a, _p in first])
         by_key = {d.key: (a, p) for d, a, p in plan}
         stages = apply_order([(d.ref, d.obj) for d in desired])
         desired_by_key = {d.key: d for d in desired}
-        for stage_index, stage in enumerate(stages):
-            applied_crds: list[ObjectRef] = []
-            for ref, _obj in stage:
-                d = desired_by_key[ref.key]
+        ordered = [ref for stage in stages for ref, _obj in stage]
+        for ref in ordered:
+            action, paths = by_key[ref.key]
+            if action in (Action.UNCHANGED, Action.SKIPPED):
+                msg = "drift not corrected (drift: warn): " + ", ".join(paths) if paths else ""
+                changes.add(ref, action, message=msg)
+        if dry_run:
+            deferred = {d.key: why for d, why in waiting}
+            for ref in ordered:
                 action, paths = by_key[ref.key]
-                if action in (Action.UNCHANGED, Action.SKIPPED):
-                    msg = "drift not corrected (drift: warn): " + ", ".join(paths) if paths else ""
-                    changes.add(ref, action, message=msg)
-                    continue
-                diff = readable_diff(ref, d.obj, live.get(ref.key), paths)
-                if dry_run:
-                    changes.add(ref, action, diff=diff, message=", ".join(paths))
-                    continue
-                try:
-                    self._write(d, live.get(ref.key))
-                except KubeError as exc:
-                    message = _naming(ref, exc)
-                    changes.add(ref, Action.FAILED, message=message)
-                    raise ApplyError(message, changes) from None
-                failpoint("apply")
-                changes.add(ref, action, diff=diff, message=", ".join(paths))
-                if ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io":
-                    applied_crds.append(ref)
-            if stage_index == 0 and not dry_run and applied_crds:  # new kinds: read discovery again
-                self.wait_established(applied_crds, crd_timeout)
+                if action in (Action.CREATED, Action.CONFIGURED):
+                    d = desired_by_key[ref.key]
+                    message = ", ".join(paths)
+                    if ref.key in deferred:
+                        message = f"not validated: {deferred[ref.key]}" + (f"; {message}" if message else "")
+                    changes.add(
+                        ref, action, diff=readable_diff(ref, d.obj, live.get(ref.key), paths), message=message
+                    )
+            return changes, digests
+        first_keys = {d.key for d, _a, _p in first}
+        written = [desired_by_key[r.key] for r in ordered if r.key in first_keys]
+        if written:
+            self._write_all(written, by_key, live, changes, before_write)
+            crds = [d.ref for d in written if _is_crd(d.ref)]
+            if crds:  # new kinds: wait until served, then read discovery again
+                self.wait_established(crds, crd_timeout)
                 self.client.forget_discovery()
+            if waiting:
+                self._validate_after_prerequisites(waiting, live, changes)
+        rest_keys = {d.key for d, _a, _p in rest}
+        self._write_all(
+            [desired_by_key[r.key] for r in ordered if r.key in rest_keys],
+            by_key,
+            live,
+            changes,
+            before_write,
+        )
         return changes, digests
+
+    def _write_all(
+        self,
+        batch: list[Desired],
+        by_key: dict[tuple[str, str, str, str], tuple[Action, list[str]]],
+        live: dict[tuple[str, str, str, str], dict[str, Any]],
+        changes: ChangeSet,
+        before_write: Callable[[list[ObjectRef]], None] | None,
+    ) -> None:
+        """Write ``batch`` in its order, after telling ``before_write`` which of them are new.
+
+        Raises:
+            ApplyError: a write failed; ``changes`` holds what was written before it.
+        """
+        if not batch:
+            return
+        if before_write is not None:
+            before_write([d.ref for d in batch if by_key[d.key][0] is Action.CREATED])
+        for d in batch:
+            action, paths = by_key[d.key]
+            diff = readable_diff(d.ref, d.obj, live.get(d.key), paths)
+            try:
+                self._write(d, live.get(d.key))
+            except KubeError as exc:
+                message = _naming(d.ref, exc)
+                changes.add(d.ref, Action.FAILED, message=message)
+                raise ApplyError(message, changes) from None
+            failpoint("apply")
+            changes.add(d.ref, action, diff=diff, message=", ".join(paths))
+
+    def _validate_after_prerequisites(
+        self,
+        waiting: list[tuple[Desired, str]],
+        live: dict[tuple[str, str, str, str], dict[str, Any]],
+        changes: ChangeSet,
+    ) -> None:
+        """Dry-run the objects that needed the cluster-scoped stage, now that it is written.
+
+        Raises:
+            ApplyError: one of them is invalid; the message names it and the cluster-scoped objects that
+                were already written (they are in the inventory, so nothing is untracked).
+        """
+        try:
+            self._validate([(d, Action.CREATED, []) for d, _why in waiting], live)
+        except ApplyError as exc:
+            applied = [str(c.ref) for c in changes.entries if c.action in (Action.CREATED, Action.CONFIGURED)]
+            reason = str(exc).removeprefix(_NOTHING_APPLIED)
+            raise ApplyError(
+                f"validation failed after the cluster-scoped stage was applied ({', '.join(applied)}; "
+                f"kept in the inventory), nothing else applied: {reason}",
+                changes,
+            ) from None
 
     def _validate(
         self,
         to_write: list[tuple[Desired, Action, list[str]]],
         live: dict[tuple[str, str, str, str], dict[str, Any]],
-    ) -> None:
+        *,
+        provides: list[Desired] | None = None,
+    ) -> list[tuple[Desired, str]]:
         """Server-side dry-run of every object about to be written, before any write.
 
-        Objects whose kind is not served yet because its CRD is in the same set, and objects in a
-        namespace that the same set creates (stage 0), are checked by the real apply instead; any other
-        unknown kind or missing namespace fails here, before any write.
+        Args:
+            to_write: the objects to check.
+            live: their live copies by key.
+            provides: the cluster-scoped objects the same set is about to write first. An object whose
+                dry-run fails only because its namespace is one of these Namespaces, or its kind is
+                defined by one of these CRDs, is returned instead of failing; ``None`` defers nothing.
+
+        Returns:
+            The deferred objects, each with the reason (``needs Namespace/x from this set``).
+
+        Raises:
+            ApplyError: any other failed dry-run; the message starts with "validation failed, nothing
+                applied" and names the object. A missing namespace that the set does not create is
+                explained as such (the environment's ``namespace:`` never creates one).
         """
+        provided = provides or []
         new_kinds = {
             (
                 str((d.obj.get("spec") or {}).get("group", "")),
                 str(((d.obj.get("spec") or {}).get("names") or {}).get("kind", "")),
-            )
-            for d, _a, _p in to_write
-            if d.ref.kind == "CustomResourceDefinition" and d.ref.group == "apiextensions.k8s.io"
+            ): d.ref
+            for d in provided
+            if _is_crd(d.ref)
         }
-        new_namespaces = {
-            d.ref.name for d, _a, _p in to_write if d.ref.kind == "Namespace" and d.ref.group == ""
-        }
+        new_namespaces = {d.ref.name for d in provided if d.ref.kind == "Namespace" and d.ref.group == ""}
+        deferred: list[tuple[Desired, str]] = []
         for d, _action, _paths in to_write:
             current = live.get(d.key)
             sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
@@ -428,23 +528,29 @@ class ResourceManager:
                 self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
             except NotFoundError as exc:
                 if exc.reason == "NoKindMatch" and (d.ref.group, d.ref.kind) in new_kinds:
+                    deferred.append((d, f"needs {new_kinds[(d.ref.group, d.ref.kind)]} from this set"))
                     continue
-                if 'namespaces "' in exc.message and d.ref.namespace in new_namespaces:
-                    continue
-                raise ApplyError(f"validation failed, nothing applied: {_naming(d.ref, exc)}") from None
+                if _missing_namespace(exc, d.ref.namespace):
+                    if d.ref.namespace in new_namespaces:
+                        deferred.append((d, f"needs Namespace/{d.ref.namespace} from this set"))
+                        continue
+                    raise ApplyError(
+                        f"{_NOTHING_APPLIED}{d.ref}: namespace {d.ref.namespace!r} does not exist and the "
+                        f"desired set does not create it (add a Namespace {d.ref.namespace} to the overlay; "
+                        "the environment's namespace: only fills in metadata.namespace)"
+                    ) from None
+                raise ApplyError(f"{_NOTHING_APPLIED}{_naming(d.ref, exc)}") from None
             except InvalidError as exc:
                 if is_immutable_change(exc):
                     if _wants_recreate(d.obj):
                         continue
-                    raise ApplyError(
-                        f"validation failed, nothing applied: {_immutable_error(d, exc)}"
-                    ) from None
+                    raise ApplyError(f"{_NOTHING_APPLIED}{_immutable_error(d, exc)}") from None
                 raise ApplyError(
-                    f"validation failed, nothing applied: {d.ref}: {exc.reason or exc.status}: "
-                    f"{elide_values(exc.message)}"
+                    f"{_NOTHING_APPLIED}{d.ref}: {exc.reason or exc.status}: {elide_values(exc.message)}"
                 ) from None
             except KubeError as exc:
-                raise ApplyError(f"validation failed, nothing applied: {_naming(d.ref, exc)}") from None
+                raise ApplyError(f"{_NOTHING_APPLIED}{_naming(d.ref, exc)}") from None
+        return deferred
 
     def _write(self, d: Desired, current: dict[str, Any] | None = None) -> dict[str, Any]:
         """Apply ``d``; over a live object ``current`` its ignored fields keep their live values."""
@@ -726,6 +832,33 @@ def _shape_like(have: Any, wanted: Any) -> Any:
     if isinstance(have, dict) and isinstance(wanted, dict):
         return {k: _shape_like(have[k], v) for k, v in wanted.items() if k in have}
     return have
+
+
+_NOTHING_APPLIED = "validation failed, nothing applied: "
+
+
+def _is_crd(ref: ObjectRef) -> bool:
+    return ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io"
+
+
+def _missing_namespace(exc: NotFoundError, namespace: str) -> bool:
+    """True when the API server refused a request because ``namespace`` does not exist (its Status is
+    NotFound with ``details.kind`` namespaces; the message reads ``namespaces "<name>" not found``)."""
+    return bool(namespace) and f'namespaces "{namespace}" not found' in exc.message
+
+
+def is_prerequisite(ref: ObjectRef) -> bool:
+    """True for the cluster-scoped stage that is written before the rest of a set is validated.
+
+    That is every cluster-scoped kind of stage 0 (:func:`reconciler.cluster.ordering.stage_of`):
+    CustomResourceDefinitions, Namespaces, ClusterRoles and ClusterRoleBindings, PriorityClasses and
+    StorageClasses. Namespaced kinds of stage 0 (ResourceQuota, LimitRange) are not: nothing namespaced
+    is written before the whole set validated.
+    """
+    return stage_of(ref) == 0 and (ref.group, ref.kind) not in _NAMESPACED_STAGE0
+
+
+_NAMESPACED_STAGE0 = {("", "ResourceQuota"), ("", "LimitRange")}
 
 
 def _naming(ref: ObjectRef, exc: KubeError) -> str:

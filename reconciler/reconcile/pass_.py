@@ -176,16 +176,23 @@ def run_pass(
             if ctx.on_drift is not None:
                 ctx.on_drift(env_name, ref, paths)
 
+        stored = [inventory]
+
         def record_intent(creating: list[ObjectRef]) -> None:
-            # Write-ahead: objects about to be created enter the stored inventory before the first write,
-            # so a pass that dies half-way (API server gone) leaves none of them untracked; the next good
-            # pass keeps those still desired and prunes those that left Git. The revision is stored too,
-            # so a daemon whose drift watch sees these writes knows they come from another revision.
-            known = {r.key for r in inventory.entries}
+            # Write-ahead: objects about to be created enter the stored inventory before each batch of
+            # writes (the cluster-scoped stage, then the rest), so a pass that dies half-way (API server
+            # gone) or fails validation after the cluster-scoped stage leaves none of them untracked; the
+            # next good pass keeps those still desired and prunes those that left Git. The revision is
+            # stored too, so a daemon whose drift watch sees these writes knows they come from another
+            # revision.
+            current = stored[-1]
+            known = {r.key for r in current.entries}
             new = [r for r in creating if r.key not in known]
-            if new or inventory.revision != str(rev):
-                update = {"entries": [*inventory.entries, *new], "revision": str(rev)}
-                store.save(inventory.model_copy(update=update), previous=inventory)
+            if new or current.revision != str(rev):
+                update = {"entries": [*current.entries, *new], "revision": str(rev)}
+                saved = current.model_copy(update=update)
+                store.save(saved, previous=current)
+                stored.append(saved)
                 failpoint("inventory")
 
         changes, digests = manager.apply_set(
@@ -212,7 +219,7 @@ def run_pass(
             entries = [d.ref for d in desired] + keep
             store.save(
                 Inventory(environment=env_name, revision=str(rev), entries=entries, digests=dict(digests)),
-                previous=inventory,
+                previous=stored[-1],
             )
             failpoint("record")
             ctx.last_desired[env_name] = desired

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from reconciler_testing import EnvRepo, daemon_settings, until
 
@@ -217,9 +219,219 @@ def test_group_move_with_mass_prune_guard_and_a_real_prune(
 # cluster-scoped prerequisites in the same pass
 
 
+@pytest.fixture
+def fresh_namespaces(kube: KubeClient) -> Iterator[Callable[[], str]]:
+    """Names for namespaces the test's passes create; all deleted afterwards."""
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(f"n-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield new
+    for name in made:
+        kube.delete(ObjectRef(kind="Namespace", name=name))
+
+
+def _ns(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def _sa(name: str, ns: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name} | ({"namespace": ns} if ns else {})
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+
+
 def _cm(name: str, ns: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name} | ({"namespace": ns} if ns else {})
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}}
+
+
+def _bad_service(name: str, ns: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name} | ({"namespace": ns} if ns else {})
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"ports": [{"port": 99999}]}}
+
+
+def _order(result: PassResult) -> list[str]:
+    return [f"{c.ref.kind}/{c.ref.name}" for c in result.changes.entries]
+
+
+def test_explicit_namespace_objects_and_their_contents_in_one_pass(
+    env_repo: EnvRepo, kube: KubeClient, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    a, b = fresh_namespaces(), fresh_namespaces()
+    objs = [_sa("agent", a), _cm("settings", b), _ns(a), _sa("agent", b), _ns(b)]
+    _write_env(env_repo, "explicit", objs)
+    result = run_pass(_ctx(env_repo, kube, cache_dir), "explicit", with_health=False)
+    assert result.ok, result.error
+    assert {c.action for c in result.changes.entries} == {Action.CREATED}
+    order = _order(result)
+    assert max(order.index(f"Namespace/{a}"), order.index(f"Namespace/{b}")) < min(
+        i for i, o in enumerate(order) if not o.startswith("Namespace/")
+    )
+    for ref in (
+        ObjectRef(kind="ServiceAccount", namespace=a, name="agent"),
+        ObjectRef(kind="ServiceAccount", namespace=b, name="agent"),
+        ObjectRef(kind="ConfigMap", namespace=b, name="settings"),
+    ):
+        assert kube.get(ref) is not None, ref
+    assert len(_inventory(kube, env_repo, "explicit")) == 5
+
+
+def test_environment_namespace_default_with_its_namespace_in_the_set(
+    env_repo: EnvRepo, kube: KubeClient, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    ns = fresh_namespaces()
+    _write_env(env_repo, "envdefault", [_sa("agent"), _cm("settings"), _ns(ns)], namespace=ns)
+    result = run_pass(_ctx(env_repo, kube, cache_dir), "envdefault", with_health=False)
+    assert result.ok, result.error
+    assert kube.get(ObjectRef(kind="ServiceAccount", namespace=ns, name="agent")) is not None
+    assert kube.get(ObjectRef(kind="ConfigMap", namespace=ns, name="settings")) is not None
+
+
+def test_environment_namespace_that_nothing_creates_fails_before_any_write(
+    env_repo: EnvRepo, kube: KubeClient, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    """The environment's ``namespace:`` fills in metadata.namespace only; it never creates a namespace
+    (as Flux: the Namespace belongs in the set), and the error says so before anything is written."""
+    ns = fresh_namespaces()
+    _write_env(env_repo, "nons", [_cm("settings"), _sa("agent")], namespace=ns)
+    result = run_pass(_ctx(env_repo, kube, cache_dir), "nons", with_health=False)
+    assert not result.ok
+    assert f"namespace '{ns}' does not exist and the desired set does not create it" in result.error
+    assert "nothing applied" in result.error
+    assert kube.get(ObjectRef(kind="Namespace", name=ns)) is None
+    assert _inventory(kube, env_repo, "nons") == []
+
+
+def test_invalid_object_in_a_new_namespace_fails_after_the_cluster_scoped_stage(
+    env_repo: EnvRepo, kube: KubeClient, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    ns = fresh_namespaces()
+    ctx = _ctx(env_repo, kube, cache_dir)
+    _write_env(env_repo, "late", [_ns(ns), _cm("settings"), _bad_service("web")], namespace=ns)
+    result = run_pass(ctx, "late", with_health=False)
+    assert not result.ok
+    assert "after the cluster-scoped stage was applied" in result.error
+    assert f"Service/{ns}/web" in result.error and "99999" not in result.error.split("Invalid value")[0]
+    assert [(c.ref.kind, c.action) for c in result.changes.entries] == [("Namespace", Action.CREATED)]
+    # the namespace was written and is tracked; nothing namespaced was written
+    assert kube.get(ObjectRef(kind="Namespace", name=ns)) is not None
+    assert [str(r) for r in _inventory(kube, env_repo, "late")] == [f"Namespace/{ns}"]
+    assert kube.get(ObjectRef(kind="ConfigMap", namespace=ns, name="settings")) is None
+
+    # Git fixes the Service: the next pass converges
+    fixed = _bad_service("web")
+    fixed["spec"]["ports"] = [{"port": 8080}]
+    _write_env(env_repo, "late", [_ns(ns), _cm("settings"), fixed], namespace=ns)
+    again = run_pass(ctx, "late", with_health=False)
+    assert again.ok, again.error
+    assert kube.get(ObjectRef(kind="Service", namespace=ns, name="web")) is not None
+    assert len(_inventory(kube, env_repo, "late")) == 3
+
+
+def test_invalid_object_in_an_existing_namespace_writes_nothing_at_all(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    ns = fresh_namespaces()
+    _write_env(env_repo, "early", [_ns(ns), _cm("settings", ns), _bad_service("web", namespace)])
+    result = run_pass(_ctx(env_repo, kube, cache_dir), "early", with_health=False)
+    assert not result.ok
+    assert result.error.startswith("validation failed, nothing applied: ") and f"Service/{namespace}/web" in (
+        result.error
+    )
+    assert kube.get(ObjectRef(kind="Namespace", name=ns)) is None
+    assert _inventory(kube, env_repo, "early") == []
+
+
+def _pool_crd(group: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"pools.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": "Pool", "plural": "pools", "singular": "pool", "listKind": "PoolList"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "required": ["model"],
+                                    "properties": {"model": {"type": "string"}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def test_crd_and_its_first_custom_resources_in_a_new_namespace(
+    env_repo: EnvRepo, kube: KubeClient, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    ns = fresh_namespaces()
+    group = f"g{uuid.uuid4().hex[:6]}.example.test"
+    crd_ref = ObjectRef(
+        group="apiextensions.k8s.io", version="v1", kind="CustomResourceDefinition", name=f"pools.{group}"
+    )
+
+    def pool(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": f"{group}/v1", "kind": "Pool", "metadata": {"name": name}, "spec": spec}
+
+    ctx = _ctx(env_repo, kube, cache_dir)
+    try:
+        # an invalid custom resource: the CRD and the Namespace are written (and tracked), the rest not
+        _write_env(
+            env_repo,
+            "crd",
+            [pool("a", {"model": "m"}), pool("b", {}), _pool_crd(group), _ns(ns)],
+            namespace=ns,
+        )
+        bad = run_pass(ctx, "crd", with_health=False)
+        assert not bad.ok
+        assert "after the cluster-scoped stage was applied" in bad.error and f"Pool/{ns}/b" in bad.error
+        assert "spec.model" in bad.error
+        assert sorted(str(r) for r in _inventory(kube, env_repo, "crd")) == sorted(
+            [f"CustomResourceDefinition/pools.{group}", f"Namespace/{ns}"]
+        )
+        kube.forget_discovery()
+        pool_a = ObjectRef(group=group, version="v1", kind="Pool", namespace=ns, name="a")
+        assert kube.get(pool_a) is None
+
+        _write_env(
+            env_repo,
+            "crd",
+            [pool("a", {"model": "m"}), pool("b", {"model": "n"}), _pool_crd(group), _ns(ns)],
+            namespace=ns,
+        )
+        good = run_pass(ctx, "crd", with_health=False)
+        assert good.ok, good.error
+        assert (kube.get(pool_a) or {}).get("spec") == {"model": "m"}
+    finally:
+        kube.delete(crd_ref)
+        kube.forget_discovery()
+
+
+def test_dry_run_marks_objects_it_could_not_validate(
+    env_repo: EnvRepo, kube: KubeClient, cache_dir: Path, fresh_namespaces: Callable[[], str]
+) -> None:
+    ns = fresh_namespaces()
+    _write_env(env_repo, "dry", [_ns(ns), _cm("settings")], namespace=ns)
+    result = run_pass(_ctx(env_repo, kube, cache_dir), "dry", with_health=False, dry_run=True)
+    assert result.ok, result.error
+    messages = {str(c.ref): c.message for c in result.changes.entries}
+    assert messages[f"ConfigMap/{ns}/settings"] == f"not validated: needs Namespace/{ns} from this set"
+    assert kube.get(ObjectRef(kind="Namespace", name=ns)) is None
 
 
 # --------------------------------------------------------------------------------------------------

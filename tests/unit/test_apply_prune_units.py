@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.cluster.manager import PruneBlocked, ResourceManager, prepare, readable_diff
+from reconciler.cluster.manager import PruneBlocked, ResourceManager, is_prerequisite, prepare, readable_diff
 from reconciler.errors import NotFoundError
 from reconciler.model import Action, Inventory, ObjectRef
 from reconciler.observe.events import DriftEvent, drift_note
@@ -103,6 +103,20 @@ def test_mass_prune_guard_does_not_count_a_moved_object() -> None:
     with pytest.raises(PruneBlocked) as blocked:
         rm.prune(Inventory(environment="e", entries=[CORE, gone, other]), desired)
     assert sorted(str(r) for r in blocked.value.keep) == ["ConfigMap/n/gone", "ConfigMap/n/other"]
+
+
+def test_cluster_scoped_stage() -> None:
+    def ref(group: str, kind: str, namespace: str = "") -> ObjectRef:
+        return ObjectRef(group=group, kind=kind, namespace=namespace, name="x")
+
+    assert is_prerequisite(ref("", "Namespace"))
+    assert is_prerequisite(ref("apiextensions.k8s.io", "CustomResourceDefinition"))
+    assert is_prerequisite(ref("rbac.authorization.k8s.io", "ClusterRole"))
+    # namespaced stage-0 kinds wait for the whole set to validate
+    assert not is_prerequisite(ref("", "ResourceQuota", "n"))
+    assert not is_prerequisite(ref("", "LimitRange", "n"))
+    assert not is_prerequisite(ref("example.test", "Namespace"))
+    assert not is_prerequisite(ref("", "ServiceAccount", "n"))
 
 
 def test_secret_diff_names_paths_never_values() -> None:
