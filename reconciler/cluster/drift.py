@@ -34,11 +34,12 @@ The rules, and where they come from:
 Write-only fields (:data:`WRITE_ONLY_FIELDS`): a field Git may set that the API server never stores under
 that name, because it moves the value to another field on write. The live object has only the other
 field, so drift is reported at the live path together with the Git path it came from
-(:class:`FieldDrift`, ``data.token`` from ``stringData.token``). Secret ``stringData`` is the one such
-field of the built-in types that kube-apiserver 1.36 serves (its other renames -- Service ``clusterIP`` to
-``clusterIPs``, Pod ``serviceAccount`` to ``serviceAccountName``, PVC ``dataSource`` to ``dataSourceRef``
--- keep the written field too; ``tests/integration/test_apply_prune_faults.py`` checks this on the real
-server).
+(:class:`FieldDrift`, ``data.token`` from ``stringData.token``), and such fields are sent where the
+server stores them (:func:`as_stored`), so that a key removed from Git is removed from the live object.
+Secret ``stringData`` is the one such field of the built-in types that kube-apiserver 1.36 serves (its
+other renames -- Service ``clusterIP`` to ``clusterIPs``, Pod ``serviceAccount`` to
+``serviceAccountName``, PVC ``dataSource`` to ``dataSourceRef`` -- keep the written field too;
+``tests/integration/test_apply_prune_faults.py`` checks this on the real server).
 
 Paths: dot paths from the object root; list items with a merge key as ``containers[name=web]`` (several
 keys joined by commas: ``ports[containerPort=8080,protocol=TCP]``), atomic list items by index
@@ -64,11 +65,13 @@ __all__ = [
     "DriftInputError",
     "FieldDrift",
     "WriteOnlyField",
+    "as_stored",
     "controller_owned_pointers",
     "diff_fields",
     "diff_paths",
     "hpa_targets",
     "json_pointer_to_path",
+    "stored_pointer",
     "without_controller_owned",
 ]
 
@@ -493,6 +496,51 @@ def _compare_secret(desired: Mapping[str, Any], live: Mapping[str, Any], ctx: _C
 
 def _is_secret(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
+
+
+def as_stored(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` with its write-only fields moved where the API server stores them, for sending.
+
+    For a v1 Secret, each ``stringData`` key is put into ``data`` base64-encoded (RFC 4648 section 4, the
+    standard alphabet with padding, as the API server encodes ``data``), replacing a ``data`` key of the
+    same name as the API server does, and ``stringData`` is dropped. Why: server-side apply records
+    ownership of the fields as they were sent (``f:stringData``), while the server stores only ``data``;
+    a key later removed from ``stringData`` in Git would then stay in the live ``data`` forever. Sent as
+    ``data``, the key is owned as ``data.<key>`` and the next apply without it removes it.
+
+    Args:
+        obj: one manifest (not modified).
+
+    Returns:
+        A deep copy; unchanged for other objects, and for a Secret whose ``stringData`` is not a map of
+        strings (the API server rejects it, and its dry-run names the field).
+    """
+    out = copy.deepcopy(dict(obj))
+    if not _is_secret(out) or "stringData" not in out:
+        return out
+    string_data = out.get("stringData")
+    data = out.get("data")
+    if string_data is None:
+        out.pop("stringData")
+        return out
+    if not isinstance(string_data, Mapping) or not isinstance(data, Mapping | None):
+        return out
+    if not all(isinstance(v, str) for v in string_data.values()):
+        return out
+    merged = dict(data or {})
+    for key, value in string_data.items():
+        merged[str(key)] = base64.b64encode(value.encode("utf-8")).decode("ascii")
+    out.pop("stringData")
+    out["data"] = merged
+    return out
+
+
+def stored_pointer(obj: Mapping[str, Any], pointer: str) -> str:
+    """``pointer`` as it addresses :func:`as_stored` ``(obj)``: ``/stringData/<key>`` of a v1 Secret
+    becomes ``/data/<key>``; any other pointer is returned unchanged."""
+    if _is_secret(obj) and (pointer == "/stringData" or pointer.startswith("/stringData/")):
+        return "/data" + pointer[len("/stringData") :]
+    return pointer
 
 
 # --------------------------------------------------------------------------------------------------

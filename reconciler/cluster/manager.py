@@ -523,7 +523,7 @@ class ResourceManager:
         deferred: list[tuple[Desired, str]] = []
         for d, _action, _paths in to_write:
             current = live.get(d.key)
-            sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
+            sent = sendable(d, current)
             try:
                 self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
             except NotFoundError as exc:
@@ -554,7 +554,7 @@ class ResourceManager:
 
     def _write(self, d: Desired, current: dict[str, Any] | None = None) -> dict[str, Any]:
         """Apply ``d``; over a live object ``current`` its ignored fields keep their live values."""
-        sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
+        sent = sendable(d, current)
         try:
             return self.client.apply(sent, d.ref, field_manager=self.field_manager)
         except InvalidError as exc:
@@ -564,7 +564,7 @@ class ResourceManager:
                 raise _immutable_error(d, exc) from None
         self.client.delete(d.ref, propagation="Foreground")
         self.wait_deleted(d.ref, 60.0)
-        return self.client.apply(d.obj, d.ref, field_manager=self.field_manager)
+        return self.client.apply(sendable(d, None), d.ref, field_manager=self.field_manager)
 
     def wait_established(self, crds: list[ObjectRef], timeout: float) -> None:
         """Wait until every CRD has condition Established=True.
@@ -761,6 +761,19 @@ def elide_values(message: str, limit: int = 80) -> str:
         pos = end
 
 
+def sendable(d: Desired, live: dict[str, Any] | None) -> dict[str, Any]:
+    """What to apply for ``d`` over ``live`` (``None``: creation).
+
+    Write-only fields are moved where the API server stores them (:func:`reconciler.cluster.drift.
+    as_stored`: Secret ``stringData`` is sent as ``data``), then ignored fields keep their live values
+    (:func:`respect_ignored`; a ``/stringData/<key>`` pointer addresses ``/data/<key>``).
+    """
+    obj = drift.as_stored(d.obj)
+    if live is None:
+        return obj
+    return respect_ignored(obj, live, [drift.stored_pointer(d.obj, p) for p in d.ignore])
+
+
 def respect_ignored(
     obj: dict[str, Any], live: dict[str, Any] | None, pointers: Iterable[str]
 ) -> dict[str, Any]:
@@ -894,5 +907,6 @@ __all__ = [
     "prepare",
     "readable_diff",
     "respect_ignored",
+    "sendable",
     "stage_of",
 ]

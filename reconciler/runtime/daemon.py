@@ -38,7 +38,7 @@ from reconciler.bus import (
 from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore, public_source
-from reconciler.cluster.manager import FIELD_MANAGER, Desired, respect_ignored
+from reconciler.cluster.manager import FIELD_MANAGER, Desired, sendable
 from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
 from reconciler.failpoints import failpoint
 from reconciler.model import DriftMode, Environment, HealthState, HealthStatus, PassResult, Revision, ref_of
@@ -646,7 +646,7 @@ class Daemon:
             elif event["paths"] == ["(object deleted)"]:
                 await self.trigger(env_name, "drift")
             else:
-                sent = respect_ignored(d.obj, live, d.ignore)
+                sent = sendable(d, live)
                 await asyncio.to_thread(self.client.apply, sent, d.ref, field_manager=FIELD_MANAGER)
             event["corrected"] = True
             event["corrected_at"] = time.time()

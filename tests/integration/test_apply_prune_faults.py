@@ -613,3 +613,29 @@ def test_write_only_fields_are_the_ones_the_server_drops(kube: KubeClient, names
         "stringData.token",
         "data.token (from stringData.token)",
     )
+
+
+def test_a_key_removed_from_string_data_is_removed_from_the_live_secret(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """Server-side apply owns what was sent; sent as stringData, a key that later leaves Git would stay in
+    the live data forever (the server drops stringData, so there is nothing to un-own). The pass sends
+    data, owns data.<key>, and removes the key."""
+    ctx = _ctx(env_repo, kube, cache_dir)
+    ref = ObjectRef(kind="Secret", namespace=namespace, name="api-key")
+    two = _secret()
+    two["stringData"]["old"] = "legacy-value"
+    _write_env(env_repo, "keys", [two], namespace=namespace)
+    assert run_pass(ctx, "keys", with_health=False).ok
+    live = kube.get(ref) or {}
+    assert sorted(live["data"]) == ["old", "token"]
+    (owned,) = [m for m in live["metadata"]["managedFields"] if m["manager"] == "reconciler"]
+    assert owned["fieldsV1"] == {"f:data": {"f:old": {}, "f:token": {}}}
+
+    _write_env(env_repo, "keys", [_secret()], namespace=namespace)
+    result = run_pass(ctx, "keys", with_health=False)
+    assert result.ok, result.error
+    assert [(c.action, c.message) for c in result.changes.entries] == [(Action.CONFIGURED, "data.old")]
+    assert sorted((kube.get(ref) or {})["data"]) == ["token"]
+    again = run_pass(ctx, "keys", with_health=False)
+    assert [c.action for c in again.changes.entries] == [Action.UNCHANGED]

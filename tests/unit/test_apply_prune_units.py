@@ -161,3 +161,37 @@ def test_drift_event_describes_live_and_git_paths() -> None:
     )
     # events of older daemons carry no fields
     assert DriftEvent(environment="dev", object="x", paths=["spec.a"]).described_paths() == ["spec.a"]
+
+
+def test_string_data_is_sent_as_data() -> None:
+    from reconciler.cluster.drift import as_stored, stored_pointer
+    from reconciler.cluster.manager import sendable
+
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "n"},
+        "data": {"a": "b25l", "b": "b2xk"},
+        "stringData": {"b": "new", "c": "ünï"},
+    }
+    stored = as_stored(secret)
+    assert stored["data"] == {"a": "b25l", "b": "bmV3", "c": "w7xuw68="}  # stringData wins, UTF-8
+    assert "stringData" not in stored and "stringData" in secret  # the input is not modified
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c"},
+        "stringData": {"x": "y"},
+    }
+    assert as_stored(config_map) == config_map
+    bad = {**secret, "stringData": {"x": 1}}
+    assert as_stored(bad) == bad  # the API server rejects it; its dry-run names the field
+    assert stored_pointer(secret, "/stringData/c") == "/data/c"
+    assert stored_pointer(config_map, "/stringData/c") == "/stringData/c"
+
+    # an ignored key keeps its live value, whichever field the pointer names
+    (d,) = prepare([secret])
+    d.ignore = ["/stringData/c"]
+    live = {**secret, "data": {"a": "b25l", "b": "bmV3", "c": "bGl2ZQ=="}}
+    assert sendable(d, live)["data"]["c"] == "bGl2ZQ=="
+    assert sendable(d, None)["data"]["c"] == "w7xuw68="
