@@ -390,8 +390,9 @@ class ResourceManager:
         # the real namespaces and kinds before anything namespaced is written.
         first = [item for item in to_write if is_prerequisite(item[0].ref)]
         rest = [item for item in to_write if not is_prerequisite(item[0].ref)]
-        self._validate(first, live)
-        waiting = self._validate(rest, live, provides=[d for d, _a, _p in first])
+        not_stored: dict[tuple[str, str, str, str], list[str]] = {}
+        self._validate(first, live, not_stored=not_stored)
+        waiting = self._validate(rest, live, provides=[d for d, _a, _p in first], not_stored=not_stored)
         by_key = {d.key: (a, p) for d, a, p in plan}
         stages = apply_order([(d.ref, d.obj) for d in desired])
         desired_by_key = {d.key: d for d in desired}
@@ -407,7 +408,7 @@ class ResourceManager:
                 action, paths = by_key[ref.key]
                 if action in (Action.CREATED, Action.CONFIGURED):
                     d = desired_by_key[ref.key]
-                    message = ", ".join(paths)
+                    message = _message(paths, not_stored.get(ref.key))
                     if ref.key in deferred:
                         message = f"not validated: {deferred[ref.key]}" + (f"; {message}" if message else "")
                     changes.add(
@@ -417,13 +418,13 @@ class ResourceManager:
         first_keys = {d.key for d, _a, _p in first}
         written = [desired_by_key[r.key] for r in ordered if r.key in first_keys]
         if written:
-            self._write_all(written, by_key, live, changes, before_write)
+            self._write_all(written, by_key, live, changes, before_write, not_stored)
             crds = [d.ref for d in written if _is_crd(d.ref)]
             if crds:  # new kinds: wait until served, then read discovery again
                 self.wait_established(crds, crd_timeout)
                 self.client.forget_discovery()
             if waiting:
-                self._validate_after_prerequisites(waiting, live, changes)
+                self._validate_after_prerequisites(waiting, live, changes, not_stored)
         rest_keys = {d.key for d, _a, _p in rest}
         self._write_all(
             [desired_by_key[r.key] for r in ordered if r.key in rest_keys],
@@ -431,6 +432,7 @@ class ResourceManager:
             live,
             changes,
             before_write,
+            not_stored,
         )
         return changes, digests
 
@@ -441,6 +443,7 @@ class ResourceManager:
         live: dict[tuple[str, str, str, str], dict[str, Any]],
         changes: ChangeSet,
         before_write: Callable[[list[ObjectRef]], None] | None,
+        not_stored: dict[tuple[str, str, str, str], list[str]],
     ) -> None:
         """Write ``batch`` in its order, after telling ``before_write`` which of them are new.
 
@@ -461,13 +464,14 @@ class ResourceManager:
                 changes.add(d.ref, Action.FAILED, message=message)
                 raise ApplyError(message, changes) from None
             failpoint("apply")
-            changes.add(d.ref, action, diff=diff, message=", ".join(paths))
+            changes.add(d.ref, action, diff=diff, message=_message(paths, not_stored.get(d.key)))
 
     def _validate_after_prerequisites(
         self,
         waiting: list[tuple[Desired, str]],
         live: dict[tuple[str, str, str, str], dict[str, Any]],
         changes: ChangeSet,
+        not_stored: dict[tuple[str, str, str, str], list[str]],
     ) -> None:
         """Dry-run the objects that needed the cluster-scoped stage, now that it is written.
 
@@ -476,7 +480,7 @@ class ResourceManager:
                 were already written (they are in the inventory, so nothing is untracked).
         """
         try:
-            self._validate([(d, Action.CREATED, []) for d, _why in waiting], live)
+            self._validate([(d, Action.CREATED, []) for d, _why in waiting], live, not_stored=not_stored)
         except ApplyError as exc:
             applied = [str(c.ref) for c in changes.entries if c.action in (Action.CREATED, Action.CONFIGURED)]
             reason = str(exc).removeprefix(_NOTHING_APPLIED)
@@ -492,6 +496,7 @@ class ResourceManager:
         live: dict[tuple[str, str, str, str], dict[str, Any]],
         *,
         provides: list[Desired] | None = None,
+        not_stored: dict[tuple[str, str, str, str], list[str]] | None = None,
     ) -> list[tuple[Desired, str]]:
         """Server-side dry-run of every object about to be written, before any write.
 
@@ -501,6 +506,8 @@ class ResourceManager:
             provides: the cluster-scoped objects the same set is about to write first. An object whose
                 dry-run fails only because its namespace is one of these Namespaces, or its kind is
                 defined by one of these CRDs, is returned instead of failing; ``None`` defers nothing.
+            not_stored: filled with the fields of each object that the dry-run's result does not carry
+                (:func:`not_stored_fields`), by key.
 
         Returns:
             The deferred objects, each with the reason (``needs Namespace/x from this set``).
@@ -525,7 +532,10 @@ class ResourceManager:
             current = live.get(d.key)
             sent = sendable(d, current)
             try:
-                self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
+                stored = self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
+                lost = not_stored_fields(d, stored)
+                if lost and not_stored is not None:
+                    not_stored[d.key] = lost
             except NotFoundError as exc:
                 if exc.reason == "NoKindMatch" and (d.ref.group, d.ref.kind) in new_kinds:
                     deferred.append((d, f"needs {new_kinds[(d.ref.group, d.ref.kind)]} from this set"))
@@ -850,6 +860,35 @@ def _shape_like(have: Any, wanted: Any) -> Any:
 _NOTHING_APPLIED = "validation failed, nothing applied: "
 
 
+def not_stored_fields(d: Desired, stored: dict[str, Any]) -> list[str]:
+    """The fields of ``d`` that the object the API server stored (or would store) does not carry.
+
+    ``stored`` is the result of applying ``d`` (a server-side dry-run will do). Desired is compared with it
+    as with a live object (:func:`reconciler.cluster.drift.diff_fields`, ``d.ignore`` respected), so write-
+    only fields and equal spellings are not reported. What remains was dropped or changed on write: a
+    field of a feature gate that is off on this cluster (kube-apiserver drops such fields silently, e.g.
+    ``lifecycle.stopSignal`` in 1.36), or a value a mutating admission webhook rewrites. Such a field
+    shows as drift on every pass, so the change says so.
+
+    Returns:
+        The dot paths (as :class:`reconciler.cluster.drift.FieldDrift` renders them), ``[]`` when the
+        result carries everything or cannot be compared.
+    """
+    try:
+        return [str(f) for f in drift.diff_fields(d.obj, stored, ignore=d.ignore)]
+    except (ValueError, TypeError):
+        return []
+
+
+def _message(paths: list[str], lost: list[str] | None) -> str:
+    """A change's message: the differing paths, then the fields the API server does not store."""
+    text = ", ".join(paths)
+    if lost:
+        note = "not stored by the API server (dropped or changed on write): " + ", ".join(lost)
+        text = f"{text}; {note}" if text else note
+    return text
+
+
 def _is_crd(ref: ObjectRef) -> bool:
     return ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io"
 
@@ -904,6 +943,7 @@ __all__ = [
     "digest",
     "elide_values",
     "is_immutable_change",
+    "not_stored_fields",
     "prepare",
     "readable_diff",
     "respect_ignored",

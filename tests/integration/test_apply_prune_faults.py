@@ -639,3 +639,40 @@ def test_a_key_removed_from_string_data_is_removed_from_the_live_secret(
     assert sorted((kube.get(ref) or {})["data"]) == ["token"]
     again = run_pass(ctx, "keys", with_health=False)
     assert [c.action for c in again.changes.entries] == [Action.UNCHANGED]
+
+
+def test_a_field_the_server_drops_on_write_is_named_in_the_change(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """kube-apiserver 1.36 drops fields of feature gates that are off (here ContainerStopSignals, alpha)
+    without an error; such a field would show as drift on every pass, so the change names it."""
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {"name": "c", "image": "example.test/web:1", "lifecycle": {"stopSignal": "SIGUSR1"}}
+                    ]
+                },
+            },
+        },
+    }
+    _write_env(env_repo, "dropped", [dep], namespace=namespace)
+    ctx = _ctx(env_repo, kube, cache_dir)
+    result = run_pass(ctx, "dropped", with_health=False)
+    assert result.ok, result.error
+    field = "spec.template.spec.containers[name=c].lifecycle.stopSignal"
+    assert [(c.action, c.message) for c in result.changes.entries] == [
+        (Action.CREATED, f"not stored by the API server (dropped or changed on write): {field}")
+    ]
+    live = kube.get(ObjectRef(group="apps", kind="Deployment", namespace=namespace, name="web")) or {}
+    assert "lifecycle" not in live["spec"]["template"]["spec"]["containers"][0]
+    planned = run_pass(ctx, "dropped", with_health=False, dry_run=True)
+    assert [c.message for c in planned.changes.entries] == [
+        f"{field}; not stored by the API server (dropped or changed on write): {field}"
+    ]

@@ -195,3 +195,29 @@ def test_string_data_is_sent_as_data() -> None:
     live = {**secret, "data": {"a": "b25l", "b": "bmV3", "c": "bGl2ZQ=="}}
     assert sendable(d, live)["data"]["c"] == "bGl2ZQ=="
     assert sendable(d, None)["data"]["c"] == "w7xuw68="
+
+
+def test_fields_missing_from_the_stored_object() -> None:
+    from reconciler.cluster.manager import not_stored_fields
+
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "n"},
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "c", "lifecycle": {"stopSignal": "SIGUSR1"}}]}}
+        },
+    }
+    (d,) = prepare([dep])
+    stored = {
+        **dep,
+        "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "tty": False}]}}},
+    }
+    assert not_stored_fields(d, stored) == ["spec.template.spec.containers[name=c].lifecycle.stopSignal"]
+    assert not_stored_fields(d, dep) == []
+    d.ignore = ["/spec/template/spec/containers/0/lifecycle"]
+    assert not_stored_fields(d, stored) == []
+    # a Secret's stringData is stored as data: nothing is missing
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}}
+    (s,) = prepare([secret])
+    assert not_stored_fields(s, {**secret, "stringData": None, "data": {"k": "dg=="}}) == []
