@@ -392,7 +392,7 @@ class ResourceManager:
         rest = [item for item in to_write if not is_prerequisite(item[0].ref)]
         not_stored: dict[tuple[str, str, str, str], list[str]] = {}
         self._validate(first, live, not_stored=not_stored)
-        waiting = self._validate(rest, live, provides=[d for d, _a, _p in first], not_stored=not_stored)
+        waiting = self._validate(rest, live, provides=first, not_stored=not_stored)
         by_key = {d.key: (a, p) for d, a, p in plan}
         stages = apply_order([(d.ref, d.obj) for d in desired])
         desired_by_key = {d.key: d for d in desired}
@@ -495,7 +495,7 @@ class ResourceManager:
         to_write: list[tuple[Desired, Action, list[str]]],
         live: dict[tuple[str, str, str, str], dict[str, Any]],
         *,
-        provides: list[Desired] | None = None,
+        provides: list[tuple[Desired, Action, list[str]]] | None = None,
         not_stored: dict[tuple[str, str, str, str], list[str]] | None = None,
     ) -> list[tuple[Desired, str]]:
         """Server-side dry-run of every object about to be written, before any write.
@@ -503,9 +503,11 @@ class ResourceManager:
         Args:
             to_write: the objects to check.
             live: their live copies by key.
-            provides: the cluster-scoped objects the same set is about to write first. An object whose
-                dry-run fails only because its namespace is one of these Namespaces, or its kind is
-                defined by one of these CRDs, is returned instead of failing; ``None`` defers nothing.
+            provides: the cluster-scoped objects the same set is about to write first (with their
+                planned action). An object whose dry-run fails only because its namespace is one of
+                these Namespaces, or its kind is defined by one of these CRDs, is returned instead of
+                failing; an object in a Namespace planned as created (it does not exist) is returned
+                without a dry-run call. ``None`` defers nothing.
             not_stored: filled with the fields of each object that the dry-run's result does not carry
                 (:func:`not_stored_fields`), by key.
 
@@ -517,7 +519,12 @@ class ResourceManager:
                 applied" and names the object. A missing namespace that the set does not create is
                 explained as such (the environment's ``namespace:`` never creates one).
         """
-        provided = provides or []
+        provided = [d for d, _a, _p in provides or []]
+        absent_namespaces = {
+            d.ref.name
+            for d, action, _p in provides or []
+            if d.ref.kind == "Namespace" and d.ref.group == "" and action is Action.CREATED
+        }
         new_kinds = {
             (
                 str((d.obj.get("spec") or {}).get("group", "")),
@@ -529,6 +536,9 @@ class ResourceManager:
         new_namespaces = {d.ref.name for d in provided if d.ref.kind == "Namespace" and d.ref.group == ""}
         deferred: list[tuple[Desired, str]] = []
         for d, _action, _paths in to_write:
+            if d.ref.namespace in absent_namespaces:  # its dry-run can only fail: no call
+                deferred.append((d, f"needs Namespace/{d.ref.namespace} from this set"))
+                continue
             current = live.get(d.key)
             sent = sendable(d, current)
             try:

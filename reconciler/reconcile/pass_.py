@@ -1,7 +1,10 @@
 """One reconcile pass over one environment, as a straight line (ARCHITECTURE.md §3).
 
 fetch → snapshot → render → identify/validate → plan → staged apply → prune → inventory → health.
-Nothing is written to the cluster unless the whole desired set rendered and validated.
+Nothing is written to the cluster unless the whole desired set rendered and validated; the one
+exception is the cluster-scoped stage (Namespaces, CRDs ...), validated itself and written before the
+objects that cannot be dry-run without it (:meth:`ResourceManager.apply_set`), and recorded in the
+inventory first.
 """
 
 from __future__ import annotations

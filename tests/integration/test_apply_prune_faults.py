@@ -262,8 +262,11 @@ def test_explicit_namespace_objects_and_their_contents_in_one_pass(
     a, b = fresh_namespaces(), fresh_namespaces()
     objs = [_sa("agent", a), _cm("settings", b), _ns(a), _sa("agent", b), _ns(b)]
     _write_env(env_repo, "explicit", objs)
+    before = kube.calls["dry-run"]
     result = run_pass(_ctx(env_repo, kube, cache_dir), "explicit", with_health=False)
     assert result.ok, result.error
+    # every object validated exactly once (none waits for its namespace through a failing call)
+    assert kube.calls["dry-run"] - before == len(objs)
     assert {c.action for c in result.changes.entries} == {Action.CREATED}
     order = _order(result)
     assert max(order.index(f"Namespace/{a}"), order.index(f"Namespace/{b}")) < min(
