@@ -414,6 +414,7 @@ class ResourceManager:
                     changes.add(
                         ref, action, diff=readable_diff(ref, d.obj, live.get(ref.key), paths), message=message
                     )
+            _in_apply_order(changes, ordered)
             return changes, digests
         first_keys = {d.key for d, _a, _p in first}
         written = [desired_by_key[r.key] for r in ordered if r.key in first_keys]
@@ -434,6 +435,7 @@ class ResourceManager:
             before_write,
             not_stored,
         )
+        _in_apply_order(changes, ordered)
         return changes, digests
 
     def _write_all(
@@ -888,6 +890,12 @@ def not_stored_fields(d: Desired, stored: dict[str, Any]) -> list[str]:
         return [str(f) for f in drift.diff_fields(d.obj, stored, ignore=d.ignore)]
     except (ValueError, TypeError):
         return []
+
+
+def _in_apply_order(changes: ChangeSet, ordered: list[ObjectRef]) -> None:
+    """Sort ``changes`` (in place, stably) by the objects' position in ``ordered``."""
+    position = {ref.key: i for i, ref in enumerate(ordered)}
+    changes.entries.sort(key=lambda c: position.get(c.ref.key, len(position)))
 
 
 def _message(paths: list[str], lost: list[str] | None) -> str:
