@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import yaml
 from reconciler_testing import EnvRepo, daemon_settings, until
+from rich.console import Console
 
+from reconciler.cli_observe import pending_change, print_diff
 from reconciler.cluster.client import KubeClient, ResourceInfo
 from reconciler.cluster.drift import WRITE_ONLY_FIELDS, diff_fields
 from reconciler.cluster.inventory import InventoryStore
@@ -469,7 +471,7 @@ def _rotate(kube: KubeClient, ns: str) -> None:
 
 
 def test_secret_string_data_drift_is_reported_at_the_live_path(
-    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+    env_repo: EnvRepo, kube: KubeClient, kubeconfig: Path, namespace: str, cache_dir: Path
 ) -> None:
     ctx = _ctx(env_repo, kube, cache_dir)
     reported: list[tuple[str, list[str]]] = []
@@ -496,6 +498,15 @@ def test_secret_string_data_drift_is_reported_at_the_live_path(
     text = json.dumps(planned.model_dump(mode="json"))
     for value in (SECRET_VALUE, ROTATED_VALUE, _b64(SECRET_VALUE), _b64(ROTATED_VALUE)):
         assert value not in text
+
+    # the same through `reconciler diff` (text and JSON output)
+    pending = pending_change(str(env_repo.remote), "main", "secret", kubeconfig, None, cache_dir)
+    console = Console(record=True, width=200, color_system=None)
+    print_diff(console, pending)
+    shown = console.export_text() + json.dumps(pending.model_dump(mode="json"))
+    assert "data.token (from stringData.token): Secret value differs (not shown)" in shown
+    for value in (SECRET_VALUE, ROTATED_VALUE, _b64(SECRET_VALUE), _b64(ROTATED_VALUE)):
+        assert value not in shown
 
 
 async def test_secret_drift_event_of_the_daemon_carries_live_and_git_paths(
