@@ -525,6 +525,7 @@ def _daemon(
     """
     from reconciler.cluster.client import KubeClient
     from reconciler.observe import EventRecorder, Observer
+    from reconciler.observe.events import DriftEvent
     from reconciler.runtime import Daemon
     from reconciler.runtime.http import start_http
 
@@ -532,7 +533,7 @@ def _daemon(
         verb = "corrected" if event.get("corrected") else "detected"
         console.print(
             f"[yellow]drift {verb}[/] {event['environment']} {event['object']}: "
-            + escape(", ".join(event["paths"])),
+            + escape(", ".join(DriftEvent.model_validate(event).described_paths())),
             highlight=False,
         )
 

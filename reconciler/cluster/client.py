@@ -309,6 +309,45 @@ class KubeClient:
             )
         return found
 
+    def equivalent_resources(self) -> list[tuple[ResourceInfo, ...]]:
+        """The resources the API server serves as one stored resource under several groups or versions.
+
+        Read from the per-group-version discovery documents (``/api/v1``, ``/apis/<group>/<version>``):
+        resources with the same ``storageVersionHash`` share storage, so one object is visible through
+        each of them with the same ``metadata.uid`` (e.g. ``events`` in core ``v1`` and in
+        ``events.k8s.io/v1``). Subresources are left out. Aggregated discovery
+        (``apidiscovery.k8s.io/v2``) does not carry the hash, hence one call per group version.
+
+        Returns:
+            One tuple per stored resource that is served more than once, sorted by group and version.
+
+        Raises:
+            KubeError: a discovery document could not be read.
+        """
+        paths = [
+            f"/api/{v}" for v in (self.request("GET", "/api", verb="discovery") or {}).get("versions", [])
+        ]
+        for group in (self.request("GET", "/apis", verb="discovery") or {}).get("groups", []):
+            paths.extend(f"/apis/{v['groupVersion']}" for v in group.get("versions", []))
+        by_hash: dict[str, list[ResourceInfo]] = {}
+        for path in paths:
+            listing = self.request("GET", path, verb="discovery") or {}
+            group, _, version = str(listing.get("groupVersion", "")).rpartition("/")
+            for r in listing.get("resources", []):
+                digest = r.get("storageVersionHash")
+                if "/" in r["name"] or not digest:
+                    continue
+                info = ResourceInfo(group, version, r["kind"], r["name"], bool(r["namespaced"]))
+                by_hash.setdefault(str(digest), []).append(info)
+        return sorted(
+            (
+                tuple(sorted(found, key=lambda i: (i.group, i.version)))
+                for found in by_hash.values()
+                if len(found) > 1
+            ),
+            key=lambda t: (t[0].group, t[0].plural),
+        )
+
     def forget_discovery(self) -> None:
         """Drop cached discovery (after CRDs were applied or deleted)."""
         with self._lock:

@@ -31,6 +31,16 @@ The rules, and where they come from:
 * v1 Secret: desired ``stringData`` is compared with live ``data`` after base64-decoding it, and desired
   ``data`` by decoded bytes.
 
+Write-only fields (:data:`WRITE_ONLY_FIELDS`): a field Git may set that the API server never stores under
+that name, because it moves the value to another field on write. The live object has only the other
+field, so drift is reported at the live path together with the Git path it came from
+(:class:`FieldDrift`, ``data.token`` from ``stringData.token``), and such fields are sent where the
+server stores them (:func:`as_stored`), so that a key removed from Git is removed from the live object.
+Secret ``stringData`` is the one such field of the built-in types that kube-apiserver 1.36 serves (its
+other renames -- Service ``clusterIP`` to ``clusterIPs``, Pod ``serviceAccount`` to
+``serviceAccountName``, PVC ``dataSource`` to ``dataSourceRef`` -- keep the written field too;
+``tests/integration/test_apply_prune_faults.py`` checks this on the real server).
+
 Paths: dot paths from the object root; list items with a merge key as ``containers[name=web]`` (several
 keys joined by commas: ``ports[containerPort=8080,protocol=TCP]``), atomic list items by index
 ``args[0]``; map keys that are not plain identifiers are quoted: ``annotations["example.com/x"]``.
@@ -44,24 +54,67 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.cluster.quantity import QuantityError, parse_quantity
 
 __all__ = [
+    "WRITE_ONLY_FIELDS",
     "DriftInputError",
+    "FieldDrift",
+    "WriteOnlyField",
+    "as_stored",
     "controller_owned_pointers",
+    "diff_fields",
     "diff_paths",
     "hpa_targets",
     "json_pointer_to_path",
+    "stored_pointer",
     "without_controller_owned",
 ]
 
 
 class DriftInputError(ValueError):
     """A desired or live object that cannot be compared; the message names the object and path."""
+
+
+@dataclass(frozen=True)
+class FieldDrift:
+    """One differing field: where it is on the live object and where Git wrote it.
+
+    ``live`` and ``git`` are dot paths (format in the module docstring); they differ only for a
+    write-only field (``live="data.token"``, ``git="stringData.token"``). Never carries a value.
+    """
+
+    live: str
+    git: str
+
+    def __str__(self) -> str:
+        """``data.token (from stringData.token)``, or the path alone when both are the same."""
+        return self.live if self.live == self.git else f"{self.live} (from {self.git})"
+
+
+@dataclass(frozen=True)
+class WriteOnlyField:
+    """A field the API server moves to another field on write (it is never stored under its own name).
+
+    ``git`` and ``live`` are the top-level field names (``stringData`` and ``data``) of objects of API
+    group ``group`` (``""`` for core) and ``kind``; keys below them are kept.
+    """
+
+    group: str
+    kind: str
+    git: str
+    live: str
+
+
+WRITE_ONLY_FIELDS: tuple[WriteOnlyField, ...] = (
+    # k8s.io/api core/v1 Secret: "stringData ... is provided as a write-only input field for convenience.
+    # All keys and values are merged into the data field on write, overwriting any existing values."
+    WriteOnlyField(group="", kind="Secret", git="stringData", live="data"),
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,6 +355,7 @@ class _Ctx:
     kind: str
     where: str  # "Kind namespace/name", for error messages
     out: list[_Path]
+    sources: dict[_Path, _Path] = field(default_factory=dict)  # live path -> the Git path it came from
 
 
 def _compare(desired: Any, live: Any, path: _Path, names: tuple[str, ...], ctx: _Ctx) -> None:
@@ -423,24 +477,70 @@ def _compare_secret(desired: Mapping[str, Any], live: Mapping[str, Any], ctx: _C
     wanted = _decode_desired_secret(desired, ctx.where)
     live_data = live.get("data")
     live_data = live_data if isinstance(live_data, Mapping) else {}
-    for key, (field, value) in wanted.items():
-        # /data/<key> pointers in ``ignore`` address a stringData key too (both end up in live data)
-        path = (_Seg(_field_seg(field).text, frozenset({field, "data"})), _field_seg(key))
+    for key, (source, value) in wanted.items():
+        # reported at the live path (data.<key>); /data/<key> and /stringData/<key> pointers in ``ignore``
+        # both address it, since a stringData key ends up in live data
+        path = (_Seg(".data", frozenset({source, "data"})), _field_seg(key))
         encoded = live_data.get(key)
-        if not isinstance(encoded, str):
-            ctx.out.append(path)
-            continue
-        try:
-            actual = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            ctx.out.append(path)
-            continue
+        actual: bytes | None = None
+        if isinstance(encoded, str):
+            try:
+                actual = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                actual = None
         if actual != value:
             ctx.out.append(path)
+            if source != "data":
+                ctx.sources[path] = (_field_seg(source), _field_seg(key))
 
 
 def _is_secret(obj: Mapping[str, Any]) -> bool:
     return obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"
+
+
+def as_stored(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``obj`` with its write-only fields moved where the API server stores them, for sending.
+
+    For a v1 Secret, each ``stringData`` key is put into ``data`` base64-encoded (RFC 4648 section 4, the
+    standard alphabet with padding, as the API server encodes ``data``), replacing a ``data`` key of the
+    same name as the API server does, and ``stringData`` is dropped. Why: server-side apply records
+    ownership of the fields as they were sent (``f:stringData``), while the server stores only ``data``;
+    a key later removed from ``stringData`` in Git would then stay in the live ``data`` forever. Sent as
+    ``data``, the key is owned as ``data.<key>`` and the next apply without it removes it.
+
+    Args:
+        obj: one manifest (not modified).
+
+    Returns:
+        A deep copy; unchanged for other objects, and for a Secret whose ``stringData`` is not a map of
+        strings (the API server rejects it, and its dry-run names the field).
+    """
+    out = copy.deepcopy(dict(obj))
+    if not _is_secret(out) or "stringData" not in out:
+        return out
+    string_data = out.get("stringData")
+    data = out.get("data")
+    if string_data is None:
+        out.pop("stringData")
+        return out
+    if not isinstance(string_data, Mapping) or not isinstance(data, Mapping | None):
+        return out
+    if not all(isinstance(v, str) for v in string_data.values()):
+        return out
+    merged = dict(data or {})
+    for key, value in string_data.items():
+        merged[str(key)] = base64.b64encode(value.encode("utf-8")).decode("ascii")
+    out.pop("stringData")
+    out["data"] = merged
+    return out
+
+
+def stored_pointer(obj: Mapping[str, Any], pointer: str) -> str:
+    """``pointer`` as it addresses :func:`as_stored` ``(obj)``: ``/stringData/<key>`` of a v1 Secret
+    becomes ``/data/<key>``; any other pointer is returned unchanged."""
+    if _is_secret(obj) and (pointer == "/stringData" or pointer.startswith("/stringData/")):
+        return "/data" + pointer[len("/stringData") :]
+    return pointer
 
 
 # --------------------------------------------------------------------------------------------------
@@ -585,7 +685,22 @@ def diff_paths(
     ignore: Sequence[str] = (),
     field_manager: str = "reconciler",
 ) -> list[str]:
-    """Return the sorted dot paths where ``live`` does not carry what ``desired`` says.
+    """Return the sorted live dot paths where ``live`` does not carry what ``desired`` says.
+
+    The ``live`` paths of :func:`diff_fields` (same arguments, same errors); a write-only field is
+    reported where the live object holds it (``data.token``, never ``stringData.token``).
+    """
+    return [f.live for f in diff_fields(desired, live, ignore=ignore, field_manager=field_manager)]
+
+
+def diff_fields(
+    desired: Mapping[str, Any],
+    live: Mapping[str, Any],
+    *,
+    ignore: Sequence[str] = (),
+    field_manager: str = "reconciler",
+) -> list[FieldDrift]:
+    """Return where ``live`` does not carry what ``desired`` says, sorted by live path.
 
     Args:
         desired: one object as rendered from Git (a JSON-like map: apiVersion, kind, metadata, ...).
@@ -599,8 +714,9 @@ def diff_paths(
             desired no longer sets are reported as well, since the next apply removes them.
 
     Returns:
-        Sorted, de-duplicated dot paths (format in the module docstring); ``[]`` means in sync, so no
-        apply is needed. Values are never included.
+        One :class:`FieldDrift` per differing live path (sorted, de-duplicated; format in the module
+        docstring), with the Git path it came from; ``[]`` means in sync, so no apply is needed. Values
+        are never included.
 
     Raises:
         DriftInputError: (a ValueError) for input that cannot be compared: duplicate merge keys in a
@@ -633,7 +749,17 @@ def diff_paths(
     for fields in _owned_entries(live, field_manager, ctx.where):
         _owned_not_desired(fields, desired_for_owned, live, (), (), ctx)
 
-    return sorted({_render(p) for p in ctx.out if not _ignored(p, pointers)})
+    found: dict[str, str] = {}
+    for p in ctx.out:
+        if _ignored(p, pointers):
+            continue
+        live_path = _render(p)
+        git = ctx.sources.get(p)
+        if git is not None:
+            found[live_path] = _render(git)
+        else:
+            found.setdefault(live_path, live_path)
+    return [FieldDrift(live=k, git=found[k]) for k in sorted(found)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 One pass: index the live objects of the desired kinds (one list call per kind and namespace), compare
 each desired object with its live copy semantically (:mod:`reconciler.cluster.drift`), and write only the
-objects that differ. Before any write, every changed object is validated by a server-side dry-run, so a
-set with one invalid object applies nothing. Writes are server-side apply with field manager
-``reconciler`` in stages (CRDs, core Namespaces and cluster RBAC first, waiting until CRDs are
-Established) and in reference order (:mod:`reconciler.cluster.ordering`).
+objects that differ. Every changed object is validated by a server-side dry-run before it is written, and
+nothing namespaced is written before the whole set validated: a set with one invalid object applies
+nothing, except that the cluster-scoped stage (CRDs, Namespaces, cluster RBAC; itself validated first) is
+written before the objects that cannot be dry-run without it are checked (see
+:meth:`ResourceManager.apply_set`). Writes are server-side apply with field manager ``reconciler`` in
+stages (the cluster-scoped stage first, waiting until CRDs are Established) and in reference order
+(:mod:`reconciler.cluster.ordering`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +50,15 @@ class ApplyError(ReconcilerError):
 
 
 class PruneBlocked(ReconcilerError):
-    """Pruning was refused by the mass-delete guard (nothing was deleted)."""
+    """Pruning was refused by the mass-delete guard (nothing was deleted).
+
+    ``keep`` holds the stale inventory entries that must stay in the inventory (every stale entry except
+    those found to be the same object as a desired one under another API group or version).
+    """
+
+    def __init__(self, message: str, keep: list[ObjectRef] | None = None) -> None:
+        super().__init__(message)
+        self.keep = keep or []
 
 
 def stale_entries(inventory: Inventory, desired: list[Desired]) -> list[ObjectRef]:
@@ -56,11 +67,18 @@ def stale_entries(inventory: Inventory, desired: list[Desired]) -> list[ObjectRe
     return [r for r in inventory.entries if r.key not in wanted]
 
 
-def mass_prune_guard(inventory: Inventory, desired: list[Desired], *, allow_mass_prune: bool) -> str:
+def mass_prune_guard(
+    inventory: Inventory,
+    desired: list[Desired],
+    *,
+    allow_mass_prune: bool,
+    moved: Collection[ObjectRef] = (),
+) -> str:
     """Why pruning ``inventory`` down to ``desired`` must not happen ("" when it may): more than half of
     the inventory would be deleted and ``allow_mass_prune`` is false (a commit that empties an overlay by
-    mistake, a renamed overlay path)."""
-    stale = stale_entries(inventory, desired)
+    mistake, a renamed overlay path). ``moved`` entries (the same stored object as a desired one under
+    another API group or version, see :meth:`ResourceManager.same_objects`) are no deletions."""
+    stale = [r for r in stale_entries(inventory, desired) if r not in moved]
     if allow_mass_prune or not stale or len(stale) * 2 <= len(inventory.entries):
         return ""
     return (
@@ -165,17 +183,26 @@ def _project(live: Any, desired: Any) -> Any:
     return live
 
 
-def readable_diff(ref: ObjectRef, desired: dict[str, Any], live: dict[str, Any] | None) -> str:
+def readable_diff(
+    ref: ObjectRef, desired: dict[str, Any], live: dict[str, Any] | None, paths: Iterable[str] = ()
+) -> str:
     """A unified diff between the live object (restricted to the fields desired sets) and desired.
 
-    Secret values are never shown.
+    Secret values are never shown: a Secret's ``data``/``stringData`` are left out of the diff, and each
+    differing key in ``paths`` (as :func:`reconciler.cluster.drift.diff_fields` renders them,
+    ``data.token (from stringData.token)``) is listed after it as a context line instead.
     """
+    notes: list[str] = []
     if ref.kind == "Secret" and ref.group == "":
         desired = {k: v for k, v in desired.items() if k not in ("data", "stringData")}
         live = {k: v for k, v in (live or {}).items() if k not in ("data", "stringData")} if live else None
+        notes = [f" {p}: Secret value differs (not shown)" for p in paths if p.startswith(("data.", "data["))]
     before = _yaml_dump(_project(live, desired)).splitlines() if live is not None else []
     after = _yaml_dump(desired).splitlines()
-    return "\n".join(difflib.unified_diff(before, after, f"live/{ref}", f"desired/{ref}", lineterm="", n=2))
+    lines = list(difflib.unified_diff(before, after, f"live/{ref}", f"desired/{ref}", lineterm="", n=2))
+    if notes and not lines:
+        lines = [f"--- live/{ref}", f"+++ desired/{ref}"]
+    return "\n".join(lines + notes)
 
 
 class SyncCache:
@@ -318,18 +345,36 @@ class ResourceManager:
             correct_drift: when False (``drift: warn``), objects whose desired manifest did not change
                 since the last apply but whose live copy differs are reported, not written.
             dry_run: plan only (server-side dry-run for changed objects; nothing is written).
-            on_drift: called with the object and the differing paths when drift is found.
+            on_drift: called with the object and the differing paths when drift is found (live paths;
+                ``data.token (from stringData.token)`` for a write-only field, see
+                :class:`reconciler.cluster.drift.FieldDrift`).
             crd_timeout: seconds to wait for applied CRDs to become Established.
-            before_write: called once, after validation and before the first write, with the objects
-                about to be created (only when something will be written); the pass records them in the
-                inventory first, so an apply interrupted half-way leaves nothing untracked.
+            before_write: called before each batch of writes (the cluster-scoped stage, then the rest),
+                after that batch validated, with the objects of the batch about to be created (only when
+                the batch writes something); the pass records them in the inventory first, so an apply
+                interrupted half-way, or failing validation after the cluster-scoped stage, leaves nothing
+                untracked.
 
         Returns:
             The changeset and the digest of every desired object (for the next inventory).
 
+        Order of work (one call converges a set that brings its own namespaces and kinds):
+
+        1. server-side dry-run of the cluster-scoped stage (:func:`is_prerequisite`: CRDs, Namespaces,
+           cluster RBAC ...), then of every other object; a failure here writes nothing. Objects whose
+           dry-run fails only because their Namespace or CRD is in the cluster-scoped stage wait;
+        2. the cluster-scoped stage is written, and its CRDs waited for until Established;
+        3. the waiting objects are dry-run against the real namespaces and kinds; a failure here fails
+           the call naming the object, with only the cluster-scoped stage written (and in the inventory
+           through ``before_write``);
+        4. the rest is written in dependency order.
+
+        With ``dry_run`` the waiting objects cannot be checked; their change says so ("not validated:
+        needs Namespace/x from this set").
+
         Raises:
-            ApplyError: validation (server-side dry-run) failed before any write, or a write failed;
-                the message names the object as ``Kind/namespace/name``.
+            ApplyError: validation (server-side dry-run) failed, or a write failed; the message names the
+                object as ``Kind/namespace/name``.
         """
         changes = ChangeSet()
         digests = {str(d.ref): digest(d.obj) for d in desired}
@@ -345,9 +390,10 @@ class ResourceManager:
                 plan.append((d, Action.UNCHANGED, []))
                 continue
             try:
-                paths = drift.diff_paths(d.obj, current, ignore=d.ignore, field_manager=self.field_manager)
+                fields = drift.diff_fields(d.obj, current, ignore=d.ignore, field_manager=self.field_manager)
             except (ValueError, TypeError) as exc:
                 raise ApplyError(f"{d.ref}: {exc}") from None
+            paths = [str(f) for f in fields]  # live path, and the Git path when it differs; no values
             if not paths:
                 self.sync_cache.remember(d, digests[str(d.ref)], current)
                 plan.append((d, Action.UNCHANGED, []))
@@ -364,90 +410,199 @@ class ResourceManager:
         to_write: list[tuple[Desired, Action, list[str]]] = [
             (d, a, p) for d, a, p in plan if a in (Action.CREATED, Action.CONFIGURED)
         ]
-        self._validate(to_write, live)
-        if to_write and not dry_run and before_write is not None:
-            before_write([d.ref for d, a, _p in to_write if a is Action.CREATED])
+        # The cluster-scoped stage (Namespaces, CRDs, cluster RBAC ...) is what the dry-run of the rest
+        # needs to exist. It is validated first; then every other object whose check does not depend on
+        # it; only then is the stage written, and the objects that waited for it are validated against
+        # the real namespaces and kinds before anything namespaced is written.
+        first = [item for item in to_write if is_prerequisite(item[0].ref)]
+        rest = [item for item in to_write if not is_prerequisite(item[0].ref)]
+        not_stored: dict[tuple[str, str, str, str], list[str]] = {}
+        self._validate(first, live, not_stored=not_stored)
+        waiting = self._validate(rest, live, provides=first, not_stored=not_stored)
         by_key = {d.key: (a, p) for d, a, p in plan}
         stages = apply_order([(d.ref, d.obj) for d in desired])
         desired_by_key = {d.key: d for d in desired}
-        for stage_index, stage in enumerate(stages):
-            applied_crds: list[ObjectRef] = []
-            for ref, _obj in stage:
-                d = desired_by_key[ref.key]
+        ordered = [ref for stage in stages for ref, _obj in stage]
+        for ref in ordered:
+            action, paths = by_key[ref.key]
+            if action in (Action.UNCHANGED, Action.SKIPPED):
+                msg = "drift not corrected (drift: warn): " + ", ".join(paths) if paths else ""
+                changes.add(ref, action, message=msg)
+        if dry_run:
+            deferred = {d.key: why for d, why in waiting}
+            for ref in ordered:
                 action, paths = by_key[ref.key]
-                if action in (Action.UNCHANGED, Action.SKIPPED):
-                    msg = "drift not corrected (drift: warn): " + ", ".join(paths) if paths else ""
-                    changes.add(ref, action, message=msg)
-                    continue
-                diff = readable_diff(ref, d.obj, live.get(ref.key))
-                if dry_run:
-                    changes.add(ref, action, diff=diff, message=", ".join(paths))
-                    continue
-                try:
-                    self._write(d, live.get(ref.key))
-                except KubeError as exc:
-                    message = _naming(ref, exc)
-                    changes.add(ref, Action.FAILED, message=message)
-                    raise ApplyError(message, changes) from None
-                failpoint("apply")
-                changes.add(ref, action, diff=diff, message=", ".join(paths))
-                if ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io":
-                    applied_crds.append(ref)
-            if stage_index == 0 and not dry_run and applied_crds:  # new kinds: read discovery again
-                self.wait_established(applied_crds, crd_timeout)
+                if action in (Action.CREATED, Action.CONFIGURED):
+                    d = desired_by_key[ref.key]
+                    message = _message(paths, not_stored.get(ref.key))
+                    if ref.key in deferred:
+                        message = f"not validated: {deferred[ref.key]}" + (f"; {message}" if message else "")
+                    changes.add(
+                        ref, action, diff=readable_diff(ref, d.obj, live.get(ref.key), paths), message=message
+                    )
+            _in_apply_order(changes, ordered)
+            return changes, digests
+        first_keys = {d.key for d, _a, _p in first}
+        written = [desired_by_key[r.key] for r in ordered if r.key in first_keys]
+        if written:
+            self._write_all(written, by_key, live, changes, before_write, not_stored)
+            crds = [d.ref for d in written if _is_crd(d.ref)]
+            if crds:  # new kinds: wait until served, then read discovery again
+                self.wait_established(crds, crd_timeout)
                 self.client.forget_discovery()
+            if waiting:
+                self._validate_after_prerequisites(waiting, live, changes, not_stored)
+        rest_keys = {d.key for d, _a, _p in rest}
+        self._write_all(
+            [desired_by_key[r.key] for r in ordered if r.key in rest_keys],
+            by_key,
+            live,
+            changes,
+            before_write,
+            not_stored,
+        )
+        _in_apply_order(changes, ordered)
         return changes, digests
+
+    def _write_all(
+        self,
+        batch: list[Desired],
+        by_key: dict[tuple[str, str, str, str], tuple[Action, list[str]]],
+        live: dict[tuple[str, str, str, str], dict[str, Any]],
+        changes: ChangeSet,
+        before_write: Callable[[list[ObjectRef]], None] | None,
+        not_stored: dict[tuple[str, str, str, str], list[str]],
+    ) -> None:
+        """Write ``batch`` in its order, after telling ``before_write`` which of them are new.
+
+        Raises:
+            ApplyError: a write failed; ``changes`` holds what was written before it.
+        """
+        if not batch:
+            return
+        if before_write is not None:
+            before_write([d.ref for d in batch if by_key[d.key][0] is Action.CREATED])
+        for d in batch:
+            action, paths = by_key[d.key]
+            diff = readable_diff(d.ref, d.obj, live.get(d.key), paths)
+            try:
+                self._write(d, live.get(d.key))
+            except KubeError as exc:
+                message = _naming(d.ref, exc)
+                changes.add(d.ref, Action.FAILED, message=message)
+                raise ApplyError(message, changes) from None
+            failpoint("apply")
+            changes.add(d.ref, action, diff=diff, message=_message(paths, not_stored.get(d.key)))
+
+    def _validate_after_prerequisites(
+        self,
+        waiting: list[tuple[Desired, str]],
+        live: dict[tuple[str, str, str, str], dict[str, Any]],
+        changes: ChangeSet,
+        not_stored: dict[tuple[str, str, str, str], list[str]],
+    ) -> None:
+        """Dry-run the objects that needed the cluster-scoped stage, now that it is written.
+
+        Raises:
+            ApplyError: one of them is invalid; the message names it and the cluster-scoped objects that
+                were already written (they are in the inventory, so nothing is untracked).
+        """
+        try:
+            self._validate([(d, Action.CREATED, []) for d, _why in waiting], live, not_stored=not_stored)
+        except ApplyError as exc:
+            applied = [str(c.ref) for c in changes.entries if c.action in (Action.CREATED, Action.CONFIGURED)]
+            reason = str(exc).removeprefix(_NOTHING_APPLIED)
+            raise ApplyError(
+                f"validation failed after the cluster-scoped stage was applied ({', '.join(applied)}; "
+                f"kept in the inventory), nothing else applied: {reason}",
+                changes,
+            ) from None
 
     def _validate(
         self,
         to_write: list[tuple[Desired, Action, list[str]]],
         live: dict[tuple[str, str, str, str], dict[str, Any]],
-    ) -> None:
+        *,
+        provides: list[tuple[Desired, Action, list[str]]] | None = None,
+        not_stored: dict[tuple[str, str, str, str], list[str]] | None = None,
+    ) -> list[tuple[Desired, str]]:
         """Server-side dry-run of every object about to be written, before any write.
 
-        Objects whose kind is not served yet because its CRD is in the same set, and objects in a
-        namespace that the same set creates (stage 0), are checked by the real apply instead; any other
-        unknown kind or missing namespace fails here, before any write.
+        Args:
+            to_write: the objects to check.
+            live: their live copies by key.
+            provides: the cluster-scoped objects the same set is about to write first (with their
+                planned action). An object whose dry-run fails only because its namespace is one of
+                these Namespaces, or its kind is defined by one of these CRDs, is returned instead of
+                failing; an object in a Namespace planned as created (it does not exist) is returned
+                without a dry-run call. ``None`` defers nothing.
+            not_stored: filled with the fields of each object that the dry-run's result does not carry
+                (:func:`not_stored_fields`), by key.
+
+        Returns:
+            The deferred objects, each with the reason (``needs Namespace/x from this set``).
+
+        Raises:
+            ApplyError: any other failed dry-run; the message starts with "validation failed, nothing
+                applied" and names the object. A missing namespace that the set does not create is
+                explained as such (the environment's ``namespace:`` never creates one).
         """
+        provided = [d for d, _a, _p in provides or []]
+        absent_namespaces = {
+            d.ref.name
+            for d, action, _p in provides or []
+            if d.ref.kind == "Namespace" and d.ref.group == "" and action is Action.CREATED
+        }
         new_kinds = {
             (
                 str((d.obj.get("spec") or {}).get("group", "")),
                 str(((d.obj.get("spec") or {}).get("names") or {}).get("kind", "")),
-            )
-            for d, _a, _p in to_write
-            if d.ref.kind == "CustomResourceDefinition" and d.ref.group == "apiextensions.k8s.io"
+            ): d.ref
+            for d in provided
+            if _is_crd(d.ref)
         }
-        new_namespaces = {
-            d.ref.name for d, _a, _p in to_write if d.ref.kind == "Namespace" and d.ref.group == ""
-        }
+        new_namespaces = {d.ref.name for d in provided if d.ref.kind == "Namespace" and d.ref.group == ""}
+        deferred: list[tuple[Desired, str]] = []
         for d, _action, _paths in to_write:
+            if d.ref.namespace in absent_namespaces:  # its dry-run can only fail: no call
+                deferred.append((d, f"needs Namespace/{d.ref.namespace} from this set"))
+                continue
             current = live.get(d.key)
-            sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
+            sent = sendable(d, current)
             try:
-                self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
+                stored = self.client.apply(sent, d.ref, field_manager=self.field_manager, dry_run=True)
+                lost = not_stored_fields(d, stored)
+                if lost and not_stored is not None:
+                    not_stored[d.key] = lost
             except NotFoundError as exc:
                 if exc.reason == "NoKindMatch" and (d.ref.group, d.ref.kind) in new_kinds:
+                    deferred.append((d, f"needs {new_kinds[(d.ref.group, d.ref.kind)]} from this set"))
                     continue
-                if 'namespaces "' in exc.message and d.ref.namespace in new_namespaces:
-                    continue
-                raise ApplyError(f"validation failed, nothing applied: {_naming(d.ref, exc)}") from None
+                if _missing_namespace(exc, d.ref.namespace):
+                    if d.ref.namespace in new_namespaces:
+                        deferred.append((d, f"needs Namespace/{d.ref.namespace} from this set"))
+                        continue
+                    raise ApplyError(
+                        f"{_NOTHING_APPLIED}{d.ref}: namespace {d.ref.namespace!r} does not exist and the "
+                        f"desired set does not create it (add a Namespace {d.ref.namespace} to the overlay; "
+                        "the environment's namespace: only fills in metadata.namespace)"
+                    ) from None
+                raise ApplyError(f"{_NOTHING_APPLIED}{_naming(d.ref, exc)}") from None
             except InvalidError as exc:
                 if is_immutable_change(exc):
                     if _wants_recreate(d.obj):
                         continue
-                    raise ApplyError(
-                        f"validation failed, nothing applied: {_immutable_error(d, exc)}"
-                    ) from None
+                    raise ApplyError(f"{_NOTHING_APPLIED}{_immutable_error(d, exc)}") from None
                 raise ApplyError(
-                    f"validation failed, nothing applied: {d.ref}: {exc.reason or exc.status}: "
-                    f"{elide_values(exc.message)}"
+                    f"{_NOTHING_APPLIED}{d.ref}: {exc.reason or exc.status}: {elide_values(exc.message)}"
                 ) from None
             except KubeError as exc:
-                raise ApplyError(f"validation failed, nothing applied: {_naming(d.ref, exc)}") from None
+                raise ApplyError(f"{_NOTHING_APPLIED}{_naming(d.ref, exc)}") from None
+        return deferred
 
     def _write(self, d: Desired, current: dict[str, Any] | None = None) -> dict[str, Any]:
         """Apply ``d``; over a live object ``current`` its ignored fields keep their live values."""
-        sent = respect_ignored(d.obj, current, d.ignore) if current is not None else d.obj
+        sent = sendable(d, current)
         try:
             return self.client.apply(sent, d.ref, field_manager=self.field_manager)
         except InvalidError as exc:
@@ -457,7 +612,7 @@ class ResourceManager:
                 raise _immutable_error(d, exc) from None
         self.client.delete(d.ref, propagation="Foreground")
         self.wait_deleted(d.ref, 60.0)
-        return self.client.apply(d.obj, d.ref, field_manager=self.field_manager)
+        return self.client.apply(sendable(d, None), d.ref, field_manager=self.field_manager)
 
     def wait_established(self, crds: list[ObjectRef], timeout: float) -> None:
         """Wait until every CRD has condition Established=True.
@@ -505,25 +660,44 @@ class ResourceManager:
     ) -> tuple[ChangeSet, list[ObjectRef]]:
         """Delete inventory entries that left the desired set, in reverse apply order.
 
-        Identity ignores the API version, so an apiVersion migration deletes nothing. Objects annotated
-        ``reconciler.dev/prune: disabled`` are skipped (and leave the inventory). A failed delete stays in
-        the returned list of entries to keep, so it is retried on the next pass.
+        Identity ignores the API version, so an apiVersion migration deletes nothing. An entry whose key
+        left the set but whose live object is one of the desired objects under another API group (the
+        API server serves one stored object as several resources, e.g. core ``v1`` and
+        ``events.k8s.io/v1`` Events) is not deleted either: a stale entry with the same namespace and
+        name as a desired object is compared by ``metadata.uid`` with that object's live copy, and the
+        same UID proves one object (Kubernetes "Object Names and IDs"). Such an entry is reported as
+        skipped and leaves the inventory, which then records the desired apiVersion only. Objects
+        annotated ``reconciler.dev/prune: disabled`` are skipped (and leave the inventory). A failed delete
+        stays in the returned list of entries to keep, so it is retried on the next pass.
 
         Returns:
             The changeset and the stale entries that must stay in the inventory (failed deletes).
 
         Raises:
             PruneBlocked: when more than half of the inventory would be deleted and
-                ``allow_mass_prune`` is false; nothing is deleted then.
+                ``allow_mass_prune`` is false; nothing is deleted then (same-object entries are not
+                counted as deleted).
+            KubeError: reading a live object to compare UIDs failed (nothing was deleted).
         """
         wanted = {d.key for d in desired}
         stale = [r for r in inventory.entries if r.key not in wanted]
         changes = ChangeSet()
         if not stale:
             return changes, []
-        reason = mass_prune_guard(inventory, desired, allow_mass_prune=allow_mass_prune)
+        moved = self.same_objects(stale, desired)
+        for ref, (target, uid) in moved.items():
+            changes.add(
+                ref,
+                Action.SKIPPED,
+                message=f"same object as {target.api_version} {target} (uid {uid}): not deleted; "
+                f"the inventory records {target.api_version} now",
+            )
+        stale = [r for r in stale if r not in moved]
+        if not stale:
+            return changes, []
+        reason = mass_prune_guard(inventory, desired, allow_mass_prune=allow_mass_prune, moved=set(moved))
         if reason:
-            raise PruneBlocked(reason)
+            raise PruneBlocked(reason, keep=stale)
         keep: list[ObjectRef] = []
         ordered = [r for stage in apply_order([(r, {}) for r in stale]) for r, _ in stage]
         for ref in reversed(ordered):
@@ -554,6 +728,46 @@ class ResourceManager:
                 keep.append(ref)
                 changes.add(ref, Action.FAILED, message=f"delete failed, will retry: {exc}")
         return changes, keep
+
+    def same_objects(
+        self, stale: list[ObjectRef], desired: list[Desired]
+    ) -> dict[ObjectRef, tuple[ObjectRef, str]]:
+        """The stale entries that are a desired object under another API group or version.
+
+        Only a stale entry with the namespace and name of a desired object can be one (equivalent
+        resources keep names); both live copies are read (one get each) and compared by
+        ``metadata.uid``. A kind the server no longer serves, or an object that is gone, is no match.
+
+        Returns:
+            ``stale ref -> (desired ref, uid)`` for every proven match.
+
+        Raises:
+            KubeError: a read failed for another reason than "not found".
+        """
+        by_name: dict[tuple[str, str], list[ObjectRef]] = defaultdict(list)
+        for d in desired:
+            by_name[(d.ref.namespace, d.ref.name)].append(d.ref)
+        out: dict[ObjectRef, tuple[ObjectRef, str]] = {}
+        for ref in stale:
+            candidates = by_name.get((ref.namespace, ref.name), [])
+            if not candidates:
+                continue
+            uid = self._uid(ref)
+            if not uid:
+                continue
+            for target in candidates:
+                if self._uid(target) == uid:
+                    out[ref] = (target, uid)
+                    break
+        return out
+
+    def _uid(self, ref: ObjectRef) -> str:
+        """``metadata.uid`` of the live object ("" when it or its kind does not exist)."""
+        try:
+            live = self.client.get(ref)
+        except NotFoundError:
+            return ""
+        return str(((live or {}).get("metadata") or {}).get("uid") or "")
 
 
 # How the API server words a rejected change of a field that cannot change after creation
@@ -590,6 +804,19 @@ def elide_values(message: str, limit: int = 80) -> str:
             continue
         out.append(message[start:end] if end - start <= limit else "<elided>")
         pos = end
+
+
+def sendable(d: Desired, live: dict[str, Any] | None) -> dict[str, Any]:
+    """What to apply for ``d`` over ``live`` (``None``: creation).
+
+    Write-only fields are moved where the API server stores them (:func:`reconciler.cluster.drift.
+    as_stored`: Secret ``stringData`` is sent as ``data``), then ignored fields keep their live values
+    (:func:`respect_ignored`; a ``/stringData/<key>`` pointer addresses ``/data/<key>``).
+    """
+    obj = drift.as_stored(d.obj)
+    if live is None:
+        return obj
+    return respect_ignored(obj, live, [drift.stored_pointer(d.obj, p) for p in d.ignore])
 
 
 def respect_ignored(
@@ -665,6 +892,68 @@ def _shape_like(have: Any, wanted: Any) -> Any:
     return have
 
 
+_NOTHING_APPLIED = "validation failed, nothing applied: "
+
+
+def not_stored_fields(d: Desired, stored: dict[str, Any]) -> list[str]:
+    """The fields of ``d`` that the object the API server stored (or would store) does not carry.
+
+    ``stored`` is the result of applying ``d`` (a server-side dry-run will do). Desired is compared with it
+    as with a live object (:func:`reconciler.cluster.drift.diff_fields`, ``d.ignore`` respected), so write-
+    only fields and equal spellings are not reported. What remains was dropped or changed on write: a
+    field of a feature gate that is off on this cluster (kube-apiserver drops such fields silently, e.g.
+    ``lifecycle.stopSignal`` in 1.36), or a value a mutating admission webhook rewrites. Such a field
+    shows as drift on every pass, so the change says so.
+
+    Returns:
+        The dot paths (as :class:`reconciler.cluster.drift.FieldDrift` renders them), ``[]`` when the
+        result carries everything or cannot be compared.
+    """
+    try:
+        return [str(f) for f in drift.diff_fields(d.obj, stored, ignore=d.ignore)]
+    except (ValueError, TypeError):
+        return []
+
+
+def _in_apply_order(changes: ChangeSet, ordered: list[ObjectRef]) -> None:
+    """Sort ``changes`` (in place, stably) by the objects' position in ``ordered``."""
+    position = {ref.key: i for i, ref in enumerate(ordered)}
+    changes.entries.sort(key=lambda c: position.get(c.ref.key, len(position)))
+
+
+def _message(paths: list[str], lost: list[str] | None) -> str:
+    """A change's message: the differing paths, then the fields the API server does not store."""
+    text = ", ".join(paths)
+    if lost:
+        note = "not stored by the API server (dropped or changed on write): " + ", ".join(lost)
+        text = f"{text}; {note}" if text else note
+    return text
+
+
+def _is_crd(ref: ObjectRef) -> bool:
+    return ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io"
+
+
+def _missing_namespace(exc: NotFoundError, namespace: str) -> bool:
+    """True when the API server refused a request because ``namespace`` does not exist (its Status is
+    NotFound with ``details.kind`` namespaces; the message reads ``namespaces "<name>" not found``)."""
+    return bool(namespace) and f'namespaces "{namespace}" not found' in exc.message
+
+
+def is_prerequisite(ref: ObjectRef) -> bool:
+    """True for the cluster-scoped stage that is written before the rest of a set is validated.
+
+    That is every cluster-scoped kind of stage 0 (:func:`reconciler.cluster.ordering.stage_of`):
+    CustomResourceDefinitions, Namespaces, ClusterRoles and ClusterRoleBindings, PriorityClasses and
+    StorageClasses. Namespaced kinds of stage 0 (ResourceQuota, LimitRange) are not: nothing namespaced
+    is written before the whole set validated.
+    """
+    return stage_of(ref) == 0 and (ref.group, ref.kind) not in _NAMESPACED_STAGE0
+
+
+_NAMESPACED_STAGE0 = {("", "ResourceQuota"), ("", "LimitRange")}
+
+
 def _naming(ref: ObjectRef, exc: KubeError) -> str:
     """The error's text, led by ``Kind/namespace/name`` of the object it is about."""
     return str(exc) if exc.obj == str(ref) else f"{ref}: {exc}"
@@ -695,8 +984,10 @@ __all__ = [
     "digest",
     "elide_values",
     "is_immutable_change",
+    "not_stored_fields",
     "prepare",
     "readable_diff",
     "respect_ignored",
+    "sendable",
     "stage_of",
 ]

@@ -46,14 +46,26 @@ _REASONS = {
 }
 
 
+class DriftField(BaseModel):
+    """One drifted field: its dot path on the live object and the dot path in Git it came from."""
+
+    live: str
+    git: str
+
+
 class DriftEvent(BaseModel):
-    """A drift event as the daemon publishes it on ``reconciler.drift.<env>`` (paths, never values)."""
+    """A drift event as the daemon publishes it on ``reconciler.drift.<env>`` (paths, never values).
+
+    ``paths`` are the live object's dot paths; ``fields`` pairs each with the Git path it came from,
+    which differs for a write-only field (Secret ``data.token`` from ``stringData.token``).
+    """
 
     model_config = ConfigDict(extra="allow")
 
     environment: str
     object: str = Field(description="Kind/namespace/name")
     paths: list[str] = Field(default_factory=list)
+    fields: list[DriftField] = Field(default_factory=list)
     mode: str = "correct"
     managers: list[str] = Field(default_factory=list)
     detected_at: float = Field(default=0.0, description="UNIX time, seconds")
@@ -61,6 +73,11 @@ class DriftEvent(BaseModel):
     corrected_at: float | None = None
     error: str = ""
     ref: ObjectRef | None = Field(default=None, description="the object's full identity, when sent")
+
+    def described_paths(self) -> list[str]:
+        """Each live path, followed by ``(from <git path>)`` where Git wrote it elsewhere."""
+        sources = {f.live: f.git for f in self.fields if f.git != f.live}
+        return [f"{p} (from {sources[p]})" if p in sources else p for p in self.paths]
 
 
 def _micro_time(ts: float | None = None) -> str:
@@ -152,7 +169,7 @@ def pass_events(result: PassResult) -> list[tuple[ObjectRef, str, str, str, str]
 
 def drift_note(event: DriftEvent) -> tuple[str, str, str, str]:
     """``(type, reason, action, note)`` for a drift event (paths only, never values)."""
-    paths = ", ".join(event.paths) or "(unknown)"
+    paths = ", ".join(event.described_paths()) or "(unknown)"
     by = f" by {', '.join(event.managers)}" if event.managers else ""
     if event.corrected:
         return (

@@ -101,7 +101,7 @@ class Observer:
             verb = "corrected" if drift.corrected else "failed" if drift.error else "detected"
             self.log.warning(
                 "drift." + verb,
-                paths=drift.paths,
+                paths=drift.described_paths(),
                 mode=drift.mode,
                 managers=drift.managers,
                 error=drift.error or None,

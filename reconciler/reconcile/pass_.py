@@ -1,7 +1,10 @@
 """One reconcile pass over one environment, as a straight line (ARCHITECTURE.md §3).
 
 fetch → snapshot → render → identify/validate → plan → staged apply → prune → inventory → health.
-Nothing is written to the cluster unless the whole desired set rendered and validated.
+Nothing is written to the cluster unless the whole desired set rendered and validated; the one
+exception is the cluster-scoped stage (Namespaces, CRDs ...), validated itself and written before the
+objects that cannot be dry-run without it (:meth:`ResourceManager.apply_set`), and recorded in the
+inventory first.
 """
 
 from __future__ import annotations
@@ -186,13 +189,15 @@ def run_pass(
             ((d.ref, d.obj) for d in desired), manager.live_index(d.ref for d in desired), held
         )
         # an object another inventory holds is never deleted by this one's prune: it only leaves ours
-        stored, keys = inventory, wanted(desired)
-        inventory = stored.model_copy(
-            update={"entries": [r for r in stored.entries if r.key not in held or r.key in keys]}
+        original, keys = inventory, wanted(desired)
+        inventory = original.model_copy(
+            update={"entries": [r for r in original.entries if r.key not in held or r.key in keys]}
         )
         blocked = ownership.describe(env_name, found) if found else ""
-        if not blocked and env.sync.prune:
-            blocked = mass_prune_guard(inventory, desired, allow_mass_prune=env.sync.allow_mass_prune)
+        if not blocked and env.sync.prune and not env.sync.allow_mass_prune:
+            stale = stale_entries(inventory, desired)
+            moved = set(manager.same_objects(stale, desired)) if stale else set()
+            blocked = mass_prune_guard(inventory, desired, allow_mass_prune=False, moved=moved)
         if blocked:
             result.blocked = True
             result.error = blocked
@@ -209,16 +214,23 @@ def run_pass(
             if ctx.on_drift is not None:
                 ctx.on_drift(env_name, ref, paths)
 
+        stored = [original]  # the inventory as the cluster holds it, after each write-ahead save
+
         def record_intent(creating: list[ObjectRef]) -> None:
-            # Write-ahead: objects about to be created enter the stored inventory before the first write,
-            # so a pass that dies half-way (API server gone) leaves none of them untracked; the next good
-            # pass keeps those still desired and prunes those that left Git. The revision is stored too,
-            # so a daemon whose drift watch sees these writes knows they come from another revision.
-            known = {r.key for r in inventory.entries}
+            # Write-ahead: objects about to be created enter the stored inventory before each batch of
+            # writes (the cluster-scoped stage, then the rest), so a pass that dies half-way (API server
+            # gone) or fails validation after the cluster-scoped stage leaves none of them untracked; the
+            # next good pass keeps those still desired and prunes those that left Git. The revision is
+            # stored too, so a daemon whose drift watch sees these writes knows they come from another
+            # revision.
+            current = stored[-1]
+            known = {r.key for r in current.entries}
             new = [r for r in creating if r.key not in known]
-            if new or inventory.revision != str(rev):
-                update = {"entries": [*inventory.entries, *new], "revision": str(rev)}
-                store.save(inventory.model_copy(update=update), previous=stored)
+            if new or current.revision != str(rev):
+                update = {"entries": [*current.entries, *new], "revision": str(rev)}
+                saved = current.model_copy(update=update)
+                store.save(saved, previous=current)
+                stored.append(saved)
                 failpoint("inventory")
 
         changes, digests = manager.apply_set(
@@ -233,15 +245,20 @@ def run_pass(
         keep: list[ObjectRef] = []
         error = ""
         if env.sync.prune:
-            pruned, keep = manager.prune(
-                inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
-            )
-            result.changes.entries.extend(pruned.entries)
+            try:
+                pruned, keep = manager.prune(
+                    inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
+                )
+                result.changes.entries.extend(pruned.entries)
+            except PruneBlocked as exc:  # the guard before the first write let it pass: it cannot be
+                error = str(exc)  # reached unless prune counts differently (then it is Blocked below)
+                keep = exc.keep
+                result.blocked = True
         if not dry_run:
             entries = [d.ref for d in desired] + keep
             store.save(
                 Inventory(environment=env_name, revision=str(rev), entries=entries, digests=dict(digests)),
-                previous=stored,
+                previous=stored[-1],
             )
             failpoint("record")
             ctx.last_desired[env_name] = desired

@@ -39,7 +39,7 @@ from reconciler.cluster import drift as driftlib
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore, public_source
-from reconciler.cluster.manager import FIELD_MANAGER, Desired, ResourceManager, respect_ignored
+from reconciler.cluster.manager import FIELD_MANAGER, Desired, ResourceManager, sendable
 from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
 from reconciler.failpoints import failpoint
 from reconciler.model import (
@@ -820,18 +820,25 @@ class Daemon:
                 state.missed[key] = obj
                 return
         if deleted:
-            paths = ["(object deleted)"]
+            fields = [driftlib.FieldDrift(live="(object deleted)", git="(object deleted)")]
         else:
             try:
-                paths = driftlib.diff_paths(d.obj, obj, ignore=d.ignore, field_manager=FIELD_MANAGER)
+                fields = driftlib.diff_fields(d.obj, obj, ignore=d.ignore, field_manager=FIELD_MANAGER)
             except (ValueError, TypeError):
                 return
-        if not paths:
+        if not fields:
             return
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._drift_found, env_name, d, paths, obj)
+        self._loop.call_soon_threadsafe(self._drift_found, env_name, d, fields, obj)
 
-    def _drift_found(self, env_name: str, d: Desired, paths: list[str], live: dict[str, Any]) -> None:
+    def _drift_found(
+        self, env_name: str, d: Desired, fields: list[driftlib.FieldDrift], live: dict[str, Any]
+    ) -> None:
+        """Report (or correct, then report) drift of ``d``.
+
+        The event's ``paths`` are the live object's dot paths; ``fields`` pairs each with the path in Git
+        it came from (``{"live": "data.token", "git": "stringData.token"}``). Never a value.
+        """
         state = self.envs[env_name]
         mode = state.env.sync.drift if state.env else DriftMode.CORRECT
         managers = sorted(
@@ -845,7 +852,8 @@ class Daemon:
             "environment": env_name,
             "object": str(d.ref),
             "ref": d.ref.model_dump(),
-            "paths": paths,
+            "paths": [f.live for f in fields],
+            "fields": [{"live": f.live, "git": f.git} for f in fields],
             "mode": mode.value,
             "managers": managers,
             "detected_at": time.time(),
@@ -872,7 +880,7 @@ class Daemon:
             elif event["paths"] == ["(object deleted)"]:
                 await self.trigger(env_name, "drift")
             else:
-                sent = respect_ignored(d.obj, live, d.ignore)
+                sent = sendable(d, live)
                 await asyncio.to_thread(self.client.apply, sent, d.ref, field_manager=FIELD_MANAGER)
             event["corrected"] = True
             event["corrected_at"] = time.time()

@@ -128,8 +128,19 @@ async def served(
         "detected_at": time.time(),
         "corrected": True,
     }
-    daemon.drift_events.append(drift)
-    daemon.on_drift(drift)
+    secret_drift = {
+        "environment": "dev",
+        "object": "Secret/agents/api-key",
+        "paths": ["data.token"],
+        "fields": [{"live": "data.token", "git": "stringData.token"}],
+        "mode": "warn",
+        "managers": ["kubectl-edit"],
+        "detected_at": time.time(),
+        "corrected": False,
+    }
+    for event in (drift, secret_drift):
+        daemon.drift_events.append(event)
+        daemon.on_drift(event)
     # health_ttl=0: the pages show the health the last pass read (the live reading is tested below)
     client = TestClient(TestServer(build_app(daemon, metrics=metrics, health_ttl=0)))
     await client.start_server()
@@ -201,6 +212,8 @@ async def test_environment_page_objects_drift_timeline_and_failed_dry_run(served
     assert 'data-object="Deployment/agents/clock"' in html and "0/1 available" in html
     assert 'data-drift-object="Deployment/agents/clock"' in html and "kubectl-edit" in html
     assert "corrected" in html
+    # a write-only field: the live path and the Git path it came from
+    assert "data.token (from stringData.token)" in html
     # the dry-run could not reach the API server: the page says so instead of failing
     assert "Dry-run of" in html and "failed" in html
     # timeline: the two commits touching the environment, newest first; README-only commit left out

@@ -11,6 +11,7 @@ import pytest
 from reconciler.cluster.drift import (
     DriftInputError,
     controller_owned_pointers,
+    diff_fields,
     diff_paths,
     hpa_targets,
     json_pointer_to_path,
@@ -445,15 +446,24 @@ def test_secret_string_data_against_live_data() -> None:
     live["data"]["token"] = _b64("other-value")
     del live["data"]["user"]
     result = diff_paths(desired, live)
-    assert result == ["stringData.token", "stringData.user"]
-    assert not any("s3cr3t" in p or "other-value" in p for p in result)
+    assert result == ["data.token", "data.user"]  # where the live object holds them
+    fields = diff_fields(desired, live)
+    assert [(f.live, f.git) for f in fields] == [
+        ("data.token", "stringData.token"),
+        ("data.user", "stringData.user"),
+    ]
+    assert [str(f) for f in fields] == [
+        "data.token (from stringData.token)",
+        "data.user (from stringData.user)",
+    ]
+    assert not any("s3cr3t" in str(f) or "other-value" in str(f) for f in fields)
 
 
 def test_secret_ignore_pointer_on_data_covers_string_data() -> None:
     desired = _secret(stringData={"token": "a", "user": "b"})
     live = _secret(data={"token": _b64("rotated"), "user": _b64("c")})
-    assert diff_paths(desired, live, ignore=["/data/token"]) == ["stringData.user"]
-    assert diff_paths(desired, live, ignore=["/stringData/user"]) == ["stringData.token"]
+    assert diff_paths(desired, live, ignore=["/data/token"]) == ["data.user"]
+    assert diff_paths(desired, live, ignore=["/stringData/user"]) == ["data.token"]
 
 
 def test_secret_data_compared_decoded_and_string_data_wins() -> None:
@@ -462,6 +472,10 @@ def test_secret_data_compared_decoded_and_string_data_wins() -> None:
     assert diff_paths(desired, live) == []
     live["data"]["a"] = _b64("two")
     assert diff_paths(desired, live) == ["data.a"]
+    assert [(f.live, f.git) for f in diff_fields(desired, live)] == [("data.a", "data.a")]
+    live["data"]["b"] = _b64("old")  # data says old, stringData (which wins on write) says new
+    assert [str(f) for f in diff_fields(desired, live)] == ["data.a", "data.b (from stringData.b)"]
+    live["data"]["b"] = _b64("new")
     live["data"]["a"] = "!!not base64!!"
     assert diff_paths(desired, live) == ["data.a"]
 
