@@ -560,10 +560,14 @@ class _Server:
             entries = await self.timelines.get(name, state.env, applied)
         except ReconcilerError as exc:
             entries, timeline_error = [], str(exc)
+        last = await self.last(name)
+        # a pass that failed before it touched any object (an invalid envs/ file, a render error) says
+        # nothing about the objects: show those of the revision that is applied
+        shown = last if last is None or last.ok or last.changes.entries else state.applied
         return (
             EnvDetail(
                 summary=await self.summary(name),
-                objects=object_rows(await self.last(name)),
+                objects=object_rows(shown),
                 drift=self.drift(name),
                 timeline=entries,
                 pending=pending,

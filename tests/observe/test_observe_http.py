@@ -46,10 +46,12 @@ class FakeState:
     passes: int = 0
     last: PassResult | None = None
 
+    earlier: PassResult | None = None  # a successful pass before ``last``
+
     @property
     def applied(self) -> PassResult | None:
-        """The daemon's last successful pass (here: the last pass, when it succeeded)."""
-        return self.last if self.last is not None and self.last.ok else None
+        """The daemon's last successful pass: the last pass when it succeeded, else ``earlier``."""
+        return self.last if self.last is not None and self.last.ok else self.earlier
 
 
 class FakeBus:
@@ -234,6 +236,29 @@ async def test_timeline_marks_applied_and_pending(served: Any) -> None:
     daemon.envs["dev"].last = ok
     detail = await (await client.get("/api/env/dev")).json()
     assert [(c["applied"], c["pending"]) for c in detail["timeline"]] == [(False, True), (True, False)]
+
+
+async def test_a_failed_pass_leaves_the_applied_revision_and_its_objects_on_the_page(served: Any) -> None:
+    client, daemon, (first, second) = served
+    daemon.envs["dev"].earlier = _result(first)
+    failed = PassResult(
+        environment="dev",
+        revision=f"main@sha1:{second}",
+        ok=False,
+        error="envs/dev.yaml: sync.interval: Input should be greater than 0",
+        started_at=time.time(),
+        duration=0.1,
+        trigger="git-push",
+    )
+    daemon.envs["dev"].last = failed
+    detail = await (await client.get("/api/env/dev")).json()
+    s = detail["summary"]
+    assert (s["revision"], s["attempted"], s["sync"]) == (f"main@sha1:{first}", failed.revision, "Failed")
+    assert "sync.interval" in s["error"]
+    assert [r["object"] for r in detail["objects"]] == ["Deployment/agents/clock", f"ConfigMap/agents/{EVIL}"]
+    html = await (await client.get("/env/dev")).text()
+    assert "No objects applied yet" not in html, html[html.find('<table id="objects"') :][:600]
+    assert f"Pass of <code>main@{second[:7]}</code> failed" in html
 
 
 async def test_unknown_environment_is_404(served: Any) -> None:
