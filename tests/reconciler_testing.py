@@ -166,3 +166,28 @@ class NatsServer:
             self.proc.terminate()
             self.proc.wait(timeout=15)
             self.proc = None
+
+
+def kill_group(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL the process group ``pid`` and wait until none of it is left.
+
+    Raises:
+        AssertionError: when something of the group is still alive after ``timeout`` seconds.
+    """
+    import contextlib
+    import os
+    import signal
+    import time
+
+    from reconciler.devcluster import process
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        if not process.alive(pid) and not process.group_members(pid):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"pid {pid} still alive")

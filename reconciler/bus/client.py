@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -214,7 +215,8 @@ class Bus:
                 with new ones only.
             inactive_threshold: seconds without a subscriber after which JetStream deletes the consumer.
         """
-        await self.ensure_consumer(
+        ensure = functools.partial(
+            self.ensure_consumer,
             stream,
             durable,
             subjects,
@@ -222,6 +224,7 @@ class Bus:
             start_time=start_time,
             inactive_threshold=inactive_threshold,
         )
+        await ensure()
         sub = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
         try:
             while True:
@@ -236,14 +239,7 @@ class Bus:
                     await self._on_error(exc)
                     await asyncio.sleep(CONSUME_RETRY)
                     with contextlib.suppress(Exception):  # a consumer lost with the server's store
-                        await self.ensure_consumer(
-                            stream,
-                            durable,
-                            subjects,
-                            ack_wait=ack_wait,
-                            start_time=start_time,
-                            inactive_threshold=inactive_threshold,
-                        )
+                        await ensure()
                     continue
                 for m in msgs:
                     yield Message(subject=m.subject, data=m.data, headers=dict(m.headers or {}), _raw=m)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
-import signal
 import ssl
 import subprocess
 import threading
@@ -24,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler_testing import report_figure
+from reconciler_testing import kill_group, report_figure
 
 from reconciler.devcluster import LocalCluster, process
 
@@ -57,15 +55,8 @@ def stop_component(cluster: LocalCluster, name: str, *, kill: bool = True) -> li
     pid = st.pids[name]
     argv = argv_of(pid)
     if kill:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-            if not process.alive(pid) and not process.group_members(pid):
-                break
-            time.sleep(0.02)
+        with contextlib.suppress(AssertionError):  # as before: what is left is the restart's problem
+            kill_group(pid)
     else:
         process.stop_group(pid)
     assert not process.alive(pid), f"{name} (pid {pid}) is still alive"

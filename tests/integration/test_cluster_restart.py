@@ -18,10 +18,8 @@ Recovery times are printed as ``RELIABILITY cluster-up.* <seconds>`` lines.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reconciler_testing import EnvRepo, daemon_settings, free_port, report_figure, until
+from reconciler_testing import EnvRepo, daemon_settings, free_port, kill_group, report_figure, until
 
 from reconciler.bus import Bus, reconcile_request_subject
 from reconciler.cluster.client import KubeClient
@@ -75,16 +73,7 @@ def _cluster_up(cluster: LocalCluster) -> tuple[subprocess.CompletedProcess[str]
 
 def _kill(pid: int) -> None:
     """SIGKILL the process group ``pid`` and wait until none of it is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
-        if not process.alive(pid) and not process.group_members(pid):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"pid {pid} still alive")
+    kill_group(pid)
 
 
 def _cm(name: str) -> str:
