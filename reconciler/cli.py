@@ -714,6 +714,35 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
     return elector
 
 
+def _demo_needs_its_own_cluster(kubeconfig: Path, remote: str, state_dir: Path | None) -> None:
+    """Fail before the demo writes anything when the cluster already holds the example environments
+    for another repository (an earlier ``reconciler up``): the demo's passes would be Blocked by the
+    one-owner-per-object guard, and it erases nobody's inventories to get round that.
+
+    Raises:
+        ReconcilerError: naming the environments and what to run instead.
+    """
+    from reconciler.cluster.client import KubeClient
+    from reconciler.cluster.ownership import other_inventories
+
+    client = KubeClient(kubeconfig)
+    try:
+        taken = sorted(
+            {inv.environment for _, inv in other_inventories(client, "", remote) if inv.entries}
+            & {"dev", "staging", "prod"}
+        )
+    finally:
+        client.close()
+    if taken:
+        where = f" --state-dir {state_dir}" if state_dir else ""
+        raise ReconcilerError(
+            f"this cluster already runs the example environments {', '.join(taken)} from another "
+            "repository (an earlier `reconciler up`); the demo needs a cluster of its own: run "
+            f"`reconciler up --demo --state-dir <a new directory>`, or erase this one first with "
+            f"`reconciler cluster down --purge{where}`"
+        )
+
+
 @app.command("up")
 def up_cmd(
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, print, exit")] = False,
@@ -722,7 +751,10 @@ def up_cmd(
     ] = False,
     nodes: int = 2,
     state_dir: StateDir = None,
-    workdir: Annotated[Path | None, typer.Option(help="where to create the example repository")] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="where the example repository lives (default: the cluster's state directory)"),
+    ] = None,
     down: Annotated[
         bool, typer.Option("--down/--keep", help="with --once or --demo: stop the cluster afterwards")
     ] = False,
@@ -730,8 +762,9 @@ def up_cmd(
         "127.0.0.1:9090"
     ),
 ) -> None:
-    """Start the local cluster and NATS, copy the example environment repository into a new Git repo with
-    a bare remote, and run the webhook receivers and the daemon on it (until Ctrl-C, or once)."""
+    """Start the local cluster and NATS, copy the example environment repository into a Git repo with a
+    bare remote (once per cluster: later runs reuse it with the commits made in it), and run the webhook
+    receivers and the daemon on it (until Ctrl-C, or once). ``--demo`` uses a new repository each run."""
     import secrets
 
     from reconciler.devcluster import LocalCluster
@@ -743,8 +776,17 @@ def up_cmd(
     try:
         st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
         _install_crds(Path(st.kubeconfig))
-        base = workdir or Path(tempfile.mkdtemp(prefix="reconciler-up-"))
-        remote, work = init_repo_with_remote(REPO_ROOT, base / f"repo-{int(time.time())}")
+        if demo:  # the scenario starts from the example as it is: a new repository each run
+            base = workdir or Path(tempfile.mkdtemp(prefix="reconciler-up-"))
+            remote, work = init_repo_with_remote(REPO_ROOT, base / f"demo-{int(time.time())}")
+            _demo_needs_its_own_cluster(Path(st.kubeconfig), str(remote), state_dir)
+        else:  # one example repository per cluster (or --workdir), kept with the commits made in it
+            dest = (workdir or Path(st.state_dir)) / "example-repo"
+            if (dest / "remote.git").is_dir() and (dest / "work").is_dir():
+                remote, work = dest / "remote.git", dest / "work"
+                err.print(f"[dim]>[/] reusing the example repository in {dest}", highlight=False)
+            else:
+                remote, work = init_repo_with_remote(REPO_ROOT, dest)
         err.print(
             f"[dim]>[/] environment repository: {remote} (a clone to edit, commit and push: {work})",
             highlight=False,

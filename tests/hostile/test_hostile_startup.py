@@ -283,7 +283,9 @@ async def test_one_invalid_environment_file_does_not_stop_the_others(
     """At start-up an invalid envs/prod.yaml leaves dev running; prod's passes name the file and field,
     and prod starts reconciling with the commit that fixes it, without a restart."""
     _seed(env_repo, namespace)
-    broken = f"overlay: overlays/dev\nnamespace: {namespace}\nsync: {{interval: -5}}\n"
+    # prod's own overlay (one owner per object: rendering dev's objects again would block prod's pass)
+    env_repo.write("overlays/prod/kustomization.yaml", "resources:\n- ../dev\nnamePrefix: prod-\n")
+    broken = f"overlay: overlays/prod\nnamespace: {namespace}\nsync: {{interval: -5}}\n"
     env_repo.write("envs/prod.yaml", broken)
     env_repo.commit("prod: a broken interval")
     settings = _settings(env_repo, kubeconfig, tmp_path / "cache").model_copy(update={"envs": []})
@@ -297,7 +299,7 @@ async def test_one_invalid_environment_file_does_not_stop_the_others(
         assert kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="boot")) is not None
         bad = await until(lambda: [r for r in results if r.environment == "prod"], HANG_GUARD, "prod's pass")
         assert not bad[0].ok and "envs/prod.yaml" in bad[0].error and "interval" in bad[0].error
-        env_repo.write("envs/prod.yaml", f"overlay: overlays/dev\nnamespace: {namespace}\n")
+        env_repo.write("envs/prod.yaml", f"overlay: overlays/prod\nnamespace: {namespace}\n")
         env_repo.commit("prod: fixed")
         fixed = await until(
             lambda: [r for r in results if r.environment == "prod" and r.ok], HANG_GUARD, "prod after the fix"

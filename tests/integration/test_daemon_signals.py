@@ -174,9 +174,10 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
         assert exit_s < 5.0, text
         assert code == 0, text
         assert "SIGINT: stopping; interrupting" in text and "connecting to NATS" in text, text
-        # `reconciler up` again on that half-dead cluster brings it back as it was: nothing is erased
+        # `reconciler up` again on that half-dead cluster brings it back as it was: nothing is erased, and
+        # the same example repository (the first run's, with its commits) is reconciled again
         again = subprocess.run(
-            [*CLI, "up", "--once", "--state-dir", str(state), "--workdir", str(tmp_path / "again")],
+            [*CLI, "up", "--once", "--state-dir", str(state), "--workdir", str(tmp_path / "work")],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -185,6 +186,7 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
             check=False,
         )
         assert again.returncode == 0, again.stdout + again.stderr
+        assert "reusing the example repository" in again.stderr, again.stderr
         after = LocalCluster(state).load_state()
         assert after is not None and after.ports == before.ports
         assert _names(kube) == agents  # the same objects (uids), not new ones in an empty cluster

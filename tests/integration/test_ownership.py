@@ -100,3 +100,27 @@ def test_an_object_another_gitops_tool_owns_blocks_the_pass(
     assert "held by Flux Kustomization flux-system/apps" in result.error
     live = kube.get(ObjectRef(kind="ConfigMap", namespace=namespace, name="shared")) or {}
     assert live["data"] == {"OWNER": "flux"}
+
+
+def test_the_demo_refuses_a_cluster_that_runs_the_example_from_another_repository(
+    kube: KubeClient, kubeconfig: Path
+) -> None:
+    """`reconciler up --demo` on a cluster where an earlier `reconciler up` runs the example stops before
+    writing anything, and says how to get a cluster of its own; it deletes no inventory to get round it."""
+    import pytest
+
+    from reconciler.cli import _demo_needs_its_own_cluster
+    from reconciler.errors import ReconcilerError
+    from reconciler.model import Inventory
+
+    other = InventoryStore(kube, source="/elsewhere/earlier-up/remote.git")
+    entry = ObjectRef(kind="ConfigMap", namespace="nowhere-demo-test", name="x")
+    other.save(Inventory(environment="staging", revision="main@sha1:" + "1" * 40, entries=[entry]))
+    try:
+        with pytest.raises(
+            ReconcilerError, match=r"example environments staging .*--state-dir <a new directory>"
+        ):
+            _demo_needs_its_own_cluster(kubeconfig, "/new/demo/remote.git", None)
+        assert other.load("staging").entries == [entry], "nothing was erased"
+    finally:
+        other.delete("staging")
