@@ -1,0 +1,22 @@
+"""Protocol health probes: speak to an MCP server or an A2A agent the way a client would and judge it
+with the project's verdicts (Healthy, Degraded, Failed). Imports only :mod:`reconciler.model`, so
+``cluster`` and ``reconcile`` can both use it.
+
+* :func:`probe_mcp` — handshake (``server/discover`` or ``initialize``) and the whole ``tools/list``;
+* :func:`probe_a2a` — the agent card at ``/.well-known/agent-card.json`` (or ``agent.json``).
+"""
+
+from reconciler.probe.a2a import probe_a2a
+from reconciler.probe.mcp import probe_mcp, schema_digest
+from reconciler.probe.models import A2AProbeResult, McpProbeResult, ProbeLimits, SkillInfo, ToolInfo
+
+__all__ = [
+    "A2AProbeResult",
+    "McpProbeResult",
+    "ProbeLimits",
+    "SkillInfo",
+    "ToolInfo",
+    "probe_a2a",
+    "probe_mcp",
+    "schema_digest",
+]
