@@ -27,6 +27,7 @@ from rich.table import Table
 
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
+from reconciler.cli_probe import register as register_probe
 from reconciler.errors import ReconcilerError
 from reconciler.model import Action, HealthState, HealthStatus, PassResult, verdict
 from reconciler.promote.cli import register as register_promote
@@ -45,6 +46,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(webhooks_app, name="webhooks")
 register_observe(app)
 register_promote(app)
+register_probe(app)
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -44,6 +44,7 @@ __all__ = [
     "AGENTGATEWAY_CONTROLLER",
     "HealthInputError",
     "Lookup",
+    "McpProbe",
     "assess",
     "judge",
     "missing_tools",
@@ -51,6 +52,10 @@ __all__ = [
 
 Lookup = Callable[[ObjectRef], dict[str, Any] | None]
 """Fetches a related live object by reference; returns ``None`` when it does not exist."""
+
+McpProbe = Callable[[str, str], HealthStatus | None]
+"""Probes an MCP endpoint: (``spec.url``, ``spec.protocol``) → its health, or ``None`` when no probe is
+configured for that URL (see ``reconciler.probe.targets``); the caller does the I/O."""
 
 AGENTGATEWAY_CONTROLLER = "agentgateway.dev/agentgateway"
 """``controllerName`` the agentgateway controller writes into Gateway API and policy statuses."""
@@ -273,6 +278,7 @@ class _Ctx:
     lookup: Lookup | None
     now: float
     no_controller_after: float
+    probe: McpProbe | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -894,8 +900,17 @@ def _tool_names(o: _Obj) -> list[str]:
     return names
 
 
+def _probed(o: _Obj, ctx: _Ctx) -> HealthStatus | None:
+    """The configured protocol probe's verdict on a RemoteMCPServer's ``spec.url`` (None: no probe)."""
+    url = o.spec.get("url")
+    if ctx.probe is None or not isinstance(url, str) or not url:
+        return None
+    return ctx.probe(url, str(o.spec.get("protocol") or "STREAMABLE_HTTP"))
+
+
 def _remote_mcp_server(o: _Obj, ctx: _Ctx) -> HealthStatus:
-    """kagent RemoteMCPServer: ``Accepted=True`` (the controller reached it) and tools discovered."""
+    """kagent RemoteMCPServer: ``Accepted=True`` (the controller reached it) and tools discovered; with a
+    configured probe, also an MCP handshake and complete tool listing of ``spec.url``."""
     conds = o.conditions(o.status, "status")
     if (stale := _stale(o, conds.values())) is not None:
         return stale
@@ -904,7 +919,10 @@ def _remote_mcp_server(o: _Obj, ctx: _Ctx) -> HealthStatus:
     tools = _tool_names(o)
     if not f.items and not tools:
         f.add(_H.DEGRADED, "Accepted=True but no tools discovered")
-    return f.result(f"Accepted, {len(tools)} tools discovered")
+    probed = _probed(o, ctx)
+    if probed is not None and not probed.healthy:
+        f.add(probed.state, probed.message)
+    return f.result(f"Accepted, {len(tools)} tools discovered" + (f"; {probed.message}" if probed else ""))
 
 
 def _mcp_server(o: _Obj, ctx: _Ctx) -> HealthStatus:
@@ -1119,6 +1137,7 @@ def assess(
     lookup: Lookup | None = None,
     now: float | None = None,
     no_controller_after: float = 60.0,
+    probe: McpProbe | None = None,
 ) -> HealthStatus:
     """Judge the health of one live object.
 
@@ -1132,6 +1151,9 @@ def assess(
         no_controller_after: seconds after ``metadata.creationTimestamp`` from which an agent-platform
             object with no controller-written status is ``Unverified`` (no controller) instead of
             PROGRESSING.
+        probe: judges a RemoteMCPServer's ``spec.url`` by speaking MCP to it. Its verdict joins the
+            conditions' (the worse wins), and replaces ``Unverified`` when no controller wrote a status;
+            an object whose URL the probe does not cover (it returns ``None``) is judged as without it.
 
     Returns:
         The state and a short message. Objects being deleted are PROGRESSING ("being deleted").
@@ -1147,6 +1169,7 @@ def assess(
         lookup=lookup,
         now=time.time() if now is None else now,
         no_controller_after=no_controller_after,
+        probe=probe,
     )
     key = (o.group, o.kind)
     if o.kind == "Namespace" and o.group == "":
@@ -1157,6 +1180,8 @@ def assess(
         return _status(_H.PROGRESSING, "being deleted" + tail)
     platform = o.group in _PLATFORM_GROUPS and key not in _STATUSLESS_PLATFORM_KINDS
     if platform and _never_written(o):
+        if key == (_KAGENT, "RemoteMCPServer") and (probed := _probed(o, ctx)) is not None:
+            return _status(probed.state, f"no controller status; {probed.message}")
         return _no_controller(o, ctx)
     handler = _HANDLERS.get(key, _generic)
     return handler(o, ctx)
@@ -1168,13 +1193,14 @@ def judge(
     lookup: Lookup | None = None,
     now: float | None = None,
     no_controller_after: float = 60.0,
+    probe: McpProbe | None = None,
 ) -> HealthStatus:
     """:func:`assess`, with a status that cannot be read judged ``Unverified`` instead of raising: a
     controller that writes malformed status (conditions not a list, a condition status other than
     True/False/Unknown, a counter that is not a number) leaves the object unjudged, and the message names
     the field at fault. Never raises for the object's content."""
     try:
-        return assess(obj, lookup=lookup, now=now, no_controller_after=no_controller_after)
+        return assess(obj, lookup=lookup, now=now, no_controller_after=no_controller_after, probe=probe)
     except (ValueError, TypeError) as exc:  # HealthInputError names the field; anything else the type
         return HealthStatus(state=_H.UNVERIFIED, message=f"status cannot be judged: {exc}")
 

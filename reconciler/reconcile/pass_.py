@@ -17,7 +17,7 @@ from typing import Any
 
 from reconciler.cluster import ownership
 from reconciler.cluster.client import KubeClient
-from reconciler.cluster.health import judge
+from reconciler.cluster.health import McpProbe, judge
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.cluster.manager import (
     ApplyError,
@@ -45,6 +45,7 @@ from reconciler.model import (
     Revision,
     ref_of,
 )
+from reconciler.probe.targets import mcp_probe_from_env
 from reconciler.reconcile.environments import load_environment
 from reconciler.render import RenderCache, RenderError, build
 from reconciler.source import GitSource, Snapshot
@@ -60,6 +61,9 @@ class PassContext:
     on_drift: Callable[[str, ObjectRef, list[str]], None] | None = None
     last_desired: dict[str, list[Desired]] = field(default_factory=dict)
     sync_cache: SyncCache = field(default_factory=SyncCache)
+    #: judges RemoteMCPServers by speaking MCP to the URLs that ``$RECONCILER_PROBE_ADDRESSES`` maps to
+    #: loopback (reconciler.probe.targets); None when the setting is unset
+    mcp_probe: McpProbe | None = field(default_factory=mcp_probe_from_env)
 
 
 def _env_file(snapshot: Snapshot, env_name: str) -> Environment:
@@ -119,9 +123,14 @@ def default_namespaces(client: KubeClient, env: Environment, objects: list[dict[
 
 
 def assess_health(
-    client: KubeClient, refs: list[ObjectRef], *, no_controller_after: float = 60.0
+    client: KubeClient,
+    refs: list[ObjectRef],
+    *,
+    no_controller_after: float = 60.0,
+    probe: McpProbe | None = None,
 ) -> dict[str, HealthStatus]:
-    """Health of each object, read live (one get per object; related Deployments fetched on demand)."""
+    """Health of each object, read live (one get per object; related Deployments fetched on demand);
+    ``probe`` also judges RemoteMCPServers by speaking MCP (see :func:`reconciler.cluster.health.assess`)."""
 
     def lookup(ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -139,7 +148,7 @@ def assess_health(
         if live is None:
             out[str(ref)] = HealthStatus(state=HealthState.FAILED, message="not found")
             continue
-        out[str(ref)] = judge(live, lookup=lookup, no_controller_after=no_controller_after)
+        out[str(ref)] = judge(live, lookup=lookup, no_controller_after=no_controller_after, probe=probe)
     return out
 
 
@@ -264,7 +273,10 @@ def run_pass(
             ctx.last_desired[env_name] = desired
         if with_health and not dry_run:
             result.health = assess_health(
-                ctx.client, [d.ref for d in desired], no_controller_after=env.health.no_controller_after
+                ctx.client,
+                [d.ref for d in desired],
+                no_controller_after=env.health.no_controller_after,
+                probe=ctx.mcp_probe,
             )
         failed = [c for c in result.changes.entries if c.action is Action.FAILED]
         if failed:
@@ -310,12 +322,13 @@ def wait_for_health(
     timeout: float,
     no_controller_after: float = 60.0,
     interval: float = 1.0,
+    probe: McpProbe | None = None,
 ) -> dict[str, HealthStatus]:
     """Poll health until every object is settled (:data:`SETTLED`) or ``timeout``
     seconds passed; returns the last reading."""
     deadline = time.monotonic() + timeout
     while True:
-        health = assess_health(client, refs, no_controller_after=no_controller_after)
+        health = assess_health(client, refs, no_controller_after=no_controller_after, probe=probe)
         if all(h.state in SETTLED for h in health.values()) or time.monotonic() >= deadline:
             return health
         time.sleep(interval)

@@ -635,7 +635,10 @@ class Daemon:
 
         health = {
             str(d.ref): judge(
-                live[d.key] or {}, lookup=lookup, no_controller_after=state.env.health.no_controller_after
+                live[d.key] or {},
+                lookup=lookup,
+                no_controller_after=state.env.health.no_controller_after,
+                probe=self.ctx.mcp_probe,
             )
             for d in desired
         }
@@ -667,6 +670,7 @@ class Daemon:
                     timeout=min(1.0, max(0.0, deadline - time.monotonic())),
                     no_controller_after=env.health.no_controller_after,
                     interval=0.3,
+                    probe=self.ctx.mcp_probe,
                 )
                 settled = all(h.state in SETTLED for h in health.values())
                 if settled or time.monotonic() >= deadline:
