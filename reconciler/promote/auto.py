@@ -146,6 +146,40 @@ class AutoRollback:
         self.history = history
         self._settled: set[tuple[str, str]] = set()
 
+    def record_blocked(self, env: Environment, result: PassResult) -> bool:
+        """Record in Git that a guard stopped ``env``'s pass of ``result.revision`` (a ``blocked`` note
+        with the reason, once per revision, and the NATS event), so the history says why a promotion
+        never arrived. Returns whether a note was written; never raises for Git or NATS failures."""
+        if not result.blocked or "@sha1:" not in result.revision:
+            return False
+        sha = result.revision.rsplit("@sha1:", 1)[1]
+        if (env.name, f"blocked:{sha}") in self._settled:
+            return False
+        record = OutcomeRecord(
+            environment=env.name,
+            outcome=Outcome.BLOCKED,
+            revision=sha,
+            at=self.clock(),
+            message=result.error[:1000],
+        )
+        try:
+            written = record_outcome(self.writer, sha, record)
+        except ReconcilerError as exc:
+            log.warning("blocked record for %s at %s: %s", env.name, sha[:7], exc)
+            return False
+        self._settled.add((env.name, f"blocked:{sha}"))
+        if written:
+            self._emit(
+                PromotionEvent(
+                    environment=env.name,
+                    kind="outcome",
+                    outcome=Outcome.BLOCKED,
+                    revision=sha,
+                    message=record.message,
+                )
+            )
+        return written
+
     def after_pass(self, env: Environment, result: PassResult, wait_health: HealthWaiter) -> Decision:
         """Settle ``result``'s revision for ``env`` (once): wait for health within the deadline, record
         the outcome and, with ``onFailure: revert``, revert the failed promotions.

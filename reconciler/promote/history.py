@@ -199,12 +199,13 @@ def last_healthy(log: list[CommitInfo], notes: dict[str, str], env: str) -> str 
 
 
 def last_recorded(log: list[CommitInfo], notes: dict[str, str], env: str) -> str | None:
-    """The newest commit of ``log`` with any outcome record of ``env`` (the last revision it applied)."""
+    """The newest commit of ``log`` with an outcome record of ``env`` (the last revision it applied;
+    ``blocked`` records name revisions that were never applied and do not count)."""
     seen = {
         rec.revision
         for records in records_by_commit(notes).values()
         for rec in records
-        if rec.environment == env
+        if rec.environment == env and rec.outcome is not Outcome.BLOCKED
     }
     return next((c.sha for c in log if c.sha in seen), None)
 
@@ -323,7 +324,9 @@ def timeline(
         if merge is not None:
             records += [r for r in index.get(merge.sha, []) if r not in records]
         records.sort(key=lambda r: r.at)
-        settled = [r for r in records if r.outcome in SETTLED or r.outcome is Outcome.REVERTED]
+        settled = [
+            r for r in records if r.outcome in SETTLED or r.outcome in (Outcome.REVERTED, Outcome.BLOCKED)
+        ]
         reverted_by = undone.get(c.sha)
         entries.append(
             HistoryEntry(

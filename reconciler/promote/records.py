@@ -29,6 +29,7 @@ class Outcome(StrEnum):
     TIMED_OUT = "timed-out"  # verdict still Progressing at the deadline
     REVERTED = "reverted"  # the daemon pushed revert commit(s) of the promotion(s)
     REVERT_FAILED = "revert-failed"
+    BLOCKED = "blocked"  # a guard stopped the pass before any write: the revision was never applied
 
 
 #: The outcomes of a health gate (the other ones record what happened before or after it).

@@ -553,6 +553,8 @@ class Daemon:
             if self.settings.promotion_records and result.ok and state.env is not None and not state.settling:
                 state.settling = True
                 self._spawn(self._settle(state, state.env, result))
+            if self.settings.promotion_records and result.blocked and state.env is not None:
+                self._spawn(asyncio.to_thread(self.auto.record_blocked, state.env, result))
 
     async def _pass(self, state: _EnvState, reason: str) -> PassResult:
         """One pass of ``state``'s environment for ``reason``.

@@ -296,3 +296,30 @@ def test_no_revert_without_on_failure_and_failed_passes_are_skipped(tmp_path: Pa
     d = auto.after_pass(env, _result(merge, DEGRADED), lambda t: DEGRADED)
     assert d.outcome is Outcome.DEGRADED and not d.revert_commits and remote.count() == count
     assert _notes(remote, merge)[-1] == ("staging", "degraded")
+
+
+def test_a_blocked_revision_is_recorded_blocked_once_and_is_never_the_last_applied(
+    remote: Remote, tmp_path: Path
+) -> None:
+    """A pass a guard stopped leaves a ``blocked`` note with the reason on the revision (once), which the
+    history shows; the promotions of that revision still count when a later revision is applied."""
+    from reconciler.promote.history import last_recorded
+
+    env = _env(remote, tmp_path)
+    promotion, merge = _promotion(remote)
+    events = Events()
+    auto = AutoRollback(GitWriter(str(remote.bare), "main", tmp_path / "d1", backoff=0.01), events)
+    blocked = _result(merge, ok=False).model_copy(update={"blocked": True, "error": "prune blocked: 3 of 4"})
+    assert auto.after_pass(env, blocked, lambda t: HEALTHY).skipped == "the pass failed"
+    assert auto.record_blocked(env, blocked)
+    assert not auto.record_blocked(env, blocked)  # once
+    again = AutoRollback(GitWriter(str(remote.bare), "main", tmp_path / "d2", backoff=0.01), events)
+    assert not again.record_blocked(env, blocked)  # once, across restarts too
+    assert _notes(remote, merge) == [("staging", "blocked")]
+    assert [(e["outcome"], e["message"]) for _, e, _ in events.sent] == [("blocked", "prune blocked: 3 of 4")]
+    writer = GitWriter(str(remote.bare), "main", tmp_path / "d3", backoff=0.01)
+    writer.sync()
+    assert last_recorded(writer.log(max_count=50), writer.notes(), "staging") != merge
+    # the guard let go: the same revision applied, its promotion is gated as usual
+    d = auto.after_pass(env, _result(merge), lambda t: HEALTHY)
+    assert d.outcome is Outcome.HEALTHY and d.promotions == [promotion]
