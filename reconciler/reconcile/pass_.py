@@ -259,10 +259,9 @@ def run_pass(
                     inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
                 )
                 result.changes.entries.extend(pruned.entries)
-            except PruneBlocked as exc:  # the guard before the first write let it pass: it cannot be
-                error = str(exc)  # reached unless prune counts differently (then it is Blocked below)
+            except PruneBlocked as exc:  # the guard before the first write counts the same way, so this
+                error = str(exc)  # is a safety net: nothing is deleted and the pass fails
                 keep = exc.keep
-                result.blocked = True
         if not dry_run:
             entries = [d.ref for d in desired] + keep
             store.save(
@@ -286,9 +285,6 @@ def run_pass(
     except ApplyError as exc:
         result.error = str(exc)
         result.changes = exc.changes if exc.changes.entries else result.changes
-    except PruneBlocked as exc:  # the inventory changed under the pass after its guard: nothing deleted
-        result.blocked = True
-        result.error = str(exc)
     except (ReconcilerError, RenderError) as exc:
         result.error = str(exc)
     return _finish(result, snapshot_root, t0)
