@@ -105,6 +105,11 @@ class PassResult(BaseModel):
     started_at: float = Field(description="UNIX time, seconds")
     duration: float = Field(description="seconds")
     trigger: str = ""
+    verified_by: str = Field(
+        default="",
+        description="'watch' for a poll answered from the drift watches' live copies without asking the "
+        "API server (nothing changed since the last full pass); '' for a full pass",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

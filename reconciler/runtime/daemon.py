@@ -653,6 +653,7 @@ class Daemon:
             started_at=started,
             duration=round(time.monotonic() - t0, 4),
             trigger="poll",
+            verified_by="watch",
         )
 
     async def _settle(self, state: _EnvState, env: Environment, result: PassResult) -> None:
@@ -697,13 +698,19 @@ class Daemon:
             path = self.source.snapshot_dir / rev / "envs" / f"{state.name}.yaml"
             if path.is_file():  # this environment's file only: another one's error is not ours
                 state.env = load_environment(path)
+        keys = {d.key for d in desired}
         with self._index_lock:
             for key in [k for k, (e, _) in self._index.items() if e == state.name]:
                 del self._index[key]
-                self._live.pop(key, None)
+                if key not in keys:  # the watches' copies of objects still desired stay valid
+                    self._live.pop(key, None)
             for d in desired:
                 self._index[d.key] = (state.name, d)
         if self.settings.drift_watch:
+            with self._index_lock:
+                missing = [d.ref for d in desired if d.key not in self._live]
+            if missing:  # created by this pass before they were indexed: read them once, like a relist
+                self._spawn(asyncio.to_thread(self._prime, missing))
             for d in desired:
                 gvk = (d.ref.group, d.ref.version, d.ref.kind)
                 if gvk not in self._watchers:
@@ -784,6 +791,23 @@ class Daemon:
                     time.sleep(1.0)
         finally:
             client.close()
+
+    def _prime(self, refs: list[ObjectRef]) -> None:
+        """Give the watches' view the live copies of ``refs`` (objects a pass created before they were
+        in the drift index, whose watch events were therefore not kept): one list per kind and namespace,
+        each item handled as a watch's relist handles it. Failures are left to the next relist."""
+        groups: dict[tuple[str, str, str, str], None] = {}
+        for r in refs:
+            groups[(r.group, r.version, r.kind, r.namespace)] = None
+        for group, version, kind, ns in groups:
+            if self._stopping.is_set():
+                return
+            try:
+                items, _ = self.client.list(group, version, kind, namespace=ns or None)
+            except KubeError:
+                continue
+            for obj in items:
+                self._on_live(obj)
 
     def _end_pass(self, state: _EnvState) -> list[dict[str, Any]]:
         """Mark ``state``'s pass finished; returns the live objects the drift watches saw change meanwhile

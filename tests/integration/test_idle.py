@@ -78,6 +78,10 @@ async def test_the_idle_example_repository_makes_only_poll_passes(
             (r.environment, r.changes.summary(), r.error) for r in idle
         ]
         assert watcher.fired == fired, "the watcher called back with no new commit"
+        # nothing changed since the last full pass: every idle poll was answered by the drift watches
+        assert idle and all(r.verified_by == "watch" for r in idle), [
+            (r.environment, r.verified_by) for r in idle
+        ]
 
         # one sync state: the status page's API and `reconciler status` (from the cluster) agree
         def get_status() -> list[dict[str, Any]]:
@@ -150,6 +154,7 @@ async def test_a_poll_over_an_unchanged_revision_is_answered_by_the_watches(
         calls = sum(daemon.client.calls.values())
         quiet = await daemon.trigger("dev", "poll")
         assert quiet.ok and quiet.changes.summary() == {"unchanged": 1} and quiet.trigger == "poll"
+        assert quiet.verified_by == "watch"
         assert quiet.revision == first.revision
         assert quiet.health[str(ref)].state.value == "Healthy"
         assert sum(daemon.client.calls.values()) == calls, dict(daemon.client.calls)
@@ -165,7 +170,7 @@ async def test_a_poll_over_an_unchanged_revision_is_answered_by_the_watches(
         assert sum(daemon.client.calls.values()) > calls, (
             "a poll over drifted objects must ask the API server"
         )
-        assert full.ok and full.trigger == "poll"
+        assert full.ok and full.trigger == "poll" and full.verified_by == ""
     finally:
         await daemon.stop()
 
