@@ -450,6 +450,7 @@ class ResourceManager:
             if crds:  # new kinds: wait until served, then read discovery again
                 self.wait_established(crds, crd_timeout)
                 self.client.forget_discovery()
+                self.wait_discovered([d.obj for d in written if _is_crd(d.ref)], crd_timeout)
             if waiting:
                 self._validate_after_prerequisites(waiting, live, changes, not_stored)
         rest_keys = {d.key for d, _a, _p in rest}
@@ -635,6 +636,36 @@ class ResourceManager:
             if time.monotonic() > deadline:
                 raise ApplyError(f"{pending[0]}: not Established after {timeout:.0f} s")
             time.sleep(0.1)
+
+    def wait_discovered(self, crds: list[dict[str, Any]], timeout: float) -> None:
+        """Wait until API discovery lists every served version of each CRD's kind. The API server
+        updates discovery asynchronously after ``Established`` (most visibly under load), and a kind
+        missing from discovery cannot be applied yet.
+
+        Raises:
+            ApplyError: after ``timeout`` seconds.
+        """
+        wanted: list[tuple[str, str, str]] = []
+        for crd in crds:
+            spec = crd.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind", ""))
+            for v in spec.get("versions") or []:
+                if isinstance(v, dict) and v.get("served", True) and kind:
+                    wanted.append((str(spec.get("group", "")), str(v.get("name", "")), kind))
+        deadline = time.monotonic() + timeout
+        for group, version, kind in wanted:
+            while True:
+                try:
+                    self.client.resource(group, version, kind)
+                    break
+                except NotFoundError:
+                    if time.monotonic() > deadline:
+                        raise ApplyError(
+                            f"{kind} ({group}/{version}): not in API discovery {timeout:.0f} s after its "
+                            "CustomResourceDefinition was Established"
+                        ) from None
+                    time.sleep(0.1)
+                    self.client.forget_discovery()
 
     def wait_deleted(self, ref: ObjectRef, timeout: float) -> None:
         """Wait until ``ref`` is gone.
