@@ -329,9 +329,10 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
     from reconciler.reconcile import summarize
 
     status = "[green]ok[/]" if result.ok else "[red]BLOCKED[/]" if result.blocked else "[red]FAILED[/]"
+    done = summarize(result.changes) if result.ok or result.changes.entries else "nothing applied"
     console.print(
         f"[bold]{result.environment}[/] {result.revision or '-'} {status} "
-        f"({result.trigger}, {result.duration:.2f} s): {summarize(result.changes)}",
+        f"({result.trigger}, {result.duration:.2f} s): {done}",
         highlight=False,
     )
     if result.error:

@@ -115,6 +115,7 @@ class EnvSummary(BaseModel):
     health_counts: dict[str, int] = Field(default_factory=dict)
     verdict: str = Field(default="", description="the verdict in words: counts and missing controllers")
     missing: list[str] = Field(default_factory=list, description="controllers missing to judge objects")
+    gate: str = Field(default="", description="the last health gate: passed, or failed: <outcome>")
     objects: int = 0
     ok: bool | None = None
     error: str = ""
@@ -185,12 +186,14 @@ def summarize_env(
     passes: int = 0,
     pending: PendingChange | None = None,
     drift: Sequence[DriftEvent] = (),
+    gate: str = "",
 ) -> EnvSummary:
     """The overview row of one environment.
 
     Args:
         last: the last finished pass (of the branch's latest commit the daemon saw).
         applied: the last pass that succeeded (default: ``last`` when it succeeded).
+        gate: the last health gate's result (``passed`` or ``failed: <outcome>``; "" when none ran).
     """
     if applied is None and last is not None and last.ok:
         applied = last
@@ -213,6 +216,7 @@ def summarize_env(
         health_counts=v.counts,
         verdict=v.message if health else "",
         missing=v.missing,
+        gate=gate,
         objects=len(health)
         or (sum(1 for c in last.changes.entries if c.action is not Action.DELETED) if last else 0),
         ok=last.ok if last else None,

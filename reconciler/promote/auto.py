@@ -155,6 +155,12 @@ class AutoRollback:
         sha = result.revision.rsplit("@sha1:", 1)[1]
         if (env.name, f"blocked:{sha}") in self._settled:
             return False
+        try:
+            with self.writer.locked():  # the revision may be newer than this clone
+                self.writer.sync()
+        except ReconcilerError as exc:
+            log.warning("blocked record for %s at %s: %s", env.name, sha[:7], exc)
+            return False
         record = OutcomeRecord(
             environment=env.name,
             outcome=Outcome.BLOCKED,
@@ -270,7 +276,11 @@ class AutoRollback:
             unverified=v.unverified,
             missing=v.missing,
         )
-        if outcome is Outcome.UNVERIFIED and policy is UnverifiedPolicy.WARN:
+        if not passed:
+            log.warning(
+                "%s at %s: health gate failed (%s): %s", env.name, sha[:7], outcome.value, record.message
+            )
+        elif outcome is Outcome.UNVERIFIED and policy is UnverifiedPolicy.WARN:
             log.warning(
                 "%s at %s: health gate passed on Unverified (health.unverified: warn): %s",
                 env.name,

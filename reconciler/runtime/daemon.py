@@ -112,6 +112,7 @@ class _EnvState:
     missed: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     full_at: float = 0.0  # monotonic time of the last full pass that succeeded
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # its worker and poll timer
+    gate: str = ""  # the last health gate: "passed" or "failed: <outcome>: <message>" ("" before any)
 
 
 class Daemon:
@@ -313,6 +314,8 @@ class Daemon:
                     sha[:7],
                     pruned.count(Action.DELETED),
                 )
+            elif not inventory.entries:
+                log.warning("environment %s removed at %s: it had applied nothing", state.name, sha[:7])
             else:
                 log.warning(
                     "environment %s removed at %s: its %d objects are kept, orphaned, with their inventory "
@@ -681,6 +684,8 @@ class Daemon:
 
         try:
             decision = await asyncio.to_thread(self.auto.after_pass, env, result, wait)
+            if decision.passed is not None and decision.outcome is not None:
+                state.gate = "passed" if decision.passed else f"failed: {decision.outcome.value}"
         except ReconcilerError:
             return
         finally:
@@ -690,14 +695,14 @@ class Daemon:
 
     def _after_pass(self, state: _EnvState, result: PassResult) -> None:
         """Refresh the environment settings and the drift-watch index from the pass."""
-        desired = self.ctx.last_desired.get(state.name)
-        if desired is None:
-            return
         with contextlib.suppress(ReconcilerError, OSError):
             rev = result.revision.rsplit("@sha1:", 1)[-1]
             path = self.source.snapshot_dir / rev / "envs" / f"{state.name}.yaml"
-            if path.is_file():  # this environment's file only: another one's error is not ours
+            if rev and path.is_file():  # this environment's file only: another one's error is not ours
                 state.env = load_environment(path)
+        desired = self.ctx.last_desired.get(state.name)
+        if desired is None:
+            return
         keys = {d.key for d in desired}
         with self._index_lock:
             for key in [k for k, (e, _) in self._index.items() if e == state.name]:

@@ -532,6 +532,7 @@ class _Server:
             name,
             await self.last(name),
             applied=applied,
+            gate=getattr(state, "gate", ""),
             running=state.running,
             passes=state.passes,
             pending=self.pending.cache.get(name),

@@ -101,6 +101,9 @@ async def test_the_idle_example_repository_makes_only_poll_passes(
             assert page[env]["health"] == cli[env].health == "Unverified", (page[env], cli[env])
             assert page[env]["health_counts"]["Unverified"] == 13
             assert {"kagent", "kmcp", "agentgateway", "metrics-server"} <= set(page[env]["missing"])
+        # prod (health.unverified: fail) failed its gate and says so; dev and staging (warn) passed
+        assert page["prod"]["gate"] == "failed: unverified", page["prod"]
+        assert page["dev"]["gate"] == page["staging"]["gate"] == "passed"
     finally:
         await server.cleanup()
         await daemon.stop()
