@@ -31,7 +31,6 @@ from pydantic import BaseModel, Field
 from reconciler.bus import Bus, BusError, promotion_subject
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
-    SETTLED_STATES,
     Environment,
     HealthState,
     HealthStatus,
@@ -256,7 +255,7 @@ class AutoRollback:
         started = applied.at if applied else self.clock()
         policy = env.health.unverified
         health = result.health
-        if not health or any(h.state not in SETTLED_STATES for h in health.values()):
+        if not health or not verdict(health).healthy:  # the waiter returns early once nothing can change
             remaining = max(0.0, started + env.health.timeout - self.clock())
             health = wait_health(remaining)
         outcome, unhealthy, v, passed = classify(health, policy)
