@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -111,20 +112,22 @@ def _rpc_error_in(body: bytes) -> RpcError | None:
     return None
 
 
-class _Channel:
+class _Channel(ABC):
     """A JSON-RPC conversation with one MCP server over some transport."""
 
     session_id: str | None = None
     protocol_version: str | None = None
     next_id = 0
 
+    @abstractmethod
     async def request(
         self, method: str, params: dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """Send a request; returns its ``result``."""
 
+    @abstractmethod
     async def notify(self, method: str, params: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Send a notification (no answer)."""
 
     async def close(self) -> None:
         return None
