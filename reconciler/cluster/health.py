@@ -36,9 +36,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.model import HealthState, HealthStatus, ObjectRef
+from reconciler.probe.contract import ServerRef
 
 __all__ = [
     "AGENTGATEWAY_CONTROLLER",
@@ -53,9 +54,18 @@ __all__ = [
 Lookup = Callable[[ObjectRef], dict[str, Any] | None]
 """Fetches a related live object by reference; returns ``None`` when it does not exist."""
 
-McpProbe = Callable[[str, str], HealthStatus | None]
-"""Probes an MCP endpoint: (``spec.url``, ``spec.protocol``) → its health, or ``None`` when no probe is
-configured for that URL (see ``reconciler.probe.targets``); the caller does the I/O."""
+
+class McpProbe(Protocol):
+    """Judges an object by speaking its protocol (MCP to an MCP server, A2A to an agent, and an Agent's
+    tool contract against its servers' tool lists); ``None`` when no probe covers it. Implemented by
+    :class:`reconciler.probe.service.ProbeService`, which does the I/O."""
+
+    def judge(
+        self, obj: Mapping[str, Any], lookup: Callable[[ServerRef], Mapping[str, Any] | None] | None = None
+    ) -> HealthStatus | None:
+        """The protocol verdict on ``obj`` (``lookup`` fetches the servers an Agent points at)."""
+        ...
+
 
 AGENTGATEWAY_CONTROLLER = "agentgateway.dev/agentgateway"
 """``controllerName`` the agentgateway controller writes into Gateway API and policy statuses."""
@@ -66,6 +76,8 @@ _GWAPI = "gateway.networking.k8s.io"
 _PLATFORM_GROUPS = frozenset({_KAGENT, _AGW, _GWAPI})
 # Platform kinds whose status no controller writes: existing is all there is to them.
 _STATUSLESS_PLATFORM_KINDS = frozenset({(_GWAPI, "ReferenceGrant"), (_AGW, "AgentgatewayParameters")})
+# Platform kinds a protocol probe can judge when no controller wrote their status.
+_PROBED_KINDS = frozenset({(_KAGENT, "RemoteMCPServer"), (_KAGENT, "MCPServer"), (_KAGENT, "Agent")})
 _ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"})
 
 _H = HealthState
@@ -672,7 +684,7 @@ def _service(o: _Obj, ctx: _Ctx) -> HealthStatus:
     """Service: a LoadBalancer needs ``status.loadBalancer.ingress``; other types are healthy."""
     stype = o.str_at(o.spec, "type", "spec.type") or "ClusterIP"
     if stype != "LoadBalancer":
-        return _status(_H.HEALTHY, stype)
+        return _with_probe(o, ctx, _status(_H.HEALTHY, stype))
     lb = o.map_at(o.status, "loadBalancer", "status.loadBalancer")
     ingress = o.maps_at(lb, "ingress", "status.loadBalancer.ingress")
     if not ingress:
@@ -863,7 +875,7 @@ def _agent(o: _Obj, ctx: _Ctx) -> HealthStatus:
         healthy = f"Accepted, {ready_type}" + (f" ({detail})" if detail else "")
     else:
         healthy = f"Accepted, {ready_type}, Deployment {dep.message}"
-    return f.result(healthy + warning)
+    return _with_probe(o, ctx, f.result(healthy + warning))
 
 
 def _model_config(o: _Obj, ctx: _Ctx) -> HealthStatus:
@@ -901,11 +913,32 @@ def _tool_names(o: _Obj) -> list[str]:
 
 
 def _probed(o: _Obj, ctx: _Ctx) -> HealthStatus | None:
-    """The configured protocol probe's verdict on a RemoteMCPServer's ``spec.url`` (None: no probe)."""
-    url = o.spec.get("url")
-    if ctx.probe is None or not isinstance(url, str) or not url:
+    """The configured protocol probe's verdict on ``o`` (None: no probe covers it)."""
+    if ctx.probe is None:
         return None
-    return ctx.probe(url, str(o.spec.get("protocol") or "STREAMABLE_HTTP"))
+    lookup = ctx.lookup
+
+    def server(ref: ServerRef) -> Mapping[str, Any] | None:
+        if lookup is None:
+            return None
+        version = "v1" if ref.kind == "Service" else ("v1alpha1" if ref.kind == "MCPServer" else "v1alpha2")
+        return lookup(
+            ObjectRef(group=ref.group, version=version, kind=ref.kind, namespace=ref.namespace, name=ref.name)
+        )
+
+    return ctx.probe.judge(o.raw, server if lookup is not None else None)
+
+
+def _with_probe(o: _Obj, ctx: _Ctx, status: HealthStatus) -> HealthStatus:
+    """``status`` joined with the protocol verdict on ``o``: the worse state wins; a healthy probe adds
+    its message."""
+    probed = _probed(o, ctx)
+    if probed is None:
+        return status
+    rank = _Findings._RANK
+    if rank.get(probed.state, 0) > rank.get(status.state, 0):
+        return _status(probed.state, _short(probed.message))
+    return _status(status.state, _short(f"{status.message}; {probed.message}"))
 
 
 def _remote_mcp_server(o: _Obj, ctx: _Ctx) -> HealthStatus:
@@ -938,7 +971,7 @@ def _mcp_server(o: _Obj, ctx: _Ctx) -> HealthStatus:
     if dep is not None and not dep.healthy:
         f.add(dep.state, dep.message)
     healthy = "Ready" + (f", Deployment {dep.message}" if dep is not None else " (Deployment not checked)")
-    return f.result(healthy)
+    return _with_probe(o, ctx, f.result(healthy))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1151,9 +1184,10 @@ def assess(
         no_controller_after: seconds after ``metadata.creationTimestamp`` from which an agent-platform
             object with no controller-written status is ``Unverified`` (no controller) instead of
             PROGRESSING.
-        probe: judges a RemoteMCPServer's ``spec.url`` by speaking MCP to it. Its verdict joins the
+        probe: judges MCP servers (RemoteMCPServer, MCPServer, MCP Services) by speaking MCP to them and
+            Agents by their A2A card and tool contract (:class:`McpProbe`). Its verdict joins the
             conditions' (the worse wins), and replaces ``Unverified`` when no controller wrote a status;
-            an object whose URL the probe does not cover (it returns ``None``) is judged as without it.
+            an object the probe does not cover (it returns ``None``) is judged as without it.
 
     Returns:
         The state and a short message. Objects being deleted are PROGRESSING ("being deleted").
@@ -1180,8 +1214,8 @@ def assess(
         return _status(_H.PROGRESSING, "being deleted" + tail)
     platform = o.group in _PLATFORM_GROUPS and key not in _STATUSLESS_PLATFORM_KINDS
     if platform and _never_written(o):
-        if key == (_KAGENT, "RemoteMCPServer") and (probed := _probed(o, ctx)) is not None:
-            return _status(probed.state, f"no controller status; {probed.message}")
+        if key in _PROBED_KINDS and (probed := _probed(o, ctx)) is not None:
+            return _status(probed.state, _short(f"no controller status; {probed.message}"))
         return _no_controller(o, ctx)
     handler = _HANDLERS.get(key, _generic)
     return handler(o, ctx)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reconciler.model.health import UnverifiedPolicy
+from reconciler.model.health import ToolContractPolicy, UnverifiedPolicy
 from reconciler.model.imagepolicy import ImagePolicy
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -88,6 +88,14 @@ class HealthGate(BaseModel):
         description="what the gate does when objects are Unverified (nobody judged them): fail (the gate "
         "fails; onFailure: revert reverts), warn (the gate passes with a warning) or pass; the outcome is "
         "recorded as unverified in every case, never healthy",
+    )
+    tool_contract: ToolContractPolicy = Field(
+        default=ToolContractPolicy.ENFORCE,
+        alias="toolContract",
+        description="what happens when an Agent requires a tool its MCP server does not list or whose input "
+        "schema changed incompatibly: enforce (the pass is blocked before any write, a promotion into "
+        "this environment is refused), warn (reported only) or off (not checked); judged from protocol "
+        "probes, or a RemoteMCPServer's status.discoveredTools",
     )
 
 

@@ -49,6 +49,21 @@ SETTLED_STATES = frozenset(
 )
 
 
+class ToolContractPolicy(StrEnum):
+    """What an environment does when an Agent's tool contract breaks (a tool it names in ``toolNames`` is
+    missing from its MCP server, or changed its input schema incompatibly).
+
+    ``enforce``: a pass that would apply such an Agent against an unchanged server is Blocked (nothing
+    written) and a promotion into the environment is refused before anything is proposed; ``warn``: the
+    same checks are reported (pass message, promotion body) without blocking; ``off``: no checks.
+    Health reports a missing tool as ``Degraded`` in every case but ``off``.
+    """
+
+    ENFORCE = "enforce"
+    WARN = "warn"
+    OFF = "off"
+
+
 class UnverifiedPolicy(StrEnum):
     """What an environment's health gate does with a set whose verdict is ``Unverified``.
 

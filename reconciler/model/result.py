@@ -100,6 +100,10 @@ class PassResult(BaseModel):
     ok: bool
     blocked: bool = Field(default=False, description="a guard stopped the pass before any write")
     error: str = ""
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what a check reported without stopping the pass (toolContract: warn)",
+    )
     changes: ChangeSet = Field(default_factory=ChangeSet)
     health: dict[str, HealthStatus] = Field(default_factory=dict)
     started_at: float = Field(description="UNIX time, seconds")

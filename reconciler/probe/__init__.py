@@ -1,6 +1,6 @@
 """Protocol health probes: speak to an MCP server or an A2A agent the way a client would and judge it
-with the project's verdicts (Healthy, Degraded, Failed). Imports only :mod:`reconciler.model`, so
-``cluster`` and ``reconcile`` can both use it.
+with the project's verdicts (Healthy, Degraded, Failed). Imports only :mod:`reconciler.model` and
+:mod:`reconciler.errors`, so ``cluster`` and ``reconcile`` can both use it.
 
 * :func:`probe_mcp` — handshake (``server/discover`` or ``initialize``) and the whole ``tools/list``;
 * :func:`probe_a2a` — the agent card at ``/.well-known/agent-card.json`` (or ``agent.json``).

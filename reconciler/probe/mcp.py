@@ -378,6 +378,7 @@ class _Probe:
                         name=t.name,
                         description=t.description or "",
                         schema_sha256=schema_digest(t.input_schema),
+                        input_schema=dict(t.input_schema),
                     )
                 )
             self.result.tools = tools[: self.limits.max_tools]

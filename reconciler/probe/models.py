@@ -3,6 +3,8 @@ vocabulary (:class:`reconciler.model.HealthState`). Pure data, no I/O."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.model.health import HealthState
@@ -31,13 +33,16 @@ class ProbeLimits(BaseModel):
 
 class ToolInfo(BaseModel):
     """One tool as ``tools/list`` described it; ``schema_sha256`` is the SHA-256 (hex) of its input
-    schema serialised as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    schema serialised as canonical JSON (sorted keys, no spaces, UTF-8); ``input_schema`` is the schema
+    itself (JSON Schema, as listed; bounded by the probe's response cap), which the tool-contract gate
+    compares across versions."""
 
     model_config = ConfigDict(frozen=True)
 
     name: str
     description: str = ""
     schema_sha256: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=dict)
 
 
 class McpProbeResult(BaseModel):

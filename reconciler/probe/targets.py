@@ -4,41 +4,41 @@ Pods on the local cluster's kwok nodes run no processes, so an in-cluster URL su
 ``http://docs-mcp.tools.svc.cluster.local:8080/mcp`` leads nowhere from the daemon. The setting
 ``RECONCILER_PROBE_ADDRESSES`` (a JSON object) maps in-cluster origins to loopback origins where the real
 server runs, e.g. ``{"http://docs-mcp.tools.svc.cluster.local:8080": "http://127.0.0.1:41234"}``. Only
-mapped URLs are probed; every other RemoteMCPServer keeps the verdict its conditions give (``Unverified``
-when no controller wrote them). Targets must be loopback addresses: the setting is for the local cluster.
+mapped URLs are probed; every other MCP server or agent keeps the verdict its conditions give
+(``Unverified`` when no controller wrote them). Targets must be loopback addresses: the setting is for the
+local cluster. A host written ``name.ns.svc`` matches an entry written ``name.ns.svc.cluster.local`` and
+the other way round.
+In-cluster (``deploy/``) no mapping is needed: ``RECONCILER_PROBE_DIRECT=true`` probes every URL as it
+is (:mod:`reconciler.probe.service`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
-import threading
-import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from reconciler.model.health import HealthStatus
-from reconciler.probe.mcp import Transport, probe_mcp
-from reconciler.probe.models import ProbeLimits
+from reconciler.errors import ConfigError
 
 #: The environment variable holding the mapping (a JSON object, in-cluster origin → loopback origin).
 ENV_VAR = "RECONCILER_PROBE_ADDRESSES"
 
-McpHealthProbe = Callable[[str, str], HealthStatus | None]
-"""(``spec.url``, ``spec.protocol`` ``STREAMABLE_HTTP`` | ``SSE``) → the endpoint's health, or ``None``
-when no probe is configured for that URL."""
-
 
 def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, with a Service host written short (``name.ns.svc``) in its full
+    form (``name.ns.svc.cluster.local``), so one mapping entry covers both spellings."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
+    netloc = parts.netloc.lower()
+    host = parts.hostname.lower()
+    if host.endswith(".svc") and host.count(".") == 2:
+        netloc = netloc.replace(host, host + ".cluster.local", 1)
+    return f"{parts.scheme}://{netloc}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -76,57 +76,26 @@ class ProbeAddresses(BaseModel):
         except ValueError:
             return None
         target = self.addresses.get(origin)
-        return None if target is None else target + url[len(origin) :]
+        if target is None:
+            return None
+        rest = urlsplit(url)
+        tail = rest.path + (f"?{rest.query}" if rest.query else "")
+        return target + tail
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProbeAddresses | None:
         """The mapping in ``$RECONCILER_PROBE_ADDRESSES``; ``None`` when it is unset or empty.
 
         Raises:
-            ValueError: the value is not a JSON object of strings, or a target is not loopback.
+            ConfigError: the value is not a JSON object of strings, or a target is not loopback.
         """
         raw = (os.environ if environ is None else environ).get(ENV_VAR, "").strip()
         if not raw:
             return None
         try:
-            data = json.loads(raw)
+            return cls(addresses=json.loads(raw))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{ENV_VAR} is not JSON: {e}") from None
-        return cls(addresses=data)
-
-
-def mcp_health_probe(
-    addresses: ProbeAddresses, *, limits: ProbeLimits | None = None, ttl: float = 30.0
-) -> McpHealthProbe:
-    """A synchronous probe for :func:`reconciler.cluster.health.assess`: probes mapped URLs with
-    :func:`probe_mcp` (in a worker thread, so it also works under a running event loop) and keeps each
-    verdict for ``ttl`` seconds, so a health gate polling every second probes at most once per ``ttl``.
-    The message names the loopback address probed; headers from ``headersFrom`` are not resolved."""
-    limits = limits or ProbeLimits()
-    cache: dict[tuple[str, str], tuple[float, HealthStatus]] = {}
-    lock = threading.Lock()
-
-    def probe(url: str, protocol: str) -> HealthStatus | None:
-        target = addresses.resolve(url)
-        if target is None:
-            return None
-        key = (target, protocol)
-        with lock:
-            hit = cache.get(key)
-            if hit is not None and time.monotonic() - hit[0] < ttl:
-                return hit[1]
-        transport: Transport = "sse" if protocol.upper() == "SSE" else "streamable-http"
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            result = pool.submit(asyncio.run, probe_mcp(target, limits=limits, transport=transport)).result()
-        status = HealthStatus(state=result.state, message=f"MCP probe of {target}: {result.reason}"[:300])
-        with lock:
-            cache[key] = (time.monotonic(), status)
-        return status
-
-    return probe
-
-
-def mcp_probe_from_env() -> McpHealthProbe | None:
-    """:func:`mcp_health_probe` for ``$RECONCILER_PROBE_ADDRESSES``; ``None`` when the setting is unset."""
-    addresses = ProbeAddresses.from_env()
-    return None if addresses is None else mcp_health_probe(addresses)
+            raise ConfigError(f"{ENV_VAR} is not JSON: {e}") from None
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ConfigError(f"{ENV_VAR}: {first['msg']}") from None

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Environment
+from reconciler.probe.service import service_from_env
 from reconciler.promote.history import HistoryEntry, split_ref, timeline
 from reconciler.promote.hosts import HostConfig, host_config
 from reconciler.promote.promotion import PromotionError, RuleError, promote
@@ -174,6 +175,7 @@ def promote_cmd(
                 mode=mode,
                 host=_host(repo, host, host_repo, host_api),
                 allow_unpinned=allow_unpinned,
+                probes=service_from_env(),
             )
             writer.sync()
     except RuleError as exc:
@@ -204,6 +206,8 @@ def promote_cmd(
         console.print(f"  {c.name}: {c.before or '(none)'} -> {c.after.ref}", highlight=False, markup=False)
     for w in result.plan.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for g in result.plan.tool_grants:
+        console.print(f"  new tool grant: {g}", highlight=False, markup=False)
     if result.pull_request:
         verb = "opened" if result.pull_request.created else "already open"
         console.print(f"pull request #{result.pull_request.number} {verb}: {result.pull_request.url}")
@@ -314,6 +318,8 @@ def _row(e: HistoryEntry) -> list[str]:
         notes.append(f"undoes {e.rollback_of[:7]}" + (" (automatic)" if e.automatic else ""))
     if e.reason:
         notes.append(e.reason)
+    if e.tool_grants:
+        notes.append("new tool grants: " + "; ".join(e.tool_grants))
     who = e.merged_by or e.author
     return [_when(e.at), what, e.sha[:7], who, moved, e.outcome or "-", "; ".join(notes)]
 

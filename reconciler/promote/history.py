@@ -7,6 +7,9 @@ Trailers written by promotions (see :mod:`reconciler.promote.promotion`)::
     Promotion-To: staging
     Source-Revision: main@sha1:<40 hex>
     Image: ghcr.io/acme/clock-mcp=ghcr.io/acme/clock-mcp:0.1.1@sha256:<64 hex>
+    Tool-Grant: agents-prod/helpdesk <- RemoteMCPServer agents-prod/everything: get-sum
+
+(one ``Tool-Grant`` per Agent and server that the promotion gives tools it could not call before)
 
 and by rollbacks: ``Rollback-Of: <sha>``, ``Reason: <text>``, ``Rollback-Env: <env>``,
 ``Rollback-By: reconciler`` (automatic). A revert made by hand with ``git revert`` is recognised by the
@@ -31,6 +34,7 @@ TRAILER_TO = "Promotion-To"
 TRAILER_SOURCE = "Source-Revision"
 TRAILER_IMAGE = "Image"
 TRAILER_APP = "Promotion-App"
+TRAILER_TOOL_GRANT = "Tool-Grant"
 TRAILER_ROLLBACK_OF = "Rollback-Of"
 TRAILER_REASON = "Reason"
 TRAILER_ROLLBACK_ENV = "Rollback-Env"
@@ -240,6 +244,7 @@ class HistoryEntry(BaseModel):
     rollback_of: str | None = None
     reason: str | None = None
     automatic: bool = False
+    tool_grants: list[str] = Field(default_factory=list, description="new tool grants (Tool-Grant trailers)")
 
 
 def kustomization_file(writer: GitWriter, rev: str, overlay: str) -> str | None:
@@ -346,6 +351,7 @@ def timeline(
                 rollback_of=target.sha if target else c.reverts,
                 reason=c.first(TRAILER_REASON),
                 automatic=c.first(TRAILER_ROLLBACK_BY) == "reconciler",
+                tool_grants=list(c.trailer(TRAILER_TOOL_GRANT)),
             )
         )
         if len(entries) >= limit:

@@ -23,13 +23,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from reconciler.errors import ReconcilerError, SourceError
-from reconciler.model import Environment
+from reconciler.model import Environment, ToolContractPolicy
+from reconciler.probe.contract import ContractReport, requirements
+from reconciler.probe.service import ProbeService
 from reconciler.promote.history import (
     TRAILER_APP,
     TRAILER_FROM,
     TRAILER_IMAGE,
     TRAILER_SOURCE,
     TRAILER_TO,
+    TRAILER_TOOL_GRANT,
     image_trailer,
     image_trailers,
     kustomization_file,
@@ -66,6 +69,15 @@ class RuleError(PromotionError):
     """The environments' promotion rules forbid what was asked."""
 
 
+class ToolContractError(PromotionError):
+    """The promotion would leave an Agent of the target without a tool it requires (or with one whose
+    input schema changed incompatibly); nothing was committed or proposed."""
+
+    def __init__(self, message: str, report: ContractReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class ImageChange(BaseModel):
     """One image a promotion moves in the target overlay."""
 
@@ -86,6 +98,10 @@ class PromotionPlan(BaseModel):
     changes: list[ImageChange] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list, description="images the target already runs")
     warnings: list[str] = Field(default_factory=list)
+    tool_grants: list[str] = Field(
+        default_factory=list, description="tools the promotion newly grants to the target's Agents"
+    )
+    tool_contract: str = Field(default="", description="what the tool-contract check found (one line)")
 
 
 class PromotionResult(BaseModel):
@@ -308,7 +324,74 @@ def commit_message(plan: PromotionPlan) -> tuple[str, dict[str, str | list[str]]
     if plan.app:
         trailers[TRAILER_APP] = plan.app
     trailers[TRAILER_IMAGE] = [image_trailer(c.name, c.after) for c in plan.changes]
+    if plan.tool_grants:
+        message += "\n\nNew tool grants:\n" + "\n".join(f"- {g}" for g in plan.tool_grants)
+        trailers[TRAILER_TOOL_GRANT] = list(plan.tool_grants)
     return message, trailers
+
+
+def _render_at(writer: GitWriter, sha: str | None, env: Environment) -> list[dict[str, Any]]:
+    """``env``'s overlay rendered at ``sha`` (``None``: the clone's working tree, with uncommitted
+    changes)."""
+    if sha is None:
+        return build(writer.workdir / env.overlay, root=writer.workdir)
+    with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
+        root = writer.export(sha, Path(tmp) / "tree")
+        return build(root / env.overlay, root=root)
+
+
+def check_tool_contract(
+    writer: GitWriter,
+    plan: PromotionPlan,
+    src_env: Environment,
+    dst_env: Environment,
+    probes: ProbeService | None,
+) -> ContractReport | None:
+    """The target's tool contract after the promotion written (uncommitted) in the clone's working tree
+    (:func:`reconciler.reconcile.toolgate.promotion_check`). Records new grants and the verdict in
+    ``plan``; ``None`` when the target's ``health.toolContract`` is ``off``.
+
+    Raises:
+        ToolContractError: the contract breaks and the target enforces it.
+        PromotionError: an overlay does not render.
+    """
+    from reconciler.reconcile.toolgate import promotion_check
+
+    policy = dst_env.health.tool_contract
+    if policy is ToolContractPolicy.OFF:
+        return None
+    try:
+        after = _render_at(writer, None, dst_env)
+        before = _render_at(writer, "HEAD", dst_env)
+        source = _render_at(writer, plan.source_sha, src_env)
+    except RenderError as exc:
+        raise PromotionError(f"tool contract: an overlay does not render: {exc}") from None
+    if probes is None:
+        if any(r.tools is not None for r in requirements(after, namespace=dst_env.namespace or "")):
+            plan.tool_contract = "not checked: no protocol probe reaches the MCP servers"
+            plan.warnings.append(
+                "tool contract not checked: no protocol probe reaches the MCP servers (set "
+                "RECONCILER_PROBE_ADDRESSES, or RECONCILER_PROBE_DIRECT=true in-cluster)"
+            )
+        return None
+    report = promotion_check(
+        probes,
+        source=source,
+        source_namespace=src_env.namespace or "",
+        target_before=before,
+        target_after=after,
+        target_namespace=dst_env.namespace or "",
+    )
+    plan.tool_grants = [g.describe() for g in report.grants]
+    plan.tool_contract = report.summary()
+    if report.unverified:
+        plan.warnings.append(f"tool contract unverified for: {', '.join(report.unverified)}")
+    if not report.ok:
+        what = f"promotion {plan.from_env} → {plan.to_env} blocked by the tool contract: {report.summary()}"
+        if policy is ToolContractPolicy.ENFORCE:
+            raise ToolContractError(what, report)
+        plan.warnings.append(what)
+    return report
 
 
 def promotion_branch(plan: PromotionPlan) -> str:
@@ -401,12 +484,18 @@ def promote(
     mode: Mode | None = None,
     host: HostConfig | None = None,
     allow_unpinned: bool = False,
+    probes: ProbeService | None = None,
 ) -> PromotionResult:
     """Promote FROM's versions into TO (see the module docstring). Call on a clone fresh from
     :meth:`GitWriter.sync`, holding :meth:`GitWriter.locked`.
 
+    Before anything is committed, TO's tool contract is checked (:func:`check_tool_contract`) with
+    ``probes``; new tool grants go into the commit message (the pull request's body) and ``Tool-Grant:``
+    trailers.
+
     Raises:
         RuleError: TO's rules forbid it.
+        ToolContractError: an Agent of TO would lose a tool it requires (``toolContract: enforce``).
         PromotionError: nothing can be promoted as asked, or the push failed.
     """
     chosen = check_rules(envs, from_env, to_env, mode)
@@ -417,13 +506,19 @@ def promote(
     if not plan.changes:
         result.message = f"{to_env} already runs what {from_env} runs at {plan.source_sha[:7]}; nothing to do"
         return result
-    message, trailers = commit_message(plan)
     target = writer.workdir / plan.file
+    original = target.read_text(encoding="utf-8")
     try:
-        text = set_images(target.read_text(encoding="utf-8"), [c.after for c in plan.changes], plan.file)
+        text = set_images(original, [c.after for c in plan.changes], plan.file)
     except OverlayError as exc:
         raise PromotionError(str(exc)) from None
     target.write_text(text, encoding="utf-8")
+    try:
+        check_tool_contract(writer, plan, envs[from_env], envs[to_env], probes)
+    except PromotionError:
+        target.write_text(original, encoding="utf-8")  # nothing half done: the clone is as it was
+        raise
+    message, trailers = commit_message(plan)
     if writer.commit(message, trailers=trailers) is None:
         result.message = f"{to_env} already runs what {from_env} runs at {plan.source_sha[:7]}; nothing to do"
         return result

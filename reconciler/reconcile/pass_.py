@@ -43,9 +43,12 @@ from reconciler.model import (
     ObjectRef,
     PassResult,
     Revision,
+    ToolContractPolicy,
     ref_of,
 )
-from reconciler.probe.targets import mcp_probe_from_env
+from reconciler.probe.contract import ContractReport, ServerRef
+from reconciler.probe.service import ProbeService, secret_reader, service_from_env
+from reconciler.reconcile import toolgate
 from reconciler.reconcile.environments import load_environment
 from reconciler.render import RenderCache, RenderError, build
 from reconciler.source import GitSource, Snapshot
@@ -61,9 +64,27 @@ class PassContext:
     on_drift: Callable[[str, ObjectRef, list[str]], None] | None = None
     last_desired: dict[str, list[Desired]] = field(default_factory=dict)
     sync_cache: SyncCache = field(default_factory=SyncCache)
-    #: judges RemoteMCPServers by speaking MCP to the URLs that ``$RECONCILER_PROBE_ADDRESSES`` maps to
-    #: loopback (reconciler.probe.targets); None when the setting is unset
-    mcp_probe: McpProbe | None = field(default_factory=mcp_probe_from_env)
+    #: judges MCP servers and agents by speaking MCP and A2A to them, and Agents' tool contracts
+    #: (reconciler.probe.service); None when neither $RECONCILER_PROBE_ADDRESSES nor
+    #: $RECONCILER_PROBE_DIRECT is set
+    probes: ProbeService | None = field(default_factory=service_from_env)
+
+    def __post_init__(self) -> None:
+        if self.probes is not None and self.probes.secrets is None:
+            client = self.client
+
+            def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+                try:
+                    return client.get(ObjectRef(kind=kind, namespace=namespace, name=name))
+                except KubeError:
+                    return None
+
+            self.probes.secrets = secret_reader(get)
+
+    @property
+    def mcp_probe(self) -> ProbeService | None:
+        """The probe service, as health assessment takes it."""
+        return self.probes
 
 
 def _env_file(snapshot: Snapshot, env_name: str) -> Environment:
@@ -139,6 +160,7 @@ def assess_health(
             return None
 
     out: dict[str, HealthStatus] = {}
+    lives: dict[str, dict[str, Any]] = {}
     for ref in refs:
         try:
             live = client.get(ref)
@@ -148,8 +170,12 @@ def assess_health(
         if live is None:
             out[str(ref)] = HealthStatus(state=HealthState.FAILED, message="not found")
             continue
-        out[str(ref)] = judge(live, lookup=lookup, no_controller_after=no_controller_after, probe=probe)
-    return out
+        lives[str(ref)] = live
+    if isinstance(probe, ProbeService):  # every endpoint at once, so judging below reads the cache
+        probe.prefetch(lives.values())
+    for key, live in lives.items():
+        out[key] = judge(live, lookup=lookup, no_controller_after=no_controller_after, probe=probe)
+    return {str(ref): out[str(ref)] for ref in refs if str(ref) in out}
 
 
 def run_pass(
@@ -207,6 +233,14 @@ def run_pass(
             stale = stale_entries(inventory, desired)
             moved = set(manager.same_objects(stale, desired)) if stale else set()
             blocked = mass_prune_guard(inventory, desired, allow_mass_prune=False, moved=moved)
+        if not blocked and ctx.probes is not None and env.health.tool_contract is not ToolContractPolicy.OFF:
+            report = contract_before_apply(ctx, env, desired, inventory)
+            if not report.ok:
+                message = f"tool contract: {report.summary()}"
+                if env.health.tool_contract is ToolContractPolicy.ENFORCE:
+                    blocked = message
+                else:
+                    result.warnings.append(message)
         if blocked:
             result.blocked = True
             result.error = blocked
@@ -288,6 +322,41 @@ def run_pass(
     except (ReconcilerError, RenderError) as exc:
         result.error = str(exc)
     return _finish(result, snapshot_root, t0)
+
+
+def contract_before_apply(
+    ctx: PassContext, env: Environment, desired: list[Desired], inventory: Inventory
+) -> ContractReport:
+    """The tool contract of the desired Agents against their servers' current tool lists
+    (:func:`reconciler.reconcile.toolgate.apply_check`)."""
+    assert ctx.probes is not None
+    client = ctx.client
+    refs = {(d.ref.kind, d.ref.namespace, d.ref.name): str(d.ref) for d in desired}
+
+    def live(server: ServerRef) -> dict[str, Any] | None:
+        version = (
+            "v1" if server.kind == "Service" else ("v1alpha1" if server.kind == "MCPServer" else "v1alpha2")
+        )
+        ref = ObjectRef(
+            group=server.group,
+            version=version,
+            kind=server.kind,
+            namespace=server.namespace,
+            name=server.name,
+        )
+        try:
+            return client.get(ref)
+        except KubeError:
+            return None
+
+    return toolgate.apply_check(
+        ctx.probes,
+        [d.obj for d in desired],
+        namespace=env.namespace or "",
+        applied_digests=inventory.digests,
+        refs=refs,
+        live=live,
+    )
 
 
 def wanted(desired: list[Desired]) -> set[tuple[str, str, str, str]]:

@@ -638,6 +638,8 @@ class Daemon:
             except KubeError:
                 return None
 
+        if self.ctx.probes is not None:  # every endpoint at once; judging below reads the cache
+            self.ctx.probes.prefetch(o for o in live.values() if o)
         health = {
             str(d.ref): judge(
                 live[d.key] or {},

@@ -11,8 +11,10 @@ import pytest
 from reconciler.cluster.health import judge
 from reconciler.devcluster.agents import ServerProcess, start_server_everything
 from reconciler.devcluster.process import free_port
+from reconciler.errors import ConfigError
 from reconciler.model import HealthState
-from reconciler.probe.targets import ENV_VAR, ProbeAddresses, mcp_health_probe, mcp_probe_from_env
+from reconciler.probe.service import ProbeService, service_from_env
+from reconciler.probe.targets import ENV_VAR, ProbeAddresses
 
 IN_CLUSTER = "http://everything.tools.svc.cluster.local:8080"
 NOW = 1_800_000_000.0
@@ -39,6 +41,10 @@ def _rmcps(
 
 def _origin(server: ServerProcess) -> str:
     return f"http://127.0.0.1:{server.port}"
+
+
+def mcp_health_probe(addresses: ProbeAddresses, ttl: float = 30.0) -> ProbeService:
+    return ProbeService(addresses=addresses, ttl=ttl)
 
 
 def test_no_controller_and_no_probe_stays_unverified(everything_http: ServerProcess) -> None:
@@ -87,27 +93,39 @@ def test_verdicts_are_cached_for_ttl(probe_logs: Path) -> None:
     server = start_server_everything(probe_logs)
     addresses = ProbeAddresses(addresses={IN_CLUSTER: _origin(server)})
     cached, fresh = mcp_health_probe(addresses, ttl=300), mcp_health_probe(addresses, ttl=0)
-    url = f"{IN_CLUSTER}/mcp"
+    obj = _rmcps(f"{IN_CLUSTER}/mcp")
     try:
-        assert cached(url, "STREAMABLE_HTTP") is not None
-        assert (fresh(url, "STREAMABLE_HTTP") or pytest.fail("no probe")).state is HealthState.HEALTHY
+        assert cached.judge(obj) is not None
+        assert (fresh.judge(obj) or pytest.fail("no probe")).state is HealthState.HEALTHY
     finally:
         server.stop()
-    assert (cached(url, "STREAMABLE_HTTP") or pytest.fail("no probe")).state is HealthState.HEALTHY
-    assert (fresh(url, "STREAMABLE_HTTP") or pytest.fail("no probe")).state is HealthState.FAILED
+    assert (cached.judge(obj) or pytest.fail("no probe")).state is HealthState.HEALTHY
+    assert cached.requests == 1
+    assert (fresh.judge(obj) or pytest.fail("no probe")).state is HealthState.FAILED
+    assert fresh.requests == 2
 
 
 def test_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert mcp_probe_from_env() is None
+    monkeypatch.delenv("RECONCILER_PROBE_DIRECT", raising=False)
+    assert service_from_env() is None
+    monkeypatch.setenv("RECONCILER_PROBE_DIRECT", "true")
+    direct = service_from_env()
+    assert direct is not None and direct.address("http://x.y.svc:80/mcp") == "http://x.y.svc:80/mcp"
+    monkeypatch.delenv("RECONCILER_PROBE_DIRECT")
     monkeypatch.setenv(ENV_VAR, f'{{"{IN_CLUSTER}/": "http://127.0.0.1:4000/ignored"}}')
     addresses = ProbeAddresses.from_env()
     assert addresses is not None
     assert addresses.resolve(f"{IN_CLUSTER}/mcp?x=1") == "http://127.0.0.1:4000/mcp?x=1"
     assert addresses.resolve("http://everything.tools.svc.cluster.local:9090/mcp") is None
+    # the short Service spelling finds the entry written in full
+    assert addresses.resolve("http://everything.tools.svc:8080/mcp") == "http://127.0.0.1:4000/mcp"
     monkeypatch.setenv(ENV_VAR, f'{{"{IN_CLUSTER}": "http://10.0.0.5:4000"}}')
-    with pytest.raises(ValueError, match="not a loopback address"):
+    with pytest.raises(ConfigError, match="not a loopback address"):
         ProbeAddresses.from_env()
     monkeypatch.setenv(ENV_VAR, "not json")
-    with pytest.raises(ValueError, match="is not JSON"):
+    with pytest.raises(ConfigError, match="is not JSON"):
+        ProbeAddresses.from_env()
+    monkeypatch.setenv(ENV_VAR, '["a list"]')
+    with pytest.raises(ConfigError, match=ENV_VAR):
         ProbeAddresses.from_env()
