@@ -65,6 +65,7 @@ class Observer:
                 duration_s=result.duration,
                 changes=result.changes.summary(),
                 error=result.error or None,
+                warnings=result.warnings or None,
             )
             for c in result.changes.entries:
                 if c.action in (Action.UNCHANGED, Action.SKIPPED):

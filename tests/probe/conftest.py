@@ -59,6 +59,21 @@ def sdk_server(probe_logs: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="session")
+def sdk_server_v2(probe_logs: Path) -> Iterator[ServerProcess]:
+    """The mcp-SDK server's next version (``sdk_server.py PORT v2``: ``add`` needs ``precision``,
+    ``greet`` gone, ``shout`` new)."""
+    port = free_port()
+    log = probe_logs / f"sdk-server-v2-{port}.log"
+    cmd = [sys.executable, str(HERE / "sdk_server.py"), str(port), "v2"]
+    pid = start("sdk-server-v2", cmd, log, cwd=probe_logs)
+    try:
+        wait_listening(port, 20, "sdk-server-v2", log, pid)
+        yield ServerProcess("sdk-server-v2", f"http://127.0.0.1:{port}/mcp", port, pid, log)
+    finally:
+        stop_group(pid)
+
+
+@pytest.fixture(scope="session")
 def a2a_agent(probe_logs: Path) -> Iterator[ServerProcess]:
     """The a2a-sdk echo agent (skills ``echo`` and ``reverse``): ``http://127.0.0.1:<port>``."""
     server = start_a2a_agent(probe_logs)
