@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from reconciler.model import HealthState, HealthStatus, ObjectRef
-from reconciler.probe.contract import ServerRef
+from reconciler.probe.contract import ServerRef, requirements
 
 __all__ = [
     "AGENTGATEWAY_CONTROLLER",
@@ -868,6 +868,9 @@ def _agent(o: _Obj, ctx: _Ctx) -> HealthStatus:
         want = _agent_replicas(o)
         if have != want:
             f.add(_H.PROGRESSING, f"Deployment {o.name} has {have} replicas, Agent wants {want}")
+    if ctx.probe is None:  # with a probe, its verdict covers the tool contract (probe or discoveredTools)
+        for text in _discovered_contract(o, ctx):
+            f.add(_H.DEGRADED, text)
     unsupported = conds.get("UnsupportedFeatures")
     warning = f" (warning: {unsupported.text()})" if unsupported is not None and unsupported.true else ""
     if dep is None:
@@ -876,6 +879,35 @@ def _agent(o: _Obj, ctx: _Ctx) -> HealthStatus:
     else:
         healthy = f"Accepted, {ready_type}, Deployment {dep.message}"
     return _with_probe(o, ctx, f.result(healthy + warning))
+
+
+def _discovered_contract(o: _Obj, ctx: _Ctx) -> list[str]:
+    """For each RemoteMCPServer the Agent names tools of: the names missing from the server's
+    ``status.discoveredTools`` (what kagent last listed; agent-platform-formats.md §8.2). Servers without
+    a discovered list, or that cannot be read, are left to their own verdict."""
+    if ctx.lookup is None:
+        return []
+    out: list[str] = []
+    for req in requirements([o.raw], namespace=o.namespace):
+        if req.tools is None or req.server.kind != "RemoteMCPServer":
+            continue
+        ref = ObjectRef(
+            group=_KAGENT,
+            version="v1alpha2",
+            kind="RemoteMCPServer",
+            namespace=req.server.namespace,
+            name=req.server.name,
+        )
+        live = ctx.lookup(ref)
+        if live is None or not _Obj(live).status.get("discoveredTools"):
+            continue
+        missing = missing_tools(live, req.tools)
+        if missing:
+            out.append(
+                f"requires {', '.join(repr(m) for m in missing)} of {req.server}, "
+                "not in its status.discoveredTools"
+            )
+    return out
 
 
 def _model_config(o: _Obj, ctx: _Ctx) -> HealthStatus:

@@ -22,6 +22,7 @@ import pytest
 from _health_golden import CASES, load_case, run_case
 
 from reconciler.model import ref_of
+from reconciler.probe.contract import requirements
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -30,9 +31,18 @@ def test_golden(path: Path) -> None:
     status, lookup = run_case(data)
     expect = data["expect"]
     assert (status.state.value, status.message) == (expect["state"], expect["message"]), data["description"]
-    # lookup is only ever asked for Deployments named like the object, in its namespace
+    # lookup is only ever asked for the Deployment named like the object, in its namespace, and for the
+    # RemoteMCPServers an Agent names tools of (their status.discoveredTools)
     obj_ref = ref_of(data["object"])
+    servers = {
+        (r.server.namespace, r.server.name)
+        for r in requirements([data["object"]])
+        if r.server.kind == "RemoteMCPServer" and r.tools
+    }
     for ref in lookup.calls:
+        if ref.kind == "RemoteMCPServer":
+            assert ref.group == "kagent.dev" and (ref.namespace, ref.name) in servers
+            continue
         assert (ref.group, ref.kind, ref.namespace, ref.name) == (
             "apps",
             "Deployment",
