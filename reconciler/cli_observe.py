@@ -7,7 +7,10 @@ dry-run failed), 2 usage error (unknown environment, bad option), 3 differences 
 ``status`` reads each environment's inventory from the cluster (the revision it last applied and its
 objects), reads each object's health, and with ``--repo`` compares the inventory's revision with the
 branch's latest commit (``Synced`` / ``OutOfSync``); with ``--server`` it asks a running daemon instead
-(``GET /api/status``), which also knows about running passes, failures and drift.
+(``GET /api/status``), which also knows about running passes, failures and drift. Its ``Protocols``
+section lists each MCP server (state, tool count, protocol version) and agent (card state, skills): from
+the daemon's last probes with ``--server``, else probed now when ``$RECONCILER_PROBE_ADDRESSES`` or
+``$RECONCILER_PROBE_DIRECT`` is set (else it says they are not probed).
 
 ``diff ENV`` renders the branch's latest commit and asks the API server for a server-side dry-run of every
 changed object, then prints a coloured unified diff (live → desired; Secret values never shown).
@@ -24,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -41,15 +44,25 @@ from rich.table import Table
 from rich.text import Text
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import HealthStatus, Inventory, verdict
+from reconciler.model import HealthStatus, Inventory, ObjectRef, verdict
 from reconciler.observe.status import (
+    NOT_PROBED,
+    NOT_PROBED_STATE,
     EnvSummary,
     PendingChange,
+    ProtocolReport,
     SyncState,
+    age,
     diff_line_class,
     pending_from_result,
+    protocol_detail,
+    protocol_fields,
+    protocol_report,
     sync_state,
 )
+
+if TYPE_CHECKING:
+    from reconciler.probe.service import ProbeService
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -71,6 +84,7 @@ _HEALTH_STYLE = {
     "Degraded": "red",
     "Unverified": "magenta",
     "Failed": "red",
+    NOT_PROBED_STATE: "dim",
 }
 _DIFF_STYLE = {"hdr": "bold", "hunk": "cyan", "add": "green", "del": "red", "ctx": ""}
 
@@ -152,6 +166,36 @@ def _inventories(client: Any) -> dict[str, Inventory]:
     return out
 
 
+#: Kinds (group, kind) that may declare an MCP endpoint or an A2A agent (reconciler.probe.service).
+_PROTOCOL_KINDS = frozenset(
+    {("kagent.dev", "RemoteMCPServer"), ("kagent.dev", "MCPServer"), ("kagent.dev", "Agent"), ("", "Service")}
+)
+
+
+def cluster_protocols(
+    client: Any, refs: list[ObjectRef], probes: ProbeService | None, note: str = NOT_PROBED
+) -> ProtocolReport:
+    """The protocol health of the MCP servers and agents among ``refs``: their live objects read (one GET
+    per object of a kind that can declare one), then every endpoint probed at once with ``probes``
+    (results within its TTL reused). Without ``probes`` nothing is probed and the report says ``note``.
+    Objects that cannot be read are left out (their health says why)."""
+    from reconciler.errors import KubeError
+
+    lives: list[dict[str, Any]] = []
+    for ref in refs:
+        if (ref.group, ref.kind) not in _PROTOCOL_KINDS:
+            continue
+        try:
+            live = client.get(ref)
+        except KubeError:
+            continue
+        if live is not None:
+            lives.append(live)
+    if probes is not None and lives:
+        probes.prefetch(lives)
+    return protocol_report(lives, probes, probe=True, note=note)
+
+
 def cluster_status(
     client: Any,
     *,
@@ -160,6 +204,9 @@ def cluster_status(
     repo_envs: list[str] | None = None,
     with_health: bool = True,
     progress: Progress | None = None,
+    protocols: bool = False,
+    probes: ProbeService | None = None,
+    probe_note: str = NOT_PROBED,
 ) -> list[EnvSummary]:
     """Status of each environment from the cluster: the inventory's revision, sync state and health.
 
@@ -170,6 +217,9 @@ def cluster_status(
         repo_envs: environments defined in the repository (shown ``NotReconciled`` without an inventory).
         with_health: read each inventory object's health (one GET per object).
         progress: a rich progress bar to advance per object read.
+        protocols: read the protocol health of MCP servers and agents (:func:`cluster_protocols`).
+        probes: the probe service for ``protocols`` (``None``: not probed, and ``probe_note`` says why).
+        probe_note: why nothing is probed when ``probes`` is ``None``.
 
     Raises:
         KubeError: when the API server cannot be read.
@@ -193,6 +243,7 @@ def cluster_status(
                 if progress is not None and task is not None:
                     progress.advance(task)
         v = verdict(health)
+        report = cluster_protocols(client, inv.entries, probes, probe_note) if protocols else None
         out.append(
             EnvSummary(
                 name=name,
@@ -203,6 +254,7 @@ def cluster_status(
                 verdict=v.message if health else "",
                 missing=v.missing,
                 objects=len(inv.entries),
+                **protocol_fields(report),
             )
         )
     return out
@@ -261,9 +313,51 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
         console.print("no environments (no inventory in the cluster yet)")
         return
     console.print(table)
+    print_protocols(console, envs)
+
+
+def print_protocols(console: Console, envs: list[EnvSummary]) -> None:
+    """The ``Protocols`` section: one line per MCP server (state, tool count, protocol version, server)
+    and per agent (card state, name, skill count, missing skills), and one per environment whose MCP
+    servers and agents are not probed, saying why. Nothing when no environment has any."""
+    rows = [(e, p) for e in envs for p in e.protocols]
+    unprobed = [e for e in envs if not e.protocols_probed and e.protocol_targets]
+    if not rows and not unprobed:
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None)
+    for col in ("environment", "object", "protocol", "state", "details", "checked"):
+        table.add_column(col)
+    for e, p in rows:
+        table.add_row(
+            Text(e.name, style="bold"),
+            p.object,
+            "MCP" if p.protocol == "mcp" else "A2A",
+            Text(p.state, style=_HEALTH_STYLE.get(p.state, "")),
+            protocol_detail(p),
+            age(p.checked_at) if p.checked_at else "-",
+        )
+    for e in unprobed:
+        n = e.protocol_targets
+        table.add_row(
+            Text(e.name, style="bold"),
+            f"{n} MCP server{'' if n == 1 else 's'}/agent{'' if n == 1 else 's'}",
+            "-",
+            Text(NOT_PROBED_STATE, style=_HEALTH_STYLE[NOT_PROBED_STATE]),
+            e.protocols_note or "not probed",
+            "-",
+        )
+    console.print()
+    console.print(Text("Protocols", style="bold"))
+    console.print(table)
 
 
 def status_cmd(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="ENV", help="environment (the same as --env; default all)", show_default=False
+        ),
+    ] = None,
     repo: Annotated[
         str | None, typer.Option(help="environment repository: compare with its branch's latest commit")
     ] = None,
@@ -281,8 +375,10 @@ def status_cmd(
     output: Output = OutputFormat.text,
     color: Color = None,
 ) -> None:
-    """Environments: the revision each last applied (from its inventory), sync state and health."""
+    """Environments: the revision each last applied (from its inventory), sync state, health, and the
+    protocol health of their MCP servers and agents."""
     console, err = _consoles(color)
+    env = [*(names or []), *(env or [])] or None
     try:
         if server:
             envs = server_status(server)
@@ -323,6 +419,21 @@ def _status_from_cluster(
             repo_envs = sorted({*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid})
         head = str(rev)
     client = KubeClient(kubeconfig, context)
+    probes, note = _probe_service(client) if health else (None, NOT_PROBED)
+
+    def read(progress: Progress | None = None) -> list[EnvSummary]:
+        return cluster_status(
+            client,
+            envs=env,
+            head=head,
+            repo_envs=repo_envs,
+            with_health=health,
+            progress=progress,
+            protocols=health,
+            probes=probes,
+            probe_note=note,
+        )
+
     try:
         if err.is_terminal:
             columns = (
@@ -333,12 +444,34 @@ def _status_from_cluster(
                 TimeElapsedColumn(),
             )
             with Progress(*columns, console=err, transient=True) as progress:
-                return cluster_status(
-                    client, envs=env, head=head, repo_envs=repo_envs, with_health=health, progress=progress
-                )
-        return cluster_status(client, envs=env, head=head, repo_envs=repo_envs, with_health=health)
+                return read(progress)
+        return read()
     finally:
         client.close()
+
+
+def _probe_service(client: Any) -> tuple[ProbeService | None, str]:
+    """The probe service ``$RECONCILER_PROBE_ADDRESSES`` / ``$RECONCILER_PROBE_DIRECT`` configure (its
+    ``headersFrom`` values read through ``client``), or ``None`` and why nothing is probed."""
+    from reconciler.errors import KubeError
+    from reconciler.probe.service import secret_reader, service_from_env
+
+    try:
+        probes = service_from_env()
+    except (ReconcilerError, ValueError) as exc:
+        return None, f"not probed: {exc}"
+    if probes is None:
+        return None, NOT_PROBED
+
+    def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] | None = client.get(ObjectRef(kind=kind, namespace=namespace, name=name))
+        except KubeError:
+            return None
+        return obj
+
+    probes.secrets = secret_reader(get)
+    return probes, ""
 
 
 # -- diff -----------------------------------------------------------------------------------------------

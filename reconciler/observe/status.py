@@ -19,18 +19,37 @@ not news); summaries say it in ``running``.
 
 Health is the verdict of :func:`reconciler.model.verdict`: ``Healthy``, ``Progressing``, ``Degraded``,
 ``Unverified`` (objects nobody judged, with the missing controllers named) or ``Failed``.
+
+Protocol health (:class:`ProtocolStatus`, one per MCP server and A2A agent of the environment) is what
+the probe service (:mod:`reconciler.probe.service`) last found: an MCP server's state, tool count and
+protocol version, an agent card's state, skills and missing skills. :func:`protocol_report` reads it
+from the service's cache (the daemon, never probing for it) or probes (``reconciler status`` without
+``--server``). An endpoint nothing probed says ``NotProbed``, never ``Healthy``; without a probe service
+the list is empty and the summary says why (:data:`NOT_PROBED`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from reconciler.model import Action, HealthStatus, PassResult, verdict
+from reconciler.model import Action, HealthState, HealthStatus, PassResult, verdict
 from reconciler.observe.events import DriftEvent
+
+if TYPE_CHECKING:
+    from reconciler.probe.models import A2AProbeResult, McpProbeResult
+    from reconciler.probe.service import ProbeService
+
+#: The state of an MCP server or agent that no probe reached (never shown as ``Healthy``).
+NOT_PROBED_STATE = "NotProbed"
+#: What the summary says when no probe service is configured.
+NOT_PROBED = "not probed: set RECONCILER_PROBE_ADDRESSES (or RECONCILER_PROBE_DIRECT=true in-cluster)"
 
 
 class SyncState(StrEnum):
@@ -104,6 +123,54 @@ class TimelineEntry(BaseModel):
     automatic: bool = Field(default=False, description="a rollback the daemon made itself")
 
 
+class AgentCardStatus(BaseModel):
+    """What an agent's A2A card says: its name, version, how many skills it lists and which expected
+    skills (the Agent's ``a2aConfig.skills``) it lacks."""
+
+    name: str = ""
+    version: str = ""
+    skills: int = 0
+    missing_skills: list[str] = Field(default_factory=list)
+
+
+class ProtocolStatus(BaseModel):
+    """The protocol health of one MCP server or A2A agent, as its last probe found it.
+
+    ``state`` is the probe's verdict (``Healthy``, ``Degraded``, ``Failed``) or ``NotProbed`` (no probe
+    reached it: its URL is not mapped, or it was not probed yet). ``url`` is the in-cluster URL the
+    object declares; request headers are never part of it.
+    """
+
+    object: str = Field(description="Kind namespace/name, e.g. 'RemoteMCPServer tools/everything'")
+    protocol: Literal["mcp", "a2a"]
+    state: str
+    reason: str = Field(default="", description="the probe's one-line reason")
+    url: str = Field(default="", description="the in-cluster URL the object declares")
+    transport: str = Field(default="", description="MCP: streamable-http or sse")
+    tools: int | None = Field(
+        default=None, description="MCP: tools listed (None unless the listing succeeded)"
+    )
+    protocol_version: str = Field(default="", description="MCP: the negotiated protocol version")
+    server: str = Field(default="", description="MCP: the server's name and version")
+    card: AgentCardStatus | None = Field(default=None, description="A2A: the agent card, when one was read")
+    latency: float | None = Field(default=None, description="seconds the probe took")
+    checked_at: float | None = Field(default=None, description="UNIX time, seconds, the result was seen")
+
+    @property
+    def probed(self) -> bool:
+        """Whether a probe reached it (``state`` is a verdict, not ``NotProbed``)."""
+        return self.state != NOT_PROBED_STATE
+
+
+class ProtocolReport(BaseModel):
+    """The protocol health of one environment (see :func:`protocol_report`)."""
+
+    probed: bool = Field(default=False, description="a probe service is configured")
+    note: str = Field(default="", description="why nothing is probed ('' when a probe service is configured)")
+    targets: int = Field(default=0, description="MCP and A2A endpoints among the objects")
+    items: list[ProtocolStatus] = Field(default_factory=list)
+
+
 class EnvSummary(BaseModel):
     """One environment on the overview."""
 
@@ -124,6 +191,12 @@ class EnvSummary(BaseModel):
     trigger: str = ""
     passes: int = 0
     running: bool = False
+    protocols: list[ProtocolStatus] = Field(
+        default_factory=list, description="each MCP server's and agent's protocol health (when probed)"
+    )
+    protocols_probed: bool = Field(default=False, description="MCP servers and agents are probed at all")
+    protocols_note: str = Field(default="", description="why they are not probed ('' when they are)")
+    protocol_targets: int = Field(default=0, description="MCP and A2A endpoints among the objects")
 
 
 class EnvDetail(BaseModel):
@@ -187,6 +260,7 @@ def summarize_env(
     pending: PendingChange | None = None,
     drift: Sequence[DriftEvent] = (),
     gate: str = "",
+    protocols: ProtocolReport | None = None,
 ) -> EnvSummary:
     """The overview row of one environment.
 
@@ -194,6 +268,7 @@ def summarize_env(
         last: the last finished pass (of the branch's latest commit the daemon saw).
         applied: the last pass that succeeded (default: ``last`` when it succeeded).
         gate: the last health gate's result (``passed`` or ``failed: <outcome>``; "" when none ran).
+        protocols: the protocol health the daemon last read (``None``: not read).
     """
     if applied is None and last is not None and last.ok:
         applied = last
@@ -226,7 +301,227 @@ def summarize_env(
         trigger=last.trigger if last else "",
         passes=passes,
         running=running,
+        **protocol_fields(protocols),
     )
+
+
+def protocol_fields(report: ProtocolReport | None) -> dict[str, Any]:
+    """The :class:`EnvSummary` fields of a protocol report (``None``: nothing read, nothing said)."""
+    if report is None:
+        return {}
+    return {
+        "protocols": list(report.items),
+        "protocols_probed": report.probed,
+        "protocols_note": report.note,
+        "protocol_targets": report.targets,
+    }
+
+
+class ProbeTimes:
+    """When the daemon first saw each probe result (UNIX seconds), so a status can say how old it is.
+
+    The probe service keeps results without a wall-clock time; a result is a new object after every
+    probe, so a result seen before (the same object) keeps its time and a new one is stamped now. The
+    daemon reads the cache right after the passes and health readings that probe, so the time is that
+    of the probe within a pass's duration. Thread-safe; forgets endpoints not seen in the last round.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[object, float]] = {}
+        self._lock = threading.Lock()
+
+    def stamp(self, key: tuple[str, str], result: object, now: float) -> float:
+        """The time ``result`` (the last result of endpoint ``key``) was first seen."""
+        with self._lock:
+            hit = self._seen.get(key)
+            if hit is not None and hit[0] is result:
+                return hit[1]
+            self._seen[key] = (result, now)
+            return now
+
+    def keep(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Forget every endpoint but ``keys``."""
+        wanted = set(keys)
+        with self._lock:
+            for key in [k for k in self._seen if k not in wanted]:
+                del self._seen[key]
+
+
+def _mcp_status(
+    owner: str, url: str, result: McpProbeResult | None, not_probed: str, checked_at: float | None
+) -> ProtocolStatus:
+    if result is None:
+        return ProtocolStatus(
+            object=owner, protocol="mcp", state=NOT_PROBED_STATE, reason=not_probed, url=url
+        )
+    handshake = result.state is not HealthState.FAILED
+    server = f"{result.server_name} {result.server_version}".strip()
+    return ProtocolStatus(
+        object=owner,
+        protocol="mcp",
+        state=result.state.value,
+        reason=result.reason,
+        url=url,
+        transport=result.transport,
+        tools=len(result.tools) if result.healthy else None,
+        protocol_version=result.protocol_version if handshake else "",
+        server=server if handshake else "",
+        latency=round(result.latency, 4),
+        checked_at=checked_at,
+    )
+
+
+def _a2a_status(
+    owner: str, url: str, result: A2AProbeResult | None, not_probed: str, checked_at: float | None
+) -> ProtocolStatus:
+    if result is None:
+        return ProtocolStatus(
+            object=owner, protocol="a2a", state=NOT_PROBED_STATE, reason=not_probed, url=url
+        )
+    card = None
+    if result.state is not HealthState.FAILED:  # a card was read and parsed
+        card = AgentCardStatus(
+            name=result.name,
+            version=result.version,
+            skills=len(result.skills),
+            missing_skills=list(result.missing_skills),
+        )
+    return ProtocolStatus(
+        object=owner,
+        protocol="a2a",
+        state=result.state.value,
+        reason=result.reason,
+        url=url,
+        card=card,
+        latency=round(result.latency, 4),
+        checked_at=checked_at,
+    )
+
+
+def protocol_report(
+    objects: Iterable[Mapping[str, Any]],
+    probes: ProbeService | None,
+    *,
+    probe: bool = False,
+    times: ProbeTimes | None = None,
+    note: str = NOT_PROBED,
+    now: float | None = None,
+) -> ProtocolReport:
+    """The protocol health of ``objects``: one :class:`ProtocolStatus` per MCP endpoint and A2A agent
+    they declare (:func:`reconciler.probe.service.mcp_target`, :func:`~reconciler.probe.service.a2a_target`),
+    MCP servers first, each kind by object.
+
+    Args:
+        objects: desired or live objects of one environment.
+        probes: the probe service; ``None``: nothing is listed and the report says ``note``.
+        probe: probe endpoints without a fresh result (``reconciler status``); by default only what the
+            service's cache holds is read, and nothing is sent.
+        times: when each result was first seen (the daemon's); without it, results are stamped ``now``.
+        note: why nothing is probed, said when ``probes`` is ``None``.
+        now: the current UNIX time (default: the clock).
+    """
+    from reconciler.probe.service import a2a_target, mcp_target
+
+    objs = list(objects)
+    targets = sum((mcp_target(o) is not None) + (a2a_target(o) is not None) for o in objs)
+    if probes is None:
+        return ProtocolReport(probed=False, note=note, targets=targets)
+    t = time.time() if now is None else now
+    items: list[ProtocolStatus] = []
+    seen: list[tuple[str, str]] = []
+
+    def stamp(key: tuple[str, str], result: object | None) -> float | None:
+        if result is None:
+            return None
+        seen.append(key)
+        return times.stamp(key, result, t) if times is not None else t
+
+    def unprobed(url: str) -> str:
+        if probes.address(url) is None:
+            return "not probed: RECONCILER_PROBE_ADDRESSES does not map its URL"
+        return "not probed yet"
+
+    for obj in objs:
+        mcp = mcp_target(obj)
+        if mcp is not None:
+            owner = str(mcp.owner)
+            result = probes.mcp(obj) if probe else probes.known_mcp(obj)
+            items.append(
+                _mcp_status(owner, mcp.url, result, unprobed(mcp.url), stamp(("mcp", owner), result))
+            )
+        a2a = a2a_target(obj)
+        if a2a is not None:
+            card = probes.a2a(obj) if probe else probes.known_a2a(obj)
+            items.append(
+                _a2a_status(a2a.owner, a2a.url, card, unprobed(a2a.url), stamp(("a2a", a2a.owner), card))
+            )
+    if times is not None:
+        times.keep(seen)
+    items.sort(key=lambda p: (p.protocol != "mcp", p.object))
+    return ProtocolReport(probed=True, targets=targets, items=items)
+
+
+def protocol_detail(p: ProtocolStatus) -> str:
+    """One line on ``p`` after its state: an MCP server's tool count, protocol version and server; an
+    agent's card (name, version, skill count, missing skills); the probe's reason when it is not
+    ``Healthy`` and the rest does not already say it."""
+    parts: list[str] = []
+    if p.protocol == "mcp":
+        if p.tools is not None:
+            parts.append(f"{p.tools} tool{'' if p.tools == 1 else 's'}")
+        if p.protocol_version:
+            parts.append(f"MCP {p.protocol_version}")
+        if p.server:
+            parts.append(f"server {p.server}")
+        if p.state != HealthState.HEALTHY.value and p.reason:
+            parts.append(p.reason)
+    else:
+        c = p.card
+        if c is not None:
+            parts.append(f"card {c.name or '(unnamed)'}" + (f" {c.version}" if c.version else ""))
+            parts.append(f"{c.skills} skill{'' if c.skills == 1 else 's'}")
+            if c.missing_skills:
+                parts.append(f"missing skills: {', '.join(c.missing_skills)}")
+        if p.state != HealthState.HEALTHY.value and p.reason and not (c is not None and c.missing_skills):
+            parts.append(p.reason)
+    return ", ".join(parts)
+
+
+def protocols_overview(s: EnvSummary) -> str:
+    """The environment's protocol health in a few words ("" when it has no MCP server or agent):
+    ``protocols: 1 Degraded, 2 Healthy`` (worst first), or how many are not probed and why."""
+    if not s.protocols_probed:
+        if not s.protocol_targets:
+            return ""
+        n, plural = s.protocol_targets, "" if s.protocol_targets == 1 else "s"
+        return f"{n} MCP server{plural}/agent{plural} {s.protocols_note or 'not probed'}"
+    if not s.protocols:
+        return ""
+    order = [
+        HealthState.FAILED.value,
+        HealthState.DEGRADED.value,
+        NOT_PROBED_STATE,
+        HealthState.HEALTHY.value,
+    ]
+    counts: dict[str, int] = {}
+    for p in s.protocols:
+        counts[p.state] = counts.get(p.state, 0) + 1
+    ranked = sorted(counts, key=lambda k: order.index(k) if k in order else len(order))
+    return "protocols: " + ", ".join(f"{counts[k]} {k}" for k in ranked)
+
+
+def age(ts: float | None, now: float | None = None) -> str:
+    """How long ago UNIX time ``ts`` was, in the largest sensible unit (``never`` for none)."""
+    if not ts:
+        return "never"
+    d = max(0.0, (time.time() if now is None else now) - ts)
+    if d < 90:
+        return f"{d:.0f} s ago"
+    if d < 5400:
+        return f"{d / 60:.0f} min ago"
+    if d < 129600:
+        return f"{d / 3600:.0f} h ago"
+    return f"{d / 86400:.0f} d ago"
 
 
 def object_rows(last: PassResult | None) -> list[ObjectRow]:

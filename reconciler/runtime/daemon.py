@@ -54,6 +54,7 @@ from reconciler.model import (
     ref_of,
 )
 from reconciler.observe.logging import log_context
+from reconciler.observe.status import ProbeTimes, ProtocolReport, protocol_report
 from reconciler.promote.auto import AutoRollback, bus_publisher
 from reconciler.promote.images import ImageAutomation, run_consumer
 from reconciler.reconcile import (
@@ -113,6 +114,9 @@ class _EnvState:
     full_at: float = 0.0  # monotonic time of the last full pass that succeeded
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # its worker and poll timer
     gate: str = ""  # the last health gate: "passed" or "failed: <outcome>: <message>" ("" before any)
+    # MCP servers' and agents' protocol health from the probe cache after the last pass or health reading
+    protocols: ProtocolReport | None = None
+    probe_times: ProbeTimes = field(default_factory=ProbeTimes)
 
 
 class Daemon:
@@ -544,6 +548,7 @@ class Daemon:
             if result.ok:
                 state.applied = result
             self._after_pass(state, result)
+            await asyncio.to_thread(self._read_protocols, state)
             if missed:  # a change during the pass may postdate what it read: look at the objects again
                 self._spawn(self._recheck(missed))
             for w in waiters:
@@ -680,6 +685,7 @@ class Daemon:
                     interval=0.3,
                     probe=self.ctx.mcp_probe,
                 )
+                self._read_protocols(state)
                 settled = all(h.state in SETTLED for h in health.values())
                 if settled or time.monotonic() >= deadline:
                     return health
@@ -726,6 +732,19 @@ class Daemon:
                     )
                     self._watchers[gvk] = t
                     t.start()
+
+    def _read_protocols(self, state: _EnvState) -> None:
+        """Set ``state.protocols`` from what the probe service last found for the environment's desired
+        objects (MCP servers, agents): its cache only, nothing is probed for it. Without a probe service
+        the report lists nothing and says so. Blocking (a ``headersFrom`` Secret may be read): call it
+        from a worker thread."""
+        desired = self.ctx.last_desired.get(state.name) or []
+        try:
+            state.protocols = protocol_report(
+                [d.obj for d in desired], self.ctx.probes, times=state.probe_times
+            )
+        except Exception:  # a status must never break a pass or the health gate
+            log.exception("reading the protocol health of %s failed", state.name)
 
     def _spawn(self, coro: Any) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""

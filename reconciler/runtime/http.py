@@ -10,9 +10,10 @@ Routes:
   meanwhile), the API server answers, NATS is connected (when configured) and leadership is known; 503
   otherwise. The body names each check. Checks are cached for :data:`READY_TTL` seconds, so probes
   cannot multiply the traffic.
-* ``GET /`` — environments: revision, sync state, health (HTML, refreshes itself).
-* ``GET /env/<name>`` — objects and their health, recent drift, the promotion timeline and the diff of
-  the pending change (a server-side dry-run of the branch's latest commit, cached for
+* ``GET /`` — environments: revision, sync state, health and protocol health (HTML, refreshes itself).
+* ``GET /env/<name>`` — objects and their health, the protocol health of its MCP servers (state, tool
+  count, protocol version) and agents (card state, skills), recent drift, the promotion timeline and the
+  diff of the pending change (a server-side dry-run of the branch's latest commit, cached for
   :data:`DIFF_TTL` seconds).
 * ``GET /api/status``, ``GET /api/env/<name>``, ``GET /api/env/<name>/diff[?refresh=1]`` — the same as
   JSON (:mod:`reconciler.observe.status` models), for ``reconciler status --server``.
@@ -49,12 +50,15 @@ from reconciler.observe.status import (
     EnvSummary,
     PendingChange,
     TimelineEntry,
+    age,
     commit_kind,
     diff_line_class,
     mark_applied,
     object_rows,
     parse_trailers,
     pending_from_result,
+    protocol_detail,
+    protocols_overview,
     summarize_env,
 )
 from reconciler.reconcile import PassContext, assess_health, run_pass
@@ -533,6 +537,7 @@ class _Server:
             await self.last(name),
             applied=applied,
             gate=getattr(state, "gate", ""),
+            protocols=getattr(state, "protocols", None),
             running=state.running,
             passes=state.passes,
             pending=self.pending.cache.get(name),
@@ -585,16 +590,7 @@ SERVER = web.AppKey("reconciler_server", _Server)
 
 
 def _ago(ts: float | None) -> str:
-    if not ts:
-        return "never"
-    d = max(0.0, time.time() - ts)
-    if d < 90:
-        return f"{d:.0f} s ago"
-    if d < 5400:
-        return f"{d / 60:.0f} min ago"
-    if d < 129600:
-        return f"{d / 3600:.0f} h ago"
-    return f"{d / 86400:.0f} d ago"
+    return age(ts)
 
 
 def _utc(ts: float | None) -> str:
@@ -618,6 +614,8 @@ def _templates() -> jinja2.Environment:
     env.filters["utc"] = _utc
     env.filters["short"] = _short
     env.filters["diffclass"] = diff_line_class
+    env.filters["protocol_detail"] = protocol_detail
+    env.filters["protocols_overview"] = protocols_overview
     return env
 
 

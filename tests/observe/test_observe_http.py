@@ -16,7 +16,7 @@ from reconciler_testing import EnvRepo
 
 from reconciler.model import Action, ChangeSet, Environment, HealthState, HealthStatus, ObjectRef, PassResult
 from reconciler.observe import Metrics, Observer
-from reconciler.observe.status import EnvSummary
+from reconciler.observe.status import NOT_PROBED, AgentCardStatus, EnvSummary, ProtocolReport, ProtocolStatus
 from reconciler.runtime.http import build_app, git_log_timeline
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource
@@ -45,6 +45,7 @@ class FakeState:
     running: bool = False
     passes: int = 0
     last: PassResult | None = None
+    protocols: ProtocolReport | None = None  # the daemon's last reading of the probe cache
 
     earlier: PassResult | None = None  # a successful pass before ``last``
 
@@ -228,6 +229,66 @@ async def test_environment_page_objects_drift_timeline_and_failed_dry_run(served
         (first, "change", False, False),
     ]
     assert EVIL not in html
+
+
+async def test_protocol_health_on_the_pages_and_in_the_api(served: Any) -> None:
+    client, daemon, _ = served
+    daemon.envs["dev"].protocols = ProtocolReport(
+        probed=True,
+        targets=2,
+        items=[
+            ProtocolStatus(
+                object="RemoteMCPServer tools/docs",
+                protocol="mcp",
+                state="Healthy",
+                url="http://docs.tools.svc.cluster.local:8080/mcp",
+                transport="streamable-http",
+                tools=3,
+                protocol_version="2025-11-25",
+                server="docs 1.2.0",
+                checked_at=time.time() - 4,
+            ),
+            ProtocolStatus(
+                object=f"Agent agents/{EVIL}",
+                protocol="a2a",
+                state="Degraded",
+                reason="missing skills: translate",
+                card=AgentCardStatus(name="helper", version="0.3.0", skills=1, missing_skills=["translate"]),
+            ),
+        ],
+    )
+    daemon.envs["prod"].protocols = ProtocolReport(probed=False, note=NOT_PROBED, targets=1)
+    rows = {r["name"]: r for r in await (await client.get("/api/status")).json()}
+    assert [(p["object"], p["state"], p["tools"]) for p in rows["dev"]["protocols"]] == [
+        ("RemoteMCPServer tools/docs", "Healthy", 3),
+        (f"Agent agents/{EVIL}", "Degraded", None),
+    ]
+    assert rows["dev"]["protocols"][1]["card"]["missing_skills"] == ["translate"]
+    assert (rows["prod"]["protocols"], rows["prod"]["protocols_note"]) == ([], NOT_PROBED)
+
+    index = await (await client.get("/")).text()
+    assert "protocols: 1 Degraded, 1 Healthy" in index
+    assert f"1 MCP server/agent {NOT_PROBED}" in index
+
+    html = await (await client.get("/env/dev")).text()
+    table = html[html.index('<table id="protocols">') :]
+    table = table[: table.index("</table>")]
+    assert 'data-protocol-object="RemoteMCPServer tools/docs"' in table
+    assert "3 tools, MCP 2025-11-25, server docs 1.2.0" in table and "4 s ago" in table
+    assert "card helper 0.3.0, 1 skill, missing skills: translate" in table
+    assert "http://docs.tools.svc.cluster.local:8080/mcp" in table
+    assert EVIL not in html and "&lt;script&gt;" in table
+    prod = await (await client.get("/env/prod")).text()
+    assert '<table id="protocols">' not in prod and f"1 MCP server(s) and agent(s): {NOT_PROBED}" in prod
+
+
+async def test_a_daemon_that_reports_no_protocols_shows_no_protocols(served: Any) -> None:
+    client, _, _ = served
+    rows = await (await client.get("/api/status")).json()
+    assert [(r["protocols"], r["protocols_probed"], r["protocol_targets"]) for r in rows] == [
+        ([], False, 0)
+    ] * 2
+    assert 'data-testid="protocols"' not in await (await client.get("/")).text()
 
 
 async def test_timeline_marks_applied_and_pending(served: Any) -> None:
