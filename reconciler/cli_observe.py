@@ -239,7 +239,7 @@ def cluster_status(
         health: dict[str, HealthStatus] = {}
         if with_health:
             for ref in inv.entries:
-                health.update(assess_health(client, [ref]))
+                health.update(assess_health(client, [ref], probe=probes))
                 if progress is not None and task is not None:
                     progress.advance(task)
         v = verdict(health)

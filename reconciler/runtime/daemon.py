@@ -574,6 +574,10 @@ class Daemon:
         revision: Revision | None = None
         if reason == "poll":
             revision = await self._poll_head()
+            desired = self.ctx.last_desired.get(state.name)
+            if self.ctx.probes is not None and desired:  # probes (only past their cache window) off the loop
+                namespace = (state.env.namespace if state.env else None) or ""
+                await asyncio.to_thread(self.ctx.probes.prefetch, [d.obj for d in desired], namespace)
             verified = self._verified_by_watch(state, revision)
             if verified is not None:
                 return verified
@@ -643,8 +647,6 @@ class Daemon:
             except KubeError:
                 return None
 
-        if self.ctx.probes is not None:  # every endpoint at once; judging below reads the cache
-            self.ctx.probes.prefetch(o for o in live.values() if o)
         health = {
             str(d.ref): judge(
                 live[d.key] or {},

@@ -461,8 +461,10 @@ class _LiveHealth:
             after = state.env.health.no_controller_after if state.env else 60.0
             t0 = time.time()
 
+            probes = getattr(getattr(self.daemon, "ctx", None), "probes", None)
+
             def read() -> dict[str, HealthStatus]:
-                return assess_health(self.client(), refs, no_controller_after=after)
+                return assess_health(self.client(), refs, no_controller_after=after, probe=probes)
 
             task = asyncio.create_task(asyncio.to_thread(read), name=f"health-{name}")
             self._tasks[name] = task
