@@ -401,6 +401,7 @@ async def probe_mcp(
     *,
     limits: ProbeLimits | None = None,
     transport: Transport = "auto",
+    era: Literal["auto", "handshake"] = "auto",
 ) -> McpProbeResult:
     """Probe the MCP server at ``url``: negotiate the protocol era, then list every tool.
 
@@ -408,7 +409,8 @@ async def probe_mcp(
     ``transport``: ``streamable-http``, ``sse`` (the legacy HTTP+SSE transport: ``url`` is the event
     stream, e.g. ``…/sse``) or ``auto`` (``sse`` when the path ends in ``/sse``; otherwise Streamable HTTP,
     falling back to SSE when the POST gets HTTP 404 or 405). ``limits`` bounds the whole probe (seconds)
-    and each response (bytes).
+    and each response (bytes). ``era`` ``handshake`` skips the ``server/discover`` attempt (one round trip)
+    for a server known to speak only the ``initialize`` handshake; ``auto`` negotiates.
 
     Never raises for anything the server does: the result's ``state`` and ``reason`` say what happened
     (see :class:`McpProbeResult`).
@@ -422,12 +424,12 @@ async def probe_mcp(
     try:
         async with asyncio.timeout(limits.timeout):
             try:
-                await _run(probe, url, headers, "sse" if mode == "sse" else "streamable-http")
+                await _run(probe, url, headers, "sse" if mode == "sse" else "streamable-http", era)
             except HttpStatusError as e:
                 if mode != "auto" or e.status not in (404, 405) or probe.handshake_done:
                     raise
                 probe = _Probe(url, limits)
-                await _run(probe, url, headers, "sse")
+                await _run(probe, url, headers, "sse", era)
     except TimeoutError:
         _fail(probe, f"timed out after {limits.timeout:g} s during {probe.phase}")
     except OversizeError as e:
@@ -453,7 +455,9 @@ def _fail(probe: _Probe, reason: str) -> None:
         probe.result.reason = f"handshake failed: {reason}"
 
 
-async def _run(probe: _Probe, url: str, headers: Mapping[str, str] | None, transport: str) -> None:
+async def _run(
+    probe: _Probe, url: str, headers: Mapping[str, str] | None, transport: str, era: str = "auto"
+) -> None:
     probe.result.transport = transport
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=probe.limits.timeout)
     async with aiohttp.ClientSession(headers=dict(headers or {}), timeout=timeout) as http:
@@ -467,7 +471,7 @@ async def _run(probe: _Probe, url: str, headers: Mapping[str, str] | None, trans
             if isinstance(ch, _LegacySse):
                 probe.phase = "GET event stream"
                 await ch.open()
-            if transport == "sse" or not await probe.discover(ch):
+            if transport == "sse" or era == "handshake" or not await probe.discover(ch):
                 await probe.initialize(ch)
             probe.handshake_done = True
             why = await probe.list_tools(ch)

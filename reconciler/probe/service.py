@@ -30,10 +30,11 @@ import hashlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from reconciler.model.health import HealthState, HealthStatus
 from reconciler.probe.contract import ServerRef, ToolRequirement, requirements, tool_names_of
@@ -235,6 +236,10 @@ class ProbeService:
         direct: probe URLs the mapping does not cover as they are (in-cluster deployments).
         limits: bounds of each probe (seconds, bytes, pages, tools).
         ttl: seconds a result is reused for the same address, transport and headers.
+        max_concurrency: probes run at once at most.
+
+    A server that answered with the ``initialize`` handshake is probed that way next time, without the
+    ``server/discover`` attempt (one round trip less); when that probe fails, it negotiates again.
         secrets: reads ``headersFrom`` values; without it, a header from a Secret or ConfigMap fails the
             probe with a message that says so.
     """
@@ -244,11 +249,17 @@ class ProbeService:
     limits: ProbeLimits = field(default_factory=ProbeLimits)
     ttl: float = 30.0
     secrets: SecretReader | None = None
+    #: at most this many probes run at once (each is one HTTP connection and MCP session)
+    max_concurrency: int = 16
     #: probes actually sent (cache hits excluded), for tests and benchmarks
     requests: int = 0
     _mcp_cache: dict[tuple[str, Transport, str], tuple[float, McpProbeResult]] = field(default_factory=dict)
     _a2a_cache: dict[tuple[str, tuple[str, ...]], tuple[float, A2AProbeResult]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _handshake_only: dict[tuple[str, Transport], bool] = field(default_factory=dict)
+    _semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     # ------------------------------------------------------------------ where
     def address(self, url: str) -> str | None:
@@ -303,10 +314,35 @@ class ProbeService:
         address, transport, _ = key
         with self._lock:
             self.requests += 1
-        result = await probe_mcp(address, headers, limits=self.limits, transport=transport)
+            handshake = self._handshake_only.get((address, transport), False)
+        async with self._gate():
+            era: Literal["auto", "handshake"] = "handshake" if handshake else "auto"
+            result = await probe_mcp(address, headers, limits=self.limits, transport=transport, era=era)
+            if handshake and not result.healthy:  # the server may have changed era: negotiate again
+                result = await probe_mcp(address, headers, limits=self.limits, transport=transport)
         with self._lock:
-            self._mcp_cache[key] = (time.monotonic(), result)
+            if result.healthy:
+                self._handshake_only[(address, transport)] = result.era == "handshake"
+            self._store(self._mcp_cache, key, result)
         return result
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The semaphore bounding concurrent probes (:attr:`max_concurrency`) of the running loop."""
+        loop = asyncio.get_running_loop()
+        sem = self._semaphores.get(loop)
+        if sem is None:
+            sem = self._semaphores[loop] = asyncio.Semaphore(self.max_concurrency)
+        return sem
+
+    def _store(self, cache: dict[Any, tuple[float, Any]], key: Any, value: Any) -> None:
+        """Keep ``value`` and drop entries older than ten cache windows (a rotated header, a server gone
+        from Git), so a long-running daemon's cache stays bounded. Call holding the lock."""
+        now = time.monotonic()
+        cache[key] = (now, value)
+        horizon = max(self.ttl, 1.0) * 10
+        if len(cache) > 64:
+            for k in [k for k, (t, _) in cache.items() if now - t > horizon]:
+                del cache[k]
 
     def mcp(self, obj: Mapping[str, Any], namespace: str = "") -> McpProbeResult | None:
         """The MCP probe result of ``obj`` (cached, or probed now), or ``None`` when ``obj`` declares no
@@ -345,9 +381,10 @@ class ProbeService:
 
         with self._lock:
             self.requests += 1
-        result = await probe_a2a(key[0], expected_skills=key[1], limits=self.limits)
+        async with self._gate():
+            result = await probe_a2a(key[0], expected_skills=key[1], limits=self.limits)
         with self._lock:
-            self._a2a_cache[key] = (time.monotonic(), result)
+            self._store(self._a2a_cache, key, result)
         return result
 
     # ------------------------------------------------------------------ many at once

@@ -2,7 +2,8 @@
 # Build the local control plane's binaries from the pinned Go modules in this folder,
 # each only when missing, into a cache directory outside Git keyed by version.
 #
-#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|all]   (default: all but kustomize)
+#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|all]
+#   (default: all = etcd, kwok, k8s; kustomize and prometheus are built when named)
 #   prints the binary directory on its last line of stdout.
 #
 # Cache: $RECONCILER_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/reconciler)/bin/<name>-<version>/
@@ -13,6 +14,7 @@ K8S_VERSION=1.36.3
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 KUSTOMIZE_VERSION=5.8.1
+PROMETHEUS_VERSION=0.316.0   # the Go module version of Prometheus 3.16.0
 CACHE="${RECONCILER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler}"
 BIN="$CACHE/bin"
 
@@ -76,9 +78,10 @@ case "$what" in
   etcd) build etcd "$ETCD_VERSION" etcd . etcd ;;
   kwok) build kwok "$KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; kwok_stages ;;
   kustomize) build kustomize "$KUSTOMIZE_VERSION" kustomize sigs.k8s.io/kustomize/kustomize/v5 kustomize ;;
+  prometheus) build prometheus "$PROMETHEUS_VERSION" ../prometheus github.com/prometheus/prometheus/cmd/prometheus prometheus ;;
   all) build etcd "$ETCD_VERSION" etcd . etcd
        build kwok "$KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; kwok_stages
        build_k8s ;;
-  *) say "usage: $0 [k8s|etcd|kwok|kustomize|all]"; exit 2 ;;
+  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|all]"; exit 2 ;;
 esac
 echo "$BIN"
