@@ -14,7 +14,8 @@ K8S_VERSION=1.36.3
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 KUSTOMIZE_VERSION=5.8.1
-PROMETHEUS_VERSION=0.316.0   # the Go module version of Prometheus 3.16.0
+# the Go module version of Prometheus 3.16.0
+PROMETHEUS_VERSION=0.316.0
 CACHE="${RECONCILER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler}"
 BIN="$CACHE/bin"
 

@@ -1,0 +1,227 @@
+"""Progressive delivery settings: ``rollouts:`` in ``envs/<env>.yaml``, one entry per app::
+
+    rollouts:
+    - app: clock-mcp                      # the Deployment (and Service) whose new version is rolled out
+      route: clock                        # the HTTPRoute (same namespace) whose backendRefs carry the split
+      strategy:
+        canary:
+          steps: [10, 25, 50, 100]        # canary weight (percent of requests) per step
+          interval: 30                    # seconds per step: one analysis of every query per interval
+          headerMatch: {name: x-canary, value: always}   # optional: this header always reaches the canary
+      analysis:
+        prometheus: http://127.0.0.1:9090
+        queries:
+        - name: error-rate
+          query: |
+            sum(rate(agentgateway_requests_total{route="{{route}}",backend=~".*{{canary}}.*",status=~"5.."}[1m]))
+            / sum(rate(agentgateway_requests_total{route="{{route}}",backend=~".*{{canary}}.*"}[1m]))
+          max: 0.05
+          failureLimit: 1
+
+The vocabulary follows Flagger's ``Canary`` (``analysis.interval``, ``threshold``, ``stepWeights``,
+``metrics[].thresholdRange.{min,max}``; https://docs.flagger.app/usage/how-it-works) and Argo Rollouts'
+``AnalysisTemplate`` (``failureLimit``, ``inconclusiveLimit``; https://argo-rollouts.readthedocs.io/en/
+stable/features/analysis/). As in Flagger, **an empty or NaN result is a failure** unless the query says
+``onEmpty: inconclusive`` (the step pauses, as Argo Rollouts' ``Inconclusive``) or ``onEmpty: pass``.
+Query templates may use ``{{environment}}``, ``{{namespace}}``, ``{{app}}``, ``{{route}}``, ``{{stable}}``
+and ``{{canary}}`` (the Service names); an unknown placeholder is refused when the file is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+#: The placeholders a query template may use.
+PLACEHOLDERS = frozenset({"environment", "namespace", "app", "route", "stable", "canary"})
+
+
+class OnEmpty(StrEnum):
+    """What an empty or NaN query result counts as."""
+
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+    PASS = "pass"
+
+
+class HeaderMatch(BaseModel):
+    """Requests carrying this header value always reach the canary (A/B by header, Gateway API
+    ``HTTPRouteMatch.headers`` exact match)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$", description="HTTP header name")
+    value: str = Field(min_length=1)
+
+
+class SessionAffinity(BaseModel):
+    """Keep a client on one version: legacy (stateful) MCP sessions do not survive a switch between
+    replicas, so an MCP canary needs affinity by cookie or header — or stateless servers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cookie: str | None = Field(default=None, description="cookie name (Gateway API sessionPersistence)")
+    header: str | None = Field(default=None, description="header name, e.g. Mcp-Session-Id")
+
+    @model_validator(mode="after")
+    def _one(self) -> SessionAffinity:
+        if (self.cookie is None) == (self.header is None):
+            raise ValueError("set exactly one of cookie or header")
+        return self
+
+
+class CanaryStrategy(BaseModel):
+    """Shift traffic to the new version in weighted steps, analysing each step."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    steps: list[int] = Field(
+        min_length=1, description="canary weight per step, percent, increasing, ending at 100"
+    )
+    interval: float = Field(default=30.0, gt=0, description="seconds per step")
+    header_match: HeaderMatch | None = Field(default=None, alias="headerMatch")
+    session_affinity: SessionAffinity | None = Field(default=None, alias="sessionAffinity")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        for i, w in enumerate(value):
+            if not 0 < w <= 100:
+                raise ValueError(f"steps[{i}] = {w}: a weight is a percentage in 1..100")
+            if i and w <= value[i - 1]:
+                raise ValueError(f"steps[{i}] = {w}: weights must increase (after {value[i - 1]})")
+        if value[-1] != 100:
+            raise ValueError(f"the last step is {value[-1]}: it must be 100 (the canary takes all traffic)")
+        return value
+
+
+class BlueGreenStrategy(BaseModel):
+    """Run the new version beside the old, reachable first by the preview header only; then switch all
+    traffic at once, keeping the old version for ``scaleDownDelay`` seconds."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    preview: HeaderMatch = Field(
+        description="requests with this header reach the new version before the switch"
+    )
+    preview_duration: float = Field(default=60.0, gt=0, alias="previewDuration", description="seconds")
+    scale_down_delay: float = Field(default=30.0, ge=0, alias="scaleDownDelay", description="seconds")
+
+
+class Strategy(BaseModel):
+    """Exactly one of ``canary`` or ``blueGreen``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = Field(default=None, alias="blueGreen")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Strategy:
+        if (self.canary is None) == (self.blue_green is None):
+            raise ValueError("set exactly one of canary or blueGreen")
+        return self
+
+
+class AnalysisQuery(BaseModel):
+    """One PromQL gate: its value must stay within ``min``/``max``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=_NAME_RE.pattern, max_length=63)
+    query: str = Field(min_length=1, description="PromQL; an instant vector or scalar with one value")
+    max: float | None = None
+    min: float | None = None
+    interval: float | None = Field(
+        default=None, gt=0, description="seconds between samples (default: the step's)"
+    )
+    failure_limit: int = Field(default=0, ge=0, alias="failureLimit", description="failed samples tolerated")
+    inconclusive_limit: int = Field(
+        default=0,
+        ge=0,
+        alias="inconclusiveLimit",
+        description="inconclusive samples tolerated before pausing",
+    )
+    on_empty: OnEmpty = Field(
+        default=OnEmpty.FAIL,
+        alias="onEmpty",
+        description="what an empty or NaN result counts as: fail (default, as Flagger), inconclusive, pass",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AnalysisQuery:
+        if self.max is None and self.min is None:
+            raise ValueError(f"query {self.name!r}: set max, min or both")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"query {self.name!r}: min {self.min} is above max {self.max}")
+        unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(self.query)} - PLACEHOLDERS)
+        if unknown:
+            raise ValueError(
+                f"query {self.name!r}: unknown placeholder(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(PLACEHOLDERS))})"
+            )
+        return self
+
+
+class Analysis(BaseModel):
+    """Where and what to measure at each step."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    prometheus: str | None = Field(
+        default=None, description="Prometheus base URL (default: the daemon's --prometheus setting)"
+    )
+    timeout: float = Field(default=5.0, gt=0, description="seconds per query")
+    queries: list[AnalysisQuery] = Field(default_factory=list)
+
+    @field_validator("queries")
+    @classmethod
+    def _unique(cls, value: list[AnalysisQuery]) -> list[AnalysisQuery]:
+        seen: set[str] = set()
+        for q in value:
+            if q.name in seen:
+                raise ValueError(f"query name {q.name!r} is used twice")
+            seen.add(q.name)
+        return value
+
+
+class RolloutSpec(BaseModel):
+    """How one app's new versions reach this environment's traffic."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    app: str = Field(pattern=_NAME_RE.pattern, max_length=63, description="the Deployment and Service name")
+    route: str = Field(
+        pattern=_NAME_RE.pattern, max_length=253, description="the HTTPRoute carrying the split"
+    )
+    rule: int = Field(default=0, ge=0, description="index of the route rule whose backendRefs are weighted")
+    service: str | None = Field(default=None, description="the stable Service (default: app)")
+    strategy: Strategy
+    analysis: Analysis = Field(default_factory=Analysis)
+    probe: Literal["mcp", "a2a", "none"] = Field(
+        default="none", description="also gate each step on a protocol probe of the canary Service"
+    )
+
+    @property
+    def stable_service(self) -> str:
+        """The Service that fronts the stable version."""
+        return self.service or self.app
+
+    @property
+    def canary_name(self) -> str:
+        """The name of the canary Deployment and Service (``<app>-canary``)."""
+        return f"{self.app}-canary"
+
+
+def render_query(template: str, values: dict[str, str]) -> str:
+    """``template`` with each ``{{name}}`` replaced by ``values[name]``.
+
+    Raises:
+        KeyError: a placeholder has no value.
+    """
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
