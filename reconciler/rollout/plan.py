@@ -1,0 +1,213 @@
+"""What a rollout makes of the desired state: pure functions, no I/O.
+
+While an app's new version is rolled out, the environment's desired set (rendered from Git at the new
+revision) is transformed (:func:`transform`):
+
+* the app's Deployment keeps the **stable** manifest (the one applied before the rollout began);
+* a **canary** Deployment ``<app>-canary`` runs the new manifest. Its pods carry the selector's label
+  values with ``-canary`` appended, so the stable Service never selects them;
+* a canary Service ``<app>-canary`` copies the stable Service, its selector values changed the same way;
+* the HTTPRoute's weighted rule sends ``100 - w`` percent to the stable Service and ``w`` to the canary;
+  with a header match, a copy of the rule whose matches also require that header sends everything to
+  the canary (Gateway API gives a match with more header matches precedence,
+  https://gateway-api.sigs.k8s.io/reference/spec/#httprouterule).
+
+When the rollout is aborted the canary's weight is 0 and its replicas 0; when it succeeded, nothing is
+transformed any more: the pass applies the new manifest to the app's Deployment, the route as Git has
+it, and prunes the canary objects (they leave the desired set).
+
+A new rollout starts when the app's rendered pod template differs from the stable one
+(:func:`template_changed`); a change of anything else (replicas, labels of the Deployment itself) is
+applied to the stable Deployment at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from reconciler.model.rollout import RolloutSpec
+from reconciler.rollout.analysis import Sample
+
+CANARY_SUFFIX = "-canary"
+#: Label on every object a rollout adds (the canary Deployment and Service).
+ROLLOUT_LABEL = "reconciler.dev/rollout"
+
+
+class RolloutPhase(StrEnum):
+    """Where a rollout is."""
+
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    ABORTED = "Aborted"
+
+
+ACTIVE = frozenset({RolloutPhase.PROGRESSING, RolloutPhase.PAUSED})
+
+
+class RolloutState(BaseModel):
+    """One app's rollout in one environment, as stored between passes and across restarts."""
+
+    environment: str
+    app: str
+    phase: RolloutPhase
+    revision: str = Field(description="the revision being rolled out (branch@sha1:<sha>)")
+    stable_revision: str = Field(default="", description="the revision the stable version came from")
+    stable: dict[str, Any] = Field(description="the stable Deployment's desired manifest")
+    candidate: dict[str, Any] = Field(description="the new Deployment's desired manifest")
+    step: int = Field(default=0, description="index into the canary steps")
+    weight: int = Field(default=0, description="the canary's share of requests now, percent")
+    step_started: float = Field(default=0.0, description="UNIX seconds")
+    started_at: float = 0.0
+    finished_at: float | None = None
+    samples: list[Sample] = Field(default_factory=list, description="the current step's samples")
+    history: list[str] = Field(default_factory=list, description="one line per finished step")
+    message: str = ""
+    reverted: str | None = Field(default=None, description="the revert commit, once pushed")
+
+    @property
+    def active(self) -> bool:
+        """True while traffic is being shifted (Progressing or Paused)."""
+        return self.phase in ACTIVE
+
+
+def template_digest(deployment: Mapping[str, Any]) -> str:
+    """SHA-256 of a Deployment's ``spec.template`` as canonical JSON (what makes a new version)."""
+    template = (deployment.get("spec") or {}).get("template") or {}
+    return hashlib.sha256(json.dumps(template, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def template_changed(stable: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """True when ``desired`` runs a different pod template than ``stable`` (``None``: nothing stable yet,
+    so no rollout: the first version is applied as it is)."""
+    return stable is not None and template_digest(stable) != template_digest(desired)
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def _suffix_selected(labels: Mapping[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: (f"{v}{CANARY_SUFFIX}" if k in keys else v) for k, v in labels.items()}
+
+
+def canary_deployment(candidate: Mapping[str, Any], *, replicas: int | None = None) -> dict[str, Any]:
+    """The canary Deployment: ``candidate`` renamed ``<name>-canary``, its selector's label values (and the
+    pod labels they select) suffixed ``-canary``. ``replicas`` overrides the count (0 when aborted)."""
+    out = copy.deepcopy(dict(candidate))
+    meta = out.setdefault("metadata", {})
+    meta["name"] = f"{meta.get('name')}{CANARY_SUFFIX}"
+    meta.setdefault("labels", {})[ROLLOUT_LABEL] = "canary"
+    spec = out.setdefault("spec", {})
+    match = (spec.get("selector") or {}).get("matchLabels") or {}
+    keys = set(match)
+    if match:
+        spec["selector"]["matchLabels"] = _suffix_selected(match, keys)
+    tmeta = spec.setdefault("template", {}).setdefault("metadata", {})
+    tmeta["labels"] = _suffix_selected(tmeta.get("labels") or {}, keys)
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return out
+
+
+def canary_service(stable_service: Mapping[str, Any], deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """The canary Service: the stable Service renamed ``<app>-canary``, selecting the canary pods (its
+    selector values for the Deployment's selector keys suffixed ``-canary``); no cluster IP copied."""
+    out = copy.deepcopy(dict(stable_service))
+    meta = out.setdefault("metadata", {})
+    meta["name"] = f"{(deployment.get('metadata') or {}).get('name')}{CANARY_SUFFIX}"
+    meta.setdefault("labels", {})[ROLLOUT_LABEL] = "canary"
+    spec = out.setdefault("spec", {})
+    for field in ("clusterIP", "clusterIPs"):
+        spec.pop(field, None)
+    keys = set(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+    spec["selector"] = _suffix_selected(spec.get("selector") or {}, keys)
+    return out
+
+
+class PlanError(ValueError):
+    """The rollout cannot be laid over the desired set (a missing route, rule or backend); the message
+    names the environment file's field and the object."""
+
+
+def weighted_route(route: Mapping[str, Any], spec: RolloutSpec, weight: int) -> dict[str, Any]:
+    """``route`` with rule ``spec.rule`` splitting ``100 - weight`` / ``weight`` percent between the stable
+    Service and the canary (plus the header-match rule, when set).
+
+    Raises:
+        PlanError: the rule does not exist or does not send traffic to the stable Service.
+    """
+    out = copy.deepcopy(dict(route))
+    rules = (out.get("spec") or {}).get("rules") or []
+    where = f"rollouts[app={spec.app}]: HTTPRoute {_key(route)[1]}/{spec.route}"
+    if spec.rule >= len(rules):
+        raise PlanError(f"{where} has {len(rules)} rule(s); rule {spec.rule} does not exist")
+    rule = rules[spec.rule]
+    refs = [r for r in rule.get("backendRefs") or [] if (r.get("kind") or "Service") == "Service"]
+    stable = next((r for r in refs if r.get("name") == spec.stable_service), None)
+    if stable is None:
+        raise PlanError(f"{where}: rule {spec.rule} sends no traffic to Service {spec.stable_service}")
+    canary_ref = {**stable, "name": spec.canary_name, "weight": weight}
+    rule["backendRefs"] = [
+        {**r, "weight": 100 - weight} if r is stable else r
+        for r in rule.get("backendRefs") or []
+        if r.get("name") != spec.canary_name
+    ] + [canary_ref]
+    strategy = spec.strategy.canary
+    header = strategy.header_match if strategy is not None else None
+    if spec.strategy.blue_green is not None:
+        header = spec.strategy.blue_green.preview
+    if header is not None:
+        matches = copy.deepcopy(rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}])
+        for m in matches:
+            m.setdefault("headers", []).append({"type": "Exact", "name": header.name, "value": header.value})
+        rules.append(
+            {**copy.deepcopy(rule), "matches": matches, "backendRefs": [{**canary_ref, "weight": 100}]}
+        )
+    return out
+
+
+def transform(desired: list[dict[str, Any]], spec: RolloutSpec, state: RolloutState) -> list[dict[str, Any]]:
+    """The desired set with ``state`` laid over it (see the module docstring); unchanged when the rollout
+    is not active or aborted-and-cleaned. Objects are copied, never modified in place.
+
+    Raises:
+        PlanError: the app's Deployment, its Service or the route is not in the desired set.
+    """
+    if state.phase is RolloutPhase.SUCCEEDED:
+        return desired
+    by_key = {(k[0], k[2]): i for i, k in enumerate(_key(o) for o in desired)}
+    where = f"rollouts[app={spec.app}]"
+    missing = [
+        f"{kind} {name}"
+        for kind, name in (
+            ("Deployment", spec.app),
+            ("Service", spec.stable_service),
+            ("HTTPRoute", spec.route),
+        )
+        if (kind, name) not in by_key
+    ]
+    if missing:
+        raise PlanError(f"{where}: not in the desired set: {', '.join(missing)}")
+    out = list(desired)
+    dep_i = by_key[("Deployment", spec.app)]
+    namespace = _key(desired[dep_i])[1]
+    stable = copy.deepcopy(state.stable)
+    if namespace and not (stable.get("metadata") or {}).get("namespace"):
+        stable.setdefault("metadata", {})["namespace"] = namespace
+    out[dep_i] = stable
+    aborted = state.phase is RolloutPhase.ABORTED
+    canary = canary_deployment(desired[dep_i], replicas=0 if aborted else None)
+    out.append(canary)
+    out.append(canary_service(desired[by_key[("Service", spec.stable_service)]], desired[dep_i]))
+    route_i = by_key[("HTTPRoute", spec.route)]
+    out[route_i] = weighted_route(desired[route_i], spec, 0 if aborted else state.weight)
+    return out

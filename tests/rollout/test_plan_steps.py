@@ -1,0 +1,220 @@
+"""The rollout's pure parts: the desired set a rollout makes (stable and canary Deployments and Services,
+the weighted route, the header-match rule) and the step function (shift, pause, abort, promote)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from reconciler.model.rollout import RolloutSpec
+from reconciler.rollout.analysis import Sample, SampleOutcome
+from reconciler.rollout.plan import (
+    PlanError,
+    RolloutPhase,
+    canary_deployment,
+    template_changed,
+    transform,
+    weighted_route,
+)
+from reconciler.rollout.steps import Move, advance, begin, schedule
+
+
+def _deployment(tag: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "clock", "namespace": "shop", "labels": {"app.kubernetes.io/name": "clock"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "clock"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "clock", "tier": "mcp"}},
+                "spec": {"containers": [{"name": "s", "image": f"ghcr.io/acme/clock:{tag}"}]},
+            },
+        },
+    }
+
+
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "clock", "namespace": "shop"},
+    "spec": {
+        "clusterIP": "10.0.0.7",
+        "selector": {"app.kubernetes.io/name": "clock", "tier": "mcp"},
+        "ports": [{"port": 80}],
+    },
+}
+ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1",
+    "kind": "HTTPRoute",
+    "metadata": {"name": "clock", "namespace": "shop"},
+    "spec": {
+        "parentRefs": [{"name": "agw"}],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/mcp"}}],
+                "backendRefs": [{"name": "clock", "port": 80}],
+            }
+        ],
+    },
+}
+
+
+def _spec(**strategy: Any) -> RolloutSpec:
+    body: dict[str, Any] = {
+        "app": "clock",
+        "route": "clock",
+        "strategy": strategy or {"canary": {"steps": [10, 50, 100], "interval": 10}},
+        "analysis": {"queries": [{"name": "errors", "query": "x", "max": 0.05}]},
+    }
+    return RolloutSpec.model_validate(body)
+
+
+def _sample(outcome: SampleOutcome, value: float | None = 0.01) -> Sample:
+    return Sample(
+        query="errors",
+        promql="x",
+        value=value,
+        outcome=outcome,
+        message=f"{value} (max 0.05): {outcome.value}",
+        at=0,
+    )
+
+
+def test_a_new_pod_template_starts_a_rollout_other_changes_do_not() -> None:
+    old, new = _deployment("1.0"), _deployment("1.1")
+    assert template_changed(old, new)
+    scaled = copy.deepcopy(old)
+    scaled["spec"]["replicas"] = 5
+    assert not template_changed(old, scaled)
+    assert not template_changed(None, new)
+
+
+def test_the_desired_set_during_a_canary() -> None:
+    spec = _spec(canary={"steps": [10, 100], "headerMatch": {"name": "x-canary", "value": "always"}})
+    state = begin(
+        spec,
+        environment="prod",
+        revision="r2",
+        stable_revision="r1",
+        stable=_deployment("1.0"),
+        candidate=_deployment("1.1"),
+        now=0,
+    )
+    desired = [_deployment("1.1"), SERVICE, ROUTE]
+    before = copy.deepcopy(desired)
+    out = transform(desired, spec, state)
+    assert desired == before, "inputs are not modified"
+    by = {(o["kind"], o["metadata"]["name"]): o for o in out}
+    stable, canary = by[("Deployment", "clock")], by[("Deployment", "clock-canary")]
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/clock:1.0"
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/clock:1.1"
+    assert canary["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "clock-canary"}
+    assert canary["spec"]["template"]["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "clock-canary",
+        "tier": "mcp",
+    }
+    svc = by[("Service", "clock-canary")]
+    assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "clock-canary", "tier": "mcp"}
+    assert "clusterIP" not in svc["spec"]
+    rules = by[("HTTPRoute", "clock")]["spec"]["rules"]
+    assert rules[0]["backendRefs"] == [
+        {"name": "clock", "port": 80, "weight": 90},
+        {"name": "clock-canary", "port": 80, "weight": 10},
+    ]
+    assert rules[1]["matches"][0]["headers"] == [{"type": "Exact", "name": "x-canary", "value": "always"}]
+    assert rules[1]["backendRefs"] == [{"name": "clock-canary", "port": 80, "weight": 100}]
+    aborted = transform(desired, spec, state.model_copy(update={"phase": RolloutPhase.ABORTED}))
+    by = {(o["kind"], o["metadata"]["name"]): o for o in aborted}
+    assert by[("Deployment", "clock-canary")]["spec"]["replicas"] == 0
+    assert by[("HTTPRoute", "clock")]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
+    done = transform(desired, spec, state.model_copy(update={"phase": RolloutPhase.SUCCEEDED}))
+    assert done == desired
+
+
+def test_a_route_that_does_not_fit_is_named() -> None:
+    spec = _spec()
+    with pytest.raises(PlanError, match="rule 0 sends no traffic to Service clock"):
+        weighted_route({**ROUTE, "spec": {"rules": [{"backendRefs": [{"name": "other"}]}]}}, spec, 10)
+    with pytest.raises(PlanError, match="rule 3 does not exist"):
+        weighted_route(ROUTE, _spec().model_copy(update={"rule": 3}), 10)
+    state = begin(
+        spec,
+        environment="e",
+        revision="r",
+        stable_revision="",
+        stable=_deployment("1"),
+        candidate=_deployment("2"),
+        now=0,
+    )
+    with pytest.raises(PlanError, match="not in the desired set: HTTPRoute clock"):
+        transform([_deployment("2"), SERVICE], spec, state)
+    assert canary_deployment(_deployment("2"), replicas=0)["spec"]["replicas"] == 0
+
+
+def test_steps_shift_pause_and_promote() -> None:
+    spec = _spec()
+    st = begin(
+        spec,
+        environment="e",
+        revision="r2",
+        stable_revision="r1",
+        stable=_deployment("1"),
+        candidate=_deployment("2"),
+        now=0,
+    )
+    assert (st.weight, st.phase) == (10, RolloutPhase.PROGRESSING)
+    st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=5)
+    assert move is Move.NONE and st.weight == 10, "a step lasts its interval"
+    st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=10)
+    assert move is Move.SHIFT and st.weight == 50 and st.samples == []
+    st, move = advance(spec, st, [_sample(SampleOutcome.INCONCLUSIVE, None)], now=12)
+    assert move is Move.NONE and st.phase is RolloutPhase.PAUSED and st.weight == 50
+    st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=15)
+    assert st.phase is RolloutPhase.PROGRESSING and move is Move.NONE, "the paused step starts over"
+    st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=22)
+    assert move is Move.SHIFT and st.weight == 100
+    st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=32)
+    assert move is Move.PROMOTE and st.phase is RolloutPhase.SUCCEEDED
+    assert len(st.history) == 3 and st.history[0].startswith("step 1/3 at weight 10%: passed: errors: 0.01")
+    assert advance(spec, st, [_sample(SampleOutcome.FAILED)], now=40) == (st, Move.NONE)
+
+
+def test_a_failed_sample_aborts_at_once_and_says_why() -> None:
+    spec = _spec()
+    st = begin(
+        spec,
+        environment="e",
+        revision="r2",
+        stable_revision="r1",
+        stable=_deployment("1"),
+        candidate=_deployment("2"),
+        now=0,
+    )
+    st, move = advance(spec, st, [_sample(SampleOutcome.FAILED, 0.12)], now=1)
+    assert move is Move.ABORT and st.phase is RolloutPhase.ABORTED and st.weight == 0
+    assert st.message == "step 1/3 at weight 10%: analysis failed: errors: 0.12 (max 0.05): Failed"
+
+
+def test_blue_green_is_a_preview_then_a_switch() -> None:
+    spec = _spec(
+        blueGreen={"preview": {"name": "x-preview", "value": "1"}, "previewDuration": 20, "scaleDownDelay": 5}
+    )
+    assert schedule(spec) == [(0, 20.0), (100, 5.0)]
+    st = begin(
+        spec,
+        environment="e",
+        revision="r2",
+        stable_revision="r1",
+        stable=_deployment("1"),
+        candidate=_deployment("2"),
+        now=0,
+    )
+    route = {o["kind"]: o for o in transform([_deployment("2"), SERVICE, ROUTE], spec, st)}["HTTPRoute"]
+    assert route["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
+    assert route["spec"]["rules"][1]["backendRefs"][0]["name"] == "clock-canary"
+    st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=20)
+    assert move is Move.SHIFT and st.weight == 100
