@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -216,6 +216,68 @@ class RolloutSpec(BaseModel):
     def canary_name(self) -> str:
         """The name of the canary Deployment and Service (``<app>-canary``)."""
         return f"{self.app}-canary"
+
+
+class SampleOutcome(StrEnum):
+    """How one sample of one query came out."""
+
+    PASSED = "Passed"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class Sample(BaseModel):
+    """One evaluation of one query: the PromQL sent, the value read (``None``: empty/NaN/none) and why."""
+
+    query: str = Field(description="the query's name")
+    promql: str
+    value: float | None = None
+    outcome: SampleOutcome
+    message: str
+    at: float = Field(description="UNIX seconds")
+
+    def describe(self) -> str:
+        """``error-rate = 0.12 (max 0.05): Failed`` style line."""
+        return f"{self.query}: {self.message}"
+
+
+class RolloutPhase(StrEnum):
+    """Where a rollout is."""
+
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    ABORTED = "Aborted"
+
+
+ACTIVE = frozenset({RolloutPhase.PROGRESSING, RolloutPhase.PAUSED})
+
+
+class RolloutState(BaseModel):
+    """One app's rollout in one environment, as stored between passes and across restarts."""
+
+    environment: str
+    app: str
+    phase: RolloutPhase
+    revision: str = Field(description="the revision being rolled out (branch@sha1:<sha>)")
+    stable_revision: str = Field(default="", description="the revision the stable version came from")
+    stable: dict[str, Any] = Field(description="the stable Deployment's desired manifest")
+    candidate: dict[str, Any] = Field(description="the new Deployment's desired manifest")
+    step: int = Field(default=0, description="index into the canary steps")
+    weight: int = Field(default=0, description="the canary's share of requests now, percent")
+    step_started: float = Field(default=0.0, description="UNIX seconds")
+    started_at: float = 0.0
+    finished_at: float | None = None
+    samples: list[Sample] = Field(default_factory=list, description="the current step's samples")
+    history: list[str] = Field(default_factory=list, description="one line per finished step")
+    message: str = ""
+    reverted: str | None = Field(default=None, description="the revert commit, once pushed")
+
+    @property
+    def active(self) -> bool:
+        """True while traffic is being shifted (Progressing or Paused)."""
+        return self.phase in ACTIVE
 
 
 def render_query(template: str, values: dict[str, str]) -> str:

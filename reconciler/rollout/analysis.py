@@ -26,33 +26,8 @@ from enum import StrEnum
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, Field
 
-from reconciler.model.rollout import AnalysisQuery, OnEmpty, render_query
-
-
-class SampleOutcome(StrEnum):
-    """How one sample of one query came out."""
-
-    PASSED = "Passed"
-    FAILED = "Failed"
-    INCONCLUSIVE = "Inconclusive"
-    ERROR = "Error"
-
-
-class Sample(BaseModel):
-    """One evaluation of one query: the PromQL sent, the value read (``None``: empty/NaN/none) and why."""
-
-    query: str = Field(description="the query's name")
-    promql: str
-    value: float | None = None
-    outcome: SampleOutcome
-    message: str
-    at: float = Field(description="UNIX seconds")
-
-    def describe(self) -> str:
-        """``error-rate = 0.12 (max 0.05): Failed`` style line."""
-        return f"{self.query}: {self.message}"
+from reconciler.model.rollout import AnalysisQuery, OnEmpty, Sample, SampleOutcome, render_query
 
 
 class StepVerdict(StrEnum):

@@ -27,55 +27,13 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from reconciler.model.rollout import RolloutSpec
-from reconciler.rollout.analysis import Sample
+from reconciler.model.rollout import RolloutPhase, RolloutSpec, RolloutState
 
 CANARY_SUFFIX = "-canary"
 #: Label on every object a rollout adds (the canary Deployment and Service).
 ROLLOUT_LABEL = "reconciler.dev/rollout"
-
-
-class RolloutPhase(StrEnum):
-    """Where a rollout is."""
-
-    PROGRESSING = "Progressing"
-    PAUSED = "Paused"
-    SUCCEEDED = "Succeeded"
-    ABORTED = "Aborted"
-
-
-ACTIVE = frozenset({RolloutPhase.PROGRESSING, RolloutPhase.PAUSED})
-
-
-class RolloutState(BaseModel):
-    """One app's rollout in one environment, as stored between passes and across restarts."""
-
-    environment: str
-    app: str
-    phase: RolloutPhase
-    revision: str = Field(description="the revision being rolled out (branch@sha1:<sha>)")
-    stable_revision: str = Field(default="", description="the revision the stable version came from")
-    stable: dict[str, Any] = Field(description="the stable Deployment's desired manifest")
-    candidate: dict[str, Any] = Field(description="the new Deployment's desired manifest")
-    step: int = Field(default=0, description="index into the canary steps")
-    weight: int = Field(default=0, description="the canary's share of requests now, percent")
-    step_started: float = Field(default=0.0, description="UNIX seconds")
-    started_at: float = 0.0
-    finished_at: float | None = None
-    samples: list[Sample] = Field(default_factory=list, description="the current step's samples")
-    history: list[str] = Field(default_factory=list, description="one line per finished step")
-    message: str = ""
-    reverted: str | None = Field(default=None, description="the revert commit, once pushed")
-
-    @property
-    def active(self) -> bool:
-        """True while traffic is being shifted (Progressing or Paused)."""
-        return self.phase in ACTIVE
 
 
 def template_digest(deployment: Mapping[str, Any]) -> str:

@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from reconciler.model.rollout import RolloutSpec
-from reconciler.rollout.analysis import Sample, SampleOutcome, StepVerdict, decide
-from reconciler.rollout.plan import RolloutPhase, RolloutState
+from reconciler.model.rollout import RolloutPhase, RolloutSpec, RolloutState, Sample, SampleOutcome
+from reconciler.rollout.analysis import StepVerdict, decide
 
 
 class Move(StrEnum):

@@ -16,11 +16,10 @@ from conftest import Served
 
 from reconciler.cluster.client import KubeClient
 from reconciler.model import ObjectRef
-from reconciler.model.rollout import AnalysisQuery, OnEmpty
+from reconciler.model.rollout import AnalysisQuery, OnEmpty, SampleOutcome
 from reconciler.rollout.analysis import (
     Prometheus,
     QueryRejected,
-    SampleOutcome,
     StepVerdict,
     decide,
     judge_values,

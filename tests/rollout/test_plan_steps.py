@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from reconciler.model.rollout import RolloutSpec
-from reconciler.rollout.analysis import Sample, SampleOutcome
+from reconciler.model.rollout import RolloutPhase, RolloutSpec, Sample, SampleOutcome
 from reconciler.rollout.plan import (
     PlanError,
-    RolloutPhase,
     canary_deployment,
     template_changed,
     transform,
