@@ -30,6 +30,11 @@ class DaemonSettings(BaseSettings):
     kubeconfig: Path | None = None
     context: str | None = None
     nats_url: str | None = None
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Prometheus base URL for rollout analysis (RECONCILER_PROMETHEUS_URL); an environment's "
+        "rollouts[].analysis.prometheus wins",
+    )
     cache_dir: Path = Field(default_factory=default_cache_dir)
     watch_local: bool = Field(default=True, description="watch a local repository path with watchdog")
     poll_interval: float | None = Field(

@@ -27,7 +27,7 @@ def state_ref(env: str, app: str, source: str = "") -> ObjectRef:
 
 
 class RolloutStore:
-    """Reads and writes rollout states through ``client`` (the namespace exists: inventories live there).
+    """Reads and writes rollout states through ``client`` (in ``reconciler-system``, created when missing).
 
     Args:
         client: the Kubernetes client.
@@ -37,6 +37,7 @@ class RolloutStore:
     def __init__(self, client: KubeClient, source: str = "") -> None:
         self.client = client
         self.source = source
+        self._ns_ready = False
 
     def load(self, env: str, app: str) -> RolloutState | None:
         """The stored state, or ``None`` when there is none (or it cannot be read: a state this version
@@ -51,7 +52,14 @@ class RolloutStore:
             return None
 
     def save(self, state: RolloutState) -> None:
-        """Store ``state`` (server-side apply)."""
+        """Store ``state`` (server-side apply; the namespace is created when missing)."""
+        if not self._ns_ready:
+            self.client.apply(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+                ObjectRef(kind="Namespace", name=NAMESPACE),
+                field_manager=FIELD_MANAGER,
+            )
+            self._ns_ready = True
         ref = state_ref(state.environment, state.app, self.source)
         body: dict[str, Any] = {
             "apiVersion": "v1",

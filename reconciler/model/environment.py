@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.model.health import ToolContractPolicy, UnverifiedPolicy
 from reconciler.model.imagepolicy import ImagePolicy
+from reconciler.model.rollout import RolloutSpec
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -140,6 +141,21 @@ class Environment(BaseModel):
         alias="imagePolicies",
         description="image automation: which pushed image versions this environment takes",
     )
+    rollouts: list[RolloutSpec] = Field(
+        default_factory=list,
+        description="progressive delivery: per app, a canary or blue/green rollout through an HTTPRoute's "
+        "backend weights, gated by PromQL analysis, rolled back in Git on failure",
+    )
+
+    @field_validator("rollouts")
+    @classmethod
+    def _one_rollout_per_app(cls, value: list[RolloutSpec]) -> list[RolloutSpec]:
+        seen: set[str] = set()
+        for i, r in enumerate(value):
+            if r.app in seen:
+                raise ValueError(f"rollouts[{i}]: app {r.app!r} has a rollout already")
+            seen.add(r.app)
+        return value
 
     @field_validator("name")
     @classmethod

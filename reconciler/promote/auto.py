@@ -338,6 +338,51 @@ class AutoRollback:
         except Exception as exc:  # a publisher's own failure must not stop the record
             log.warning("could not publish the %s event of %s: %r", event.kind, event.environment, exc)
 
+    def revert_rollout(self, env: Environment, sha: str, since: str, reason: str) -> Decision:
+        """Revert what revision ``sha`` brought into ``env`` after its rollout was aborted: the
+        promotions it brought (as after a failed health gate), or, when it brought none, the commits
+        since ``since`` (the stable revision's commit) that changed ``env``'s overlay. ``reason`` (the
+        failed query, its value and threshold) goes into the ``Reason:`` trailer and the outcome note.
+        Pushed directly (``Rollback-By: reconciler``). Never raises: failures are in ``error``."""
+        decision = Decision(environment=env.name, revision=sha)
+        writer = self.writer
+        try:
+            with writer.locked():
+                writer.sync()
+                head_log = writer.log(rev=["HEAD", sha], max_count=self.history)
+                notes = writer.notes()
+                promotions = self._promotions(env, sha, head_log, notes)
+                if not promotions and since and writer.is_ancestor(since, sha):
+                    undone = effective_reverts(head_log)
+                    changed = writer.log(rev=f"{since}..{sha}", paths=[env.overlay], max_count=self.history)
+                    promotions = [c for c in changed if not c.is_merge and c.sha not in undone]
+        except ReconcilerError as exc:
+            decision.error = str(exc)
+            return decision
+        decision.promotions = [c.sha for c in promotions]
+        if not promotions:
+            decision.skipped = "nothing to revert: no commit of this revision changed the environment"
+            return decision
+        record = OutcomeRecord(environment=env.name, outcome=Outcome.DEGRADED, revision=sha, message=reason)
+        self._revert(env, sha, promotions, record, decision, reason=reason)
+        return decision
+
+    def record_rollout(self, env: Environment, sha: str, message: str) -> None:
+        """Note one rollout step (``rollout`` outcome, its measured values in the message) on ``sha``;
+        never raises."""
+        try:
+            with self.writer.locked():
+                self.writer.sync()
+                record_outcome(
+                    self.writer,
+                    sha,
+                    OutcomeRecord(
+                        environment=env.name, outcome=Outcome.ROLLOUT, revision=sha, message=message[:1000]
+                    ),
+                )
+        except ReconcilerError as exc:
+            log.warning("rollout record for %s at %s: %s", env.name, sha[:7], exc)
+
     def _revert(
         self,
         env: Environment,
@@ -345,11 +390,14 @@ class AutoRollback:
         promotions: list[CommitInfo],
         failed: OutcomeRecord,
         decision: Decision,
+        *,
+        reason: str = "",
     ) -> None:
-        reason = f"health gate {failed.outcome.value} after applying {sha[:7]}"
-        if failed.unhealthy:
-            first, why = next(iter(failed.unhealthy.items()))
-            reason += f" ({first}: {why})"
+        if not reason:
+            reason = f"health gate {failed.outcome.value} after applying {sha[:7]}"
+            if failed.unhealthy:
+                first, why = next(iter(failed.unhealthy.items()))
+                reason += f" ({first}: {why})"
         writer = self.writer
         try:
             with writer.locked():

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     REVERTED = "reverted"  # the daemon pushed revert commit(s) of the promotion(s)
     REVERT_FAILED = "revert-failed"
     BLOCKED = "blocked"  # a guard stopped the pass before any write: the revision was never applied
+    ROLLOUT = "rollout"  # a step of a progressive rollout (canary weight, measured values, verdict)
 
 
 #: The outcomes of a health gate (the other ones record what happened before or after it).

@@ -50,6 +50,7 @@ from reconciler.probe.contract import ContractReport, ServerRef
 from reconciler.probe.service import ProbeService, secret_reader, service_from_env
 from reconciler.reconcile import toolgate
 from reconciler.reconcile.environments import load_environment
+from reconciler.reconcile.rollouts import LaidOver, PlanError, lay_over
 from reconciler.render import RenderCache, RenderError, build
 from reconciler.source import GitSource, Snapshot
 
@@ -80,6 +81,9 @@ class PassContext:
                     return None
 
             self.probes.secrets = secret_reader(get)
+
+    #: each environment's rollouts as the last pass laid them over its desired set (reconcile/rollouts.py)
+    rollouts: dict[str, LaidOver] = field(default_factory=dict)
 
     @property
     def mcp_probe(self) -> ProbeService | None:
@@ -212,6 +216,12 @@ def run_pass(
             env, snapshot, cache=ctx.cache, tree_id=ctx.source.tree_digest(rev.sha, "") or None
         )
         default_namespaces(ctx.client, env, objects)
+        if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
+            laid = lay_over(ctx.client, ctx.source.url, env, objects, str(rev), dry_run=dry_run)
+            objects = laid.objects
+            ctx.rollouts[env_name] = laid
+        else:
+            ctx.rollouts.pop(env_name, None)
         desired = prepare(objects, env.sync.ignore)
         failpoint("render")
         store = InventoryStore(ctx.client, source=ctx.source.url)
@@ -319,7 +329,7 @@ def run_pass(
     except ApplyError as exc:
         result.error = str(exc)
         result.changes = exc.changes if exc.changes.entries else result.changes
-    except (ReconcilerError, RenderError) as exc:
+    except (ReconcilerError, RenderError, PlanError) as exc:
         result.error = str(exc)
     return _finish(result, snapshot_root, t0)
 

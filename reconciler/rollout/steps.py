@@ -116,6 +116,7 @@ def advance(
     st.history.append(f"{label}: passed: {_line(st.samples)}")
     if st.step + 1 >= len(steps):
         st.phase, st.finished_at = RolloutPhase.SUCCEEDED, now
+        st.stable, st.stable_revision = st.candidate, st.revision  # the candidate is the stable version now
         st.message = f"succeeded after {len(steps)} steps"
         return st, Move.PROMOTE
     st.step += 1

@@ -65,6 +65,7 @@ from reconciler.reconcile import (
     run_pass,
     wait_for_health,
 )
+from reconciler.runtime.rollouts import RolloutRunner
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
@@ -175,6 +176,13 @@ class Daemon:
         self._envs_at = ""  # the commit whose envs/ the set of environments follows
         self._envs_started = 0.0  # when the pass that read it started (UNIX seconds)
         self.removed: dict[str, dict[str, Any]] = {}  # environments whose file a commit removed
+        self.rollouts = RolloutRunner(
+            self,
+            self.client,
+            self.source.url,
+            self.auto if settings.promotion_records else None,
+            settings.prometheus_url,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -474,6 +482,7 @@ class Daemon:
             self._image_task = None
         if self._repo_watcher is not None:
             self._repo_watcher.stop()
+        await self.rollouts.stop()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -558,11 +567,41 @@ class Daemon:
             if self.on_result is not None:
                 self.on_result(result)
             self._spawn(self._follow_environments(result))
-            if self.settings.promotion_records and result.ok and state.env is not None and not state.settling:
+            laid = self.ctx.rollouts.get(state.name)
+            rolling = laid is not None and any(st.active for st in laid.states.values())
+            if laid is not None and state.env is not None and result.ok:
+                self.rollouts.after_pass(state.env, laid.states)
+            # a revision being rolled out is settled (health gate, record) once its rollout has ended
+            if (
+                self.settings.promotion_records
+                and result.ok
+                and state.env is not None
+                and not state.settling
+                and not rolling
+            ):
                 state.settling = True
                 self._spawn(self._settle(state, state.env, result))
             if self.settings.promotion_records and result.blocked and state.env is not None:
                 self._spawn(asyncio.to_thread(self.auto.record_blocked, state.env, result))
+
+    # -- rollouts (runtime/rollouts.py) -------------------------------------------------------------
+
+    def rollout_base(self, env: str) -> list[dict[str, Any]] | None:
+        """``env``'s rendered objects before its rollouts were laid over them (the last pass)."""
+        laid = self.ctx.rollouts.get(env)
+        return laid.base if laid is not None else None
+
+    def replace_desired(self, env: str, objects: list[dict[str, Any]]) -> None:
+        """Replace the desired copies of ``objects`` in ``env``'s last desired set and the drift index, so
+        drift correction keeps what a rollout just wrote."""
+        by_key = {ref_of(o).key: o for o in objects}
+        with self._index_lock:
+            desired = self.ctx.last_desired.get(env) or []
+            for i, d in enumerate(desired):
+                if d.key in by_key:
+                    desired[i] = Desired(d.ref, by_key[d.key], d.ignore)
+                    if self._index.get(d.key, ("", None))[0] == env:
+                        self._index[d.key] = (env, desired[i])
 
     async def _pass(self, state: _EnvState, reason: str) -> PassResult:
         """One pass of ``state``'s environment for ``reason``.
