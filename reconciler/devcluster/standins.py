@@ -25,7 +25,10 @@ rewritten (atomically) only when the mapping changes; the daemon reads it again 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -286,9 +289,18 @@ class StandIns:
             for event in self._listed.values():  # the first mapping, before anyone probes
                 event.wait(timeout)
 
-    def stop(self) -> None:
-        """Stop the watches and every server; remove the mapping file. Safe to call twice."""
+    def terminate(self) -> None:
+        """Ask every server to stop (SIGTERM to its process group) without waiting; :meth:`stop` then
+        finds them gone. For a daemon that is shutting down: it probes nothing more."""
         self._stop.set()
+        for server in [*self.servers.values(), *([self.agent] if self.agent else [])]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(server.pid, signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Stop the watches and every server (all asked at once, then each waited for; SIGKILL after
+        5 s); remove the mapping file. Safe to call twice."""
+        self.terminate()
         for server in [*self.servers.values(), *([self.agent] if self.agent else [])]:
             try:
                 server.stop()

@@ -24,7 +24,9 @@ install_one() {
     mkdir -p "$cache/tools"
     tmp=$(mktemp -d "$cache/tools/.server-everything-$version.XXXXXX")
     echo "[mcp] installing $PKG@$version into $dest" >&2
-    npm install --prefix "$tmp" --no-audit --no-fund --loglevel=error --save-exact "$PKG@$version" >&2
+    # --prefer-offline: a warm npm cache (~/.npm) answers without asking the registry
+    npm install --prefix "$tmp" --no-audit --no-fund --prefer-offline --loglevel=error --save-exact \
+      "$PKG@$version" >&2
     touch "$tmp/.installed"
     rm -rf "$dest"
     mv "$tmp" "$dest"
