@@ -851,7 +851,8 @@ def up_cmd(
     cluster = LocalCluster(state_dir, nodes=nodes)
     standins: Any = None
     setting_before = os.environ.get(ENV_VAR)
-    previous_sigterm = signal.signal(signal.SIGTERM, terminated)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, terminated) if main_thread else None
     try:
         st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
         _install_crds(Path(st.kubeconfig))
@@ -916,7 +917,8 @@ def up_cmd(
         code = 1
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if standins is not None:  # also after Ctrl-C: the servers run in process groups of their own
             standins.stop()
             if setting_before is None:

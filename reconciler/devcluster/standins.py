@@ -30,6 +30,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from reconciler.devcluster.agents import (
 )
 from reconciler.errors import KubeError, NotFoundError
 from reconciler.model.imagepolicy import normalise_image, split_image_reference
-from reconciler.probe.targets import ENV_VAR, write_addresses
+from reconciler.probe.targets import write_addresses
 
 log = logging.getLogger("reconciler.standins")
 
@@ -259,11 +260,6 @@ class StandIns:
         """The value of ``RECONCILER_PROBE_ADDRESSES`` that points at the mapping file."""
         return f"@{self.mapping_file}"
 
-    @property
-    def environ(self) -> dict[str, str]:
-        """``{"RECONCILER_PROBE_ADDRESSES": "@<mapping file>"}``: the daemon's setting."""
-        return {ENV_VAR: self.setting}
-
     def start(self, *, watch: bool = True, timeout: float = 20.0) -> None:
         """Start a server-everything per version and the A2A agent on loopback, write the mapping file
         and (``watch``) start following the cluster. Stops what it started when something fails.
@@ -278,7 +274,7 @@ class StandIns:
             for version in self.versions:
                 self.servers[version] = start_server_everything(logs, version=version)
             self.agent = start_a2a_agent(logs)
-        except Exception:
+        except BaseException:  # also Ctrl-C while npm installs: leave nothing running
             self.stop()
             raise
         if watch:
@@ -286,16 +282,18 @@ class StandIns:
                 t = threading.Thread(target=self._follow, args=(gvk,), daemon=True, name=f"standins-{gvk[2]}")
                 self._threads.append(t)
                 t.start()
+            deadline = time.monotonic() + timeout
             for event in self._listed.values():  # the first mapping, before anyone probes
-                event.wait(timeout)
+                event.wait(max(0.0, deadline - time.monotonic()))
 
     def terminate(self) -> None:
         """Ask every server to stop (SIGTERM to its process group) without waiting; :meth:`stop` then
         finds them gone. For a daemon that is shutting down: it probes nothing more."""
         self._stop.set()
         for server in [*self.servers.values(), *([self.agent] if self.agent else [])]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(server.pid, signal.SIGTERM)
+            if server.pid > 0:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(server.pid, signal.SIGTERM)
 
     def stop(self) -> None:
         """Stop the watches and every server (all asked at once, then each waited for; SIGKILL after
@@ -308,7 +306,8 @@ class StandIns:
                 log.warning("stopping %s: %s", server.name, exc)
         self.servers.clear()
         self.agent = None
-        self.mapping_file.unlink(missing_ok=True)
+        with self._lock:  # a watch event being handled now writes nothing after this (it sees the stop)
+            self.mapping_file.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ what runs
     def server_origins(self) -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from reconciler.devcluster.agents import ServerProcess
 from reconciler.devcluster.standins import StandIns, compute_standins, everything_version
 from reconciler.errors import ConfigError
 from reconciler.probe.service import service_from_env
@@ -112,14 +111,20 @@ def test_services_map_to_the_server_of_their_deployments_version_and_agents_to_t
     assert all(":8080" not in s.origin for s in found)
 
 
+class _NoServers(StandIns):
+    """StandIns that start no process: the servers' origins are given (only the mapping is tested)."""
+
+    def server_origins(self) -> dict[str, str]:
+        return dict(SERVERS)
+
+    def a2a_origin(self) -> str | None:
+        return A2A
+
+
 def _standins(tmp_path: Path, changes: list[list[str]] | None = None) -> StandIns:
-    """StandIns whose servers are stand-ins themselves: no process is started (only their ports count)."""
-    s = StandIns(tmp_path / "kubeconfig", tmp_path, on_change=changes.append if changes is not None else None)
-    for i, version in enumerate((OLD, NEW)):
-        port = 41001 + i
-        s.servers[version] = ServerProcess(version, f"http://127.0.0.1:{port}/mcp", port, -1, tmp_path / "x")
-    s.agent = ServerProcess("a2a", A2A, 41003, -1, tmp_path / "y")
-    return s
+    return _NoServers(
+        tmp_path / "kubeconfig", tmp_path, on_change=changes.append if changes is not None else None
+    )
 
 
 def test_the_mapping_file_follows_the_deployments_and_the_daemon_reads_it_again(tmp_path: Path) -> None:
@@ -241,3 +246,24 @@ def test_a_service_with_a_file_that_maps_nothing_yet_still_probes_later(tmp_path
     assert probes is not None and not probes.enabled
     write_addresses(path, {"http://x.y.svc.cluster.local:80": "http://127.0.0.1:4000"})
     assert probes.enabled and probes.address("http://x.y.svc:80/mcp") == "http://127.0.0.1:4000/mcp"
+
+
+def test_cluster_down_stops_standins_left_by_a_killed_up(tmp_path: Path) -> None:
+    """`reconciler up` keeps its stand-ins under <state dir>/standins; when up was killed before it could
+    stop them, `reconciler cluster down` stops them (and nothing outside that directory)."""
+    from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.agents import start_a2a_agent
+    from reconciler.devcluster.process import alive
+
+    state = tmp_path / "state"
+    left = start_a2a_agent(state / "standins" / "logs")
+    elsewhere = start_a2a_agent(tmp_path / "elsewhere")
+    try:
+        said: list[str] = []
+        LocalCluster(state).down(progress=said.append)
+        assert not alive(left.pid)
+        assert said == [f"stopping stand-in pid {left.pid}"]
+        assert alive(elsewhere.pid)
+    finally:
+        left.stop()
+        elsewhere.stop()
