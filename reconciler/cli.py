@@ -324,6 +324,10 @@ class ResultPrinter:
         )
 
 
+#: How a health message given by a protocol probe (MCP handshake and tools/list, or an A2A card) begins.
+_PROBED = "no controller status; "
+
+
 def print_result(result: PassResult, *, show_diff: bool = False) -> None:
     """Print one pass: the changeset and each object's health."""
     from reconciler.reconcile import summarize
@@ -347,8 +351,10 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
         for c in result.changes.entries:
             h = result.health.get(str(c.ref))
             health = f"[{_STYLE[h.state]}]{h.state.value}[/]" if h else ""
-            detail = (h.message if h and not h.healthy else "") or c.message
-            table.add_row(escape(str(c.ref)), c.action.value, health, escape(detail[:100]))
+            # a healthy object's message is shown only when a protocol probe gave the verdict
+            shown = h is not None and (not h.healthy or _PROBED in h.message)
+            detail = (h.message if h is not None and shown else "") or c.message
+            table.add_row(escape(str(c.ref)), c.action.value, health, escape(detail[:120]))
         console.print(table)
     if show_diff:
         for c in result.changes.entries:
@@ -477,6 +483,7 @@ def _once(settings: Any, *, wait: bool = True) -> int:
                     refs,
                     timeout=envs[name].health.timeout,
                     no_controller_after=envs[name].health.no_controller_after,
+                    probe=ctx.mcp_probe,
                 )
         print_result(result)
         ok = ok and result.ok
@@ -519,12 +526,19 @@ def _blocked_threads() -> list[threading.Thread]:
 
 
 def _daemon(
-    settings: Any, lease: tuple[str, str, float] | None = None, http: str = "", webhooks: Any = None
+    settings: Any,
+    lease: tuple[str, str, float] | None = None,
+    http: str = "",
+    webhooks: Any = None,
+    on_stop: Any = None,
+    before_exit: Any = None,
 ) -> int:
     """Run the daemon until SIGINT/SIGTERM (or a lost lease); returns the exit code.
 
     After the signal everything is stopped within :data:`SHUTDOWN_SECONDS`, saying what was
-    interrupted; work that does not stop in time is abandoned and the process exits at once.
+    interrupted; work that does not stop in time is abandoned and the process exits at once. What the
+    caller started alongside (``up``'s stand-ins) is told to stop by ``on_stop`` when the signal
+    arrives (it must not block), and ``before_exit`` runs before such an abrupt exit.
     """
     from reconciler.cluster.client import KubeClient
     from reconciler.observe import EventRecorder, Observer
@@ -554,6 +568,9 @@ def _daemon(
         def on_signal(sig: signal.Signals) -> None:
             if not signalled:
                 signalled.append(sig.name)
+                if on_stop is not None:
+                    with contextlib.suppress(Exception):
+                        on_stop()
             stop.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -672,6 +689,9 @@ def _daemon(
 
     code = asyncio.run(main())
     if _blocked_threads():  # blocked on an unreachable server: do not wait for them
+        if before_exit is not None:
+            with contextlib.suppress(Exception):
+                before_exit()
         sys.stdout.flush()
         sys.stderr.flush()
         logging.shutdown()
@@ -746,6 +766,53 @@ def _demo_needs_its_own_cluster(kubeconfig: Path, remote: str, state_dir: Path |
         )
 
 
+def _start_standins(work: Path, kubeconfig: Path, *, required: bool) -> Any:
+    """Start the loopback stand-ins for the cluster's MCP server pods and agents (kwok runs no
+    processes; :mod:`reconciler.devcluster.standins`) and point ``$RECONCILER_PROBE_ADDRESSES`` of this
+    process (the daemon runs in it) at their mapping file. Returns the running :class:`StandIns`, or
+    ``None`` when they cannot start and are not ``required`` (a warning says why; probes are then off).
+
+    Raises:
+        ComponentError: they cannot start (node or npm missing, an install failed) and are ``required``.
+    """
+    from reconciler.devcluster import ComponentError
+    from reconciler.devcluster.standins import StandIns
+    from reconciler.probe.targets import ENV_VAR
+
+    standins = StandIns(kubeconfig, work)
+    try:
+        with spinner(err, "starting the loopback stand-ins (server-everything, A2A agent) …"):
+            standins.start()
+    except ComponentError as exc:
+        if required:
+            raise
+        err.print(
+            f"[yellow]warning:[/] no loopback stand-ins, so no protocol probes: {escape(str(exc))}",
+            highlight=False,
+        )
+        return None
+    if os.environ.get(ENV_VAR) and os.environ[ENV_VAR] != standins.setting:
+        err.print(f"[yellow]warning:[/] {ENV_VAR} replaced by the stand-ins' mapping file", highlight=False)
+    os.environ[ENV_VAR] = standins.setting
+    err.print(
+        "[dim]>[/] stand-ins on 127.0.0.1 for what kwok's pods do not run (Deployments of "
+        "docker.io/mcp/everything:<version> → server-everything <version>; kagent Agents → the A2A agent):",
+        highlight=False,
+    )
+    for line in standins.describe():
+        err.print(f"[dim]>[/]   {escape(line)}", highlight=False)
+    err.print(f"[dim]>[/] {ENV_VAR}={standins.setting} (follows the cluster's Deployments)", highlight=False)
+
+    def changed(lines: list[str]) -> None:
+        for line in lines:
+            err.print(f"[dim]> stand-in:[/] {escape(line)}", highlight=False)
+
+    for s in standins.standins():  # what the cluster already runs (an earlier `up`)
+        changed([f"{s.origin} → {s.server} ({s.owner})"])
+    standins.on_change = changed
+    return standins
+
+
 @app.command("up")
 def up_cmd(
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, print, exit")] = False,
@@ -766,16 +833,26 @@ def up_cmd(
     ),
 ) -> None:
     """Start the local cluster and NATS, copy the example environment repository into a Git repo with a
-    bare remote (once per cluster: later runs reuse it with the commits made in it), and run the webhook
-    receivers and the daemon on it (until Ctrl-C, or once). ``--demo`` uses a new repository each run."""
+    bare remote (once per cluster: later runs reuse it with the commits made in it), start the loopback
+    stand-ins for the example's MCP server pods and agents (server-everything, one process per pinned
+    version, and the A2A echo agent), and run the webhook receivers and the daemon on it (until Ctrl-C,
+    or once). ``--demo`` uses a new repository each run. Every stand-in is stopped on exit."""
     import secrets
 
     from reconciler.devcluster import LocalCluster
     from reconciler.devcluster.process import free_port
+    from reconciler.probe.targets import ENV_VAR
     from reconciler.settings import DaemonSettings
     from reconciler.source.bootstrap import init_repo_with_remote
 
+    def terminated(signum: int, frame: Any) -> None:  # SIGTERM unwinds like Ctrl-C, through `finally`
+        raise KeyboardInterrupt
+
     cluster = LocalCluster(state_dir, nodes=nodes)
+    standins: Any = None
+    setting_before = os.environ.get(ENV_VAR)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, terminated) if main_thread else None
     try:
         st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
         _install_crds(Path(st.kubeconfig))
@@ -795,11 +872,15 @@ def up_cmd(
             highlight=False,
         )
         err.print(f"[dim]>[/] kubeconfig: {st.kubeconfig}   NATS: {st.nats_url}", highlight=False)
+        # under the state directory, so `reconciler cluster down` stops them even after a `kill -9` of up
+        standins = _start_standins(Path(st.state_dir) / "standins", Path(st.kubeconfig), required=demo)
         if demo:
             from reconciler.demo import Demo
 
             code = asyncio.run(
-                Demo(console, Path(st.kubeconfig), st.nats_url, remote, base / "demo-cache").run()
+                Demo(
+                    console, Path(st.kubeconfig), st.nats_url, remote, base / "demo-cache", standins=standins
+                ).run()
             )
         elif once:
             code = _once(
@@ -825,11 +906,25 @@ def up_cmd(
                 highlight=False,
             )
             settings = DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
-            code = _daemon(settings, http=http, webhooks=hooks)
+            code = _daemon(
+                settings,
+                http=http,
+                webhooks=hooks,
+                on_stop=standins.terminate if standins else None,
+                before_exit=standins.stop if standins else None,
+            )
     except ReconcilerError as exc:
         code = 1
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        if standins is not None:  # also after Ctrl-C: the servers run in process groups of their own
+            standins.stop()
+            if setting_before is None:
+                os.environ.pop(ENV_VAR, None)
+            else:
+                os.environ[ENV_VAR] = setting_before
         if (once or demo) and down:
             with contextlib.suppress(Exception):
                 cluster.down(progress=lambda m: None)

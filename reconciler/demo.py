@@ -5,10 +5,18 @@ exits 0 only when every step really happened (each step checks its outcome on th
 2. a registry webhook (GitHub Packages, HMAC-signed) announces a new clock MCP server image;
 3. image automation commits it to dev's overlay, and dev's Deployment runs it;
 4. promote dev → staging through a branch (``promote/staging/<sha>``) and its merge;
-5. a manual edit in staging (another field manager changes the image) is corrected;
-6. a release that prod's admission policy refuses (its pods are never created) fails prod's health gate;
-7. the daemon pushes the revert commit itself, prod is back on the previous version;
-8. ``history prod`` is printed.
+5. a new MCP server version drops a tool an Agent uses: dev moves the reference server
+   (``docker.io/mcp/everything``) from 2025.9.25 to 2026.8.31, which renamed ``add`` to ``get-sum``, and
+   adapts its helpdesk Agent; the loopback stand-in for dev's pods now runs 2026.8.31 (the probe lists
+   ``get-sum``, no ``add``); promoting it into staging, whose helpdesk still requires ``add``, is blocked
+   by the tool contract before anything is committed or pushed;
+6. a manual edit in staging (another field manager changes the image) is corrected;
+7. a release that prod's admission policy refuses (its pods are never created) fails prod's health gate;
+8. the daemon pushes the revert commit itself, prod is back on the previous version;
+9. ``history prod`` is printed.
+
+The protocol probes reach real servers: ``reconciler up`` runs the stand-ins
+(:mod:`reconciler.devcluster.standins`) and points ``RECONCILER_PROBE_ADDRESSES`` at their mapping file.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import functools
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +40,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.cluster.client import KubeClient
+from reconciler.devcluster.standins import StandIns
 from reconciler.errors import ReconcilerError
 from reconciler.model import HealthState, ObjectRef, PassResult
 from reconciler.runtime import Daemon
@@ -42,6 +52,29 @@ NEW_TAG = "0.1.2"
 NEW_DIGEST = "sha256:" + hashlib.sha256(b"clock-mcp 0.1.2").hexdigest()
 HOOK_SECRET = "demo-webhook-secret"  # a test value for the local receiver only
 POLICY = "reconciler-demo-prod-admission"
+#: The MCP reference server of the example (its tag is the npm version a loopback stand-in runs).
+EVERYTHING = "docker.io/mcp/everything"
+EVERYTHING_OLD = "2025.9.25"  # lists the tool "add"
+EVERYTHING_NEW = "2026.8.31"  # renamed it "get-sum"
+#: kwok pulls no image: a digest of our own making, as for the clock server above
+EVERYTHING_NEW_DIGEST = "sha256:" + hashlib.sha256(f"mcp/everything {EVERYTHING_NEW}".encode()).hexdigest()
+#: dev's helpdesk Agent adapted to 2026.8.31: its second tool entry is RemoteMCPServer "everything"
+HELPDESK_TOOLS_PATCH = """\
+# dev runs server-everything 2026.8.31, which renamed the tool "add" to "get-sum"
+- op: test
+  path: /spec/declarative/tools/1/mcpServer/name
+  value: everything
+- op: replace
+  path: /spec/declarative/tools/1/mcpServer/toolNames
+  value: [echo, get-sum]
+"""
+HELPDESK_TOOLS_ENTRY = """\
+- path: helpdesk-tools.yaml
+  target:
+    group: kagent.dev
+    kind: Agent
+    name: helpdesk
+"""
 
 
 class DemoFailed(ReconcilerError):
@@ -99,8 +132,18 @@ def _package_event(tag: str, digest: str) -> dict[str, Any]:
 class Demo:
     """The scenario; ``run`` returns 0 when every step was verified."""
 
-    def __init__(self, console: Console, kubeconfig: Path, nats_url: str, remote: Path, cache_dir: Path):
+    def __init__(
+        self,
+        console: Console,
+        kubeconfig: Path,
+        nats_url: str,
+        remote: Path,
+        cache_dir: Path,
+        *,
+        standins: StandIns | None = None,
+    ):
         self.console = console
+        self.standins = standins
         self.kubeconfig = kubeconfig
         self.nats_url = nats_url
         self.remote = remote
@@ -143,6 +186,10 @@ class Demo:
                 "A registry webhook announces a new clock MCP server image", lambda: self.webhook(url)
             )
             await self._step("Promote dev → staging through a branch and its merge", self.promote_staging)
+            await self._step(
+                "A new MCP server version drops a tool an Agent uses: the promotion is blocked before merge",
+                self.tool_contract,
+            )
             await self._step("A manual edit in staging is corrected", self.drift_staging)
             await self._step("A bad release reaches prod and fails its health gate", self.bad_release)
             await self._step("history prod", self.history)
@@ -267,13 +314,17 @@ class Demo:
             with writer.locked():
                 writer.sync()
                 envs = load_environments(writer.workdir)
-                result = promote(writer, envs, from_env, to_env, app="clock-mcp", mode="pr")
+                result = promote(
+                    writer, envs, from_env, to_env, app="clock-mcp", mode="pr", probes=self.daemon.ctx.probes
+                )
             if not result.plan.changes:
                 raise DemoFailed(f"promote {from_env} → {to_env}: {result.message}")
             for c in result.plan.changes:
                 after = c.after
                 ref = f"{after.new_name or after.name}:{after.new_tag or ''}@{after.digest or ''}"
                 self.say(f"{c.name}: {c.before or '(none)'} → {ref}")
+            if result.plan.tool_contract:
+                self.say(f"tool contract of {to_env}: {result.plan.tool_contract}")
             branch = result.branch or ""
             self.say(f"pushed branch {branch} ({result.message or 'pull request ready'})")
             return branch
@@ -292,6 +343,165 @@ class Demo:
         )
         await _until("staging's health gate", lambda: self._settled("staging"), 120)
         return f"staging runs {_image(self.kube, 'agents-staging')}"
+
+    def _everything_image(self, ns: str) -> str:
+        live = self.kube.get(
+            ObjectRef(group="apps", version="v1", kind="Deployment", namespace=ns, name="everything")
+        )
+        containers = (
+            (((live or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers")
+        )
+        return str((containers or [{}])[0].get("image", ""))
+
+    def _promote_branches(self) -> dict[str, str]:
+        """``promote/staging/*`` branches of the remote, name → commit (read from the remote itself)."""
+        out = subprocess.run(
+            ["git", "ls-remote", "--heads", str(self.remote), "refs/heads/promote/staging/*"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return {
+            ref.removeprefix("refs/heads/"): sha
+            for sha, _, ref in (ln.partition("\t") for ln in out.splitlines())
+        }
+
+    def _remote_head(self) -> str:
+        out = subprocess.run(
+            ["git", "ls-remote", str(self.remote), "refs/heads/main"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return out.split("\t", 1)[0]
+
+    async def tool_contract(self) -> str:
+        from reconciler.promote.overlay import ImageEntry, set_images
+        from reconciler.promote.promotion import ToolContractError, promote
+        from reconciler.reconcile import assess_health, load_environments
+
+        probes, standins = self.daemon.ctx.probes, self.standins
+        if probes is None or standins is None:
+            raise DemoFailed(
+                "no protocol probes: this step needs the loopback stand-ins that `reconciler up` starts"
+            )
+        dev_origin = "http://everything.agents-dev.svc.cluster.local:3001"
+        staging_image = await asyncio.to_thread(self._everything_image, "agents-staging")
+        if f":{EVERYTHING_OLD}" not in staging_image:
+            raise DemoFailed(f"staging should run {EVERYTHING}:{EVERYTHING_OLD}, runs {staging_image!r}")
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-git")
+        file = "overlays/dev/kustomization.yaml"
+
+        def commit() -> str:
+            with writer.locked():
+                writer.sync()
+                path = writer.workdir / file
+                text = set_images(
+                    path.read_text(encoding="utf-8"),
+                    [ImageEntry(name=EVERYTHING, new_tag=EVERYTHING_NEW, digest=EVERYTHING_NEW_DIGEST)],
+                    file,
+                )
+                if not text.rstrip().splitlines()[-1].startswith(("- path:", "  ")):
+                    raise DemoFailed(f"{file} does not end with its patches: list")
+                path.write_text(text.rstrip("\n") + "\n" + HELPDESK_TOOLS_ENTRY, encoding="utf-8")
+                (path.parent / "helpdesk-tools.yaml").write_text(HELPDESK_TOOLS_PATCH, encoding="utf-8")
+                sha = writer.commit(
+                    f"dev: server-everything {EVERYTHING_NEW}; helpdesk uses get-sum (add was renamed)",
+                    trailers={"Image": f"{EVERYTHING}={EVERYTHING}:{EVERYTHING_NEW}@{EVERYTHING_NEW_DIGEST}"},
+                )
+                if sha is None:
+                    raise DemoFailed("the dev change made no commit")
+                writer.push()
+                return sha
+
+        sha = await asyncio.to_thread(commit)
+        self.say(
+            f"commit {sha[:7]} to dev: {EVERYTHING} {EVERYTHING_OLD} → {EVERYTHING_NEW}, "
+            "helpdesk toolNames [echo, add] → [echo, get-sum]"
+        )
+        await _until("dev's pass on the new revision", functools.partial(self._at, "dev", sha), 60)
+        last = self._last("dev")
+        if last is None or not last.ok:
+            raise DemoFailed(f"dev did not apply {sha[:7]}: {last.error if last else 'no pass'}")
+        await _until(
+            f"dev's Deployment on {EVERYTHING_NEW}",
+            lambda: EVERYTHING_NEW in self._everything_image("agents-dev"),
+            60,
+        )
+
+        def served() -> Any:
+            found = standins.serving(dev_origin)
+            return found if found is not None and found.server.endswith(EVERYTHING_NEW) else None
+
+        stand_in = await _until(f"the stand-in for dev's pods on {EVERYTHING_NEW}", served, 30)
+        self.say(f"stand-in: {stand_in.origin} → {stand_in.server} at {stand_in.target}")
+        await _until("dev's health gate on the new revision", lambda: self._settled("dev"), 120)
+        gate = self.daemon.envs["dev"].gate
+        if gate != "passed":
+            raise DemoFailed(f"dev's health gate on {sha[:7]}: {gate}")
+        rmcps = ObjectRef(
+            group="kagent.dev",
+            version="v1alpha2",
+            kind="RemoteMCPServer",
+            namespace="agents-dev",
+            name="everything",
+        )
+        live = await asyncio.to_thread(self.kube.get, rmcps)
+        listed = await asyncio.to_thread(probes.mcp, live or {})
+        names = {t.name for t in listed.tools} if listed is not None and listed.healthy else set()
+        if "get-sum" not in names or "add" in names:
+            raise DemoFailed(f"dev's everything should list get-sum and no add: {sorted(names)}")
+        self.say(f"probe of dev's RemoteMCPServer everything: {len(names)} tools, get-sum listed, no add")
+        helpdesk = ObjectRef(
+            group="kagent.dev", version="v1alpha2", kind="Agent", namespace="agents-dev", name="helpdesk"
+        )
+        h = (await asyncio.to_thread(assess_health, self.kube, [helpdesk], probe=probes))[str(helpdesk)]
+        self.say(f"dev's health gate passed on {sha[:7]}; helpdesk {h.state.value}: {h.message}")
+
+        branches_before, head_before = (
+            await asyncio.to_thread(self._promote_branches),
+            await asyncio.to_thread(self._remote_head),
+        )
+        promo = GitWriter(str(self.remote), "main", self.cache_dir / "demo-promote")
+
+        def run() -> tuple[ToolContractError | None, str]:
+            with promo.locked():
+                promo.sync()
+                envs = load_environments(promo.workdir)
+                try:
+                    result = promote(
+                        promo, envs, "dev", "staging", app="everything", mode="pr", probes=probes
+                    )
+                except ToolContractError as exc:
+                    dirty = promo.repo.git.status("--porcelain")
+                    return exc, dirty
+                return None, f"not blocked: {result.message}"
+
+        blocked, detail = await asyncio.to_thread(run)
+        if blocked is None:
+            raise DemoFailed(f"promote dev → staging (everything): {detail}")
+        self.console.print(f"  [red]promotion blocked:[/] {escape(str(blocked))}", highlight=False)
+        message = str(blocked)
+        for needed in ("helpdesk", "RemoteMCPServer", "everything", "'add'"):
+            if needed not in message:
+                raise DemoFailed(f"the blocked promotion's message does not name {needed}: {message}")
+        if detail:
+            raise DemoFailed(f"the promotion left changes in its clone: {detail}")
+        branches_after, head_after = (
+            await asyncio.to_thread(self._promote_branches),
+            await asyncio.to_thread(self._remote_head),
+        )
+        if branches_after != branches_before or head_after != head_before:
+            raise DemoFailed(
+                f"the blocked promotion pushed something: {branches_after} (main {head_after[:7]})"
+            )
+        if f"promote/staging/{sha[:7]}" in branches_after:
+            raise DemoFailed(f"promote/staging/{sha[:7]} exists")
+        staging_now = await asyncio.to_thread(self._everything_image, "agents-staging")
+        if f":{EVERYTHING_OLD}" not in staging_now:
+            raise DemoFailed(f"staging should still run {EVERYTHING_OLD}: {staging_now}")
+        self.say(f"no promote/staging/* branch or commit was made; staging still runs {staging_now}")
+        return "the tool contract stopped the promotion before any commit"
 
     async def drift_staging(self) -> str:
         n = len(self.drift)

@@ -20,6 +20,15 @@ if [[ ! -f $stamp ]]; then
   touch "$stamp"
 fi
 
+# The pinned MCP reference server versions that `reconciler up` runs as stand-ins for the example's MCP
+# server pods, and that the probe tests use (tools/mcp/install.sh --all: npm into the tool cache, keyed by
+# version; a warm cache makes no network call).
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  bash tools/mcp/install.sh --all >/dev/null
+else
+  echo "[setup] warning: node and npm are not installed: \`reconciler up\` runs no MCP stand-ins and the probe tests fail" >&2
+fi
+
 # The status-page test drives Debian's Chromium with Playwright (never a downloaded browser).
 if [[ "${1:-}" == "--with-browser" ]] && ! command -v chromium >/dev/null 2>&1; then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then

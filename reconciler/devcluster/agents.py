@@ -1,6 +1,7 @@
 """Agent-protocol servers started on loopback for the local cluster, the demo and the tests: the MCP
-reference server (npm ``@modelcontextprotocol/server-everything``, pinned in ``tools/mcp/install.sh``) in
-Streamable HTTP or legacy SSE mode, and a deterministic A2A agent served with ``a2a-sdk``.
+reference server (npm ``@modelcontextprotocol/server-everything``, one of the versions pinned in
+``tools/mcp/install.sh``) in Streamable HTTP or legacy SSE mode, and a deterministic A2A agent served with
+``a2a-sdk``.
 
 Pods on kwok nodes run no processes, so these are the real endpoints that protocol probes reach locally.
 Every server listens on 127.0.0.1 only; each runs in its own process group, stopped with
@@ -23,8 +24,11 @@ from reconciler.devcluster.process import ComponentError, free_port, start, stop
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MCP_INSTALL_SCRIPT = REPO_ROOT / "tools" / "mcp" / "install.sh"
 LOOPBACK_SHIM = REPO_ROOT / "tools" / "mcp" / "loopback.cjs"
-#: The pinned version of the reference server (the same as in ``tools/mcp/install.sh``).
+#: The default version of the reference server (the same as in ``tools/mcp/install.sh``).
 SERVER_EVERYTHING_VERSION = "2026.8.31"
+#: Every version ``tools/mcp/install.sh`` accepts: 2025.9.25 lists a tool ``add``, which 2026.8.31 renamed
+#: ``get-sum`` (the demo's "a new server version drops a tool an Agent uses").
+SERVER_EVERYTHING_VERSIONS = ("2025.9.25", "2026.8.31")
 
 
 @dataclass
@@ -64,15 +68,19 @@ def wait_listening(
     raise ComponentError(name, log, f"not listening on 127.0.0.1:{port} after {timeout:g} s")
 
 
-def install_server_everything() -> Path:
-    """Install the pinned reference server into the tool cache (no-op when cached; ``npm`` needed the first
-    time) and return its entry point ``dist/index.js``.
+def install_server_everything(version: str = SERVER_EVERYTHING_VERSION) -> Path:
+    """Install a pinned version of the reference server into the tool cache (no-op when cached; ``npm``
+    needed the first time) and return its entry point ``dist/index.js``.
 
     Raises:
-        ComponentError: the install script failed.
+        ComponentError: ``version`` is not pinned (:data:`SERVER_EVERYTHING_VERSIONS`), or the install
+            script failed.
     """
+    if version not in SERVER_EVERYTHING_VERSIONS:
+        pinned = ", ".join(SERVER_EVERYTHING_VERSIONS)
+        raise ComponentError("server-everything", None, f"version {version!r} is not pinned ({pinned})")
     proc = subprocess.run(
-        ["bash", str(MCP_INSTALL_SCRIPT)], capture_output=True, text=True, timeout=300, check=False
+        ["bash", str(MCP_INSTALL_SCRIPT), version], capture_output=True, text=True, timeout=300, check=False
     )
     if proc.returncode != 0:
         raise ComponentError("server-everything", None, f"install failed: {proc.stderr.strip()[-800:]}")
@@ -80,24 +88,28 @@ def install_server_everything() -> Path:
 
 
 def start_server_everything(
-    log_dir: Path, transport: Literal["streamableHttp", "sse"] = "streamableHttp", timeout: float = 20.0
+    log_dir: Path,
+    transport: Literal["streamableHttp", "sse"] = "streamableHttp",
+    timeout: float = 20.0,
+    *,
+    version: str = SERVER_EVERYTHING_VERSION,
 ) -> ServerProcess:
-    """Start the MCP reference server on a free loopback port.
+    """Start the MCP reference server (the pinned ``version``) on a free loopback port.
 
     ``transport`` ``streamableHttp`` serves ``http://127.0.0.1:<port>/mcp`` (MCP 2025-11-25 and older,
     with sessions); ``sse`` serves the legacy HTTP+SSE transport at ``http://127.0.0.1:<port>/sse``. The
     port is passed in ``PORT`` (the server's own setting); a preloaded shim binds it to 127.0.0.1.
 
     Raises:
-        ComponentError: node is missing, the install failed, or the server did not listen within
-            ``timeout`` seconds.
+        ComponentError: node is missing, ``version`` is not pinned, the install failed, or the server did
+            not listen within ``timeout`` seconds.
     """
     node = shutil.which("node")
     if node is None:
         raise ComponentError("server-everything", None, "node is not installed")
-    entry = install_server_everything()
+    entry = install_server_everything(version)
     port = free_port()
-    log = log_dir / f"server-everything-{transport}-{port}.log"
+    log = log_dir / f"server-everything-{version}-{transport}-{port}.log"
     pid = start(
         "server-everything",
         [node, "--require", str(LOOPBACK_SHIM), str(entry), transport],
@@ -111,7 +123,7 @@ def start_server_everything(
         stop_group(pid)
         raise
     path = "/mcp" if transport == "streamableHttp" else "/sse"
-    return ServerProcess("server-everything", f"http://127.0.0.1:{port}{path}", port, pid, log)
+    return ServerProcess(f"server-everything {version}", f"http://127.0.0.1:{port}{path}", port, pid, log)
 
 
 def start_a2a_agent(log_dir: Path, timeout: float = 20.0) -> ServerProcess:

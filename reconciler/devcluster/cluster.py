@@ -462,6 +462,14 @@ class LocalCluster:
             process.stop_group(pid, timeout=2)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
+        # servers started for a directory inside it: the loopback stand-ins of a `reconciler up` that
+        # was killed before it could stop them (<state_dir>/standins/logs)
+        root = self.state_dir.resolve()
+        for pid, marked in process.marked_processes().items():
+            with contextlib.suppress(OSError, ValueError):
+                if pid != os.getpid() and Path(marked).resolve().is_relative_to(root / "standins"):
+                    progress(f"stopping stand-in pid {pid}")
+                    process.stop_group(pid, timeout=2)
         if purge:
             erased = self.purge()
             if erased:

@@ -13,8 +13,8 @@ Which objects are probed (agent-platform-formats.md §Agent tools, §5.1):
 
 Where a URL leads (:class:`ProbeService`): in-cluster (``direct``) every URL is probed as it is; on the
 local cluster, whose kwok pods run no processes, only URLs that ``$RECONCILER_PROBE_ADDRESSES`` maps to a
-loopback server (:mod:`reconciler.probe.targets`). An object whose URL leads nowhere is not probed and
-keeps the verdict its conditions give.
+loopback server (:mod:`reconciler.probe.targets`; inline JSON, or ``@file`` read again when it
+changes). An object whose URL leads nowhere is not probed and keeps the verdict its conditions give.
 
 Results are kept ``ttl`` seconds per (address, transport, headers), so a health gate polling every
 second, or an idle daemon, probes each server at most once per window; :meth:`ProbeService.prefetch`
@@ -40,7 +40,7 @@ from reconciler.model.health import HealthState, HealthStatus
 from reconciler.probe.contract import ServerRef, ToolRequirement, requirements, tool_names_of
 from reconciler.probe.mcp import Transport, probe_mcp
 from reconciler.probe.models import A2AProbeResult, McpProbeResult, ProbeLimits, ToolInfo
-from reconciler.probe.targets import ProbeAddresses
+from reconciler.probe.targets import AddressFile, ProbeAddresses, addresses_from_env
 
 _KAGENT = "kagent.dev"
 _MCP_APP_PROTOCOLS = {
@@ -232,7 +232,9 @@ class ProbeService:
     """Probes objects' MCP and A2A endpoints, with a cache of ``ttl`` seconds.
 
     Args:
-        addresses: in-cluster origin → loopback origin (``None``: no mapping).
+        addresses: in-cluster origin → loopback origin (``None``: no mapping); an :class:`AddressFile`
+            is consulted at each use, so a mapping that changes while the daemon runs takes effect at
+            once (results are cached by the loopback address, so a moved origin is probed afresh).
         direct: probe URLs the mapping does not cover as they are (in-cluster deployments).
         limits: bounds of each probe (seconds, bytes, pages, tools).
         ttl: seconds a result is reused for the same address, transport and headers.
@@ -244,7 +246,7 @@ class ProbeService:
             probe with a message that says so.
     """
 
-    addresses: ProbeAddresses | None = None
+    addresses: ProbeAddresses | AddressFile | None = None
     direct: bool = False
     limits: ProbeLimits = field(default_factory=ProbeLimits)
     ttl: float = 30.0
@@ -262,17 +264,24 @@ class ProbeService:
     )
 
     # ------------------------------------------------------------------ where
+    def mapping(self) -> ProbeAddresses | None:
+        """The address mapping in force now (an :class:`AddressFile`'s current content)."""
+        a = self.addresses
+        return a.current() if isinstance(a, AddressFile) else a
+
     def address(self, url: str) -> str | None:
         """Where ``url`` is probed from here: its mapped loopback URL, ``url`` itself when ``direct``, or
         ``None`` (not probed)."""
-        if self.addresses is not None and (mapped := self.addresses.resolve(url)) is not None:
+        mapping = self.mapping()
+        if mapping is not None and (mapped := mapping.resolve(url)) is not None:
             return mapped
         return url if self.direct and url.startswith(("http://", "https://")) else None
 
     @property
     def enabled(self) -> bool:
         """True when some URL can be probed (a mapping, or direct probes)."""
-        return self.direct or bool(self.addresses and self.addresses.addresses)
+        mapping = self.mapping()
+        return self.direct or bool(mapping and mapping.addresses)
 
     def _resolve_headers(self, target: McpTarget) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -538,14 +547,16 @@ def secret_reader(get: Callable[[str, str, str], Mapping[str, Any] | None]) -> S
 
 
 def service_from_env(environ: Mapping[str, str] | None = None, **kwargs: Any) -> ProbeService | None:
-    """A :class:`ProbeService` for ``$RECONCILER_PROBE_ADDRESSES`` and ``$RECONCILER_PROBE_DIRECT``
-    (``true``/``1``: in-cluster, probe every URL as it is); ``None`` when neither is set.
+    """A :class:`ProbeService` for ``$RECONCILER_PROBE_ADDRESSES`` (inline JSON, or ``@file``: followed
+    as it changes) and ``$RECONCILER_PROBE_DIRECT`` (``true``/``1``: in-cluster, probe every URL as it
+    is); ``None`` when neither is set.
 
     Raises:
-        ValueError: ``$RECONCILER_PROBE_ADDRESSES`` is malformed (see :meth:`ProbeAddresses.from_env`).
+        ConfigError: ``$RECONCILER_PROBE_ADDRESSES`` is malformed, or its file cannot be read (see
+            :func:`reconciler.probe.targets.addresses_from_env`).
     """
     env = os.environ if environ is None else environ
-    addresses = ProbeAddresses.from_env(env)
+    addresses = addresses_from_env(env)
     direct = env.get(DIRECT_ENV_VAR, "").strip().lower() in ("1", "true", "yes")
     if addresses is None and not direct:
         return None

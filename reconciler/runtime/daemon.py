@@ -113,6 +113,9 @@ class _EnvState:
     # live objects the drift watches saw change while a pass ran, checked again after it (by key)
     missed: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     full_at: float = 0.0  # monotonic time of the last full pass that succeeded
+    # monotonic time at which the fetch behind this environment's last pass started: a poll may share
+    # another poll's fetch only when that fetch started later (else it could apply an older head)
+    fetched_at: float = 0.0
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # its worker and poll timer
     gate: str = ""  # the last health gate: "passed" or "failed: <outcome>: <message>" ("" before any)
     # MCP servers' and agents' protocol health from the probe cache after the last pass or health reading
@@ -612,7 +615,8 @@ class Daemon:
         """
         revision: Revision | None = None
         if reason == "poll":
-            revision = await self._poll_head()
+            revision, fetched = await self._poll_head(not_before=state.fetched_at)
+            state.fetched_at = max(state.fetched_at, fetched)
             desired = self.ctx.last_desired.get(state.name)
             if self.ctx.probes is not None and desired:  # probes (only past their cache window) off the loop
                 namespace = (state.env.namespace if state.env else None) or ""
@@ -620,25 +624,35 @@ class Daemon:
             verified = self._verified_by_watch(state, revision)
             if verified is not None:
                 return verified
+        else:
+            state.fetched_at = time.monotonic()  # run_pass fetches the branch first
         result = await asyncio.to_thread(run_pass, self.ctx, state.name, revision=revision, trigger=reason)
         if result.ok:
             state.full_at = time.monotonic()
         return result
 
-    async def _poll_head(self) -> Revision:
-        """The branch's head for a poll pass: fetched, unless another poll fetched it within
-        :data:`POLL_FETCH_TTL` seconds.
+    async def _poll_head(self, not_before: float = 0.0) -> tuple[Revision, float]:
+        """The branch's head for a poll pass and when its fetch started (monotonic): fetched, unless
+        another poll's fetch started within :data:`POLL_FETCH_TTL` seconds and not before ``not_before``
+        (when the fetch behind the environment's last pass started). Without that bound, a poll could
+        reuse a head fetched just before a commit that a push-triggered pass has applied since, and
+        apply the older revision again.
 
         Raises:
             SourceError: the fetch failed (the pass reports it).
         """
         async with self._fetch_lock:
             now = time.monotonic()
-            if self._polled is not None and now - self._polled[1] < POLL_FETCH_TTL:
-                return self._polled[0]
+            if (
+                self._polled is not None
+                and now - self._polled[1] < POLL_FETCH_TTL
+                and self._polled[1] >= not_before
+            ):
+                return self._polled
+            started = time.monotonic()
             rev = await asyncio.to_thread(self.source.fetch)
-            self._polled = (rev, time.monotonic())
-            return rev
+            self._polled = (rev, started)
+            return self._polled
 
     def _verified_by_watch(self, state: _EnvState, revision: Revision) -> PassResult | None:
         """A poll pass answered from the drift watches, or ``None`` when a full pass is needed.

@@ -266,6 +266,29 @@ async def test_triggers_coalesce(
         await daemon.stop()
 
 
+async def test_a_poll_never_applies_a_head_older_than_the_last_pass(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """Polls share one fetch for POLL_FETCH_TTL seconds, but never a fetch that started before the one
+    behind the environment's last pass: a head fetched just before a commit that a push-triggered pass
+    has applied since would put the older revision back (briefly, until the next pass)."""
+    _seed(env_repo, namespace)
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        old_head, _ = await daemon._poll_head()  # another environment's poll fetched the branch
+        new = _seed(env_repo, namespace, tag="0.1.1")
+        pushed = await daemon.trigger("dev", "git-push")
+        assert pushed.ok and pushed.revision.endswith(new), pushed
+        polled = await daemon._pass(daemon.envs["dev"], "poll")  # within POLL_FETCH_TTL of that fetch
+        assert polled.ok and polled.revision.endswith(new), (polled.revision, str(old_head))
+        assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.1"
+    finally:
+        await daemon.stop()
+
+
 @pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])
 def test_example_environments_apply(
     example_repo: EnvRepo, kube: KubeClient, cache_dir: Path, env_name: str

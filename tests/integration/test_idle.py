@@ -74,7 +74,7 @@ async def test_the_idle_example_repository_makes_only_poll_passes(
             made = daemon.envs[env].passes - before[env]
             assert made <= math.ceil(elapsed / interval), (env, made, interval)
         assert {r.trigger for r in idle} <= {"poll"}, [r.trigger for r in idle]
-        assert all(r.ok and r.changes.summary() == {"unchanged": 30} for r in idle), [
+        assert all(r.ok and r.changes.summary() == {"unchanged": 34} for r in idle), [
             (r.environment, r.changes.summary(), r.error) for r in idle
         ]
         assert watcher.fired == fired, "the watcher called back with no new commit"
@@ -97,9 +97,10 @@ async def test_the_idle_example_repository_makes_only_poll_passes(
         }
         for env in daemon.envs:
             assert page[env]["sync"] == cli[env].sync.value == "Synced", (env, page[env], cli[env])
-            # 13 agent-platform objects per environment have no controller here: Unverified, named
+            # 14 agent-platform objects per environment have no controller here (and no protocol probe
+            # reaches them: RECONCILER_PROBE_ADDRESSES is not set): Unverified, named
             assert page[env]["health"] == cli[env].health == "Unverified", (page[env], cli[env])
-            assert page[env]["health_counts"]["Unverified"] == 13
+            assert page[env]["health_counts"]["Unverified"] == 14
             assert {"kagent", "kmcp", "agentgateway", "metrics-server"} <= set(page[env]["missing"])
         # prod (health.unverified: fail) failed its gate and says so; dev and staging (warn) passed
         assert page["prod"]["gate"] == "failed: unverified", page["prod"]

@@ -173,8 +173,12 @@ def test_agents_model_and_tools_resolve(env: str, rendered: dict[str, Objs]) -> 
     graph_svc = one(objs, "Service", "research-graph")
     assert graph_url == f"http://research-graph:{graph_svc['spec']['ports'][0]['port']}"
 
-    # the RemoteMCPServer points through the gateway, at a route whose backend multiplexes MCP targets
+    # a RemoteMCPServer points through the gateway, at a route whose backend multiplexes MCP targets, or
+    # directly at an MCP Service of the environment (the reference server "everything")
     namespace = kustomization(env)["namespace"]
+    services = by_kind(objs, "Service")
+    gateways = by_kind(objs, "Gateway")
+    assert {t["name"] for t in remote_tools} == {"platform-tools", "everything"}
     for tool in remote_tools:
         remote = one(objs, "RemoteMCPServer", tool["name"])["spec"]
         m = re.fullmatch(
@@ -183,6 +187,17 @@ def test_agents_model_and_tools_resolve(env: str, rendered: dict[str, Objs]) -> 
         assert m, remote["url"]
         gateway_name, ns, port, path = m.group(1), m.group(2), int(m.group(3)), m.group(4)
         assert ns == namespace
+        if gateway_name not in gateways:  # a Service that serves MCP itself, selecting an MCP server's pods
+            svc = services[gateway_name]
+            (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == port]
+            assert svc_port["appProtocol"] == "agentgateway.dev/mcp"
+            assert svc["metadata"]["annotations"]["agentgateway.dev/mcp-path"] == path
+            dep = one(objs, "Deployment", gateway_name)
+            assert _selects(
+                {"matchLabels": svc["spec"]["selector"]}, dep["spec"]["template"]["metadata"]["labels"]
+            )
+            assert tool["toolNames"], "an Agent names the tools it uses"
+            continue
         gateway = one(objs, "Gateway", gateway_name)
         assert port in {lst["port"] for lst in gateway["spec"]["listeners"]}
         for header in remote.get("headersFrom") or []:
