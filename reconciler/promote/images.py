@@ -32,7 +32,7 @@ import difflib
 import logging
 import random
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -53,14 +53,16 @@ from reconciler.bus import (
 )
 from reconciler.errors import SourceError
 from reconciler.failpoints import failpoint
-from reconciler.model import Environment
+from reconciler.model import Environment, ToolContractPolicy
 from reconciler.model.imagepolicy import ImagePolicy, check_message_template, normalise_image
+from reconciler.probe.service import ProbeService
 from reconciler.promote.history import (
     TRAILER_IMAGE,
     TRAILER_TO,
     held_back_reason,
     image_trailer,
     reverted_images,
+    split_ref,
 )
 from reconciler.promote.overlay import KUSTOMIZATION_NAMES, ImageEntry, OverlayError, read_images, set_images
 from reconciler.source.gitops import CommitInfo, GitWriter, PushResult, compose_message
@@ -103,6 +105,7 @@ class UpdateOutcome(StrEnum):
     UNCHANGED = "unchanged"  # the version is already in Git, or the event is not newer
     IGNORED = "ignored"  # the policy rejects the tag, or no images: entry deploys the repository
     HELD = "held"  # the version's promotion was rolled back
+    BLOCKED = "blocked"  # the version, where it already runs, lacks a tool an Agent here requires
     FAILED = "failed"  # the overlay cannot be edited safely (message names the file)
 
 
@@ -352,6 +355,19 @@ def _splice_values(text: str, updates: Sequence[ImageEntry]) -> str | None:
 _EDITABLE = frozenset({"newTag", "digest"})
 
 
+def _images_in(value: Any) -> Iterator[str]:
+    """Every ``image:`` string in rendered objects."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "image" and isinstance(v, str):
+                yield v
+            else:
+                yield from _images_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _images_in(v)
+
+
 def _find_kustomization(root: Path, overlay: str) -> Path | None:
     for name in KUSTOMIZATION_NAMES:
         p = root / overlay / name
@@ -418,6 +434,9 @@ class ImageAutomation:
             ``{old}``, ``{new}``, ``{digest}``); a policy's ``commitMessage`` overrides it.
         history: how many commits of the branch to read for reverted (held-back) versions.
         remember: tags remembered per image for :meth:`rescan`.
+        probes: the protocol probes for the tool contract: a version that already runs in another
+            environment is not committed where an Agent requires a tool its servers there do not list
+            (``health.toolContract: enforce``; :meth:`_tool_contract`). ``None``: not checked.
 
     Raises:
         ValueError: an invalid message template.
@@ -432,8 +451,10 @@ class ImageAutomation:
         message: str = DEFAULT_MESSAGE,
         history: int = 500,
         remember: int = 200,
+        probes: ProbeService | None = None,
     ) -> None:
         self.writer = writer
+        self.probes = probes
         self.environments = environments
         self.only = set(only) if only else None
         self.message = check_message_template(message)
@@ -563,6 +584,15 @@ class ImageAutomation:
         if isinstance(decided, EnvUpdate):
             return decided
         plan = decided
+        broken = self._tool_contract(plan)
+        if broken:
+            return EnvUpdate(
+                environment=env.name,
+                policy=policy.name,
+                outcome=UpdateOutcome.BLOCKED,
+                reason=broken,
+                file=plan.rel,
+            )
         update = EnvUpdate(
             environment=env.name,
             policy=policy.name,
@@ -610,6 +640,51 @@ class ImageAutomation:
         update.commit = sha
         pending.append((update, compose_message(message, trailers)))
         return update
+
+    def _tool_contract(self, plan: _Plan) -> str:
+        """Why ``plan``'s version must not be committed, or ``""``: when another environment already runs
+        the new version, the Agents of ``plan.env`` are checked against the tools its servers list there
+        (:func:`reconciler.reconcile.toolgate.promotion_check`, as a promotion from that environment).
+        A version no environment runs yet cannot be listed before it runs: the apply and health gates
+        judge it. Only with ``health.toolContract: enforce``; a render error leaves the decision to the
+        pass (which reports it)."""
+        if self.probes is None or plan.env.health.tool_contract is not ToolContractPolicy.ENFORCE:
+            return ""
+        from reconciler.reconcile.toolgate import promotion_check
+        from reconciler.render import RenderError, build
+
+        root = self.writer.workdir
+        original = plan.path.read_text(encoding="utf-8")
+        wanted = {(split_ref(c.after)[0], c.new_tag) for c in plan.changes}
+        try:
+            before = build(root / plan.env.overlay, root=root)
+            plan.path.write_text(plan.new_text, encoding="utf-8")
+            try:
+                after = build(root / plan.env.overlay, root=root)
+            finally:
+                plan.path.write_text(original, encoding="utf-8")
+            envs = self.environments(root) if callable(self.environments) else self.environments
+            for name, other in sorted(envs.items()):
+                if name == plan.env.name:
+                    continue
+                objects = build(root / other.overlay, root=root)
+                running = {split_ref(ref)[:2] for ref in _images_in(objects)}
+                if not wanted <= running:
+                    continue
+                report = promotion_check(
+                    self.probes,
+                    source=objects,
+                    source_namespace=other.namespace or "",
+                    target_before=before,
+                    target_after=after,
+                    target_namespace=plan.env.namespace or "",
+                )
+                if not report.ok:
+                    return f"tool contract (the version runs in {name}): {report.summary()}"
+                return ""
+        except (RenderError, OSError) as exc:
+            log.warning("tool contract of %s not checked: %s", plan.env.name, exc)
+        return ""
 
     def _decide(
         self,

@@ -356,6 +356,7 @@ class Daemon:
                 GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
                 load_environments,
                 only=set(self.envs),
+                probes=self.ctx.probes,
             )
             self._image_task = asyncio.create_task(
                 run_consumer(

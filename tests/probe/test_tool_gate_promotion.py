@@ -174,3 +174,42 @@ def test_warn_proposes_it_and_new_grants_reach_the_body_trailers_and_history(
     promoted = next(e for e in entries if e.kind == "promotion")
     assert promoted.tool_grants == [grant]
     w.close()
+
+
+def test_image_automation_does_not_commit_a_version_that_breaks_an_agent_where_it_runs(
+    tmp_path: Path, probes: ProbeService
+) -> None:
+    """Image automation for staging: 2.0.0 already runs in dev, where its server lacks a tool staging's
+    helpdesk requires: not committed (``blocked``, the reason names agent, server and tool). 3.0.0 runs
+    nowhere yet: committed (the apply and health gates judge it once it runs)."""
+    from reconciler.promote.images import ImageAutomation, UpdateOutcome
+    from webhooks.events import ImagePushed
+
+    files = _files()
+    files["envs/staging.yaml"] += (
+        "imagePolicies:\n- name: tools\n  image: ghcr.io/acme/tools\n"
+        "  policy:\n    semver: {range: '>=0.0.0'}\n"
+    )
+    files["envs/staging.yaml"] = files["envs/staging.yaml"].replace("via: pr", "via: push")
+    remote = make_remote(tmp_path / "repo", files)
+    head = remote.head()
+    auto = ImageAutomation(
+        GitWriter(str(remote.bare), "main", tmp_path / "cache", backoff=0.01),
+        load_environments,
+        probes=probes,
+    )
+
+    def push(tag: str) -> ImagePushed:
+        return ImagePushed(
+            registry="ghcr.io", repository="acme/tools", tag=tag, source="test/ghcr", delivery_id=f"d-{tag}"
+        )
+
+    [blocked] = auto.handle(push("2.0.0")).updates
+    assert blocked.outcome is UpdateOutcome.BLOCKED, blocked
+    assert blocked.reason.startswith("tool contract (the version runs in dev): ")
+    assert "Agent agents-staging/helpdesk requires tool 'greet' of RemoteMCPServer agents-staging/tools" in (
+        blocked.reason
+    )
+    assert remote.head() == head
+    [pushed] = auto.handle(push("3.0.0")).updates
+    assert pushed.outcome is UpdateOutcome.PUSHED and remote.head() != head
