@@ -177,6 +177,13 @@ class Analysis(BaseModel):
         default=None, description="Prometheus base URL (default: the daemon's --prometheus setting)"
     )
     timeout: float = Field(default=5.0, gt=0, description="seconds per query")
+    initial_delay: float = Field(
+        default=0.0,
+        ge=0,
+        alias="initialDelay",
+        description="seconds after each step starts before its first sample (traffic and scrapes need "
+        "time to show the new weights; as Argo Rollouts' initialDelay)",
+    )
     queries: list[AnalysisQuery] = Field(default_factory=list)
 
     @field_validator("queries")

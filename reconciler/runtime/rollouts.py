@@ -96,7 +96,9 @@ class RolloutRunner:
         self.actions: list[tuple[float, str, str, str, int]] = []
 
     def after_pass(self, env: Environment, states: dict[str, RolloutState]) -> None:
-        """Start the step task of every active rollout of ``env`` that has none running."""
+        """Start the step task of every active rollout of ``env`` that has none running. A rollout the
+        pass has just begun starts its first step now, when its weights are written, not when the pass
+        began."""
         for spec in env.rollouts:
             st = states.get(spec.app)
             key = (env.name, spec.app)
@@ -119,17 +121,30 @@ class RolloutRunner:
         url = spec.analysis.prometheus or self.prometheus
         prom = Prometheus(url, spec.analysis.timeout) if url else None
         every = sample_every(spec)
+        first = True
         while True:
             state = await asyncio.to_thread(self.store.load, env.name, spec.app)
             if state is None or not state.active:
                 return
+            if first and state.step == 0 and not state.samples and not state.history:
+                state.step_started = self.clock()  # the pass that began it has written the weights now
+                await asyncio.to_thread(self.store.save, state)
+            first = False
+            wait = state.step_started + spec.analysis.initial_delay - self.clock()
+            if wait > 0:  # the step's traffic has not shown in the metrics yet
+                await asyncio.sleep(min(wait, every))
+                continue
             samples = await self._sample(env, spec, state, prom)
+            for smp in samples:
+                log.debug("rollout %s/%s: %s = %s (%s)", env.name, spec.app, smp.query, smp.value, smp.promql)
             new, move = advance(spec, state, samples, self.clock())
             if new.revision != state.revision:  # pragma: no cover - advance never changes it
                 return
             latest = await asyncio.to_thread(self.store.load, env.name, spec.app)
             if latest is None or latest.revision != state.revision or not latest.active:
                 return  # a pass ended or restarted the rollout meanwhile
+            if move in (Move.SHIFT, Move.ABORT):  # traffic first: an abort takes the canary's weight at once
+                await asyncio.to_thread(self._write_weights, env, spec, new)
             await asyncio.to_thread(self.store.save, new)
             if move is not Move.NONE:
                 await self._act(env, spec, new, move)
@@ -166,10 +181,7 @@ class RolloutRunner:
         return list(await asyncio.gather(*(sample(prom, q, values) for q in spec.analysis.queries)))
 
     async def _act(self, env: Environment, spec: RolloutSpec, state: RolloutState, move: Move) -> None:
-        self.actions.append((self.clock(), env.name, spec.app, move.value, state.weight))
         log.info("rollout %s/%s: %s (%s)", env.name, spec.app, move.value, state.message)
-        if move in (Move.SHIFT, Move.ABORT):
-            await asyncio.to_thread(self._write_weights, env, spec, state)
         sha = state.revision.rsplit("@sha1:", 1)[-1]
         if self.auto is not None and "@sha1:" in state.revision:
             await asyncio.to_thread(self.auto.record_rollout, env, sha, f"{spec.app}: {state.message}")
@@ -206,3 +218,12 @@ class RolloutRunner:
                 self.client.apply(obj, ref, field_manager=FIELD_MANAGER, force=True)
             except KubeError as exc:
                 log.warning("rollout %s/%s: writing %s failed: %s", env.name, spec.app, ref, exc)
+        self.actions.append(
+            (
+                self.clock(),
+                env.name,
+                spec.app,
+                "abort" if state.phase is RolloutPhase.ABORTED else "shift",
+                state.weight,
+            )
+        )

@@ -4,8 +4,10 @@ gateway), both on 127.0.0.1, started once per session."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,6 +86,16 @@ def agw_metrics(
     try:
         wait_listening(port, 30, "agw-fixture", log, pid)
         register_target(prometheus.targets, f"127.0.0.1:{port}", {"fixture": "agentgateway"})
+        # Prometheus takes a few seconds to discover a new file_sd target: wait until it scraped it
+        query = urllib.parse.quote(f'up{{instance="127.0.0.1:{port}"}} == 1')
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?query={query}", timeout=5) as resp:
+                if json.loads(resp.read())["data"]["result"]:
+                    break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"Prometheus never scraped the fixture at 127.0.0.1:{port}")
         yield Served(f"http://127.0.0.1:{port}", port, prometheus.targets)
     finally:
         stop_group(pid)
