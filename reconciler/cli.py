@@ -409,6 +409,14 @@ def run_cmd(
     kubeconfig: Annotated[Path | None, typer.Option(help="kubeconfig (default: $KUBECONFIG)")] = None,
     context: Annotated[str | None, typer.Option(help="kubeconfig context")] = None,
     nats: Annotated[str | None, typer.Option(help="NATS URL (nats://127.0.0.1:4222)")] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus",
+            help="Prometheus URL for rollout analysis (default $RECONCILER_PROMETHEUS_URL; an environment's "
+            "rollouts[].analysis.prometheus wins)",
+        ),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, then exit")] = False,
     interval: Annotated[float | None, typer.Option(help="poll interval override, seconds")] = None,
     leader_elect: Annotated[
@@ -445,6 +453,8 @@ def run_cmd(
         nats_url=nats,
         poll_interval=interval,
     )
+    if prometheus:  # else $RECONCILER_PROMETHEUS_URL, read by the settings
+        settings.prometheus_url = prometheus
     if once:
         raise typer.Exit(_once(settings))
     lease = (lease_namespace, lease_name, lease_duration) if leader_elect else None

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,22 +59,6 @@ class HeaderMatch(BaseModel):
     value: str = Field(min_length=1)
 
 
-class SessionAffinity(BaseModel):
-    """Keep a client on one version: legacy (stateful) MCP sessions do not survive a switch between
-    replicas, so an MCP canary needs affinity by cookie or header — or stateless servers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cookie: str | None = Field(default=None, description="cookie name (Gateway API sessionPersistence)")
-    header: str | None = Field(default=None, description="header name, e.g. Mcp-Session-Id")
-
-    @model_validator(mode="after")
-    def _one(self) -> SessionAffinity:
-        if (self.cookie is None) == (self.header is None):
-            raise ValueError("set exactly one of cookie or header")
-        return self
-
-
 class CanaryStrategy(BaseModel):
     """Shift traffic to the new version in weighted steps, analysing each step."""
 
@@ -85,7 +69,6 @@ class CanaryStrategy(BaseModel):
     )
     interval: float = Field(default=30.0, gt=0, description="seconds per step")
     header_match: HeaderMatch | None = Field(default=None, alias="headerMatch")
-    session_affinity: SessionAffinity | None = Field(default=None, alias="sessionAffinity")
 
     @field_validator("steps")
     @classmethod
@@ -210,9 +193,6 @@ class RolloutSpec(BaseModel):
     service: str | None = Field(default=None, description="the stable Service (default: app)")
     strategy: Strategy
     analysis: Analysis = Field(default_factory=Analysis)
-    probe: Literal["mcp", "a2a", "none"] = Field(
-        default="none", description="also gate each step on a protocol probe of the canary Service"
-    )
 
     @property
     def stable_service(self) -> str:

@@ -23,7 +23,7 @@ from reconciler.probe.service import service_from_env
 from reconciler.promote.history import HistoryEntry, split_ref, timeline
 from reconciler.promote.hosts import HostConfig, host_config
 from reconciler.promote.promotion import PromotionError, RuleError, promote
-from reconciler.promote.records import PromotionEvent
+from reconciler.promote.records import Outcome, PromotionEvent
 from reconciler.promote.rollback import RollbackConflict, rollback
 from reconciler.source.gitops import GitWriter
 
@@ -320,6 +320,9 @@ def _row(e: HistoryEntry) -> list[str]:
         notes.append(e.reason)
     if e.tool_grants:
         notes.append("new tool grants: " + "; ".join(e.tool_grants))
+    steps = [r.message for r in e.outcomes if r.outcome is Outcome.ROLLOUT]
+    if steps:
+        notes.append("rollout: " + "; ".join(steps))
     who = e.merged_by or e.author
     return [_when(e.at), what, e.sha[:7], who, moved, e.outcome or "-", "; ".join(notes)]
 

@@ -81,12 +81,12 @@ class OutcomeRecord(BaseModel):
         return json.dumps(self.model_dump(mode="json", exclude_defaults=False), sort_keys=True)
 
     def same(self, other: OutcomeRecord) -> bool:
-        """Whether both record the same outcome of the same revision in the same environment."""
-        return (self.environment, self.outcome, self.revision) == (
-            other.environment,
-            other.outcome,
-            other.revision,
-        )
+        """Whether both record the same outcome of the same revision in the same environment (for
+        ``rollout`` records, also the same step: each step of a rollout is a line of its own)."""
+        key = (self.environment, self.outcome, self.revision)
+        if key != (other.environment, other.outcome, other.revision):
+            return False
+        return self.outcome is not Outcome.ROLLOUT or self.message == other.message
 
 
 class PromotionEvent(BaseModel):

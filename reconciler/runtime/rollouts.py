@@ -57,7 +57,9 @@ class RolloutHost(Protocol):
 
 
 def sample_every(spec: RolloutSpec) -> float:
-    """Seconds between samples: the smallest query interval, else 1 s, never above a step's duration."""
+    """Seconds between the runner's looks: the smallest query interval, else 1 s, never above a step's
+    duration. Each query is sampled when its own ``interval`` (default: the step's) has passed since its
+    last sample."""
     intervals = [q.interval for q in spec.analysis.queries if q.interval]
     every = min(intervals) if intervals else DEFAULT_SAMPLE_EVERY
     steps = spec.strategy.canary.interval if spec.strategy.canary else None
@@ -155,7 +157,12 @@ class RolloutRunner:
     async def _sample(
         self, env: Environment, spec: RolloutSpec, state: RolloutState, prom: Prometheus | None
     ) -> list[Sample]:
-        if not spec.analysis.queries:
+        last = {smp.query: smp.at for smp in state.samples}
+        step = spec.strategy.canary.interval if spec.strategy.canary else sample_every(spec)
+        due = [
+            q for q in spec.analysis.queries if self.clock() - last.get(q.name, 0.0) >= (q.interval or step)
+        ]
+        if not due:
             return []
         values = {
             "environment": env.name,
@@ -176,9 +183,9 @@ class RolloutRunner:
                     message="no evidence: no Prometheus URL (analysis.prometheus or --prometheus)",
                     at=self.clock(),
                 )
-                for q in spec.analysis.queries
+                for q in due
             ]
-        return list(await asyncio.gather(*(sample(prom, q, values) for q in spec.analysis.queries)))
+        return list(await asyncio.gather(*(sample(prom, q, values) for q in due)))
 
     async def _act(self, env: Environment, spec: RolloutSpec, state: RolloutState, move: Move) -> None:
         log.info("rollout %s/%s: %s (%s)", env.name, spec.app, move.value, state.message)

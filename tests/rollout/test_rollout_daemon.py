@@ -190,10 +190,25 @@ async def test_a_good_canary_becomes_stable_and_a_bad_one_is_reverted_in_git(
         assert f"Rollback-Of: {bad}" in log
         assert "Reason: rollout of clock aborted: step 1/2 at weight 50%: analysis failed: error-rate:" in log
         assert "(max 0.05): Failed" in log
+        notes = subprocess.run(
+            ["git", "notes", "--ref", "reconciler", "show", bad],
+            cwd=env_repo.remote,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert '"outcome": "rollout"' in notes and "analysis failed: error-rate" in notes
+        good_notes = subprocess.run(
+            ["git", "notes", "--ref", "reconciler", "show", good],
+            cwd=env_repo.remote,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "step 2/2: canary weight 100%" in good_notes and "succeeded after 2 steps" in good_notes
         await until(
             lambda: _image(kube, namespace, "clock-canary") is None, 30, "the canary pruned after the revert"
         )
         assert _image(kube, namespace, "clock") == "ghcr.io/acme/clock:1.1"
-        assert good
     finally:
         await daemon.stop()
