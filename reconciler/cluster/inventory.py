@@ -37,6 +37,32 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(public_source(source).encode()).hexdigest()[:8]
 
 
+def ensure_namespace(client: KubeClient, field_manager: str) -> None:
+    """Create ``reconciler-system`` when missing (server-side apply; a no-op when it exists)."""
+    client.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        ObjectRef(kind="Namespace", name=NAMESPACE),
+        field_manager=field_manager,
+    )
+
+
+def stored_metadata(name: str, env: str, source: str, **labels: str) -> dict[str, Any]:
+    """Metadata of a ConfigMap this project stores in ``reconciler-system`` for ``env`` of ``source``
+    (inventories, rollout states): managed-by, environment and source-hash labels plus ``labels``, and
+    the source without credentials in an annotation."""
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "labels": {
+            "app.kubernetes.io/managed-by": "reconciler",
+            "reconciler.dev/environment": env,
+            "reconciler.dev/source-hash": source_hash(source) or "none",
+            **labels,
+        },
+        "annotations": {"reconciler.dev/source": public_source(source)},
+    }
+
+
 def inventory_ref(env: str, source: str = "") -> ObjectRef:
     """The ConfigMap holding ``env``'s inventory for ``source``."""
     h = source_hash(source)
@@ -81,11 +107,7 @@ class InventoryStore:
         if previous is not None and _same(previous, inventory):
             return False
         if not self._ns_ready:
-            self.client.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-                ObjectRef(kind="Namespace", name=NAMESPACE),
-                field_manager=FIELD_MANAGER,
-            )
+            ensure_namespace(self.client, FIELD_MANAGER)
             self._ns_ready = True
         ref = inventory_ref(inventory.environment, self.source)
         entries = sorted(
@@ -96,16 +118,7 @@ class InventoryStore:
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
-                "metadata": {
-                    "name": ref.name,
-                    "namespace": NAMESPACE,
-                    "labels": {
-                        "app.kubernetes.io/managed-by": "reconciler",
-                        "reconciler.dev/environment": inventory.environment,
-                        "reconciler.dev/source-hash": source_hash(self.source) or "none",
-                    },
-                    "annotations": {"reconciler.dev/source": public_source(self.source)},
-                },
+                "metadata": stored_metadata(ref.name, inventory.environment, self.source),
                 "data": {
                     "entries": json.dumps(entries, separators=(",", ":")),
                     "revision": inventory.revision,

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.cluster.client import KubeClient
-from reconciler.cluster.inventory import NAMESPACE, public_source, source_hash
+from reconciler.cluster.inventory import NAMESPACE, ensure_namespace, source_hash, stored_metadata
 from reconciler.model import ObjectRef
 from reconciler.model.rollout import RolloutState
 
@@ -54,27 +54,15 @@ class RolloutStore:
     def save(self, state: RolloutState) -> None:
         """Store ``state`` (server-side apply; the namespace is created when missing)."""
         if not self._ns_ready:
-            self.client.apply(
-                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-                ObjectRef(kind="Namespace", name=NAMESPACE),
-                field_manager=FIELD_MANAGER,
-            )
+            ensure_namespace(self.client, FIELD_MANAGER)
             self._ns_ready = True
         ref = state_ref(state.environment, state.app, self.source)
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {
-                "name": ref.name,
-                "namespace": NAMESPACE,
-                "labels": {
-                    "app.kubernetes.io/managed-by": "reconciler",
-                    "reconciler.dev/environment": state.environment,
-                    "reconciler.dev/rollout": state.app,
-                    "reconciler.dev/source-hash": source_hash(self.source) or "none",
-                },
-                "annotations": {"reconciler.dev/source": public_source(self.source)},
-            },
+            "metadata": stored_metadata(
+                ref.name, state.environment, self.source, **{"reconciler.dev/rollout": state.app}
+            ),
             "data": {
                 "state": state.model_dump_json(),
                 "phase": state.phase.value,

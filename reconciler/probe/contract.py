@@ -251,32 +251,24 @@ def check(
         report.checked += 1
         for name in req.tools or ():
             tool = by_name.get(name)
+            old = previous.get(name)
+            why = ""
             if tool is None:
+                why = f"which does not list it ({len(listed)} tools listed)"
+            elif old is not None and old.schema_sha256 != tool.schema_sha256:
+                changes = schema_changes(old.input_schema, tool.input_schema)
+                if changes:
+                    why = f"whose input schema changed incompatibly: {'; '.join(changes)}"
+            if why:
                 report.violations.append(
                     Violation(
                         agent=req.agent,
                         server=str(req.server),
                         tool=name,
-                        reason="missing",
-                        message=f"Agent {req.agent} requires tool {name!r} of {req.server}, "
-                        f"which does not list it ({len(listed)} tools listed)",
+                        reason="missing" if tool is None else "schema",
+                        message=f"Agent {req.agent} requires tool {name!r} of {req.server}, {why}",
                     )
                 )
-                continue
-            old = previous.get(name)
-            if old is not None and old.schema_sha256 != tool.schema_sha256:
-                changes = schema_changes(old.input_schema, tool.input_schema)
-                if changes:
-                    report.violations.append(
-                        Violation(
-                            agent=req.agent,
-                            server=str(req.server),
-                            tool=name,
-                            reason="schema",
-                            message=f"Agent {req.agent} requires tool {name!r} of {req.server}, whose "
-                            f"input schema changed incompatibly: {'; '.join(changes)}",
-                        )
-                    )
         if before is not None:
             new = sorted(_grants_of(req, listed) - old_grants.get((req.agent, req.server), set()))
             if new:

@@ -356,17 +356,24 @@ class ProbeService:
     def mcp(self, obj: Mapping[str, Any], namespace: str = "") -> McpProbeResult | None:
         """The MCP probe result of ``obj`` (cached, or probed now), or ``None`` when ``obj`` declares no
         MCP endpoint or its URL leads nowhere from here. Never raises for what the server does."""
+        keyed = self._keyed(obj, namespace)
+        if keyed is None or isinstance(keyed, McpProbeResult):
+            return keyed
+        key, headers = keyed
+        return self._cached_mcp(key) or _run(lambda: self._probe_mcp(key, headers))
+
+    def _keyed(
+        self, obj: Mapping[str, Any], namespace: str
+    ) -> tuple[tuple[str, Transport, str], dict[str, str]] | McpProbeResult | None:
+        """``obj``'s cache key and headers; a failed result when its headers cannot be resolved; ``None``
+        when it declares no MCP endpoint or its URL leads nowhere from here."""
         target = mcp_target(obj, namespace)
         if target is None:
             return None
         try:
-            keyed = self._mcp_key(target)
+            return self._mcp_key(target)
         except LookupError:
             return None
-        if isinstance(keyed, McpProbeResult):
-            return keyed
-        key, headers = keyed
-        return self._cached_mcp(key) or _run(lambda: self._probe_mcp(key, headers))
 
     # ------------------------------------------------------------------ A2A
     def a2a(self, obj: Mapping[str, Any], namespace: str = "") -> A2AProbeResult | None:
@@ -437,14 +444,8 @@ class ProbeService:
     def known_mcp(self, obj: Mapping[str, Any], namespace: str = "") -> McpProbeResult | None:
         """The last MCP probe result of ``obj`` however old, without probing (``None``: never probed,
         or ``obj`` is not an MCP server reachable from here)."""
-        target = mcp_target(obj, namespace)
-        if target is None:
-            return None
-        try:
-            keyed = self._mcp_key(target)
-        except LookupError:
-            return None
-        if isinstance(keyed, McpProbeResult):
+        keyed = self._keyed(obj, namespace)
+        if keyed is None or isinstance(keyed, McpProbeResult):
             return keyed
         with self._lock:
             hit = self._mcp_cache.get(keyed[0])

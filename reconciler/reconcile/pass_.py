@@ -84,6 +84,8 @@ class PassContext:
 
     #: each environment's rollouts as the last pass laid them over its desired set (reconcile/rollouts.py)
     rollouts: dict[str, LaidOver] = field(default_factory=dict)
+    #: the default Prometheus of rollout analysis (the daemon's --prometheus)
+    prometheus_url: str | None = None
 
     @property
     def mcp_probe(self) -> ProbeService | None:
@@ -217,7 +219,15 @@ def run_pass(
         )
         default_namespaces(ctx.client, env, objects)
         if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
-            laid = lay_over(ctx.client, ctx.source.url, env, objects, str(rev), dry_run=dry_run)
+            laid = lay_over(
+                ctx.client,
+                ctx.source.url,
+                env,
+                objects,
+                str(rev),
+                dry_run=dry_run,
+                prometheus=ctx.prometheus_url,
+            )
             objects = laid.objects
             ctx.rollouts[env_name] = laid
         else:

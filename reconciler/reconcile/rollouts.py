@@ -27,6 +27,7 @@ from reconciler.cluster.client import KubeClient
 from reconciler.cluster.rollouts import RolloutStore
 from reconciler.model import Environment
 from reconciler.model.rollout import RolloutPhase, RolloutSpec, RolloutState
+from reconciler.rollout.analysis import validate_queries
 from reconciler.rollout.plan import PlanError, template_digest, transform
 from reconciler.rollout.steps import begin
 
@@ -124,11 +125,15 @@ def lay_over(
     *,
     dry_run: bool = False,
     now: float | None = None,
+    prometheus: str | None = None,
 ) -> LaidOver:
-    """Apply the stored rollout states (updated for this revision) to the rendered ``objects``.
+    """Apply the stored rollout states (updated for this revision) to the rendered ``objects``. A rollout
+    about to begin first has its PromQL checked by ``prometheus`` (the default URL; an entry's
+    ``analysis.prometheus`` wins): an invalid query stops the pass before anything is written.
 
     Raises:
-        PlanError: an app's Deployment, Service or route is not rendered (names ``envs/<env>.yaml``).
+        PlanError: an app's Deployment, Service or route is not rendered, or a query of a rollout about
+            to begin is not valid PromQL (names ``envs/<env>.yaml`` and the query).
     """
     out = LaidOver(objects=objects, base=copy.deepcopy(objects))
     if not env.rollouts:
@@ -141,6 +146,20 @@ def lay_over(
             where = f"envs/{env.name}.yaml: rollouts[app={spec.app}]"
             raise PlanError(f"{where}: no Deployment {spec.app} is rendered")
         state, changed = next_state(spec, env, store.load(env.name, spec.app), desired, revision, at)
+        if changed and state.active and state.started_at == at:
+            namespace = str((desired.get("metadata") or {}).get("namespace") or env.namespace or "")
+            values = {
+                "environment": env.name,
+                "namespace": namespace,
+                "app": spec.app,
+                "route": spec.route,
+                "stable": spec.stable_service,
+                "canary": spec.canary_name,
+            }
+            where = f"envs/{env.name}.yaml: rollouts[app={spec.app}]"
+            refused = validate_queries(spec, values, prometheus, where=where)
+            if refused:
+                raise PlanError(refused)
         if changed and not dry_run:
             store.save(state)
         if changed and state.active and state.revision == revision and state.started_at == at:

@@ -18,6 +18,7 @@ an error fails it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -27,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from reconciler.model.rollout import AnalysisQuery, OnEmpty, Sample, SampleOutcome, render_query
+from reconciler.model.rollout import AnalysisQuery, OnEmpty, RolloutSpec, Sample, SampleOutcome, render_query
 
 
 class StepVerdict(StrEnum):
@@ -180,3 +181,29 @@ def decide(query: AnalysisQuery, samples: Sequence[Sample]) -> StepVerdict:
     if sum(s.outcome is SampleOutcome.INCONCLUSIVE for s in mine) > query.inconclusive_limit:
         return StepVerdict.INCONCLUSIVE
     return StepVerdict.RUNNING
+
+
+def validate_queries(
+    spec: RolloutSpec, values: Mapping[str, str], default_url: str | None, *, where: str
+) -> str | None:
+    """Check every query of ``spec`` (placeholders filled from ``values``) with Prometheus's parser
+    (``/api/v1/format_query``) before a rollout moves any traffic. Returns the first refusal, naming
+    ``where`` (``envs/<env>.yaml: rollouts[app=…]``), the query and Prometheus's message; ``None`` when
+    every query parses, or when no Prometheus is configured or reachable (the samples then say so, and
+    the step pauses rather than promote). Synchronous: call it from a worker thread, not an event loop."""
+    url = spec.analysis.prometheus or default_url
+    if not url or not spec.analysis.queries:
+        return None
+    prom = Prometheus(url, spec.analysis.timeout)
+
+    async def check() -> str | None:
+        for q in spec.analysis.queries:
+            try:
+                await prom.validate(render_query(q.query, dict(values)))
+            except QueryRejected as exc:
+                return f"{where}.analysis.queries[name={q.name}].query: invalid PromQL: {exc}"
+            except PrometheusError:
+                return None
+        return None
+
+    return asyncio.run(check())

@@ -144,7 +144,7 @@ class Daemon:
         self.on_drift = on_drift
         self.source = GitSource(settings.repo, settings.branch, settings.cache_dir)
         self.client = KubeClient(settings.kubeconfig, settings.context)
-        self.ctx = PassContext(source=self.source, client=self.client)
+        self.ctx = PassContext(source=self.source, client=self.client, prometheus_url=settings.prometheus_url)
         self.bus: Bus | None = None
         self.envs: dict[str, _EnvState] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.model.rollout import RolloutPhase, RolloutSpec, Sample, SampleOutcome
+from reconciler.model.rollout import RolloutPhase, RolloutSpec, RolloutState, Sample, SampleOutcome
 from reconciler.rollout.plan import (
     PlanError,
     canary_deployment,
@@ -82,6 +82,18 @@ def _sample(outcome: SampleOutcome, value: float | None = 0.01) -> Sample:
     )
 
 
+def _begin(spec: RolloutSpec, stable: str, candidate: str) -> RolloutState:
+    return begin(
+        spec,
+        environment="prod",
+        revision="r2",
+        stable_revision="r1",
+        stable=_deployment(stable),
+        candidate=_deployment(candidate),
+        now=0,
+    )
+
+
 def test_a_new_pod_template_starts_a_rollout_other_changes_do_not() -> None:
     old, new = _deployment("1.0"), _deployment("1.1")
     assert template_changed(old, new)
@@ -93,15 +105,7 @@ def test_a_new_pod_template_starts_a_rollout_other_changes_do_not() -> None:
 
 def test_the_desired_set_during_a_canary() -> None:
     spec = _spec(canary={"steps": [10, 100], "headerMatch": {"name": "x-canary", "value": "always"}})
-    state = begin(
-        spec,
-        environment="prod",
-        revision="r2",
-        stable_revision="r1",
-        stable=_deployment("1.0"),
-        candidate=_deployment("1.1"),
-        now=0,
-    )
+    state = _begin(spec, "1.0", "1.1")
     desired = [_deployment("1.1"), SERVICE, ROUTE]
     before = copy.deepcopy(desired)
     out = transform(desired, spec, state)
@@ -139,15 +143,7 @@ def test_a_route_that_does_not_fit_is_named() -> None:
         weighted_route({**ROUTE, "spec": {"rules": [{"backendRefs": [{"name": "other"}]}]}}, spec, 10)
     with pytest.raises(PlanError, match="rule 3 does not exist"):
         weighted_route(ROUTE, _spec().model_copy(update={"rule": 3}), 10)
-    state = begin(
-        spec,
-        environment="e",
-        revision="r",
-        stable_revision="",
-        stable=_deployment("1"),
-        candidate=_deployment("2"),
-        now=0,
-    )
+    state = _begin(spec, "1", "2")
     with pytest.raises(PlanError, match="not in the desired set: HTTPRoute clock"):
         transform([_deployment("2"), SERVICE], spec, state)
     assert canary_deployment(_deployment("2"), replicas=0)["spec"]["replicas"] == 0
@@ -155,15 +151,7 @@ def test_a_route_that_does_not_fit_is_named() -> None:
 
 def test_steps_shift_pause_and_promote() -> None:
     spec = _spec()
-    st = begin(
-        spec,
-        environment="e",
-        revision="r2",
-        stable_revision="r1",
-        stable=_deployment("1"),
-        candidate=_deployment("2"),
-        now=0,
-    )
+    st = _begin(spec, "1", "2")
     assert (st.weight, st.phase) == (10, RolloutPhase.PROGRESSING)
     st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=5)
     assert move is Move.NONE and st.weight == 10, "a step lasts its interval"
@@ -183,15 +171,7 @@ def test_steps_shift_pause_and_promote() -> None:
 
 def test_a_failed_sample_aborts_at_once_and_says_why() -> None:
     spec = _spec()
-    st = begin(
-        spec,
-        environment="e",
-        revision="r2",
-        stable_revision="r1",
-        stable=_deployment("1"),
-        candidate=_deployment("2"),
-        now=0,
-    )
+    st = _begin(spec, "1", "2")
     st, move = advance(spec, st, [_sample(SampleOutcome.FAILED, 0.12)], now=1)
     assert move is Move.ABORT and st.phase is RolloutPhase.ABORTED and st.weight == 0
     assert st.message == "step 1/3 at weight 10%: analysis failed: errors: 0.12 (max 0.05): Failed"
@@ -202,15 +182,7 @@ def test_blue_green_is_a_preview_then_a_switch() -> None:
         blueGreen={"preview": {"name": "x-preview", "value": "1"}, "previewDuration": 20, "scaleDownDelay": 5}
     )
     assert schedule(spec) == [(0, 20.0), (100, 5.0)]
-    st = begin(
-        spec,
-        environment="e",
-        revision="r2",
-        stable_revision="r1",
-        stable=_deployment("1"),
-        candidate=_deployment("2"),
-        now=0,
-    )
+    st = _begin(spec, "1", "2")
     route = {o["kind"]: o for o in transform([_deployment("2"), SERVICE, ROUTE], spec, st)}["HTTPRoute"]
     assert route["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
     assert route["spec"]["rules"][1]["backendRefs"][0]["name"] == "clock-canary"

@@ -212,3 +212,31 @@ async def test_a_good_canary_becomes_stable_and_a_bad_one_is_reverted_in_git(
         assert _image(kube, namespace, "clock") == "ghcr.io/acme/clock:1.1"
     finally:
         await daemon.stop()
+
+
+def test_an_invalid_query_stops_the_pass_that_would_begin_the_rollout(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path, prometheus: Served
+) -> None:
+    from reconciler.reconcile import PassContext, run_pass
+    from reconciler.source import GitSource
+
+    _write(env_repo, namespace, "1.0")
+    env_repo.commit("clock 1.0")
+    ctx = PassContext(
+        source=GitSource(str(env_repo.remote), "main", cache_dir), client=kube, prometheus_url=prometheus.url
+    )
+    assert run_pass(ctx, "dev", with_health=False).ok
+    files = _files(namespace, "1.1")
+    files["envs/dev.yaml"] = files["envs/dev.yaml"].replace("[10s]))", "[10s]")  # an unclosed parenthesis
+    for rel, text in files.items():
+        env_repo.write(rel, text)
+    env_repo.commit("clock 1.1 with a broken query")
+    result = run_pass(ctx, "dev", with_health=False)
+    assert not result.ok
+    assert result.error.startswith(
+        "envs/dev.yaml: rollouts[app=clock].analysis.queries[name=error-rate].query: invalid PromQL: "
+    ), result.error
+    assert _image(kube, namespace, "clock-canary") is None, "nothing was written"
+    assert _image(kube, namespace, "clock") == "ghcr.io/acme/clock:1.0"
+    state = RolloutStore(kube, str(env_repo.remote)).load("dev", "clock")
+    assert state is not None and state.phase is RolloutPhase.SUCCEEDED, "no rollout began"
