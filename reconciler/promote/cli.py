@@ -224,6 +224,13 @@ def rollback_cmd(
             "--to", help="return ENV to its versions at this commit (default: undo the last promotion)"
         ),
     ] = None,
+    app_name: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="roll back only this app: one commit restoring its images: entries (not a git revert)",
+        ),
+    ] = None,
     reason: Annotated[str, typer.Option("--reason", help="recorded in the Reason: trailer")] = "",
     push: Push = False,
     pr: Pr = False,
@@ -235,7 +242,9 @@ def rollback_cmd(
     nats: Nats = None,
     output: OutputOpt = "text",
 ) -> None:
-    """Roll ENV back with `git revert` of its promotion commit(s), on a branch or directly per its rules."""
+    """Roll ENV back with `git revert` of its promotion commit(s), on a branch or directly per its rules;
+    with --app, set only that app's images back to their values before its last promotion (or, with
+    --to, before every promotion after COMMIT), leaving the promotion's other apps in place."""
     _check_output(output)
     mode = _mode(push, pr)
     writer = _writer(repo, branch, cache_dir)
@@ -257,6 +266,7 @@ def rollback_cmd(
                 reason=reason,
                 mode=mode,
                 host=_host(repo, host, host_repo, host_api),
+                app=app_name,
             )
             writer.sync()
     except RollbackConflict as exc:
@@ -277,13 +287,15 @@ def rollback_cmd(
                 pushed_to=result.pushed_to,
                 fallback=result.fallback,
                 url=result.pull_request.url if result.pull_request else None,
-                message=reason or "manual rollback",
+                message=(f"app {app_name}: " if app_name else "") + (reason or "manual rollback"),
             ),
         )
     if output != "text":
         _emit(result.model_dump(mode="json"), output)
         return
     console.print(result.message, highlight=False, markup=False)
+    for m in result.restored:
+        console.print(f"  {m.name}: {m.before or '(none)'} -> {m.after}", highlight=False, markup=False)
     if result.pull_request:
         console.print(f"pull request #{result.pull_request.number}: {result.pull_request.url}")
     if result.instructions:
@@ -314,8 +326,12 @@ def _row(e: HistoryEntry) -> list[str]:
     notes: list[str] = [f"merged in {e.merge_commit[:7]}"] if e.merge_commit else []
     if e.reverted_by:
         notes.append(f"reverted by {e.reverted_by[:7]}")
+    for app, sha in e.rolled_back_apps.items():
+        notes.append(f"app {app} rolled back in {sha[:7]}")
     if e.rollback_of:
-        notes.append(f"undoes {e.rollback_of[:7]}" + (" (automatic)" if e.automatic else ""))
+        undoes = ", ".join(s[:7] for s in e.undoes or [e.rollback_of])
+        app = f" (app {e.rollback_app})" if e.rollback_app else ""
+        notes.append(f"undoes {undoes}{app}" + (" (automatic)" if e.automatic else ""))
     if e.reason:
         notes.append(e.reason)
     if e.tool_grants:

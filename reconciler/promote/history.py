@@ -14,6 +14,11 @@ Trailers written by promotions (see :mod:`reconciler.promote.promotion`)::
 and by rollbacks: ``Rollback-Of: <sha>``, ``Reason: <text>``, ``Rollback-Env: <env>``,
 ``Rollback-By: reconciler`` (automatic). A revert made by hand with ``git revert`` is recognised by the
 ``This reverts commit <sha>.`` line Git writes.
+
+A partial rollback (``reconciler rollback ENV --app NAME``) also carries ``Rollback-App: <name>`` and the
+``Image:`` trailers of the entries it restored: it undoes only that app's part of the promotion(s) it
+names, so it is not a revert of the whole commit (:func:`effective_reverts` leaves it out;
+:func:`partial_rollbacks` lists it).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ TRAILER_ROLLBACK_OF = "Rollback-Of"
 TRAILER_REASON = "Reason"
 TRAILER_ROLLBACK_ENV = "Rollback-Env"
 TRAILER_ROLLBACK_BY = "Rollback-By"
+TRAILER_ROLLBACK_APP = "Rollback-App"
 
 
 # --------------------------------------------------------------------------- image references
@@ -82,18 +88,25 @@ def _find(by_sha: dict[str, CommitInfo], prefix: str) -> CommitInfo | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def is_partial_rollback(commit: CommitInfo) -> bool:
+    """Whether ``commit`` rolled back one app of a promotion (a ``Rollback-App`` trailer)."""
+    return bool(commit.first(TRAILER_ROLLBACK_APP))
+
+
 def effective_reverts(log: list[CommitInfo]) -> dict[str, CommitInfo]:
     """Commits whose change is currently undone: reverted commit id → the revert commit.
 
     ``log`` is newest first, as :meth:`GitWriter.log` returns it (Git never lists a parent before its
     children); it is walked oldest first. A revert of a revert re-applies the original (it leaves the
-    map). Reverts of commits outside ``log`` are keyed by the id they name.
+    map). Reverts of commits outside ``log`` are keyed by the id they name. A partial rollback (see
+    :func:`is_partial_rollback`) undoes only one app of a promotion and is not counted here (see
+    :func:`partial_rollbacks`); a revert of a partial rollback is (the partial rollback is then undone).
     """
     by_sha = _resolver(log)
     undone: dict[str, CommitInfo] = {}
     for commit in reversed(log):
         target_id = commit.reverts
-        if not target_id:
+        if not target_id or is_partial_rollback(commit):
             continue
         target = _find(by_sha, target_id)
         key = target.sha if target else target_id
@@ -115,12 +128,55 @@ def is_reverted(log: list[CommitInfo], sha: str) -> CommitInfo | None:
     return next((c for k, c in undone.items() if k.startswith(sha) or sha.startswith(k)), None)
 
 
+def partial_rollbacks(log: list[CommitInfo]) -> dict[str, dict[str, CommitInfo]]:
+    """Promotions with an app rolled back by a partial rollback in effect: promotion id → app name → the
+    partial rollback commit (the newest one per app).
+
+    A partial rollback that a revert undid (see :func:`effective_reverts`) does not count. Promotions
+    outside ``log`` are keyed by the id the ``Rollback-Of`` trailer names.
+
+    Args:
+        log: commits of the branch, newest first, as :meth:`GitWriter.log` returns them.
+    """
+    by_sha = _resolver(log)
+    undone = effective_reverts(log)
+    out: dict[str, dict[str, CommitInfo]] = {}
+    for commit in reversed(log):
+        app = commit.first(TRAILER_ROLLBACK_APP)
+        if not app or commit.sha in undone:
+            continue
+        for of in commit.trailer(TRAILER_ROLLBACK_OF):
+            target = _find(by_sha, of)
+            out.setdefault(target.sha if target else of, {})[app] = commit
+    return out
+
+
+def _partially_held(log: list[CommitInfo]) -> Iterable[tuple[CommitInfo, str, CommitInfo, str, str]]:
+    """(promotion, app, partial rollback, image name, reference the promotion set) for every image entry
+    that a partial rollback in effect restored."""
+    by_sha = _resolver(log)
+    for sha, apps in partial_rollbacks(log).items():
+        promotion = by_sha.get(sha)
+        if promotion is None:
+            continue
+        promoted = image_trailers(promotion)
+        for app, rollback in apps.items():
+            for name in image_trailers(rollback):
+                ref = promoted.get(name)
+                if ref is not None:
+                    yield promotion, app, rollback, name, ref
+
+
 def reverted_images(log: list[CommitInfo]) -> dict[str, set[str]]:
     """Image versions held back because the commit that introduced them was reverted.
 
     For every commit currently undone by a revert (see :func:`effective_reverts`), its ``Image:``
     trailers give image name → the tag and the digest it moved to; both are returned, so automation
-    can skip a candidate whose tag *or* digest is held back while a newer version still promotes.
+    can skip a candidate whose tag *or* digest is held back while a newer version still promotes. A
+    partial rollback in effect (see :func:`partial_rollbacks`) holds back only the versions its promotion
+    set for the entries it restored (its own ``Image:`` trailers name them): the other apps of that
+    promotion are not held back. A reverted partial rollback holds nothing back (the versions it had
+    restored are not bad ones).
 
     Args:
         log: commits of the branch, newest first, as :meth:`GitWriter.log` returns them (include at
@@ -133,12 +189,15 @@ def reverted_images(log: list[CommitInfo]) -> dict[str, set[str]]:
     held: dict[str, set[str]] = {}
     for sha in effective_reverts(log):
         commit = by_sha.get(sha)
-        if commit is None:
+        if commit is None or is_partial_rollback(commit):
             continue
         for name, ref in image_trailers(commit).items():
             _, tag, digest = split_ref(ref)
             versions = held.setdefault(name, set())
             versions.update(v for v in (tag, digest) if v)
+    for _, _, _, name, ref in _partially_held(log):
+        _, tag, digest = split_ref(ref)
+        held.setdefault(name, set()).update(v for v in (tag, digest) if v)
     return held
 
 
@@ -148,7 +207,7 @@ def held_back_reason(log: list[CommitInfo], image: str, version: str) -> str | N
     by_sha = _resolver(log)
     for sha, revert in effective_reverts(log).items():
         commit = by_sha.get(sha)
-        if commit is None:
+        if commit is None or is_partial_rollback(commit):
             continue
         ref = image_trailers(commit).get(image)
         if ref is None:
@@ -158,6 +217,13 @@ def held_back_reason(log: list[CommitInfo], image: str, version: str) -> str | N
             return (
                 f"{version} is held back because its promotion was rolled back in {revert.short} "
                 f"(revert of {commit.short})"
+            )
+    for commit, app, rollback, name, ref in _partially_held(log):
+        _, tag, digest = split_ref(ref)
+        if name == image and version in (tag, digest):
+            return (
+                f"{version} is held back because its promotion was rolled back in {rollback.short} "
+                f"(rollback of app {app} from {commit.short})"
             )
     return None
 
@@ -241,7 +307,15 @@ class HistoryEntry(BaseModel):
     outcome: str | None = None
     outcomes: list[OutcomeRecord] = Field(default_factory=list)
     reverted_by: str | None = None
+    rolled_back_apps: dict[str, str] = Field(
+        default_factory=dict,
+        description="apps of this promotion undone by a partial rollback in effect: app → rollback commit",
+    )
     rollback_of: str | None = None
+    rollback_app: str | None = Field(default=None, description="the app a partial rollback undid")
+    undoes: list[str] = Field(
+        default_factory=list, description="every commit a rollback undoes (one for a revert)"
+    )
     reason: str | None = None
     automatic: bool = False
     tool_grants: list[str] = Field(default_factory=list, description="new tool grants (Tool-Grant trailers)")
@@ -310,6 +384,7 @@ def timeline(
     notes = writer.notes()
     index = outcome_index(notes, env.name)
     undone = effective_reverts(log)
+    partial = partial_rollbacks(log)
     merged_in = _merges(writer, log)
     entries: list[HistoryEntry] = []
     for c in log:
@@ -333,6 +408,9 @@ def timeline(
             r for r in records if r.outcome in SETTLED or r.outcome in (Outcome.REVERTED, Outcome.BLOCKED)
         ]
         reverted_by = undone.get(c.sha)
+        undoes = [
+            (found.sha if (found := _find(by_sha, of)) else of) for of in c.trailer(TRAILER_ROLLBACK_OF)
+        ] or ([target.sha if target else c.reverts] if c.reverts else [])
         entries.append(
             HistoryEntry(
                 sha=c.sha,
@@ -348,7 +426,10 @@ def timeline(
                 outcome=settled[-1].outcome.value if settled else None,
                 outcomes=records,
                 reverted_by=reverted_by.sha if reverted_by else None,
+                rolled_back_apps={app: r.sha for app, r in sorted(partial.get(c.sha, {}).items())},
                 rollback_of=target.sha if target else c.reverts,
+                rollback_app=c.first(TRAILER_ROLLBACK_APP) if c.reverts else None,
+                undoes=undoes,
                 reason=c.first(TRAILER_REASON),
                 automatic=c.first(TRAILER_ROLLBACK_BY) == "reconciler",
                 tool_grants=list(c.trailer(TRAILER_TOOL_GRANT)),

@@ -184,12 +184,13 @@ def _app_names(obj: dict[str, Any]) -> set[str]:
     return {str(meta.get("name", ""))} | {str(labels[k]) for k in _APP_LABELS if k in labels}
 
 
-def app_repositories(writer: GitWriter, sha: str, overlay: str, app: str) -> set[str]:
-    """Repositories of the images that ``app``'s objects use in ``overlay`` rendered at ``sha`` (objects
-    named ``app`` or labelled ``app.kubernetes.io/name``/``instance`` or ``app`` = ``app``).
+def apps_of(writer: GitWriter, sha: str, overlay: str) -> dict[str, set[str]]:
+    """Every app of ``overlay`` rendered at ``sha`` → the repositories of the images its objects use (an
+    object belongs to the apps it is named after or labelled with: ``app.kubernetes.io/name``,
+    ``app.kubernetes.io/instance`` or ``app``; an app whose objects use no image maps to an empty set).
 
     Raises:
-        PromotionError: the overlay does not render, or no object belongs to ``app``.
+        PromotionError: the overlay does not render at ``sha``.
     """
     with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
         root = writer.export(sha, Path(tmp) / "tree")
@@ -197,18 +198,36 @@ def app_repositories(writer: GitWriter, sha: str, overlay: str, app: str) -> set
             objects = build(root / overlay, root=root)
         except RenderError as exc:
             raise PromotionError(f"{overlay} at {sha[:7]} does not render: {exc}") from None
-    found: set[str] = set()
-    names: set[str] = set()
+    apps: dict[str, set[str]] = {}
     for obj in objects:
-        owners = _app_names(obj)
-        names |= {n for n in owners if n}
-        if app in owners:
-            found |= {split_ref(ref)[0] for ref in _walk_images(obj)}
+        repos = {split_ref(ref)[0] for ref in _walk_images(obj)}
+        for name in _app_names(obj):
+            if name:
+                apps.setdefault(name, set()).update(repos)
+    return apps
+
+
+def app_repositories(writer: GitWriter, sha: str, overlay: str, app: str) -> set[str]:
+    """Repositories of the images that ``app``'s objects use in ``overlay`` rendered at ``sha`` (objects
+    named ``app`` or labelled ``app.kubernetes.io/name``/``instance`` or ``app`` = ``app``; see
+    :func:`apps_of`).
+
+    Raises:
+        PromotionError: the overlay does not render, or no object belongs to ``app``.
+    """
+    apps = apps_of(writer, sha, overlay)
+    found = apps.get(app, set())
     if not found:
         raise PromotionError(
-            f"no object of {overlay} at {sha[:7]} belongs to app {app!r} (known: {', '.join(sorted(names))})"
+            f"no object of {overlay} at {sha[:7]} belongs to app {app!r} (known: {', '.join(sorted(apps))})"
         )
     return found
+
+
+def app_entries(entries: list[ImageEntry], repositories: set[str]) -> list[ImageEntry]:
+    """The ``images:`` entries that deploy one of ``repositories`` (by ``newName`` or ``name``), as
+    ``promote --app`` selects them."""
+    return [e for e in entries if e.repository in repositories or e.name in repositories]
 
 
 def _digest_from_log(log: list[CommitInfo], entry: ImageEntry) -> str | None:
@@ -267,7 +286,7 @@ def plan_promotion(
         raise PromotionError(str(exc)) from None
     if app is not None:
         repos = app_repositories(writer, sha, src_env.overlay, app)
-        src_images = [e for e in src_images if e.repository in repos or e.name in repos]
+        src_images = app_entries(src_images, repos)
         if not src_images:
             raise PromotionError(
                 f"{src_file} at {sha[:7]} pins no image of app {app!r} ({', '.join(sorted(repos))}); "

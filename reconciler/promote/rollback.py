@@ -5,6 +5,13 @@ Each reverted promotion gets its own true revert commit (Git's ``Revert "…"`` 
 and, when the daemon made it, ``Rollback-By: reconciler``. A revert that conflicts with a later commit
 is refused as a whole: nothing is committed, the clone is reset to the branch head, and the error names
 the later commit that changed the same lines.
+
+A partial rollback (``rollback(..., app=NAME)``, ``reconciler rollback ENV --app NAME``) undoes one app
+of a multi-app promotion: one new commit that sets only that app's ``images:`` entries back to the values
+they had before the promotion (a round-trip edit, :func:`~reconciler.promote.overlay.set_images`), with
+the trailers ``Rollback-Of``, ``Rollback-App: <name>``, ``Rollback-Env``, ``Reason`` and ``Image:`` for
+each restored entry. The promotion's other images stay in effect (see
+:func:`~reconciler.promote.history.partial_rollbacks`).
 """
 
 from __future__ import annotations
@@ -14,15 +21,31 @@ from pydantic import BaseModel, Field
 from reconciler.errors import SourceError
 from reconciler.model import Environment
 from reconciler.promote.history import (
+    TRAILER_IMAGE,
     TRAILER_REASON,
+    TRAILER_ROLLBACK_APP,
     TRAILER_ROLLBACK_BY,
     TRAILER_ROLLBACK_ENV,
     TRAILER_ROLLBACK_OF,
+    TRAILER_TO,
+    ImageMove,
     effective_reverts,
+    image_trailer,
+    kustomization_file,
+    overlay_images,
+    partial_rollbacks,
     promotions_into,
 )
 from reconciler.promote.hosts import HostConfig, PullRequest
-from reconciler.promote.promotion import Mode, PromotionError, publish, wrap_source_error
+from reconciler.promote.overlay import ImageEntry, OverlayError, read_images, set_images
+from reconciler.promote.promotion import (
+    Mode,
+    PromotionError,
+    app_entries,
+    apps_of,
+    publish,
+    wrap_source_error,
+)
 from reconciler.source.gitops import CommitInfo, GitWriter, NothingToRevert, RevertConflict
 
 
@@ -32,19 +55,25 @@ class RollbackConflict(PromotionError):
     Attributes:
         commit: the promotion that could not be reverted.
         conflicting: the later commit that changed the same lines (``""`` when unknown).
+        entry: for a partial rollback, the ``images:`` entry changed since (``""`` otherwise).
     """
 
-    def __init__(self, message: str, commit: str, conflicting: str) -> None:
+    def __init__(self, message: str, commit: str, conflicting: str, entry: str = "") -> None:
         super().__init__(message)
         self.commit = commit
         self.conflicting = conflicting
+        self.entry = entry
 
 
 class RollbackResult(BaseModel):
     """What a rollback did."""
 
     environment: str
+    app: str | None = Field(default=None, description="the app a partial rollback undid")
     reverted: list[str] = Field(default_factory=list, description="the promotion commits undone")
+    restored: list[ImageMove] = Field(
+        default_factory=list, description="partial rollback: each entry, from its current to its old value"
+    )
     commits: list[str] = Field(default_factory=list, description="the revert commits, in order")
     branch: str | None = None
     pushed_to: str | None = None
@@ -132,6 +161,302 @@ def revert_commits(
     return made
 
 
+# --------------------------------------------------------------------------- partial rollback (one app)
+
+
+class AppRollbackPlan(BaseModel):
+    """What a partial rollback writes (computed before anything is committed)."""
+
+    app: str
+    environment: str
+    file: str = Field(description="the environment's kustomization file")
+    targets: list[CommitInfo] = Field(
+        description="the promotions whose change of the app is undone, newest first"
+    )
+    restore: list[ImageEntry] = Field(description="the app's entries with the values they had before")
+    moves: list[ImageMove] = Field(description="each entry, from its current value to the restored one")
+    text: str = Field(description="the kustomization file after the edit")
+
+
+Changed = dict[str, tuple[ImageEntry | None, ImageEntry | None]]
+
+
+def _changed_entries(writer: GitWriter, commit: CommitInfo, overlay: str) -> Changed:
+    """``images:`` entries of ``overlay`` that ``commit`` changed against its first parent: name →
+    (before, after), ``None`` where the entry is absent."""
+    before = overlay_images(writer, commit.parents[0], overlay) if commit.parents else {}
+    after = overlay_images(writer, commit.sha, overlay)
+    out: Changed = {}
+    for name in sorted(set(before) | set(after)):
+        b, a = before.get(name), after.get(name)
+        if b != a:
+            out[name] = (b, a)
+    return out
+
+
+def _app_changes(changed: Changed, repositories: set[str]) -> Changed:
+    """The changes of entries that deploy one of ``repositories`` before or after the commit."""
+    return {
+        name: pair
+        for name, pair in changed.items()
+        if app_entries([e for e in pair if e is not None], repositories)
+    }
+
+
+def _conflict(
+    env: Environment, app: str, file: str, name: str, promotion: CommitInfo, by: CommitInfo | None, now: str
+) -> RollbackConflict:
+    who = f"by {by.sha} ({by.subject!r})" if by else "by a later commit"
+    return RollbackConflict(
+        f"cannot roll back app {app!r} in {env.name}: in {file} the images entry {name} was changed since "
+        f"promotion {promotion.short} {who} (now {now}); nothing was committed. Set the version "
+        "explicitly instead (edit the overlay, or promote a known-good version).",
+        promotion.sha,
+        by.sha if by else "",
+        entry=name,
+    )
+
+
+def plan_app_rollback(
+    writer: GitWriter,
+    env: Environment,
+    app: str,
+    *,
+    to: str | None = None,
+    log: list[CommitInfo] | None = None,
+) -> AppRollbackPlan:
+    """Work out the partial rollback of ``app`` in ``env`` from a synced clone (nothing is changed).
+
+    The targets are the promotions into ``env`` in effect (not reverted, and this app not already rolled
+    back from them) that changed the ``images:`` entries of ``app``: the newest one, or with ``to`` every
+    one after that commit. The app's entries are the ones deploying a repository its objects use, as
+    ``promote --app`` finds them (:func:`~reconciler.promote.promotion.apps_of`), rendered at each
+    promotion (at the branch head when the overlay does not render there). Each entry is restored to the
+    value it had before the oldest target that changed it.
+
+    Args:
+        writer: a clone synced with :meth:`GitWriter.sync`.
+        env: the environment.
+        app: the app to roll back.
+        to: roll back the app's changes of every promotion after this commit.
+        log: the branch's commits, newest first (default: read from ``writer``).
+
+    Raises:
+        RollbackConflict: an entry of the app was changed since by a commit that is neither a promotion
+            nor a rollback, or no longer has the value the promotion set (the error names the entry and
+            the commit).
+        PromotionError: ``env``'s overlay has no kustomization or does not render, an unknown app (the
+            error lists the known ones), ``to`` is not a commit of the branch, no promotion in effect
+            changed the app, a promotion added the entry (a partial rollback does not delete entries),
+            or there is nothing left to roll back.
+    """
+    log = log if log is not None else writer.log(max_count=1000)
+    head = writer.head()
+    file = kustomization_file(writer, head, env.overlay)
+    if file is None:
+        raise PromotionError(f"{env.overlay} has no kustomization.yaml at the branch head")
+    head_apps = apps_of(writer, head, env.overlay)
+    if not head_apps.get(app):
+        known = ", ".join(sorted(n for n, repos in head_apps.items() if repos)) or "none"
+        raise PromotionError(
+            f"unknown app {app!r} in {env.name}: no object of {env.overlay} at {head[:7]} that uses an "
+            f"image belongs to it (known apps: {known})"
+        )
+    undone = effective_reverts(log)
+    partial = partial_rollbacks(log)
+    live = [c for c in promotions_into(log, env.name) if c.sha not in undone]
+    where = ""
+    if to is not None:
+        base = writer.resolve(to)
+        if not writer.is_ancestor(base, "HEAD"):
+            raise PromotionError(f"{to} is not a commit of {writer.branch}")
+        after = {c.sha for c in writer.log(rev=f"{base}..HEAD", max_count=1000)}
+        live = [c for c in live if c.sha in after]
+        where = f" after {base[:7]}"
+    if not live:
+        raise PromotionError(f"nothing to roll back: no promotion into {env.name}{where} is in effect")
+
+    targets: list[tuple[CommitInfo, Changed]] = []
+    already: list[str] = []
+    for commit in live:
+        if app in partial.get(commit.sha, {}):
+            already.append(f"{commit.short} in {partial[commit.sha][app].short}")
+            continue
+        changed = _changed_entries(writer, commit, env.overlay)
+        if not changed:
+            continue
+        try:
+            repos = apps_of(writer, commit.sha, env.overlay).get(app) or head_apps[app]
+        except PromotionError:
+            repos = head_apps[app]
+        mine = _app_changes(changed, repos)
+        if mine:
+            targets.append((commit, mine))
+            if to is None:
+                break
+    if not targets:
+        done = f"; already rolled back: {', '.join(already)}" if already else ""
+        raise PromotionError(
+            f"nothing to roll back: no promotion into {env.name}{where} in effect changed the images of app "
+            f"{app!r} ({', '.join(sorted(head_apps[app]))}){done}"
+        )
+
+    before: dict[str, ImageEntry | None] = {}
+    expected: dict[str, ImageEntry | None] = {}
+    promoted_by: dict[str, CommitInfo] = {}
+    for commit, mine in targets:  # newest first: the oldest target's "before" wins
+        for name, (b, a) in mine.items():
+            before[name] = b
+            expected.setdefault(name, a)
+            promoted_by.setdefault(name, commit)
+    oldest = targets[-1][0]
+    for name, value in before.items():
+        if value is None:
+            added_by = next(c for c, mine in reversed(targets) if name in mine)
+            raise PromotionError(
+                f"cannot roll back app {app!r} in {env.name}: promotion {added_by.short} added the images "
+                f"entry {name} to {file} (it had none before); a partial rollback does not delete entries: "
+                "remove it by hand, or roll back the whole promotion"
+            )
+    original = (writer.workdir / file).read_text(encoding="utf-8")  # byte for byte (read_file strips)
+    try:
+        current = {e.name: e for e in read_images(original, file)}
+    except OverlayError as exc:
+        raise PromotionError(str(exc)) from None
+
+    # entries changed by hand since: by a commit that neither promoted nor rolled back
+    chosen = {c.sha for c, _ in targets}
+    later = writer.log(rev=f"{oldest.sha}..HEAD", paths=[file], max_count=1000)
+    for commit in reversed(later):
+        if commit.is_merge or commit.sha in chosen or commit.reverts or commit.first(TRAILER_TO) == env.name:
+            continue
+        hit = sorted(set(_changed_entries(writer, commit, env.overlay)) & set(before))
+        if hit:
+            now = current[hit[0]].ref if hit[0] in current else "(no entry)"
+            raise _conflict(env, app, file, hit[0], promoted_by[hit[0]], commit, now)
+    # and entries whose value is no longer the one the promotion set
+    for name in sorted(before):
+        if current.get(name) != expected[name]:
+            since = writer.log(rev=f"{promoted_by[name].sha}..HEAD", paths=[file], max_count=1000)
+            by = next(
+                (c for c in since if not c.is_merge and name in _changed_entries(writer, c, env.overlay)),
+                None,
+            )
+            now = current[name].ref if name in current else "(no entry)"
+            raise _conflict(env, app, file, name, promoted_by[name], by, now)
+
+    order = [n for n in current if n in before] + sorted(n for n in before if n not in current)
+    restore = [e for n in order if (e := before[n]) is not None]
+    try:
+        text = set_images(original, restore, file)
+    except OverlayError as exc:
+        raise PromotionError(str(exc)) from None
+    if text == original:
+        raise PromotionError(
+            f"nothing to roll back: the images of app {app!r} in {file} already have the values from "
+            f"before {oldest.short}"
+        )
+    moves = [
+        ImageMove(name=e.name, before=current[e.name].ref if e.name in current else None, after=e.ref)
+        for e in restore
+        if current.get(e.name) != e
+    ]
+    return AppRollbackPlan(
+        app=app,
+        environment=env.name,
+        file=file,
+        targets=[c for c, _ in targets],
+        restore=restore,
+        moves=moves,
+        text=text,
+    )
+
+
+def _label(entry: ImageEntry) -> str:
+    """``<short name> <tag or digest>`` for a commit subject."""
+    return f"{entry.name.rsplit('/', 1)[-1]} {entry.new_tag or entry.digest or entry.repository}"
+
+
+def app_rollback_message(
+    plan: AppRollbackPlan, *, reason: str, automatic: bool = False
+) -> tuple[str, dict[str, str | list[str]]]:
+    """The partial rollback commit's message and trailers (``Rollback-Of`` for each target,
+    ``Rollback-App``, ``Rollback-Env``, ``Reason``, ``Rollback-By`` when automatic, and one ``Image:`` per
+    restored entry)."""
+    shas = ", ".join(t.short for t in plan.targets)
+    versions = ", ".join(_label(e) for e in plan.restore)
+    subject = f"rollback({plan.environment}): app {plan.app} back to {versions} (undoes {shas})"
+    what = "promotion" if len(plan.targets) == 1 else "promotions"
+    lines = [
+        f"Rolls back app {plan.app} of {what} {shas}; the other images of the {what} stay in effect.",
+        "",
+        *(f"- {t.sha} {t.subject}" for t in plan.targets),
+        "",
+        *(f"{m.name}: {m.before or '(none)'} -> {m.after}" for m in plan.moves),
+    ]
+    trailers: dict[str, str | list[str]] = {
+        TRAILER_ROLLBACK_OF: [t.sha for t in plan.targets],
+        TRAILER_ROLLBACK_APP: plan.app,
+        TRAILER_ROLLBACK_ENV: plan.environment,
+        TRAILER_REASON: reason.replace("\n", " ").strip() or "rollback",
+    }
+    if automatic:
+        trailers[TRAILER_ROLLBACK_BY] = "reconciler"
+    trailers[TRAILER_IMAGE] = [image_trailer(e.name, e) for e in plan.restore]
+    return subject + "\n\n" + "\n".join(lines), trailers
+
+
+def rollback_app(
+    writer: GitWriter,
+    env: Environment,
+    app: str,
+    *,
+    to: str | None = None,
+    reason: str = "",
+    mode: Mode | None = None,
+    automatic: bool = False,
+    host: HostConfig | None = None,
+) -> RollbackResult:
+    """Roll back one app of ``env`` (see :func:`plan_app_rollback`): one commit restoring only that app's
+    ``images:`` entries, pushed directly or on ``rollback/<env>/<app>-<short sha>`` with a pull request,
+    as :func:`rollback` does. Call on a clone fresh from :meth:`GitWriter.sync`, holding
+    :meth:`GitWriter.locked`.
+
+    Raises:
+        RollbackConflict: an entry of the app was changed since (nothing committed or pushed).
+        PromotionError: see :func:`plan_app_rollback`; or the push failed.
+    """
+    plan = plan_app_rollback(writer, env, app, to=to)
+    chosen: Mode = mode or env.promotion.via
+    reason = reason or ("health gate failed" if automatic else "manual rollback")
+    message, trailers = app_rollback_message(plan, reason=reason, automatic=automatic)
+    result = RollbackResult(
+        environment=env.name, app=app, reverted=[t.sha for t in plan.targets], restored=plan.moves
+    )
+    (writer.workdir / plan.file).write_text(plan.text, encoding="utf-8")
+    if writer.commit(message, trailers=trailers) is None:  # pragma: no cover - the plan changed the file
+        result.message = f"app {app} of {env.name} already has its old versions; nothing to do"
+        return result
+    shas = ", ".join(t.short for t in plan.targets)
+    try:
+        out = publish(
+            writer,
+            count=1,
+            mode=chosen,
+            branch=f"rollback/{env.name}/{app}-{plan.targets[0].short}",
+            host=host,
+            title=message.splitlines()[0],
+            body=f"Reason: {reason}\n\n" + message.split("\n\n", 1)[1],
+        )
+    except SourceError as exc:
+        raise wrap_source_error(f"rollback of app {app} in {env.name}", exc) from None
+    result.commits = out.commits
+    result.branch, result.pushed_to, result.fallback = out.branch, out.pushed_to, out.fallback
+    result.pull_request, result.instructions = out.pull_request, out.instructions
+    result.message = f"rolled back app {app} of {shas} in {env.name}; pushed to {out.pushed_to}"
+    return result
+
+
 def rollback(
     writer: GitWriter,
     env: Environment,
@@ -142,8 +467,10 @@ def rollback(
     mode: Mode | None = None,
     automatic: bool = False,
     host: HostConfig | None = None,
+    app: str | None = None,
 ) -> RollbackResult:
-    """Revert promotions into ``env`` and push the revert commit(s) directly or on a branch.
+    """Revert promotions into ``env`` and push the revert commit(s) directly or on a branch; with
+    ``app``, roll back only that app's images instead (:func:`rollback_app`: one commit, not a revert).
 
     Call on a clone fresh from :meth:`GitWriter.sync`, holding :meth:`GitWriter.locked`.
 
@@ -156,11 +483,17 @@ def rollback(
         mode: ``push`` or ``pr``; default the environment's ``promotion.via``.
         automatic: the daemon's own rollback (``Rollback-By: reconciler``).
         host: the Git host for the pull request.
+        app: roll back only this app (see :func:`plan_app_rollback`); not with ``commits``.
 
     Raises:
-        RollbackConflict: a revert conflicts (nothing committed or pushed).
-        PromotionError: nothing to roll back, or the push failed.
+        RollbackConflict: a revert conflicts, or an entry of ``app`` was changed since (nothing committed
+            or pushed).
+        PromotionError: nothing to roll back, an unknown app, ``app`` with ``commits``, or the push failed.
     """
+    if app is not None:
+        if commits is not None:
+            raise PromotionError("a partial rollback (app) takes to, not a list of commits")
+        return rollback_app(writer, env, app, to=to, reason=reason, mode=mode, automatic=automatic, host=host)
     log = writer.log(max_count=1000)
     if commits is not None:
         undone = effective_reverts(log)
