@@ -354,8 +354,13 @@ class AutoRollback:
                 promotions = self._promotions(env, sha, head_log, notes)
                 if not promotions and since and writer.is_ancestor(since, sha):
                     undone = effective_reverts(head_log)
+                    # a commit reverted since and its revert cancel out: neither is reverted again (the
+                    # revert's revert would bring back an earlier aborted version)
+                    reverts = {c.sha for c in undone.values()}
                     changed = writer.log(rev=f"{since}..{sha}", paths=[env.overlay], max_count=self.history)
-                    promotions = [c for c in changed if not c.is_merge and c.sha not in undone]
+                    promotions = [
+                        c for c in changed if not c.is_merge and c.sha not in undone and c.sha not in reverts
+                    ]
         except ReconcilerError as exc:
             decision.error = str(exc)
             return decision
