@@ -175,6 +175,78 @@ class Fixture:
         return app
 
 
+class RunningFixture:
+    """The fixture as a process of its own on 127.0.0.1, registered as a target of a local Prometheus
+    (``reconciler up`` and its demo). Started with the cluster's state marker under ``work``, so
+    ``reconciler cluster down`` stops it even when ``up`` was killed before it could.
+
+    Args:
+        work: its directory (log file; e.g. ``<state>/standins/agw-fixture``).
+        kubeconfig: the cluster whose HTTPRoutes' weights split the simulated traffic.
+        targets: the Prometheus ``file_sd`` targets file to register it in.
+    """
+
+    def __init__(self, work: Path, kubeconfig: Path, targets: Path) -> None:
+        self.work, self.kubeconfig, self.targets = work, kubeconfig, targets
+        self.port = 0
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it, wait until it listens and register it as a scrape target.
+
+        Raises:
+            ComponentError: it did not start.
+        """
+        import sys
+
+        from reconciler.devcluster.agents import wait_listening
+        from reconciler.devcluster.process import free_port, start
+        from reconciler.devcluster.prometheus import register_target
+
+        self.port = free_port()
+        log_file = self.work / "agw-fixture.log"
+        cmd = [sys.executable, "-m", __name__, "--port", str(self.port), "--kubeconfig", str(self.kubeconfig)]
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.pid = start("agw-fixture", cmd, log_file, self.work)
+        try:
+            wait_listening(self.port, 30, "agw-fixture", log_file, self.pid)
+            register_target(self.targets, self.address, {"fixture": "agentgateway"})
+        except BaseException:
+            self.stop()
+            raise
+
+    def route(self, namespace: str, name: str, traffic: dict[str, Any]) -> None:
+        """Set the simulated traffic of an HTTPRoute (``PUT /routes/<namespace>/<name>``)."""
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{self.url}/routes/{namespace}/{name}", data=json.dumps(traffic).encode(), method="PUT"
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()
+
+    def stop(self) -> None:
+        """Unregister the target and stop the process (idempotent)."""
+        from reconciler.devcluster.process import stop_group
+        from reconciler.devcluster.prometheus import unregister_target
+
+        if self.port:
+            with contextlib.suppress(OSError):
+                unregister_target(self.targets, self.address)
+        if self.pid is not None:
+            stop_group(self.pid, timeout=5)
+            self.pid = None
+
+
 async def serve(port: int, kubeconfig: Path | None) -> None:
     """Serve until cancelled (SIGTERM stops the process)."""
     fixture = Fixture(KubeClient(kubeconfig) if kubeconfig else None)
