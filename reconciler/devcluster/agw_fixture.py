@@ -68,6 +68,20 @@ class _State:
     errors: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
 
+def _labels(ns: str, route: str, traffic: RouteTraffic, backend: str, status: str) -> dict[str, str]:
+    return {
+        "gateway": f"{ns}/{traffic.gateway}",
+        "listener": "http",
+        "route": f"{ns}/{route}",
+        "route_rule": str(traffic.rule),
+        "backend": f"{ns}/{backend}",
+        "protocol": traffic.protocol,
+        "method": "POST",
+        "status": status,
+        "reason": "" if status == "200" else "UpstreamFailure",
+    }
+
+
 class Fixture:
     """The fixture's metrics, simulated traffic and control API."""
 
@@ -122,22 +136,9 @@ class Fixture:
                 due = self.state.errors.get(key, 0.0) + count * behaviour.error_ratio
                 errors = min(count, int(due))
                 self.state.errors[key] = due - errors
-                base = {
-                    "gateway": f"{ns}/{traffic.gateway}",
-                    "listener": "http",
-                    "route": f"{ns}/{name}",
-                    "route_rule": str(traffic.rule),
-                    "backend": f"{ns}/{backend}",
-                    "protocol": traffic.protocol,
-                    "method": "POST",
-                }
                 for status, n in (("200", count - errors), ("503", errors)):
                     if n:
-                        labels = {
-                            **base,
-                            "status": status,
-                            "reason": "" if status == "200" else "UpstreamFailure",
-                        }
+                        labels = _labels(ns, name, traffic, backend, status)
                         self.requests.labels(**labels).inc(n)
                         for _ in range(min(n, 50)):  # the histogram's shape, not every request
                             self.duration.labels(**labels).observe(behaviour.latency)
@@ -151,9 +152,16 @@ class Fixture:
     async def put_route(self, request: web.Request) -> web.Response:
         key = (request.match_info["namespace"], request.match_info["name"])
         try:
-            self.state.routes[key] = RouteTraffic.model_validate(await request.json())
+            traffic = RouteTraffic.model_validate(await request.json())
         except (ValidationError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        # the named backends' counters exported at 0 before their first request (Prometheus's advice), so
+        # rate() sees their first requests: a series that appears with its first errors has no increase
+        # until its second scrape, and an error-rate query reads 0 meanwhile
+        for backend in traffic.backends:
+            for status in ("200", "503"):
+                self.requests.labels(**_labels(key[0], key[1], traffic, backend, status))
+        self.state.routes[key] = traffic
         return web.json_response({"ok": True})
 
     async def delete_route(self, request: web.Request) -> web.Response:
