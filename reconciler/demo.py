@@ -757,6 +757,15 @@ class Demo:
             {"rate": 50, "backends": {f"{GREETER}-canary": {"errorRatio": canary_errors}}},
         )
 
+    def _canary_quiet(self) -> bool:
+        import urllib.parse
+        import urllib.request
+
+        promql = f'sum(rate(agentgateway_requests_total{{backend="agents-dev/{GREETER}-canary"}}[10s])) > 0'
+        url = f"{self.prometheus_url}/api/v1/query?query={urllib.parse.quote(promql)}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return not json.loads(resp.read())["data"]["result"]
+
     async def canary_good(self) -> str:
         from reconciler.model.rollout import RolloutPhase
 
@@ -840,6 +849,9 @@ class Demo:
         sha = await asyncio.to_thread(self._commit_dev, "dev: greeter canary steps 10, 50, 100", steps)
         self.say(f"commit {sha[:7]}: greeter's canary steps [10, 50, 100]")
         await self._dev_pass(sha)
+        # the query's 10 s window must not hold the good canary's requests (same Service name), which would
+        # dilute the new canary's error ratio: wait until Prometheus sees no traffic on greeter-canary
+        await _until("the previous canary's traffic out of the 10 s window", self._canary_quiet, 40, 1.0)
         await asyncio.to_thread(self._traffic, 0.5)
         self.say("fixture: the canary now fails half its requests (503)")
         bad = await asyncio.to_thread(
