@@ -108,7 +108,8 @@ def cluster_up(
     nodes: Annotated[int, typer.Option(help="kwok fake nodes")] = 2,
     crds: Annotated[bool, typer.Option(help="install the agent-platform CRDs")] = True,
 ) -> None:
-    """Start the local cluster and NATS (built once); an existing cluster comes back with its data.
+    """Start the local cluster, NATS and Prometheus (built once); an existing cluster comes back with its
+    data.
 
     Only what is not running starts, on its recorded ports, with its data; nothing is ever deleted.
     """
@@ -121,7 +122,10 @@ def cluster_up(
             _install_crds(Path(st.kubeconfig))
     except ReconcilerError as exc:
         raise _fail(str(exc)) from None
-    console.print(f"kubeconfig: {st.kubeconfig}\nAPI server: {st.apiserver_url}\nNATS:       {st.nats_url}")
+    console.print(
+        f"kubeconfig: {st.kubeconfig}\nAPI server: {st.apiserver_url}\nNATS:       {st.nats_url}\n"
+        f"Prometheus: {st.prometheus_url or '(not started)'}"
+    )
 
 
 def _install_crds(kubeconfig: Path) -> None:
@@ -150,7 +154,7 @@ def cluster_down(
         ),
     ] = False,
 ) -> None:
-    """Stop the local cluster and NATS; the data stays unless --purge is given.
+    """Stop the local cluster, NATS and Prometheus; the data stays unless --purge is given.
 
     Nothing is left running. The next `cluster up` brings the same cluster back; with --purge it creates
     a new, empty one.
@@ -823,6 +827,32 @@ def _start_standins(work: Path, kubeconfig: Path, *, required: bool) -> Any:
     return standins
 
 
+def _start_metrics_fixture(st: Any) -> Any:
+    """Start the agentgateway-shaped metrics fixture (:mod:`reconciler.devcluster.agw_fixture`) as a
+    scrape target of the local Prometheus, for rollout analysis; ``None`` (a warning says why) when the
+    cluster runs no Prometheus or the fixture cannot start."""
+    from reconciler.devcluster import ComponentError, LocalCluster
+    from reconciler.devcluster.agw_fixture import RunningFixture
+
+    if not st.prometheus_url:
+        err.print("[yellow]warning:[/] the cluster runs no Prometheus: no rollout analysis", highlight=False)
+        return None
+    targets = LocalCluster(Path(st.state_dir)).prometheus_files().targets
+    fixture = RunningFixture(Path(st.state_dir) / "standins" / "agw-fixture", Path(st.kubeconfig), targets)
+    try:
+        fixture.start()
+    except ComponentError as exc:
+        err.print(f"[yellow]warning:[/] no metrics fixture: {escape(str(exc))}", highlight=False)
+        return None
+    err.print(
+        f"[dim]>[/] Prometheus {st.prometheus_url} scrapes a metrics FIXTURE at {fixture.url}: "
+        "agentgateway-named metrics for traffic it simulates by the HTTPRoutes' weights (no gateway data "
+        "plane runs locally; PUT /routes/<namespace>/<name> sets a route's traffic)",
+        highlight=False,
+    )
+    return fixture
+
+
 @app.command("up")
 def up_cmd(
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, print, exit")] = False,
@@ -846,7 +876,9 @@ def up_cmd(
     bare remote (once per cluster: later runs reuse it with the commits made in it), start the loopback
     stand-ins for the example's MCP server pods and agents (server-everything, one process per pinned
     version, and the A2A echo agent), and run the webhook receivers and the daemon on it (until Ctrl-C,
-    or once). ``--demo`` uses a new repository each run. Every stand-in is stopped on exit."""
+    or once). Rollout analysis queries the cluster's Prometheus, which scrapes a metrics fixture (no
+    gateway data plane runs locally). ``--demo`` uses a new repository each run. Every stand-in and the
+    fixture are stopped on exit."""
     import secrets
 
     from reconciler.devcluster import LocalCluster
@@ -860,6 +892,7 @@ def up_cmd(
 
     cluster = LocalCluster(state_dir, nodes=nodes)
     standins: Any = None
+    fixture: Any = None
     setting_before = os.environ.get(ENV_VAR)
     main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, terminated) if main_thread else None
@@ -884,17 +917,31 @@ def up_cmd(
         err.print(f"[dim]>[/] kubeconfig: {st.kubeconfig}   NATS: {st.nats_url}", highlight=False)
         # under the state directory, so `reconciler cluster down` stops them even after a `kill -9` of up
         standins = _start_standins(Path(st.state_dir) / "standins", Path(st.kubeconfig), required=demo)
+        fixture = _start_metrics_fixture(st)
+        prometheus_url = st.prometheus_url if fixture is not None else None
         if demo:
             from reconciler.demo import Demo
 
             code = asyncio.run(
                 Demo(
-                    console, Path(st.kubeconfig), st.nats_url, remote, base / "demo-cache", standins=standins
+                    console,
+                    Path(st.kubeconfig),
+                    st.nats_url,
+                    remote,
+                    base / "demo-cache",
+                    standins=standins,
+                    prometheus_url=prometheus_url,
+                    metrics=fixture,
                 ).run()
             )
         elif once:
             code = _once(
-                DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
+                DaemonSettings(
+                    repo=str(remote),
+                    kubeconfig=Path(st.kubeconfig),
+                    nats_url=st.nats_url,
+                    prometheus_url=prometheus_url,
+                )
             )
         else:
             from webhooks.config import WebhookSettings
@@ -915,13 +962,25 @@ def up_cmd(
                 f"{secret}",
                 highlight=False,
             )
-            settings = DaemonSettings(repo=str(remote), kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
+            settings = DaemonSettings(
+                repo=str(remote),
+                kubeconfig=Path(st.kubeconfig),
+                nats_url=st.nats_url,
+                prometheus_url=prometheus_url,
+            )
+
+            def before_exit() -> None:  # an abrupt exit skips the `finally` below
+                if fixture is not None:
+                    fixture.stop()
+                if standins is not None:
+                    standins.stop()
+
             code = _daemon(
                 settings,
                 http=http,
                 webhooks=hooks,
                 on_stop=standins.terminate if standins else None,
-                before_exit=standins.stop if standins else None,
+                before_exit=before_exit,
             )
     except ReconcilerError as exc:
         code = 1
@@ -929,6 +988,8 @@ def up_cmd(
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)
+        if fixture is not None:
+            fixture.stop()
         if standins is not None:  # also after Ctrl-C: the servers run in process groups of their own
             standins.stop()
             if setting_before is None:

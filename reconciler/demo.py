@@ -13,7 +13,17 @@ exits 0 only when every step really happened (each step checks its outcome on th
 6. a manual edit in staging (another field manager changes the image) is corrected;
 7. a release that prod's admission policy refuses (its pods are never created) fails prod's health gate;
 8. the daemon pushes the revert commit itself, prod is back on the previous version;
-9. ``history prod`` is printed.
+9. a canary that passes: dev gains a small app (Deployment, Service, HTTPRoute ``greeter``) with a
+   ``rollouts:`` entry; its next version goes to 50 % then 100 % of the route, each step gated on the
+   canary's error rate in Prometheus, and becomes the stable version (the canary objects are pruned);
+10. a canary whose error rate breaks the threshold: at its first step (10 %) half its requests fail, so it
+    is aborted (weight 0 at once) and its commit reverted in Git (``Rollback-Of``, a ``Reason`` quoting the
+    query, the value and the threshold);
+11. ``history prod`` is printed.
+
+The metrics of steps 9 and 10 come from a **fixture** (:mod:`reconciler.devcluster.agw_fixture`): no
+gateway data plane runs locally, so it exports agentgateway-named metrics for traffic it simulates by the
+route's weights on the API server, and the cluster's Prometheus scrapes it.
 
 The protocol probes reach real servers: ``reconciler up`` runs the stand-ins
 (:mod:`reconciler.devcluster.standins`) and points ``RECONCILER_PROBE_ADDRESSES`` at their mapping file.
@@ -40,6 +50,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.cluster.client import KubeClient
+from reconciler.devcluster.agw_fixture import RunningFixture
 from reconciler.devcluster.standins import StandIns
 from reconciler.errors import ReconcilerError
 from reconciler.model import HealthState, ObjectRef, PassResult
@@ -75,6 +86,62 @@ HELPDESK_TOOLS_ENTRY = """\
     kind: Agent
     name: helpdesk
 """
+
+#: The canary steps' app in dev (an addition to the demo's copy of the example, not to the example).
+GREETER = "greeter"
+GREETER_IMAGE = "ghcr.io/acme/greeter"
+GREETER_LABELS = "{app.kubernetes.io/name: greeter}"
+GREETER_MANIFESTS = f"""\
+# the canary steps' app (added by `reconciler up --demo`)
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {GREETER}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {GREETER_LABELS}}}
+  template:
+    metadata: {{labels: {GREETER_LABELS}}}
+    spec: {{containers: [{{name: server, image: "{GREETER_IMAGE}:0.0.0", ports: [{{containerPort: 8080}}]}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {GREETER}}}
+spec: {{selector: {GREETER_LABELS}, ports: [{{port: 80, targetPort: 8080}}]}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {GREETER}}}
+spec:
+  parentRefs: [{{name: agw, sectionName: http}}]
+  hostnames: [greeter.agents.example.internal]
+  rules:
+  - backendRefs: [{{name: {GREETER}, port: 80}}]
+"""
+#: The canary's error ratio over the last 10 s, by agentgateway's request counter (as the README's).
+_SERIES = 'agentgateway_requests_total{route="{{namespace}}/{{route}}",backend="{{namespace}}/{{canary}}"'
+ERROR_RATE = f'(sum(rate({_SERIES},status=~"5.."}}[10s])) or vector(0)) / sum(rate({_SERIES}}}[10s]))'
+
+
+def _greeter_rollout(steps: list[int]) -> str:
+    """The ``rollouts:`` entry of dev for greeter (JSON is YAML)."""
+    entry = {
+        "app": GREETER,
+        "route": GREETER,
+        "strategy": {"canary": {"steps": steps, "interval": 3}},
+        "analysis": {
+            "initialDelay": 3,
+            "queries": [
+                {
+                    "name": "error-rate",
+                    "query": ERROR_RATE,
+                    "max": 0.05,
+                    "interval": 0.5,
+                    "inconclusiveLimit": 20,
+                }
+            ],
+        },
+    }
+    return "# canary rollouts (added by `reconciler up --demo`)\nrollouts:\n- " + json.dumps(entry) + "\n"
 
 
 class DemoFailed(ReconcilerError):
@@ -141,9 +208,13 @@ class Demo:
         cache_dir: Path,
         *,
         standins: StandIns | None = None,
+        prometheus_url: str | None = None,
+        metrics: RunningFixture | None = None,
     ):
         self.console = console
         self.standins = standins
+        self.prometheus_url = prometheus_url
+        self.metrics = metrics
         self.kubeconfig = kubeconfig
         self.nats_url = nats_url
         self.remote = remote
@@ -175,6 +246,7 @@ class Demo:
             cache_dir=self.cache_dir / "daemon",
             poll_interval=5,
             watch_local=True,
+            prometheus_url=self.prometheus_url,
         )
         self.daemon = Daemon(settings, on_result=self.results.append, on_drift=self.drift.append)
         runner = None
@@ -192,6 +264,11 @@ class Demo:
             )
             await self._step("A manual edit in staging is corrected", self.drift_staging)
             await self._step("A bad release reaches prod and fails its health gate", self.bad_release)
+            await self._step("A canary in dev that passes its analysis becomes stable", self.canary_good)
+            await self._step(
+                "A canary whose error rate breaks the threshold is aborted at 10 % and reverted in Git",
+                self.canary_bad,
+            )
             await self._step("history prod", self.history)
         except (DemoFailed, ReconcilerError) as exc:
             self.console.print(f"  [bold red]✗ {escape(str(exc))}[/]", highlight=False)
@@ -619,6 +696,207 @@ class Demo:
 
         await _until("prod healthy again", healthy, 120)
         return f"prod healthy on {self.before_prod}"
+
+    # -- canaries -----------------------------------------------------------------------------------
+
+    def _deployment_image(self, name: str) -> str | None:
+        ref = ObjectRef(group="apps", version="v1", kind="Deployment", namespace="agents-dev", name=name)
+        live = self.kube.get(ref)
+        if live is None:
+            return None
+        return str(live["spec"]["template"]["spec"]["containers"][0].get("image", ""))
+
+    def _weights(self) -> list[tuple[str, int]]:
+        ref = ObjectRef(
+            group="gateway.networking.k8s.io",
+            version="v1",
+            kind="HTTPRoute",
+            namespace="agents-dev",
+            name=GREETER,
+        )
+        rules = (((self.kube.get(ref) or {}).get("spec") or {}).get("rules")) or [{}]
+        return [(str(b["name"]), int(b.get("weight", 1))) for b in rules[0].get("backendRefs") or []]
+
+    def _rollout(self) -> Any:
+        from reconciler.cluster.rollouts import RolloutStore
+
+        return RolloutStore(self.kube, str(self.remote)).load("dev", GREETER)
+
+    def _commit_dev(self, message: str, edit: Callable[[Path], None]) -> str:
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-git")
+        with writer.locked():
+            writer.sync()
+            edit(writer.workdir)
+            sha = writer.commit(message)
+            if sha is None:
+                raise DemoFailed(f"{message!r} made no commit")
+            writer.push()
+            return sha
+
+    async def _dev_pass(self, sha: str) -> None:
+        await _until("dev's pass on the new revision", functools.partial(self._at, "dev", sha), 60)
+        last = self._last("dev")
+        if last is None or not last.ok:
+            raise DemoFailed(f"dev did not apply {sha[:7]}: {last.error if last else 'no pass'}")
+
+    def _set_greeter(self, workdir: Path, tag: str) -> None:
+        from reconciler.promote.overlay import ImageEntry, set_images
+
+        file = "overlays/dev/kustomization.yaml"
+        path = workdir / file
+        path.write_text(
+            set_images(path.read_text(encoding="utf-8"), [ImageEntry(name=GREETER_IMAGE, new_tag=tag)], file),
+            encoding="utf-8",
+        )
+
+    def _traffic(self, canary_errors: float) -> None:
+        assert self.metrics is not None
+        self.metrics.route(
+            "agents-dev",
+            GREETER,
+            {"rate": 50, "backends": {f"{GREETER}-canary": {"errorRatio": canary_errors}}},
+        )
+
+    def _canary_quiet(self) -> bool:
+        import urllib.parse
+        import urllib.request
+
+        promql = f'sum(rate(agentgateway_requests_total{{backend="agents-dev/{GREETER}-canary"}}[10s])) > 0'
+        url = f"{self.prometheus_url}/api/v1/query?query={urllib.parse.quote(promql)}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return not json.loads(resp.read())["data"]["result"]
+
+    async def canary_good(self) -> str:
+        from reconciler.model.rollout import RolloutPhase
+
+        if self.metrics is None or not self.prometheus_url:
+            raise DemoFailed("no Prometheus or metrics fixture: this step needs what `reconciler up` starts")
+        self.say(
+            f"metrics: Prometheus {self.prometheus_url} scrapes a FIXTURE ({self.metrics.url}) that "
+            "simulates the route's traffic by its weights (no gateway data plane runs locally)"
+        )
+
+        def add_app(workdir: Path) -> None:
+            overlay = workdir / "overlays" / "dev"
+            (overlay / "greeter.yaml").write_text(GREETER_MANIFESTS, encoding="utf-8")
+            kustomization = overlay / "kustomization.yaml"
+            text = kustomization.read_text(encoding="utf-8")
+            if "\nresources:\n" not in text:
+                raise DemoFailed("overlays/dev/kustomization.yaml has no resources: list")
+            kustomization.write_text(text.replace("\nresources:\n", "\nresources:\n- greeter.yaml\n", 1))
+            self._set_greeter(workdir, "1.0.0")
+            env = workdir / "envs" / "dev.yaml"
+            env.write_text(env.read_text(encoding="utf-8").rstrip("\n") + "\n" + _greeter_rollout([50, 100]))
+
+        sha = await asyncio.to_thread(
+            self._commit_dev,
+            "dev: greeter 1.0.0 (Deployment, Service, HTTPRoute) with a canary rollout",
+            add_app,
+        )
+        self.say(
+            f"commit {sha[:7]}: greeter 1.0.0; rollouts: canary steps [50, 100], interval 3 s, "
+            "error rate max 5 %"
+        )
+        await self._dev_pass(sha)
+        first = await _until("greeter's first version", self._rollout, 30)
+        if first.phase is not RolloutPhase.SUCCEEDED:
+            raise DemoFailed(f"greeter's first version: {first.phase.value}: {first.message}")
+        await _until("dev's health gate", lambda: self._settled("dev"), 120)
+        self.say(f"greeter {GREETER_IMAGE}:1.0.0 applied as it is (the first version is the stable one)")
+
+        await asyncio.to_thread(self._traffic, 0.0)
+        self.say("fixture: 50 requests/s on route agents-dev/greeter; the canary answers without errors")
+        sha = await asyncio.to_thread(
+            self._commit_dev, "dev: greeter 1.1.0", functools.partial(self._set_greeter, tag="1.1.0")
+        )
+        self.say(f"commit {sha[:7]}: greeter 1.1.0")
+        await self._dev_pass(sha)
+        canary = await _until(
+            "the canary Deployment", lambda: self._deployment_image(f"{GREETER}-canary"), 30
+        )
+        self.say(f"canary {GREETER}-canary runs {canary}; route weights {self._weights()}")
+
+        def done() -> Any:
+            st = self._rollout()
+            if st is not None and st.phase is RolloutPhase.ABORTED:
+                raise DemoFailed(f"the good canary was aborted: {st.message}")
+            return st if st is not None and st.phase is RolloutPhase.SUCCEEDED else None
+
+        state = await _until("the rollout's success", done, 90)
+        for line in state.history:
+            self.say(f"  {line}")
+        await _until(
+            "greeter on 1.1.0",
+            lambda: self._deployment_image(GREETER) == f"{GREETER_IMAGE}:1.1.0",
+            30,
+        )
+        await _until("the canary pruned", lambda: self._deployment_image(f"{GREETER}-canary") is None, 30)
+        weights = await asyncio.to_thread(self._weights)
+        if weights != [(GREETER, 1)]:
+            raise DemoFailed(f"the route should be Git's again (one backend): {weights}")
+        return f"greeter runs {GREETER_IMAGE}:1.1.0; canary pruned; route back to one backend"
+
+    async def canary_bad(self) -> str:
+        from reconciler.model.rollout import RolloutPhase
+
+        def steps(workdir: Path) -> None:
+            env = workdir / "envs" / "dev.yaml"
+            text = env.read_text(encoding="utf-8")
+            if '"steps": [50, 100]' not in text:
+                raise DemoFailed("envs/dev.yaml has no greeter rollout with steps [50, 100]")
+            env.write_text(text.replace('"steps": [50, 100]', '"steps": [10, 50, 100]'), encoding="utf-8")
+
+        sha = await asyncio.to_thread(self._commit_dev, "dev: greeter canary steps 10, 50, 100", steps)
+        self.say(f"commit {sha[:7]}: greeter's canary steps [10, 50, 100]")
+        await self._dev_pass(sha)
+        # the query's 10 s window must not hold the good canary's requests (same Service name), which would
+        # dilute the new canary's error ratio: wait until Prometheus sees no traffic on greeter-canary
+        await _until("the previous canary's traffic out of the 10 s window", self._canary_quiet, 40, 1.0)
+        await asyncio.to_thread(self._traffic, 0.5)
+        self.say("fixture: the canary now fails half its requests (503)")
+        bad = await asyncio.to_thread(
+            self._commit_dev, "dev: greeter 1.2.0", functools.partial(self._set_greeter, tag="1.2.0")
+        )
+        self.say(f"commit {bad[:7]}: greeter 1.2.0")
+        await self._dev_pass(bad)
+
+        def aborted() -> Any:
+            st = self._rollout()
+            if st is not None and st.phase is RolloutPhase.SUCCEEDED and bad[:7] in st.revision:
+                raise DemoFailed("the bad canary succeeded")
+            return st if st is not None and st.phase is RolloutPhase.ABORTED else None
+
+        state = await _until("the rollout's abort", aborted, 60)
+        self.say(f"rollout aborted: {state.message}")
+        weights = dict(await asyncio.to_thread(self._weights))
+        if weights.get(f"{GREETER}-canary", 0) != 0 or weights.get(GREETER) != 100:
+            raise DemoFailed(f"the canary should have weight 0 at once: {weights}")
+        self.say(f"route weights at the abort: {sorted(weights.items())}")
+        if "at weight 10%" not in state.message and not any("10%" in h for h in state.history):
+            raise DemoFailed(f"the abort should be at the first step (10 %): {state.message}")
+        writer = GitWriter(str(self.remote), "main", self.cache_dir / "demo-git")
+
+        def revert_commit() -> Any:
+            writer.sync()
+            return next((c for c in writer.log(max_count=10) if c.first("Rollback-Of") == bad), None)
+
+        commit = await _until("the revert commit in Git", revert_commit, 60, 1.0)
+        reason = commit.first("Reason") or ""
+        self.say(f"revert {commit.sha[:7]} {commit.subject!r}")
+        self.say(f"  Rollback-Of: {commit.first('Rollback-Of')}")
+        self.say(f"  Reason: {reason}")
+        for needed in ("error-rate", "(max 0.05)", "Failed", "step 1/3 at weight 10%"):
+            if needed not in reason:
+                raise DemoFailed(f"the revert's Reason does not name {needed!r}: {reason}")
+        await _until(
+            "the canary pruned after the revert",
+            lambda: self._deployment_image(f"{GREETER}-canary") is None,
+            60,
+        )
+        image = await asyncio.to_thread(self._deployment_image, GREETER)
+        if image != f"{GREETER_IMAGE}:1.1.0":
+            raise DemoFailed(f"greeter should stay on 1.1.0: {image}")
+        return f"1.2.0 never reached more than 10 %; greeter stays on {image}, reverted in Git"
 
     async def history(self) -> str:
         import sys

@@ -68,6 +68,20 @@ class _State:
     errors: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
 
+def _labels(ns: str, route: str, traffic: RouteTraffic, backend: str, status: str) -> dict[str, str]:
+    return {
+        "gateway": f"{ns}/{traffic.gateway}",
+        "listener": "http",
+        "route": f"{ns}/{route}",
+        "route_rule": str(traffic.rule),
+        "backend": f"{ns}/{backend}",
+        "protocol": traffic.protocol,
+        "method": "POST",
+        "status": status,
+        "reason": "" if status == "200" else "UpstreamFailure",
+    }
+
+
 class Fixture:
     """The fixture's metrics, simulated traffic and control API."""
 
@@ -122,22 +136,9 @@ class Fixture:
                 due = self.state.errors.get(key, 0.0) + count * behaviour.error_ratio
                 errors = min(count, int(due))
                 self.state.errors[key] = due - errors
-                base = {
-                    "gateway": f"{ns}/{traffic.gateway}",
-                    "listener": "http",
-                    "route": f"{ns}/{name}",
-                    "route_rule": str(traffic.rule),
-                    "backend": f"{ns}/{backend}",
-                    "protocol": traffic.protocol,
-                    "method": "POST",
-                }
                 for status, n in (("200", count - errors), ("503", errors)):
                     if n:
-                        labels = {
-                            **base,
-                            "status": status,
-                            "reason": "" if status == "200" else "UpstreamFailure",
-                        }
+                        labels = _labels(ns, name, traffic, backend, status)
                         self.requests.labels(**labels).inc(n)
                         for _ in range(min(n, 50)):  # the histogram's shape, not every request
                             self.duration.labels(**labels).observe(behaviour.latency)
@@ -151,9 +152,16 @@ class Fixture:
     async def put_route(self, request: web.Request) -> web.Response:
         key = (request.match_info["namespace"], request.match_info["name"])
         try:
-            self.state.routes[key] = RouteTraffic.model_validate(await request.json())
+            traffic = RouteTraffic.model_validate(await request.json())
         except (ValidationError, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        # the named backends' counters exported at 0 before their first request (Prometheus's advice), so
+        # rate() sees their first requests: a series that appears with its first errors has no increase
+        # until its second scrape, and an error-rate query reads 0 meanwhile
+        for backend in traffic.backends:
+            for status in ("200", "503"):
+                self.requests.labels(**_labels(key[0], key[1], traffic, backend, status))
+        self.state.routes[key] = traffic
         return web.json_response({"ok": True})
 
     async def delete_route(self, request: web.Request) -> web.Response:
@@ -173,6 +181,78 @@ class Fixture:
         app.router.add_put("/routes/{namespace}/{name}", self.put_route)
         app.router.add_delete("/routes/{namespace}/{name}", self.delete_route)
         return app
+
+
+class RunningFixture:
+    """The fixture as a process of its own on 127.0.0.1, registered as a target of a local Prometheus
+    (``reconciler up`` and its demo). Started with the cluster's state marker under ``work``, so
+    ``reconciler cluster down`` stops it even when ``up`` was killed before it could.
+
+    Args:
+        work: its directory (log file; e.g. ``<state>/standins/agw-fixture``).
+        kubeconfig: the cluster whose HTTPRoutes' weights split the simulated traffic.
+        targets: the Prometheus ``file_sd`` targets file to register it in.
+    """
+
+    def __init__(self, work: Path, kubeconfig: Path, targets: Path) -> None:
+        self.work, self.kubeconfig, self.targets = work, kubeconfig, targets
+        self.port = 0
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it, wait until it listens and register it as a scrape target.
+
+        Raises:
+            ComponentError: it did not start.
+        """
+        import sys
+
+        from reconciler.devcluster.agents import wait_listening
+        from reconciler.devcluster.process import free_port, start
+        from reconciler.devcluster.prometheus import register_target
+
+        self.port = free_port()
+        log_file = self.work / "agw-fixture.log"
+        cmd = [sys.executable, "-m", __name__, "--port", str(self.port), "--kubeconfig", str(self.kubeconfig)]
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.pid = start("agw-fixture", cmd, log_file, self.work)
+        try:
+            wait_listening(self.port, 30, "agw-fixture", log_file, self.pid)
+            register_target(self.targets, self.address, {"fixture": "agentgateway"})
+        except BaseException:
+            self.stop()
+            raise
+
+    def route(self, namespace: str, name: str, traffic: dict[str, Any]) -> None:
+        """Set the simulated traffic of an HTTPRoute (``PUT /routes/<namespace>/<name>``)."""
+        import json
+        import urllib.request
+
+        req = urllib.request.Request(
+            f"{self.url}/routes/{namespace}/{name}", data=json.dumps(traffic).encode(), method="PUT"
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()
+
+    def stop(self) -> None:
+        """Unregister the target and stop the process (idempotent)."""
+        from reconciler.devcluster.process import stop_group
+        from reconciler.devcluster.prometheus import unregister_target
+
+        if self.port:
+            with contextlib.suppress(OSError):
+                unregister_target(self.targets, self.address)
+        if self.pid is not None:
+            stop_group(self.pid, timeout=5)
+            self.pid = None
 
 
 async def serve(port: int, kubeconfig: Path | None) -> None:

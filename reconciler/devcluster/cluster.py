@@ -1,9 +1,11 @@
-"""A real local Kubernetes control plane and NATS server, started and stopped from Python.
+"""A real local Kubernetes control plane, NATS server and Prometheus, started and stopped from Python.
 
 Components (each its own process group, bound to 127.0.0.1, logging to ``<state>/logs/<name>.log``):
 etcd (fsync off), kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes that become
-Ready and run pods), and nats-server with JetStream. State (pids, ports, paths) is kept in
-``<state>/state.json`` so ``reconciler cluster up|down|status`` work across processes; ``up`` is idempotent.
+Ready and run pods), nats-server with JetStream, and the pinned Prometheus (scraping the targets of
+``<state>/prometheus/targets.json`` every second; :mod:`reconciler.devcluster.prometheus`). State (pids,
+ports, paths) is kept in ``<state>/state.json`` so ``reconciler cluster up|down|status`` work across
+processes; ``up`` is idempotent.
 
 The data is the user's: ``up`` restarts what is not running on the recorded ports with the kept data
 (after a crash, a kill or a reboot), ``down`` stops without erasing, and only ``down --purge`` erases.
@@ -30,9 +32,10 @@ from reconciler.devcluster.binaries import Binaries, ensure_binaries
 from reconciler.devcluster.kubeconfig import write_kubeconfig
 from reconciler.devcluster.pki import write_pki
 from reconciler.devcluster.process import ComponentError
+from reconciler.devcluster.prometheus import PrometheusFiles
 
 Progress = Callable[[str], None]
-ORDER = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats"]
+ORDER = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats", "prometheus"]
 #: The ``state.json`` port keys each component listens on.
 PORTS = {
     "etcd": ("etcd-client", "etcd-peer"),
@@ -41,11 +44,13 @@ PORTS = {
     "kube-scheduler": ("scheduler",),
     "kwok": ("kwok",),
     "nats": ("nats", "nats-monitor"),
+    "prometheus": ("prometheus",),
 }
 #: What ``down --purge`` erases in the state directory (everything the cluster writes there).
 PURGED = (
     "etcd",
     "jetstream",
+    "prometheus",
     "pki",
     "logs",
     "kubeconfig",
@@ -94,6 +99,7 @@ class ClusterState:
     apiserver_url: str = ""
     nats_url: str = ""
     nats_monitor_url: str = ""
+    prometheus_url: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
@@ -103,13 +109,15 @@ class ClusterState:
 
 
 class LocalCluster:
-    """The local control plane plus NATS in ``state_dir``.
+    """The local control plane plus NATS and Prometheus in ``state_dir``.
 
     Args:
         state_dir: where certificates, data, logs, the kubeconfig and ``state.json`` live.
         nodes: how many kwok fake nodes to create.
         with_nats: also run nats-server with JetStream.
         with_kubernetes: run the Kubernetes components (False: NATS only).
+        with_prometheus: also run the pinned Prometheus (built once by ``build.sh prometheus``); default:
+            with the Kubernetes components.
     """
 
     def __init__(
@@ -119,11 +127,13 @@ class LocalCluster:
         nodes: int = 2,
         with_nats: bool = True,
         with_kubernetes: bool = True,
+        with_prometheus: bool | None = None,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.nodes = nodes
         self.with_nats = with_nats
         self.with_kubernetes = with_kubernetes
+        self.with_prometheus = with_kubernetes if with_prometheus is None else with_prometheus
         self._state_file = self.state_dir / "state.json"
 
     # -- state ----------------------------------------------------------------------------------------
@@ -198,6 +208,8 @@ class LocalCluster:
                 self._start_kubernetes(st, bins, stopped, started, progress)
             if self.with_nats and "nats" in stopped:
                 self._start_nats(st, started, progress)
+            if self.with_prometheus and "prometheus" in stopped:
+                self._start_prometheus(st, started, progress)
         except BaseException:
             progress("start-up failed: stopping what this command started (the data is kept)")
             for name in reversed(started):
@@ -214,6 +226,8 @@ class LocalCluster:
             names += ORDER[:5]
         if self.with_nats:
             names.append("nats")
+        if self.with_prometheus:
+            names.append("prometheus")
         return names
 
     def _is_running(self, st: ClusterState, name: str) -> bool:
@@ -429,6 +443,22 @@ class LocalCluster:
         st.nats_monitor_url = f"http://127.0.0.1:{st.ports['nats-monitor']}"
         self._wait("nats", st, lambda: _http_ok(st.nats_monitor_url + "/healthz?js-enabled-only=true"), 30)
 
+    def _start_prometheus(self, st: ClusterState, started: list[str], progress: Progress) -> None:
+        from reconciler.devcluster import prometheus
+
+        files = self.prometheus_files()  # kept across restarts: the TSDB and the registered targets
+        prometheus.write_config(files)
+        binary = prometheus.ensure_prometheus()  # a no-op when built (the first build takes minutes)
+        progress("starting prometheus")
+        self._start(st, "prometheus", prometheus.command(binary, files, st.ports["prometheus"]), started)
+        st.prometheus_url = f"http://127.0.0.1:{st.ports['prometheus']}"
+        self._wait("prometheus", st, lambda: _http_ok(st.prometheus_url + "/-/ready"), 60)
+
+    def prometheus_files(self) -> PrometheusFiles:
+        """The local Prometheus's config, targets file (:func:`~reconciler.devcluster.prometheus.
+        register_target` adds scrape targets to it) and TSDB, under ``<state>/prometheus``."""
+        return PrometheusFiles(self.state_dir / "prometheus")
+
     def _wait(self, name: str, st: ClusterState, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -443,8 +473,9 @@ class LocalCluster:
         """Stop every component of this cluster (reverse start order), leaving no process behind.
 
         The data, the certificates and the recorded ports stay, so the next :meth:`up` brings the same
-        cluster back; ``purge=True`` also erases them (etcd's data, JetStream's store, certificates,
-        kubeconfig, logs and ``state.json``; other files in ``state_dir`` are left alone).
+        cluster back; ``purge=True`` also erases them (etcd's data, JetStream's store, Prometheus's TSDB and
+        targets, certificates, kubeconfig, logs and ``state.json``; other files in ``state_dir`` are left
+        alone).
 
         Returns the names of the components that were running.
         """
@@ -521,6 +552,7 @@ def status_lines(cluster: LocalCluster) -> list[tuple[str, str, str]]:
         "kube-scheduler": f"https://127.0.0.1:{st.ports.get('scheduler', '?')}",
         "kwok": f"{st.nodes} fake nodes",
         "nats": st.nats_url,
+        "prometheus": st.prometheus_url,
     }
     for name in ORDER:
         if name in st.pids:

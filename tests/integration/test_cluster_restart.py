@@ -2,10 +2,10 @@
 
 On a cluster of this module's own (every component is killed here):
 
-* each component killed in turn (etcd, kube-apiserver, controller-manager, scheduler, kwok, nats-server),
-  then `cluster up`: only that component starts again, on its recorded ports; every object, inventory and
-  JetStream message is still there, and a daemon that kept running is ready again within 10 s, passes,
-  and corrects drift again (its watches resumed), without a restart;
+* each component killed in turn (etcd, kube-apiserver, controller-manager, scheduler, kwok, nats-server,
+  prometheus), then `cluster up`: only that component starts again, on its recorded ports; every object,
+  inventory and JetStream message is still there, and a daemon that kept running is ready again within
+  10 s, passes, and corrects drift again (its watches resumed), without a restart;
 * a "reboot" (every process gone, the state directory intact): `cluster up` brings the same cluster back
   on the same ports with its data;
 * a recorded port taken by another process meanwhile: a clear error naming the component, the port and
@@ -371,4 +371,5 @@ def test_down_keeps_the_data_and_only_purge_erases_it(cluster: LocalCluster) -> 
     assert purge.returncode == 0, purge.stderr
     assert process.processes_of(str(cluster.state_dir)) == []
     assert not (cluster.state_dir / "etcd").exists() and not (cluster.state_dir / "jetstream").exists()
+    assert not (cluster.state_dir / "prometheus").exists()
     assert cluster.load_state() is None

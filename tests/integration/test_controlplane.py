@@ -171,6 +171,55 @@ def test_teardown_leaves_no_process(tmp_path: Path) -> None:
     assert cluster.running() == {} and not (cluster.state_dir / "etcd").exists()
 
 
+def test_cluster_up_runs_prometheus_on_loopback_with_kept_targets_and_purge_erases_it(tmp_path: Path) -> None:
+    """`cluster up` starts the pinned Prometheus on 127.0.0.1 (shown by `cluster status`); a killed one
+    comes back on its port with its targets file; `down` stops it, `down --purge` erases its data. (No
+    Kubernetes: a quick cluster of NATS and Prometheus.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from reconciler_testing import kill_group
+
+    from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.process import port_in_use, processes_of
+    from reconciler.devcluster.prometheus import register_target
+
+    cli = [sys.executable, "-m", "reconciler.cli"]
+    cluster = LocalCluster(tmp_path / "state", with_kubernetes=False, with_prometheus=True)
+    st = cluster.up(progress=lambda m: None)
+    try:
+        assert st.prometheus_url == f"http://127.0.0.1:{st.ports['prometheus']}"
+        with urllib.request.urlopen(st.prometheus_url + "/-/ready", timeout=5) as resp:
+            assert resp.status == 200
+        status = subprocess.run(
+            [*cli, "cluster", "status", "--state-dir", str(cluster.state_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert status.returncode == 0, status.stdout + status.stderr
+        row = next(line for line in status.stdout.splitlines() if "prometheus" in line)
+        assert "running" in row and st.prometheus_url in row, status.stdout
+        targets = cluster.prometheus_files().targets
+        register_target(targets, "127.0.0.1:1", {"fixture": "test"})
+        kill_group(st.pids["prometheus"])
+        _wait(lambda: not port_in_use(st.ports["prometheus"]), 30)  # its connections close
+        again = cluster.up(progress=lambda m: None)
+        assert again.ports == st.ports and again.pids["nats"] == st.pids["nats"]
+        assert again.pids["prometheus"] != st.pids["prometheus"] and cluster.running()["prometheus"]
+        assert "127.0.0.1:1" in json.loads(targets.read_text())[0]["targets"]
+    finally:
+        cluster.down(progress=lambda m: None)
+    assert processes_of(str(cluster.state_dir)) == []
+    assert (cluster.state_dir / "prometheus" / "data").is_dir()
+    cluster.down(progress=lambda m: None, purge=True)
+    assert not (cluster.state_dir / "prometheus").exists()
+
+
 def test_component_failure_names_component_and_log(tmp_path: Path) -> None:
     from reconciler.devcluster import ComponentError, LocalCluster
     from reconciler.devcluster.process import processes_of
