@@ -39,7 +39,7 @@ app = typer.Typer(
     add_completion=False,
 )
 cluster_app = typer.Typer(
-    help="The local control plane (etcd, kube-apiserver, …, kwok) and NATS.", no_args_is_help=True
+    help="The local control plane (etcd, kube-apiserver, …, kwok), NATS and Prometheus.", no_args_is_help=True
 )
 webhooks_app = typer.Typer(help="Registry and Git-host webhook receivers.", no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
@@ -366,14 +366,20 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
                 console.print(c.diff, highlight=False, markup=False)
 
 
-def _context(repo: str, branch: str, kubeconfig: Path | None, context: str | None) -> Any:
+def _context(
+    repo: str, branch: str, kubeconfig: Path | None, context: str | None, prometheus: str | None = None
+) -> Any:
+    """A pass context for one-shot commands; rollout analysis asks ``prometheus`` (default
+    ``$RECONCILER_PROMETHEUS_URL``)."""
     from reconciler.cluster.client import KubeClient
     from reconciler.reconcile import PassContext
     from reconciler.settings import default_cache_dir
     from reconciler.source import GitSource
 
     return PassContext(
-        source=GitSource(repo, branch, default_cache_dir()), client=KubeClient(kubeconfig, context)
+        source=GitSource(repo, branch, default_cache_dir()),
+        client=KubeClient(kubeconfig, context),
+        prometheus_url=prometheus or os.environ.get("RECONCILER_PROMETHEUS_URL") or None,
     )
 
 
@@ -469,7 +475,9 @@ def _once(settings: Any, *, wait: bool = True) -> int:
     from reconciler.reconcile import load_environments, run_pass, wait_for_health
 
     try:
-        ctx = _context(settings.repo, settings.branch, settings.kubeconfig, settings.context)
+        ctx = _context(
+            settings.repo, settings.branch, settings.kubeconfig, settings.context, settings.prometheus_url
+        )
         rev = ctx.source.fetch()
         invalid: dict[str, str] = {}  # one invalid file fails its environment, not the others
         envs = load_environments(ctx.source.snapshot(rev).root, invalid=invalid)
