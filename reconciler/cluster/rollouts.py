@@ -5,7 +5,6 @@ stood (ARCHITECTURE.md §7). Written with server-side apply under the field mana
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -74,10 +73,3 @@ class RolloutStore:
     def delete(self, env: str, app: str) -> None:
         """Forget ``app``'s rollout in ``env``."""
         self.client.delete(state_ref(env, app, self.source))
-
-
-def dumps(state: RolloutState) -> str:
-    """``state`` as compact JSON (for notes and events)."""
-    return json.dumps(
-        state.model_dump(mode="json", exclude={"stable", "candidate", "samples"}), separators=(",", ":")
-    )

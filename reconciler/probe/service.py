@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from reconciler.model.health import HealthState, HealthStatus
-from reconciler.probe.contract import ServerRef, ToolRequirement, requirements, tool_names_of
+from reconciler.probe.contract import ServerRef, ToolRequirement, check, requirements, tool_names_of
 from reconciler.probe.mcp import Transport, probe_mcp
 from reconciler.probe.models import A2AProbeResult, McpProbeResult, ProbeLimits, ToolInfo
 from reconciler.probe.targets import AddressFile, ProbeAddresses, addresses_from_env
@@ -510,20 +510,13 @@ class ProbeService:
         return HealthStatus(state=state, message="; ".join(parts)[:300])
 
     def missing_tools(self, reqs: Iterable[ToolRequirement], lookup: ObjectLookup | None) -> list[str]:
-        """A message for each required tool its server does not list (servers whose tool list cannot be
-        read are skipped: their own verdict says why)."""
-        out: list[str] = []
-        for req in reqs:
-            if req.tools is None or lookup is None:
-                continue
-            listed, _ = self.tools(lookup(req.server))
-            if listed is None:
-                continue
-            names = {t.name for t in listed}
-            for name in req.tools:
-                if name not in names:
-                    out.append(f"requires tool {name!r} of {req.server}, which does not list it")
-        return out
+        """A message for each required tool its server does not list (:func:`contract.check`; servers
+        whose tool list cannot be read are skipped: their own verdict says why)."""
+        named = [r for r in reqs if r.tools is not None]
+        if lookup is None or not named:
+            return []
+        lists = {r.server: self.tools(lookup(r.server))[0] for r in named}
+        return [v.message for v in check(named, lists).violations]
 
 
 def secret_reader(get: Callable[[str, str, str], Mapping[str, Any] | None]) -> SecretReader:

@@ -40,7 +40,6 @@ class LaidOver:
     objects: list[dict[str, Any]]
     states: dict[str, RolloutState] = field(default_factory=dict)
     base: list[dict[str, Any]] = field(default_factory=list)
-    started: list[str] = field(default_factory=list)
 
 
 def _find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any] | None:
@@ -162,8 +161,6 @@ def lay_over(
                 raise PlanError(refused)
         if changed and not dry_run:
             store.save(state)
-        if changed and state.active and state.revision == revision and state.started_at == at:
-            out.started.append(spec.app)
         out.states[spec.app] = state
         if laid_over(state, desired):
             out.objects = transform(out.objects, spec, state)

@@ -126,8 +126,11 @@ def apply_check(
             skipped.append(str(req.server))
             continue
         if req.server not in lists:
-            current = live(req.server) if live is not None else None
-            lists[req.server] = _tools_of(probes, rendered or current, current)
+            found = _tools_of(probes, rendered, None)
+            if found is None and live is not None:  # no probe answered: the live object's discoveredTools
+                current = live(req.server)
+                found = _tools_of(probes, None if rendered else current, current)
+            lists[req.server] = found
         reqs.append(req)
     report = check(reqs, lists)
     report.unverified += [s for s in dict.fromkeys(skipped) if s not in report.unverified]
