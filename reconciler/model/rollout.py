@@ -8,6 +8,7 @@
           steps: [10, 25, 50, 100]        # canary weight (percent of requests) per step
           interval: 30                    # seconds per step: one analysis of every query per interval
           headerMatch: {name: x-canary, value: always}   # optional: this header always reaches the canary
+          split: weights                  # or replicas: session affinity for stateful MCP servers
       analysis:
         prometheus: http://127.0.0.1:9090
         queries:
@@ -17,6 +18,8 @@
             / sum(rate(agentgateway_requests_total{route="{{route}}",backend=~".*{{canary}}.*"}[1m]))
           max: 0.05
           failureLimit: 1
+        probes:                           # protocol probes of the canary Service, gates like the queries
+        - name: protocol
 
 The vocabulary follows Flagger's ``Canary`` (``analysis.interval``, ``threshold``, ``stepWeights``,
 ``metrics[].thresholdRange.{min,max}``; https://docs.flagger.app/usage/how-it-works) and Argo Rollouts'
@@ -59,6 +62,24 @@ class HeaderMatch(BaseModel):
     value: str = Field(min_length=1)
 
 
+class Split(StrEnum):
+    """How a canary's share of traffic is made.
+
+    * ``weights``: per-request weights on the HTTPRoute rule (``backendRefs[].weight``). The gateway picks
+      a backend for every request, so a stateful MCP session (``Mcp-Session-Id``) or a multi-turn A2A task
+      may land on the other version: use it for stateless servers (agentgateway ``sessionRouting:
+      Stateless``; MCP 2026-07-28 servers keep no session).
+    * ``replicas``: session affinity. The canary's pods also join the stable Service, and the share is
+      the canary's fraction of the pods (approximate, by endpoint count); the route is left as Git has it.
+      A gateway that pins each session to the pod it first reached (agentgateway's default
+      ``sessionRouting: Stateful`` keys sessions by its ``mcp-session-id`` header) keeps every session on
+      one version for its whole life.
+    """
+
+    WEIGHTS = "weights"
+    REPLICAS = "replicas"
+
+
 class CanaryStrategy(BaseModel):
     """Shift traffic to the new version in weighted steps, analysing each step."""
 
@@ -69,6 +90,12 @@ class CanaryStrategy(BaseModel):
     )
     interval: float = Field(default=30.0, gt=0, description="seconds per step")
     header_match: HeaderMatch | None = Field(default=None, alias="headerMatch")
+    split: Split = Field(
+        default=Split.WEIGHTS,
+        description="weights: per-request HTTPRoute weights (stateless servers); replicas: the canary's "
+        "share of the pods behind the stable Service, so a gateway that pins sessions to pods keeps each "
+        "MCP session on one version (session affinity)",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -151,6 +178,41 @@ class AnalysisQuery(BaseModel):
         return self
 
 
+class ProbeProtocol(StrEnum):
+    """Which protocol a probe gate speaks to the canary."""
+
+    AUTO = "auto"
+    MCP = "mcp"
+    A2A = "a2a"
+
+
+class ProbeGate(BaseModel):
+    """A protocol probe of the canary, a gate of the same kind as a query: each sample probes the canary
+    Service (MCP: handshake and complete ``tools/list``; A2A: the agent card) and passes only when it is
+    ``Healthy`` and, with ``tools``, lists every tool the stable version lists with a compatible input
+    schema (:func:`reconciler.probe.contract.schema_changes`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(default="protocol", pattern=_NAME_RE.pattern, max_length=63)
+    protocol: ProbeProtocol = Field(
+        default=ProbeProtocol.AUTO, description="auto: from the canary Service's port appProtocol"
+    )
+    tools: bool = Field(
+        default=True, description="MCP: the canary must keep the stable version's tools and their schemas"
+    )
+    interval: float | None = Field(
+        default=None, gt=0, description="seconds between samples (default: the step's)"
+    )
+    failure_limit: int = Field(default=0, ge=0, alias="failureLimit", description="failed samples tolerated")
+    inconclusive_limit: int = Field(
+        default=0,
+        ge=0,
+        alias="inconclusiveLimit",
+        description="inconclusive samples (the canary not reachable from here) tolerated before pausing",
+    )
+
+
 class Analysis(BaseModel):
     """Where and what to measure at each step."""
 
@@ -168,16 +230,23 @@ class Analysis(BaseModel):
         "time to show the new weights; as Argo Rollouts' initialDelay)",
     )
     queries: list[AnalysisQuery] = Field(default_factory=list)
+    probes: list[ProbeGate] = Field(
+        default_factory=list, description="protocol probes of the canary, gates like the queries"
+    )
 
-    @field_validator("queries")
-    @classmethod
-    def _unique(cls, value: list[AnalysisQuery]) -> list[AnalysisQuery]:
+    @model_validator(mode="after")
+    def _unique(self) -> Analysis:
         seen: set[str] = set()
-        for q in value:
-            if q.name in seen:
-                raise ValueError(f"query name {q.name!r} is used twice")
-            seen.add(q.name)
-        return value
+        for g in self.gates:
+            if g.name in seen:
+                raise ValueError(f"gate name {g.name!r} is used twice (queries and probes share names)")
+            seen.add(g.name)
+        return self
+
+    @property
+    def gates(self) -> list[AnalysisQuery | ProbeGate]:
+        """Every gate of a step: the queries, then the probes."""
+        return [*self.queries, *self.probes]
 
 
 class RolloutSpec(BaseModel):

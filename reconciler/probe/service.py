@@ -375,6 +375,22 @@ class ProbeService:
         except LookupError:
             return None
 
+    async def fresh_mcp(self, obj: Mapping[str, Any], namespace: str = "") -> McpProbeResult | None:
+        """Probe ``obj``'s MCP endpoint now, never from the cache (the result is cached for others), for
+        gates that need evidence from this moment (a rollout step's probe gate). ``None`` as :meth:`mcp`."""
+        keyed = self._keyed(obj, namespace)
+        if keyed is None or isinstance(keyed, McpProbeResult):
+            return keyed
+        return await self._probe_mcp(*keyed)
+
+    async def fresh_a2a(self, obj: Mapping[str, Any], namespace: str = "") -> A2AProbeResult | None:
+        """Fetch ``obj``'s agent card now, never from the cache. ``None`` as :meth:`a2a`."""
+        target = a2a_target(obj, namespace)
+        address = self.address(target.url) if target is not None else None
+        if target is None or address is None:
+            return None
+        return await self._probe_a2a((address, target.skills))
+
     # ------------------------------------------------------------------ A2A
     def a2a(self, obj: Mapping[str, Any], namespace: str = "") -> A2AProbeResult | None:
         """The agent-card probe result of ``obj`` (cached, or probed now), or ``None`` when ``obj`` is no

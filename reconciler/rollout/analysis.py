@@ -28,7 +28,15 @@ from typing import Any
 
 import aiohttp
 
-from reconciler.model.rollout import AnalysisQuery, OnEmpty, RolloutSpec, Sample, SampleOutcome, render_query
+from reconciler.model.rollout import (
+    AnalysisQuery,
+    OnEmpty,
+    ProbeGate,
+    RolloutSpec,
+    Sample,
+    SampleOutcome,
+    render_query,
+)
 
 
 class StepVerdict(StrEnum):
@@ -169,8 +177,8 @@ async def sample(prometheus: Prometheus, query: AnalysisQuery, values: Mapping[s
     return judge_values(query, promql, found, at)
 
 
-def decide(query: AnalysisQuery, samples: Sequence[Sample]) -> StepVerdict:
-    """The verdict of one query's samples so far: ``Failed`` after an error or more than
+def decide(query: AnalysisQuery | ProbeGate, samples: Sequence[Sample]) -> StepVerdict:
+    """The verdict of one gate's (query's or probe's) samples so far: ``Failed`` after an error or more than
     ``failureLimit`` failures, ``Inconclusive`` after more than ``inconclusiveLimit`` inconclusive
     samples, else ``Running`` (the step's time decides when ``Running`` becomes ``Passed``)."""
     mine = [s for s in samples if s.query == query.name]

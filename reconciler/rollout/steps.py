@@ -2,9 +2,9 @@
 next state and what must happen now. Pure; the controller does the I/O.
 
 A canary walks its ``steps`` (weights), each lasting at least ``interval`` seconds and ending only when
-every query has a ``Passed`` sample in it. Blue/green is two steps: the preview (weight 0, the preview
-header reaches the new version) for ``previewDuration`` seconds, then the switch (weight 100) kept for
-``scaleDownDelay`` seconds before the old version goes. After each sample:
+every gate (query or probe) has a ``Passed`` sample in it. Blue/green is two steps: the preview (weight
+0, the preview header reaches the new version) for ``previewDuration`` seconds, then the switch (weight
+100) kept for ``scaleDownDelay`` seconds before the old version goes. After each sample:
 
 * a query that failed (more than ``failureLimit`` failed samples, or an error) aborts at once: the
   canary gets weight 0 and the revert commit is asked for (:attr:`Move.ABORT`);
@@ -84,7 +84,7 @@ def advance(
         return state, Move.NONE
     st = state.model_copy(deep=True)
     st.samples.extend(new)
-    queries = spec.analysis.queries
+    queries = spec.analysis.gates
     verdicts = {q.name: decide(q, st.samples) for q in queries}
     failed = [n for n, v in verdicts.items() if v is StepVerdict.FAILED]
     steps = schedule(spec)

@@ -185,6 +185,7 @@ class Daemon:
             self.source.url,
             self.auto if settings.promotion_records else None,
             settings.prometheus_url,
+            probes=self.ctx.probes,
         )
 
     # -- lifecycle --------------------------------------------------------------------------------

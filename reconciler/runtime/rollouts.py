@@ -28,9 +28,20 @@ from reconciler.cluster.client import KubeClient
 from reconciler.cluster.rollouts import FIELD_MANAGER, RolloutStore
 from reconciler.errors import KubeError
 from reconciler.model import Environment, ObjectRef, ref_of
-from reconciler.model.rollout import RolloutPhase, RolloutSpec, RolloutState, Sample
+from reconciler.model.rollout import (
+    AnalysisQuery,
+    ProbeGate,
+    RolloutPhase,
+    RolloutSpec,
+    RolloutState,
+    Sample,
+    SampleOutcome,
+    Split,
+)
+from reconciler.probe.service import ProbeService
 from reconciler.promote.auto import AutoRollback
 from reconciler.rollout.analysis import Prometheus, sample
+from reconciler.rollout.gates import probe_sample
 from reconciler.rollout.plan import PlanError, transform
 from reconciler.rollout.steps import Move, advance
 
@@ -76,6 +87,8 @@ class RolloutRunner:
         auto: records notes and makes revert commits.
         prometheus: the default Prometheus URL (an environment's ``analysis.prometheus`` wins).
         clock: UNIX seconds (replaceable in tests).
+        probes: probes the canary for ``analysis.probes`` gates (``None``: those samples are
+            ``Inconclusive``, and the step pauses).
     """
 
     def __init__(
@@ -86,8 +99,10 @@ class RolloutRunner:
         auto: AutoRollback | None,
         prometheus: str | None,
         clock: Callable[[], float] = time.time,
+        probes: ProbeService | None = None,
     ) -> None:
         self.host = host
+        self.probes = probes
         self.client = client
         self.store = RolloutStore(client, source)
         self.auto = auto
@@ -159,11 +174,16 @@ class RolloutRunner:
     ) -> list[Sample]:
         last = {smp.query: smp.at for smp in state.samples}
         step = spec.strategy.canary.interval if spec.strategy.canary else sample_every(spec)
-        due = [
-            q for q in spec.analysis.queries if self.clock() - last.get(q.name, 0.0) >= (q.interval or step)
+        gates = [
+            g for g in spec.analysis.gates if self.clock() - last.get(g.name, 0.0) >= (g.interval or step)
         ]
-        if not due:
+        due = [g for g in gates if isinstance(g, AnalysisQuery)]
+        probes = [g for g in gates if isinstance(g, ProbeGate)]
+        if not gates:
             return []
+        probed = await self._probe(env, spec, state, probes) if probes else []
+        if not due:
+            return probed
         values = {
             "environment": env.name,
             "namespace": str((state.candidate.get("metadata") or {}).get("namespace") or env.namespace or ""),
@@ -173,9 +193,7 @@ class RolloutRunner:
             "canary": spec.canary_name,
         }
         if prom is None:
-            from reconciler.model.rollout import SampleOutcome
-
-            return [
+            return probed + [
                 Sample(
                     query=q.name,
                     promql=q.query,
@@ -185,7 +203,42 @@ class RolloutRunner:
                 )
                 for q in due
             ]
-        return list(await asyncio.gather(*(sample(prom, q, values) for q in due)))
+        return probed + list(await asyncio.gather(*(sample(prom, q, values) for q in due)))
+
+    async def _probe(
+        self, env: Environment, spec: RolloutSpec, state: RolloutState, gates: list[ProbeGate]
+    ) -> list[Sample]:
+        """Samples of the probe gates: the canary Service (and the stable one, to compare tools) as the
+        last pass laid the rollout over the desired set."""
+        base = self.host.rollout_base(env.name)
+        laid = transform(base, spec, state) if base is not None else []
+        namespace = str((state.candidate.get("metadata") or {}).get("namespace") or env.namespace or "")
+
+        def service(name: str) -> dict[str, Any] | None:
+            return next(
+                (
+                    o
+                    for o in laid
+                    if o.get("kind") == "Service" and (o.get("metadata") or {}).get("name") == name
+                ),
+                None,
+            )
+
+        canary, stable = service(spec.canary_name), service(spec.stable_service)
+        if canary is None:
+            return [
+                Sample(
+                    query=g.name,
+                    promql="probe",
+                    outcome=SampleOutcome.INCONCLUSIVE,
+                    message=f"no evidence: the canary Service {spec.canary_name} is not known yet",
+                    at=self.clock(),
+                )
+                for g in gates
+            ]
+        return list(
+            await asyncio.gather(*(probe_sample(g, canary, stable, self.probes, namespace) for g in gates))
+        )
 
     async def _act(self, env: Environment, spec: RolloutSpec, state: RolloutState, move: Move) -> None:
         log.info("rollout %s/%s: %s (%s)", env.name, spec.app, move.value, state.message)
@@ -214,13 +267,24 @@ class RolloutRunner:
         except PlanError as exc:
             log.warning("rollout %s/%s: %s", env.name, spec.app, exc)
             return
-        wanted = {("HTTPRoute", spec.route)}
-        if state.phase is RolloutPhase.ABORTED:
-            wanted.add(("Deployment", spec.canary_name))
+        by_replicas = spec.strategy.canary is not None and spec.strategy.canary.split is Split.REPLICAS
+        if by_replicas:  # the share is the pods': both Deployments' replicas, the route unchanged
+            wanted = {("Deployment", spec.app), ("Deployment", spec.canary_name)}
+        else:
+            wanted = {("HTTPRoute", spec.route)}
+            if state.phase is RolloutPhase.ABORTED:
+                wanted.add(("Deployment", spec.canary_name))
         changed = [o for o in laid if (o.get("kind"), (o.get("metadata") or {}).get("name")) in wanted]
         self.host.replace_desired(env.name, changed)
         for obj in changed:
             ref: ObjectRef = ref_of(obj)
+            if obj.get("kind") == "Deployment":  # only the count: the pass owns the rest of the manifest
+                obj = {
+                    "apiVersion": obj.get("apiVersion"),
+                    "kind": "Deployment",
+                    "metadata": {"name": ref.name, "namespace": ref.namespace},
+                    "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+                }
             try:
                 self.client.apply(obj, ref, field_manager=FIELD_MANAGER, force=True)
             except KubeError as exc:

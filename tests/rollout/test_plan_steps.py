@@ -10,8 +10,10 @@ import pytest
 
 from reconciler.model.rollout import RolloutPhase, RolloutSpec, RolloutState, Sample, SampleOutcome
 from reconciler.rollout.plan import (
+    ROLLOUT_LABEL,
     PlanError,
     canary_deployment,
+    replica_split,
     template_changed,
     transform,
     weighted_route,
@@ -188,3 +190,84 @@ def test_blue_green_is_a_preview_then_a_switch() -> None:
     assert route["spec"]["rules"][1]["backendRefs"][0]["name"] == "clock-canary"
     st, move = advance(spec, st, [_sample(SampleOutcome.PASSED)], now=20)
     assert move is Move.SHIFT and st.weight == 100
+
+
+@pytest.mark.parametrize(
+    ("total", "weight", "want"),
+    [(4, 0, (4, 0)), (4, 10, (3, 1)), (4, 25, (3, 1)), (4, 50, (2, 2)), (4, 75, (1, 3)), (4, 100, (0, 4)),
+     (1, 10, (1, 1)), (1, 100, (0, 1)), (10, 10, (9, 1)), (3, 99, (1, 3))],
+)  # fmt: skip
+def test_replica_split_keeps_one_of_each_between_the_ends(
+    total: int, weight: int, want: tuple[int, int]
+) -> None:
+    assert replica_split(total, weight) == want
+
+
+def test_split_by_replicas_shares_the_stable_service_and_leaves_the_weights_alone() -> None:
+    spec = _spec(
+        canary={
+            "steps": [25, 100],
+            "split": "replicas",
+            "headerMatch": {"name": "x-canary", "value": "always"},
+        }
+    )
+    state = _begin(spec, "1.0", "1.1")
+    stable_manifest = _deployment("1.0")
+    stable_manifest["spec"]["replicas"] = 4
+    state = state.model_copy(update={"stable": stable_manifest})
+    desired = [_deployment("1.1"), SERVICE, ROUTE]
+    out = transform(desired, spec, state)
+    by = {(o["kind"], o["metadata"]["name"]): o for o in out}
+    stable, canary = by[("Deployment", "clock")], by[("Deployment", "clock-canary")]
+    assert (stable["spec"]["replicas"], canary["spec"]["replicas"]) == (3, 1)
+    pod_labels = canary["spec"]["template"]["metadata"]["labels"]
+    # the stable Service selects the canary's pods too (sessions stay where the gateway pinned them) ...
+    assert all(pod_labels.get(k) == v for k, v in SERVICE["spec"]["selector"].items())  # type: ignore[union-attr]
+    # ... while the canary Deployment and Service select only them
+    assert canary["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "clock",
+        ROLLOUT_LABEL: "canary",
+    }
+    assert by[("Service", "clock-canary")]["spec"]["selector"] == {
+        "app.kubernetes.io/name": "clock",
+        "tier": "mcp",
+        ROLLOUT_LABEL: "canary",
+    }
+    rules = by[("HTTPRoute", "clock")]["spec"]["rules"]
+    assert rules[0]["backendRefs"] == [{"name": "clock", "port": 80}], "no per-request weights"
+    assert rules[1]["backendRefs"] == [{"name": "clock-canary", "port": 80, "weight": 100}]
+    aborted = transform(desired, spec, state.model_copy(update={"phase": RolloutPhase.ABORTED, "weight": 0}))
+    by = {(o["kind"], o["metadata"]["name"]): o for o in aborted}
+    assert (
+        by[("Deployment", "clock")]["spec"]["replicas"],
+        by[("Deployment", "clock-canary")]["spec"]["replicas"],
+    ) == (4, 0)
+
+
+def test_probe_gates_are_gates_like_queries() -> None:
+    spec = RolloutSpec.model_validate(
+        {
+            "app": "clock",
+            "route": "clock",
+            "strategy": {"canary": {"steps": [50, 100], "interval": 10}},
+            "analysis": {"probes": [{"name": "mcp", "failureLimit": 1}]},
+        }
+    )
+    state = _begin(spec, "1.0", "1.1")
+    probe = Sample(query="mcp", promql="mcp probe", outcome=SampleOutcome.FAILED, message="down", at=0)
+    st, move = advance(spec, state, [probe], 1)
+    assert move is Move.NONE, "one failure is within failureLimit 1"
+    st, move = advance(spec, st, [probe.model_copy(update={"at": 2})], 2)
+    assert move is Move.ABORT and "mcp: down" in st.message
+    passed = probe.model_copy(update={"outcome": SampleOutcome.PASSED, "message": "ok", "at": 11})
+    st, move = advance(spec, state, [passed], 11)
+    assert move is Move.SHIFT
+    with pytest.raises(ValueError, match="used twice"):
+        RolloutSpec.model_validate(
+            {
+                "app": "clock",
+                "route": "clock",
+                "strategy": {"canary": {"steps": [100]}},
+                "analysis": {"queries": [{"name": "x", "query": "up", "max": 1}], "probes": [{"name": "x"}]},
+            }
+        )

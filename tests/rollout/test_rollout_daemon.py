@@ -240,3 +240,112 @@ def test_an_invalid_query_stops_the_pass_that_would_begin_the_rollout(
     assert _image(kube, namespace, "clock") == "ghcr.io/acme/clock:1.0"
     state = RolloutStore(kube, str(env_repo.remote)).load("dev", "clock")
     assert state is not None and state.phase is RolloutPhase.SUCCEEDED, "no rollout began"
+
+
+def _affinity_files(ns: str, tag: str) -> dict[str, str]:
+    """clock as an MCP server (port appProtocol mcp) with 2 replicas, rolled out by replicas (session
+    affinity) and gated on a protocol probe of the canary."""
+    files = _files(ns, tag)
+    env = json.loads(files["envs/dev.yaml"])
+    env["rollouts"][0]["strategy"] = {"canary": {"steps": [50, 100], "interval": 2, "split": "replicas"}}
+    env["rollouts"][0]["analysis"] = {"probes": [{"name": "protocol", "interval": 0.5}]}
+    files["envs/dev.yaml"] = json.dumps(env, indent=1)
+    files["overlays/dev/deployment.yaml"] = files["overlays/dev/deployment.yaml"].replace(
+        "replicas: 1", "replicas: 2"
+    )
+    files["overlays/dev/service.yaml"] = files["overlays/dev/service.yaml"].replace(
+        "ports: [{port: 80}]", "ports: [{port: 80, appProtocol: mcp}]"
+    )
+    return files
+
+
+def _replicas(kube: KubeClient, ns: str, name: str) -> int | None:
+    dep = kube.get(ObjectRef(group="apps", version="v1", kind="Deployment", namespace=ns, name=name))
+    return None if dep is None else int(dep["spec"].get("replicas", 1))
+
+
+async def test_a_session_affine_canary_shares_the_pods_and_is_gated_on_a_protocol_probe(
+    env_repo: EnvRepo,
+    kube: KubeClient,
+    kubeconfig: Path,
+    namespace: str,
+    cache_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler.devcluster.agents import start_server_everything
+    from reconciler.devcluster.process import free_port
+    from reconciler.probe.targets import write_addresses
+
+    server = start_server_everything(tmp_path)
+    origin = server.url.removesuffix("/mcp")
+    addresses = tmp_path / "addresses.json"
+
+    def route_probes(canary: str) -> None:
+        svc = f"http://{{}}.{namespace}.svc.cluster.local:80"
+        write_addresses(addresses, {svc.format("clock"): origin, svc.format("clock-canary"): canary})
+
+    route_probes(origin)
+    monkeypatch.setenv("RECONCILER_PROBE_ADDRESSES", f"@{addresses}")
+    for rel, text in _affinity_files(namespace, "1.0").items():
+        env_repo.write(rel, text)
+    env_repo.commit("clock 1.0, rolled out by replicas")
+    results: list[PassResult] = []
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir), on_result=results.append)
+    store = RolloutStore(kube, str(env_repo.remote))
+    await daemon.start()
+    try:
+        await until(lambda: results, 30, "the first pass")
+        assert results[-1].ok, results[-1].error
+        for rel, text in _affinity_files(namespace, "1.1").items():
+            env_repo.write(rel, text)
+        await asyncio.to_thread(env_repo.commit, "clock 1.1")
+        started = await daemon.trigger("dev", "test")
+        assert started.ok, started.error
+        # step 1: one pod of each version behind the stable Service; the route keeps Git's single backend
+        assert (_replicas(kube, namespace, "clock"), _replicas(kube, namespace, "clock-canary")) == (1, 1)
+        assert _image(kube, namespace, "clock-canary") == "ghcr.io/acme/clock:1.1"
+        assert _backends(kube, namespace) == [
+            {"group": "", "kind": "Service", "name": "clock", "port": 80, "weight": 1}
+        ]
+        canary_svc = kube.get(
+            ObjectRef(version="v1", kind="Service", namespace=namespace, name="clock-canary")
+        )
+        assert canary_svc is not None and canary_svc["spec"]["selector"]["reconciler.dev/rollout"] == "canary"
+        await until(
+            lambda: (s := store.load("dev", "clock")) is not None and s.phase is RolloutPhase.SUCCEEDED,
+            60,
+            "success",
+        )
+        done = store.load("dev", "clock")
+        assert done is not None and "protocol: MCP probe Healthy" in done.history[0], done.history
+        await until(
+            lambda: _image(kube, namespace, "clock") == "ghcr.io/acme/clock:1.1", 30, "the new stable"
+        )
+        await until(lambda: _image(kube, namespace, "clock-canary") is None, 30, "the canary pruned")
+        assert _replicas(kube, namespace, "clock") == 2
+
+        # a canary nobody answers for: the probe fails → no canary pods at once, reverted in Git
+        route_probes(f"http://127.0.0.1:{free_port()}")
+        for rel, text in _affinity_files(namespace, "1.2").items():
+            env_repo.write(rel, text)
+        bad = await asyncio.to_thread(env_repo.commit, "clock 1.2")
+        await daemon.trigger("dev", "test")
+        await until(
+            lambda: (s := store.load("dev", "clock")) is not None and s.phase is RolloutPhase.ABORTED,
+            60,
+            "abort",
+        )
+        assert (_replicas(kube, namespace, "clock"), _replicas(kube, namespace, "clock-canary")) == (2, 0)
+        await until(lambda: (s := store.load("dev", "clock")) is not None and s.reverted, 30, "the revert")
+        log = subprocess.run(
+            ["git", "log", "-1", "--format=%B", "main"],
+            cwd=env_repo.remote,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"Rollback-Of: {bad}" in log and "protocol: MCP probe Failed" in log, log
+    finally:
+        await daemon.stop()
+        server.stop()
