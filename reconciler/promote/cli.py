@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.model import Environment
 from reconciler.probe.service import service_from_env
 from reconciler.promote.history import HistoryEntry, split_ref, timeline
-from reconciler.promote.hosts import HostConfig, host_config
+from reconciler.promote.hosts import HostConfig, as_kind, host_config
 from reconciler.promote.promotion import PromotionError, RuleError, promote
 from reconciler.promote.records import Outcome, PromotionEvent
 from reconciler.promote.rollback import RollbackConflict, rollback
@@ -42,9 +42,14 @@ CacheDir = Annotated[
 Push = Annotated[bool, typer.Option("--push", help="commit directly on the branch (if the rules allow)")]
 Pr = Annotated[bool, typer.Option("--pr", help="commit on a branch and open a pull request")]
 HostKind = Annotated[
-    str | None, typer.Option("--host", help="github or gitlab (default: from the remote URL)")
+    str | None,
+    typer.Option(
+        "--host", help="github, gitlab or gitea (default: $RECONCILER_GIT_HOST, else from the remote URL)"
+    ),
 ]
-HostRepo = Annotated[str | None, typer.Option("--host-repo", help="owner/name or the GitLab project path")]
+HostRepo = Annotated[
+    str | None, typer.Option("--host-repo", help="owner/name (GitHub, Gitea) or the GitLab project path")
+]
 HostApi = Annotated[str | None, typer.Option("--host-api", help="API base URL of the Git host")]
 Nats = Annotated[
     str | None, typer.Option("--nats", envvar="RECONCILER_NATS_URL", help="publish the event here")
@@ -70,7 +75,6 @@ def _envs(writer: GitWriter, *needed: str) -> dict[str, Environment]:
     Raises:
         ConfigError: ``envs/`` is missing, or the file of a ``needed`` environment is invalid.
     """
-    from reconciler.errors import ConfigError
     from reconciler.reconcile import load_environments
 
     invalid: dict[str, str] = {}
@@ -88,14 +92,10 @@ def _mode(push: bool, pr: bool) -> Literal["push", "pr"] | None:
 
 
 def _host(repo: str, kind: str | None, host_repo: str | None, api: str | None) -> HostConfig | None:
-    if kind is not None and kind not in ("github", "gitlab"):
-        raise _fail(f"--host must be github or gitlab, not {kind!r}", 2)
-    return host_config(
-        repo,
-        kind="github" if kind == "github" else "gitlab" if kind == "gitlab" else None,
-        repo=host_repo,
-        api_url=api,
-    )
+    try:
+        return host_config(repo, kind=as_kind(kind), repo=host_repo, api_url=api)
+    except ConfigError as exc:
+        raise _fail(f"--host: {exc}" if kind is not None else str(exc), 2) from None
 
 
 def _publish(nats: str | None, event: PromotionEvent) -> None:
