@@ -47,6 +47,13 @@ class DaemonSettings(BaseSettings):
         description="seconds before JetStream redelivers an image event a crashed daemon had not "
         "acknowledged (RECONCILER_IMAGE_ACK_WAIT)",
     )
+    commit_status: bool = Field(
+        default=True,
+        description="post each environment's outcome (pass failed or blocked, health gate pending, passed "
+        "or failed) as a commit status reconciler/<env> on the commit, when the repository's Git host is "
+        "known and has a token (RECONCILER_GIT_HOST, RECONCILER_GIT_HOST_TOKEN …; promote/statuses.py); "
+        "RECONCILER_COMMIT_STATUS=false turns it off",
+    )
     promotion_records: bool = Field(
         default=True,
         description="after each new revision: wait for the health gate, record the outcome as a Git note "

@@ -56,7 +56,9 @@ from reconciler.model import (
 from reconciler.observe.logging import log_context
 from reconciler.observe.status import ProbeTimes, ProtocolReport, protocol_report
 from reconciler.promote.auto import AutoRollback, bus_publisher
+from reconciler.promote.hosts import StatusState
 from reconciler.promote.images import ImageAutomation, run_consumer
+from reconciler.promote.statuses import commit_statuses, gate_status, sha_of
 from reconciler.reconcile import (
     SETTLED,
     PassContext,
@@ -179,6 +181,7 @@ class Daemon:
         self._envs_at = ""  # the commit whose envs/ the set of environments follows
         self._envs_started = 0.0  # when the pass that read it started (UNIX seconds)
         self.removed: dict[str, dict[str, Any]] = {}  # environments whose file a commit removed
+        self.statuses = commit_statuses(settings)
         self.rollouts = RolloutRunner(
             self,
             self.client,
@@ -574,6 +577,7 @@ class Daemon:
             self._spawn(self._follow_environments(result))
             laid = self.ctx.rollouts.get(state.name)
             rolling = laid is not None and any(st.active for st in laid.states.values())
+            self._report_pass(state, result, rolling)
             if laid is not None and state.env is not None and result.ok:
                 self.rollouts.after_pass(state.env, laid.states)
             # a revision being rolled out is settled (health gate, record) once its rollout has ended
@@ -747,16 +751,44 @@ class Daemon:
                 if settled or time.monotonic() >= deadline:
                     return health
 
+        sha = sha_of(result.revision)
+        gating = False
+
+        def wait_reported(timeout: float) -> dict[str, HealthStatus]:
+            nonlocal gating
+            if not gating and self.statuses is not None:  # only when the gate runs (not for a settled sha)
+                gating = True
+                self.statuses.report(env.name, sha, "pending", "applied; waiting for the health gate")
+            return wait(timeout)
+
         try:
-            decision = await asyncio.to_thread(self.auto.after_pass, env, result, wait)
+            decision = await asyncio.to_thread(self.auto.after_pass, env, result, wait_reported)
             if decision.passed is not None and decision.outcome is not None:
                 state.gate = "passed" if decision.passed else f"failed: {decision.outcome.value}"
+                if self.statuses is not None:
+                    await asyncio.to_thread(self.statuses.report, env.name, sha, *gate_status(decision))
         except ReconcilerError:
             return
         finally:
             state.settling = False
         if decision.retrigger:
             self.trigger(state.name, "rollback")
+
+    def _report_pass(self, state: _EnvState, result: PassResult, rolling: bool) -> None:
+        """The commit status of a pass that failed, was blocked, or began or continues a rollout (the
+        health gate's statuses are posted by :meth:`_settle`)."""
+        sha = sha_of(result.revision)
+        if self.statuses is None or not sha:
+            return
+        if result.blocked:
+            status: tuple[StatusState, str] = ("failure", f"blocked, nothing applied: {result.error}")
+        elif not result.ok:
+            status = ("failure", f"pass failed, nothing applied: {result.error}")
+        elif rolling:
+            status = ("pending", "applied; progressive rollout running")
+        else:
+            return
+        self._spawn(asyncio.to_thread(self.statuses.report, state.name, sha, *status))
 
     def _after_pass(self, state: _EnvState, result: PassResult) -> None:
         """Refresh the environment settings and the drift-watch index from the pass."""
