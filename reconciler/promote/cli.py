@@ -55,6 +55,49 @@ Nats = Annotated[
     str | None, typer.Option("--nats", envvar="RECONCILER_NATS_URL", help="publish the event here")
 ]
 OutputOpt = Annotated[str, typer.Option("-o", "--output", help="text, json or yaml")]
+CheckKube = Annotated[
+    Path | None,
+    typer.Option(
+        "--kubeconfig",
+        help="with --pr: the pull request's check (status reconciler/check) adds a dry-run pass here",
+    ),
+]
+
+
+def _check_pull_request(
+    repo: str,
+    base: str,
+    head: str | None,
+    config: HostConfig | None,
+    kubeconfig: Path | None,
+    cache: Path | None,
+) -> str:
+    """Run ``reconciler check`` on a pull request just opened from ``head`` and post its result as the
+    commit status ``reconciler/check`` on the head commit (when the host has a token). Returns a line to
+    print; never raises (the pull request is open either way, and its status says what the check found)."""
+    if head is None or config is None or not config.token:
+        return ""
+    from reconciler.promote.check import CHECK_CONTEXT, check_change
+    from reconciler.promote.hosts import post_commit_status
+    from reconciler.settings import default_cache_dir
+
+    try:
+        client = None
+        if kubeconfig is not None:
+            from reconciler.cluster.client import KubeClient
+
+            client = KubeClient(kubeconfig)
+        report = check_change(repo, base, head, cache or default_cache_dir(), client=client)
+        state: Literal["success", "failure"] = "success" if report.ok else "failure"
+        asyncio.run(
+            post_commit_status(
+                config, report.head, context=CHECK_CONTEXT, state=state, description=report.summary()
+            )
+        )
+    except ReconcilerError as exc:
+        return f"check not posted: {exc}"
+    verdict = "passed" if report.ok else "FAILED"
+    return f"check {verdict} ({CHECK_CONTEXT} on {report.head[:12]}): {report.summary()}"
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -153,6 +196,7 @@ def promote_cmd(
     host_repo: HostRepo = None,
     host_api: HostApi = None,
     nats: Nats = None,
+    kubeconfig: CheckKube = None,
     output: OutputOpt = "text",
 ) -> None:
     """Promote the versions FROM runs (pinned by digest, from its last verified-healthy revision) into
@@ -162,6 +206,7 @@ def promote_cmd(
         raise _fail("choose what to promote: --app NAME or --all", 2)
     mode = _mode(push, pr)
     writer = _writer(repo, branch, cache_dir)
+    host_cfg = _host(repo, host, host_repo, host_api)
     try:
         with writer.locked():
             writer.sync()
@@ -173,7 +218,7 @@ def promote_cmd(
                 app=app_name,
                 all_images=all_images,
                 mode=mode,
-                host=_host(repo, host, host_repo, host_api),
+                host=host_cfg,
                 allow_unpinned=allow_unpinned,
                 probes=service_from_env(),
             )
@@ -198,8 +243,13 @@ def promote_cmd(
                 message=result.message,
             ),
         )
+    checked = (
+        _check_pull_request(repo, branch, result.branch, host_cfg, kubeconfig, cache_dir)
+        if result.pull_request
+        else ""
+    )
     if output != "text":
-        _emit(result.model_dump(mode="json"), output)
+        _emit({**result.model_dump(mode="json"), "check": checked or None}, output)
         return
     console.print(result.message, highlight=False, markup=False)
     for c in result.plan.changes:
@@ -213,6 +263,8 @@ def promote_cmd(
         console.print(f"pull request #{result.pull_request.number} {verb}: {result.pull_request.url}")
     if result.instructions:
         console.print(result.instructions, highlight=False, markup=False)
+    if checked:
+        console.print(checked, highlight=False, markup=False)
 
 
 def rollback_cmd(
@@ -240,6 +292,7 @@ def rollback_cmd(
     host_repo: HostRepo = None,
     host_api: HostApi = None,
     nats: Nats = None,
+    kubeconfig: CheckKube = None,
     output: OutputOpt = "text",
 ) -> None:
     """Roll ENV back with `git revert` of its promotion commit(s), on a branch or directly per its rules;
@@ -248,6 +301,7 @@ def rollback_cmd(
     _check_output(output)
     mode = _mode(push, pr)
     writer = _writer(repo, branch, cache_dir)
+    host_cfg = _host(repo, host, host_repo, host_api)
     try:
         with writer.locked():
             writer.sync()
@@ -265,7 +319,7 @@ def rollback_cmd(
                 to=to,
                 reason=reason,
                 mode=mode,
-                host=_host(repo, host, host_repo, host_api),
+                host=host_cfg,
                 app=app_name,
             )
             writer.sync()
@@ -290,8 +344,13 @@ def rollback_cmd(
                 message=(f"app {app_name}: " if app_name else "") + (reason or "manual rollback"),
             ),
         )
+    checked = (
+        _check_pull_request(repo, branch, result.branch, host_cfg, kubeconfig, cache_dir)
+        if result.pull_request
+        else ""
+    )
     if output != "text":
-        _emit(result.model_dump(mode="json"), output)
+        _emit({**result.model_dump(mode="json"), "check": checked or None}, output)
         return
     console.print(result.message, highlight=False, markup=False)
     for m in result.restored:
@@ -300,6 +359,8 @@ def rollback_cmd(
         console.print(f"pull request #{result.pull_request.number}: {result.pull_request.url}")
     if result.instructions:
         console.print(result.instructions, highlight=False, markup=False)
+    if checked:
+        console.print(checked, highlight=False, markup=False)
 
 
 def _when(ts: float) -> str:
@@ -378,8 +439,86 @@ def history_cmd(
     console.print(table)
 
 
+def check_cmd(
+    repo: Repo,
+    head: Annotated[str, typer.Option("--head", help="the branch proposing the change")],
+    base: Annotated[str, typer.Option("--base", help="the branch it would be merged into")] = "main",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="check only this environment (repeatable)")
+    ] = None,
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="also run a dry-run pass of each touched environment")
+    ] = None,
+    context: Annotated[str | None, typer.Option("--context", help="kubeconfig context")] = None,
+    post_status: Annotated[
+        bool,
+        typer.Option(
+            "--post-status", help="post the result as the commit status reconciler/check on the head"
+        ),
+    ] = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="exit 3 when the change touches an environment and passes")
+    ] = False,
+    cache_dir: CacheDir = None,
+    host: HostKind = None,
+    host_repo: HostRepo = None,
+    host_api: HostApi = None,
+    output: OutputOpt = "text",
+) -> None:
+    """Check branch HEAD against BASE before it is merged: render every environment the change touches at
+    both, list the objects it adds, changes and removes, and with --kubeconfig run a dry-run pass of each
+    (server-side dry-run; nothing is written). Exit 0 passed, 1 failed, 3 passed with changes
+    (--exit-code)."""
+    from reconciler.promote.check import CHECK_CONTEXT, check_change
+    from reconciler.promote.hosts import HostError, post_commit_status
+    from reconciler.settings import default_cache_dir
+
+    if output not in ("text", "json", "markdown"):
+        raise _fail(f"-o must be text, json or markdown, not {output!r}", 2)
+    config = _host(repo, host, host_repo, host_api) if post_status else None
+    if post_status and (config is None or not config.token):
+        raise _fail(
+            "--post-status needs a Git host with a token (RECONCILER_GIT_HOST, RECONCILER_GIT_HOST_TOKEN)", 2
+        )
+    client = None
+    if kubeconfig is not None:
+        from reconciler.cluster.client import KubeClient
+
+        client = KubeClient(kubeconfig, context)
+    try:
+        report = check_change(
+            repo, base, head, cache_dir or default_cache_dir(), only=env or None, client=client
+        )
+    except ReconcilerError as exc:
+        raise _fail(str(exc)) from None
+    if config is not None:
+        try:
+            asyncio.run(
+                post_commit_status(
+                    config,
+                    report.head,
+                    context=CHECK_CONTEXT,
+                    state="success" if report.ok else "failure",
+                    description=report.summary(),
+                )
+            )
+        except HostError as exc:
+            raise _fail(f"posting {CHECK_CONTEXT}: {exc}") from None
+    if output == "json":
+        _emit({**report.model_dump(mode="json"), "ok": report.ok}, "json")
+    elif output == "markdown":
+        sys.stdout.write(report.markdown())
+    else:
+        console.print(report.markdown(), highlight=False, markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+    if exit_code and report.environments:
+        raise typer.Exit(3)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``promote``, ``rollback`` and ``history`` commands to ``app``."""
+    """Add the ``promote``, ``rollback``, ``history`` and ``check`` commands to ``app``."""
+    app.command("check")(check_cmd)
     app.command("promote")(promote_cmd)
     app.command("rollback")(rollback_cmd)
     app.command("history")(history_cmd)

@@ -1,0 +1,165 @@
+"""The check a proposed change gets before it is merged (``reconciler check``, and the ``reconciler/check``
+commit status on a promotion pull request's head): for every environment the change touches, render the
+base and the head, summarise what changes, and — with a cluster — run the head through a dry-run pass
+(server-side dry-run of what would be written, with the pass's own guards), so a branch protection rule
+that requires ``reconciler/check`` keeps an invalid promotion from being merged.
+
+An environment is *touched* when its file (``envs/<env>.yaml``) changed, when its rendered objects
+differ between base and head, or when it renders at only one of them. Nothing is ever written to the
+cluster or to Git here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from reconciler.cluster.client import KubeClient
+from reconciler.errors import ReconcilerError
+from reconciler.model import Environment, Revision
+from reconciler.reconcile import PassContext, run_pass
+from reconciler.reconcile.environments import load_environments
+from reconciler.reconcile.pass_ import render_environment
+from reconciler.render import RenderError
+from reconciler.render.resource import is_cluster_scoped
+from reconciler.source import GitSource, Snapshot
+
+#: The commit-status context of the check.
+CHECK_CONTEXT = "reconciler/check"
+
+
+class EnvCheck(BaseModel):
+    """One touched environment: what its objects do between base and head, and whether the head passes."""
+
+    environment: str
+    ok: bool
+    error: str = Field(default="", description="the render, validation or dry-run failure (empty when ok)")
+    added: list[str] = Field(default_factory=list, description="Kind/namespace/name at head only")
+    changed: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list, description="at base only: the head prunes them")
+    dry_run: str = Field(default="skipped", description="passed | failed | skipped (no cluster)")
+
+
+class CheckReport(BaseModel):
+    """The check of ``head`` against ``base``."""
+
+    base: str = Field(description="the base commit")
+    head: str = Field(description="the head commit")
+    environments: list[EnvCheck] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every touched environment rendered and (with a cluster) passed its dry-run."""
+        return all(e.ok for e in self.environments)
+
+    def summary(self) -> str:
+        """One line for a commit status: ``2 environments: staging ok, prod FAILED: …``."""
+        if not self.environments:
+            return "no environment changes"
+        parts = [
+            f"{e.environment} ok" if e.ok else f"{e.environment} FAILED: {e.error}" for e in self.environments
+        ]
+        n = len(self.environments)
+        return f"{n} environment{'s' if n != 1 else ''}: " + ", ".join(parts)
+
+    def markdown(self) -> str:
+        """The report as Markdown (a pull request comment or body section)."""
+        lines = [f"### reconciler check: {'passed' if self.ok else 'FAILED'}", ""]
+        lines.append(f"`{self.base[:12]}` → `{self.head[:12]}`")
+        if not self.environments:
+            lines += ["", "No environment changes."]
+        for e in self.environments:
+            lines += ["", f"**{e.environment}**: {'ok' if e.ok else 'FAILED'} (dry-run: {e.dry_run})"]
+            if e.error:
+                lines.append(f"> {e.error}")
+            for word, items in (("added", e.added), ("changed", e.changed), ("removed", e.removed)):
+                if items:
+                    lines.append(f"- {word}: " + ", ".join(f"`{i}`" for i in items))
+        return "\n".join(lines) + "\n"
+
+
+def _key(obj: dict[str, Any], default_namespace: str) -> str:
+    meta = obj.get("metadata") or {}
+    group, _, version = str(obj.get("apiVersion") or "").rpartition("/")
+    kind = str(obj.get("kind") or "")
+    ns = meta.get("namespace") or ("" if is_cluster_scoped(group, version, kind) else default_namespace)
+    return f"{kind}/{ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def _render(snapshot: Snapshot, env: Environment) -> tuple[dict[str, str], str]:
+    """``{Kind/ns/name: canonical JSON}`` of ``env`` at ``snapshot``, or ``({}, error)``; objects without a
+    namespace are shown in the environment's (as the pass places them)."""
+    try:
+        objects = render_environment(env, snapshot)
+    except (RenderError, ReconcilerError, OSError) as exc:
+        return {}, str(exc)
+    return {_key(o, env.namespace or ""): json.dumps(o, sort_keys=True) for o in objects}, ""
+
+
+def _environments(snapshot: Snapshot) -> tuple[dict[str, Environment], dict[str, str]]:
+    invalid: dict[str, str] = {}
+    envs = load_environments(snapshot.root, invalid=invalid) if (snapshot.root / "envs").is_dir() else {}
+    return envs, invalid
+
+
+def check_change(
+    url: str,
+    base: str,
+    head: str,
+    cache_dir: Path,
+    *,
+    only: list[str] | None = None,
+    client: KubeClient | None = None,
+) -> CheckReport:
+    """Check branch ``head`` of the repository at ``url`` against branch ``base`` (see the module
+    docstring). ``only`` limits the environments; ``client`` adds a dry-run pass of each touched one.
+
+    Raises:
+        SourceError: a branch cannot be fetched.
+    """
+    sources = {b: GitSource(url, b, cache_dir) for b in {base, head}}
+    revs: dict[str, Revision] = {b: s.fetch() for b, s in sources.items()}
+    snaps = {b: sources[b].snapshot(revs[b]) for b in sources}
+    base_envs, _ = _environments(snaps[base])
+    head_envs, head_bad = _environments(snaps[head])
+    names = sorted(set(base_envs) | set(head_envs) | set(head_bad))
+    if only:
+        names = [n for n in names if n in only]
+    report = CheckReport(base=revs[base].sha, head=revs[head].sha)
+    for name in names:
+        if name in head_bad:
+            report.environments.append(EnvCheck(environment=name, ok=False, error=head_bad[name]))
+            continue
+        env = head_envs.get(name)
+        if env is None:  # removed by the change: its objects are pruned once merged
+            before, _ = _render(snaps[base], base_envs[name])
+            report.environments.append(
+                EnvCheck(environment=name, ok=True, removed=sorted(before), error="", dry_run="skipped")
+            )
+            continue
+        after, error = _render(snaps[head], env)
+        before, _ = _render(snaps[base], base_envs[name]) if name in base_envs else ({}, "")
+        file_changed = name not in base_envs or base_envs[name] != env
+        if not error and after == before and not file_changed:
+            continue  # not touched
+        check = EnvCheck(
+            environment=name,
+            ok=not error,
+            error=error,
+            added=sorted(set(after) - set(before)),
+            changed=sorted(k for k in set(after) & set(before) if after[k] != before[k]),
+            removed=sorted(set(before) - set(after)),
+        )
+        if check.ok and client is not None:
+            ctx = PassContext(source=sources[head], client=client, probes=None)
+            result = run_pass(
+                ctx, name, revision=revs[head], trigger="check", dry_run=True, with_health=False
+            )
+            check.dry_run = "passed" if result.ok else "failed"
+            if not result.ok:
+                check.ok, check.error = False, result.error
+        report.environments.append(check)
+    return report
