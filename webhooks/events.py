@@ -193,3 +193,39 @@ class GitPushed(BaseModel):
     def deleted(self) -> bool:
         """The push deleted the ref."""
         return set(self.after) == {"0"}
+
+
+class PullRequestChanged(BaseModel):
+    """A Git host reported that a pull request was opened, reopened, or its head moved (new commits).
+
+    Attributes:
+        repository: the repository's clone URL as the host reports it, or its full name.
+        full_name: ``owner/name`` when known.
+        number: the pull request's number on the host.
+        action: the host's word (``opened``, ``synchronize``/``synchronized``, ``reopened``).
+        head_ref: the branch proposing the change (``promote/staging/abc1234``).
+        head_sha: the head commit the host saw.
+        base_ref: the branch it would be merged into.
+        source: ``<provider>/<receiver name>``.
+        delivery_id: the provider's delivery id.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    repository: str = Field(min_length=1)
+    full_name: str | None = None
+    number: int = Field(ge=1)
+    action: str = Field(min_length=1)
+    head_ref: str = Field(min_length=1)
+    head_sha: str
+    base_ref: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    delivery_id: str = Field(min_length=1)
+
+    @field_validator("head_sha")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        value = value.lower()
+        if not GIT_SHA_RE.match(value):
+            raise ValueError(f"{value!r} is not a 40- or 64-hex Git object id")
+        return value

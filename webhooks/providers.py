@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import ValidationError
 
 from webhooks.config import AuthMode, Provider, ReceiverConfig
-from webhooks.events import ZERO_SHA, GitPushed, ImagePushed
+from webhooks.events import ZERO_SHA, GitPushed, ImagePushed, PullRequestChanged
 from webhooks.refs import parse_image_reference
 from webhooks.verify import AuthSpec
 
@@ -55,7 +55,7 @@ __all__ = [
     "parse_delivery",
 ]
 
-Event = ImagePushed | GitPushed
+Event = ImagePushed | GitPushed | PullRequestChanged
 
 
 class PayloadError(ValueError):
@@ -291,6 +291,40 @@ def _github_like_push(d: Delivery, body: Any, delivery_id: str) -> GitPushed:
     )
 
 
+#: Pull-request actions that ask for a check: opened, reopened, and new commits (GitHub ``synchronize``,
+#: Gitea/Forgejo ``synchronized``).
+PR_ACTIONS = frozenset({"opened", "reopened", "synchronize", "synchronized"})
+
+
+def _github_like_pull(d: Delivery, event: str, body: Any, delivery_id: str) -> ParseResult:
+    """GitHub/Gitea ``pull_request``: a PullRequestChanged for :data:`PR_ACTIONS`, other actions ignored."""
+    action = _opt_str(body, "action") or ""
+    if action not in PR_ACTIONS:
+        return ParseResult(event_type=event, ignored=[f"ignored: pull_request action {action!r}"])
+    full_name = _opt_str(body, "repository.full_name")
+    repository = _opt_str(body, "repository.clone_url") or full_name
+    if repository is None:
+        raise PayloadError("repository.clone_url / repository.full_name: missing")
+    number = _get(body, "pull_request.number") or _get(body, "number")
+    if not isinstance(number, int):
+        raise PayloadError("pull_request.number: missing or not an integer")
+    try:
+        changed = PullRequestChanged(
+            repository=repository,
+            full_name=full_name,
+            number=number,
+            action=action,
+            head_ref=_req_str(body, "pull_request.head.ref"),
+            head_sha=_req_str(body, "pull_request.head.sha"),
+            base_ref=_req_str(body, "pull_request.base.ref"),
+            source=d.source,
+            delivery_id=delivery_id,
+        )
+    except ValidationError as exc:
+        raise PayloadError("pull_request: " + "; ".join(_err(e) for e in exc.errors())) from None
+    return ParseResult(event_type=event, events=[changed])
+
+
 def _github_package(d: Delivery, event: str, body: Any, delivery_id: str) -> ParseResult:
     result = ParseResult(event_type=event)
     root = "package" if event == "package" else "registry_package"
@@ -356,23 +390,28 @@ def parse_github(d: Delivery) -> ParseResult:
     delivery_id = d.header("X-GitHub-Delivery") or d.fallback_id()
     if event == "ping":
         return ParseResult(event_type=event, ignored=["ignored: ping"])
-    if event not in ("push", "package", "registry_package"):
+    if event not in ("push", "package", "registry_package", "pull_request"):
         return ParseResult(event_type=event, ignored=[f"ignored: GitHub event {event!r} is not handled"])
     body = _object(load_json(d.body), "body")
+    if event == "pull_request":
+        return _github_like_pull(d, event, body, delivery_id)
     if event == "push":
         return ParseResult(event_type=event, events=[_github_like_push(d, body, delivery_id)])
     return _github_package(d, event, body, delivery_id)
 
 
 def parse_gitea(d: Delivery) -> ParseResult:
-    """Gitea/Forgejo ``push`` (``X-Gitea-Event`` / ``X-Forgejo-Event``); other events ignored."""
+    """Gitea/Forgejo ``push`` and ``pull_request`` (``X-Gitea-Event`` / ``X-Forgejo-Event``; new commits may
+    come as ``pull_request_sync``); other events ignored."""
     event = d.header("X-Gitea-Event", "X-Forgejo-Event", "X-Gogs-Event")
     if event is None:
         raise PayloadError("missing X-Gitea-Event header")
     delivery_id = d.header("X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery") or d.fallback_id()
-    if event != "push":
+    if event not in ("push", "pull_request", "pull_request_sync"):
         return ParseResult(event_type=event, ignored=[f"ignored: Gitea event {event!r} is not handled"])
     body = _object(load_json(d.body), "body")
+    if event != "push":
+        return _github_like_pull(d, event, body, delivery_id)
     return ParseResult(event_type=event, events=[_github_like_push(d, body, delivery_id)])
 
 

@@ -28,11 +28,11 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 
-from reconciler.bus import Bus, BusError, git_push_subject, image_pushed_subject
+from reconciler.bus import Bus, BusError, git_pull_request_subject, git_push_subject, image_pushed_subject
 from reconciler.errors import ConfigError
 from reconciler.observe.metrics import metrics_handler, observe_webhook
 from webhooks.config import AuthMode, ReceiverConfig, WebhookSettings, load_settings
-from webhooks.events import GitPushed, ImagePushed
+from webhooks.events import GitPushed, ImagePushed, PullRequestChanged
 from webhooks.providers import Delivery, Event, PayloadError, auth_spec_for, parse_delivery
 from webhooks.verify import AuthError, AuthSpec, verify
 
@@ -71,6 +71,8 @@ def subject_for(event: Event) -> str:
     """
     if isinstance(event, ImagePushed):
         return image_pushed_subject(event.image)
+    if isinstance(event, PullRequestChanged):
+        return git_pull_request_subject(event.full_name or event.repository)
     return git_push_subject(event.full_name or event.repository)
 
 
@@ -221,6 +223,8 @@ def build_app(settings: WebhookSettings, publisher: Publisher) -> web.Applicatio
 def _summary(event: Event) -> dict[str, Any]:
     if isinstance(event, GitPushed):
         return {"repository": event.repository, "ref": event.ref, "after": event.after}
+    if isinstance(event, PullRequestChanged):
+        return {"repository": event.repository, "pull_request": event.number, "head": event.head_sha}
     return {"image": event.image, "tag": event.tag, "digest": event.digest}
 
 

@@ -52,6 +52,11 @@ def git_push_subject(repo: str) -> str:
     return f"reconciler.git.push.{subject_token(repo)}"
 
 
+def git_pull_request_subject(repo: str) -> str:
+    """``reconciler.git.pr.<repo>``: a Git host reported a pull request opened or moved."""
+    return f"reconciler.git.pr.{subject_token(repo)}"
+
+
 def image_pushed_subject(repo: str) -> str:
     """``registry.image.pushed.<repo>``: a registry reported a pushed image."""
     return f"registry.image.pushed.{subject_token(repo)}"
