@@ -39,7 +39,9 @@ app = typer.Typer(
     add_completion=False,
 )
 cluster_app = typer.Typer(
-    help="The local control plane (etcd, kube-apiserver, …, kwok), NATS and Prometheus.", no_args_is_help=True
+    help="The local control plane (etcd, kube-apiserver, …, kwok), NATS, Prometheus and, with --forge, "
+    "a local Gitea forge.",
+    no_args_is_help=True,
 )
 webhooks_app = typer.Typer(help="Registry and Git-host webhook receivers.", no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
@@ -107,15 +109,26 @@ def cluster_up(
     state_dir: StateDir = None,
     nodes: Annotated[int, typer.Option(help="kwok fake nodes")] = 2,
     crds: Annotated[bool, typer.Option(help="install the agent-platform CRDs")] = True,
+    forge: Annotated[
+        bool | None,
+        typer.Option(
+            "--forge/--no-forge",
+            help="also run a local Gitea forge on 127.0.0.1 (built once, about 3 minutes), for promotion by "
+            "pull request without GitHub or GitLab; remembered: later `cluster up` runs keep it until "
+            "--no-forge (which stops it and keeps its data)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start the local cluster, NATS and Prometheus (built once); an existing cluster comes back with its
-    data.
+    """Start the local cluster, NATS and Prometheus (built once), and the local forge with --forge; an
+    existing cluster comes back with its data.
 
     Only what is not running starts, on its recorded ports, with its data; nothing is ever deleted.
     """
     from reconciler.devcluster import LocalCluster
+    from reconciler.devcluster.cluster import forge_info
 
-    cluster = LocalCluster(state_dir, nodes=nodes)
+    cluster = LocalCluster(state_dir, nodes=nodes, with_forge=forge)
     try:
         st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
         if crds:
@@ -124,8 +137,16 @@ def cluster_up(
         raise _fail(str(exc)) from None
     console.print(
         f"kubeconfig: {st.kubeconfig}\nAPI server: {st.apiserver_url}\nNATS:       {st.nats_url}\n"
-        f"Prometheus: {st.prometheus_url or '(not started)'}"
+        f"Prometheus: {st.prometheus_url or '(not started)'}",
+        highlight=False,
     )
+    if st.forge:
+        info = forge_info(cluster, st)
+        console.print(
+            f"Forge:      {info['url']} (Gitea; admin {info['admin_user']}, "
+            f"API token in {info['token_file']})",
+            highlight=False,
+        )
 
 
 def _install_crds(kubeconfig: Path) -> None:
@@ -149,12 +170,12 @@ def cluster_down(
         bool,
         typer.Option(
             "--purge",
-            help="also erase the cluster's data (every object, inventory and JetStream message), "
-            "certificates and ports; the next `cluster up` creates a new, empty cluster",
+            help="also erase the cluster's data (every object, inventory and JetStream message, the forge's "
+            "repositories), certificates and ports; the next `cluster up` creates a new, empty cluster",
         ),
     ] = False,
 ) -> None:
-    """Stop the local cluster, NATS and Prometheus; the data stays unless --purge is given.
+    """Stop the local cluster, NATS, Prometheus and the forge; the data stays unless --purge is given.
 
     Nothing is left running. The next `cluster up` brings the same cluster back; with --purge it creates
     a new, empty one.
@@ -178,7 +199,7 @@ def cluster_status(
 ) -> None:
     """What runs where (exit 1 when nothing or not everything runs)."""
     from reconciler.devcluster import LocalCluster
-    from reconciler.devcluster.cluster import describe, status_lines
+    from reconciler.devcluster.cluster import describe, forge_info, status_lines
 
     cluster = LocalCluster(state_dir)
     st = cluster.load_state()
@@ -195,6 +216,12 @@ def cluster_status(
             table.add_row(*row)
         console.print(table)
         console.print(f"kubeconfig: {st.kubeconfig}")
+        if st.forge:
+            info = forge_info(cluster, st)
+            console.print(
+                f"forge:      {info['url']} (admin {info['admin_user']}, API token in {info['token_file']})",
+                highlight=False,
+            )
     if not running or not all(running.values()):
         raise typer.Exit(1)
 

@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/controlplane/build.sh all >/dev/null
 bash tools/controlplane/build.sh kustomize >/dev/null
 bash tools/controlplane/build.sh prometheus >/dev/null
+bash tools/controlplane/build.sh gitea >/dev/null
 bash tools/helm/build.sh >/dev/null
 echo "[test] ruff" >&2
 .venv/bin/ruff check .

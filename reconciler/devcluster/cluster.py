@@ -2,9 +2,10 @@
 
 Components (each its own process group, bound to 127.0.0.1, logging to ``<state>/logs/<name>.log``):
 etcd (fsync off), kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes that become
-Ready and run pods), nats-server with JetStream, and the pinned Prometheus (scraping the targets of
-``<state>/prometheus/targets.json`` every second; :mod:`reconciler.devcluster.prometheus`). State (pids,
-ports, paths) is kept in ``<state>/state.json`` so ``reconciler cluster up|down|status`` work across
+Ready and run pods), nats-server with JetStream, the pinned Prometheus (scraping the targets of
+``<state>/prometheus/targets.json`` every second; :mod:`reconciler.devcluster.prometheus`) and, only when
+asked for (``cluster up --forge``), a local Gitea forge (:mod:`reconciler.devcluster.gitea`). State
+(pids, ports, paths) is kept in ``<state>/state.json`` so ``reconciler cluster up|down|status`` work across
 processes; ``up`` is idempotent.
 
 The data is the user's: ``up`` restarts what is not running on the recorded ports with the kept data
@@ -29,13 +30,26 @@ from typing import Any
 
 from reconciler.devcluster import process
 from reconciler.devcluster.binaries import Binaries, ensure_binaries
+from reconciler.devcluster.gitea import GiteaFiles
 from reconciler.devcluster.kubeconfig import write_kubeconfig
 from reconciler.devcluster.pki import write_pki
 from reconciler.devcluster.process import ComponentError
 from reconciler.devcluster.prometheus import PrometheusFiles
 
 Progress = Callable[[str], None]
-ORDER = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "nats", "prometheus"]
+#: The start order of every component; ``gitea`` (the forge) runs only when asked for.
+ORDER = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "nats",
+    "prometheus",
+    "gitea",
+]
+#: The components of a cluster started without the forge.
+DEFAULT_ORDER = [n for n in ORDER if n != "gitea"]
 #: The ``state.json`` port keys each component listens on.
 PORTS = {
     "etcd": ("etcd-client", "etcd-peer"),
@@ -45,12 +59,14 @@ PORTS = {
     "kwok": ("kwok",),
     "nats": ("nats", "nats-monitor"),
     "prometheus": ("prometheus",),
+    "gitea": ("gitea",),
 }
 #: What ``down --purge`` erases in the state directory (everything the cluster writes there).
 PURGED = (
     "etcd",
     "jetstream",
     "prometheus",
+    "gitea",
     "pki",
     "logs",
     "kubeconfig",
@@ -100,6 +116,9 @@ class ClusterState:
     nats_url: str = ""
     nats_monitor_url: str = ""
     prometheus_url: str = ""
+    #: whether this cluster runs the local Gitea forge (``cluster up --forge``; kept until ``--no-forge``)
+    forge: bool = False
+    gitea_url: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
@@ -118,6 +137,10 @@ class LocalCluster:
         with_kubernetes: run the Kubernetes components (False: NATS only).
         with_prometheus: also run the pinned Prometheus (built once by ``build.sh prometheus``); default:
             with the Kubernetes components.
+        with_forge: also run the local Gitea forge (built once by ``build.sh gitea``; about 3 minutes).
+            ``None`` (the default) keeps what ``state.json`` records: a cluster once started with the forge
+            keeps it at every later :meth:`up` until one is called with ``False``, which stops it (its data
+            stays until ``down(purge=True)``).
     """
 
     def __init__(
@@ -128,12 +151,15 @@ class LocalCluster:
         with_nats: bool = True,
         with_kubernetes: bool = True,
         with_prometheus: bool | None = None,
+        with_forge: bool | None = None,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.nodes = nodes
         self.with_nats = with_nats
         self.with_kubernetes = with_kubernetes
         self.with_prometheus = with_kubernetes if with_prometheus is None else with_prometheus
+        self.with_forge = with_forge
+        self._gitea: Path | None = None
         self._state_file = self.state_dir / "state.json"
 
     # -- state ----------------------------------------------------------------------------------------
@@ -170,18 +196,25 @@ class LocalCluster:
         propagates; the data stays.
 
         Raises:
-            ComponentError: a component failed to start or become ready (names it and its log file), or a
-                recorded port is taken by another process (names the port and, when it can, the process).
-            BuildError: the binaries could not be built.
+            ComponentError: a component failed to start or become ready (names it and its log file), a
+                recorded port is taken by another process (names the port and, when it can, the process),
+                or the forge's administrator and token could not be set up.
+            BuildError: the binaries (with the forge: Gitea) could not be built.
         """
         st = self.load_state()
-        want = self._wanted()
+        if st is not None and self.with_forge is False and "gitea" in st.pids:
+            self._drop_forge(st, progress)
+        forge = self._forge(st)
+        want = self._wanted(st)
         if st is not None and want and all(self._is_running(st, n) for n in want):
+            if forge:
+                self._bootstrap_gitea(st)
             progress(f"local cluster already running ({self.state_dir})")
             return st
         fresh = st is None
         if st is None:
             st = ClusterState(state_dir=str(self.state_dir), started_at=time.time())
+        st.forge = forge
         self._stop_strays(st)
         stopped = [n for n in want if not self._is_running(st, n)]
         self._allocate_ports(st)
@@ -210,6 +243,10 @@ class LocalCluster:
                 self._start_nats(st, started, progress)
             if self.with_prometheus and "prometheus" in stopped:
                 self._start_prometheus(st, started, progress)
+            if forge:
+                if "gitea" in stopped:
+                    self._start_gitea(st, started, progress)
+                self._bootstrap_gitea(st)
         except BaseException:
             progress("start-up failed: stopping what this command started (the data is kept)")
             for name in reversed(started):
@@ -220,7 +257,13 @@ class LocalCluster:
         progress(f"local cluster ready in {st.startup_seconds:.1f} s (state: {self.state_dir})")
         return st
 
-    def _wanted(self) -> list[str]:
+    def _forge(self, st: ClusterState | None) -> bool:
+        """Whether this :meth:`up` runs the forge: as asked, else as recorded."""
+        if self.with_forge is not None:
+            return self.with_forge
+        return st is not None and st.forge
+
+    def _wanted(self, st: ClusterState | None) -> list[str]:
         names = []
         if self.with_kubernetes:
             names += ORDER[:5]
@@ -228,6 +271,8 @@ class LocalCluster:
             names.append("nats")
         if self.with_prometheus:
             names.append("prometheus")
+        if self._forge(st):
+            names.append("gitea")
         return names
 
     def _is_running(self, st: ClusterState, name: str) -> bool:
@@ -247,7 +292,7 @@ class LocalCluster:
 
     def _allocate_ports(self, st: ClusterState) -> None:
         """Give each wanted component's ports that the state does not record yet a free port."""
-        for name in self._wanted():
+        for name in self._wanted(st):
             for key in PORTS[name]:
                 if key not in st.ports:
                     st.ports[key] = process.free_port()
@@ -454,6 +499,53 @@ class LocalCluster:
         st.prometheus_url = f"http://127.0.0.1:{st.ports['prometheus']}"
         self._wait("prometheus", st, lambda: _http_ok(st.prometheus_url + "/-/ready"), 60)
 
+    def _start_gitea(self, st: ClusterState, started: list[str], progress: Progress) -> None:
+        from reconciler.devcluster import gitea
+
+        files = self.gitea_files()  # kept across restarts: the database, repositories, secrets, token
+        binary = self._gitea_binary()
+        gitea.write_config(files, st.ports["gitea"], binary)
+        progress("starting gitea (local forge)")
+        self._start(st, "gitea", gitea.command(binary, files), started)
+        st.gitea_url = gitea.base_url(st.ports["gitea"])
+        # the first start creates the database schema (tens of seconds on a busy machine)
+        self._wait("gitea", st, lambda: _http_ok(st.gitea_url + "api/healthz"), 180)
+
+    def _bootstrap_gitea(self, st: ClusterState) -> None:
+        """The forge's administrator and token (a no-op when the recorded token works)."""
+        from reconciler.devcluster import gitea
+
+        files = self.gitea_files()
+        binary = self._gitea_binary()
+        try:
+            gitea.bootstrap(binary, files, st.ports["gitea"])
+        except gitea.GiteaError as exc:
+            raise ComponentError("gitea", Path(st.logs["gitea"]), str(exc)) from None
+
+    def _gitea_binary(self) -> Path:
+        """The pinned Gitea, built on first use (about 3 minutes) and looked up once per instance."""
+        from reconciler.devcluster import gitea
+
+        if self._gitea is None:
+            self._gitea = gitea.ensure_gitea()
+        return self._gitea
+
+    def _drop_forge(self, st: ClusterState, progress: Progress) -> None:
+        """Stop the forge and forget it in ``state.json`` (its data stays in ``<state>/gitea``)."""
+        if self._is_running(st, "gitea"):
+            progress(f"stopping gitea (pid {st.pids['gitea']}); its data stays in {self.gitea_files().root}")
+            process.stop_group(st.pids["gitea"])
+        st.pids.pop("gitea", None)
+        st.logs.pop("gitea", None)
+        st.forge = False
+        st.gitea_url = ""
+        self._save(st)
+
+    def gitea_files(self) -> GiteaFiles:
+        """The local forge's files (config, database, repositories, administrator token) under
+        ``<state>/gitea``."""
+        return GiteaFiles(self.state_dir / "gitea")
+
     def prometheus_files(self) -> PrometheusFiles:
         """The local Prometheus's config, targets file (:func:`~reconciler.devcluster.prometheus.
         register_target` adds scrape targets to it) and TSDB, under ``<state>/prometheus``."""
@@ -474,8 +566,8 @@ class LocalCluster:
 
         The data, the certificates and the recorded ports stay, so the next :meth:`up` brings the same
         cluster back; ``purge=True`` also erases them (etcd's data, JetStream's store, Prometheus's TSDB and
-        targets, certificates, kubeconfig, logs and ``state.json``; other files in ``state_dir`` are left
-        alone).
+        targets, the forge's database and repositories, certificates, kubeconfig, logs and ``state.json``;
+        other files in ``state_dir`` are left alone).
 
         Returns the names of the components that were running.
         """
@@ -553,6 +645,7 @@ def status_lines(cluster: LocalCluster) -> list[tuple[str, str, str]]:
         "kwok": f"{st.nodes} fake nodes",
         "nats": st.nats_url,
         "prometheus": st.prometheus_url,
+        "gitea": f"{st.gitea_url} (admin {forge_info(cluster, st)['admin_user']})" if st.gitea_url else "",
     }
     for name in ORDER:
         if name in st.pids:
@@ -563,6 +656,19 @@ def status_lines(cluster: LocalCluster) -> list[tuple[str, str, str]]:
     return rows
 
 
+def forge_info(cluster: LocalCluster, st: ClusterState) -> dict[str, str]:
+    """Where the local forge is and who administers it: ``url``, ``admin_user`` and ``token_file`` (the
+    path of the file holding the administrator's API token; never the token itself). Empty values when
+    the cluster has no forge."""
+    from reconciler.devcluster.gitea import ADMIN_USER
+
+    if not st.forge and not st.gitea_url:
+        return {"url": "", "admin_user": "", "token_file": ""}
+    return {"url": st.gitea_url, "admin_user": ADMIN_USER, "token_file": str(cluster.gitea_files().token)}
+
+
 def describe(st: ClusterState) -> dict[str, Any]:
-    """The state as a plain dict (for ``-o json``)."""
-    return asdict(st)
+    """The state as a plain dict (for ``-o json``), with ``forge``: :func:`forge_info`."""
+    data = asdict(st)
+    data["forge"] = forge_info(LocalCluster(Path(st.state_dir)), st)
+    return data

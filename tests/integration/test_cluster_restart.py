@@ -37,7 +37,7 @@ from reconciler.bus import Bus, reconcile_request_subject
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.devcluster import LocalCluster, process
-from reconciler.devcluster.cluster import ORDER
+from reconciler.devcluster.cluster import DEFAULT_ORDER as ORDER
 from reconciler.model import ObjectRef, PassResult
 from reconciler.runtime import Daemon
 from reconciler.runtime.http import start_http

@@ -2,8 +2,8 @@
 # Build the local control plane's binaries from the pinned Go modules in this folder,
 # each only when missing, into a cache directory outside Git keyed by version.
 #
-#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|all]
-#   (default: all = etcd, kwok, k8s; kustomize and prometheus are built when named)
+#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|gitea|all]
+#   (default: all = etcd, kwok, k8s; kustomize, prometheus and gitea are built when named)
 #   prints the binary directory on its last line of stdout.
 #
 # Cache: $RECONCILER_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/reconciler)/bin/<name>-<version>/
@@ -16,6 +16,10 @@ KWOK_VERSION=0.8.0
 KUSTOMIZE_VERSION=5.8.1
 # the Go module version of Prometheus 3.16.0
 PROMETHEUS_VERSION=0.316.0
+# Gitea (the optional local Git forge, `reconciler cluster up --forge`); its module zip's hash, as
+# sum.golang.org records it, is checked after download
+GITEA_VERSION=1.27.3
+GITEA_SUM=h1:SRnjvw24ASELKCqyYvAWIlzwOqyFMgfD+UkqQ9SE5eU=
 CACHE="${RECONCILER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler}"
 BIN="$CACHE/bin"
 
@@ -73,6 +77,47 @@ kwok_stages() { # kwok's own default Stages (node-initialize, heartbeat with lea
   mv -f "$dest.tmp" "$dest"
 }
 
+# Gitea's Go module is served by the proxy as code.gitea.io/gitea, but its go.mod names the module
+# gitea.dev (which the proxy does not serve), so it cannot be required from a wrapper module. Instead a
+# workspace file generated at build time (the module cache's path differs per machine) makes the
+# downloaded module the main module: its own go.mod, go.sum and replace lines apply unchanged. No build
+# tags: SQLite is the pure-Go modernc.org/sqlite driver by default (models/db/driver_sqlite_modernc.go,
+# `//go:build !sqlite_mattn`), and without `bindata` the templates, locales and public files are read
+# from disk, so they are copied next to the binary (app.ini's [server] STATIC_ROOT_PATH points there).
+build_gitea() {
+  local dest="$BIN/gitea-$GITEA_VERSION"
+  if [[ -x "$dest/gitea" ]]; then
+    say "gitea $GITEA_VERSION: cached at $dest"
+    return 0
+  fi
+  mkdir -p "$dest"
+  say "gitea $GITEA_VERSION: building (first time only; about 3 minutes on 2 cores) ..."
+  local start=$SECONDS work json dir sum
+  work=$(mktemp -d "$dest/.work.XXXXXX")
+  # outside any module and workspace; the zip's hash is checked against GOSUMDB by go and against the pin here
+  json=$(cd "$work" && GOWORK=off go mod download -json "code.gitea.io/gitea@v$GITEA_VERSION") || {
+    printf '%s\n' "$json" >&2; rm -rf "$work"; say "ERROR: downloading gitea $GITEA_VERSION failed"; exit 4; }
+  dir=$(printf '%s' "$json" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  sum=$(printf '%s' "$json" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Sum"])')
+  if [[ "$sum" != "$GITEA_SUM" ]]; then
+    rm -rf "$work"; say "ERROR: gitea $GITEA_VERSION module hash $sum is not the pinned $GITEA_SUM"; exit 4
+  fi
+  printf 'go %s\n\nuse %s\n' "$(go env GOVERSION | sed 's/^go//')" "$dir" > "$work/go.work"
+  local ldflags="-s -w -X main.Version=$GITEA_VERSION -X main.Tags="
+  (cd "$work" && GOWORK="$work/go.work" go build -trimpath -ldflags "$ldflags" -o "$work/gitea" gitea.dev) || {
+    rm -rf "$work"; say "ERROR: building gitea $GITEA_VERSION failed (see the go output above)"; exit 4; }
+  local d
+  for d in templates options public; do
+    rm -rf "${dest:?}/$d"
+    cp -R "$dir/$d" "$dest/$d"
+    chmod -R u+w,go+rX "$dest/$d"
+  done
+  chmod 0755 "$dest"
+  mv -f "$work/gitea" "$dest/gitea"
+  rm -rf "$work"
+  say "gitea $GITEA_VERSION: built in $((SECONDS - start)) s -> $dest/gitea"
+}
+
 what=${1:-all}
 case "$what" in
   k8s) build_k8s ;;
@@ -80,9 +125,10 @@ case "$what" in
   kwok) build kwok "$KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; kwok_stages ;;
   kustomize) build kustomize "$KUSTOMIZE_VERSION" kustomize sigs.k8s.io/kustomize/kustomize/v5 kustomize ;;
   prometheus) build prometheus "$PROMETHEUS_VERSION" ../prometheus github.com/prometheus/prometheus/cmd/prometheus prometheus ;;
+  gitea) build_gitea ;;
   all) build etcd "$ETCD_VERSION" etcd . etcd
        build kwok "$KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; kwok_stages
        build_k8s ;;
-  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|all]"; exit 2 ;;
+  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|gitea|all]"; exit 2 ;;
 esac
 echo "$BIN"
