@@ -854,17 +854,62 @@ class Daemon:
         async for msg in self.bus.consume(
             STREAM_EVENTS,
             self.trigger_durable,
-            ["reconciler.git.push.>", "reconciler.reconcile.request.>"],
+            ["reconciler.git.push.>", "reconciler.reconcile.request.>", "reconciler.git.pr.>"],
             batch=1,
             wait=5.0,
             inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
         ):
+            if msg.subject.startswith("reconciler.git.pr."):
+                self._spawn(self._check_pull_request(msg))
+                continue
             if msg.subject.startswith("reconciler.reconcile.request."):
                 env = msg.subject.rsplit(".", 1)[-1]
                 futures = [self.trigger(env, "request")] if env in self.envs else []
             else:
                 futures = self.trigger_all("git-push")
             self._spawn(self._ack_when_done(msg, futures))
+
+    async def _check_pull_request(self, msg: Any) -> None:
+        """A pull request into the followed branch was opened or moved: check its head
+        (:func:`reconciler.promote.check.check_change`, with a dry-run pass on this cluster) and post the
+        result as the commit status ``reconciler/check``. Without a Git host token nothing is checked; a
+        malformed event is dropped. The message is acknowledged once the status is posted (or given up)."""
+        from reconciler.promote.check import CHECK_CONTEXT, check_change
+        from reconciler.promote.hosts import HostError, post_commit_status
+        from webhooks.events import PullRequestChanged
+
+        try:
+            event = PullRequestChanged.model_validate_json(msg.data)
+        except ValueError as exc:
+            log.warning("dropping a malformed pull-request event: %s", exc)
+            await msg.ack()
+            return
+        if self.statuses is None or event.base_ref != self.settings.branch:
+            await msg.ack()
+            return
+        config = self.statuses.config
+        try:
+            report = await asyncio.to_thread(
+                check_change,
+                self.settings.repo,
+                event.base_ref,
+                event.head_ref,
+                self.settings.cache_dir / "checks",
+                only=list(self.envs),
+                client=self.client,
+            )
+            await post_commit_status(
+                config,
+                report.head,
+                context=CHECK_CONTEXT,
+                state="success" if report.ok else "failure",
+                description=report.summary(),
+            )
+            log.info("pull request #%s: %s %s", event.number, CHECK_CONTEXT, report.summary())
+        except (ReconcilerError, HostError) as exc:
+            log.warning("pull request #%s: check not posted: %s", event.number, exc)
+        with contextlib.suppress(Exception):
+            await msg.ack()
 
     @staticmethod
     async def _ack_when_done(msg: Any, futures: list[asyncio.Future[PassResult]]) -> None:

@@ -11,7 +11,7 @@ from _webhook_support import PAYLOADS, SECRETS, FakePublisher, hub_signature
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from webhooks.events import GitPushed, ImagePushed
+from webhooks.events import GitPushed, ImagePushed, PullRequestChanged
 from webhooks.verify import hmac_sha256_hex
 
 Client = TestClient[web.Request, web.Application]
@@ -316,3 +316,69 @@ async def test_generic_hmac(client: Client, publisher: FakePublisher) -> None:
     assert (img.registry, img.repository, img.tag) == ("localhost:5000", "team/app", "2.1.0")
     assert img.digest == "sha256:" + "b" * 64
     assert publisher.messages[0].msg_id == "generic/gen-1"
+
+
+def _pull_body(action: str) -> bytes:
+    """A pull_request delivery as GitHub and Gitea shape it (the fields reconciler reads, and some it
+    does not)."""
+    return json.dumps(
+        {
+            "action": action,
+            "number": 7,
+            "pull_request": {
+                "number": 7,
+                "title": "promote(staging): clock-mcp 0.2.0",
+                "head": {
+                    "ref": "promote/staging/abc1234",
+                    "sha": "ab" * 20,
+                    "label": "promote/staging/abc1234",
+                },
+                "base": {"ref": "main", "sha": "cd" * 20},
+            },
+            "repository": {
+                "full_name": "platform/envs",
+                "clone_url": "https://gitea.example.com/platform/envs.git",
+            },
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("event", "action"),
+    [("pull_request", "opened"), ("pull_request", "synchronized"), ("pull_request_sync", "synchronized")],
+)
+async def test_gitea_pull_request_asks_for_a_check(
+    client: Client, publisher: FakePublisher, event: str, action: str
+) -> None:
+    body = _pull_body(action)
+    headers = {
+        "X-Gitea-Event": event,
+        "X-Gitea-Delivery": f"pr-{event}-{action}",
+        "X-Gitea-Signature": hmac_sha256_hex(SECRETS["gitea"].encode(), body),
+    }
+    status, resp = await _post(client, "/hook/gitea", body, headers)
+    assert status == 202, resp
+    [msg] = publisher.messages
+    assert msg.subject == "reconciler.git.pr.platform_envs"
+    pr = PullRequestChanged.model_validate_json(msg.data)
+    assert (pr.number, pr.head_ref, pr.head_sha, pr.base_ref) == (
+        7,
+        "promote/staging/abc1234",
+        "ab" * 20,
+        "main",
+    )
+
+
+async def test_pull_request_actions_without_new_commits_are_ignored(
+    client: Client, publisher: FakePublisher
+) -> None:
+    for action in ("closed", "edited", "labeled"):
+        body = _pull_body(action)
+        headers = {
+            "X-GitHub-Event": "pull_request",
+            "X-GitHub-Delivery": f"gh-{action}",
+            "X-Hub-Signature-256": hub_signature(SECRETS["github"], body),
+        }
+        status, resp = await _post(client, "/hook/github", body, headers)
+        assert status in (200, 202), resp
+    assert publisher.messages == []
