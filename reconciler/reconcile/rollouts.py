@@ -143,6 +143,15 @@ def lay_over(
         desired = _find(objects, "Deployment", spec.app)
         if desired is None:
             where = f"envs/{env.name}.yaml: rollouts[app={spec.app}]"
+            other = next(
+                (k for k in ("StatefulSet", "DaemonSet") if _find(objects, k, spec.app) is not None), None
+            )
+            if other is not None:
+                raise PlanError(
+                    f"{where}: {spec.app} is a {other}; rollouts canary Deployments only (a {other} rolls "
+                    "out with its own updateStrategy, e.g. a StatefulSet's rollingUpdate.partition): remove "
+                    "the entry or run the app as a Deployment"
+                )
             raise PlanError(f"{where}: no Deployment {spec.app} is rendered")
         state, changed = next_state(spec, env, store.load(env.name, spec.app), desired, revision, at)
         if changed and state.active and state.started_at == at:

@@ -271,3 +271,15 @@ def test_probe_gates_are_gates_like_queries() -> None:
                 "analysis": {"queries": [{"name": "x", "query": "up", "max": 1}], "probes": [{"name": "x"}]},
             }
         )
+
+
+def test_a_statefulset_app_is_refused_with_what_to_do_instead() -> None:
+    from reconciler.model import Environment
+    from reconciler.reconcile.rollouts import lay_over
+
+    env = Environment.model_validate(
+        {"name": "dev", "overlay": "overlays/dev", "rollouts": [_spec().model_dump(by_alias=True)]}
+    )
+    sts = {**_deployment("1.0"), "kind": "StatefulSet"}
+    with pytest.raises(PlanError, match="clock is a StatefulSet; rollouts canary Deployments only"):
+        lay_over(None, "repo", env, [sts, SERVICE, ROUTE], "main@sha1:" + "a" * 40)  # type: ignore[arg-type]
