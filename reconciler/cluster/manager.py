@@ -487,7 +487,7 @@ class ResourceManager:
             action, paths = by_key[d.key]
             diff = readable_diff(d.ref, d.obj, live.get(d.key), paths)
             try:
-                self._write(d, live.get(d.key))
+                self._write(d, live.get(d.key), paths)
             except KubeError as exc:
                 message = _naming(d.ref, exc)
                 changes.add(d.ref, Action.FAILED, message=message)
@@ -564,7 +564,7 @@ class ResourceManager:
         }
         new_namespaces = {d.ref.name for d in provided if d.ref.kind == "Namespace" and d.ref.group == ""}
         deferred: list[tuple[Desired, str]] = []
-        for d, _action, _paths in to_write:
+        for d, _action, paths in to_write:
             if d.ref.namespace in absent_namespaces:  # its dry-run can only fail: no call
                 deferred.append((d, f"needs Namespace/{d.ref.namespace} from this set"))
                 continue
@@ -592,8 +592,11 @@ class ResourceManager:
             except InvalidError as exc:
                 if is_immutable_change(exc):
                     if _wants_recreate(d.obj):
-                        continue
-                    raise ApplyError(f"{_NOTHING_APPLIED}{_immutable_error(d, exc)}") from None
+                        _propagation, refusal = self._recreate_plan(d, current)
+                        if not refusal:
+                            continue
+                        raise ApplyError(f"{_NOTHING_APPLIED}{d.ref}: {refusal}") from None
+                    raise ApplyError(f"{_NOTHING_APPLIED}{_immutable_error(d, exc, paths)}") from None
                 raise ApplyError(
                     f"{_NOTHING_APPLIED}{d.ref}: {exc.reason or exc.status}: {elide_values(exc.message)}"
                 ) from None
@@ -601,8 +604,12 @@ class ResourceManager:
                 raise ApplyError(f"{_NOTHING_APPLIED}{_naming(d.ref, exc)}") from None
         return deferred
 
-    def _write(self, d: Desired, current: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Apply ``d``; over a live object ``current`` its ignored fields keep their live values."""
+    def _write(
+        self, d: Desired, current: dict[str, Any] | None = None, paths: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Apply ``d``; over a live object ``current`` its ignored fields keep their live values. A change
+        of a field fixed after creation deletes and creates the object again only when it is annotated
+        ``reconciler.dev/recreate: "true"`` (see :func:`recreate_propagation` for how it is deleted)."""
         sent = sendable(d, current)
         try:
             return self.client.apply(sent, d.ref, field_manager=self.field_manager)
@@ -610,10 +617,28 @@ class ResourceManager:
             if not is_immutable_change(exc):
                 raise
             if not _wants_recreate(d.obj):
-                raise _immutable_error(d, exc) from None
-        self.client.delete(d.ref, propagation="Foreground")
+                raise _immutable_error(d, exc, paths) from None
+            propagation, refusal = self._recreate_plan(d, current or self.client.get(d.ref))
+            if refusal:
+                raise InvalidError(str(d.ref), exc.status, "Immutable", refusal) from None
+        self.client.delete(d.ref, propagation=propagation)
         self.wait_deleted(d.ref, 60.0)
         return self.client.apply(sendable(d, None), d.ref, field_manager=self.field_manager)
+
+    def _recreate_plan(self, d: Desired, live: dict[str, Any] | None) -> tuple[str, str]:
+        """:func:`recreate_propagation` of ``d``, with the claims that would be deleted with it (one list
+        of the namespace's PersistentVolumeClaims, only for a StatefulSet whose selector changes)."""
+        propagation, refusal = recreate_propagation(d, live)
+        if propagation != "Foreground" or live is None or not _is_statefulset(d.ref):
+            return propagation, refusal
+        uid = (live.get("metadata") or {}).get("uid")
+        claims, _ = self.client.list("", "v1", "PersistentVolumeClaim", namespace=d.ref.namespace or None)
+        owned = [
+            str(c["metadata"]["name"])
+            for c in claims
+            if any(o.get("uid") == uid for o in c["metadata"].get("ownerReferences") or [])
+        ]
+        return recreate_propagation(d, live, owned)
 
     def wait_established(self, crds: list[ObjectRef], timeout: float) -> None:
         """Wait until every CRD has condition Established=True.
@@ -990,14 +1015,77 @@ def _naming(ref: ObjectRef, exc: KubeError) -> str:
     return str(exc) if exc.obj == str(ref) else f"{ref}: {exc}"
 
 
-def _immutable_error(d: Desired, exc: InvalidError) -> InvalidError:
+# "updates to statefulset spec for fields other than 'replicas', 'ordinals', … and 'minReadySeconds' are
+# forbidden": the API server names only ``spec``, and lists the fields that may change.
+_UPDATABLE_RE = re.compile(r"updates to \S+ spec for fields other than (.*?) are forbidden")
+
+
+def forbidden_changes(message: str, paths: Iterable[str]) -> list[str]:
+    """The changed fields (``paths``, as a plan names them) that a refusal ``message`` of the kind "updates
+    to <kind> spec for fields other than 'a', 'b' … are forbidden" is about: those under ``spec.`` whose
+    first segment is not one of the listed fields. ``[]`` for any other message (it names its field)."""
+    found = _UPDATABLE_RE.search(message)
+    if found is None:
+        return []
+    updatable = set(re.findall(r"'([^']+)'", found.group(1)))
+    out: list[str] = []
+    for path in paths:
+        live = path.split(" ", 1)[0]  # "live.path (from git.path)"
+        top = re.match(r"spec\.([A-Za-z0-9]+)", live)
+        if top is not None and top.group(1) not in updatable and live not in out:
+            out.append(live)
+    return out
+
+
+def _immutable_error(d: Desired, exc: InvalidError, paths: Iterable[str] = ()) -> InvalidError:
+    fields = forbidden_changes(exc.message, paths)
+    changed = f"; changed here: {', '.join(fields)}" if fields else ""
     return InvalidError(
         str(d.ref),
         exc.status,
         "Immutable",
-        f"{elide_values(exc.message)} (a field that cannot change after creation was changed; annotate the "
-        f'object with {RECREATE_ANNOTATION}: "true" to allow delete and recreate)',
+        f"{elide_values(exc.message)}{changed} (a field that cannot change after creation was changed; "
+        f'annotate the object with {RECREATE_ANNOTATION}: "true" to allow delete and recreate)',
     )
+
+
+def _selector(spec: Any) -> tuple[Any, Any]:
+    selector = (spec.get("selector") if isinstance(spec, dict) else None) or {}
+    return (dict(selector.get("matchLabels") or {}), list(selector.get("matchExpressions") or []))
+
+
+def recreate_propagation(
+    d: Desired, live: dict[str, Any] | None, owned_claims: Collection[str] = ()
+) -> tuple[str, str]:
+    """How to delete ``live`` before creating ``d`` again (``reconciler.dev/recreate: "true"``), as
+    ``(propagationPolicy, "")``, or ``("", why not)`` when deleting it would delete what nobody asked to.
+
+    Most kinds: ``Foreground`` (the object's dependents go first). A StatefulSet whose selector stays the
+    same: ``Orphan``: its pods and PersistentVolumeClaims stay (their owner references to it removed) and
+    the new StatefulSet adopts them, as ``kubectl delete --cascade=orphan`` does to change
+    ``volumeClaimTemplates``: no claim is deleted even when the StatefulSet says
+    ``persistentVolumeClaimRetentionPolicy.whenDeleted: Delete`` (its claims are then its dependents),
+    and no pod stops before the new StatefulSet rolls it. A new selector cannot adopt the old pods, so
+    they must go (``Foreground``); that is refused while claims are its dependents (``owned_claims``, their
+    names), since they would go with it.
+    """
+    if not _is_statefulset(d.ref) or live is None:
+        return "Foreground", ""
+    if _selector(live.get("spec")) == _selector(d.obj.get("spec")):
+        return "Orphan", ""
+    if owned_claims:
+        return "", (
+            f"{RECREATE_ANNOTATION}: recreating this StatefulSet with another selector deletes its pods, and "
+            f"its PersistentVolumeClaims {', '.join(sorted(owned_claims))} with them (they are its "
+            "dependents: persistentVolumeClaimRetentionPolicy.whenDeleted: Delete), so nothing was deleted: "
+            "set whenDeleted: Retain in Git first (applied in place; the StatefulSet controller then "
+            "releases the claims), then change the selector"
+        )
+    return "Foreground", ""
+
+
+def _is_statefulset(ref: ObjectRef) -> bool:
+    return ref.group == "apps" and ref.kind == "StatefulSet"
 
 
 def _wants_recreate(obj: dict[str, Any]) -> bool:
@@ -1014,10 +1102,12 @@ __all__ = [
     "SyncCache",
     "digest",
     "elide_values",
+    "forbidden_changes",
     "is_immutable_change",
     "not_stored_fields",
     "prepare",
     "readable_diff",
+    "recreate_propagation",
     "respect_ignored",
     "sendable",
     "stage_of",

@@ -12,8 +12,10 @@ from reconciler.cluster.manager import (
     Desired,
     SyncCache,
     elide_values,
+    forbidden_changes,
     is_immutable_change,
     prepare,
+    recreate_propagation,
     respect_ignored,
 )
 from reconciler.errors import ConflictError, InvalidError
@@ -93,6 +95,54 @@ def test_respect_ignored_is_identity_on_create_without_rules_and_for_absent_path
 def test_is_immutable_change(message: str, immutable: bool) -> None:
     assert is_immutable_change(InvalidError("Kind/ns/n", 422, "Invalid", message)) is immutable
     assert not is_immutable_change(ConflictError("Kind/ns/n", 409, "Conflict", message))
+
+
+STS_REFUSAL = (
+    'StatefulSet.apps "a" is invalid: spec: Forbidden: updates to statefulset spec for fields other than '
+    "'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+    "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+)
+
+
+def test_forbidden_changes_names_the_fields_a_statefulset_refusal_is_about() -> None:
+    paths = [
+        "spec.template.spec.containers[name=agent].image",
+        "spec.volumeClaimTemplates[0].spec.resources.requests.storage",
+        "spec.replicas",
+        "spec.serviceName",
+        "metadata.labels.app",
+    ]
+    assert forbidden_changes(STS_REFUSAL, paths) == [
+        "spec.volumeClaimTemplates[0].spec.resources.requests.storage",
+        "spec.serviceName",
+    ]
+    # a message that names its field itself: nothing added
+    assert forbidden_changes('Service "s" is invalid: spec.clusterIP: may not change once set', paths) == []
+
+
+def _sts(selector: dict[str, str], when_deleted: str = "Retain") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "a", "namespace": "ns", "uid": "u-1"},
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": when_deleted, "whenScaled": "Retain"},
+        },
+    }
+
+
+def test_recreate_propagation_keeps_a_statefulsets_pods_and_claims() -> None:
+    live = _sts({"app": "a"}, "Delete")
+    same = prepare([_sts({"app": "a"})])[0]
+    moved = prepare([_sts({"app": "b"})])[0]
+    assert recreate_propagation(same, live) == ("Orphan", "")  # adopted by the new StatefulSet
+    assert recreate_propagation(same, live, ["data-a-0"]) == ("Orphan", "")
+    assert recreate_propagation(moved, live) == ("Foreground", "")  # no claim is its dependent
+    propagation, refusal = recreate_propagation(moved, live, ["data-a-1", "data-a-0"])
+    assert propagation == "" and "data-a-0, data-a-1" in refusal and "whenDeleted: Retain" in refusal
+    deploy = prepare([DEPLOY])[0]
+    assert recreate_propagation(deploy, copy.deepcopy(DEPLOY), ["x"]) == ("Foreground", "")
 
 
 def test_elide_values_keeps_short_values_and_elides_dumps() -> None:
