@@ -680,7 +680,10 @@ def test_a_rollout_entry_for_a_statefulset_app_fails_the_pass(
     ctx = PassContext(source=GitSource(str(env_repo.remote), "main", tmp_path / "c"), client=kube)
     result = run_pass(ctx, "staging", trigger="test")
     assert not result.ok
-    assert "envs/staging.yaml: rollouts[app=langgraph]: no Deployment langgraph is rendered" in result.error
+    assert (
+        "envs/staging.yaml: rollouts[app=langgraph]: langgraph is a StatefulSet; "
+        "rollouts canary Deployments only" in result.error
+    )
     assert kube.get(_sts_ref(staging_ns)) is None  # nothing applied
 
 
