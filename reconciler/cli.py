@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -470,6 +471,22 @@ def run_cmd(
             "--http", help="HOST:PORT for /metrics, /healthz, /readyz and the status page; '' = off"
         ),
     ] = "127.0.0.1:9090",
+    actions_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--actions-token-file",
+            help="file holding the bearer token that enables the status page's rollback buttons and "
+            "POST /api/env/…/rollback (default $RECONCILER_ACTIONS_TOKEN_FILE; off without a token)",
+        ),
+    ] = None,
+    actions_trust_proxy_header: Annotated[
+        str | None,
+        typer.Option(
+            "--actions-trust-proxy-header",
+            help="take the acting user from this header of an authenticating proxy, e.g. X-Forwarded-Email "
+            "(default $RECONCILER_ACTIONS_TRUST_PROXY_HEADER); only when every request comes through it",
+        ),
+    ] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="auto|json|text")] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG|INFO|WARNING|ERROR")] = "INFO",
 ) -> None:
@@ -481,20 +498,38 @@ def run_cmd(
         raise _fail(f"--log-format {log_format!r}: expected auto, json or text", 2)
     configure_logging(json=None if log_format == "auto" else log_format == "json", level=log_level)
 
-    settings = DaemonSettings(
-        repo=repo,
-        branch=branch,
-        envs=env or [],
-        kubeconfig=kubeconfig,
-        context=context,
-        nats_url=nats,
-        poll_interval=interval,
-    )
+    extra: dict[str, Any] = {}  # given only when set: else the RECONCILER_* variables apply
+    if actions_token_file is not None:
+        extra["actions_token_file"] = actions_token_file
+    if actions_trust_proxy_header is not None:
+        extra["actions_trust_proxy_header"] = actions_trust_proxy_header
+    try:
+        settings = DaemonSettings(
+            repo=repo,
+            branch=branch,
+            envs=env or [],
+            kubeconfig=kubeconfig,
+            context=context,
+            nats_url=nats,
+            poll_interval=interval,
+            **extra,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _fail(f"{where}: {first['msg']}", 2) from None
     if prometheus:  # else $RECONCILER_PROMETHEUS_URL, read by the settings
         settings.prometheus_url = prometheus
     if once:
         raise typer.Exit(_once(settings))
     lease = (lease_namespace, lease_name, lease_duration) if leader_elect else None
+    if http:  # an unusable actions token is a usage error, found before anything starts
+        from reconciler.runtime.actions import load_actions_config
+
+        try:
+            load_actions_config(settings)
+        except ReconcilerError as exc:
+            raise _fail(str(exc), 2) from None
     raise typer.Exit(_daemon(settings, lease=lease, http=http))
 
 
@@ -635,7 +670,7 @@ def _daemon(
             host, _, port = http.rpartition(":")
             try:
                 runner = await start_http(daemon, host or "127.0.0.1", int(port))
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, ReconcilerError) as exc:
                 err.print(f"[red]error:[/] --http {http}: {exc}", highlight=False)
                 observer.close(timeout=1.0)
                 return 2

@@ -5,8 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Headers an authenticating proxy sets that ``actions_trust_proxy_header`` may name (oauth2-proxy's
+#: ``--pass-user-headers`` and ``--set-xauthrequest`` names).
+PROXY_IDENTITY_HEADERS = (
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Preferred-Username",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Preferred-Username",
+)
 
 
 def default_cache_dir() -> Path:
@@ -59,3 +70,32 @@ class DaemonSettings(BaseSettings):
         description="after each new revision: wait for the health gate, record the outcome as a Git note "
         "and, with onFailure: revert, revert failed promotions",
     )
+    actions_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token that enables the actions API and the status page's buttons "
+        "(RECONCILER_ACTIONS_TOKEN); prefer actions_token_file",
+    )
+    actions_token_file: Path | None = Field(
+        default=None,
+        description="file holding that token (RECONCILER_ACTIONS_TOKEN_FILE, reconciler run "
+        "--actions-token-file), e.g. a mounted Secret; read when the HTTP server starts",
+    )
+    actions_trust_proxy_header: str | None = Field(
+        default=None,
+        description="accept the identity an authenticating proxy (oauth2-proxy) puts in this header "
+        f"instead of the token ({', '.join(PROXY_IDENTITY_HEADERS)}; RECONCILER_ACTIONS_TRUST_PROXY_HEADER). "
+        "Only when every request reaches the daemon through that proxy",
+    )
+
+    @field_validator("actions_trust_proxy_header")
+    @classmethod
+    def _known_proxy_header(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for name in PROXY_IDENTITY_HEADERS:
+            if name.lower() == value.strip().lower():
+                return name
+        raise ValueError(
+            f"{value!r} is not a header an authenticating proxy sets: use one of "
+            + ", ".join(PROXY_IDENTITY_HEADERS)
+        )

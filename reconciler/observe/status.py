@@ -121,6 +121,9 @@ class TimelineEntry(BaseModel):
     reverted_by: str = Field(default="", description="the commit that currently undoes this one")
     reason: str = ""
     automatic: bool = Field(default=False, description="a rollback the daemon made itself")
+    requested_by: str = Field(
+        default="", description="who asked for a rollback through the actions API (Requested-By)"
+    )
 
 
 class AgentCardStatus(BaseModel):
@@ -199,6 +202,16 @@ class EnvSummary(BaseModel):
     protocol_targets: int = Field(default=0, description="MCP and A2A endpoints among the objects")
 
 
+class RollbackTarget(BaseModel):
+    """What a rollback of the environment (``app`` empty) or of one app would undo: the newest promotion in
+    effect (for an app: the newest one that moved its images and was not rolled back for it)."""
+
+    app: str = ""
+    promotion: str = Field(description="the promotion commit id")
+    short: str
+    subject: str = ""
+
+
 class EnvDetail(BaseModel):
     """One environment's page."""
 
@@ -207,6 +220,11 @@ class EnvDetail(BaseModel):
     drift: list[DriftEvent] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     pending: PendingChange | None = None
+    rollback: list[RollbackTarget] = Field(
+        default_factory=list,
+        description="what can be rolled back, from the promotion history: the environment first (app "
+        "empty), then each app; empty when the history could not be read",
+    )
 
 
 def health_counts(health: Mapping[str, HealthStatus]) -> dict[str, int]:

@@ -24,7 +24,12 @@ from reconciler.promote.history import HistoryEntry, split_ref, timeline
 from reconciler.promote.hosts import HostConfig, as_kind, host_config
 from reconciler.promote.promotion import PromotionError, RuleError, promote
 from reconciler.promote.records import Outcome, PromotionEvent
-from reconciler.promote.rollback import RollbackConflict, rollback
+from reconciler.promote.rollback import (
+    RollbackConflict,
+    UnknownEnvironment,
+    rollback_environment,
+    rollback_event,
+)
 from reconciler.source.gitops import GitWriter
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -303,47 +308,26 @@ def rollback_cmd(
     writer = _writer(repo, branch, cache_dir)
     host_cfg = _host(repo, host, host_repo, host_api)
     try:
-        with writer.locked():
-            writer.sync()
-            envs = _envs(writer, env_name)
-            if env_name not in envs:
-                raise _fail(
-                    f"environment {env_name!r} is not defined in envs/ ({', '.join(sorted(envs))})", 2
-                )
-            env = envs[env_name]
-            if mode == "push" and env.promotion.via == "pr":
-                raise _fail(f"envs/{env_name}.yaml requires a pull request (promotion.via: pr); use --pr", 2)
-            result = rollback(
-                writer,
-                env,
-                to=to,
-                reason=reason,
-                mode=mode,
-                host=host_cfg,
-                app=app_name,
-            )
-            writer.sync()
+        result = rollback_environment(
+            writer,
+            env_name,
+            to=to,
+            app=app_name,
+            reason=reason,
+            mode=mode,
+            host=host_cfg,
+        )
+    except (UnknownEnvironment, RuleError) as exc:
+        raise _fail(str(exc), 2) from None
     except RollbackConflict as exc:
         raise _fail(str(exc)) from None
     except (PromotionError, ReconcilerError) as exc:
         raise _fail(str(exc)) from None
     finally:
         writer.close()
-    if result.commits:
-        _publish(
-            nats,
-            PromotionEvent(
-                environment=env_name,
-                kind="rollback",
-                revision=result.commits[-1],
-                promotions=result.reverted,
-                revert=result.commits,
-                pushed_to=result.pushed_to,
-                fallback=result.fallback,
-                url=result.pull_request.url if result.pull_request else None,
-                message=(f"app {app_name}: " if app_name else "") + (reason or "manual rollback"),
-            ),
-        )
+    event = rollback_event(result, reason)
+    if event is not None:
+        _publish(nats, event)
     checked = (
         _check_pull_request(repo, branch, result.branch, host_cfg, kubeconfig, cache_dir)
         if result.pull_request
@@ -395,6 +379,8 @@ def _row(e: HistoryEntry) -> list[str]:
         notes.append(f"undoes {undoes}{app}" + (" (automatic)" if e.automatic else ""))
     if e.reason:
         notes.append(e.reason)
+    if e.requested_by:
+        notes.append(f"requested by {e.requested_by}")
     if e.tool_grants:
         notes.append("new tool grants: " + "; ".join(e.tool_grants))
     steps = [r.message for r in e.outcomes if r.outcome is Outcome.ROLLOUT]

@@ -12,8 +12,9 @@ Trailers written by promotions (see :mod:`reconciler.promote.promotion`)::
 (one ``Tool-Grant`` per Agent and server that the promotion gives tools it could not call before)
 
 and by rollbacks: ``Rollback-Of: <sha>``, ``Reason: <text>``, ``Rollback-Env: <env>``,
-``Rollback-By: reconciler`` (automatic). A revert made by hand with ``git revert`` is recognised by the
-``This reverts commit <sha>.`` line Git writes.
+``Rollback-By: reconciler`` (automatic), ``Requested-By: <identity>`` (asked for through the daemon's
+actions API or status page: ``token`` or the user a trusted proxy named). A revert made by hand with
+``git revert`` is recognised by the ``This reverts commit <sha>.`` line Git writes.
 
 A partial rollback (``reconciler rollback ENV --app NAME``) also carries ``Rollback-App: <name>`` and the
 ``Image:`` trailers of the entries it restored: it undoes only that app's part of the promotion(s) it
@@ -45,6 +46,7 @@ TRAILER_REASON = "Reason"
 TRAILER_ROLLBACK_ENV = "Rollback-Env"
 TRAILER_ROLLBACK_BY = "Rollback-By"
 TRAILER_ROLLBACK_APP = "Rollback-App"
+TRAILER_REQUESTED_BY = "Requested-By"
 
 
 # --------------------------------------------------------------------------- image references
@@ -318,6 +320,9 @@ class HistoryEntry(BaseModel):
     )
     reason: str | None = None
     automatic: bool = False
+    requested_by: str | None = Field(
+        default=None, description="who asked for a rollback through the daemon's actions (Requested-By)"
+    )
     tool_grants: list[str] = Field(default_factory=list, description="new tool grants (Tool-Grant trailers)")
 
 
@@ -432,6 +437,7 @@ def timeline(
                 undoes=undoes,
                 reason=c.first(TRAILER_REASON),
                 automatic=c.first(TRAILER_ROLLBACK_BY) == "reconciler",
+                requested_by=c.first(TRAILER_REQUESTED_BY) if is_rollback else None,
                 tool_grants=list(c.trailer(TRAILER_TOOL_GRANT)),
             )
         )

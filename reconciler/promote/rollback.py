@@ -12,9 +12,15 @@ they had before the promotion (a round-trip edit, :func:`~reconciler.promote.ove
 the trailers ``Rollback-Of``, ``Rollback-App: <name>``, ``Rollback-Env``, ``Reason`` and ``Image:`` for
 each restored entry. The promotion's other images stay in effect (see
 :func:`~reconciler.promote.history.partial_rollbacks`).
+
+A rollback asked for through the daemon's actions API (the status page's buttons) also carries
+``Requested-By: <identity>``: ``token`` for a bearer-token request, else the user a trusted proxy named.
+:func:`rollback_environment` is what ``reconciler rollback`` and that API both run.
 """
 
 from __future__ import annotations
+
+import re
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +29,7 @@ from reconciler.model import Environment
 from reconciler.promote.history import (
     TRAILER_IMAGE,
     TRAILER_REASON,
+    TRAILER_REQUESTED_BY,
     TRAILER_ROLLBACK_APP,
     TRAILER_ROLLBACK_BY,
     TRAILER_ROLLBACK_ENV,
@@ -41,12 +48,56 @@ from reconciler.promote.overlay import ImageEntry, OverlayError, read_images, se
 from reconciler.promote.promotion import (
     Mode,
     PromotionError,
+    RuleError,
     app_entries,
     apps_of,
     publish,
     wrap_source_error,
 )
+from reconciler.promote.records import PromotionEvent
 from reconciler.source.gitops import CommitInfo, GitWriter, NothingToRevert, RevertConflict
+
+#: The longest ``Requested-By`` identity recorded.
+MAX_IDENTITY = 200
+_IDENTITY_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+
+class NothingToRollBack(PromotionError):
+    """No promotion in effect is left to roll back (for the app, or after ``to``); nothing was committed."""
+
+
+class UnknownEnvironment(PromotionError):
+    """The environment is not defined in ``envs/`` at the branch head."""
+
+
+class UnknownApp(PromotionError):
+    """No object of the environment's overlay that uses an image belongs to the app."""
+
+
+class UnexpectedTarget(PromotionError):
+    """The caller named the promotion it meant to undo, and the newest one in effect is another (someone
+    rolled it back meanwhile, or promoted again); nothing was committed."""
+
+
+class NoPullRequestHost(RuleError):
+    """The environment takes changes by pull request and no Git host API token is configured to open one."""
+
+
+def check_identity(identity: str) -> str:
+    """``identity`` as a ``Requested-By`` value: stripped, one line, no control characters, at most
+    :data:`MAX_IDENTITY` characters.
+
+    Raises:
+        ValueError: it is empty, too long or has a control character (a line break).
+    """
+    value = identity.strip()
+    if not value:
+        raise ValueError("the identity is empty")
+    if len(value) > MAX_IDENTITY:
+        raise ValueError(f"the identity is longer than {MAX_IDENTITY} characters")
+    if not _IDENTITY_RE.match(value):
+        raise ValueError("the identity has a control character (a line break?)")
+    return value
 
 
 class RollbackConflict(PromotionError):
@@ -81,6 +132,7 @@ class RollbackResult(BaseModel):
     pull_request: PullRequest | None = None
     instructions: str = ""
     message: str = ""
+    requested_by: str | None = Field(default=None, description="the Requested-By trailer, if any")
 
 
 def rollback_targets(
@@ -102,11 +154,11 @@ def rollback_targets(
         after = {c.sha for c in writer.log(rev=f"{base}..HEAD", max_count=1000)}
         targets = [c for c in promotions_into(log, env.name) if c.sha in after and c.sha not in undone]
         if not targets:
-            raise PromotionError(f"nothing to roll back: no promotion into {env.name} after {base[:7]}")
+            raise NothingToRollBack(f"nothing to roll back: no promotion into {env.name} after {base[:7]}")
         return targets
     live = [c for c in promotions_into(log, env.name) if c.sha not in undone]
     if not live:
-        raise PromotionError(f"nothing to roll back: no promotion into {env.name} is in effect")
+        raise NothingToRollBack(f"nothing to roll back: no promotion into {env.name} is in effect")
     return live[:1]
 
 
@@ -125,8 +177,10 @@ def revert_commits(
     *,
     reason: str,
     automatic: bool = False,
+    requested_by: str | None = None,
 ) -> list[str]:
-    """Make one revert commit per target (newest first) on the clone's current head.
+    """Make one revert commit per target (newest first) on the clone's current head (``requested_by``:
+    the ``Requested-By`` trailer, see :func:`check_identity`).
 
     Returns:
         the revert commit ids (empty when every target's change was already undone).
@@ -144,6 +198,8 @@ def revert_commits(
         }
         if automatic:
             trailers[TRAILER_ROLLBACK_BY] = "reconciler"
+        if requested_by:
+            trailers[TRAILER_REQUESTED_BY] = check_identity(requested_by)
         try:
             made.append(writer.revert(target.sha, trailers=trailers))
         except NothingToRevert:
@@ -258,7 +314,7 @@ def plan_app_rollback(
     head_apps = apps_of(writer, head, env.overlay)
     if not head_apps.get(app):
         known = ", ".join(sorted(n for n, repos in head_apps.items() if repos)) or "none"
-        raise PromotionError(
+        raise UnknownApp(
             f"unknown app {app!r} in {env.name}: no object of {env.overlay} at {head[:7]} that uses an "
             f"image belongs to it (known apps: {known})"
         )
@@ -274,7 +330,7 @@ def plan_app_rollback(
         live = [c for c in live if c.sha in after]
         where = f" after {base[:7]}"
     if not live:
-        raise PromotionError(f"nothing to roll back: no promotion into {env.name}{where} is in effect")
+        raise NothingToRollBack(f"nothing to roll back: no promotion into {env.name}{where} is in effect")
 
     targets: list[tuple[CommitInfo, Changed]] = []
     already: list[str] = []
@@ -296,7 +352,7 @@ def plan_app_rollback(
                 break
     if not targets:
         done = f"; already rolled back: {', '.join(already)}" if already else ""
-        raise PromotionError(
+        raise NothingToRollBack(
             f"nothing to roll back: no promotion into {env.name}{where} in effect changed the images of app "
             f"{app!r} ({', '.join(sorted(head_apps[app]))}){done}"
         )
@@ -352,7 +408,7 @@ def plan_app_rollback(
     except OverlayError as exc:
         raise PromotionError(str(exc)) from None
     if text == original:
-        raise PromotionError(
+        raise NothingToRollBack(
             f"nothing to roll back: the images of app {app!r} in {file} already have the values from "
             f"before {oldest.short}"
         )
@@ -378,11 +434,11 @@ def _label(entry: ImageEntry) -> str:
 
 
 def app_rollback_message(
-    plan: AppRollbackPlan, *, reason: str, automatic: bool = False
+    plan: AppRollbackPlan, *, reason: str, automatic: bool = False, requested_by: str | None = None
 ) -> tuple[str, dict[str, str | list[str]]]:
     """The partial rollback commit's message and trailers (``Rollback-Of`` for each target,
-    ``Rollback-App``, ``Rollback-Env``, ``Reason``, ``Rollback-By`` when automatic, and one ``Image:`` per
-    restored entry)."""
+    ``Rollback-App``, ``Rollback-Env``, ``Reason``, ``Rollback-By`` when automatic, ``Requested-By`` when
+    given, and one ``Image:`` per restored entry)."""
     shas = ", ".join(t.short for t in plan.targets)
     versions = ", ".join(_label(e) for e in plan.restore)
     subject = f"rollback({plan.environment}): app {plan.app} back to {versions} (undoes {shas})"
@@ -402,6 +458,8 @@ def app_rollback_message(
     }
     if automatic:
         trailers[TRAILER_ROLLBACK_BY] = "reconciler"
+    if requested_by:
+        trailers[TRAILER_REQUESTED_BY] = check_identity(requested_by)
     trailers[TRAILER_IMAGE] = [image_trailer(e.name, e) for e in plan.restore]
     return subject + "\n\n" + "\n".join(lines), trailers
 
@@ -416,22 +474,36 @@ def rollback_app(
     mode: Mode | None = None,
     automatic: bool = False,
     host: HostConfig | None = None,
+    requested_by: str | None = None,
+    expected: str | None = None,
 ) -> RollbackResult:
     """Roll back one app of ``env`` (see :func:`plan_app_rollback`): one commit restoring only that app's
     ``images:`` entries, pushed directly or on ``rollback/<env>/<app>-<short sha>`` with a pull request,
     as :func:`rollback` does. Call on a clone fresh from :meth:`GitWriter.sync`, holding
     :meth:`GitWriter.locked`.
 
+    ``requested_by`` and ``expected`` are as in :func:`rollback`.
+
     Raises:
         RollbackConflict: an entry of the app was changed since (nothing committed or pushed).
+        UnexpectedTarget: the newest promotion to undo is not ``expected``.
         PromotionError: see :func:`plan_app_rollback`; or the push failed.
     """
+    if requested_by is not None:
+        requested_by = check_identity(requested_by)
     plan = plan_app_rollback(writer, env, app, to=to)
+    _expect(expected, plan.targets[0], f"of app {app!r} in {env.name}")
     chosen: Mode = mode or env.promotion.via
     reason = reason or ("health gate failed" if automatic else "manual rollback")
-    message, trailers = app_rollback_message(plan, reason=reason, automatic=automatic)
+    message, trailers = app_rollback_message(
+        plan, reason=reason, automatic=automatic, requested_by=requested_by
+    )
     result = RollbackResult(
-        environment=env.name, app=app, reverted=[t.sha for t in plan.targets], restored=plan.moves
+        environment=env.name,
+        app=app,
+        reverted=[t.sha for t in plan.targets],
+        restored=plan.moves,
+        requested_by=requested_by,
     )
     (writer.workdir / plan.file).write_text(plan.text, encoding="utf-8")
     if writer.commit(message, trailers=trailers) is None:  # pragma: no cover - the plan changed the file
@@ -468,6 +540,8 @@ def rollback(
     automatic: bool = False,
     host: HostConfig | None = None,
     app: str | None = None,
+    requested_by: str | None = None,
+    expected: str | None = None,
 ) -> RollbackResult:
     """Revert promotions into ``env`` and push the revert commit(s) directly or on a branch; with
     ``app``, roll back only that app's images instead (:func:`rollback_app`: one commit, not a revert).
@@ -484,16 +558,37 @@ def rollback(
         automatic: the daemon's own rollback (``Rollback-By: reconciler``).
         host: the Git host for the pull request.
         app: roll back only this app (see :func:`plan_app_rollback`); not with ``commits``.
+        requested_by: who asked (the ``Requested-By`` trailer; see :func:`check_identity`).
+        expected: the promotion commit (or a prefix of at least 7 hex digits) the caller means to undo:
+            the newest target must be it, else :class:`UnexpectedTarget` (a page that was out of date,
+            or a second click, never rolls back one promotion more).
 
     Raises:
         RollbackConflict: a revert conflicts, or an entry of ``app`` was changed since (nothing committed
             or pushed).
-        PromotionError: nothing to roll back, an unknown app, ``app`` with ``commits``, or the push failed.
+        NothingToRollBack: no promotion in effect is left to roll back.
+        UnknownApp: ``app`` is not an app of ``env``.
+        UnexpectedTarget: the newest target is not ``expected``.
+        PromotionError: ``app`` with ``commits``, or the push failed.
+        ValueError: ``requested_by`` is not a valid identity.
     """
+    if requested_by is not None:
+        requested_by = check_identity(requested_by)
     if app is not None:
         if commits is not None:
             raise PromotionError("a partial rollback (app) takes to, not a list of commits")
-        return rollback_app(writer, env, app, to=to, reason=reason, mode=mode, automatic=automatic, host=host)
+        return rollback_app(
+            writer,
+            env,
+            app,
+            to=to,
+            reason=reason,
+            mode=mode,
+            automatic=automatic,
+            host=host,
+            requested_by=requested_by,
+            expected=expected,
+        )
     log = writer.log(max_count=1000)
     if commits is not None:
         undone = effective_reverts(log)
@@ -510,10 +605,13 @@ def rollback(
             return RollbackResult(environment=env.name, message="already rolled back; nothing to do")
     else:
         targets = rollback_targets(writer, env, to=to, log=log)
+    _expect(expected, targets[0], f"in {env.name}")
     chosen: Mode = mode or env.promotion.via
     reason = reason or ("health gate failed" if automatic else "manual rollback")
-    made = revert_commits(writer, env, targets, reason=reason, automatic=automatic)
-    result = RollbackResult(environment=env.name, reverted=[t.sha for t in targets])
+    made = revert_commits(writer, env, targets, reason=reason, automatic=automatic, requested_by=requested_by)
+    result = RollbackResult(
+        environment=env.name, reverted=[t.sha for t in targets], requested_by=requested_by
+    )
     if not made:
         result.message = "every target is already undone; nothing to do"
         return result
@@ -536,3 +634,158 @@ def rollback(
         f"reverted {', '.join(t.sha[:7] for t in targets)} in {env.name}; pushed to {out.pushed_to}"
     )
     return result
+
+
+def _expect(expected: str | None, newest: CommitInfo, where: str) -> None:
+    """Raise :class:`UnexpectedTarget` unless ``newest`` is the ``expected`` commit (``None``: any)."""
+    if expected is None:
+        return
+    want = expected.strip().lower()
+    if len(want) < 7 or not re.fullmatch(r"[0-9a-f]+", want):
+        raise ValueError(f"expected: {expected!r} is not a commit id (at least 7 hex digits)")
+    if not newest.sha.startswith(want):
+        raise UnexpectedTarget(
+            f"the newest promotion to roll back {where} is {newest.short} ({newest.subject!r}), not "
+            f"{want[:12]}: it was rolled back or superseded meanwhile; nothing was committed"
+        )
+
+
+def rollback_environment(
+    writer: GitWriter,
+    env_name: str,
+    *,
+    to: str | None = None,
+    app: str | None = None,
+    reason: str = "",
+    mode: Mode | None = None,
+    host: HostConfig | None = None,
+    requested_by: str | None = None,
+    expected: str | None = None,
+    require_host: bool = False,
+) -> RollbackResult:
+    """What ``reconciler rollback ENV [--app NAME]`` and the daemon's rollback action both do: under the
+    clone's lock, sync it, read ``envs/`` at the branch head, check ``ENV``'s rules and :func:`rollback`;
+    then sync again.
+
+    Args:
+        writer: the clone (synced here).
+        env_name: the environment.
+        to, app, reason, mode, host, requested_by, expected: see :func:`rollback`.
+        require_host: refuse (:class:`NoPullRequestHost`, before anything is committed) when the change
+            goes by pull request and ``host`` has no API token to open one; without it the branch is
+            pushed and the result says where to open the pull request by hand (the CLI's way).
+
+    Raises:
+        UnknownEnvironment: ``env_name`` is not in ``envs/``.
+        RuleError: ``mode`` is ``push`` and the environment says ``promotion.via: pr``; or
+            :class:`NoPullRequestHost`.
+        ConfigError: the environment's file is invalid.
+        PromotionError, RollbackConflict, ValueError: see :func:`rollback`.
+    """
+    from reconciler.errors import ConfigError
+    from reconciler.reconcile import load_environments
+
+    with writer.locked():
+        writer.sync()
+        invalid: dict[str, str] = {}
+        envs = load_environments(writer.workdir, invalid=invalid)
+        if env_name in invalid:
+            raise ConfigError(invalid[env_name])
+        if env_name not in envs:
+            raise UnknownEnvironment(
+                f"environment {env_name!r} is not defined in envs/ ({', '.join(sorted(envs))})"
+            )
+        env = envs[env_name]
+        if mode == "push" and env.promotion.via == "pr":
+            raise RuleError(f"envs/{env_name}.yaml requires a pull request (promotion.via: pr); use --pr")
+        if require_host and (mode or env.promotion.via) == "pr" and (host is None or not host.token):
+            raise NoPullRequestHost(
+                f"envs/{env_name}.yaml takes changes by pull request (promotion.via: pr) and this daemon "
+                "cannot open one: no Git host API token (set RECONCILER_GIT_HOST_TOKEN, or GITHUB_TOKEN / "
+                "GITLAB_TOKEN, and RECONCILER_GIT_HOST when the remote URL does not name the host); or run "
+                f"`reconciler rollback {env_name}"
+                + (f" --app {app}" if app else "")
+                + " --pr`, which pushes the branch and says where to open it. Nothing was committed."
+            )
+        result = rollback(
+            writer,
+            env,
+            to=to,
+            reason=reason,
+            mode=mode,
+            host=host,
+            app=app,
+            requested_by=requested_by,
+            expected=expected,
+        )
+        writer.sync()
+    return result
+
+
+def rollback_event(result: RollbackResult, reason: str = "") -> PromotionEvent | None:
+    """The ``rollback`` event published on ``reconciler.promotion.<env>`` for a rollback that committed
+    something (``None`` otherwise)."""
+    if not result.commits:
+        return None
+    what = (f"app {result.app}: " if result.app else "") + (reason or "manual rollback")
+    if result.requested_by:
+        what += f" (requested by {result.requested_by})"
+    return PromotionEvent(
+        environment=result.environment,
+        kind="rollback",
+        revision=result.commits[-1],
+        promotions=result.reverted,
+        revert=result.commits,
+        pushed_to=result.pushed_to,
+        fallback=result.fallback,
+        url=result.pull_request.url if result.pull_request else None,
+        message=what,
+    )
+
+
+def rollback_candidates(
+    writer: GitWriter,
+    env: Environment,
+    *,
+    apps: dict[str, set[str]] | None = None,
+    log: list[CommitInfo] | None = None,
+    limit: int = 50,
+) -> list[tuple[str, CommitInfo]]:
+    """What a rollback would undo now, read from a synced clone without changing it: ``("", promotion)``
+    for the whole environment (the newest promotion in effect, as :func:`rollback_targets` picks it),
+    then ``(app, promotion)`` for each app, by name: the newest promotion in effect that changed the app's
+    ``images:`` entries and that was not rolled back for that app.
+
+    For speed the apps' repositories are taken from the overlay at the branch head only (``apps``, default
+    :func:`~reconciler.promote.promotion.apps_of` of the head); :func:`plan_app_rollback` also looks at
+    each promotion's own render and refuses what cannot be undone, so an offered app rollback may still
+    be refused (pass its promotion as ``expected`` to be sure it undoes the one offered). Only the
+    ``limit`` newest promotions in effect are looked at for apps.
+
+    Raises:
+        SourceError: the clone cannot be read.
+    """
+    log = log if log is not None else writer.log(max_count=1000)
+    try:
+        newest = rollback_targets(writer, env, log=log)[0]
+    except PromotionError:
+        return []
+    out: list[tuple[str, CommitInfo]] = [("", newest)]
+    if apps is None:
+        try:
+            apps = apps_of(writer, writer.head(), env.overlay)
+        except PromotionError:
+            return out
+    undone = effective_reverts(log)
+    partial = partial_rollbacks(log)
+    live = [c for c in promotions_into(log, env.name) if c.sha not in undone][:limit]
+    wanted = {name: repos for name, repos in apps.items() if repos}
+    found: dict[str, CommitInfo] = {}
+    for commit in live:  # newest first
+        changed = _changed_entries(writer, commit, env.overlay)
+        for app, repos in wanted.items():
+            if app not in found and app not in partial.get(commit.sha, {}) and _app_changes(changed, repos):
+                found[app] = commit
+        if len(found) == len(wanted):
+            break
+    return out + sorted(found.items())

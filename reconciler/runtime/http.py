@@ -17,9 +17,15 @@ Routes:
   :data:`DIFF_TTL` seconds).
 * ``GET /api/status``, ``GET /api/env/<name>``, ``GET /api/env/<name>/diff[?refresh=1]`` — the same as
   JSON (:mod:`reconciler.observe.status` models), for ``reconciler status --server``.
+* ``POST /api/env/<name>/rollback``, ``POST /api/env/<name>/apps/<app>/rollback`` — actions, off unless a
+  token (or a trusted proxy header) is configured; see :mod:`reconciler.runtime.actions` for the
+  authentication and why they are safe from cross-site request forgery.
 
 HTML is rendered on the server with Jinja2 (autoescaped; templates in ``runtime/templates/``); there is no
-front-end build and no script: a ``<meta http-equiv="refresh">`` reloads the page.
+front-end build. A ``<meta http-equiv="refresh">`` reloads the pages; an environment's page has the one
+script, ``/static/actions.js`` (its "Roll back" buttons, their confirm step and result, and the reload,
+which waits while a confirmation is open). Every page is sent with a ``Content-Security-Policy`` that
+allows no other script and no framing.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from reconciler.observe.status import (
     EnvDetail,
     EnvSummary,
     PendingChange,
+    RollbackTarget,
     TimelineEntry,
     age,
     commit_kind,
@@ -62,6 +69,7 @@ from reconciler.observe.status import (
     summarize_env,
 )
 from reconciler.reconcile import PassContext, assess_health, run_pass
+from reconciler.runtime.actions import Actions, ActionsConfig, add_routes, load_actions_config
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource
 
@@ -79,6 +87,15 @@ REFRESH = 5  # seconds between automatic page reloads
 DRIFT_SHOWN = 20
 TIMELINE_SHOWN = 20
 TEMPLATES = Path(__file__).parent / "templates"
+#: Sent with every HTML page: no script but the page's own file, no framing (the action buttons must not
+#: be clickable through another site's frame), no plug-ins, forms and requests to this server only.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 # -- what the server needs from the daemon (runtime.daemon.Daemon has all of it) ----------------------
@@ -379,6 +396,7 @@ def history_timeline(writer: Any, env: Environment, limit: int = TIMELINE_SHOWN)
                 reverted_by=h.reverted_by or "",
                 reason=h.reason or "",
                 automatic=h.automatic,
+                requested_by=h.requested_by or "",
             )
         )
     return out
@@ -389,21 +407,36 @@ class _Timelines:
 
     Uses :mod:`reconciler.promote.history` when it is installed (a private clone under
     ``<cache_dir>/status-page``, never the daemon's own), else the daemon's cache clone's ``git log``.
+    With ``targets``, also what a rollback of the environment and of each app would undo (from the same
+    clone; empty when the history cannot be read).
     """
 
-    def __init__(self, daemon: DaemonView, ttl: float = DIFF_TTL) -> None:
+    def __init__(
+        self,
+        daemon: DaemonView,
+        ttl: float = DIFF_TTL,
+        targets: Callable[[Any, Environment], list[RollbackTarget]] | None = None,
+    ) -> None:
         self.daemon = daemon
         self.ttl = ttl
-        self.cache: dict[str, tuple[float, list[TimelineEntry]]] = {}
+        self.targets = targets
+        self.cache: dict[str, tuple[float, list[TimelineEntry], list[RollbackTarget]]] = {}
         self._lock = threading.Lock()
         self._writer: Any = None
 
-    def _compute(self, name: str, env: Environment | None) -> list[TimelineEntry]:
+    def forget(self, name: str) -> None:
+        """Drop ``name``'s cached timeline (after an action changed its history)."""
+        self.cache.pop(name, None)
+
+    def _compute(
+        self, name: str, env: Environment | None
+    ) -> tuple[list[TimelineEntry], list[RollbackTarget]]:
         with self._lock:
             hit = self.cache.get(name)
             if hit is not None and time.time() - hit[0] < self.ttl:
-                return hit[1]
+                return hit[1], hit[2]
             entries: list[TimelineEntry] | None = None
+            targets: list[RollbackTarget] = []
             if env is not None:
                 try:
                     if self._writer is None:
@@ -412,18 +445,23 @@ class _Timelines:
                         s = self.daemon.settings
                         self._writer = GitWriter(s.repo, s.branch, s.cache_dir / "status-page")
                     entries = history_timeline(self._writer, env)
+                    if self.targets is not None:
+                        targets = self.targets(self._writer, env)
                 except ImportError:
                     entries = None
                 except ReconcilerError as exc:
                     log.warning("timeline.history_failed", environment=name, error=str(exc))
             if entries is None:
                 entries = git_log_timeline(self.daemon.source, env, name)
-            self.cache[name] = (time.time(), entries)
-            return entries
+            self.cache[name] = (time.time(), entries, targets)
+            return entries, targets
 
-    async def get(self, name: str, env: Environment | None, applied: str) -> list[TimelineEntry]:
-        entries = await asyncio.to_thread(self._compute, name, env)
-        return mark_applied([e.model_copy() for e in entries], applied)
+    async def get(
+        self, name: str, env: Environment | None, applied: str
+    ) -> tuple[list[TimelineEntry], list[RollbackTarget]]:
+        """The timeline (marked applied/pending against ``applied``) and the rollback targets."""
+        entries, targets = await asyncio.to_thread(self._compute, name, env)
+        return mark_applied([e.model_copy() for e in entries], applied), list(targets)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -501,6 +539,7 @@ class _Server:
     health: _LiveHealth
     templates: jinja2.Environment
     refresh: int
+    actions: Actions
     _client: KubeClient | None = None
 
     def client(self) -> KubeClient:
@@ -564,8 +603,9 @@ class _Server:
         pending = await self.pending.get(name)
         applied = state.applied.revision if state.applied else ""
         timeline_error = ""
+        targets: list[RollbackTarget] = []
         try:
-            entries = await self.timelines.get(name, state.env, applied)
+            entries, targets = await self.timelines.get(name, state.env, applied)
         except ReconcilerError as exc:
             entries, timeline_error = [], str(exc)
         last = await self.last(name)
@@ -579,13 +619,15 @@ class _Server:
                 drift=self.drift(name),
                 timeline=entries,
                 pending=pending,
+                rollback=targets,
             ),
             timeline_error,
         )
 
     def render(self, template: str, **values: Any) -> web.Response:
+        values.setdefault("scripted", False)
         html = self.templates.get_template(template).render(refresh=self.refresh, now=time.time(), **values)
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
+        return web.Response(text=html, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
 
 SERVER = web.AppKey("reconciler_server", _Server)
@@ -687,7 +729,23 @@ async def _env_page(request: web.Request) -> web.Response:
         repo=s.repo,
         branch=s.branch,
         envs=list(srv.daemon.envs),
+        actions=_page_actions(srv.actions.config, request),
+        scripted=True,
     )
+
+
+@dataclass(frozen=True)
+class _PageActions:
+    """What the environment page says about actions (never the token)."""
+
+    enabled: bool
+    reason: str
+    identity: str  # the trusted proxy's user for this request ("": the page asks for the token)
+
+
+def _page_actions(config: ActionsConfig, request: web.Request) -> _PageActions:
+    identity = request.headers.get(config.proxy_header, "").strip() if config.proxy_header else ""
+    return _PageActions(enabled=config.enabled, reason=config.disabled_reason, identity=identity[:200])
 
 
 async def _api_status(request: web.Request) -> web.Response:
@@ -728,21 +786,29 @@ def build_app(
         diff_ttl: seconds a pending-change dry-run (and a timeline) is reused before the next page
             view repeats it.
         health_ttl: seconds a live health reading is reused; 0 shows the health the last pass read.
+
+    Raises:
+        ConfigError: the actions' token setting is unusable (see
+            :func:`reconciler.runtime.actions.load_actions_config`).
     """
     app = web.Application()
 
     def client() -> KubeClient:
         return srv.client()
 
+    actions = Actions(daemon, load_actions_config(daemon.settings))
+    timelines = _Timelines(daemon, ttl=diff_ttl, targets=actions.targets)
+    actions.on_change = timelines.forget
     srv = _Server(
         daemon=daemon,
         metrics=metrics or default_metrics(),
         ready=_Ready(daemon, client),
         pending=_Pending(daemon, client, ttl=diff_ttl),
-        timelines=_Timelines(daemon, ttl=diff_ttl),
+        timelines=timelines,
         health=_LiveHealth(daemon, client, ttl=health_ttl),
         templates=_templates(),
         refresh=refresh,
+        actions=actions,
     )
     app[SERVER] = srv
 
@@ -750,6 +816,7 @@ def build_app(
         await srv.pending.close()
         await srv.health.close()
         srv.timelines.close()
+        actions.close()
         if srv._client is not None:
             srv._client.close()
 
@@ -762,6 +829,7 @@ def build_app(
     app.router.add_get("/api/status", _api_status)
     app.router.add_get("/api/env/{name}", _api_env)
     app.router.add_get("/api/env/{name}/diff", _api_diff)
+    add_routes(app, actions)
     return app
 
 
@@ -788,6 +856,7 @@ async def start_http(
 
     Raises:
         OSError: when the address cannot be bound.
+        ConfigError: see :func:`build_app`.
     """
     app = build_app(daemon, metrics=metrics, refresh=refresh, diff_ttl=diff_ttl, health_ttl=health_ttl)
     runner = web.AppRunner(app, access_log=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reconciler_testing import EnvRepo
@@ -51,12 +52,21 @@ spec:
 """
 
 
-def seed(repo: EnvRepo, namespace: str, *, tag: str = "0.1.0", message: str = "dev: clock MCP server") -> str:
-    """Write a dev environment (a Deployment and a Service in ``namespace``) and push; returns the sha."""
+def seed(
+    repo: EnvRepo,
+    namespace: str,
+    *,
+    tag: str = "0.1.0",
+    message: str = "dev: clock MCP server",
+    via: str | None = None,
+) -> str:
+    """Write a dev environment (a Deployment and a Service in ``namespace``; ``via``: its
+    ``promotion.via``) and push; returns the sha."""
     repo.write(
         "envs/dev.yaml",
         f"overlay: overlays/dev\nnamespace: {namespace}\n"
-        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {noControllerAfter: 5}\n",
+        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {noControllerAfter: 5}\n"
+        + (f"promotion: {{via: {via}}}\n" if via else ""),
     )
     repo.write(
         "overlays/dev/kustomization.yaml",
@@ -91,3 +101,20 @@ def save_screenshot(png: bytes, tmp_path: Path, name: str) -> Path:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(extra) / name)
     return path
+
+
+async def open_confirmation(page: Any, button: Any) -> None:
+    """Click a "Roll back" ``button`` of the status page and wait for its confirmation dialog. The page
+    reloads itself every few seconds (never while the dialog is open): a click that a reload swallowed is
+    made again."""
+    from playwright.async_api import expect
+
+    dialog = page.locator("#rollback-dialog")
+    for _ in range(3):
+        await button.click()
+        try:
+            await expect(dialog).to_be_visible(timeout=3_000)
+            return
+        except AssertionError:
+            continue
+    await expect(dialog).to_be_visible()

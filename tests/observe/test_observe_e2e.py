@@ -1,18 +1,27 @@
 """The status page end to end: a real daemon on the local control plane with NATS and a bare Git remote,
-its HTTP server on 127.0.0.1, and Debian's Chromium driven by Playwright. Also checks /metrics, /readyz,
-the Kubernetes Events on the managed objects, and the NATS result and drift events."""
+its HTTP server on 127.0.0.1, and Debian's Chromium driven by Playwright, down to a click on "Roll back"
+that reverts a promotion and the pass that applies the revert. Also checks /metrics, /readyz, the
+Kubernetes Events on the managed objects, and the NATS result, drift and promotion events."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from _observe_support import CHROMIUM, CHROMIUM_ARGS, require_chromium, save_screenshot, seed
+from _observe_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    open_confirmation,
+    require_chromium,
+    save_screenshot,
+    seed,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from reconciler_testing import EnvRepo, daemon_settings, until
 
@@ -24,11 +33,16 @@ from reconciler.runtime import Daemon
 from reconciler.runtime.http import start_http
 
 pytestmark = pytest.mark.integration
+ACTIONS_TOKEN = "e2e-actions-token-0123456789abcdef"
 
 
 def _events(kube: KubeClient, namespace: str) -> list[dict[str, Any]]:
     out = kube.request("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events")
     return list(out.get("items", []))
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
 
 async def _http_get(port: int, path: str) -> tuple[int, str]:
@@ -64,8 +78,10 @@ async def test_status_page_in_chromium(
     require_chromium()
     from playwright.async_api import async_playwright, expect
 
-    first = seed(env_repo, namespace)
-    settings = daemon_settings(env_repo.remote, kubeconfig, cache_dir, nats_url=nats_url)
+    first = seed(env_repo, namespace, via="push")  # a rollback from the page is pushed, not proposed
+    settings = daemon_settings(
+        env_repo.remote, kubeconfig, cache_dir, nats_url=nats_url, actions_token=ACTIONS_TOKEN
+    )
     results: list[PassResult] = []
     daemon = Daemon(settings, on_result=results.append)
     metrics = Metrics()
@@ -80,6 +96,7 @@ async def test_status_page_in_chromium(
 
     await nc.subscribe("reconciler.result.dev", cb=on_msg)
     await nc.subscribe("reconciler.drift.dev", cb=on_msg)
+    await nc.subscribe("reconciler.promotion.dev", cb=on_msg)
 
     await daemon.start()
     runner = await start_http(daemon, port=0, metrics=metrics, refresh=1, diff_ttl=1.0)
@@ -137,9 +154,14 @@ async def test_status_page_in_chromium(
                 await expect(drift_row).to_contain_text("corrected")
                 await expect(drift_row).to_contain_text("spec.template.spec.containers[name=server].image")
 
-                # a pushed commit nobody announced: the page shows it pending, with the dry-run diff
+                # a pushed promotion nobody announced: the page shows it pending, with the dry-run diff
                 second = await asyncio.to_thread(
-                    seed, env_repo, namespace, tag="0.2.0", message="dev: clock 0.2.0"
+                    seed,
+                    env_repo,
+                    namespace,
+                    tag="0.2.0",
+                    message="promote(dev): clock 0.2.0\n\nPromotion-From: ci\nPromotion-To: dev\n",
+                    via="push",
                 )
                 diff = page.locator(f'.diff[data-diff-object="Deployment/{namespace}/clock-mcp"]')
                 await expect(diff).to_contain_text("image: ghcr.io/acme/clock-mcp:0.2.0", timeout=30_000)
@@ -164,6 +186,33 @@ async def test_status_page_in_chromium(
                     "Synced"
                 )
 
+                # roll the promotion back from the page: a revert commit that records who asked for it,
+                # and the pass it triggers applies it
+                await open_confirmation(page, page.locator('tr[data-rollback-app=""] button'))
+                await expect(page.locator("#rollback-question")).to_contain_text(
+                    f"Revert promotion {second[:7]}"
+                )
+                await page.fill("#rollback-token", ACTIONS_TOKEN)
+                await page.fill("#rollback-reason", "clock 0.2.0 is slow")
+                await page.click("#rollback-confirm")
+                result = page.locator("#action-result")
+                await expect(result).to_have_attribute("data-outcome", "ok", timeout=30_000)
+                reverted = await result.locator("[data-commit]").get_attribute("data-commit")
+                assert reverted and reverted != second
+                await expect(page.locator('[data-testid="revision"]')).to_have_text(
+                    f"main@sha1:{reverted}", timeout=30_000
+                )
+                await expect(page.locator(f'#timeline li[data-sha="{reverted}"]')).to_contain_text(
+                    "requested by token"
+                )
+                await expect(page.locator(f'#timeline li[data-sha="{second}"]')).to_contain_text(
+                    f"reverted by {reverted[:7]}"
+                )
+                assert ACTIONS_TOKEN not in await page.content()
+                await expect(page.locator('[data-testid="env-name"] [data-testid="sync"]')).to_have_text(
+                    "Synced", timeout=20_000
+                )
+
                 await page.goto(base + "/")
                 png = await page.screenshot(full_page=True)
                 save_screenshot(png, tmp_path, "status-page-overview.png")
@@ -186,7 +235,7 @@ async def test_status_page_in_chromium(
         assert samples[("reconciler_drift_corrected_total", (("environment", "dev"),))] == len(corrections)
         info = [dict(k[1]) for k in samples if k[0] == "reconciler_last_applied_revision_info"]
         assert info == [
-            {"environment": "dev", "revision": f"main@sha1:{second}", "branch": "main", "sha": second}
+            {"environment": "dev", "revision": f"main@sha1:{reverted}", "branch": "main", "sha": reverted}
         ]
         lag = (("consumer", "reconciler-daemon-triggers"), ("stream", "RECONCILER"))
         assert samples[("reconciler_nats_consumer_pending_messages", lag)] == 0
@@ -198,8 +247,15 @@ async def test_status_page_in_chromium(
         # reconciler status --server reads the same daemon
         rows = await asyncio.to_thread(server_status, base)
         assert [(r.name, r.sync.value, r.revision) for r in rows] == [
-            ("dev", "Synced", f"main@sha1:{second}")
+            ("dev", "Synced", f"main@sha1:{reverted}")
         ]
+        # the revert on the remote: what the CLI's rollback writes, and who asked
+        revert = await asyncio.to_thread(_git, env_repo.remote, "log", "-1", "--format=%B", reverted)
+        assert f"This reverts commit {second}." in revert
+        for trailer in (f"Rollback-Of: {second}", "Reason: clock 0.2.0 is slow", "Requested-By: token"):
+            assert trailer in revert
+        live_image = (await asyncio.to_thread(kube.get, dep) or {})["spec"]["template"]["spec"]["containers"]
+        assert live_image[0]["image"] == "ghcr.io/acme/clock-mcp:0.1.0"
 
         # Kubernetes Events on the managed objects, matched to them by uid
         live = await asyncio.to_thread(kube.get, dep)
@@ -230,6 +286,9 @@ async def test_status_page_in_chromium(
         await until(
             lambda: len([s for s, _ in published if s == "reconciler.result.dev"]) >= 2, 10, "results"
         )
+        rollbacks = [d for s, d in published if s == "reconciler.promotion.dev" and d["kind"] == "rollback"]
+        assert [(r["revert"], r["promotions"]) for r in rollbacks] == [([reverted], [second])]
+        assert "requested by token" in rollbacks[0]["message"]
         drift = [d for s, d in published if s == "reconciler.drift.dev"]
         assert len(drift) == len(corrections)
         assert all(d["corrected"] is True for d in drift)

@@ -1,0 +1,198 @@
+// The status page's actions: "Roll back" buttons with a confirm step, and the page's reload.
+// Served as /static/actions.js (the page's Content-Security-Policy allows no other script).
+//
+// The actions token is typed once and kept in this tab's sessionStorage; it is sent only as an
+// "Authorization: Bearer" header to this page's own origin, never written into the page. A custom
+// Authorization header cannot be sent cross-site without a CORS preflight the server never grants:
+// that, and the server's Origin check, keep other sites from acting (see reconciler/runtime/actions.py).
+(function () {
+  "use strict";
+  var TOKEN_KEY = "reconciler.actionsToken";
+  var main = document.querySelector("main");
+  var section = document.getElementById("rollback");
+  var dialog = document.getElementById("rollback-dialog");
+  var busy = false;
+
+  // -- reload every N seconds, but never under an open confirmation or a running request
+  var refresh = main ? Number(main.getAttribute("data-refresh") || 0) : 0;
+  function scheduleReload() {
+    if (!refresh) return;
+    window.setTimeout(function () {
+      if (busy || (dialog && dialog.open)) {
+        scheduleReload();
+      } else {
+        window.location.reload();
+      }
+    }, refresh * 1000);
+  }
+  scheduleReload();
+
+  if (!section) return;
+  var env = section.getAttribute("data-env") || "";
+  var resultKey = "reconciler.actionResult." + env;
+  var resultBox = document.getElementById("action-result");
+
+  function storage() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+  function storedToken() {
+    var s = storage();
+    return s ? s.getItem(TOKEN_KEY) || "" : "";
+  }
+
+  // -- the result of the last action, kept across reloads until dismissed
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+  function showResult(r) {
+    if (!resultBox) return;
+    resultBox.textContent = "";
+    resultBox.hidden = false;
+    resultBox.className = "result " + (r.ok ? "ok" : "bad");
+    resultBox.setAttribute("data-outcome", r.ok ? "ok" : "error");
+    var what = r.app ? "app " + r.app + " in " + env : env;
+    if (r.ok) {
+      resultBox.appendChild(el("p", "Rolled back " + what + ": " + r.message));
+      var commits = el("p", "Commit" + (r.commits.length === 1 ? "" : "s") + ": ");
+      r.commits.forEach(function (sha) {
+        var code = el("code", sha.slice(0, 12));
+        code.title = sha;
+        code.setAttribute("data-commit", sha);
+        commits.appendChild(code);
+        commits.appendChild(document.createTextNode(" "));
+      });
+      resultBox.appendChild(commits);
+      if (r.pull_request_url && /^https?:\/\//.test(r.pull_request_url)) {
+        var p = el("p", "Pull request: ");
+        var a = el("a", r.pull_request_url);
+        a.href = r.pull_request_url;
+        a.rel = "noopener noreferrer";
+        a.setAttribute("data-testid", "pull-request");
+        p.appendChild(a);
+        resultBox.appendChild(p);
+      }
+      if (r.instructions) resultBox.appendChild(el("p", r.instructions, "muted"));
+      resultBox.appendChild(el("p", "Requested by " + r.requested_by +
+        (r.pass_triggered ? "; a pass of " + env + " was started." : "."), "muted"));
+    } else {
+      resultBox.appendChild(el("p", "Rollback of " + what + " refused (HTTP " + r.status + "): " + r.error, "error"));
+    }
+    var dismiss = el("button", "Dismiss");
+    dismiss.type = "button";
+    dismiss.addEventListener("click", function () {
+      var s = storage();
+      if (s) s.removeItem(resultKey);
+      resultBox.hidden = true;
+      resultBox.textContent = "";
+    });
+    resultBox.appendChild(dismiss);
+  }
+  function keepResult(r) {
+    var s = storage();
+    if (s) s.setItem(resultKey, JSON.stringify(r));
+    showResult(r);
+  }
+  (function restore() {
+    var s = storage();
+    var raw = s ? s.getItem(resultKey) : null;
+    if (!raw) return;
+    try { showResult(JSON.parse(raw)); } catch (e) { s.removeItem(resultKey); }
+  })();
+
+  if (!dialog) return; // actions are disabled: the buttons are too
+  var question = document.getElementById("rollback-question");
+  var reason = document.getElementById("rollback-reason");
+  var tokenRow = document.getElementById("rollback-token-row");
+  var tokenInput = document.getElementById("rollback-token");
+  var tokenNote = document.getElementById("rollback-token-note");
+  var confirmButton = document.getElementById("rollback-confirm");
+  var cancelButton = document.getElementById("rollback-cancel");
+  var proxied = section.hasAttribute("data-identity");
+  var chosen = null;
+
+  function open(button) {
+    chosen = {
+      app: button.getAttribute("data-app") || "",
+      promotion: button.getAttribute("data-promotion") || "",
+      short: button.getAttribute("data-short") || ""
+    };
+    question.textContent = chosen.app
+      ? "Set the images of app " + chosen.app + " in " + env + " back to their versions before promotion " +
+        chosen.short + "? One commit; the promotion's other apps stay."
+      : "Revert promotion " + chosen.short + " in " + env + "? A git revert, applied by the next pass " +
+        "(or proposed as a pull request when " + env + " takes changes that way).";
+    reason.value = "";
+    if (!proxied && tokenRow) {
+      var have = storedToken() !== "";
+      tokenRow.hidden = have;
+      if (tokenNote) {
+        tokenNote.textContent = have
+          ? "Using the actions token typed earlier in this tab (recorded as requested by token)."
+          : "Kept in this tab only (session storage), sent as a bearer token; recorded as requested by token.";
+      }
+    }
+    dialog.showModal();
+  }
+
+  Array.prototype.forEach.call(section.querySelectorAll("button.rollback"), function (button) {
+    button.addEventListener("click", function () { open(button); });
+  });
+  cancelButton.addEventListener("click", function () { dialog.close(); });
+
+  confirmButton.addEventListener("click", function () {
+    if (!chosen || busy) return;
+    var headers = { "Content-Type": "application/json" };
+    if (!proxied) {
+      var typed = tokenInput ? tokenInput.value.trim() : "";
+      if (tokenInput) tokenInput.value = "";
+      var token = typed || storedToken();
+      if (!token) {
+        if (tokenRow) tokenRow.hidden = false;
+        if (tokenInput) tokenInput.focus();
+        return;
+      }
+      if (typed) {
+        var s = storage();
+        if (s) s.setItem(TOKEN_KEY, typed);
+      }
+      headers["Authorization"] = "Bearer " + token;
+    }
+    var target = chosen;
+    var url = "/api/env/" + encodeURIComponent(env) +
+      (target.app ? "/apps/" + encodeURIComponent(target.app) : "") + "/rollback";
+    var body = { promotion: target.promotion };
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    busy = true;
+    confirmButton.disabled = true;
+    fetch(url, {
+      method: "POST",
+      headers: headers,
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store"
+    }).then(function (resp) {
+      return resp.json().catch(function () { return { error: resp.statusText }; }).then(function (data) {
+        if (resp.status === 401) {
+          var s = storage();
+          if (s) s.removeItem(TOKEN_KEY);
+        }
+        if (resp.ok) {
+          data.ok = true;
+          data.app = target.app;
+          keepResult(data);
+        } else {
+          keepResult({ ok: false, app: target.app, status: resp.status, error: data.error || resp.statusText });
+        }
+      });
+    }).catch(function (err) {
+      keepResult({ ok: false, app: target.app, status: 0, error: String(err) });
+    }).then(function () {
+      busy = false;
+      confirmButton.disabled = false;
+      dialog.close();
+    });
+  });
+})();
