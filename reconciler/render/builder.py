@@ -6,15 +6,17 @@ its own and its result appended), ``configurations`` (merged into the field-spec
 (``configMapGenerator`` then ``secretGenerator``, with ``behavior``), ``components`` (built into the same
 accumulator), then the built-in transformers in kustomize's order: patchesStrategicMerge, patches,
 namespace, namePrefix, nameSuffix, labels and commonLabels, commonAnnotations, patchesJson6902, replicas,
-images, replacements; then ``transformers:`` entries (builtin configurations, files or inline). At the top
-only: content-hash suffixes, name-reference rewriting, dropping ``config.kubernetes.io/local-config``
+images, replacements; then ``transformers:`` entries (builtin configurations, files or inline); then the
+kustomization's ``vars`` are declared (:mod:`reconciler.render.refvars`). At the top only: content-hash
+suffixes, name-reference rewriting, ``$(VAR)`` expansion, dropping ``config.kubernetes.io/local-config``
 objects, ordering (kustomize's legacy kind order unless ``sortOptions`` says otherwise) and rewriting
-``metadata.annotations`` values as strings.
+``metadata.annotations`` values as strings. The directory built may be a ``kind: Component``: kustomize
+builds it like a kustomization (api/krusty/kustomizer.go checks no kind).
 
 Files are read with kustomize's load restrictor (``LoadRestrictionsRootOnly``): a file must lie in or
 below the directory of the kustomization naming it (after resolving symlinks); kustomization directories may
 be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
-cycle check). Remote resources, Helm charts, plugins, ``vars``, ``crds``, ``openapi`` and
+cycle check). Remote resources, Helm charts, plugins, ``crds``, ``openapi`` and
 ``buildMetadata`` are refused with an error naming the kustomization file.
 """
 
@@ -31,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.render import generators, nameref, patches, replacements, transformers
+from reconciler.render import generators, nameref, patches, refvars, replacements, transformers
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import (
     ORDER_FIRST,
@@ -103,7 +105,7 @@ class Kustomization(BaseModel):
     helmCharts: list[dict[str, Any]] | None = None
     helmGlobals: dict[str, Any] | None = None
     helmChartInflationGenerator: list[dict[str, Any]] | None = None
-    vars: list[dict[str, Any]] | None = None
+    vars: list[Any] | None = None
 
 
 def _is_remote(ref: str) -> bool:
@@ -242,7 +244,6 @@ _UNSUPPORTED = {
     "helmCharts": "helmCharts are not supported",
     "helmGlobals": "helmGlobals are not supported",
     "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
-    "vars": "vars are not supported (use replacements)",
     "crds": "'crds' is not supported by this renderer",
     "generators": "generator plugins ('generators') are not supported by this renderer",
     "validators": "validator plugins ('validators') are not supported by this renderer",
@@ -277,13 +278,14 @@ def load_kustomization(loader: _Loader) -> tuple[Kustomization, str]:
     if not isinstance(raw, dict):
         raise RenderError("invalid Kustomization: the file must hold a mapping", path=where)
     try:
-        kust = Kustomization.model_validate(raw)
+        kust = Kustomization.model_validate(_canonical_keys(raw))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
         line = key_lines(data, path=where).get(str(first["loc"][0])) if first["loc"] else None
         raise RenderError(f"invalid Kustomization: field {loc}: {msg}", path=where, line=line) from None
+    refvars.parse_vars(kust.vars, where=where)
     kind = kust.kind or "Kustomization"
     if kind not in ("Kustomization", "Component"):
         raise RenderError("kind should be Kustomization or Component", path=where)
@@ -297,6 +299,19 @@ def load_kustomization(loader: _Loader) -> tuple[Kustomization, str]:
     if kust.sortOptions is not None:
         _check_sort_options(kust.sortOptions, where)
     return kust, where
+
+
+def _canonical_keys(raw: dict[Any, Any]) -> dict[Any, Any]:
+    """The kustomization's top-level keys spelled as its fields: kustomize decodes the file with Go's JSON
+    decoder (api/types/kustomization.go ``Unmarshal``), which also accepts a key differing only in case
+    (``nameprefix``); a later spelling of the same field wins."""
+    fields = {name.lower(): name for name in Kustomization.model_fields}
+    out: dict[Any, Any] = {}
+    for key, value in raw.items():
+        name = key if key in Kustomization.model_fields else fields.get(str(key).lower(), key)
+        out.pop(name, None)
+        out[name] = value
+    return out
 
 
 def _check_sort_options(opts: dict[str, Any], where: str) -> None:
@@ -358,10 +373,11 @@ def resources_from_bytes(data: bytes, *, source: str, patches: bool = False) -> 
 
 @dataclass
 class _Acc:
-    """kustomize's ``ResAccumulator``: the resources and the transformer configuration built so far."""
+    """kustomize's ``ResAccumulator``: the resources, the transformer configuration and the vars so far."""
 
     resmap: ResMap = field(default_factory=ResMap)
     config: TransformerConfig = field(default_factory=TransformerConfig)
+    vars: refvars.VarSet = field(default_factory=dict)
 
 
 def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> _Acc:
@@ -382,6 +398,8 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
         sub = loader.new(comp, where=where)
         _accumulate_directory(sub, where, acc, component=True)
     _run_transformers(loader, kust, where, acc)
+    if kust.vars:
+        refvars.merge_vars(acc.resmap, acc.vars, refvars.parse_vars(kust.vars, where=where), where=where)
     return acc
 
 
@@ -437,6 +455,7 @@ def _accumulate_directory(loader: _Loader, where: str, acc: _Acc, *, component: 
     _check_objects(len(acc.resmap) + len(sub.resmap), where)
     acc.resmap.extend(list(sub.resmap.items))
     acc.config.merge(sub.config, where=kwhere)
+    refvars.merge_var_sets(acc.vars, sub.vars, directory=loader.display(loader.root), where=kwhere)
 
 
 def _check_objects(count: int, where: str) -> None:
@@ -470,7 +489,9 @@ def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc)
                 )
             old = matches[0]
             index = acc.resmap.items.index(old)
-            acc.resmap.items[index] = generators.merge_generated(old, res)
+            merged = generators.merge_generated(old, res)
+            merged.ref_var_names = list(old.ref_var_names)
+            acc.resmap.items[index] = merged
 
 
 # -- transformers -------------------------------------------------------------------------------------
@@ -969,11 +990,10 @@ def build_resources(
         raise RenderError("kustomization path is not a directory", path=str(path))
     loader = _Loader(directory, repo, limits)
     kust, where = load_kustomization(loader)
-    if kust.kind == "Component":
-        raise RenderError("expected kind != 'Component' for the directory being built", path=where)
     acc = _accumulate_target(loader, kust, where, _Acc())
     _add_hashes(acc.resmap)
     nameref.fix_name_references(acc.resmap, acc.config.name_reference)
+    refvars.resolve(acc.resmap, acc.vars, acc.config.var_reference)
     kept = []
     for res in acc.resmap.items:
         ann = (

@@ -297,6 +297,54 @@ def _replicas() -> list[FieldSpec]:
     ]
 
 
+def _var_references() -> list[FieldSpec]:
+    """kustomize's default ``varReference`` table (api/internal/konfig/builtinpluginconsts/varreference.go):
+    container args, command, env values and mount paths, NFS servers, some Ingress and Service fields, and
+    every object's labels and annotations. The CronJob NFS path lacks ``spec/`` there; it is kept as is."""
+    leaves = (
+        "containers/args",
+        "containers/command",
+        "containers/env/value",
+        "containers/volumeMounts/mountPath",
+        "initContainers/args",
+        "initContainers/command",
+        "initContainers/env/value",
+        "initContainers/volumeMounts/mountPath",
+    )
+    pods = {
+        "CronJob": "spec/jobTemplate/spec/template/spec",
+        "DaemonSet": "spec/template/spec",
+        "Deployment": "spec/template/spec",
+        "Job": "spec/template/spec",
+        "Pod": "spec",
+        "ReplicaSet": "spec/template/spec",
+        "StatefulSet": "spec/template/spec",
+    }
+    specs = [FieldSpec(f"{prefix}/{leaf}", kind=kind) for kind, prefix in pods.items() for leaf in leaves]
+    nfs = {
+        "CronJob": "spec/jobTemplate/spec/template/volumes/nfs/server",
+        "DaemonSet": "spec/template/spec/volumes/nfs/server",
+        "Deployment": "spec/template/spec/volumes/nfs/server",
+        "Job": "spec/template/spec/volumes/nfs/server",
+        "Pod": "spec/volumes/nfs/server",
+        "ReplicaSet": "spec/template/spec/volumes/nfs/server",
+        "StatefulSet": "spec/volumeClaimTemplates/spec/nfs/server",
+        "PersistentVolume": "spec/nfs/server",
+    }
+    specs += [FieldSpec(path, kind=kind) for kind, path in nfs.items()]
+    specs += [
+        FieldSpec("spec/template/metadata/annotations", kind="Deployment"),
+        FieldSpec("spec/rules/host", kind="Ingress"),
+        FieldSpec("spec/tls/hosts", kind="Ingress"),
+        FieldSpec("spec/tls/secretName", kind="Ingress"),
+        FieldSpec("spec/ports/port", kind="Service"),
+        FieldSpec("spec/ports/targetPort", kind="Service"),
+        FieldSpec("metadata/labels"),
+        FieldSpec("metadata/annotations"),
+    ]
+    return specs
+
+
 @dataclass(frozen=True)
 class NameRef:
     """Objects of ``kind`` (and group/version) are referred to by name at ``fieldspecs``."""
@@ -557,6 +605,7 @@ class TransformerConfig:
             common_annotations=_sorted_specs(_common_annotations()),
             images=_sorted_specs(_images()),
             replicas=_sorted_specs(_replicas()),
+            var_reference=_sorted_specs(_var_references()),
             name_reference=sorted(_name_references(), key=lambda r: gvk_sort_key(r.group, r.version, r.kind)),
         )
 

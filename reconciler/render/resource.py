@@ -111,6 +111,8 @@ class Resource:
     behavior: str = "create"
     prefixes: list[str] = field(default_factory=list)
     suffixes: list[str] = field(default_factory=list)
+    #: names of the ``vars`` whose objref matched this object (kustomize's ``refVarNames``)
+    ref_var_names: list[str] = field(default_factory=list)
     _id_cache: tuple[Any, ResId] | None = field(default=None, repr=False, compare=False)
 
     @property

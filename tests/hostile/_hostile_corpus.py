@@ -919,8 +919,10 @@ def _kustomization_cases() -> list[RepoCase]:
         "generators-plugin": "generators:\n- plugin.yaml\n",
         "validators-plugin": "validators:\n- plugin.yaml\n",
         "kind-wrong": "kind: Deployment\nresources:\n- configmap.yaml\n",
-        "kind-component-as-resource": (
-            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources:\n- configmap.yaml\n"
+        # a Component directory builds like a kustomization (as with kustomize), but not with the
+        # Kustomization apiVersion
+        "kind-component-kustomization-version": (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\nresources:\n- configmap.yaml\n"
         ),
         "sort-order": "resources:\n- configmap.yaml\nsortOptions: {order: random}\n",
         "labels-fields-int": "resources:\n- configmap.yaml\nlabels:\n- pairs: {a: b}\n  fields: 5\n",

@@ -112,6 +112,7 @@ def test_fieldspec_tables_equal_kustomize() -> None:
         "commonAnnotations": ours.common_annotations,
         "namespace": ours.namespace,
         "replicas": ours.replicas,
+        "varReference": ours.var_reference,
     }
     for key, specs in pairs.items():
         assert _ours(specs) == _specs(go[key]), key
