@@ -270,19 +270,39 @@ def build_cmd(
     repo: Annotated[str | None, typer.Option(help="environment repository (path or URL)")] = None,
     branch: str = "main",
     root: Annotated[Path | None, typer.Option(help="load-restrictor root for a directory build")] = None,
+    allow_remote: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-remote",
+            metavar="HOST_PATTERN",
+            help="allow remote bases and files matching [SCHEME://]HOST[:PORT][/PATH] (repeatable; e.g. "
+            "github.com/acme/*); with --repo, added to the environment's render.remoteBases.allow",
+        ),
+    ] = None,
 ) -> None:
     """Render a kustomization directory (like `kustomize build DIR`) or an environment's overlay at the
     branch's latest commit."""
-    from reconciler.render import RenderError, build, dump_yaml
+    from reconciler.model.remote import HostPattern
+    from reconciler.render import RemoteOptions, RenderError, build, dump_yaml
+    from reconciler.settings import default_cache_dir
 
+    allow = list(allow_remote or [])
+    for pattern in allow:
+        try:
+            HostPattern.parse(pattern)
+        except ValueError as exc:
+            raise _fail(f"--allow-remote: {exc}", 2) from None
     try:
         if repo is None:
             d = Path(target)
             if not d.is_dir():
                 raise _fail(f"{target}: not a directory (pass --repo to render an environment)", 2)
-            objs = build(d, root=(root or _git_root(d.resolve())).resolve())
+            remote = RemoteOptions(
+                allow=allow, setting="--allow-remote (reconciler build)", cache_dir=default_cache_dir()
+            )
+            objs = build(d, root=(root or _git_root(d.resolve())).resolve(), remote=remote)
         else:
-            objs = _render_env(repo, branch, target)
+            objs = _render_env(repo, branch, target, allow)
     except RenderError as exc:
         raise _fail(str(exc)) from None
     except ReconcilerError as exc:
@@ -290,8 +310,8 @@ def build_cmd(
     sys.stdout.write(dump_yaml(objs))
 
 
-def _render_env(repo: str, branch: str, env_name: str) -> list[dict[str, Any]]:
-    from reconciler.reconcile import load_environment, render_environment
+def _render_env(repo: str, branch: str, env_name: str, allow: list[str]) -> list[dict[str, Any]]:
+    from reconciler.reconcile import load_environment, remote_options, render_environment
     from reconciler.settings import default_cache_dir
     from reconciler.source import GitSource
 
@@ -301,7 +321,11 @@ def _render_env(repo: str, branch: str, env_name: str) -> list[dict[str, Any]]:
     if not path.exists():
         raise ReconcilerError(f"envs/{env_name}.yaml does not exist at {snapshot.revision}")
     try:
-        return render_environment(load_environment(path), snapshot)
+        env = load_environment(path)
+        remote = remote_options(env, default_cache_dir(), extra_allow=allow)
+        if allow:
+            remote.setting += " (or --allow-remote)"
+        return render_environment(env, snapshot, remote=remote)
     except Exception as exc:
         exc.args = tuple(str(a).replace(str(snapshot.root) + "/", "") for a in exc.args)
         raise
@@ -373,6 +397,8 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
     )
     if result.error:
         console.print(f"  [red]{escape(result.error)}[/]", highlight=False)
+    for base in result.remote_bases:
+        console.print(f"  remote {escape(base.pinned())}", highlight=False)
     if result.health:
         v = verdict(result.health)
         console.print(f"  health [{_STYLE[v.state]}]{v.state.value}[/]: {escape(v.message)}", highlight=False)

@@ -1,6 +1,14 @@
 """The project's vocabulary: plain data types shared by every stage, with no I/O."""
 
-from reconciler.model.environment import DriftMode, Environment, IgnoreRule, PromotionPolicy, SyncPolicy
+from reconciler.model.environment import (
+    DriftMode,
+    Environment,
+    IgnoreRule,
+    PromotionPolicy,
+    RemoteBasesPolicy,
+    RenderSettings,
+    SyncPolicy,
+)
 from reconciler.model.health import (
     SETTLED_STATES,
     VERDICT_ORDER,
@@ -13,6 +21,7 @@ from reconciler.model.health import (
     verdict,
 )
 from reconciler.model.objects import ObjectRef, gvk_of, ref_of
+from reconciler.model.remote import RemoteBase
 from reconciler.model.result import Action, Change, ChangeSet, Inventory, PassOutcome, PassResult, Revision
 
 __all__ = [
@@ -31,6 +40,9 @@ __all__ = [
     "PassOutcome",
     "PassResult",
     "PromotionPolicy",
+    "RemoteBase",
+    "RemoteBasesPolicy",
+    "RenderSettings",
     "Revision",
     "SyncPolicy",
     "ToolContractPolicy",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from reconciler.model.health import ToolContractPolicy, UnverifiedPolicy
 from reconciler.model.imagepolicy import ImagePolicy
+from reconciler.model.remote import HostPattern
 from reconciler.model.rollout import RolloutSpec
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -112,6 +113,54 @@ class PromotionPolicy(BaseModel):
     require_health: Literal["healthy", "any"] = Field(default="healthy", alias="requireHealth")
 
 
+class RemoteBasesPolicy(BaseModel):
+    """Which remote bases and resources (Git URLs and ``http(s)://`` files named in the overlay's
+    kustomizations, at any depth) a render may fetch, and the bounds of each fetch. None by default."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="host patterns, [SCHEME://]HOST[:PORT][/PATH]: e.g. github.com/acme/* (every repository "
+        "of acme on github.com), gitlab.example.com (any repository there), 127.0.0.1:9418, "
+        "file:///srv/git/* (local repositories need the file scheme); '*' stays within a host name or "
+        "one path segment, and the remote's path must start with the pattern's",
+    )
+    timeout: float = Field(
+        default=27.0,
+        gt=0,
+        le=300,
+        description="seconds one fetch of a remote repository (all its Git commands together) or one HTTP "
+        "request may take (kustomize's default); a URL's ?timeout= replaces it, up to 300",
+    )
+    max_bytes: int = Field(
+        default=64 << 20,
+        gt=0,
+        alias="maxBytes",
+        description="largest checked-out tree of one remote repository (bytes, submodules included); a "
+        "larger one fails the render and is deleted",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for text in value:
+            HostPattern.parse(text)
+        return value
+
+
+class RenderSettings(BaseModel):
+    """How the environment's overlay is rendered."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    remote_bases: RemoteBasesPolicy = Field(
+        default_factory=RemoteBasesPolicy,
+        alias="remoteBases",
+        description="remote bases and resources the overlay may use (none unless allowed here)",
+    )
+
+
 class Environment(BaseModel):
     """One deployment environment: where it runs and how it is kept in sync.
 
@@ -145,6 +194,9 @@ class Environment(BaseModel):
         default_factory=list,
         description="progressive delivery: per app, a canary or blue/green rollout through an HTTPRoute's "
         "backend weights, gated by PromQL analysis, rolled back in Git on failure",
+    )
+    render: RenderSettings = Field(
+        default_factory=RenderSettings, description="rendering options: remote bases the overlay may fetch"
     )
 
     @field_validator("rollouts")

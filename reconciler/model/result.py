@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from reconciler.model.health import HealthStatus, Verdict, verdict
 from reconciler.model.objects import ObjectRef
+from reconciler.model.remote import RemoteBase
 
 
 class Revision(BaseModel):
@@ -109,6 +110,12 @@ class PassResult(BaseModel):
     started_at: float = Field(description="UNIX time, seconds")
     duration: float = Field(description="seconds")
     trigger: str = ""
+    remote_bases: list[RemoteBase] = Field(
+        default_factory=list,
+        description="every remote base and remote file the render used, pinned (the commit each Git ref "
+        "resolved to, the SHA-256 of each file fetched over HTTP): with the revision, what reproduces the "
+        "pass",
+    )
     verified_by: str = Field(
         default="",
         description="'watch' for a poll answered from the drift watches' live copies without asking the "

@@ -250,6 +250,7 @@ class AutoRollback:
                 revision=sha,
                 at=self.clock(),
                 promotions=decision.promotions,
+                remote_bases=result.remote_bases,
             )
             self._record(sha, applied, promotions)
         started = applied.at if applied else self.clock()
@@ -274,6 +275,7 @@ class AutoRollback:
             passed=passed,
             unverified=v.unverified,
             missing=v.missing,
+            remote_bases=result.remote_bases,
         )
         if not passed:
             log.warning(

@@ -47,7 +47,8 @@ from reconciler.promote.hosts import (
     open_pull_request,
 )
 from reconciler.promote.overlay import ImageEntry, OverlayError, read_images, set_images
-from reconciler.render import RenderError, build
+from reconciler.render import RemoteOptions, RenderError, build
+from reconciler.render.remote import environment_options
 from reconciler.source.gitops import CommitInfo, GitWriter
 
 Mode = Literal["push", "pr"]
@@ -184,7 +185,9 @@ def _app_names(obj: dict[str, Any]) -> set[str]:
     return {str(meta.get("name", ""))} | {str(labels[k]) for k in _APP_LABELS if k in labels}
 
 
-def apps_of(writer: GitWriter, sha: str, overlay: str) -> dict[str, set[str]]:
+def apps_of(
+    writer: GitWriter, sha: str, overlay: str, *, remote: RemoteOptions | None = None
+) -> dict[str, set[str]]:
     """Every app of ``overlay`` rendered at ``sha`` → the repositories of the images its objects use (an
     object belongs to the apps it is named after or labelled with: ``app.kubernetes.io/name``,
     ``app.kubernetes.io/instance`` or ``app``; an app whose objects use no image maps to an empty set).
@@ -195,7 +198,7 @@ def apps_of(writer: GitWriter, sha: str, overlay: str) -> dict[str, set[str]]:
     with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
         root = writer.export(sha, Path(tmp) / "tree")
         try:
-            objects = build(root / overlay, root=root)
+            objects = build(root / overlay, root=root, remote=remote)
         except RenderError as exc:
             raise PromotionError(f"{overlay} at {sha[:7]} does not render: {exc}") from None
     apps: dict[str, set[str]] = {}
@@ -353,10 +356,10 @@ def _render_at(writer: GitWriter, sha: str | None, env: Environment) -> list[dic
     """``env``'s overlay rendered at ``sha`` (``None``: the clone's working tree, with uncommitted
     changes)."""
     if sha is None:
-        return build(writer.workdir / env.overlay, root=writer.workdir)
+        return build(writer.workdir / env.overlay, root=writer.workdir, remote=environment_options(env))
     with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
         root = writer.export(sha, Path(tmp) / "tree")
-        return build(root / env.overlay, root=root)
+        return build(root / env.overlay, root=root, remote=environment_options(env))
 
 
 def check_tool_contract(

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reconciler.model.remote import RemoteBase
 from reconciler.source.gitops import NOTES_REF, GitWriter
 
 
@@ -68,6 +69,10 @@ class OutcomeRecord(BaseModel):
     )
     unverified: int = Field(default=0, description="objects nobody judged")
     missing: list[str] = Field(default_factory=list, description="controllers missing to judge them")
+    remote_bases: list[RemoteBase] = Field(
+        default_factory=list,
+        description="the remote bases and files the applied render used, pinned (commit or SHA-256)",
+    )
 
     @property
     def gate_failed(self) -> bool:
@@ -78,7 +83,10 @@ class OutcomeRecord(BaseModel):
 
     def line(self) -> str:
         """The record as one compact JSON line (keys sorted)."""
-        return json.dumps(self.model_dump(mode="json", exclude_defaults=False), sort_keys=True)
+        data = self.model_dump(mode="json", exclude_defaults=False)
+        if not data["remote_bases"]:
+            del data["remote_bases"]  # records of renders without remote bases keep their old shape
+        return json.dumps(data, sort_keys=True)
 
     def same(self, other: OutcomeRecord) -> bool:
         """Whether both record the same outcome of the same revision in the same environment (for

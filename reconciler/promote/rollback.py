@@ -55,6 +55,7 @@ from reconciler.promote.promotion import (
     wrap_source_error,
 )
 from reconciler.promote.records import PromotionEvent
+from reconciler.render.remote import environment_options
 from reconciler.source.gitops import CommitInfo, GitWriter, NothingToRevert, RevertConflict
 
 #: The longest ``Requested-By`` identity recorded.
@@ -311,7 +312,8 @@ def plan_app_rollback(
     file = kustomization_file(writer, head, env.overlay)
     if file is None:
         raise PromotionError(f"{env.overlay} has no kustomization.yaml at the branch head")
-    head_apps = apps_of(writer, head, env.overlay)
+    remote = environment_options(env)
+    head_apps = apps_of(writer, head, env.overlay, remote=remote)
     if not head_apps.get(app):
         known = ", ".join(sorted(n for n, repos in head_apps.items() if repos)) or "none"
         raise UnknownApp(
@@ -342,7 +344,7 @@ def plan_app_rollback(
         if not changed:
             continue
         try:
-            repos = apps_of(writer, commit.sha, env.overlay).get(app) or head_apps[app]
+            repos = apps_of(writer, commit.sha, env.overlay, remote=remote).get(app) or head_apps[app]
         except PromotionError:
             repos = head_apps[app]
         mine = _app_changes(changed, repos)

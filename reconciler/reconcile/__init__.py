@@ -10,6 +10,7 @@ from reconciler.reconcile.pass_ import (
     summarize,
     wait_for_health,
 )
+from reconciler.render.remote import environment_options as remote_options
 
 __all__ = [
     "SETTLED",
@@ -17,6 +18,7 @@ __all__ = [
     "assess_health",
     "load_environment",
     "load_environments",
+    "remote_options",
     "render_environment",
     "run_pass",
     "summarize",

@@ -51,7 +51,8 @@ from reconciler.probe.service import ProbeService, secret_reader, service_from_e
 from reconciler.reconcile import toolgate
 from reconciler.reconcile.environments import load_environment
 from reconciler.reconcile.rollouts import LaidOver, PlanError, lay_over
-from reconciler.render import RenderCache, RenderError, build
+from reconciler.render import RemoteOptions, RenderCache, RenderError, build
+from reconciler.render.remote import environment_options as remote_options
 from reconciler.source import GitSource, Snapshot
 
 
@@ -115,9 +116,17 @@ def _namespaced(client: KubeClient, obj: dict[str, Any], crd_scopes: dict[tuple[
 
 
 def render_environment(
-    env: Environment, snapshot: Snapshot, *, cache: RenderCache | None = None, tree_id: str | None = None
+    env: Environment,
+    snapshot: Snapshot,
+    *,
+    cache: RenderCache | None = None,
+    tree_id: str | None = None,
+    remote: RemoteOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Render the environment's overlay from the snapshot (not from any working copy).
+
+    Remote bases are fetched as ``remote`` allows (default: :func:`remote_options` of ``env``); each one
+    used is appended to ``remote.used``.
 
     Raises:
         RenderError: naming the file and line at fault.
@@ -129,7 +138,13 @@ def render_environment(
             f"overlay {env.overlay!r} of environment {env.name!r} is not a directory",
             path=str(Path(env.overlay)),
         )
-    return build(overlay, root=root, cache=cache, tree_id=tree_id)
+    return build(
+        overlay,
+        root=root,
+        cache=cache,
+        tree_id=tree_id,
+        remote=remote if remote is not None else remote_options(env),
+    )
 
 
 def default_namespaces(client: KubeClient, env: Environment, objects: list[dict[str, Any]]) -> None:
@@ -214,9 +229,15 @@ def run_pass(
         snapshot = ctx.source.snapshot(rev)
         snapshot_root = str(snapshot.root)
         env = _env_file(snapshot, env_name)
+        remote = remote_options(env, ctx.source.cache_dir)
         objects = render_environment(
-            env, snapshot, cache=ctx.cache, tree_id=ctx.source.tree_digest(rev.sha, "") or None
+            env,
+            snapshot,
+            cache=ctx.cache,
+            tree_id=ctx.source.tree_digest(rev.sha, "") or None,
+            remote=remote,
         )
+        result.remote_bases = list(remote.used)  # what reproduces this render: commits and digests
         default_namespaces(ctx.client, env, objects)
         if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
             laid = lay_over(

@@ -13,10 +13,12 @@ from typing import Any
 from reconciler.render.builder import DEFAULT_MAX_FILE_BYTES, build_resources, tree_digest
 from reconciler.render.cache import RenderCache, clone
 from reconciler.render.errors import RenderError
+from reconciler.render.remote import RemoteOptions
 from reconciler.render.yamlio import dump_yaml, load_yaml_documents
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "RemoteOptions",
     "RenderCache",
     "RenderError",
     "build",
@@ -32,6 +34,7 @@ def build(
     cache: RenderCache | None = None,
     tree_id: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    remote: RemoteOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Render the kustomization directory ``path``.
 
@@ -41,21 +44,26 @@ def build(
         cache: optional :class:`RenderCache`; results are keyed by (directory, content digest).
         tree_id: optional Git tree digest of ``root`` used as the cache key instead of hashing the files.
         max_file_bytes: the largest file (in bytes) the renderer reads; larger ones are an error.
+        remote: which remote bases and files may be fetched (``None``: none); every one used is appended
+            to ``remote.used``. A render that used any is not cached (a branch or tag may move).
 
     Returns:
         The objects in `kustomize build` output order as plain dicts (fresh copies when cached).
 
     Raises:
         RenderError: naming the file and line at fault (missing files, invalid YAML, cycles, invalid patches,
-            remote references, files outside the kustomization directory, files over ``max_file_bytes``...).
+            remote references not allowed or not fetched, files outside the kustomization directory, files
+            over ``max_file_bytes``...).
     """
     if cache is None:
-        return build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes)
+        return build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote)
     digest = tree_id or tree_digest(Path(path), Path(root))
     key = (str(Path(path).resolve()), digest)
     hit = cache.get(key)
     if hit is None:
-        hit = build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes)
-        cache.put(key, hit)
+        used = len(remote.used) if remote is not None else 0
+        hit = build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote)
+        if remote is None or len(remote.used) == used:
+            cache.put(key, hit)
     out: list[dict[str, Any]] = clone(hit)
     return out

@@ -16,8 +16,10 @@ builds it like a kustomization (api/krusty/kustomizer.go checks no kind).
 Files are read with kustomize's load restrictor (``LoadRestrictionsRootOnly``): a file must lie in or
 below the directory of the kustomization naming it (after resolving symlinks); kustomization directories may
 be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
-cycle check). Remote resources, Helm charts, plugins, ``crds``, ``openapi`` and
-``buildMetadata`` are refused with an error naming the kustomization file.
+cycle check). Remote bases and files (Git URLs, ``http(s)://`` files) are fetched when the render's
+:class:`~reconciler.render.remote.RemoteOptions` allow them (:mod:`reconciler.render.remote`), and refused
+otherwise; files of a remote base are read within its checkout only. Helm charts, plugins, ``crds``,
+``openapi`` and ``buildMetadata`` are refused with an error naming the kustomization file.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.render import generators, nameref, patches, refvars, replacements, transformers
+from reconciler.render import remote as _remote
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import (
     ORDER_FIRST,
@@ -117,6 +120,14 @@ def _is_remote(ref: str) -> bool:
     )
 
 
+def _unparsable_remote(entry: str, where: str) -> RenderError:
+    return RenderError(
+        f"remote resource {entry!r}: failed to parse scheme (kustomize accepts https://, http://, ssh://, "
+        "file://, user@host:path and github.com/ remotes)",
+        path=where,
+    )
+
+
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -136,8 +147,12 @@ class _Loader:
     limits: _Limits
     referrer: _Loader | None = None
     depth: int = 0
+    remote: _remote.RemoteOptions | None = None
+    origin: _remote.RemoteOrigin | None = None  # the remote repository this loader's files come from
 
     def display(self, path: str) -> str:
+        if self.origin is not None and _within(path, self.origin.tree):
+            return self.origin.display(path)
         try:
             return os.path.relpath(path, self.repo) if _within(path, self.repo) else path
         except ValueError:
@@ -150,6 +165,9 @@ class _Loader:
             RenderError: for remote files, files outside this kustomization's directory or the repository,
                 missing files, directories, special files and files over the size limit.
         """
+        if _remote.is_remote_file(rel):
+            data = _remote.read_file(self.remote, rel, where=where, max_bytes=self.limits.max_file_bytes)
+            return data, rel
         if _is_remote(rel):
             raise RenderError(
                 f"remote file {rel!r} is not supported (renders use local files only)", path=where
@@ -177,12 +195,13 @@ class _Loader:
             RenderError: for remote or absolute paths, non-directories, directories outside the repository,
                 and directories containing a kustomization being built (cycles).
         """
-        if _is_remote(rel):
-            raise RenderError(
-                f"remote resource {rel!r} is not supported (renders use local files only)", path=where
-            )
         if not rel:
             raise RenderError("new root cannot be empty", path=where)
+        spec = _remote.repo_spec(rel)
+        if spec is not None:
+            return self._new_remote(spec, where=where)
+        if _is_remote(rel):
+            raise _unparsable_remote(rel, where)
         if os.path.isabs(rel):
             raise RenderError(f"new root '{rel}' cannot be absolute", path=where)
         real = os.path.realpath(os.path.join(self.root, rel))
@@ -206,7 +225,26 @@ class _Loader:
             raise RenderError(
                 f"kustomizations nested deeper than {MAX_KUSTOMIZATION_DEPTH} levels (limit)", path=where
             )
-        return _Loader(real, self.repo, self.limits, self, self.depth + 1)
+        return _Loader(real, self.repo, self.limits, self, self.depth + 1, self.remote, self.origin)
+
+    def _new_remote(self, spec: _remote.RepoSpec, *, where: str) -> _Loader:
+        """The loader of a remote base: rooted in its checkout, files restricted to it
+        (:func:`reconciler.render.remote.open_base`)."""
+        if self.depth >= MAX_KUSTOMIZATION_DEPTH:
+            raise RenderError(
+                f"kustomizations nested deeper than {MAX_KUSTOMIZATION_DEPTH} levels (limit)", path=where
+            )
+        chain: list[_remote.RemoteOrigin] = []
+        loader: _Loader | None = self
+        top = where
+        while loader is not None:
+            if loader.origin is not None and all(o is not loader.origin for o in chain):
+                chain.insert(0, loader.origin)
+            if loader.referrer is None:
+                top = loader.display(loader.root)
+            loader = loader.referrer
+        directory, origin = _remote.open_base(self.remote, spec, where=where, chain=chain, top=top)
+        return _Loader(directory, origin.tree, self.limits, self, self.depth + 1, self.remote, origin)
 
 
 def _read_capped(path: str, limits: _Limits, display: str) -> bytes:
@@ -404,10 +442,11 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
 
 
 def _accumulate_resource(loader: _Loader, entry: str, where: str, acc: _Acc) -> None:
+    if entry and _remote.wants_remote(entry, loader.root):
+        _accumulate_remote(loader, entry, where, acc)
+        return
     if _is_remote(entry):
-        raise RenderError(
-            f"remote resource {entry!r} is not supported (renders use local files only)", path=where
-        )
+        raise _unparsable_remote(entry, where)
     if not entry:
         raise RenderError("empty resource path", path=where)
     if os.path.isabs(entry):
@@ -423,6 +462,33 @@ def _accumulate_resource(loader: _Loader, entry: str, where: str, acc: _Acc) -> 
     if not os.path.isdir(real):
         data, shown = loader.read(entry, where=where)
         found = resources_from_bytes(data, source=shown)
+        _check_objects(len(acc.resmap) + len(found), where)
+        acc.resmap.extend(found)
+        return
+    sub = loader.new(entry, where=where)
+    _accumulate_directory(sub, where, acc, component=False)
+
+
+def _accumulate_remote(loader: _Loader, entry: str, where: str, acc: _Acc) -> None:
+    """A remote ``resources`` entry: a file over HTTP, else a Git repository (kustomize tries the file
+    first; a Git-like URL whose body is no valid manifest is built as a repository)."""
+    max_bytes = loader.limits.max_file_bytes
+    data = _remote.resource_file(loader.remote, entry, where=where, max_bytes=max_bytes)
+    if data is not None:
+        try:
+            found = resources_from_bytes(data, source=entry)
+        except RenderError:
+            if _remote.repo_spec(entry) is None:
+                raise
+            try:
+                sub = loader.new(entry, where=where)
+            except RenderError as exc:
+                raise RenderError(
+                    f"{entry!r} is neither a manifest nor a repository: {exc.message}", path=where
+                ) from None
+            _accumulate_directory(sub, where, acc, component=False)
+            return
+        _remote.record_file(loader.remote, entry, where=where, data=data)
         _check_objects(len(acc.resmap) + len(found), where)
         acc.resmap.extend(found)
         return
@@ -978,7 +1044,11 @@ def _normalize_annotations(obj: dict[str, Any]) -> None:
 
 
 def build_resources(
-    path: Path, root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    path: Path,
+    root: Path,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    remote: _remote.RemoteOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Render without caching (see :func:`reconciler.render.build`)."""
     repo = os.path.realpath(root)
@@ -988,7 +1058,7 @@ def build_resources(
         raise RenderError(f"security; '{path}' is not in or below '{root}' (load restrictor)", path=str(path))
     if not os.path.isdir(directory):
         raise RenderError("kustomization path is not a directory", path=str(path))
-    loader = _Loader(directory, repo, limits)
+    loader = _Loader(directory, repo, limits, remote=remote)
     kust, where = load_kustomization(loader)
     acc = _accumulate_target(loader, kust, where, _Acc())
     _add_hashes(acc.resmap)

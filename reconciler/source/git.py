@@ -57,6 +57,49 @@ class Snapshot:
         return repo.tree_digest(self.revision.sha, path)
 
 
+def check_tree_sizes(
+    repo: git.Repo, treeish: str, *, max_blob: int, max_total: int, what: str
+) -> list[tuple[str, str]]:
+    """Refuse a commit's tree whose files are too large, from ``git ls-tree -r -l`` (nothing is read).
+
+    Args:
+        repo: the repository holding the commit.
+        treeish: the commit (or tree) to measure.
+        max_blob: the largest file allowed, in bytes.
+        max_total: the largest total of all files, in bytes.
+        what: how messages name the tree (e.g. ``snapshot of main@sha1:…``).
+
+    Returns:
+        the submodules of the tree (gitlinks): ``(path, commit)`` pairs.
+
+    Raises:
+        SourceError: naming the file (or the total) over a limit, or when Git cannot list the tree.
+    """
+    try:
+        listing = repo.git.ls_tree("-r", "-l", "-z", treeish)
+    except git.exc.GitCommandError as exc:
+        raise SourceError(f"{what}: {exc.stderr.strip() or exc}") from None
+    total = 0
+    gitlinks: list[tuple[str, str]] = []
+    for entry in listing.split("\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition("\t")
+        parts = meta.split()
+        if len(parts) == 4 and parts[1] == "commit":
+            gitlinks.append((path, parts[2]))
+            continue
+        if len(parts) != 4 or parts[1] != "blob" or not parts[3].isdigit():
+            continue
+        size = int(parts[3])
+        total += size
+        if size > max_blob:
+            raise SourceError(f"{what}: {path} is {size} bytes, over the {max_blob}-byte limit")
+    if total > max_total:
+        raise SourceError(f"{what}: the files total {total} bytes, over the {max_total}-byte limit")
+    return gitlinks
+
+
 def _cache_name(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
@@ -224,29 +267,13 @@ class GitSource:
             SourceError: naming the file (or the total) over :data:`MAX_BLOB_BYTES` /
                 :data:`MAX_SNAPSHOT_BYTES`.
         """
-        try:
-            listing = self.repo.git.ls_tree("-r", "-l", "-z", revision.sha)
-        except git.exc.GitCommandError as exc:
-            raise SourceError(f"snapshot of {revision}: {exc.stderr.strip() or exc}") from None
-        total = 0
-        for entry in listing.split("\0"):
-            if not entry:
-                continue
-            meta, _, path = entry.partition("\t")
-            parts = meta.split()
-            if len(parts) != 4 or parts[1] != "blob" or not parts[3].isdigit():
-                continue
-            size = int(parts[3])
-            total += size
-            if size > MAX_BLOB_BYTES:
-                raise SourceError(
-                    f"snapshot of {revision}: {path} is {size} bytes, over the {MAX_BLOB_BYTES}-byte limit"
-                )
-        if total > MAX_SNAPSHOT_BYTES:
-            raise SourceError(
-                f"snapshot of {revision}: the files total {total} bytes, "
-                f"over the {MAX_SNAPSHOT_BYTES}-byte limit"
-            )
+        check_tree_sizes(
+            self.repo,
+            revision.sha,
+            max_blob=MAX_BLOB_BYTES,
+            max_total=MAX_SNAPSHOT_BYTES,
+            what=f"snapshot of {revision}",
+        )
 
     def _gc_snapshots(self, keep: int) -> None:
         """Delete all but the ``keep`` newest snapshots, and ``*.tmp`` directories a killed process left
