@@ -1,6 +1,13 @@
 """The project's vocabulary: plain data types shared by every stage, with no I/O."""
 
-from reconciler.model.environment import DriftMode, Environment, IgnoreRule, PromotionPolicy, SyncPolicy
+from reconciler.model.environment import (
+    DriftMode,
+    Environment,
+    IgnoreRule,
+    PolicySettings,
+    PromotionPolicy,
+    SyncPolicy,
+)
 from reconciler.model.health import (
     SETTLED_STATES,
     VERDICT_ORDER,
@@ -13,6 +20,7 @@ from reconciler.model.health import (
     verdict,
 )
 from reconciler.model.objects import ObjectRef, gvk_of, ref_of
+from reconciler.model.policy import PolicyFinding
 from reconciler.model.result import Action, Change, ChangeSet, Inventory, PassOutcome, PassResult, Revision
 
 __all__ = [
@@ -30,6 +38,8 @@ __all__ = [
     "ObjectRef",
     "PassOutcome",
     "PassResult",
+    "PolicyFinding",
+    "PolicySettings",
     "PromotionPolicy",
     "Revision",
     "SyncPolicy",
