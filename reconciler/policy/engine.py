@@ -201,12 +201,12 @@ def load_policy_set(root: Path, env: Environment) -> PolicySet | None:
     for d in dirs:
         for path in sorted((root / d).rglob("*")):
             rel = path.relative_to(root)
-            if _skipped(path.relative_to(root / d)) or path.is_dir():
+            if _skipped(path.relative_to(root / d)):
                 continue
-            if path.suffix not in (".rego", *_DATA_SUFFIXES):
-                continue
-            if not path.resolve().is_relative_to(real_root):
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
                 raise PolicyError(f"{rel}: the policy file lies outside the repository (a symbolic link)")
+            if path.is_dir() or path.suffix not in (".rego", *_DATA_SUFFIXES):
+                continue
             content = path.read_bytes()
             h.update(f"{rel}\0{len(content)}\0".encode())
             h.update(content)
@@ -327,13 +327,16 @@ class _Run:
             *(f"--data={d}" for d in self.ps.directories),
             f"data.{WRAPPER_PACKAGE}.results",
         ]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=self.ps.root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.ps.root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PolicyError(f"cannot run {self.opa}: {exc}") from None
         try:
             out, err = proc.communicate(timeout=self.timeout + KILL_GRACE)
         except subprocess.TimeoutExpired:
@@ -352,7 +355,7 @@ class _Run:
         return doc
 
 
-def _describe_errors(errors: list[dict[str, Any]], timeout: float, directories: list[str]) -> str:
+def _describe_errors(errors: list[dict[str, Any]], timeout: float) -> str:
     parts: list[str] = []
     for e in errors[:5]:
         loc = (
@@ -367,12 +370,12 @@ def _describe_errors(errors: list[dict[str, Any]], timeout: float, directories: 
             )
             or {}
         )
-        where = f"{loc.get('file')}:{loc.get('row')}" if loc.get("file") else ", ".join(directories)
         code = str(e.get("code") or "error")
         message = str(e.get("message") or "").strip()
         if code == "eval_cancel_error":
             message = f"evaluation stopped at {timeout:g} s (policies.timeout): {message}"
-        parts.append(f"{where}: {code}: {message}")
+        where = f"{loc.get('file')}:{loc.get('row')}: " if loc.get("file") else ""
+        parts.append(f"{where}{code}: {message}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
 
@@ -474,12 +477,12 @@ def evaluate(
         (scratch / "capabilities.json").write_bytes(_capabilities_json(binary))
         (scratch / "wrapper.rego").write_text(_wrapper(ps), encoding="utf-8")
         doc = {"reconciler": data_document(objects, environment=environment, namespace=namespace)}
-        (scratch / "data.json").write_text(json.dumps(doc), encoding="utf-8")
+        (scratch / "data.json").write_text(json.dumps(doc, default=str), encoding="utf-8")
         run = _Run(ps, binary, timeout, scratch)
         result = run(0, len(objects))
         if "errors" in result:
             errors = result["errors"]
-            message = _describe_errors(errors, timeout, ps.directories)
+            message = _describe_errors(errors, timeout)
             if _runtime_error(errors):
                 culprit = _bisect(run, len(objects), deadline=started + 3 * timeout)
                 if culprit is not None:

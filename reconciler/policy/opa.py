@@ -43,6 +43,14 @@ def conftest_binary(bin_dir: Path) -> Path:
     return bin_dir / f"conftest-{_version('CONFTEST_VERSION')}" / "conftest"
 
 
+def _bin_dirs() -> list[Path]:
+    """Where built tools are looked for: the cache directory (``$RECONCILER_CACHE_DIR``), then the default
+    one (a command run with a cache directory of its own still finds the tools built before)."""
+    dirs = [default_cache_dir() / "bin"]
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reconciler" / "bin"
+    return dirs if default in dirs else [*dirs, default]
+
+
 def _build(target: str) -> Path:
     if not BUILD_SCRIPT.exists():
         raise EngineUnavailable(
@@ -64,8 +72,9 @@ def _build(target: str) -> Path:
 
 
 def ensure_opa() -> Path:
-    """The OPA executable: ``$RECONCILER_OPA``, else the pinned build in the tool cache, built once when
-    missing (``build.sh opa``: a few minutes, progress on stderr).
+    """The OPA executable: ``$RECONCILER_OPA``, else the pinned build in the tool cache (the cache
+    directory's, else the default one's), built once when missing (``build.sh opa``: a few minutes,
+    progress on stderr).
 
     Raises:
         EngineUnavailable: ``$RECONCILER_OPA`` is not an executable file, or nothing can build OPA.
@@ -77,9 +86,10 @@ def ensure_opa() -> Path:
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise EngineUnavailable(f"${ENV_VAR}={named} is not an executable file")
         return path
+    for bin_dir in _bin_dirs():
+        if opa_binary(bin_dir).exists():
+            return opa_binary(bin_dir)
     cached = opa_binary(default_cache_dir() / "bin")
-    if cached.exists():
-        return cached
     with _lock:  # one build at a time in this process (passes of several environments)
         if cached.exists():
             return cached
@@ -95,9 +105,9 @@ def ensure_conftest() -> Path:
     Raises:
         EngineUnavailable, BuildError: as :func:`ensure_opa`.
     """
-    cached = conftest_binary(default_cache_dir() / "bin")
-    if cached.exists():
-        return cached
+    for bin_dir in _bin_dirs():
+        if conftest_binary(bin_dir).exists():
+            return conftest_binary(bin_dir)
     path = conftest_binary(_build("conftest"))
     if not path.exists():
         raise BuildError(f"{BUILD_SCRIPT} conftest finished but {path} does not exist")
