@@ -318,6 +318,14 @@ def test_a_symlink_out_of_the_repository_is_refused(tmp_path: Path, opa: Path) -
         _check(root, _env(), [_deployment("web", "x:1")], opa)
 
 
+def test_data_reconciler_is_reserved(tmp_path: Path, opa: Path) -> None:
+    root = _write(
+        tmp_path, {"policies/p.rego": NO_LATEST, "policies/reconciler/data.yaml": "environment: prod\n"}
+    )
+    with pytest.raises(PolicyError, match=r"policies/reconciler/data.yaml: data.reconciler is reserved"):
+        _check(root, _env(), [_deployment("web", "x:1")], opa)
+
+
 def test_without_an_engine_nothing_is_judged_passed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _write(tmp_path, {"policies/p.rego": NO_LATEST})
     monkeypatch.setenv("RECONCILER_OPA", str(tmp_path / "no-such-opa"))
@@ -441,7 +449,27 @@ def test_load_policy_set_finds_heads_without_false_negatives(tmp_path: Path) -> 
     ps = load_policy_set(root, _env())
     assert ps is not None
     assert set(ps.rules["p.q"]) == {"warn_x", "deny_indented", "violation"}
-    assert [(s.file, s.line) for s in ps.rules["p.q"]["deny_indented"]] == [("policies/p.rego", 8)]
+    assert [(s.file, s.line, s.indented) for s in ps.rules["p.q"]["deny_indented"]] == [
+        ("policies/p.rego", 8, True)
+    ]
+
+
+def test_a_body_line_that_looks_like_a_head_does_not_hide_the_rules_line(tmp_path: Path, opa: Path) -> None:
+    policy = (
+        "package main\n\n"
+        "warn contains msg if {\n"
+        '\tinput.kind == "Deployment"\n'
+        '\tmsg := sprintf("%s has no owner", [input.metadata.name])\n'
+        "}\n\n"
+        "quiet if {\n"
+        "\twarn == set()\n"  # a body line that starts like a head of warn
+        "}\n"
+    )
+    root = _write(tmp_path, {"policies/p.rego": policy})
+    report = _check(root, _env(), [_deployment("web", "x:1")], opa)
+    assert report is not None
+    [finding] = report.warnings
+    assert (finding.rule, finding.line, finding.message) == ("warn", 3, "web has no owner")
 
 
 def test_evaluate_without_rules_or_objects_is_empty(tmp_path: Path, opa: Path) -> None:
