@@ -399,6 +399,8 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
         console.print(f"  [red]{escape(result.error)}[/]", highlight=False)
     for base in result.remote_bases:
         console.print(f"  remote {escape(base.pinned())}", highlight=False)
+    for warning in result.warnings:  # policy warns, tool contract warnings
+        console.print(f"  [yellow]warning:[/] {escape(warning)}", highlight=False)
     if result.health:
         v = verdict(result.health)
         console.print(f"  health [{_STYLE[v.state]}]{v.state.value}[/]: {escape(v.message)}", highlight=False)
@@ -995,6 +997,9 @@ def up_cmd(
     try:
         st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
         _install_crds(Path(st.kubeconfig))
+        from reconciler.policy import ensure_opa  # the example's policies/ run before every write
+
+        err.print(f"[dim]>[/] policy engine: {ensure_opa()}", highlight=False)
         if demo:  # the scenario starts from the example as it is: a new repository each run
             base = workdir or Path(tempfile.mkdtemp(prefix="reconciler-up-"))
             remote, work = init_repo_with_remote(REPO_ROOT, base / f"demo-{int(time.time())}")

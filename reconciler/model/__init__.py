@@ -4,6 +4,7 @@ from reconciler.model.environment import (
     DriftMode,
     Environment,
     IgnoreRule,
+    PolicySettings,
     PromotionPolicy,
     RemoteBasesPolicy,
     RenderSettings,
@@ -21,6 +22,7 @@ from reconciler.model.health import (
     verdict,
 )
 from reconciler.model.objects import ObjectRef, gvk_of, ref_of
+from reconciler.model.policy import PolicyFinding
 from reconciler.model.remote import RemoteBase
 from reconciler.model.result import Action, Change, ChangeSet, Inventory, PassOutcome, PassResult, Revision
 
@@ -39,6 +41,8 @@ __all__ = [
     "ObjectRef",
     "PassOutcome",
     "PassResult",
+    "PolicyFinding",
+    "PolicySettings",
     "PromotionPolicy",
     "RemoteBase",
     "RemoteBasesPolicy",

@@ -101,6 +101,40 @@ class HealthGate(BaseModel):
     )
 
 
+class PolicySettings(BaseModel):
+    """Which policy directories (Rego v1, conftest conventions; see ``reconciler.policy``) judge this
+    environment's rendered objects before any write."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="directories of Rego policies and their data files, relative to the repository root, "
+        "evaluated in addition to policies/ (or instead of it with replace: true)",
+    )
+    replace: bool = Field(
+        default=False,
+        description="true: only paths apply, not the repository's policies/ (paths: [] with replace: true "
+        "turns policies off for this environment)",
+    )
+    timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="seconds one evaluation of the environment's policies may take; past it the pass fails "
+        "with nothing applied",
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _inside(cls, value: list[str]) -> list[str]:
+        for v in value:
+            p = Path(v)
+            if not v.strip() or p.is_absolute() or ".." in p.parts:
+                raise ValueError(f"policy path {v!r} must be a directory inside the repository")
+        return value
+
+
 class PromotionPolicy(BaseModel):
     """Where this environment's versions come from and how they arrive."""
 
@@ -189,6 +223,12 @@ class Environment(BaseModel):
         default_factory=list,
         alias="imagePolicies",
         description="image automation: which pushed image versions this environment takes",
+    )
+    policies: PolicySettings = Field(
+        default_factory=PolicySettings,
+        description="policy as code: the repository's policies/ (and these directories) are evaluated on "
+        "the rendered objects of every pass before any write; a deny or violation fails the pass, a warn is "
+        "reported",
     )
     rollouts: list[RolloutSpec] = Field(
         default_factory=list,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from reconciler.model.health import HealthStatus, Verdict, verdict
 from reconciler.model.objects import ObjectRef
+from reconciler.model.policy import PolicyFinding
 from reconciler.model.remote import RemoteBase
 
 
@@ -104,6 +105,11 @@ class PassResult(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="what a check reported without stopping the pass (toolContract: warn)",
+    )
+    policy: list[PolicyFinding] = Field(
+        default_factory=list,
+        description="what the environment's policies said about the rendered objects before any write: "
+        "denials (the pass is blocked), warnings and excused results",
     )
     changes: ChangeSet = Field(default_factory=ChangeSet)
     health: dict[str, HealthStatus] = Field(default_factory=dict)

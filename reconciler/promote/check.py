@@ -7,6 +7,12 @@ that requires ``reconciler/check`` keeps an invalid promotion from being merged.
 An environment is *touched* when its file (``envs/<env>.yaml``) changed, when its rendered objects
 differ between base and head, or when it renders at only one of them. Nothing is ever written to the
 cluster or to Git here.
+
+The head of every touched environment is also judged by its policies (``reconciler.policy``: the
+repository's ``policies/`` and the environment's ``policies.paths`` at the head): a deny or violation, or
+policies that cannot be evaluated, fail the check; warnings are listed. Without a cluster, the namespaces
+of objects that have none are filled in from the environment's ``namespace`` by kustomize's built-in
+scopes and the CRDs in the rendered set (the pass asks the API server).
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ from pydantic import BaseModel, Field
 
 from reconciler.cluster.client import KubeClient
 from reconciler.errors import ReconcilerError
-from reconciler.model import Environment, Revision
+from reconciler.model import Environment, PolicyFinding, Revision
+from reconciler.model.policy import Severity
+from reconciler.policy import PolicyEvaluator
+from reconciler.promote.check_policy import judge
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.reconcile.environments import load_environments
 from reconciler.reconcile.pass_ import render_environment
@@ -40,7 +49,27 @@ class EnvCheck(BaseModel):
     added: list[str] = Field(default_factory=list, description="Kind/namespace/name at head only")
     changed: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list, description="at base only: the head prunes them")
-    dry_run: str = Field(default="skipped", description="passed | failed | skipped (no cluster)")
+    dry_run: str = Field(
+        default="skipped", description="passed | failed | skipped (no cluster, or the policies refused)"
+    )
+    policies: str = Field(
+        default="none",
+        description="passed | denied | failed (could not be evaluated) | none (no policies) | skipped "
+        "(did not render)",
+    )
+    policy: list[PolicyFinding] = Field(
+        default_factory=list, description="what the policies said about the head's objects"
+    )
+
+    @property
+    def denials(self) -> list[PolicyFinding]:
+        """The policies' deny and violation results."""
+        return [f for f in self.policy if f.severity is Severity.DENY]
+
+    @property
+    def warnings(self) -> list[PolicyFinding]:
+        """The policies' warn results."""
+        return [f for f in self.policy if f.severity is Severity.WARN]
 
 
 class CheckReport(BaseModel):
@@ -72,9 +101,14 @@ class CheckReport(BaseModel):
         if not self.environments:
             lines += ["", "No environment changes."]
         for e in self.environments:
-            lines += ["", f"**{e.environment}**: {'ok' if e.ok else 'FAILED'} (dry-run: {e.dry_run})"]
+            verdict = "ok" if e.ok else "FAILED"
+            lines += ["", f"**{e.environment}**: {verdict} (policies: {e.policies}, dry-run: {e.dry_run})"]
             if e.error:
                 lines.append(f"> {e.error}")
+            for f in e.policy:
+                lines.append(
+                    f"- policy {f.severity.value}: `{f.rule_id}` `{f.object}`: {f.message} ({f.where})"
+                )
             for word, items in (("added", e.added), ("changed", e.changed), ("removed", e.removed)):
                 if items:
                     lines.append(f"- {word}: " + ", ".join(f"`{i}`" for i in items))
@@ -89,14 +123,22 @@ def _key(obj: dict[str, Any], default_namespace: str) -> str:
     return f"{kind}/{ns + '/' if ns else ''}{meta.get('name')}"
 
 
+def _render_objects(snapshot: Snapshot, env: Environment) -> tuple[list[dict[str, Any]], str]:
+    try:
+        return render_environment(env, snapshot), ""
+    except (RenderError, ReconcilerError, OSError) as exc:
+        return [], str(exc)
+
+
+def _keyed(objects: list[dict[str, Any]], env: Environment) -> dict[str, str]:
+    return {_key(o, env.namespace or ""): json.dumps(o, sort_keys=True) for o in objects}
+
+
 def _render(snapshot: Snapshot, env: Environment) -> tuple[dict[str, str], str]:
     """``{Kind/ns/name: canonical JSON}`` of ``env`` at ``snapshot``, or ``({}, error)``; objects without a
     namespace are shown in the environment's (as the pass places them)."""
-    try:
-        objects = render_environment(env, snapshot)
-    except (RenderError, ReconcilerError, OSError) as exc:
-        return {}, str(exc)
-    return {_key(o, env.namespace or ""): json.dumps(o, sort_keys=True) for o in objects}, ""
+    objects, error = _render_objects(snapshot, env)
+    return (_keyed(objects, env), "") if not error else ({}, error)
 
 
 def _environments(snapshot: Snapshot) -> tuple[dict[str, Environment], dict[str, str]]:
@@ -129,6 +171,7 @@ def check_change(
     if only:
         names = [n for n in names if n in only]
     report = CheckReport(base=revs[base].sha, head=revs[head].sha)
+    evaluator = PolicyEvaluator()
     for name in names:
         if name in head_bad:
             report.environments.append(EnvCheck(environment=name, ok=False, error=head_bad[name]))
@@ -140,7 +183,8 @@ def check_change(
                 EnvCheck(environment=name, ok=True, removed=sorted(before), error="", dry_run="skipped")
             )
             continue
-        after, error = _render(snaps[head], env)
+        head_objects, error = _render_objects(snaps[head], env)
+        after = _keyed(head_objects, env) if not error else {}
         before, _ = _render(snaps[base], base_envs[name]) if name in base_envs else ({}, "")
         file_changed = name not in base_envs or base_envs[name] != env
         if not error and after == before and not file_changed:
@@ -152,9 +196,12 @@ def check_change(
             added=sorted(set(after) - set(before)),
             changed=sorted(k for k in set(after) & set(before) if after[k] != before[k]),
             removed=sorted(set(before) - set(after)),
+            policies="skipped" if error else "none",
         )
+        if check.ok:
+            judge(check, evaluator, snaps[head], env, head_objects, client)
         if check.ok and client is not None:
-            ctx = PassContext(source=sources[head], client=client, probes=None)
+            ctx = PassContext(source=sources[head], client=client, probes=None, policy=evaluator)
             result = run_pass(
                 ctx, name, revision=revs[head], trigger="check", dry_run=True, with_health=False
             )

@@ -449,18 +449,23 @@ def check_cmd(
     host: HostKind = None,
     host_repo: HostRepo = None,
     host_api: HostApi = None,
-    output: OutputOpt = "text",
+    output: Annotated[
+        str,
+        typer.Option("-o", "--output", help="text, json, markdown, junit (JUnit XML) or sarif (SARIF 2.1.0)"),
+    ] = "text",
 ) -> None:
     """Check branch HEAD against BASE before it is merged: render every environment the change touches at
-    both, list the objects it adds, changes and removes, and with --kubeconfig run a dry-run pass of each
-    (server-side dry-run; nothing is written). Exit 0 passed, 1 failed, 3 passed with changes
-    (--exit-code)."""
+    both, list the objects it adds, changes and removes, judge the head by the environment's policies
+    (policies/ and policies.paths: deny/violation fail, warn is listed), and with --kubeconfig run a
+    dry-run pass of each (server-side dry-run; nothing is written). -o text, json, markdown, junit (JUnit
+    XML) or sarif (SARIF 2.1.0). Exit 0 passed, 1 failed (a policy denied, a render or dry-run failed), 3
+    passed with changes (--exit-code)."""
     from reconciler.promote.check import CHECK_CONTEXT, check_change
     from reconciler.promote.hosts import HostError, post_commit_status
     from reconciler.settings import default_cache_dir
 
-    if output not in ("text", "json", "markdown"):
-        raise _fail(f"-o must be text, json or markdown, not {output!r}", 2)
+    if output not in ("text", "json", "markdown", "junit", "sarif"):
+        raise _fail(f"-o must be text, json, markdown, junit or sarif, not {output!r}", 2)
     config = _host(repo, host, host_repo, host_api) if post_status else None
     if post_status and (config is None or not config.token):
         raise _fail(
@@ -492,6 +497,14 @@ def check_cmd(
             raise _fail(f"posting {CHECK_CONTEXT}: {exc}") from None
     if output == "json":
         _emit({**report.model_dump(mode="json"), "ok": report.ok}, "json")
+    elif output in ("junit", "sarif"):
+        from reconciler import __version__
+        from reconciler.promote.check_formats import junit, sarif
+
+        if output == "junit":
+            sys.stdout.write(junit(report))
+        else:
+            _emit(sarif(report, version=__version__), "json")
     elif output == "markdown":
         sys.stdout.write(report.markdown())
     else:

@@ -46,6 +46,7 @@ from reconciler.model import (
     ToolContractPolicy,
     ref_of,
 )
+from reconciler.policy import PolicyEvaluator
 from reconciler.probe.contract import ContractReport, ServerRef
 from reconciler.probe.service import ProbeService, secret_reader, service_from_env
 from reconciler.reconcile import toolgate
@@ -87,6 +88,8 @@ class PassContext:
     rollouts: dict[str, LaidOver] = field(default_factory=dict)
     #: the default Prometheus of rollout analysis (the daemon's --prometheus)
     prometheus_url: str | None = None
+    #: the environments' Rego policies, evaluated by OPA before any write (reconciler.policy)
+    policy: PolicyEvaluator = field(default_factory=PolicyEvaluator)
 
     @property
     def mcp_probe(self) -> ProbeService | None:
@@ -239,6 +242,16 @@ def run_pass(
         )
         result.remote_bases = list(remote.used)  # what reproduces this render: commits and digests
         default_namespaces(ctx.client, env, objects)
+        # Policies judge the rendered objects before anything is written, rollout state included: a
+        # deny blocks the pass, an evaluation that fails (syntax, timeout, runtime error) fails it.
+        judged = ctx.policy.check(snapshot.root, env, objects)
+        if judged is not None:
+            result.policy = judged.findings
+            result.warnings.extend(f"policy warn: {f}" for f in judged.warnings)
+            if not judged.ok:
+                result.blocked = True
+                result.error = judged.summary()
+                return _finish(result, snapshot_root, t0)
         if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
             laid = lay_over(
                 ctx.client,

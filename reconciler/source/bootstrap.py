@@ -12,7 +12,11 @@ AUTHOR = git.Actor("reconciler", "reconciler@localhost")
 
 
 def init_repo_with_remote(
-    src: Path, dest: Path, *, branch: str = "main", include: tuple[str, ...] = ("envs", "overlays")
+    src: Path,
+    dest: Path,
+    *,
+    branch: str = "main",
+    include: tuple[str, ...] = ("envs", "overlays", "policies"),
 ) -> tuple[Path, Path]:
     """Copy ``include`` folders of ``src`` into a new clone under ``dest``, commit, and push to a bare
     remote ``dest/remote.git``. Returns ``(remote, work)`` paths.

@@ -36,9 +36,12 @@ pytestmark = pytest.mark.integration
 
 
 def _isolated_env(repo: EnvRepo, env: str) -> str:
-    """A copy of ``envs/<env>.yaml`` under a unique name, so this test's inventory is its own."""
+    """A copy of ``envs/<env>.yaml`` under a unique name, so this test's inventory is its own, with a copy
+    of what the policies allow ``env`` (policies/environments/<env>/: allow-lists are per environment)."""
     name = f"{env}-{uuid.uuid4().hex[:6]}"
     repo.write(f"envs/{name}.yaml", (ROOT / "envs" / f"{env}.yaml").read_text())
+    for data in (ROOT / "policies" / "environments" / env).iterdir():
+        repo.write(f"policies/environments/{name}/{data.name}", data.read_text())
     repo.commit(f"test: environment {name} = {env}")
     return name
 

@@ -2,8 +2,8 @@
 # Build the local control plane's binaries from the pinned Go modules in this folder,
 # each only when missing, into a cache directory outside Git keyed by version.
 #
-#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|gitea|all]
-#   (default: all = etcd, kwok, k8s; kustomize, prometheus and gitea are built when named)
+#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|gitea|opa|conftest|all]
+#   (default: all = etcd, kwok, k8s; kustomize, prometheus, gitea, opa and conftest are built when named)
 #   prints the binary directory on its last line of stdout.
 #
 # Cache: $RECONCILER_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/reconciler)/bin/<name>-<version>/
@@ -20,6 +20,10 @@ PROMETHEUS_VERSION=0.316.0
 # sum.golang.org records it, is checked after download
 GITEA_VERSION=1.27.3
 GITEA_SUM=h1:SRnjvw24ASELKCqyYvAWIlzwOqyFMgfD+UkqQ9SE5eU=
+# Open Policy Agent (the policy engine of every pass, issue 18; tools/opa/ pins it) and conftest (only
+# the anchor of bench/policy; tools/conftest/ pins it, with its own OPA dependency)
+OPA_VERSION=1.22.4
+CONFTEST_VERSION=0.71.1
 CACHE="${RECONCILER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler}"
 BIN="$CACHE/bin"
 
@@ -126,9 +130,13 @@ case "$what" in
   kustomize) build kustomize "$KUSTOMIZE_VERSION" kustomize sigs.k8s.io/kustomize/kustomize/v5 kustomize ;;
   prometheus) build prometheus "$PROMETHEUS_VERSION" ../prometheus github.com/prometheus/prometheus/cmd/prometheus prometheus ;;
   gitea) build_gitea ;;
+  opa) build opa "$OPA_VERSION" ../opa github.com/open-policy-agent/opa opa \
+         "-s -w -X github.com/open-policy-agent/opa/v1/version.Version=$OPA_VERSION" ;;
+  conftest) build conftest "$CONFTEST_VERSION" ../conftest github.com/open-policy-agent/conftest conftest \
+         "-s -w -X github.com/open-policy-agent/conftest/internal/version.Version=$CONFTEST_VERSION" ;;
   all) build etcd "$ETCD_VERSION" etcd . etcd
        build kwok "$KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; kwok_stages
        build_k8s ;;
-  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|gitea|all]"; exit 2 ;;
+  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|gitea|opa|conftest|all]"; exit 2 ;;
 esac
 echo "$BIN"
