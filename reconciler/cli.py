@@ -5,53 +5,59 @@ Exit codes: 0 ok, 1 failed, 2 usage error, 3 differences found (``diff --exit-co
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+# the command modules import only typer here: what a command needs (rich, pydantic, the renderer, the
+# cluster client, aiohttp, the probes, …) is imported inside it, so `--help` and `build` start fast
+# (tests/unit/test_cli_imports.py keeps it so)
+from reconciler.cli_console import escape, lazy_console
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.cli_probe import register as register_probe
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, HealthState, HealthStatus, PassResult, verdict
 from reconciler.promote.cli import register as register_promote
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from reconciler.model import HealthStatus, PassResult
+
+# help and usage errors in click's plain format: typer's rich format imports rich's Markdown, Traceback and
+# Pygments, which cost more than everything else `reconciler --help` does
 app = typer.Typer(
     help="GitOps reconciler for AI-agent platforms on Kubernetes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 cluster_app = typer.Typer(
     help="The local control plane (etcd, kube-apiserver, …, kwok), NATS, Prometheus and, with --forge, "
     "a local Gitea forge.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
-webhooks_app = typer.Typer(help="Registry and Git-host webhook receivers.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    help="Registry and Git-host webhook receivers.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(webhooks_app, name="webhooks")
 register_observe(app)
 register_promote(app)
 register_probe(app)
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = lazy_console()
+err = lazy_console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -210,6 +216,8 @@ def cluster_status(
     elif st is None:
         console.print(f"no local cluster in {cluster.state_dir}")
     else:
+        from rich.table import Table
+
         table = Table(title=f"local cluster ({cluster.state_dir})")
         for col in ("component", "state", "where"):
             table.add_column(col)
@@ -283,8 +291,8 @@ def build_cmd(
     """Render a kustomization directory (like `kustomize build DIR`) or an environment's overlay at the
     branch's latest commit."""
     from reconciler.model.remote import HostPattern
+    from reconciler.paths import default_cache_dir
     from reconciler.render import RemoteOptions, RenderError, build, dump_yaml
-    from reconciler.settings import default_cache_dir
 
     allow = list(allow_remote or [])
     for pattern in allow:
@@ -311,8 +319,8 @@ def build_cmd(
 
 
 def _render_env(repo: str, branch: str, env_name: str, allow: list[str]) -> list[dict[str, Any]]:
+    from reconciler.paths import default_cache_dir
     from reconciler.reconcile import load_environment, remote_options, render_environment
-    from reconciler.settings import default_cache_dir
     from reconciler.source import GitSource
 
     source = GitSource(repo, branch, default_cache_dir())
@@ -341,12 +349,13 @@ def schema_cmd() -> None:
 
 # -- passes ----------------------------------------------------------------------------------------
 
+#: The colour of each health state, keyed by ``HealthState`` value (a member, being a str, finds its own).
 _STYLE = {
-    HealthState.HEALTHY: "green",
-    HealthState.PROGRESSING: "yellow",
-    HealthState.DEGRADED: "red",
-    HealthState.UNVERIFIED: "magenta",
-    HealthState.FAILED: "red",
+    "Healthy": "green",
+    "Progressing": "yellow",
+    "Degraded": "red",
+    "Unverified": "magenta",
+    "Failed": "red",
 }
 
 
@@ -359,6 +368,8 @@ class ResultPrinter:
         self._shown: dict[str, tuple[str, str, str]] = {}
 
     def __call__(self, result: PassResult) -> None:
+        from reconciler.model import verdict
+
         v = verdict(result.health)
         key = (result.revision, v.state.value, v.message)
         quiet = (
@@ -386,6 +397,9 @@ _PROBED = "no controller status; "
 
 def print_result(result: PassResult, *, show_diff: bool = False) -> None:
     """Print one pass: the changeset and each object's health."""
+    from rich.table import Table
+
+    from reconciler.model import Action, verdict
     from reconciler.reconcile import summarize
 
     status = "[green]ok[/]" if result.ok else "[red]BLOCKED[/]" if result.blocked else "[red]FAILED[/]"
@@ -428,8 +442,8 @@ def _context(
     """A pass context for one-shot commands; rollout analysis asks ``prometheus`` (default
     ``$RECONCILER_PROMETHEUS_URL``)."""
     from reconciler.cluster.client import KubeClient
+    from reconciler.paths import default_cache_dir
     from reconciler.reconcile import PassContext
-    from reconciler.settings import default_cache_dir
     from reconciler.source import GitSource
 
     return PassContext(
@@ -519,6 +533,8 @@ def run_cmd(
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG|INFO|WARNING|ERROR")] = "INFO",
 ) -> None:
     """Run the daemon: reconcile the environments continuously (or once)."""
+    from pydantic import ValidationError
+
     from reconciler.observe import configure_logging
     from reconciler.settings import DaemonSettings
 
@@ -562,6 +578,7 @@ def run_cmd(
 
 
 def _once(settings: Any, *, wait: bool = True) -> int:
+    from reconciler.model import Action
     from reconciler.reconcile import load_environments, run_pass, wait_for_health
 
     try:
@@ -652,6 +669,10 @@ def _daemon(
     caller started alongside (``up``'s stand-ins) is told to stop by ``on_stop`` when the signal
     arrives (it must not block), and ``before_exit`` runs before such an abrupt exit.
     """
+    import asyncio
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
     from reconciler.cluster.client import KubeClient
     from reconciler.observe import EventRecorder, Observer
     from reconciler.observe.events import DriftEvent
@@ -813,6 +834,7 @@ def _daemon(
 
 async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event, daemon: Any) -> Any:
     """Wait for leadership (or for ``stop``); returns the elector, or None when stopped first."""
+    import asyncio
     import socket
 
     from reconciler.cluster.client import KubeClient
@@ -977,7 +999,9 @@ def up_cmd(
     or once). Rollout analysis queries the cluster's Prometheus, which scrapes a metrics fixture (no
     gateway data plane runs locally). ``--demo`` uses a new repository each run. Every stand-in and the
     fixture are stopped on exit."""
+    import asyncio
     import secrets
+    import tempfile
 
     from reconciler.devcluster import LocalCluster
     from reconciler.devcluster.process import free_port

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -30,38 +28,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import TypeAdapter, ValidationError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
+# typer only: rich, the status models (pydantic), the cluster client and the probes are imported by
+# the functions that use them, so that the command line starts fast (tests/unit/test_cli_imports.py)
 from reconciler.errors import ReconcilerError
-from reconciler.model import HealthStatus, Inventory, ObjectRef, verdict
-from reconciler.observe.status import (
-    NOT_PROBED,
-    NOT_PROBED_STATE,
-    EnvSummary,
-    PendingChange,
-    ProtocolReport,
-    SyncState,
-    age,
-    diff_line_class,
-    pending_from_result,
-    protocol_detail,
-    protocol_fields,
-    protocol_report,
-    sync_state,
-)
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from reconciler.model import HealthStatus, Inventory, ObjectRef
+    from reconciler.observe.status import EnvSummary, PendingChange, ProtocolReport
     from reconciler.probe.service import ProbeService
 
 EXIT_OK = 0
@@ -69,22 +46,24 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_DIFFERENCES = 3
 
+#: The colour of each ``SyncState`` (by value).
 _SYNC_STYLE = {
-    SyncState.SYNCED: "green",
-    SyncState.OUT_OF_SYNC: "yellow",
-    SyncState.DRIFTED: "yellow",
-    SyncState.FAILED: "red",
-    SyncState.BLOCKED: "red",
-    SyncState.NOT_RECONCILED: "dim",
-    SyncState.UNKNOWN: "dim",
+    "Synced": "green",
+    "OutOfSync": "yellow",
+    "Drifted": "yellow",
+    "Failed": "red",
+    "Blocked": "red",
+    "NotReconciled": "dim",
+    "Unknown": "dim",
 }
+#: The colour of each ``HealthState`` (by value) and of ``NOT_PROBED_STATE``.
 _HEALTH_STYLE = {
     "Healthy": "green",
     "Progressing": "yellow",
     "Degraded": "red",
     "Unverified": "magenta",
     "Failed": "red",
-    NOT_PROBED_STATE: "dim",
+    "NotProbed": "dim",
 }
 _DIFF_STYLE = {"hdr": "bold", "hunk": "cyan", "add": "green", "del": "red", "ctx": ""}
 
@@ -106,6 +85,8 @@ Color = Annotated[
 
 
 def _consoles(color: bool | None) -> tuple[Console, Console]:
+    from rich.console import Console
+
     width = None if sys.stdout.isatty() else 160
     out = Console(force_terminal=color, no_color=color is False, highlight=False, soft_wrap=True, width=width)
     err = Console(stderr=True, highlight=False, force_terminal=color, no_color=color is False)
@@ -113,6 +94,8 @@ def _consoles(color: bool | None) -> tuple[Console, Console]:
 
 
 def _fail(err: Console, message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    from rich.text import Text
+
     err.print(Text.assemble(("error: ", "bold red"), message))
     return typer.Exit(code)
 
@@ -173,13 +156,15 @@ _PROTOCOL_KINDS = frozenset(
 
 
 def cluster_protocols(
-    client: Any, refs: list[ObjectRef], probes: ProbeService | None, note: str = NOT_PROBED
+    client: Any, refs: list[ObjectRef], probes: ProbeService | None, note: str | None = None
 ) -> ProtocolReport:
     """The protocol health of the MCP servers and agents among ``refs``: their live objects read (one GET
     per object of a kind that can declare one), then every endpoint probed at once with ``probes``
-    (results within its TTL reused). Without ``probes`` nothing is probed and the report says ``note``.
-    Objects that cannot be read are left out (their health says why)."""
+    (results within its TTL reused). Without ``probes`` nothing is probed and the report says ``note``
+    (default :data:`~reconciler.observe.status.NOT_PROBED`). Objects that cannot be read are left out
+    (their health says why)."""
     from reconciler.errors import KubeError
+    from reconciler.observe.status import NOT_PROBED, protocol_report
 
     lives: list[dict[str, Any]] = []
     for ref in refs:
@@ -193,7 +178,7 @@ def cluster_protocols(
             lives.append(live)
     if probes is not None and lives:
         probes.prefetch(lives)
-    return protocol_report(lives, probes, probe=True, note=note)
+    return protocol_report(lives, probes, probe=True, note=NOT_PROBED if note is None else note)
 
 
 def cluster_status(
@@ -206,7 +191,7 @@ def cluster_status(
     progress: Progress | None = None,
     protocols: bool = False,
     probes: ProbeService | None = None,
-    probe_note: str = NOT_PROBED,
+    probe_note: str | None = None,
 ) -> list[EnvSummary]:
     """Status of each environment from the cluster: the inventory's revision, sync state and health.
 
@@ -219,11 +204,14 @@ def cluster_status(
         progress: a rich progress bar to advance per object read.
         protocols: read the protocol health of MCP servers and agents (:func:`cluster_protocols`).
         probes: the probe service for ``protocols`` (``None``: not probed, and ``probe_note`` says why).
-        probe_note: why nothing is probed when ``probes`` is ``None``.
+        probe_note: why nothing is probed when ``probes`` is ``None`` (default
+            :data:`~reconciler.observe.status.NOT_PROBED`).
 
     Raises:
         KubeError: when the API server cannot be read.
     """
+    from reconciler.model import verdict
+    from reconciler.observe.status import EnvSummary, SyncState, protocol_fields, sync_state
     from reconciler.reconcile import assess_health
 
     inventories = _inventories(client)
@@ -266,6 +254,13 @@ def server_status(url: str, timeout: float = 10.0) -> list[EnvSummary]:
     Raises:
         ReconcilerError: when the server cannot be reached or answers something else than the status list.
     """
+    import urllib.error
+    import urllib.request
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from reconciler.observe.status import EnvSummary
+
     target = url.rstrip("/") + "/api/status"
     try:
         with urllib.request.urlopen(target, timeout=timeout) as resp:
@@ -286,6 +281,9 @@ def short_revision(revision: str) -> str:
 
 def print_status(console: Console, envs: list[EnvSummary]) -> None:
     """The status table."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, box=None)
     for col in ("environment", "revision", "sync", "health", "objects", "last pass"):
         table.add_column(col)
@@ -320,6 +318,11 @@ def print_protocols(console: Console, envs: list[EnvSummary]) -> None:
     """The ``Protocols`` section: one line per MCP server (state, tool count, protocol version, server)
     and per agent (card state, name, skill count, missing skills), and one per environment whose MCP
     servers and agents are not probed, saying why. Nothing when no environment has any."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from reconciler.observe.status import NOT_PROBED_STATE, age, protocol_detail
+
     rows = [(e, p) for e in envs for p in e.protocols]
     unprobed = [e for e in envs if not e.protocols_probed and e.protocol_targets]
     if not rows and not unprobed:
@@ -403,13 +406,23 @@ def _status_from_cluster(
     context: str | None,
     health: bool,
 ) -> list[EnvSummary]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from reconciler.cluster.client import KubeClient
+    from reconciler.observe.status import NOT_PROBED
 
     head = ""
     repo_envs: list[str] = []
     if repo:
+        from reconciler.paths import default_cache_dir
         from reconciler.reconcile import load_environments
-        from reconciler.settings import default_cache_dir
         from reconciler.source import GitSource
 
         with spinner(err, f"fetching {repo} {branch}"):
@@ -454,6 +467,8 @@ def _probe_service(client: Any) -> tuple[ProbeService | None, str]:
     """The probe service ``$RECONCILER_PROBE_ADDRESSES`` / ``$RECONCILER_PROBE_DIRECT`` configure (its
     ``headersFrom`` values read through ``client``), or ``None`` and why nothing is probed."""
     from reconciler.errors import KubeError
+    from reconciler.model import ObjectRef
+    from reconciler.observe.status import NOT_PROBED
     from reconciler.probe.service import secret_reader, service_from_env
 
     try:
@@ -492,8 +507,9 @@ def pending_change(
         ReconcilerError: when Git or the cluster cannot be read.
     """
     from reconciler.cluster.client import KubeClient
+    from reconciler.observe.status import pending_from_result
+    from reconciler.paths import default_cache_dir
     from reconciler.reconcile import PassContext, load_environments, run_pass
-    from reconciler.settings import default_cache_dir
     from reconciler.source import GitSource
 
     source = GitSource(repo, branch, cache_dir or default_cache_dir())
@@ -517,6 +533,10 @@ def pending_change(
 
 def print_diff(console: Console, pending: PendingChange) -> None:
     """The pending change as a coloured unified diff, one block per object, and a summary line."""
+    from rich.text import Text
+
+    from reconciler.observe.status import diff_line_class
+
     for e in pending.entries:
         sign, style = {"created": ("+", "green"), "deleted": ("-", "red")}.get(e.action, ("~", "yellow"))
         blocked = " — blocked by a guard" if e.message.startswith("blocked:") else ""

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from reconciler.model import HealthState
-from reconciler.probe import ProbeLimits, probe_a2a, probe_mcp
-from reconciler.probe.models import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_TOOLS, DEFAULT_TIMEOUT
+# only the defaults the options show: the probes (aiohttp, mcp_types, a2a-sdk, pydantic) are imported
+# when `reconciler probe` runs
+from reconciler.probe.defaults import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_TOOLS, DEFAULT_TIMEOUT
 
 
 class ProbeOutput(StrEnum):
@@ -34,7 +30,8 @@ class ProbeTransport(StrEnum):
     sse = "sse"
 
 
-_COLOUR = {HealthState.HEALTHY: "green", HealthState.DEGRADED: "yellow", HealthState.FAILED: "red"}
+#: The colour of a verdict (``HealthState`` values).
+_COLOUR = {"Healthy": "green", "Degraded": "yellow", "Failed": "red"}
 
 
 def _headers(pairs: list[str]) -> dict[str, str]:
@@ -77,6 +74,14 @@ def probe_cmd(
 ) -> None:
     """Probe an MCP server (handshake + every tools/list page) or an A2A agent card; exit 0 when healthy,
     1 otherwise."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.markup import escape
+
+    from reconciler.model import HealthState
+    from reconciler.probe import ProbeLimits, probe_a2a, probe_mcp
+
     headers = _headers(header or [])
     limits = ProbeLimits(timeout=timeout, max_response_bytes=max_bytes, max_tools=max_tools)
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -113,6 +118,8 @@ def probe_cmd(
             rows = [(t.name, t.description) for t in mcp.tools]
             title = "tool"
         if rows:
+            from rich.table import Table
+
             table = Table(title_justify="left", box=None)
             table.add_column(title)
             table.add_column("description", overflow="fold")

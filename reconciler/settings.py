@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reconciler.paths import default_cache_dir
 
 #: Headers an authenticating proxy sets that ``actions_trust_proxy_header`` may name (oauth2-proxy's
 #: ``--pass-user-headers`` and ``--set-xauthrequest`` names).
@@ -18,14 +19,6 @@ PROXY_IDENTITY_HEADERS = (
     "X-Auth-Request-Email",
     "X-Auth-Request-Preferred-Username",
 )
-
-
-def default_cache_dir() -> Path:
-    """``$RECONCILER_CACHE_DIR`` or ``${XDG_CACHE_HOME:-~/.cache}/reconciler``."""
-    env = os.environ.get("RECONCILER_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reconciler"
 
 
 class DaemonSettings(BaseSettings):

@@ -1,6 +1,9 @@
-"""Render benchmark: ~1000 objects across 3 environments, ours (cold and warm) vs `kustomize build`.
+"""Render benchmark: ~1000 objects across 3 environments, ours (cold and warm) vs `kustomize build`; the
+command line's start-up against kustomize's; and a corpus comparison with kustomize over many directories.
 
-Usage: .venv/bin/python bench/render/bench_render.py [--objects 1000] [--rounds 5] [--kustomize PATH]
+Usage: .venv/bin/python bench/render/bench_render.py [--objects 1000] [--rounds 5] [--cli-rounds 21]
+           [--kustomize PATH] [--quick] [--json PATH]
+       .venv/bin/python bench/render/bench_render.py --corpus [REPO_DIR ...] [--json PATH]
 
 The input is one base (Deployments with ConfigMap/Secret references, Services, HPAs, kagent Agents and kmcp
 MCPServers, a ConfigMap generator) and three overlays (namespace, name prefix, labels with selectors,
@@ -15,26 +18,56 @@ against the anchor `kustomize build` (three processes, one per environment) in t
 - ``ours warm``: a render answered by :class:`RenderCache` for an unchanged Git tree (the objects, as a
   reconcile pass uses them; printing YAML is not needed on that path).
 
-Targets (issue 3): cold <= 1.0x kustomize, warm >= 10x faster (ratio <= 0.1).
+Targets (issue 3): cold <= 1.0x kustomize, warm >= 10x faster (ratio <= 0.1); issue 24: in process
+<= 0.3x kustomize.
+
+**Command line** (issue 24): the wall time of whole processes, median of ``--cli-rounds`` runs taken in
+turn (so that a busy machine slows every command alike): ``reconciler --help`` against ``kustomize
+--help``, and ``reconciler build DIR`` against ``kustomize build DIR`` for a small overlay (7 objects and a
+generated ConfigMap), with the interpreter's own start (``python -c pass``) for reference. Goals: ``--help``
+<= 150 ms, ``build`` <= 250 ms. The CPU time of each process (user + system, median) is printed in
+parentheses: on a busy machine the wall time grows with the load, the CPU time much less. The runs use
+cached bytecode, as an installed command has it (in a temporary ``PYTHONPYCACHEPREFIX``, filled by one
+untimed run; ``PYTHONDONTWRITEBYTECODE`` is dropped).
+
+**Corpus** (``--corpus``): every kustomization directory under each repository root given (default: this
+project's ``tests/render/corpus``) is built by `kustomize build` and by the renderer (in process, with the
+repository root as the load restrictor's root, as ``reconciler build`` inside a Git repository), and
+counted per repository: identical output, different output, refused (kustomize renders it, we fail),
+lenient (we render what kustomize refuses) and both failing. It prints a table, the cases that are not
+identical, and the counts as JSON (``--json PATH`` writes every case). Public repositories are not
+vendored: clone them and pass their roots (see README.md, "Rendering speed and parity").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from reconciler.render import RenderCache, build, dump_yaml  # noqa: E402
+from reconciler.render import RenderCache, RenderError, build, dump_yaml  # noqa: E402
 
 ENVS = ("dev", "staging", "prod")
+#: Goals of issue 24 for the command line's wall time (ms) and the in-process render (ratio to kustomize).
+HELP_GOAL_MS = 150.0
+BUILD_GOAL_MS = 250.0
+IN_PROCESS_GOAL = 0.3
+#: The command line as its console script runs it, from this checkout.
+OURS = [sys.executable, "-c", "from reconciler.cli import main; main()"]
+DEFAULT_CORPUS = REPO / "tests" / "render" / "corpus"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 def generate(root: Path, objects: int) -> list[Path]:
@@ -148,16 +181,11 @@ for d in {dirs!r}:
 """
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--objects", type=int, default=1000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--kustomize", type=Path)
-    args = ap.parse_args()
-    exe = args.kustomize or find_kustomize()
+def render_section(exe: Path | None, objects: int, rounds: int) -> dict[str, Any]:
+    """The render benchmark (cold in a new process, cold in process, warm) against ``kustomize build``."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        dirs = generate(root, args.objects)
+        dirs = generate(root, objects)
         ours_text = [dump_yaml(build(d, root=root)) for d in dirs]
         count = sum(t.count("\n---\n") + 1 for t in ours_text)
 
@@ -178,16 +206,23 @@ def main() -> int:
             for d in dirs:
                 build(d, root=root, cache=cache, tree_id="tree-1")
 
-        cold_proc = median_seconds(cold_new_process, args.rounds)
-        cold = median_seconds(cold_in_process, args.rounds)
-        warm_t = median_seconds(warm, args.rounds)
-        print(f"objects rendered: {count} across {len(dirs)} environments, median of {args.rounds} rounds")
+        cold_proc = median_seconds(cold_new_process, rounds)
+        cold = median_seconds(cold_in_process, rounds)
+        warm_t = median_seconds(warm, rounds)
+        out: dict[str, Any] = {
+            "objects": count,
+            "rounds": rounds,
+            "cold_new_process_seconds": cold_proc,
+            "cold_in_process_seconds": cold,
+            "warm_seconds": warm_t,
+        }
+        print(f"objects rendered: {count} across {len(dirs)} environments, median of {rounds} rounds")
         print(f"ours cold (new process):   {cold_proc:8.3f} s")
         print(f"ours cold (in process):    {cold:8.3f} s")
         print(f"ours warm (render cache):  {warm_t:8.4f} s")
         if exe is None:
             print("kustomize binary unavailable: no comparison")
-            return 0
+            return out
         theirs_text = [
             subprocess.run([str(exe), "build", str(d)], capture_output=True, text=True, check=True).stdout
             for d in dirs
@@ -198,11 +233,235 @@ def main() -> int:
             for d in dirs:
                 subprocess.run([str(exe), "build", str(d)], capture_output=True, check=True)
 
-        theirs = median_seconds(kustomize, args.rounds)
+        theirs = median_seconds(kustomize, rounds)
         print(f"kustomize build (anchor):  {theirs:8.3f} s")
         print(f"ratio cold new process / kustomize: {cold_proc / theirs:6.2f}   (target <= 1.0)")
-        print(f"ratio cold in process / kustomize:  {cold / theirs:6.2f}   (target <= 1.0)")
+        print(f"ratio cold in process / kustomize:  {cold / theirs:6.2f}   (target <= {IN_PROCESS_GOAL})")
         print(f"ratio warm / kustomize:             {warm_t / theirs:6.4f} (target <= 0.1)")
+        out.update(
+            identical=theirs_text == ours_text,
+            kustomize_seconds=theirs,
+            ratio_cold_new_process=cold_proc / theirs,
+            ratio_cold_in_process=cold / theirs,
+            ratio_warm=warm_t / theirs,
+            meets_in_process_goal=cold / theirs <= IN_PROCESS_GOAL,
+        )
+        return out
+
+
+def cli_env(pycache: Path) -> dict[str, str]:
+    """The environment of the timed command lines: this checkout first on the path, bytecode cached in
+    ``pycache`` (outside the tree), as an installed command runs."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_process_ms(
+    commands: dict[str, list[str]], rounds: int, env: dict[str, str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall time and median CPU time (user + system, ms) of each command's whole process over
+    ``rounds`` rounds; each round runs every command once, in turn, after one untimed round (which also
+    writes the bytecode caches). On a busy machine the wall time grows with the load; the CPU time much
+    less, so it is what the wall time would be on an idle one, roughly."""
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    for timed in [False] + [True] * rounds:
+        for name, argv in commands.items():
+            cpu_start, start = _children_cpu(), time.perf_counter()
+            subprocess.run(argv, capture_output=True, check=True, env=env, cwd=REPO)
+            if timed:
+                wall[name].append((time.perf_counter() - start) * 1000)
+                cpu[name].append((_children_cpu() - cpu_start) * 1000)
+    return (
+        {name: statistics.median(v) for name, v in wall.items()},
+        {name: statistics.median(v) for name, v in cpu.items()},
+    )
+
+
+def cli_section(exe: Path | None, rounds: int) -> dict[str, Any]:
+    """``reconciler --help`` and ``reconciler build DIR`` (small) against kustomize, in the same run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        small = generate(Path(tmp) / "small", 30)[0]
+        env = cli_env(Path(tmp) / "pycache")
+        commands = {
+            "reconciler --help": [*OURS, "--help"],
+            "reconciler build": [*OURS, "build", str(small)],
+            "python -c pass": [sys.executable, "-c", "pass"],
+        }
+        if exe is not None:
+            commands["kustomize --help"] = [str(exe), "--help"]
+            commands["kustomize build"] = [str(exe), "build", str(small)]
+        ours_out = subprocess.run(
+            commands["reconciler build"], capture_output=True, text=True, check=True, env=env, cwd=REPO
+        ).stdout
+        identical = None
+        if exe is not None:
+            theirs_out = subprocess.run(
+                [str(exe), "build", str(small)], capture_output=True, text=True, check=True
+            ).stdout
+            identical = ours_out == theirs_out
+        ms, cpu_ms = median_process_ms(commands, rounds, env)
+    objects = ours_out.count("\n---\n") + 1
+    print(f"command line wall time (and CPU time), median of {rounds} runs in turn (cached bytecode):")
+    rows = [
+        ("help", "reconciler --help", "", "kustomize --help", HELP_GOAL_MS),
+        ("build", "reconciler build", f" (small dir, {objects} objects)", "kustomize build", BUILD_GOAL_MS),
+    ]
+    out: dict[str, Any] = {
+        "rounds": rounds,
+        "small_dir_objects": objects,
+        "median_ms": ms,
+        "median_cpu_ms": cpu_ms,
+        "build_output_identical": identical,
+    }
+    for key, ours_name, note, theirs_name, goal in rows:
+        mine = ms[ours_name]
+        line = f"  {ours_name + note:42} {mine:7.1f} ms ({cpu_ms[ours_name]:5.1f})"
+        ratio = mine / ms[theirs_name] if theirs_name in ms else None
+        if ratio is not None:
+            theirs = f"{ms[theirs_name]:6.1f} ms ({cpu_ms[theirs_name]:5.1f})"
+            line += f"   {theirs_name:16} {theirs}   ratio {ratio:5.1f}"
+        met = mine <= goal
+        print(f"{line}   (goal <= {goal:.0f} ms: {'met' if met else 'MISSED'})")
+        out[f"{key}_ratio"] = ratio
+        out[f"{key}_meets_goal"] = met
+    floor = "python -c pass"
+    print(f"  {'python -c pass (interpreter start)':42} {ms[floor]:7.1f} ms ({cpu_ms[floor]:5.1f})")
+    if identical is not None:
+        print(f"  small build output identical to kustomize: {identical}")
+    return out
+
+
+def kustomization_dirs(root: Path) -> list[Path]:
+    """Every directory under ``root`` holding a kustomization file (hidden directories such as .git
+    skipped; symbolic links not followed)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if any(f in filenames for f in KUSTOMIZATION_FILES):
+            found.append(Path(dirpath))
+    return found
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = next((x for x in text.strip().splitlines() if x.strip()), "")
+    return line[:limit]
+
+
+def _first_difference(ours: str, theirs: str) -> str:
+    a, b = ours.splitlines(), theirs.splitlines()
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return f"line {i + 1}: ours {x[:70]!r}, kustomize {y[:70]!r}"
+    return f"ours {len(a)} lines, kustomize {len(b)} lines"
+
+
+def compare_dir(directory: Path, root: Path, exe: Path, timeout: float) -> dict[str, str]:
+    """One directory built by kustomize and by us: its outcome and, when not identical, why."""
+    try:
+        ref = subprocess.run(
+            [str(exe), "build", str(directory)], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        theirs: str | None = ref.stdout if ref.returncode == 0 else None
+        their_error = _first_line(ref.stderr) if ref.returncode else ""
+    except subprocess.TimeoutExpired:
+        theirs, their_error = None, f"kustomize timed out after {timeout:.0f} s"
+    try:
+        ours: str | None = dump_yaml(build(directory, root=root))
+        our_error = ""
+    except RenderError as exc:
+        ours, our_error = None, _first_line(str(exc))
+    except Exception as exc:  # a crash is a finding: count it as refused and say what it was
+        ours, our_error = None, f"crash: {type(exc).__name__}: {_first_line(str(exc))}"
+    rel = str(directory.relative_to(root)) or "."
+    if theirs is not None and ours is not None:
+        if ours == theirs:
+            return {"dir": rel, "outcome": "identical"}
+        return {"dir": rel, "outcome": "different", "detail": _first_difference(ours, theirs)}
+    if theirs is not None:
+        return {"dir": rel, "outcome": "refused", "detail": our_error}
+    if ours is not None:
+        return {"dir": rel, "outcome": "lenient", "detail": their_error}
+    return {"dir": rel, "outcome": "both-fail", "detail": f"ours: {our_error}; kustomize: {their_error}"}
+
+
+OUTCOMES = ("identical", "different", "refused", "lenient", "both-fail")
+
+
+def corpus_section(roots: Sequence[Path], exe: Path, timeout: float = 120.0) -> dict[str, Any]:
+    """The corpus comparison: per repository root, how many directories render identically, differently,
+    only with kustomize (refused), only with us (lenient), or with neither."""
+    repos: list[dict[str, Any]] = []
+    for given in roots:
+        root = given.resolve()
+        cases = [compare_dir(d, root, exe, timeout) for d in kustomization_dirs(root)]
+        counts = {o: sum(c["outcome"] == o for c in cases) for o in OUTCOMES}
+        name = str(root.relative_to(REPO)) if root.is_relative_to(REPO) else str(given)
+        repos.append(
+            {"repository": name, "root": str(root), "directories": len(cases), **counts, "cases": cases}
+        )
+    width = max([len(r["repository"]) for r in repos] + [10])
+    print(f"{'repository':{width}}  {'dirs':>5}  " + "  ".join(f"{o:>9}" for o in OUTCOMES))
+    for r in repos:
+        print(
+            f"{r['repository']:{width}}  {r['directories']:5d}  " + "  ".join(f"{r[o]:9d}" for o in OUTCOMES)
+        )
+    if len(repos) > 1:
+        total = {o: sum(r[o] for r in repos) for o in OUTCOMES}
+        dirs = sum(r["directories"] for r in repos)
+        print(f"{'total':{width}}  {dirs:5d}  " + "  ".join(f"{total[o]:9d}" for o in OUTCOMES))
+    for r in repos:
+        for c in r["cases"]:
+            if c["outcome"] in ("different", "refused", "lenient"):
+                print(f"  {c['outcome']:9} {r['repository']}/{c['dir']}: {c['detail']}")
+    summary = [{k: v for k, v in r.items() if k != "cases"} for r in repos]
+    print(json.dumps(summary, indent=2))
+    return {"repositories": repos}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--objects", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cli-rounds", type=int, default=21, help="runs of each command line (0: none)")
+    ap.add_argument("--kustomize", type=Path)
+    ap.add_argument("--quick", action="store_true", help="a small, fast run (a smoke test, not a measure)")
+    ap.add_argument(
+        "--corpus",
+        nargs="*",
+        type=Path,
+        metavar="REPO_DIR",
+        help="compare every kustomization directory under these roots (default: tests/render/corpus)",
+    )
+    ap.add_argument("--json", type=Path, help="write the results here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.objects, args.rounds, args.cli_rounds = (
+            min(args.objects, 90),
+            min(args.rounds, 2),
+            min(args.cli_rounds, 3),
+        )
+    exe = args.kustomize or find_kustomize()
+    results: dict[str, Any] = {"kustomize": str(exe) if exe else None}
+    if args.corpus is not None:
+        if exe is None:
+            print("kustomize binary unavailable: no corpus comparison", file=sys.stderr)
+            return 2
+        results["corpus"] = corpus_section(args.corpus or [DEFAULT_CORPUS], exe)
+    else:
+        results["render"] = render_section(exe, args.objects, args.rounds)
+        if args.cli_rounds > 0:
+            print()
+            results["cli"] = cli_section(exe, args.cli_rounds)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

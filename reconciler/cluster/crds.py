@@ -14,7 +14,7 @@ from reconciler.cluster.client import KubeClient
 from reconciler.cluster.manager import ResourceManager
 from reconciler.errors import ConfigError
 from reconciler.model import ObjectRef, ref_of
-from reconciler.settings import default_cache_dir
+from reconciler.paths import default_cache_dir
 
 FIELD_MANAGER = "reconciler-crds"
 REPO_CRDS = Path(__file__).resolve().parents[2] / "deploy" / "crds"

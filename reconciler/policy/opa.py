@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reconciler.devcluster.binaries import BUILD_SCRIPT, BuildError, _version
 from reconciler.errors import ReconcilerError
-from reconciler.settings import default_cache_dir
+from reconciler.paths import default_cache_dir
 
 #: Names an ``opa`` executable to use instead of the pinned build.
 ENV_VAR = "RECONCILER_OPA"

@@ -5,19 +5,33 @@ with the project's verdicts (Healthy, Degraded, Failed). Imports only :mod:`reco
 * :func:`probe_mcp` — handshake (``server/discover`` or ``initialize``) and the whole ``tools/list``;
 * :func:`probe_a2a` — the agent card at ``/.well-known/agent-card.json`` (or ``agent.json``).
 
-``probe_a2a`` is imported on first use: ``a2a-sdk`` (protobuf) costs about half a second to import, which
-the daemon's passes should not pay when no agent card is probed.
+Every name here is imported on first use: ``a2a-sdk`` (protobuf) costs about half a second to import,
+which the daemon's passes should not pay when no agent card is probed, and ``mcp_types``, ``aiohttp``
+and pydantic are not needed by the commands that do not probe (the command line imports only
+:mod:`reconciler.probe.defaults`, for the defaults ``reconciler probe --help`` shows).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from reconciler.probe.mcp import probe_mcp, schema_digest
-from reconciler.probe.models import A2AProbeResult, McpProbeResult, ProbeLimits, SkillInfo, ToolInfo
 
 if TYPE_CHECKING:
     from reconciler.probe.a2a import probe_a2a
+    from reconciler.probe.mcp import probe_mcp, schema_digest
+    from reconciler.probe.models import A2AProbeResult, McpProbeResult, ProbeLimits, SkillInfo, ToolInfo
+
+#: Where each public name lives.
+_HOMES = {
+    "A2AProbeResult": "reconciler.probe.models",
+    "McpProbeResult": "reconciler.probe.models",
+    "ProbeLimits": "reconciler.probe.models",
+    "SkillInfo": "reconciler.probe.models",
+    "ToolInfo": "reconciler.probe.models",
+    "probe_a2a": "reconciler.probe.a2a",
+    "probe_mcp": "reconciler.probe.mcp",
+    "schema_digest": "reconciler.probe.mcp",
+}
 
 __all__ = [
     "A2AProbeResult",
@@ -32,8 +46,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "probe_a2a":
-        from reconciler.probe.a2a import probe_a2a
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
 
-        return probe_a2a
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

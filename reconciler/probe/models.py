@@ -8,15 +8,24 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.model.health import HealthState
+from reconciler.probe.defaults import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_TOOLS,
+    DEFAULT_TIMEOUT,
+)
 
-#: Default cap on one response body or one server-sent event, in bytes (4 MiB).
-DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-#: Default cap on the number of tools a probe accepts before it stops listing.
-DEFAULT_MAX_TOOLS = 2000
-#: Default cap on the number of ``tools/list`` pages a probe follows.
-DEFAULT_MAX_PAGES = 200
-#: Default time budget of one probe, in seconds.
-DEFAULT_TIMEOUT = 10.0
+__all__ = [
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_TOOLS",
+    "DEFAULT_TIMEOUT",
+    "A2AProbeResult",
+    "McpProbeResult",
+    "ProbeLimits",
+    "SkillInfo",
+    "ToolInfo",
+]
 
 
 class ProbeLimits(BaseModel):

@@ -6,34 +6,28 @@ forbids what was asked.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+# typer only: rich, promotion, rollback, history, the Git host clients and the probes are imported by
+# the commands that use them, so that the command line starts fast (tests/unit/test_cli_imports.py)
+from reconciler.cli_console import lazy_console
 from reconciler.errors import ConfigError, ReconcilerError
-from reconciler.model import Environment
-from reconciler.probe.service import service_from_env
-from reconciler.promote.history import HistoryEntry, split_ref, timeline
-from reconciler.promote.hosts import HostConfig, as_kind, host_config
-from reconciler.promote.promotion import PromotionError, RuleError, promote
-from reconciler.promote.records import Outcome, PromotionEvent
-from reconciler.promote.rollback import (
-    RollbackConflict,
-    UnknownEnvironment,
-    rollback_environment,
-    rollback_event,
-)
-from reconciler.source.gitops import GitWriter
 
-console = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+if TYPE_CHECKING:
+    from reconciler.model import Environment
+    from reconciler.promote.history import HistoryEntry
+    from reconciler.promote.hosts import HostConfig
+    from reconciler.promote.records import PromotionEvent
+    from reconciler.source.gitops import GitWriter
+
+console = lazy_console()
+err = lazy_console(stderr=True)
 
 Repo = Annotated[
     str,
@@ -82,9 +76,11 @@ def _check_pull_request(
     print; never raises (the pull request is open either way, and its status says what the check found)."""
     if head is None or config is None or not config.token:
         return ""
+    import asyncio
+
+    from reconciler.paths import default_cache_dir
     from reconciler.promote.check import CHECK_CONTEXT, check_change
     from reconciler.promote.hosts import post_commit_status
-    from reconciler.settings import default_cache_dir
 
     try:
         client = None
@@ -111,7 +107,8 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _writer(repo: str, branch: str, cache_dir: Path | None) -> GitWriter:
-    from reconciler.settings import default_cache_dir
+    from reconciler.paths import default_cache_dir
+    from reconciler.source.gitops import GitWriter
 
     return GitWriter(repo, branch, cache_dir or default_cache_dir())
 
@@ -140,6 +137,8 @@ def _mode(push: bool, pr: bool) -> Literal["push", "pr"] | None:
 
 
 def _host(repo: str, kind: str | None, host_repo: str | None, api: str | None) -> HostConfig | None:
+    from reconciler.promote.hosts import as_kind, host_config
+
     try:
         return host_config(repo, kind=as_kind(kind), repo=host_repo, api_url=api)
     except ConfigError as exc:
@@ -149,6 +148,8 @@ def _host(repo: str, kind: str | None, host_repo: str | None, api: str | None) -
 def _publish(nats: str | None, event: PromotionEvent) -> None:
     if not nats:
         return
+    import asyncio
+
     from reconciler.bus import Bus, promotion_subject
 
     async def go() -> None:
@@ -206,6 +207,10 @@ def promote_cmd(
 ) -> None:
     """Promote the versions FROM runs (pinned by digest, from its last verified-healthy revision) into
     TO's overlay: a commit on promote/<to>/<sha> with a pull request, or a direct push where allowed."""
+    from reconciler.probe.service import service_from_env
+    from reconciler.promote.promotion import RuleError, promote
+    from reconciler.promote.records import PromotionEvent
+
     _check_output(output)
     if (app_name is None) == (not all_images):
         raise _fail("choose what to promote: --app NAME or --all", 2)
@@ -303,6 +308,14 @@ def rollback_cmd(
     """Roll ENV back with `git revert` of its promotion commit(s), on a branch or directly per its rules;
     with --app, set only that app's images back to their values before its last promotion (or, with
     --to, before every promotion after COMMIT), leaving the promotion's other apps in place."""
+    from reconciler.promote.promotion import PromotionError, RuleError
+    from reconciler.promote.rollback import (
+        RollbackConflict,
+        UnknownEnvironment,
+        rollback_environment,
+        rollback_event,
+    )
+
     _check_output(output)
     mode = _mode(push, pr)
     writer = _writer(repo, branch, cache_dir)
@@ -353,6 +366,8 @@ def _when(ts: float) -> str:
 
 def _version(ref: str | None) -> str:
     """``tag@sha256:<12 hex>`` of an image reference, for tables (JSON output keeps it whole)."""
+    from reconciler.promote.history import split_ref
+
     if not ref:
         return "-"
     repo, tag, digest = split_ref(ref)
@@ -361,6 +376,8 @@ def _version(ref: str | None) -> str:
 
 
 def _row(e: HistoryEntry) -> list[str]:
+    from reconciler.promote.records import Outcome
+
     moved = "\n".join(
         f"{m.name.rsplit('/', 1)[-1]}: {_version(m.before)} -> {_version(m.after)}" for m in e.moved
     )
@@ -399,6 +416,10 @@ def history_cmd(
     output: OutputOpt = "text",
 ) -> None:
     """ENV's timeline from commit trailers and notes: when, who merged, what moved, outcome, rollbacks."""
+    from rich.table import Table
+
+    from reconciler.promote.history import timeline
+
     _check_output(output)
     writer = _writer(repo, branch, cache_dir)
     try:
@@ -460,9 +481,11 @@ def check_cmd(
     dry-run pass of each (server-side dry-run; nothing is written). -o text, json, markdown, junit (JUnit
     XML) or sarif (SARIF 2.1.0). Exit 0 passed, 1 failed (a policy denied, a render or dry-run failed), 3
     passed with changes (--exit-code)."""
+    import asyncio
+
+    from reconciler.paths import default_cache_dir
     from reconciler.promote.check import CHECK_CONTEXT, check_change
     from reconciler.promote.hosts import HostError, post_commit_status
-    from reconciler.settings import default_cache_dir
 
     if output not in ("text", "json", "markdown", "junit", "sarif"):
         raise _fail(f"-o must be text, json, markdown, junit or sarif, not {output!r}", 2)

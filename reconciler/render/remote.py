@@ -32,11 +32,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler.model.environment import Environment
 from reconciler.model.remote import RemoteBase, allowed_by, target_of
 from reconciler.render.errors import RenderError
+
+if TYPE_CHECKING:
+    from reconciler.model.environment import Environment
 from reconciler.render.repospec import (
     DEFAULT_TIMEOUT,
     RepoSpec,
@@ -105,7 +107,7 @@ class RemoteOptions:
     def repos(self) -> RepoFetcher:
         """The fetcher (made on first use)."""
         if self.fetcher is None:
-            from reconciler.settings import default_cache_dir
+            from reconciler.paths import default_cache_dir
             from reconciler.source.remote import RemoteRepos
 
             self.fetcher = RemoteRepos(self.cache_dir or default_cache_dir())
