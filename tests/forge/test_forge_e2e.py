@@ -1,0 +1,111 @@
+"""Promotion by pull request on a real Git forge, end to end (issue 26): the environment repository is
+hosted on the local Gitea (``cluster up --forge``), Gitea's webhooks reach the project's receiver, which
+publishes on NATS, and the daemon — following the repository over HTTP with git credentials from its
+environment — applies what the forge's branch says on the session's API server and posts each outcome
+back to the forge as a commit status. No stand-ins: every request goes to the real Gitea, receiver,
+NATS and kube-apiserver (see tests/forge/_e2e_support.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from _e2e_support import CHECK, DIGEST_A, DIGEST_B, Stack, until
+
+pytestmark = pytest.mark.integration
+
+
+async def test_promotion_by_pull_request_end_to_end(stack: Stack, kubeconfig: Path) -> None:
+    s = stack
+    t0 = time.monotonic()
+    ignored0 = s.receiver.metric("gitea", "ignored")
+    first = await s.create()
+    await s.start_daemon()
+    o, r = s.owner, s.name
+    # the daemon fetched the private repository with the credentials from its environment, applied both
+    # environments and posted their health gates on the forge
+    for env in ("dev", "staging"):
+        await s.wait_pass(env, first)
+        await s.wait_status(first, f"reconciler/{env}", "success")
+    assert s.image("staging") == s.ref("0.1.0", DIGEST_A)
+
+    # a registry webhook moves dev: image automation commits 0.2.0@B to dev's overlay on the forge
+    assert await s.registry_push("0.2.0", DIGEST_B) == 202
+    dev_commit = await until(lambda: _moved(s, first), 60, "image automation's commit on the forge")
+    await s.wait_pass("dev", dev_commit)
+    assert s.image("dev") == s.ref("0.2.0", DIGEST_B)
+    await s.wait_status(dev_commit, "reconciler/dev", "success")  # verified healthy: promotable
+    assert s.image("staging") == s.ref("0.1.0", DIGEST_A)
+
+    # `reconciler promote dev staging --pr` opens a pull request whose body is the changeset
+    res = await s.cli("promote", "dev", "staging", "--all", "--pr", "--kubeconfig", str(kubeconfig))
+    assert res.code == 0, res.output
+    (pr,) = await s.client.list_pulls(o, r, state="open")
+    assert pr.head.ref == f"promote/staging/{dev_commit[:7]}" and pr.base.ref == "main"
+    assert f"pull request #{pr.number} opened" in res.stdout
+    change = f"{s.n.image}: {s.ref('0.1.0', DIGEST_A)} -> {s.ref('0.2.0', DIGEST_B)}"
+    assert pr.body.strip() == change, pr.body  # the changeset, one line per image
+    # its head gets reconciler/check = success (from the CLI, and from the daemon on the PR webhook)
+    check = await s.wait_status(pr.head.sha, CHECK, "success")
+    assert "staging ok" in check.description
+    assert await s.head() == dev_commit and s.image("staging") == s.ref("0.1.0", DIGEST_A)
+
+    # a person merges it through the forge; the forge's push webhook → receiver → NATS → staging's pass
+    await s.client.merge_pull(o, r, pr.number)
+    merged = await s.client.get_pull(o, r, pr.number)
+    assert merged.merged and merged.merge_commit_sha
+    merge = merged.merge_commit_sha
+    result = await s.wait_pass("staging", merge)
+    assert result.trigger == "git-push"
+    assert s.applied("staging") == f"main@sha1:{merge}"
+    assert s.image("staging") == s.ref("0.2.0", DIGEST_B)
+    status = await s.wait_status(merge, "reconciler/staging", "success")
+    assert "Healthy" in status.description
+
+    # `reconciler rollback staging --pr` opens a revert pull request; merged, the previous version is back
+    res = await s.cli("rollback", "staging", "--pr", "--kubeconfig", str(kubeconfig))
+    assert res.code == 0, res.output
+    (revert_pr,) = await s.client.list_pulls(o, r, state="open")
+    assert revert_pr.number != pr.number and revert_pr.base.ref == "main"
+    await s.wait_status(revert_pr.head.sha, CHECK, "success")
+    await s.client.merge_pull(o, r, revert_pr.number)
+    revert_merge = (await s.client.get_pull(o, r, revert_pr.number)).merge_commit_sha
+    assert revert_merge
+    await s.wait_pass("staging", revert_merge)
+    assert s.applied("staging") == f"main@sha1:{revert_merge}"
+    assert s.image("staging") == s.ref("0.1.0", DIGEST_A)
+    await s.wait_status(revert_merge, "reconciler/staging", "success")
+    history = await s.cli("history", "staging", "-o", "json")
+    assert history.code == 0, history.output
+    assert '"kind": "rollback"' in history.stdout and merged.merge_commit_sha in history.stdout
+
+    # a pull request closed without merging changes nothing
+    s.pull()
+    s.git("checkout", "-q", "-b", "tweak/staging")
+    s.write(
+        "overlays/staging/kustomization.yaml",
+        s.read("overlays/staging/kustomization.yaml").replace("newTag: 0.1.0", "newTag: 0.9.9"),
+    )
+    tweak = s.commit("staging: try 0.9.9")
+    await s.push("tweak/staging")
+    opened = await s.client.open_pull(o, r, head="tweak/staging", base="main", title="staging: try 0.9.9")
+    await s.wait_status(tweak, CHECK, "success")  # checked by the daemon on the pull_request webhook
+    seen_before = len(s.seen)
+    closed = await s.client.close_pull(o, r, opened.number)
+    assert closed.state == "closed" and not closed.merged
+    # the forge delivered the "closed" event and the receiver ignored it, publishing nothing (as it did
+    # for the "closed" events of the two merges before)
+    await until(lambda: s.receiver.metric("gitea", "ignored") >= ignored0 + 3, 30, "the close delivery")
+    assert await s.head() == revert_merge
+    assert s.applied("staging") == f"main@sha1:{revert_merge}"
+    assert s.image("staging") == s.ref("0.1.0", DIGEST_A)
+    assert all(x.result.revision == f"main@sha1:{revert_merge}" for x in s.seen[seen_before:])
+    assert await s.status(tweak, "reconciler/staging") is None  # never applied, so never reported
+    print(f"happy path: {time.monotonic() - t0:.1f} s")
+
+
+async def _moved(s: Stack, before: str) -> str | None:
+    head = await s.head()
+    return head if head is not None and head != before else None
