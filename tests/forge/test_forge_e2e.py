@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from _e2e_support import CHECK, DIGEST_A, DIGEST_B, Stack, until
+from _e2e_support import CHECK, DIGEST_A, DIGEST_B, Stack, kustomization, until
+
+from reconciler.devcluster.forge import ForgeError
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +106,75 @@ async def test_promotion_by_pull_request_end_to_end(stack: Stack, kubeconfig: Pa
     assert all(x.result.revision == f"main@sha1:{revert_merge}" for x in s.seen[seen_before:])
     assert await s.status(tweak, "reconciler/staging") is None  # never applied, so never reported
     print(f"happy path: {time.monotonic() - t0:.1f} s")
+
+
+def _replicas_patch(n: int) -> str:
+    """A kustomize JSON 6902 patch setting the Deployment's replicas to ``n``."""
+    return (
+        "patches:\n"
+        "- target: {kind: Deployment, name: clock-mcp}\n"
+        "  patch: |-\n"
+        "    - op: replace\n"
+        "      path: /spec/replicas\n"
+        f"      value: {n}\n"
+    )
+
+
+async def test_required_check_keeps_a_failing_pull_request_out(stack: Stack, kubeconfig: Path) -> None:
+    s = stack
+    t0 = time.monotonic()
+    first = await s.create()
+    o, r = s.owner, s.name
+    rule = await s.client.protect_branch(o, r, "main", status_checks=[CHECK])
+    assert rule.enable_status_check and rule.status_check_contexts == [CHECK]
+    await s.start_daemon()
+    await s.wait_pass("staging", first)
+
+    # a branch whose staging overlay renders but that the API server refuses (negative replicas) in the
+    # dry-run pass of the check
+    s.git("checkout", "-q", "-b", "bad/staging")
+    s.write(
+        "overlays/staging/kustomization.yaml",
+        kustomization(s.n.image, "0.1.0", DIGEST_A, extra=_replicas_patch(-3)),
+    )
+    bad = s.commit("staging: scale to -3")
+    await s.push("bad/staging")
+    bad_pr = await s.client.open_pull(o, r, head="bad/staging", base="main", title="staging: scale to -3")
+    # the forge's pull_request webhook → receiver → NATS → the daemon checks it and posts the failure
+    failed = await s.wait_status(bad, CHECK, "failure")
+    assert "staging FAILED: validation failed" in failed.description, failed.description
+    with pytest.raises(ForgeError) as err:
+        await s.client.merge_pull(o, r, bad_pr.number)
+    assert err.value.status == 405, err.value
+    still = await s.client.get_pull(o, r, bad_pr.number)
+    assert still.state == "open" and not still.merged
+    assert await s.head() == first
+    # `reconciler check` says the same on the command line (exit 1, the refusal named)
+    res = await s.cli("check", "--head", "bad/staging", "--kubeconfig", str(kubeconfig))
+    assert res.code == 1 and "FAILED" in res.stdout and "spec.replicas" in res.stdout, res.output
+
+    # a passing one merges, and the daemon applies its merge commit
+    s.git("checkout", "-q", "main")
+    s.git("checkout", "-q", "-b", "good/staging")
+    s.write(
+        "overlays/staging/kustomization.yaml",
+        kustomization(s.n.image, "0.1.0", DIGEST_A, extra=_replicas_patch(2)),
+    )
+    good = s.commit("staging: scale to 2")
+    await s.push("good/staging")
+    good_pr = await s.client.open_pull(o, r, head="good/staging", base="main", title="staging: scale to 2")
+    await s.wait_status(good, CHECK, "success")
+    await s.client.merge_pull(o, r, good_pr.number)
+    merge = (await s.client.get_pull(o, r, good_pr.number)).merge_commit_sha
+    assert merge
+    await s.wait_pass("staging", merge)
+    assert s.applied("staging") == f"main@sha1:{merge}"
+    assert s.deployment("staging")["spec"]["replicas"] == 2
+    await s.wait_status(merge, "reconciler/staging", "success")
+    # the failing one is still refused
+    with pytest.raises(ForgeError):
+        await s.client.merge_pull(o, r, bad_pr.number)
+    print(f"required check: {time.monotonic() - t0:.1f} s")
 
 
 async def _moved(s: Stack, before: str) -> str | None:
