@@ -80,6 +80,9 @@ class RollbackResult(BaseModel):
     fallback: bool = False
     pull_request: PullRequest | None = None
     instructions: str = ""
+    pr_error: str = Field(
+        default="", description="why the pull request could not be opened (see PromotionResult.pr_error)"
+    )
     message: str = ""
 
 
@@ -453,6 +456,7 @@ def rollback_app(
     result.commits = out.commits
     result.branch, result.pushed_to, result.fallback = out.branch, out.pushed_to, out.fallback
     result.pull_request, result.instructions = out.pull_request, out.instructions
+    result.pr_error = out.pr_error
     result.message = f"rolled back app {app} of {shas} in {env.name}; pushed to {out.pushed_to}"
     return result
 
@@ -532,6 +536,7 @@ def rollback(
     result.commits = out.commits
     result.branch, result.pushed_to, result.fallback = out.branch, out.pushed_to, out.fallback
     result.pull_request, result.instructions = out.pull_request, out.instructions
+    result.pr_error = out.pr_error
     result.message = (
         f"reverted {', '.join(t.sha[:7] for t in targets)} in {env.name}; pushed to {out.pushed_to}"
     )

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _forge_support import LocalForge
+from _forge_support import LocalForge, start_forge
 from reconciler_testing import REPO_ROOT, free_port
 
 from reconciler.cluster.client import KubeClient
@@ -318,6 +318,7 @@ class Stack:
         self.daemon: Daemon | None = None
         self.seen: list[Seen] = []
         self.hook_id = 0
+        self._clients: list[Forge] = []  # API clients made here (closed by close())
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -387,6 +388,26 @@ class Stack:
         for ns in (self.n.ns_dev, self.n.ns_stg):
             with contextlib.suppress(Exception):
                 self.kube.delete(ObjectRef(kind="Namespace", name=ns))
+        for c in self._clients:
+            await c.close()
+
+    # -- the forge going down and coming back --------------------------------------------------------
+
+    async def stop_forge(self) -> None:
+        """Stop the forge's process (``LocalCluster.down``: SIGTERM, then wait until its port is free)."""
+        stopped = await asyncio.to_thread(self.forge.cluster.down, progress=lambda m: None)
+        assert stopped == ["gitea"], stopped
+
+    async def start_forge(self) -> float:
+        """Start the forge again on its recorded port with its data (as ``cluster up`` does) and use a new
+        API client (the old one's pooled connections died with the process); returns the seconds it took."""
+        t0 = time.monotonic()
+        again = await asyncio.to_thread(start_forge, self.forge.cluster.state_dir)
+        assert again.url == self.forge.url and again.token == self.forge.token
+        took = time.monotonic() - t0
+        self.client = again.client()
+        self._clients.append(self.client)
+        return took
 
     # -- the person's clone -------------------------------------------------------------------------
 
@@ -479,11 +500,16 @@ class Stack:
     # -- the CLI -------------------------------------------------------------------------------------
 
     async def cli(
-        self, *args: str, env: dict[str, str] | None = None, stderr_file: Path | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stderr_file: Path | None = None,
+        cache: str = "cli-cache",
     ) -> CliResult:
-        """``reconciler ARGS --repo <clone URL> --cache-dir <tmp>/cli-cache`` as a subprocess (with this
-        process's environment: the git credentials and the Git host token)."""
-        argv = cli_argv(*args, "--repo", self.clone_url, "--cache-dir", str(self.tmp / "cli-cache"))
+        """``reconciler ARGS --repo <clone URL> --cache-dir <tmp>/<cache>`` as a subprocess (with this
+        process's environment: the git credentials and the Git host token; ``env`` adds to it). With
+        ``stderr_file`` its standard error goes there as it is written."""
+        argv = cli_argv(*args, "--repo", self.clone_url, "--cache-dir", str(self.tmp / cache))
         full = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -535,3 +561,46 @@ def use_forge_credentials(
     monkeypatch.setenv("RECONCILER_GIT_HOST", "gitea")
     monkeypatch.setenv("RECONCILER_GIT_HOST_TOKEN", forge.token)
     monkeypatch.setenv("RECONCILER_GIT_HOST_RETRY_SECONDS", f"{retry_seconds:g}")
+
+
+class GitPause:
+    """Holds the ``git`` processes of one CLI run at one point, so that a test can stop the forge there:
+    a ``reference-transaction`` hook (https://git-scm.com/docs/githooks#_reference_transaction) given to
+    that run only, through ``GIT_CONFIG_*`` (``core.hooksPath``; the command scope wins over the clone's
+    own ``core.hooksPath``). The first time a committed ref update names a ref starting with ``prefix``,
+    the hook creates ``paused`` and waits until :meth:`resume` (then, and on later updates, it returns at
+    once). ``refs/remotes/origin/promote/`` pauses right after a push of a promotion branch (git updates
+    the remote-tracking ref of what it pushed); ``refs/heads/promote/`` when the branch is checked out."""
+
+    def __init__(self, root: Path, prefix: str) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+        hooks = root / "hooks"
+        hooks.mkdir()
+        hook = hooks / "reference-transaction"
+        hook.write_text(
+            "#!/bin/sh\n"
+            '[ "$1" = committed ] || exit 0\n'
+            f"grep -q ' {prefix}' || exit 0\n"
+            f"[ -e '{root}/paused' ] && exit 0\n"
+            f": > '{root}/paused'\n"
+            f"while [ ! -e '{root}/resume' ]; do sleep 0.05; done\n"
+        )
+        hook.chmod(0o755)
+        self.hooks = hooks
+
+    def env(self) -> dict[str, str]:
+        """The variables that give the hook to a process started with this process's environment."""
+        n = int(os.environ.get("GIT_CONFIG_COUNT", "0") or "0")
+        return {
+            f"GIT_CONFIG_KEY_{n}": "core.hooksPath",
+            f"GIT_CONFIG_VALUE_{n}": str(self.hooks),
+            "GIT_CONFIG_COUNT": str(n + 1),
+        }
+
+    @property
+    def paused(self) -> bool:
+        return (self.root / "paused").exists()
+
+    def resume(self) -> None:
+        (self.root / "resume").touch()

@@ -8,11 +8,12 @@ NATS and kube-apiserver (see tests/forge/_e2e_support.py).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
-from _e2e_support import CHECK, DIGEST_A, DIGEST_B, Stack, kustomization, until
+from _e2e_support import CHECK, DIGEST_A, DIGEST_B, GitPause, Stack, kustomization, until
 
 from reconciler.devcluster.forge import ForgeError
 
@@ -175,6 +176,74 @@ async def test_required_check_keeps_a_failing_pull_request_out(stack: Stack, kub
     with pytest.raises(ForgeError):
         await s.client.merge_pull(o, r, bad_pr.number)
     print(f"required check: {time.monotonic() - t0:.1f} s")
+
+
+async def test_forge_down_while_the_promotion_pull_request_is_opened(
+    stack: Stack, kubeconfig: Path, tmp_path: Path
+) -> None:
+    s = stack
+    t0 = time.monotonic()
+    first = await s.create(dev=("0.2.0", DIGEST_B))  # dev runs 0.2.0@B, staging 0.1.0@A
+    await s.start_daemon()
+    await s.wait_status(first, "reconciler/dev", "success")
+    await s.wait_pass("staging", first)
+    o, r = s.owner, s.name
+    branch = f"promote/staging/{first[:7]}"
+    promote = ("promote", "dev", "staging", "--all", "--pr", "--kubeconfig", str(kubeconfig))
+
+    # (a) the forge goes down right after the command pushed its branch, and stays down past the retry
+    # budget (3 s here): the command fails with the host's error and says what it left behind
+    pause = GitPause(tmp_path / "pause-a", "refs/remotes/origin/promote/")
+    env = {**pause.env(), "RECONCILER_GIT_HOST_RETRY_SECONDS": "3"}
+    run = asyncio.create_task(s.cli(*promote, env=env))
+    await until(lambda: pause.paused or run.done(), 60, "the promotion branch pushed")
+    assert not run.done(), run.result().output
+    pushed = await until(lambda: s.head(branch), 30, "the forge recording the branch")
+    await s.stop_forge()
+    down_at = time.monotonic()
+    pause.resume()
+    res = await run
+    assert res.code == 1, res.output
+    assert f"could not open the pull request from {branch} into main" in res.stderr, res.stderr
+    assert "no answer" in res.stderr and "gave up after" in res.stderr, res.stderr
+    assert f"the branch {branch} is pushed (commit {pushed[:7]}) and main is unchanged" in res.stderr
+    assert "run the same command again" in res.stderr and s.forge.token not in res.output
+    gave_up = time.monotonic() - down_at
+    restart = await s.start_forge()
+    # what it left: the branch with the promotion commit; no pull request; main and staging unchanged
+    assert await s.head(branch) == pushed and await s.head() == first
+    assert await s.client.list_pulls(o, r, state="all") == []
+    assert s.applied("staging") == f"main@sha1:{first}" and s.image("staging") == s.ref("0.1.0", DIGEST_A)
+
+    # (b) the command again; the forge goes down before its pull request is opened (after the branch was
+    # checked out: nothing else of the run needs the network before that request) and is back within the
+    # budget: the request is retried, reported, and the pull request opened once, on the same branch
+    pause = GitPause(tmp_path / "pause-b", "refs/heads/promote/")
+    err_b = tmp_path / "b.err"
+    run = asyncio.create_task(s.cli(*promote, env=pause.env(), stderr_file=err_b))
+    await until(lambda: pause.paused or run.done(), 60, "the promotion branch checked out")
+    assert not run.done(), run.result().output
+    await s.stop_forge()
+    pause.resume()
+    await until(lambda: "retrying" in err_b.read_text() or run.done(), 30, "a retry reported")
+    assert not run.done(), run.result().output
+    await s.start_forge()
+    res = await run
+    assert res.code == 0, res.output
+    assert "git host: POST" in res.stderr and "no answer" in res.stderr and "retrying in" in res.stderr
+    pulls = await s.client.list_pulls(o, r, state="all")
+    assert [(p.head.ref, p.head.sha, p.state) for p in pulls] == [(branch, pushed, "open")]
+    assert f"pull request #{pulls[0].number} opened" in res.stdout, res.stdout
+    await s.wait_status(pushed, CHECK, "success")
+
+    # (c) once more with the forge up: the same pull request, no second one
+    res = await s.cli(*promote)
+    assert res.code == 0 and f"pull request #{pulls[0].number} already open" in res.stdout, res.output
+    assert len(await s.client.list_pulls(o, r, state="all")) == 1
+    print(
+        f"forge down: gave up after {gave_up:.1f} s, forge restarted in {restart:.1f} s; "
+        f"{time.monotonic() - t0:.1f} s"
+    )
 
 
 async def _moved(s: Stack, before: str) -> str | None:
