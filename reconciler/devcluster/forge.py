@@ -308,15 +308,11 @@ class Forge:
             await self.request("POST", _repo(owner, repo) + "/hooks", json=body, ok=(201,))
         )
 
-    async def edit_hook(
-        self, owner: str, repo: str, hook_id: int, *, url: str, secret: str, active: bool = True
-    ) -> Hook:
-        """Point webhook ``hook_id`` at ``url`` with ``secret`` (``PATCH /repos/{owner}/{repo}/hooks/{id}``,
-        ``EditHookOption``; its events stay)."""
-        body = {"active": active, "config": {"url": url, "content_type": "json", "secret": secret}}
-        return Hook.model_validate(
-            await self.request("PATCH", f"{_repo(owner, repo)}/hooks/{hook_id}", json=body, ok=(200,))
-        )
+    async def delete_hook(self, owner: str, repo: str, hook_id: int) -> None:
+        """``DELETE /repos/{owner}/{repo}/hooks/{id}``. (To change a hook's secret, delete it and add
+        another: Gitea 1.27's ``PATCH …/hooks/{id}`` updates the URL and content type of ``config`` but
+        ignores its ``secret``.)"""
+        await self.request("DELETE", f"{_repo(owner, repo)}/hooks/{hook_id}", ok=(204,))
 
     async def list_hooks(self, owner: str, repo: str) -> list[Hook]:
         """``GET /repos/{owner}/{repo}/hooks``."""

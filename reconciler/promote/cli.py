@@ -446,6 +446,8 @@ def _row(e: HistoryEntry) -> list[str]:
         undoes = ", ".join(s[:7] for s in e.undoes or [e.rollback_of])
         app = f" (app {e.rollback_app})" if e.rollback_app else ""
         notes.append(f"undoes {undoes}{app}" + (" (automatic)" if e.automatic else ""))
+    if e.rewound_from:
+        notes.append(f"{e.rewound_from[:7]} left the branch (rewound)")
     if e.reason:
         notes.append(e.reason)
     if e.tool_grants:

@@ -31,6 +31,9 @@ class Outcome(StrEnum):
     REVERT_FAILED = "revert-failed"
     BLOCKED = "blocked"  # a guard stopped the pass before any write: the revision was never applied
     ROLLOUT = "rollout"  # a step of a progressive rollout (canary weight, measured values, verdict)
+    # the branch was rewound (a force-push): the revision applied before is not in this one's history;
+    # this one was applied instead (``rewound_from`` names the one that left the branch)
+    REWOUND = "rewound"
 
 
 #: The outcomes of a health gate (the other ones record what happened before or after it).
@@ -68,6 +71,9 @@ class OutcomeRecord(BaseModel):
     )
     unverified: int = Field(default=0, description="objects nobody judged")
     missing: list[str] = Field(default_factory=list, description="controllers missing to judge them")
+    rewound_from: str = Field(
+        default="", description="rewound: the commit applied before, no longer in this revision's history"
+    )
 
     @property
     def gate_failed(self) -> bool:
@@ -82,10 +88,13 @@ class OutcomeRecord(BaseModel):
 
     def same(self, other: OutcomeRecord) -> bool:
         """Whether both record the same outcome of the same revision in the same environment (for
-        ``rollout`` records, also the same step: each step of a rollout is a line of its own)."""
+        ``rollout`` records, also the same step: each step of a rollout is a line of its own; for
+        ``rewound`` ones, the same commit left the branch)."""
         key = (self.environment, self.outcome, self.revision)
         if key != (other.environment, other.outcome, other.revision):
             return False
+        if self.outcome is Outcome.REWOUND:
+            return self.rewound_from == other.rewound_from
         return self.outcome is not Outcome.ROLLOUT or self.message == other.message
 
 

@@ -9,13 +9,27 @@ NATS and kube-apiserver (see tests/forge/_e2e_support.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 import pytest
-from _e2e_support import CHECK, DIGEST_A, DIGEST_B, GitPause, Stack, kustomization, until
+from _e2e_support import (
+    CHECK,
+    DIGEST_A,
+    DIGEST_B,
+    DIGEST_C,
+    GITEA_SECRET,
+    GitPause,
+    Stack,
+    git,
+    kustomization,
+    until,
+)
 
+from reconciler.bus import STREAM_EVENTS, git_push_subject
 from reconciler.devcluster.forge import ForgeError
+from reconciler.promote.records import parse_note
 
 pytestmark = pytest.mark.integration
 
@@ -244,6 +258,173 @@ async def test_forge_down_while_the_promotion_pull_request_is_opened(
         f"forge down: gave up after {gave_up:.1f} s, forge restarted in {restart:.1f} s; "
         f"{time.monotonic() - t0:.1f} s"
     )
+
+
+async def test_push_webhook_with_a_wrong_secret_changes_nothing(stack: Stack) -> None:
+    s = stack
+    t0 = time.monotonic()
+    first = await s.create(hook_secret="not-the-receivers-secret")
+    o, r = s.owner, s.name
+    daemon = await s.start_daemon()
+    await s.wait_pass("dev", first)  # the start-up pass
+    assert daemon.bus is not None
+    unauthorized0 = s.receiver.metric("gitea", "unauthorized")
+    accepted0 = s.receiver.metric("gitea", "accepted")
+
+    # a commit moving dev is pushed; the forge signs its webhook with the wrong secret
+    s.write("overlays/dev/kustomization.yaml", kustomization(s.n.image, "0.3.0", DIGEST_C))
+    moved = s.commit("dev: clock 0.3.0")
+    await s.push("main")
+    # the receiver answers 401 …
+    await until(lambda: s.receiver.metric("gitea", "unauthorized") > unauthorized0, 30, "the 401")
+    # … publishes nothing (no message of this repository in the stream) …
+    subject = git_push_subject(f"{o}/{r}")
+    info = await daemon.bus.js.stream_info(STREAM_EVENTS, subjects_filter=subject)
+    assert not (info.state.subjects or {}).get(subject), info.state.subjects
+    assert s.receiver.metric("gitea", "accepted") == accepted0
+    # … and nothing is applied: every pass so far applied the first commit
+    assert {x.result.revision for x in s.seen} == {f"main@sha1:{first}"}
+    assert s.applied("dev") == f"main@sha1:{first}" and s.image("dev") == s.ref("0.1.0", DIGEST_A)
+    assert await s.status(moved, "reconciler/dev") is None
+
+    # with a hook signing with the receiver's secret, the forge's next delivery is accepted and the
+    # commit applied
+    await s.client.delete_hook(o, r, s.hook_id)
+    hook = await s.client.add_push_webhook(o, r, s.receiver.url("gitea"), GITEA_SECRET)
+    await s.client.test_hook(o, r, hook.id)  # a push event of the branch's last commit
+    await s.wait_pass("dev", moved)
+    assert s.image("dev") == s.ref("0.3.0", DIGEST_C)
+    info = await daemon.bus.js.stream_info(STREAM_EVENTS, subjects_filter=subject)
+    assert (info.state.subjects or {}).get(subject) == 1
+    print(f"wrong secret: {time.monotonic() - t0:.1f} s")
+
+
+async def test_conflict_resolved_by_hand_is_applied_as_merged(stack: Stack) -> None:
+    s = stack
+    t0 = time.monotonic()
+    first = await s.create()
+    o, r = s.owner, s.name
+    await s.start_daemon()
+    await s.wait_pass("staging", first)
+    overlay = "overlays/staging/kustomization.yaml"
+
+    # two branches change the same lines of staging's overlay (its tag and digest)
+    for branch, tag, digest in (("one/staging", "0.3.0", DIGEST_B), ("two/staging", "0.4.0", DIGEST_C)):
+        s.git("checkout", "-q", "-B", branch, first)
+        s.write(overlay, kustomization(s.n.image, tag, digest))
+        s.commit(f"staging: clock {tag}")
+        await s.push(branch)
+    one = await s.client.open_pull(o, r, head="one/staging", base="main", title="staging: clock 0.3.0")
+    two = await s.client.open_pull(o, r, head="two/staging", base="main", title="staging: clock 0.4.0")
+    await s.client.merge_pull(o, r, one.number)
+    merge_one = (await s.client.get_pull(o, r, one.number)).merge_commit_sha
+    assert merge_one
+    await s.wait_pass("staging", merge_one)
+    assert s.image("staging") == s.ref("0.3.0", DIGEST_B)
+
+    # the second now conflicts: the forge says so and will not merge it
+    async def conflicting() -> bool:
+        pr = await s.client.get_pull(o, r, two.number)
+        return not pr.mergeable
+
+    await until(conflicting, 30, "the forge marking #2 conflicting")
+    with pytest.raises(ForgeError):
+        await s.client.merge_pull(o, r, two.number)
+
+    # a person resolves it in a local clone: main merged into the branch, the conflict resolved by hand
+    # (0.4.0 kept, with a comment), the merge pushed to the pull request's branch
+    s.pull()
+    s.git("checkout", "-q", "two/staging")
+    out = s.git("merge", "--no-edit", "origin/main", check=False)
+    assert "<<<<<<<" in s.read(overlay), out
+    resolved = kustomization(
+        s.n.image, "0.4.0", DIGEST_C, extra="# 0.4.0 supersedes 0.3.0 (resolved by Dana)\n"
+    )
+    s.write(overlay, resolved)
+    s.git("add", overlay)
+    s.git("commit", "-q", "--no-edit")
+    await s.push("two/staging")
+
+    async def mergeable() -> bool:
+        pr = await s.client.get_pull(o, r, two.number)
+        return pr.mergeable and pr.head.sha == s.git("rev-parse", "HEAD")
+
+    await until(mergeable, 30, "the forge marking #2 mergeable again")
+    await s.client.merge_pull(o, r, two.number)
+    merge_two = (await s.client.get_pull(o, r, two.number)).merge_commit_sha
+    assert merge_two
+    # the pass applies exactly what was merged: that merge commit, whose overlay is the resolution
+    await s.wait_pass("staging", merge_two)
+    assert s.applied("staging") == f"main@sha1:{merge_two}"
+    s.pull()
+    assert s.git("show", f"{merge_two}:{overlay}") + "\n" == resolved
+    assert s.image("staging") == s.ref("0.4.0", DIGEST_C)
+    await s.wait_status(merge_two, "reconciler/staging", "success")
+    print(f"conflict: {time.monotonic() - t0:.1f} s")
+
+
+async def test_force_push_rewinding_main(stack: Stack, kubeconfig: Path) -> None:
+    s = stack
+    t0 = time.monotonic()
+    first = await s.create()
+    await s.start_daemon()
+    await s.wait_status(first, "reconciler/staging", "success")
+
+    # a change to staging is pushed to main, applied and verified healthy
+    s.write("overlays/staging/kustomization.yaml", kustomization(s.n.image, "0.3.0", DIGEST_C))
+    gone = s.commit("staging: clock 0.3.0")
+    await s.push("main")
+    await s.wait_pass("staging", gone)
+    await s.wait_status(gone, "reconciler/staging", "success")
+    assert s.image("staging") == s.ref("0.3.0", DIGEST_C)
+
+    # someone rewinds main to the commit before it with a force-push
+    seen = len(s.seen)
+    s.git("reset", "-q", "--hard", first)
+    await s.push("main", force=True)
+    # the forge's push webhook (before = the rewound-away commit) → the daemon applies the rewound head
+    await until(
+        lambda: [x for x in s.passes("staging", first) if x in s.seen[seen:] and x.result.ok],
+        60,
+        "the pass of the rewound head",
+    )
+    assert s.applied("staging") == f"main@sha1:{first}"
+    assert s.image("staging") == s.ref("0.1.0", DIGEST_A)
+
+    # the daemon records the rewind in the notes of the new head, naming the commit that left the branch
+    def rewinds() -> list[str]:
+        git(s.work, "fetch", "-q", "-f", "origin", "refs/notes/reconciler:refs/notes/reconciler")
+        note = git(s.work, "notes", "--ref=reconciler", "show", first, check=False)
+        return [
+            rec.rewound_from
+            for rec in parse_note(note)
+            if rec.environment == "staging" and rec.outcome.value == "rewound"
+        ]
+
+    assert await until(rewinds, 30, "the rewound record") == [gone]
+    # … which `reconciler history` shows, newest first; the commit that left the branch is not listed
+    res = await s.cli("history", "staging", "-o", "json")
+    assert res.code == 0, res.output
+    entries = json.loads(res.stdout)
+    assert entries[0]["kind"] == "rewind" and entries[0]["sha"] == first, entries[0]
+    assert entries[0]["rewound_from"] == gone and gone[:12] in entries[0]["reason"]
+    assert all(e["sha"] != gone for e in entries)
+    res = await s.cli("history", "staging")
+    assert res.code == 0 and "rewind" in res.stdout and f"{gone[:7]} left the branch" in res.stdout, (
+        res.output
+    )
+    # the gone commit's own records stay in the notes (what it did is not erased)
+    gone_note = git(s.work, "notes", "--ref=reconciler", "show", gone)
+    assert [rec.outcome.value for rec in parse_note(gone_note) if rec.environment == "staging"] == ["healthy"]
+
+    # the daemon goes on: the next commit is applied as usual
+    s.write("overlays/staging/kustomization.yaml", kustomization(s.n.image, "0.2.0", DIGEST_B))
+    after = s.commit("staging: clock 0.2.0")
+    await s.push("main")
+    await s.wait_pass("staging", after)
+    await s.wait_status(after, "reconciler/staging", "success")
+    assert s.image("staging") == s.ref("0.2.0", DIGEST_B)
+    print(f"force-push: {time.monotonic() - t0:.1f} s")
 
 
 async def _moved(s: Stack, before: str) -> str | None:
