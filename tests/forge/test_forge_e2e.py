@@ -27,7 +27,7 @@ from _e2e_support import (
     until,
 )
 
-from reconciler.bus import STREAM_EVENTS, git_push_subject
+from reconciler.bus import STREAM_EVENTS, git_pull_request_subject, git_push_subject
 from reconciler.devcluster.forge import ForgeError
 from reconciler.promote.records import parse_note
 
@@ -190,6 +190,58 @@ async def test_required_check_keeps_a_failing_pull_request_out(stack: Stack, kub
     with pytest.raises(ForgeError):
         await s.client.merge_pull(o, r, bad_pr.number)
     print(f"required check: {time.monotonic() - t0:.1f} s")
+
+
+async def test_a_pull_request_of_another_repository_is_not_checked(stack: Stack, tmp_path: Path) -> None:
+    """One receiver and one NATS serve every repository of the forge: the daemon checks only pull
+    requests of the repository it follows (a branch of the same name in its own repository is not the
+    other one's pull request)."""
+    s = stack
+    first = await s.create()
+    o, r = s.owner, s.name
+    daemon = await s.start_daemon()
+    await s.wait_pass("staging", first)
+    bus = daemon.bus
+    assert bus is not None
+    # the followed repository has a branch x/staging that nobody proposed
+    s.git("checkout", "-q", "-b", "x/staging")
+    s.write("overlays/staging/kustomization.yaml", kustomization(s.n.image, "0.3.0", DIGEST_C))
+    ours = s.commit("staging: clock 0.3.0 (not proposed)")
+    await s.push("x/staging")
+    # another repository on the same forge proposes its own x/staging into its main
+    other = await s.client.create_repo(f"other-{s.n.suffix}")
+    work = tmp_path / "other"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    git(work, "remote", "add", "origin", other.clone_url)
+    (work / "README.md").write_text("another repository\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "first")
+    git(work, "checkout", "-q", "-b", "x/staging")
+    (work / "README.md").write_text("another change\n")
+    git(work, "commit", "-q", "-am", "change")
+    git(work, "push", "-q", "origin", "main", "x/staging")
+    await s.client.wait_branch(o, other.name, "x/staging", git(work, "rev-parse", "HEAD"))
+    await s.client.add_push_webhook(
+        o, other.name, s.receiver.url("gitea"), GITEA_SECRET, events=("pull_request",)
+    )
+    await s.client.open_pull(o, other.name, head="x/staging", base="main", title="another change")
+    # its event reaches NATS and the daemon consumes and acknowledges it …
+    subject = git_pull_request_subject(f"{o}/{other.name}")
+
+    async def stored() -> bool:
+        info = await bus.js.stream_info(STREAM_EVENTS, subjects_filter=subject)
+        return bool((info.state.subjects or {}).get(subject))
+
+    async def consumed() -> bool:
+        info = await bus.js.consumer_info(STREAM_EVENTS, daemon.trigger_durable)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await until(stored, 30, "the other repository's pull_request event on NATS", 0.2)
+    await until(consumed, 60, "the daemon acknowledging it", 0.2)
+    # … and posts nothing: not on its own branch of that name, not anywhere in its repository
+    assert await s.status(ours, CHECK) is None
+    assert await s.client.list_pulls(o, r, state="all") == []
 
 
 async def test_forge_down_while_the_promotion_pull_request_is_opened(
