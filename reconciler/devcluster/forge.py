@@ -32,6 +32,8 @@ from reconciler.errors import ReconcilerError
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
 MergeStyle = Literal["merge", "rebase", "rebase-merge", "squash", "fast-forward-only"]
 StatusState = Literal["pending", "success", "error", "failure", "warning"]
+#: Webhook events used here (Gitea has more: issues, releases, …).
+HookEvent = Literal["push", "create", "delete", "pull_request", "pull_request_sync", "status"]
 
 
 class ForgeError(ReconcilerError):
@@ -105,6 +107,7 @@ class PullRequest(_Model):
 
     number: int
     title: str = ""
+    body: str = ""
     state: str
     merged: bool = False
     mergeable: bool = False
@@ -278,22 +281,38 @@ class Forge:
     # -- webhooks -------------------------------------------------------------------------------------
 
     async def add_push_webhook(
-        self, owner: str, repo: str, url: str, secret: str, *, branch_filter: str = "*"
+        self,
+        owner: str,
+        repo: str,
+        url: str,
+        secret: str,
+        *,
+        branch_filter: str = "*",
+        events: tuple[HookEvent, ...] = ("push",),
     ) -> Hook:
-        """Add an active ``gitea``-type webhook sending ``push`` events as JSON to ``url``, signed with
-        ``secret`` (``X-Gitea-Signature``: hex HMAC-SHA256 of the body) (``POST /repos/{owner}/{repo}/hooks``,
-        ``CreateHookOption``). The forge delivers to 127.0.0.1 because app.ini allows ``loopback`` hosts.
+        """Add an active ``gitea``-type webhook sending ``events`` (default ``push`` only) as JSON to
+        ``url``, signed with ``secret`` (``X-Gitea-Signature``: hex HMAC-SHA256 of the body) (``POST
+        /repos/{owner}/{repo}/hooks``, ``CreateHookOption``). ``pull_request`` covers a pull request opened,
+        closed, reopened or edited; ``pull_request_sync`` new commits on its head (both arrive with
+        ``X-Gitea-Event: pull_request``). ``branch_filter`` applies to ``push`` only. The forge delivers to
+        127.0.0.1 because app.ini allows ``loopback`` hosts.
         """
         body = {
             "type": "gitea",
             "active": True,
-            "events": ["push"],
+            "events": list(events),
             "branch_filter": branch_filter,
             "config": {"url": url, "content_type": "json", "secret": secret},
         }
         return Hook.model_validate(
             await self.request("POST", _repo(owner, repo) + "/hooks", json=body, ok=(201,))
         )
+
+    async def delete_hook(self, owner: str, repo: str, hook_id: int) -> None:
+        """``DELETE /repos/{owner}/{repo}/hooks/{id}``. (To change a hook's secret, delete it and add
+        another: Gitea 1.27's ``PATCH …/hooks/{id}`` updates the URL and content type of ``config`` but
+        ignores its ``secret``.)"""
+        await self.request("DELETE", f"{_repo(owner, repo)}/hooks/{hook_id}", ok=(204,))
 
     async def list_hooks(self, owner: str, repo: str) -> list[Hook]:
         """``GET /repos/{owner}/{repo}/hooks``."""
@@ -351,6 +370,17 @@ class Forge:
             await self.request("POST", f"{_repo(owner, repo)}/statuses/{sha}", json=body, ok=(201,))
         )
 
+    async def commit_statuses(self, owner: str, repo: str, ref: str) -> list[CommitStatus]:
+        """Every status of commit ``ref``, newest first (``GET /repos/{owner}/{repo}/commits/{ref}/statuses``;
+        one page of up to 50)."""
+        data = await self.request(
+            "GET",
+            f"{_repo(owner, repo)}/commits/{quote(ref, safe='')}/statuses",
+            params={"limit": "50"},
+            ok=(200,),
+        )
+        return [CommitStatus.model_validate(s) for s in data or []]
+
     # -- pull requests --------------------------------------------------------------------------------
 
     async def open_pull(
@@ -366,6 +396,16 @@ class Forge:
         return PullRequest.model_validate(
             await self.request("POST", _repo(owner, repo) + "/pulls", json=payload, ok=(201,))
         )
+
+    async def list_pulls(
+        self, owner: str, repo: str, *, state: Literal["open", "closed", "all"] = "all"
+    ) -> list[PullRequest]:
+        """The repository's pull requests in ``state``, newest first (``GET /repos/{owner}/{repo}/pulls``;
+        one page of up to 50)."""
+        data = await self.request(
+            "GET", _repo(owner, repo) + "/pulls", params={"state": state, "limit": "50"}, ok=(200,)
+        )
+        return [PullRequest.model_validate(p) for p in data or []]
 
     async def get_pull(self, owner: str, repo: str, number: int) -> PullRequest:
         """``GET /repos/{owner}/{repo}/pulls/{index}``."""

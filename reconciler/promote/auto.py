@@ -48,6 +48,7 @@ from reconciler.promote.records import (
     PromotionEvent,
     parse_note,
     record_outcome,
+    records_by_commit,
 )
 from reconciler.promote.rollback import rollback
 from reconciler.source.gitops import CommitInfo, GitWriter
@@ -144,6 +145,8 @@ class AutoRollback:
         self.clock = clock
         self.history = history
         self._settled: set[tuple[str, str]] = set()
+        # the revision each environment's last settled pass applied (to notice a rewound branch)
+        self._applied: dict[str, str] = {}
 
     def record_blocked(self, env: Environment, result: PassResult) -> bool:
         """Record in Git that a guard stopped ``env``'s pass of ``result.revision`` (a ``blocked`` note
@@ -204,11 +207,22 @@ class AutoRollback:
             return decision
         sha = result.revision.rsplit("@sha1:", 1)[1]
         decision.revision = sha
+        previous = self._applied.get(env.name)
         if (env.name, sha) in self._settled:
+            if previous is not None and previous != sha:  # back to a settled revision: rewound?
+                try:
+                    with self.writer.locked():
+                        self.writer.sync()
+                    self._rewound(env, sha, previous)
+                except ReconcilerError as exc:
+                    log.warning("rewind check for %s at %s: %s", env.name, sha[:7], exc)
+                    decision.error = str(exc)
+                    return decision
+                self._applied[env.name] = sha
             decision.skipped = "already settled"
             return decision
         try:
-            return self._settle(env, result, sha, wait_health, decision)
+            return self._settle(env, result, sha, wait_health, decision, previous)
         except ReconcilerError as exc:
             log.warning("promotion record for %s at %s: %s", env.name, sha[:7], exc)
             decision.error = str(exc)
@@ -217,13 +231,21 @@ class AutoRollback:
     # -- steps ------------------------------------------------------------------------------------
 
     def _settle(
-        self, env: Environment, result: PassResult, sha: str, wait_health: HealthWaiter, decision: Decision
+        self,
+        env: Environment,
+        result: PassResult,
+        sha: str,
+        wait_health: HealthWaiter,
+        decision: Decision,
+        previous: str | None,
     ) -> Decision:
         writer = self.writer
         with writer.locked():
             writer.sync()
             head_log = writer.log(rev=["HEAD", sha], max_count=self.history)
             notes = writer.notes()
+        self._rewound(env, sha, previous if previous is not None else latest_applied(notes, env.name))
+        self._applied[env.name] = sha
         own = [r for r in parse_note(notes.get(sha, "")) if r.environment == env.name and r.revision == sha]
         settled = next((r for r in reversed(own) if r.outcome in SETTLED), None)
         if settled is not None:
@@ -306,6 +328,43 @@ class AutoRollback:
         if not decision.error:
             self._settled.add((env.name, sha))
         return decision
+
+    def _rewound(self, env: Environment, sha: str, previous: str | None) -> None:
+        """Record that the branch was rewound when ``previous`` (the revision ``env`` applied before) is not
+        in the history of ``sha`` (the one just applied): a ``rewound`` note on ``sha`` naming it, a
+        warning and the event. Nothing else changes: the daemon applies what the branch says, the
+        rewound-away commit's own records stay in the notes, and ``sha`` keeps its earlier health verdict
+        when it had one (it is not gated again). A commit missing from the clone counts as not in the
+        history. Call on a synced clone.
+
+        Raises:
+            ReconcilerError: the notes could not be fetched or pushed.
+        """
+        if previous is None or previous == sha or self.writer.is_ancestor(previous, sha):
+            return
+        message = (
+            f"{self.writer.branch} was rewound: {previous[:12]}, applied before, is not in the history of "
+            f"{sha[:12]} (a force-push); {sha[:12]} applied"
+        )
+        log.warning("%s: %s", env.name, message)
+        record = OutcomeRecord(
+            environment=env.name,
+            outcome=Outcome.REWOUND,
+            revision=sha,
+            at=self.clock(),
+            message=message,
+            rewound_from=previous,
+        )
+        if record_outcome(self.writer, sha, record):
+            self._emit(
+                PromotionEvent(
+                    environment=env.name,
+                    kind="outcome",
+                    outcome=Outcome.REWOUND,
+                    revision=sha,
+                    message=message,
+                )
+            )
 
     def _promotions(
         self, env: Environment, sha: str, head_log: list[CommitInfo], notes: dict[str, str]
@@ -469,6 +528,19 @@ class AutoRollback:
                 message=reason,
             )
         )
+
+
+def latest_applied(notes: dict[str, str], env: str) -> str | None:
+    """The revision of ``env``'s newest record in the notes (by time; ``blocked`` records name revisions
+    that were never applied and do not count): the last one the environment applied, also when it is no
+    longer on the branch."""
+    latest: OutcomeRecord | None = None
+    for records in records_by_commit(notes).values():
+        for rec in records:
+            mine = rec.environment == env and rec.outcome is not Outcome.BLOCKED
+            if mine and (latest is None or rec.at > latest.at):
+                latest = rec
+    return latest.revision if latest is not None else None
 
 
 def _summary(outcome: Outcome, v: Verdict, passed: bool, timeout: float, unhealthy: dict[str, str]) -> str:

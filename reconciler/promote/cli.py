@@ -101,9 +101,40 @@ def _check_pull_request(
     return f"check {verdict} ({CHECK_CONTEXT} on {report.head[:12]}): {report.summary()}"
 
 
+def _pr_not_opened(
+    pr_error: str, branch: str | None, commit: str | None, base: str, config: HostConfig | None, repo: str
+) -> typer.Exit:
+    """The error of a ``--pr`` run whose branch was pushed but whose pull request the host did not open
+    within its retry budget: what failed, the state left behind, and how to finish."""
+    from reconciler.promote.hosts import manual_instructions
+
+    head = branch or "?"
+    return _fail(
+        f"could not open the pull request from {head} into {base}: {pr_error}\n"
+        f"the branch {head} is pushed (commit {(commit or '?')[:7]}) and {base} is unchanged; run the same "
+        "command again to open the pull request (it reuses the branch, so no second one is made), or "
+        + manual_instructions(config, repo, head, base)
+    )
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    # escaped: Git and host errors carry brackets ("[Errno 111]", "[rejected]") that are not markup
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
+
+
+def _tidy(writer: GitWriter) -> None:
+    """Put the working clone back on the branch head after a promotion or rollback was published. Only
+    housekeeping (every command syncs first): when the remote cannot be reached now, the outcome already
+    made — and its error, when the pull request could not be opened — is what the command reports."""
+    import contextlib
+
+    from reconciler.errors import SourceError
+
+    with contextlib.suppress(SourceError):
+        writer.sync()
 
 
 def _writer(repo: str, branch: str, cache_dir: Path | None) -> GitWriter:
@@ -232,7 +263,7 @@ def promote_cmd(
                 allow_unpinned=allow_unpinned,
                 probes=service_from_env(),
             )
-            writer.sync()
+            _tidy(writer)
     except RuleError as exc:
         raise _fail(str(exc), 2) from None
     except ReconcilerError as exc:
@@ -258,8 +289,15 @@ def promote_cmd(
         if result.pull_request
         else ""
     )
+    failed = (
+        _pr_not_opened(result.pr_error, result.branch, result.commit, branch, host_cfg, repo)
+        if result.pr_error
+        else None
+    )
     if output != "text":
         _emit({**result.model_dump(mode="json"), "check": checked or None}, output)
+        if failed is not None:
+            raise failed
         return
     console.print(result.message, highlight=False, markup=False)
     for c in result.plan.changes:
@@ -271,6 +309,8 @@ def promote_cmd(
     if result.pull_request:
         verb = "opened" if result.pull_request.created else "already open"
         console.print(f"pull request #{result.pull_request.number} {verb}: {result.pull_request.url}")
+    if failed is not None:
+        raise failed
     if result.instructions:
         console.print(result.instructions, highlight=False, markup=False)
     if checked:
@@ -346,14 +386,30 @@ def rollback_cmd(
         if result.pull_request
         else ""
     )
+    failed = (
+        _pr_not_opened(
+            result.pr_error,
+            result.branch,
+            result.commits[-1] if result.commits else None,
+            branch,
+            host_cfg,
+            repo,
+        )
+        if result.pr_error
+        else None
+    )
     if output != "text":
         _emit({**result.model_dump(mode="json"), "check": checked or None}, output)
+        if failed is not None:
+            raise failed
         return
     console.print(result.message, highlight=False, markup=False)
     for m in result.restored:
         console.print(f"  {m.name}: {m.before or '(none)'} -> {m.after}", highlight=False, markup=False)
     if result.pull_request:
         console.print(f"pull request #{result.pull_request.number}: {result.pull_request.url}")
+    if failed is not None:
+        raise failed
     if result.instructions:
         console.print(result.instructions, highlight=False, markup=False)
     if checked:
@@ -394,6 +450,8 @@ def _row(e: HistoryEntry) -> list[str]:
         undoes = ", ".join(s[:7] for s in e.undoes or [e.rollback_of])
         app = f" (app {e.rollback_app})" if e.rollback_app else ""
         notes.append(f"undoes {undoes}{app}" + (" (automatic)" if e.automatic else ""))
+    if e.rewound_from:
+        notes.append(f"{e.rewound_from[:7]} left the branch (rewound)")
     if e.reason:
         notes.append(e.reason)
     if e.requested_by:

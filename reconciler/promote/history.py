@@ -297,7 +297,10 @@ class HistoryEntry(BaseModel):
     """One line of ``reconciler history ENV``; times are UNIX seconds."""
 
     sha: str
-    kind: str = Field(description="promotion | rollback | change")
+    kind: str = Field(
+        description="promotion | rollback | change | rewind (the branch was rewound to this commit: a "
+        "force-push took the one applied before off the branch)"
+    )
     subject: str
     at: float = Field(description="when it reached the branch (the merge time for a merged pull request)")
     author: str
@@ -324,6 +327,9 @@ class HistoryEntry(BaseModel):
         default=None, description="who asked for a rollback through the daemon's actions (Requested-By)"
     )
     tool_grants: list[str] = Field(default_factory=list, description="new tool grants (Tool-Grant trailers)")
+    rewound_from: str | None = Field(
+        default=None, description="rewind: the commit applied before, which left the branch"
+    )
 
 
 def kustomization_file(writer: GitWriter, rev: str, overlay: str) -> str | None:
@@ -375,7 +381,9 @@ def timeline(
     writer: GitWriter, env: Environment, *, limit: int = 50, rev: str = "HEAD"
 ) -> list[HistoryEntry]:
     """The history of ``env``, newest first: promotions into it (with who merged them), rollbacks and
-    other commits that changed its overlay, each with the versions it moved and its recorded outcome.
+    other commits that changed its overlay, each with the versions it moved and its recorded outcome, and
+    the rewinds of the branch the daemon applied (``rewind``: from its ``rewound`` records; the commit that
+    left the branch is no longer in the log, so its own entry is gone, but its records stay in the notes).
 
     Args:
         writer: a synced clone (call :meth:`GitWriter.sync` first).
@@ -443,5 +451,23 @@ def timeline(
         )
         if len(entries) >= limit:
             break
+    for rec in sorted(
+        {r.line(): r for rs in index.values() for r in rs if r.outcome is Outcome.REWOUND}.values(),
+        key=lambda r: r.at,
+    ):
+        at = by_sha.get(rec.revision)
+        entries.append(
+            HistoryEntry(
+                sha=rec.revision,
+                kind="rewind",
+                subject=at.subject if at is not None else "",
+                at=rec.at,
+                author="reconciler",
+                outcome=Outcome.REWOUND.value,
+                outcomes=[rec],
+                reason=rec.message,
+                rewound_from=rec.rewound_from or None,
+            )
+        )
     entries.sort(key=lambda e: e.at, reverse=True)
-    return entries
+    return entries[:limit]

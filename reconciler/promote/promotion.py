@@ -116,6 +116,11 @@ class PromotionResult(BaseModel):
     fallback: bool = False
     pull_request: PullRequest | None = None
     instructions: str = ""
+    pr_error: str = Field(
+        default="",
+        description="why the pull request could not be opened though the host has a token (its branch is "
+        "pushed; running the command again opens it)",
+    )
     message: str = ""
 
 
@@ -443,6 +448,7 @@ class Published(BaseModel):
     fallback: bool = False
     pull_request: PullRequest | None = None
     instructions: str = ""
+    pr_error: str = ""
 
 
 def publish(
@@ -458,7 +464,9 @@ def publish(
     """Push the clone's last ``count`` commits: directly to the followed branch (``push``; rebased and
     retried when another writer pushed first, on a fallback branch when it is protected), or on
     ``branch`` with a pull request opened through ``host`` (``pr``; without a token the result says
-    where to open it). Shared by promotions and rollbacks.
+    where to open it; when the host keeps failing past its retry budget, ``pr_error`` says why and the
+    branch stays pushed, so that running the command again reuses it and opens the pull request once).
+    Shared by promotions and rollbacks.
 
     Raises:
         SourceError: the push failed.
@@ -486,6 +494,7 @@ def publish(
                     open_pull_request(host, head=branch, base=writer.branch, title=title, body=body)
                 )
             except HostError as exc:
+                out.pr_error = str(exc)
                 out.instructions = f"could not open the pull request ({exc}); " + manual_instructions(
                     host, writer.url, branch, writer.branch
                 )
@@ -559,6 +568,7 @@ def promote(
     result.commit = out.commits[-1]
     result.branch, result.pushed_to, result.fallback = out.branch, out.pushed_to, out.fallback
     result.pull_request, result.instructions = out.pull_request, out.instructions
+    result.pr_error = out.pr_error
     if chosen == "push":
         result.message = f"promoted {from_env} → {to_env}: {result.commit[:7]} pushed to {out.pushed_to}"
     else:

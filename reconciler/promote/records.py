@@ -32,6 +32,9 @@ class Outcome(StrEnum):
     REVERT_FAILED = "revert-failed"
     BLOCKED = "blocked"  # a guard stopped the pass before any write: the revision was never applied
     ROLLOUT = "rollout"  # a step of a progressive rollout (canary weight, measured values, verdict)
+    # the branch was rewound (a force-push): the revision applied before is not in this one's history;
+    # this one was applied instead (``rewound_from`` names the one that left the branch)
+    REWOUND = "rewound"
 
 
 #: The outcomes of a health gate (the other ones record what happened before or after it).
@@ -73,6 +76,9 @@ class OutcomeRecord(BaseModel):
         default_factory=list,
         description="the remote bases and files the applied render used, pinned (commit or SHA-256)",
     )
+    rewound_from: str = Field(
+        default="", description="rewound: the commit applied before, no longer in this revision's history"
+    )
 
     @property
     def gate_failed(self) -> bool:
@@ -86,14 +92,19 @@ class OutcomeRecord(BaseModel):
         data = self.model_dump(mode="json", exclude_defaults=False)
         if not data["remote_bases"]:
             del data["remote_bases"]  # records of renders without remote bases keep their old shape
+        if not data["rewound_from"]:
+            del data["rewound_from"]  # only rewound records name the commit that left the branch
         return json.dumps(data, sort_keys=True)
 
     def same(self, other: OutcomeRecord) -> bool:
         """Whether both record the same outcome of the same revision in the same environment (for
-        ``rollout`` records, also the same step: each step of a rollout is a line of its own)."""
+        ``rollout`` records, also the same step: each step of a rollout is a line of its own; for
+        ``rewound`` ones, the same commit left the branch)."""
         key = (self.environment, self.outcome, self.revision)
         if key != (other.environment, other.outcome, other.revision):
             return False
+        if self.outcome is Outcome.REWOUND:
+            return self.rewound_from == other.rewound_from
         return self.outcome is not Outcome.ROLLOUT or self.message == other.message
 
 

@@ -20,6 +20,7 @@ A rollback asked for through the daemon's actions API (the status page's buttons
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from pydantic import BaseModel, Field
@@ -132,6 +133,9 @@ class RollbackResult(BaseModel):
     fallback: bool = False
     pull_request: PullRequest | None = None
     instructions: str = ""
+    pr_error: str = Field(
+        default="", description="why the pull request could not be opened (see PromotionResult.pr_error)"
+    )
     message: str = ""
     requested_by: str | None = Field(default=None, description="the Requested-By trailer, if any")
 
@@ -527,6 +531,7 @@ def rollback_app(
     result.commits = out.commits
     result.branch, result.pushed_to, result.fallback = out.branch, out.pushed_to, out.fallback
     result.pull_request, result.instructions = out.pull_request, out.instructions
+    result.pr_error = out.pr_error
     result.message = f"rolled back app {app} of {shas} in {env.name}; pushed to {out.pushed_to}"
     return result
 
@@ -632,6 +637,7 @@ def rollback(
     result.commits = out.commits
     result.branch, result.pushed_to, result.fallback = out.branch, out.pushed_to, out.fallback
     result.pull_request, result.instructions = out.pull_request, out.instructions
+    result.pr_error = out.pr_error
     result.message = (
         f"reverted {', '.join(t.sha[:7] for t in targets)} in {env.name}; pushed to {out.pushed_to}"
     )
@@ -720,7 +726,10 @@ def rollback_environment(
             requested_by=requested_by,
             expected=expected,
         )
-        writer.sync()
+        # only housekeeping: the outcome is made (and a pull request the host could not open is in
+        # result.pr_error); a remote unreachable now must not hide it
+        with contextlib.suppress(SourceError):
+            writer.sync()
     return result
 
 

@@ -873,7 +873,8 @@ class Daemon:
         """A pull request into the followed branch was opened or moved: check its head
         (:func:`reconciler.promote.check.check_change`, with a dry-run pass on this cluster) and post the
         result as the commit status ``reconciler/check``. Without a Git host token nothing is checked; a
-        malformed event is dropped. The message is acknowledged once the status is posted (or given up)."""
+        malformed event, and one about another repository (whose branch of the same name is not the pull
+        request's), is dropped. The message is acknowledged once the status is posted (or given up)."""
         from reconciler.promote.check import CHECK_CONTEXT, check_change
         from reconciler.promote.hosts import HostError, post_commit_status
         from webhooks.events import PullRequestChanged
@@ -884,7 +885,11 @@ class Daemon:
             log.warning("dropping a malformed pull-request event: %s", exc)
             await msg.ack()
             return
-        if self.statuses is None or event.base_ref != self.settings.branch:
+        if (
+            self.statuses is None
+            or event.base_ref != self.settings.branch
+            or not _names_repository(event, self.statuses.config.repo)
+        ):  # not ours: one receiver and one NATS may serve many repositories
             await msg.ack()
             return
         config = self.statuses.config
@@ -1084,3 +1089,16 @@ class Daemon:
         if self.on_drift is not None:
             self.on_drift(event)
         self._spawn(self._publish(drift_subject(event["environment"]), json.dumps(event).encode()))
+
+
+def _names_repository(event: Any, repo: str) -> bool:
+    """Whether a :class:`webhooks.events.PullRequestChanged` is about the Git host's repository ``repo``
+    (``owner/name``, as :class:`reconciler.promote.hosts.HostConfig` has it): by the event's full name, else
+    by the path of its clone URL; case-insensitive, as the hosts treat them."""
+    from reconciler.promote.hosts import parse_remote
+
+    names = {event.full_name or ""}
+    parsed = parse_remote(event.repository)
+    if parsed is not None:
+        names.add(parsed[1])
+    return repo.strip("/").lower() in {n.strip("/").lower() for n in names if n}

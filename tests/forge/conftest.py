@@ -10,7 +10,12 @@ start_forge, new_repo`` (the helpers behind them) once tests/forge is on the pat
 * ``forge`` (function, async): a :class:`~reconciler.devcluster.forge.Forge` API client as the admin;
 * ``forge_repo`` (function, async): a new repository with one commit on ``main`` pushed over HTTP, and its
   local clone (``work``) whose ``commit()`` + ``await push()`` make more;
-* ``hook_receiver`` (function, async): an aiohttp server on 127.0.0.1 collecting webhook deliveries.
+* ``hook_receiver`` (function, async): an aiohttp server on 127.0.0.1 collecting webhook deliveries;
+* ``receiver`` (module): the project's webhook receiver (``webhooks.server``) on 127.0.0.1 publishing to
+  the session's NATS (``_e2e_support.Receiver``);
+* ``stack`` (function, async): an environment repository on the forge with the daemon following it over
+  HTTP, webhooks into ``receiver`` and git credentials in the environment (``_e2e_support.Stack``; call
+  ``await stack.create()`` and ``await stack.start_daemon()``).
 
 A repository with a push webhook and a protected ``main``::
 
@@ -31,9 +36,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from _e2e_support import Names, Receiver, Stack, use_forge_credentials
 from _forge_support import Delivery, ForgeRepo, HookReceiver, LocalForge, new_repo, start_forge
 from aiohttp import web
 
+from reconciler.cluster.client import KubeClient
 from reconciler.devcluster.forge import Forge
 
 
@@ -84,3 +91,36 @@ async def hook_receiver() -> AsyncIterator[HookReceiver]:
         yield HookReceiver(f"http://127.0.0.1:{port}/hook", queue)
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def receiver(nats_url: str) -> Iterator[Receiver]:
+    """The project's webhook receiver on 127.0.0.1 (a thread of its own), publishing to the session's NATS,
+    for the test module."""
+    served = Receiver(nats_url)
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+async def stack(
+    local_forge: LocalForge,
+    forge: Forge,
+    receiver: Receiver,
+    kube: KubeClient,
+    kubeconfig: Path,
+    nats_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Stack]:
+    """An end-to-end stack on the forge (not created yet: ``await stack.create()``, then ``await
+    stack.start_daemon()``); its daemon is stopped and its namespaces deleted afterwards."""
+    use_forge_credentials(monkeypatch, local_forge)
+    made = Stack(local_forge, forge, receiver, kube, kubeconfig, nats_url, tmp_path, Names())
+    try:
+        yield made
+    finally:
+        await made.close()

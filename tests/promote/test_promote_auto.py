@@ -323,3 +323,67 @@ def test_a_blocked_revision_is_recorded_blocked_once_and_is_never_the_last_appli
     # the guard let go: the same revision applied, its promotion is gated as usual
     d = auto.after_pass(env, _result(merge), lambda t: HEALTHY)
     assert d.outcome is Outcome.HEALTHY and d.promotions == [promotion]
+
+
+def test_a_rewound_branch_is_recorded_once_per_rewind(remote: Remote, tmp_path: Path) -> None:
+    """A force-push that takes the applied revision off the branch: the rewound head is settled as usual
+    and gets a ``rewound`` record naming the commit that left (in memory, and for a daemon that restarted
+    meanwhile: from the notes); ``history`` shows it; a forward move is no rewind."""
+    from reconciler.promote.history import timeline
+
+    env = _env(remote, tmp_path)
+    base = remote.head()
+    events = Events()
+    auto = AutoRollback(GitWriter(str(remote.bare), "main", tmp_path / "d", backoff=0.05), events)
+    assert auto.after_pass(env, _result(base, HEALTHY), lambda t: HEALTHY).outcome is Outcome.HEALTHY
+    remote.pull()
+    remote.write("overlays/staging/kustomization.yaml", kustomization("0.3.0", DIGEST_B))
+    gone = remote.commit("staging: 0.3.0")
+    assert auto.after_pass(env, _result(gone, HEALTHY), lambda t: HEALTHY).outcome is Outcome.HEALTHY
+    assert ("staging", "rewound") not in _notes(remote, gone)  # a forward move
+
+    # main is rewound to base: applied again (already settled), recorded as a rewind from `gone`
+    git(remote.work, "reset", "-q", "--hard", base)
+    git(remote.work, "push", "-q", "--force", "origin", "HEAD:main")
+    d = auto.after_pass(env, _result(base, HEALTHY), lambda t: HEALTHY)
+    assert d.skipped == "already settled" and not d.error
+    text = git(remote.bare, "notes", "--ref=reconciler", "show", base)
+    rewinds = [r for r in parse_note(text) if r.outcome is Outcome.REWOUND]
+    assert [(r.environment, r.revision, r.rewound_from) for r in rewinds] == [("staging", base, gone)]
+    assert gone[:12] in rewinds[0].message
+    assert [e[1]["outcome"] for e in events.sent if e[1]["outcome"] == "rewound"] == ["rewound"]
+    # the same pass again records nothing more
+    auto.after_pass(env, _result(base, HEALTHY), lambda t: HEALTHY)
+    assert (
+        sum(
+            1
+            for r in parse_note(git(remote.bare, "notes", "--ref=reconciler", "show", base))
+            if r.outcome is Outcome.REWOUND
+        )
+        == 1
+    )
+
+    # a new commit is applied; the daemon restarts, and main is rewound meanwhile: the restarted daemon
+    # finds the revision applied last in the notes
+    remote.pull()
+    remote.write("overlays/staging/kustomization.yaml", kustomization("0.4.0", DIGEST_B))
+    gone2 = remote.commit("staging: 0.4.0")
+    assert auto.after_pass(env, _result(gone2, HEALTHY), lambda t: HEALTHY).outcome is Outcome.HEALTHY
+    git(remote.work, "reset", "-q", "--hard", base)
+    git(remote.work, "push", "-q", "--force", "origin", "HEAD:main")
+    restarted = AutoRollback(GitWriter(str(remote.bare), "main", tmp_path / "r", backoff=0.05))
+    assert restarted.after_pass(env, _result(base, HEALTHY), lambda t: HEALTHY).skipped == "already settled"
+    text = git(remote.bare, "notes", "--ref=reconciler", "show", base)
+    assert [r.rewound_from for r in parse_note(text) if r.outcome is Outcome.REWOUND] == [gone, gone2]
+    # what the commits that left did stays recorded on them
+    assert _notes(remote, gone) == [("staging", "healthy")] and _notes(remote, gone2) == [
+        ("staging", "healthy")
+    ]
+
+    w = GitWriter(str(remote.bare), "main", tmp_path / "h")
+    w.sync()
+    entries = timeline(w, env)
+    rewind_entries = [(e.sha, e.rewound_from) for e in entries if e.kind == "rewind"]
+    assert rewind_entries == [(base, gone2), (base, gone)]  # newest first
+    assert entries[0].kind == "rewind"
+    assert not {gone, gone2} & {e.sha for e in entries if e.kind != "rewind"}

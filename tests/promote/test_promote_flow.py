@@ -363,3 +363,41 @@ def test_rerun_before_merge_reuses_the_branch_and_protected_main_falls_back(tmp_
         and result.pushed_to == f"reconciler/main/{result.commit[:7]}"
     )
     assert "refused the push" in result.instructions and remote.head() == head
+
+
+def test_cli_pr_the_host_cannot_open_exits_1_and_says_what_is_left(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--pr`` with a host token whose API does not answer (a closed port, no retry budget): exit 1 with
+    the host's error and the state left (branch pushed, main unchanged); the JSON output has ``pr_error``.
+    Run against the real forge in tests/forge/test_forge_e2e.py (forge down, then back)."""
+    from reconciler_testing import free_port
+
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    common = ["--repo", str(remote.bare), "--cache-dir", str(tmp_path / "cli-cache")]
+    api = f"http://127.0.0.1:{free_port()}/api/v1"
+    host = ["--host", "gitea", "--host-repo", "acme/envs", "--host-api", api]
+    monkeypatch.setenv("RECONCILER_GIT_HOST_TOKEN", "t0ken-for-a-host-that-is-down")
+    monkeypatch.setenv("RECONCILER_GIT_HOST_RETRY_SECONDS", "0")
+    w = _writer(remote, tmp_path)
+    _healthy(w, remote.head(), "dev")
+    main = remote.head()
+
+    res = runner.invoke(app, ["promote", "dev", "staging", "--all", "--pr", *host, *common])
+    assert res.exit_code == 1, res.output
+    branch = f"promote/staging/{main[:7]}"
+    pushed = git(remote.bare, "rev-parse", f"refs/heads/{branch}")
+    text = " ".join(res.output.split())
+    assert (
+        f"could not open the pull request from {branch} into main: POST {api}/repos/acme/envs/pulls" in text
+    )
+    assert f"the branch {branch} is pushed (commit {pushed[:7]}) and main is unchanged" in text
+    assert "t0ken" not in res.output and remote.head() == main
+
+    res = runner.invoke(app, ["promote", "dev", "staging", "--all", "--pr", "-o", "json", *host, *common])
+    assert res.exit_code == 1
+    out = json.loads(res.stdout)
+    assert out["pr_error"] and out["pull_request"] is None and out["branch"] == branch
+    assert git(remote.bare, "rev-parse", f"refs/heads/{branch}") == pushed  # reused, not pushed again
