@@ -27,6 +27,7 @@ from typing import Any
 
 from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
+from reconciler.render.yamlio import YamlMap, json_scalar_text, null_text
 
 
 class _Sentinel:
@@ -96,6 +97,14 @@ def scalar_text(value: Any) -> str:
     return str(value)
 
 
+def _directive_text(mapping: dict[str, Any], key: str) -> str:
+    """The text kyaml compares for a ``$patch`` value: a null's own text (``~``, ``null``, or none)."""
+    value = mapping[key]
+    if value is None:
+        return null_text(mapping, key) or ""
+    return scalar_text(value)
+
+
 def _is_empty(value: Any) -> bool:
     """kyaml's ``IsNilOrEmpty`` for a field value."""
     return value is MISSING or value is None or value == "" or value == {} or value == []
@@ -120,18 +129,18 @@ class _Merger:
         if patch is MISSING:
             return "merge"
         if isinstance(patch, dict):
-            if _DIRECTIVE not in patch or patch[_DIRECTIVE] is None:
+            if _DIRECTIVE not in patch:
                 return "merge"
-            value = scalar_text(patch[_DIRECTIVE])
+            value = _directive_text(patch, _DIRECTIVE)
             if value in ("delete", "replace", "merge"):
                 del patch[_DIRECTIVE]
                 return value
             raise self.fail(f"unknown patch strategy '{value}'")
         if isinstance(patch, list):
             marker = next((e for e in patch if isinstance(e, dict) and _DIRECTIVE in e), None)
-            if marker is None or len(marker) > 1 or marker[_DIRECTIVE] is None:
+            if marker is None or len(marker) > 1:
                 return "merge"
-            value = scalar_text(marker[_DIRECTIVE])
+            value = _directive_text(marker, _DIRECTIVE)
             if value in ("delete", "replace", "merge"):
                 _element_set(patch, None, [_DIRECTIVE], [value])
                 return value
@@ -189,6 +198,13 @@ class _Merger:
         keys = set(target) if patch is None else set(target) | set(patch)
         for key in sorted(keys):
             before = target.get(key, MISSING)
+            if (
+                (before is None or before == "")
+                and (patch is None or key not in patch)
+                and null_text(target, key) == ""
+            ):
+                target.pop(key)  # a null written without text is not kept (no MakePersistentNullNode)
+                continue
             value = self.walk(
                 before, MISSING if patch is None else patch.get(key, MISSING), _field_schema(schema, key)
             )
@@ -551,6 +567,7 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     from reconciler.render.cache import clone
 
     doc: Any = clone(obj)
+    _annotations_through_json(obj, doc)
     for n, op in enumerate(ops):
         if not isinstance(op, dict):
             raise RenderError(f"JSON patch operation #{n} is not a mapping", path=where)
@@ -571,6 +588,20 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     if not isinstance(doc, dict):
         raise RenderError("JSON patch turned the object into a non-mapping", path=where)
     return doc
+
+
+def _annotations_through_json(obj: dict[str, Any], doc: dict[str, Any]) -> None:
+    """kustomize applies a JSON patch to the object's JSON form (api/filters/patchjson6902): annotations
+    whose text reads as another type come back spelled as JSON spells that value (see
+    :class:`reconciler.render.yamlio.YamlMap`)."""
+    meta = obj.get("metadata")
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(ann, YamlMap) or not ann.typed:
+        return
+    new = doc["metadata"]["annotations"]
+    for key, (text, value) in ann.typed.items():
+        if new.get(key) == text:  # not set by a transformer since it was read
+            new[key] = json_scalar_text(value)
 
 
 def _missing(kind: str, what: str, path: str, where: str) -> RenderError:

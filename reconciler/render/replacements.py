@@ -27,7 +27,7 @@ from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import compile_pattern, search
 from reconciler.render.resource import ResId, ResMap, Resource
 from reconciler.render.selectors import matches_selector, selector_regex_matches
-from reconciler.render.yamlio import load_yaml_value, resolve_plain
+from reconciler.render.yamlio import is_v3_timestamp, load_yaml_value, resolve_plain
 
 
 def split_path(path: str) -> list[str]:
@@ -128,14 +128,18 @@ def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
     if entry.get("sourceValue") is not None and entry.get("source") is not None:
         raise RenderError("replacement: value and resource selectors are mutually exclusive", path=where)
     if entry.get("sourceValue") is not None:
-        return scalar_text(entry["sourceValue"])
+        # an untagged scalar (kyaml NewScalarRNode): where it replaces a whole node, its text is read
+        # again as YAML ("" and "~" become null, "0" a number)
+        text = str(entry["sourceValue"])
+        return _Scalar(text, resolve_plain(text))
     src = entry.get("source")
     if not isinstance(src, dict):
         raise RenderError("replacements must specify a source and at least one target", path=where)
     res = _source(resmap, src, where)
     fpath = str(src.get("fieldPath") or "metadata.name")
     value = _lookup(res.obj, split_path(fpath))
-    if value is None or value == "" or value == {} or value == []:
+    if value is None or (isinstance(value, (dict, list)) and not value):
+        # kyaml IsNilOrEmpty: missing, null, {} and [] are refused; "", 0 and false are values
         raise RenderError(f"fieldPath `{fpath}` is missing for replacement source {_brief(src)}", path=where)
     opts = src.get("options") or {}
     delim = opts.get("delimiter")
@@ -148,12 +152,14 @@ def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
             raise RenderError(
                 f"options.index {index} is out of bounds for value {scalar_text(value)}", path=where
             )
-        return _Scalar(pieces[index], value)
+        # the piece keeps the source node's tag (getRefinedValue copies the node and sets its text)
+        return _Scalar(pieces[index], _typed(pieces[index], value, where))
     return copy.deepcopy(value)
 
 
 class _Scalar:
-    """A source value whose text was cut out of a scalar (keeps the original's type tag)."""
+    """A source value given as text: ``text`` is what a scalar target receives, ``original`` the value that
+    takes the place of a map or list target."""
 
     def __init__(self, text: str, original: Any) -> None:
         self.text = text
@@ -172,13 +178,20 @@ def _as_text(value: Any) -> str:
 
 
 def _typed(text: str, like: Any, where: str) -> Any:
-    """``text`` read with the YAML type of ``like`` (kustomize keeps the target node's tag)."""
+    """``text`` read with the YAML type of ``like``: kustomize sets only the text of a scalar target, which
+    keeps its tag, and go-yaml refuses a text of another type when the object is converted to JSON
+    (go.yaml.in/yaml/v3 resolve.go: any text is a ``!!str``, an integer text is accepted as a ``!!float``).
+
+    Raises:
+        RenderError: ``cannot decode !!<type of text> `text` as a !!<tag of the target>``.
+    """
     if isinstance(like, str):
         return text
-    if like is None:
-        return None
     resolved = resolve_plain(text) if text else None
-    if isinstance(like, bool):
+    if like is None:
+        if resolved is None:
+            return None
+    elif isinstance(like, bool):
         if isinstance(resolved, bool):
             return resolved
     elif isinstance(like, int):
@@ -186,8 +199,20 @@ def _typed(text: str, like: Any, where: str) -> Any:
             return resolved
     elif isinstance(like, float) and isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
         return float(resolved)
-    kind = {bool: "!!bool", int: "!!int", float: "!!float"}.get(type(like), "!!str")
-    raise RenderError(f"replacement: cannot decode `{text}` as a {kind} in the target field", path=where)
+    raise RenderError(f"cannot decode {_tag(resolved, text)} `{text}` as a {_tag(like, '')}", path=where)
+
+
+def _tag(value: Any, text: str) -> str:
+    """go-yaml's short tag for a resolved plain scalar (timestamps are kept as text here)."""
+    if value is None:
+        return "!!null"
+    if isinstance(value, bool):
+        return "!!bool"
+    if isinstance(value, int):
+        return "!!int"
+    if isinstance(value, float):
+        return "!!float"
+    return "!!timestamp" if text and is_v3_timestamp(text) else "!!str"
 
 
 def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where: str, created: bool) -> None:
@@ -421,7 +446,23 @@ def check_entry(entry: Any, *, where: str) -> None:
     unknown = set(entry) - _ENTRY_FIELDS
     if unknown:
         raise RenderError(f"replacement: unknown field(s) {sorted(unknown)}", path=where)
+    value = entry.get("sourceValue")
+    if value is not None and not isinstance(value, str):
+        raise RenderError(
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+            "ReplacementField.replacements.Replacement.sourceValue of type string",
+            path=where,
+        )
     if entry.get("source") is not None and not isinstance(entry["source"], dict):
         raise RenderError("replacement source must be a mapping", path=where)
     if entry.get("targets") is not None and not isinstance(entry["targets"], list):
         raise RenderError("replacement targets must be a list", path=where)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name Go's ``encoding/json`` reports for a value it cannot decode into a string."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "string"

@@ -97,6 +97,8 @@ _V2_BOOLS: dict[str, bool] = {
     **dict.fromkeys(["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"], True),
     **dict.fromkeys(["n", "N", "no", "No", "NO", "off", "Off", "OFF"], False),
 }
+#: Plain scalar texts go-yaml v3 reads as null.
+_NULL_TEXTS = frozenset(["", "~", "null", "Null", "NULL"])
 _V3_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _GO_INT_BODY = {
     "x": re.compile(r"[0-9a-fA-F]+"),
@@ -169,6 +171,11 @@ def _v3_timestamp(s: str) -> bool:
     return False
 
 
+def is_v3_timestamp(text: str) -> bool:
+    """Whether go-yaml v3 reads a plain scalar ``text`` as a ``!!timestamp`` (kept as text here)."""
+    return _v3_timestamp(text)
+
+
 def _parse_go_float(text: str) -> float | None:
     """``strconv.ParseFloat(text, 64)`` for decimal forms: ``None`` on syntax or range errors."""
     try:
@@ -230,15 +237,117 @@ def _resolve_tagged(tag: str, text: str, path: str, line: int) -> Any:
     return value
 
 
+class YamlMap(dict[str, Any]):
+    """A mapping read from YAML that held null values, with the source text of each (``null_text``).
+
+    kyaml keeps a null's text in its node (``key:`` has none, ``key: ~`` has ``~``) and acts on it: a
+    strategic-merge patch keeps a null of the target only when it has text (kyaml/yaml/merge2/merge2.go
+    ``VisitMap``, ``MakePersistentNullNode``) and reports an unknown ``$patch`` directive by its text
+    (merge2/smpdirective.go). For ``metadata.annotations``, read as text, the keys that were nulls are
+    listed too, and ``typed`` holds the text and the value go-yaml gives each annotation whose text reads
+    as another type (``1.50``, ``0x1F``, ``True``, ``~``): a JSON patch turns the object into JSON and back
+    (api/filters/patchjson6902), and such an annotation's text becomes its JSON spelling (``1.5``, ``31``,
+    ``true``, ``null``). Plain dicts (made by transformers) have no such record: their nulls read as
+    ``null``.
+    """
+
+    __slots__ = ("null_text", "typed")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.null_text: dict[str, str] = {}
+        self.typed: dict[str, tuple[str, Any]] = {}
+
+
+def null_text(mapping: Any, key: str) -> str | None:
+    """The source text of the null at ``mapping[key]`` (``"null"`` when it was made, not read), or
+    ``None`` when the value there is not a null read from YAML nor a null at all."""
+    if isinstance(mapping, YamlMap) and key in mapping.null_text:
+        return mapping.null_text[key]
+    return "null" if isinstance(mapping, dict) and key in mapping and mapping[key] is None else None
+
+
+#: go-yaml's line breaks (``is_break``).
+_GO_BREAKS = "\r\n\x85\u2028\u2029"
+
+
+def kyaml_folded_value(value: str) -> str:
+    """What kustomize outputs for a string read from a folded (``>``) block scalar of a resource.
+
+    kustomize writes every object out with go-yaml v3 and reads it back before converting it to JSON
+    (kyaml/yaml/rnode.go ``MarshalJSON``), and a node keeps the folded style it was read with. go-yaml v3's
+    folded writer (go.yaml.in/yaml/v3 emitterc.go ``yaml_emitter_write_folded_scalar``) decides whether to
+    double a line break by looking at the start of the whole value instead of the next line, so lines that
+    are more indented than the text around them gain a blank line before them, and a value that starts
+    with a blank has its single line breaks folded into spaces. When go-yaml's analysis
+    (``yaml_emitter_analyze_scalar``) rules out block styles (a trailing space, a space before a line
+    break, characters it does not print), the value is written double-quoted and comes back unchanged.
+    Line folding at the 80-column width is not modelled (it changes only over-long more-indented lines).
+    """
+    if not value:
+        return value
+    prev_space = False
+    last = len(value) - 1
+    for i, ch in enumerate(value):
+        if ch != "\t" and not _is_printable(ch):
+            return value
+        if ch == " ":
+            if i == last:
+                return value
+            prev_space = True
+        elif ch in _GO_BREAKS:
+            if prev_space:
+                return value
+            prev_space = False
+        else:
+            prev_space = False
+    k = 0
+    while value[k] in _GO_BREAKS and k < last:
+        k += 1
+    double = value[k] not in " \t" and value[k] not in _GO_BREAKS
+    hints = "2" if value[0] in " " + _GO_BREAKS else ""
+    if value[-1] not in _GO_BREAKS:
+        hints += "-"
+    elif len(value) == 1 or value[-2] in _GO_BREAKS:
+        hints += "+"
+    out = ["k: >", hints, "\n"]
+    breaks = True
+    leading_blank = True
+    for ch in value:
+        if ch in _GO_BREAKS:
+            if not breaks and not leading_blank and ch == "\n" and double:
+                out.append("\n")
+            out.append(ch)
+            breaks = True
+        else:
+            if breaks:
+                out.append("  ")
+                leading_blank = ch in " \t"
+            out.append(ch)
+            breaks = False
+    if not breaks:
+        out.append("\n")
+    loader = _Loader("".join(out))
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        # a value starting with a tab is written without an indentation hint and cannot be read back
+        raise ValueError((exc.problem or "invalid YAML").strip()) from None
+    finally:
+        loader.dispose()
+    return str(node.value[0][1].value)
+
+
 class _Builder:
     """Turns composed nodes into plain values, counting every value built (alias bombs)."""
 
-    __slots__ = ("budget", "path", "yaml11")
+    __slots__ = ("budget", "kyaml", "path", "yaml11")
 
-    def __init__(self, path: str, *, yaml11: bool = False) -> None:
+    def __init__(self, path: str, *, yaml11: bool = False, kyaml: bool = False) -> None:
         self.path = path
         self.budget = MAX_EXPANDED_NODES
         self.yaml11 = yaml11
+        self.kyaml = kyaml
 
     def fail(self, message: str, node: Node) -> RenderError:
         return RenderError(message, path=self.path, line=node.start_mark.line + 1)
@@ -258,6 +367,13 @@ class _Builder:
                     )
                 return resolve_plain(text, yaml11=self.yaml11)
             if tag == _STR_TAG:
+                if node.style == ">" and self.kyaml:
+                    try:
+                        return kyaml_folded_value(node.value)
+                    except ValueError as exc:
+                        raise self.fail(
+                            f"invalid YAML when kustomize writes this folded text: {exc}", node
+                        ) from None
                 return node.value
             return _resolve_tagged(tag, node.value, self.path, node.start_mark.line + 1)
         if depth >= MAX_DEPTH:
@@ -290,6 +406,8 @@ class _Builder:
         out: dict[str, Any] = {}
         lines: dict[str, int] = {}
         merges: list[Node] = []
+        nulls: dict[str, str] | None = None
+        typed: dict[str, tuple[str, Any]] | None = None
         for knode, vnode in node.value:
             if isinstance(knode, ScalarNode) and (
                 knode.tag == _MERGE_TAG or (knode.tag == _PLAIN and knode.value == "<<")
@@ -305,8 +423,19 @@ class _Builder:
             if raw_values and isinstance(vnode, ScalarNode):
                 self.budget -= 1
                 out[key] = vnode.value
+                is_null = vnode.tag == _NULL_TAG or (vnode.tag == _PLAIN and vnode.value in _NULL_TEXTS)
+                if vnode.tag != _STR_TAG:
+                    value = self.value(vnode, depth + 1)
+                    if not isinstance(value, str):
+                        typed = {} if typed is None else typed
+                        typed[key] = (vnode.value, value)
             else:
                 out[key] = self.value(vnode, depth + 1)
+                is_null = out[key] is None
+            if is_null and isinstance(vnode, ScalarNode):
+                if nulls is None:
+                    nulls = {}
+                nulls[key] = vnode.value
         for mnode in merges:
             sources = mnode.value if isinstance(mnode, SequenceNode) else [mnode]
             for src in sources:
@@ -314,8 +443,18 @@ class _Builder:
                     raise self.fail("map merge requires map or sequence of maps as the value", src)
                 merged = self.mapping(src, depth + 1, raw_values=False, string_keys=string_keys)
                 for k, v in merged.items():
-                    out.setdefault(k, v)
-        return out
+                    if k not in out:
+                        out[k] = v
+                        text = null_text(merged, k)
+                        if text is not None and text != "null":
+                            nulls = {} if nulls is None else nulls
+                            nulls[k] = text
+        if nulls is None and typed is None:
+            return out
+        result = YamlMap(out)
+        result.null_text = nulls or {}
+        result.typed = typed or {}
+        return result
 
     def document(self, node: MappingNode) -> dict[str, Any]:
         doc = self.mapping(node, 0, raw_values=False, string_keys=True)
@@ -375,12 +514,14 @@ def compose_documents(data: str | bytes, *, path: str) -> list[Node]:
     return nodes
 
 
-def load_yaml_documents(data: str | bytes, *, path: str) -> list[dict[str, Any]]:
+def load_yaml_documents(data: str | bytes, *, path: str, kyaml: bool = False) -> list[dict[str, Any]]:
     """Load every document of a multi-document YAML stream as a plain dict.
 
     Args:
         data: the YAML source (``---``-separated documents), text or UTF-8 bytes.
         path: the file name used in error messages.
+        kyaml: read the documents as kustomize reads objects and patches (kyaml): folded block scalars
+            take the value kustomize outputs for them (:func:`kyaml_folded_value`).
 
     Returns:
         One dict per non-empty document, in file order (str keys; values dict/list/str/int/float/bool/None).
@@ -392,13 +533,16 @@ def load_yaml_documents(data: str | bytes, *, path: str) -> list[dict[str, Any]]
             documents that are not mappings, nesting deeper than :data:`MAX_DEPTH`, and alias expansion
             beyond :data:`MAX_EXPANDED_NODES` values.
     """
-    return [doc for doc, _ in load_yaml_documents_with_lines(data, path=path)]
+    return [doc for doc, _ in load_yaml_documents_with_lines(data, path=path, kyaml=kyaml)]
 
 
-def load_yaml_documents_with_lines(data: str | bytes, *, path: str) -> list[tuple[dict[str, Any], int]]:
-    """Like :func:`load_yaml_documents`, with the 1-based line where each document starts."""
+def load_yaml_documents_with_lines(
+    data: str | bytes, *, path: str, kyaml: bool = True
+) -> list[tuple[dict[str, Any], int]]:
+    """Like :func:`load_yaml_documents` (reading objects as kyaml does unless ``kyaml`` is false), with the
+    1-based line where each document starts."""
     docs: list[tuple[dict[str, Any], int]] = []
-    builder = _Builder(path)
+    builder = _Builder(path, kyaml=kyaml)
     for node in compose_documents(data, path=path):
         line = node.start_mark.line + 1
         if not isinstance(node, MappingNode):
@@ -987,6 +1131,31 @@ def _go_shortest_g(value: float) -> str:
     if dp >= len(ds):
         return f"{neg}{ds}{'0' * (dp - len(ds))}"
     return f"{neg}{ds[:dp]}.{ds[dp:]}"
+
+
+def json_scalar_text(value: Any) -> str:
+    """The text of a scalar after kustomize converted its object to JSON and back (a JSON patch): Go's
+    ``encoding/json`` spelling (``null``, ``true``, ``31``, ``1.5``, ``1e-7``, ``1e+21``).
+
+    Raises:
+        RenderError: for NaN and infinities, which JSON cannot hold.
+    """
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise RenderError(f"json: unsupported value: {value!r}")
+        a = abs(value)
+        if a != 0 and (a < 1e-6 or a >= 1e21):
+            text = _go_shortest_g(value)
+            return re.sub(r"e-0(\d)$", r"e-\1", text)
+        sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+        return f"{'-' if sign else ''}{decimal.Decimal((0, digits, int(exponent))):f}"
+    return str(value)
 
 
 def format_scalar_float(value: float) -> str:

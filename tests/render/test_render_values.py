@@ -1,0 +1,163 @@
+"""Values through patches, replacements and generators: the error words of corpus_values.py's error cases in
+both kustomize's message and ours, and unit checks of the value rules (kyaml nulls, go-yaml folded scalars,
+replacement typing, generator behaviors) that do not need the binary."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corpus_values import MESSAGES
+
+from reconciler.render import RenderError, build, dump_yaml, load_yaml_documents
+from reconciler.render.generators import generation_behavior
+from reconciler.render.patches import apply_json6902, apply_strategic_merge
+from reconciler.render.yamlio import (
+    YamlMap,
+    json_scalar_text,
+    kyaml_folded_value,
+    load_yaml_documents_with_lines,
+    null_text,
+)
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_error_words_match_kustomize(name: str, kustomize_bin: Path) -> None:
+    directory = CORPUS / "errors" / name
+    ref = subprocess.run(
+        [str(kustomize_bin), "build", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert ref.returncode != 0
+    assert MESSAGES[name] in ref.stderr
+    with pytest.raises(RenderError) as info:
+        build(directory, root=CORPUS)
+    assert MESSAGES[name] in info.value.message
+
+
+def _obj(text: str) -> dict[str, Any]:
+    return load_yaml_documents_with_lines(text, path="t.yaml")[0][0]
+
+
+def test_null_text_is_kept_per_key() -> None:
+    obj = _obj(
+        "kind: A\nmetadata:\n  name: a\n  annotations:\n    e:\n    t: ~\n    s: x\nspec:\n  a:\n  b: ~\n"
+    )
+    spec, ann = obj["spec"], obj["metadata"]["annotations"]
+    assert isinstance(spec, YamlMap) and isinstance(ann, YamlMap)
+    assert (null_text(spec, "a"), null_text(spec, "b")) == ("", "~")
+    assert ann == {"e": "", "t": "~", "s": "x"}
+    assert (null_text(ann, "e"), null_text(ann, "t"), null_text(ann, "s")) == ("", "~", None)
+    assert null_text({"x": None}, "x") == "null" and null_text({"x": 1}, "x") is None
+    copied = copy.deepcopy(spec)
+    assert isinstance(copied, YamlMap) and copied.null_text == {"a": "", "b": "~"}
+
+
+def test_smp_drops_target_nulls_without_text_only() -> None:
+    obj = _obj("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  e:\n  n: null\n  t: ~\n")
+    patch = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"x": "1"}}
+    out = apply_strategic_merge(obj, patch)
+    assert out is not None and out["data"] == {"n": None, "t": None, "x": "1"}
+
+
+@pytest.mark.parametrize(("text", "word"), [("null", "'null'"), ("", "''"), ("~", "'~'")])
+def test_smp_directive_null_is_unknown_by_its_text(text: str, word: str) -> None:
+    obj = _obj("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n")
+    patch = _obj(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  $patch: {text}\n")
+    with pytest.raises(RenderError, match=f"unknown patch strategy {word}"):
+        apply_strategic_merge(obj, patch)
+
+
+def test_json_patch_respells_typed_annotations() -> None:
+    obj = _obj(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    f: 1.50\n    h: 0x1F\n"
+        "    e:\n    q: '1.50'\n"
+    )
+    out = apply_json6902(obj, [{"op": "add", "path": "/data", "value": {}}], where="p")
+    assert out["metadata"]["annotations"] == {"f": "1.5", "h": "31", "e": "null", "q": "1.50"}
+    assert obj["metadata"]["annotations"]["f"] == "1.50"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, "null"),
+        (True, "true"),
+        (31, "31"),
+        (1.5, "1.5"),
+        (1000.0, "1000"),
+        (1e-7, "1e-7"),
+        (1e21, "1e+21"),
+    ],
+)
+def test_json_scalar_text(value: Any, text: str) -> None:
+    assert json_scalar_text(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a\n  b\n", "a\n\n  b\n"),  # more-indented line gains a blank line
+        (" lead\nx y\nz\n", " lead\nx y z\n"),  # leading blank: single breaks fold
+        ("plain text\n", "plain text\n"),
+        ("a\n\nb\n", "a\n\nb\n"),
+        ("trailing space \n", "trailing space \n"),  # written double-quoted: unchanged
+        ("", ""),
+        ("a\n  b", "a\n\n  b"),
+        ("a\n  b\n\n", "a\n\n  b\n\n"),
+    ],
+)
+def test_kyaml_folded_value(value: str, expected: str) -> None:
+    assert kyaml_folded_value(value) == expected
+
+
+def test_folded_scalars_only_in_objects() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  s: >\n    a\n      b\n"
+    assert _obj(text)["data"]["s"] == "a\n\n  b\n"
+    assert load_yaml_documents(text, path="t")[0]["data"]["s"] == "a\n  b\n"
+
+
+def test_folded_scalar_starting_with_tab_fails_like_kustomize() -> None:
+    with pytest.raises(RenderError, match="tab"):
+        _obj("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  s: >\n    \tx\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("create", "create"),
+        ("merge", "merge"),
+        ("replace", "replace"),
+        ("Merge", "unspecified"),
+        ("", "unspecified"),
+        (None, "unspecified"),
+        ("upsert", "unspecified"),
+    ],
+)
+def test_generation_behavior(value: Any, expected: str) -> None:
+    assert generation_behavior(value, "ConfigMap", "k") == expected
+
+
+def test_generation_behavior_must_be_text() -> None:
+    with pytest.raises(RenderError, match="cannot unmarshal number into Go struct field SecretArgs"):
+        generation_behavior(1, "Secret", "k")
+
+
+def test_patch_file_keeps_final_line_breaks(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources:\n- cm.yaml\npatches:\n- path: p.yaml\n")
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  s: |+\n    x\n\n"
+    )
+    out = build(tmp_path, root=tmp_path)
+    assert out[0]["data"] == {"s": "x\n\n"}
+    assert json.loads(json.dumps(out)) == out and "s: |+" in dump_yaml(out)
