@@ -436,6 +436,10 @@ def apply_strategic_merge(
 ) -> dict[str, Any] | None:
     """Apply a strategic-merge patch to a whole object in place; ``None`` when the patch deletes it.
 
+    A ``$patch: replace`` at the patch's root leaves the object as it was: kyaml's merge then returns the
+    patch's node instead of changing the object's, and kustomize keeps the object's node unless the result
+    is empty (api/resource/resource.go ``ApplyFilter``).
+
     Args:
         obj: the target object (changed in place and returned).
         patch: the patch; consumed (its nodes may end up inside ``obj``), pass a copy.
@@ -449,7 +453,7 @@ def apply_strategic_merge(
         return None
     if not isinstance(result, dict):
         raise RenderError("strategic merge patch did not produce an object", path=where or None)
-    return result
+    return obj
 
 
 # -- JSON patch (RFC 6902, evanphx/json-patch v4 behaviour) ---------------------------------------------

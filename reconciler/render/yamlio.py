@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import json
 import math
 import re
 import unicodedata
@@ -843,6 +844,40 @@ def _sorted_keys(keys: list[str]) -> tuple[str, ...]:
     return _sorted_key_set(frozenset(keys))
 
 
+_JSON_CONTROL = re.compile("[\x7f-\x84\x86-\x9f]")
+
+
+@functools.lru_cache(maxsize=65536)
+def _through_json(text: str, key: bool) -> str:
+    """A string as go-yaml v2 reads it back from the JSON kustomize prints objects through
+    (api/resource ``AsYAML``: Go's ``encoding/json``, then sigs.k8s.io/yaml ``JSONToYAML``). JSON leaves
+    U+007F-U+009F unescaped; go-yaml refuses those characters in its input, except U+0085 (NEL), which it
+    reads as a line break: inside the quoted string it folds like one, inside a key it ends the flow mapping.
+
+    Raises:
+        RenderError: as kustomize fails on such a string.
+    """
+    if _JSON_CONTROL.search(text):
+        raise RenderError("yaml: control characters are not allowed")
+    if "\x85" not in text:
+        return text
+    if key:
+        raise RenderError("yaml: did not find expected ',' or '}' (a key holds U+0085)")
+    quoted = json.dumps(text, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    node = yaml.compose(quoted, Loader=_BaseLoader)
+    return str(node.value) if isinstance(node, ScalarNode) else text
+
+
+_BREAK_RE = re.compile("[\r\n\x85\u2028\u2029]")
+
+
+@functools.lru_cache(maxsize=65536)
+def _simple_key(text: str) -> bool:
+    """go-yaml v2 ``yaml_emitter_check_simple_key`` for a string key: one line of at most 128 bytes (else
+    the key is written after ``? `` and its value after ``: `` on the next line)."""
+    return len(text.encode("utf-8")) <= 128 and not _BREAK_RE.search(text)
+
+
 @functools.lru_cache(maxsize=65536)
 def _string_style(text: str, simple_key: bool) -> str:
     """The scalar style go-yaml v2 picks for a string (``plain``, ``single``, ``double``, ``literal``)."""
@@ -889,6 +924,15 @@ class _Emitter:
         self.out.append("\n")
         self.column = 0
 
+    def _write_break(self, ch: str) -> None:
+        """go-yaml ``write_break``: a line feed starts a new line; other breaks are copied as they are."""
+        if ch == "\n":
+            self.put_break()
+        else:
+            self.out.append(ch)
+            self.column = 0
+        self.indention = True
+
     def write_indent(self) -> None:
         indent = max(self.indent, 0)
         if not self.indention or self.column > indent or (self.column == indent and not self.whitespace):
@@ -927,8 +971,15 @@ class _Emitter:
         self.indent = 0 if self.indent < 0 else self.indent + _BEST_INDENT
         for key in _sorted_keys(list(value)):
             self.write_indent()
-            self.scalar(key, True)
-            self.write_indicator(":", False, False, False)
+            text = _through_json(key, True)
+            if _simple_key(text):
+                self.scalar(text, True)
+                self.write_indicator(":", False, False, False)
+            else:
+                self.write_indicator("?", True, False, True)
+                self.scalar(text, False)
+                self.write_indent()
+                self.write_indicator(":", True, False, True)
             self.node(value[key], mapping_ctx=True)
         self.indent = saved
 
@@ -958,6 +1009,8 @@ class _Emitter:
             text, style = _format_float(value), "plain"
         else:
             text = value if isinstance(value, str) else str(value)
+            if not simple_key:
+                text = _through_json(text, False)
             style = _string_style(text, simple_key)
         saved = self.indent
         self.indent = _BEST_INDENT if self.indent < 0 else self.indent + _BEST_INDENT
@@ -1024,8 +1077,7 @@ class _Emitter:
             elif ch in _BREAKS:
                 if not breaks and ch == "\n":
                     self.put_break()
-                self.put_break()
-                self.indention = True
+                self._write_break(ch)
                 breaks = True
             else:
                 if breaks:
@@ -1060,9 +1112,12 @@ class _Emitter:
             "\u2028": "L",
             "\u2029": "P",
         }
+        # go-yaml v2's is_bom looks at the start of the value, not at the current character: a value that
+        # starts with a byte order mark has every character escaped
+        bom = value.startswith("\ufeff")
         for i, ch in enumerate(value):
             o = ord(ch)
-            if not _is_printable(ch) or (ch == "\ufeff" and i == 0) or ch in _BREAKS or ch in '"\\':
+            if bom or not _is_printable(ch) or ch in _BREAKS or ch in '"\\':
                 self.put("\\")
                 if ch in escapes:
                     self.put(escapes[ch])
@@ -1105,8 +1160,7 @@ class _Emitter:
         breaks = True
         for ch in value:
             if ch in _BREAKS:
-                self.put_break()
-                self.indention = True
+                self._write_break(ch)
                 breaks = True
             else:
                 if breaks:

@@ -351,6 +351,30 @@ secretGenerator:
 """
 }
 
+#: Strings go-yaml v2 writes in unusual ways: keys over 128 bytes or holding line breaks (written after
+#: ``? ``), values starting with a byte order mark (every character escaped), U+2028/U+2029 kept raw in
+#: single-quoted and literal text, and U+0085 folded by the JSON round trip.
+ODD_STRINGS = (
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: odd-strings\ndata:\n"
+    f"  {'k' * 128}: fits\n"
+    f"  {'k' * 129}: long\n"
+    f"  {'é' * 65}: wide\n"
+    f"  {'m' * 130}: |\n    multi\n    line\n"
+    '  "a\\rb": cr-key\n'
+    '  "a\\Lb": ls-key\n'
+    '  bom: "\\uFEFFtext with space"\n'
+    '  bom-late: "text\\uFEFF"\n'
+    '  ls: "a\\Lb"\n'
+    '  ps: "a\\P"\n'
+    '  lit: "a\\nb\\Lc\\n"\n'
+    '  nel: "a\\Nb"\n'
+    '  nel2: "x\\N\\Ny"\n'
+    "  nested:\n"
+    f"    {'n' * 130}:\n    - x\n    - y\n"
+    f"    {'o' * 130}:\n      z: 1\n"
+    f"    {'p' * 130}: {{}}\n"
+)
+
 BASES: dict[str, dict[str, str]] = {"values-generated": GEN_BASE}
 COMPONENTS: dict[str, dict[str, str]] = {"values-generators": GEN_COMPONENT}
 
@@ -435,6 +459,19 @@ CASES: dict[str, dict[str, str]] = {
         "kustomization.yaml": "resources:\n- ../_bases/values-generated\ncomponents:\n"
         "- ../_components/values-generators\n",
     },
+    "values-smp-root-replace": {
+        "kustomization.yaml": "resources:\n- cms.yaml\npatches:\n- patch: |-\n    apiVersion: v1\n"
+        "    kind: ConfigMap\n    metadata:\n      name: a\n    $patch: replace\n    data:\n      only: x\n"
+        "- target:\n    name: b\n  patch: |-\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n"
+        "      name: any\n    $patch: replace\n    data:\n      only: y\npatchesStrategicMerge:\n- |-\n"
+        "  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c\n  $patch: replace\n",
+        "cms.yaml": "".join(
+            f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n  labels:\n    keep: me\n"
+            "data:\n  x: y\n"
+            for n in "abc"
+        ),
+    },
+    "values-odd-strings": {"kustomization.yaml": "resources:\n- odd.yaml\n", "odd.yaml": ODD_STRINGS},
     "values-generator-same-kustomization": {
         "kustomization.yaml": "configMapGenerator:\n- name: layered\n  literals:\n  - A=1\n"
         "- name: layered\n  behavior: merge\n  literals:\n  - B=2\n- name: layered\n  behavior: replace\n"

@@ -161,3 +161,39 @@ def test_patch_file_keeps_final_line_breaks(tmp_path: Path) -> None:
     out = build(tmp_path, root=tmp_path)
     assert out[0]["data"] == {"s": "x\n\n"}
     assert json.loads(json.dumps(out)) == out and "s: |+" in dump_yaml(out)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"k": "a\x7fb"}, "control characters are not allowed"),
+        ({"a\x90": "v"}, "control characters are not allowed"),
+        ({"a\x85": "v"}, "did not find expected ','"),
+    ],
+)
+def test_output_fails_where_kustomize_json_round_trip_fails(data: dict[str, str], words: str) -> None:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": data}
+    with pytest.raises(RenderError, match=words):
+        dump_yaml([obj])
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("a\x85b", "k: a b"),
+        ("\x85\x85", "k: |2+"),
+        ("\ufeffa b", '"\\uFEFF\\x61\\x20\\x62"'),
+        ("a\u2028b", "k: 'a\u2028    b'"),
+    ],
+)
+def test_output_of_unusual_strings(value: str, line: str) -> None:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": value}}
+    assert line in dump_yaml([obj])
+
+
+def test_output_of_long_and_multiline_keys() -> None:
+    obj = {"kind": "K", "data": {"k" * 129: [1], "a\rb": {"z": 1}, "k" * 128: "v"}}
+    text = dump_yaml([obj])
+    assert f"  ? {'k' * 129}\n  : - 1\n" in text
+    assert '  ? "a\\rb"\n  : z: 1\n' in text
+    assert f"  {'k' * 128}: v\n" in text
