@@ -393,9 +393,14 @@ def _element_set(lst: list[Any], element: Any, keys: list[str], values: list[str
         if not isinstance(elem, dict) and mapping_setter:
             new.append(elem)
             continue
+        # as kyaml's loop: a key without a value to compare keeps the previous key's verdict, and with no
+        # values at all nothing matches (every element is then dropped below)
         found = True
+        hit = False
         for j, key in enumerate(keys):
-            if j < len(values) and not _field_matches(elem, key, values[j]):
+            if j < len(values):
+                hit = _field_matches(elem, key, values[j])
+            if not hit:
                 found = False
                 break
         if not found:

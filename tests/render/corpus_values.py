@@ -471,6 +471,18 @@ CASES: dict[str, dict[str, str]] = {
             for n in "abc"
         ),
     },
+    "values-smp-unnamed-elements": {
+        "kustomization.yaml": "resources:\n- deployment.yaml\npatches:\n"
+        + _patch_entry("spec:\n  replicas: 2\n")
+        + "- target:\n    kind: Service\n  patch: |-\n    apiVersion: v1\n    kind: Service\n"
+        "    metadata:\n      name: any\n    spec:\n      ports:\n      - port: 80\n        name: web\n",
+        "deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n"
+        "  template:\n    spec:\n      containers:\n      - name: web\n        image: web:1\n"
+        "        env:\n        - name: A\n          value: a\n        - value: no-name\n"
+        "      - image: unnamed:1\n      initContainers:\n      - name: init\n        image: init:1\n"
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
+        "  - protocol: UDP\n    targetPort: 53\n",
+    },
     "values-odd-strings": {"kustomization.yaml": "resources:\n- odd.yaml\n", "odd.yaml": ODD_STRINGS},
     "values-generator-same-kustomization": {
         "kustomization.yaml": "configMapGenerator:\n- name: layered\n  literals:\n  - A=1\n"
