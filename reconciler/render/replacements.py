@@ -245,6 +245,14 @@ class _Missing:
     pass
 
 
+class _Appended:
+    """The ``create`` of a search repeated after appending a list element: creates below, not another
+    element at this level."""
+
+    def __init__(self, create: Any) -> None:
+        self.create = create
+
+
 _CREATED = _Missing()
 
 
@@ -275,6 +283,9 @@ def _match_targets(
             raise RenderError(f"replacement target path segment {part!r} expects a list", path=where)
         field, pattern = m.group(1), m.group(2)
         compile_pattern(pattern, where=where)
+        again = isinstance(create, _Appended)
+        if isinstance(create, _Appended):
+            create = create.create
         found = False
         for i, elem in enumerate(node):
             if field:
@@ -293,10 +304,14 @@ def _match_targets(
                 ):
                     continue
                 found = True
-                out.append((node, i, False))
-        if not found and create is not None:
+                # an element appended just before is an untagged scalar: the text it receives is read again
+                out.append((node, i, again and i == len(node) - 1))
+        if not found and create is not None and not again:
+            # kyaml PathMatcher.doSeq appends an element holding the match text and searches again, still
+            # creating what the rest of the path needs (a text its own pattern does not match makes kustomize
+            # recurse without end; here the search simply ends)
             node.append({field: resolve_plain(pattern)} if field else resolve_plain(pattern))
-            _match_targets(node, parts, None, out, where)
+            _match_targets(node, parts, _Appended(create), out, where)
         return
     if part == "*":
         if not isinstance(node, list):

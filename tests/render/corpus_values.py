@@ -471,6 +471,28 @@ CASES: dict[str, dict[str, str]] = {
             for n in "abc"
         ),
     },
+    "values-replacement-create-in-list": {
+        "kustomization.yaml": "resources:\n- r.yaml\nreplacements:\n"
+        + _replacement(
+            "source:\n  kind: ConfigMap\n  fieldPath: data.v\n",
+            [
+                ("Deployment", "spec.template.spec.containers.[name=a].env.[name=Y].value", True),
+                ("Deployment", "spec.template.spec.containers.[name=a].env.[name=NEW].value", True),
+                ("Deployment", "spec.template.spec.containers.[name=c].image", True),
+            ],
+        )
+        + _replacement(
+            "source:\n  kind: ConfigMap\n  fieldPath: data.e\n",
+            [
+                ("Deployment", "spec.template.metadata.annotations.x", True),
+                ("Deployment", "spec.template.spec.containers.[name=d].args.[=--e]", True),
+            ],
+        ),
+        "r.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n"
+        "    spec:\n      containers:\n      - name: a\n        image: img:1\n        env:\n"
+        "        - name: X\n          value: '1'\n        - name: Y\n      - name: b\n        image: img:2\n"
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: src\ndata:\n  v: new\n  e: ''\n",
+    },
     "values-smp-unnamed-elements": {
         "kustomization.yaml": "resources:\n- deployment.yaml\npatches:\n"
         + _patch_entry("spec:\n  replicas: 2\n")
