@@ -573,9 +573,7 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     Raises:
         RenderError: naming ``where`` for malformed operations, missing paths and failed ``test`` ops.
     """
-    from reconciler.render.cache import clone
-
-    doc: Any = clone(obj)
+    doc: Any = _json_clone(obj)
     _annotations_through_json(obj, doc)
     for n, op in enumerate(ops):
         if not isinstance(op, dict):
@@ -589,7 +587,7 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
         check_pointer(path, "path", where=where)
         if "from" in op:
             check_pointer(op["from"], "from", where=where)
-        value = clone(op.get("value"))
+        value = _json_clone(op.get("value"))
         try:
             doc = _apply_op(doc, kind, path, op, value, where)
         except _IndexError as exc:
@@ -597,6 +595,22 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     if not isinstance(doc, dict):
         raise RenderError("JSON patch turned the object into a non-mapping", path=where)
     return doc
+
+
+_EXACT_FLOAT_INT = 2**53
+
+
+def _json_clone(value: Any) -> Any:
+    """A copy of ``value`` as kustomize gets it back from a JSON patch: the patched JSON is decoded into Go
+    ``interface{}`` values (kyaml/yaml/rnode.go ``UnmarshalJSON``), so every number becomes a float64 and
+    integers beyond 2**53 lose their last digits."""
+    if isinstance(value, dict):
+        return {k: _json_clone(v) if isinstance(v, (dict, list, int)) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clone(v) if isinstance(v, (dict, list, int)) else v for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _EXACT_FLOAT_INT:
+        return float(value)
+    return value
 
 
 def _annotations_through_json(obj: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -659,7 +673,9 @@ def _apply_op(doc: Any, kind: str, path: str, op: dict[str, Any], value: Any, wh
         if found is None:
             raise _missing(kind, "from path", src, where)
         moved = _get(found[0], found[1])
-        if moved is MISSING:
+        if moved is MISSING and kind == "copy" and isinstance(found[0], dict):
+            moved = None  # json-patch v4 reads a missing object key as null and copies that
+        elif moved is MISSING:
             raise _missing(kind, "from path", src, where)
         if kind == "move":
             _remove(found[0], found[1], src, where)

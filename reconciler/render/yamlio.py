@@ -1228,8 +1228,12 @@ def _format_float(value: float) -> str:
         raise RenderError(f"json: unsupported value: {value!r} (NaN and infinities have no JSON form)")
     if value == int(value) and abs(value) < 1e21:
         iv = int(value)
-        if -(2**63) <= iv < 2**64:
+        if abs(iv) <= 2**53:
             return str(iv)
+        # JSON writes the shortest digits that read back as this float, padded with zeros
+        text = json_scalar_text(value)
+        if -(2**63) <= int(text) < 2**64:
+            return text
     return _go_shortest_g(value)
 
 

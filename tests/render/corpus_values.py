@@ -505,6 +505,20 @@ CASES: dict[str, dict[str, str]] = {
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 80\n"
         "  - protocol: UDP\n    targetPort: 53\n",
     },
+    "values-json-patch-numbers": {
+        "kustomization.yaml": "resources:\n- numbers.yaml\npatches:\n- target:\n    kind: ConfigMap\n"
+        "  patch: |-\n    - op: add\n      path: /data/huge\n      value: 12345678901234567890\n"
+        "    - op: copy\n      from: /data/missing\n      path: /data/copied\n",
+        "numbers.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: numbers\ndata:\n"
+        "  exact: 9007199254740993\n  small: 42\n  float: 1.50\n",
+    },
+    "values-big-floats": {
+        "kustomization.yaml": "resources:\n- floats.yaml\n",
+        "floats.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: floats\ndata:\n"
+        "  a: 1.2345678901234567e19\n  b: 9007199254740993.0\n  c: 9.223372036854775807e18\n"
+        "  d: -9.3e18\n  e: 1.8446744073709552e19\n  f: 123456789012345678901234.0\n"
+        "  g: 18446744073709551615\n  h: 4.5e15\n",
+    },
     "values-odd-strings": {"kustomization.yaml": "resources:\n- odd.yaml\n", "odd.yaml": ODD_STRINGS},
     "values-generator-same-kustomization": {
         "kustomization.yaml": "configMapGenerator:\n- name: layered\n  literals:\n  - A=1\n"
