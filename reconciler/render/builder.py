@@ -589,7 +589,7 @@ def _normalize_patch_meta(patch: dict[str, Any]) -> None:
 
 def _scalar_text(value: Any) -> str:
     if isinstance(value, str):
-        return value
+        return str(value)
     if value is None or isinstance(value, (dict, list)):
         return ""
     if value is True or value is False:

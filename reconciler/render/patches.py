@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
-from reconciler.render.yamlio import YamlMap, json_scalar_text, null_text
+from reconciler.render.yamlio import YamlMap, YamlTimestamp, json_scalar_text, null_text
 
 
 class _Sentinel:
@@ -598,18 +598,21 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
 
 
 _EXACT_FLOAT_INT = 2**53
+_JSON_CHANGED = (dict, list, int, YamlTimestamp)
 
 
 def _json_clone(value: Any) -> Any:
     """A copy of ``value`` as kustomize gets it back from a JSON patch: the patched JSON is decoded into Go
     ``interface{}`` values (kyaml/yaml/rnode.go ``UnmarshalJSON``), so every number becomes a float64 and
-    integers beyond 2**53 lose their last digits."""
+    integers beyond 2**53 lose their last digits, and timestamps are strings in RFC 3339 form."""
     if isinstance(value, dict):
-        return {k: _json_clone(v) if isinstance(v, (dict, list, int)) else v for k, v in value.items()}
+        return {k: _json_clone(v) if isinstance(v, _JSON_CHANGED) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_clone(v) if isinstance(v, (dict, list, int)) else v for v in value]
+        return [_json_clone(v) if isinstance(v, _JSON_CHANGED) else v for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _EXACT_FLOAT_INT:
         return float(value)
+    if isinstance(value, YamlTimestamp):
+        return value.json_text()  # a time.Time in Go, a string in JSON
     return value
 
 

@@ -27,7 +27,7 @@ from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import compile_pattern, search
 from reconciler.render.resource import ResId, ResMap, Resource
 from reconciler.render.selectors import matches_selector, selector_regex_matches
-from reconciler.render.yamlio import is_v3_timestamp, load_yaml_value, resolve_plain
+from reconciler.render.yamlio import YamlTimestamp, load_yaml_value, resolve_plain
 
 
 def split_path(path: str) -> list[str]:
@@ -185,9 +185,12 @@ def _typed(text: str, like: Any, where: str) -> Any:
     Raises:
         RenderError: ``cannot decode !!<type of text> `text` as a !!<tag of the target>``.
     """
-    if isinstance(like, str):
-        return text
     resolved = resolve_plain(text) if text else None
+    if isinstance(like, YamlTimestamp):
+        if isinstance(resolved, YamlTimestamp):
+            return resolved
+    elif isinstance(like, str):
+        return text
     if like is None:
         if resolved is None:
             return None
@@ -199,11 +202,11 @@ def _typed(text: str, like: Any, where: str) -> Any:
             return resolved
     elif isinstance(like, float) and isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
         return float(resolved)
-    raise RenderError(f"cannot decode {_tag(resolved, text)} `{text}` as a {_tag(like, '')}", path=where)
+    raise RenderError(f"cannot decode {_tag(resolved)} `{text}` as a {_tag(like)}", path=where)
 
 
-def _tag(value: Any, text: str) -> str:
-    """go-yaml's short tag for a resolved plain scalar (timestamps are kept as text here)."""
+def _tag(value: Any) -> str:
+    """go-yaml's short tag for a resolved plain scalar."""
     if value is None:
         return "!!null"
     if isinstance(value, bool):
@@ -212,7 +215,7 @@ def _tag(value: Any, text: str) -> str:
         return "!!int"
     if isinstance(value, float):
         return "!!float"
-    return "!!timestamp" if text and is_v3_timestamp(text) else "!!str"
+    return "!!timestamp" if isinstance(value, YamlTimestamp) else "!!str"
 
 
 def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where: str, created: bool) -> None:

@@ -5,11 +5,13 @@ builds plain values from it with the scalar rules of go-yaml v3 (``resolve.go``)
 uses: only ``true``/``false`` (three spellings each) are booleans, ``~``/``null``/empty are null, integers
 follow Go's ``strconv.ParseInt(s, 0, 64)`` after removing ``_`` (so ``0777`` is octal, ``0x1F`` hex, ``0b101``
 binary), then unsigned 64-bit integers, then floats matching ``[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?
-[0-9]+)?`` that parse without a range error; timestamps stay strings. Mapping keys keep their text (kyaml
-decodes objects into ``map[string]interface{}``). Duplicate keys are refused (yaml.v3 refuses them when
-kyaml decodes), ``<<`` merge keys are applied with explicit keys winning. Hostile input is bounded: nesting
-deeper than :data:`MAX_DEPTH` (libyaml's own limit is 1000), alias expansion beyond
-:data:`MAX_EXPANDED_NODES` nodes, invalid UTF-8.
+[0-9]+)?`` that parse without a range error; timestamps keep their text as :class:`YamlTimestamp` (printed
+as Go's JSON form of the time). Mapping keys keep their text (kyaml decodes objects into
+``map[string]interface{}``). Duplicate keys are refused (yaml.v3 refuses them when kyaml decodes), ``<<``
+merge keys are applied with explicit keys winning. kyaml's own readings are kept where kustomize acts on
+them: the text of nulls (:class:`YamlMap`) and the value of folded scalars (:func:`kyaml_folded_value`).
+Hostile input is bounded: nesting deeper than :data:`MAX_DEPTH` (libyaml's own limit is 1000), alias
+expansion beyond :data:`MAX_EXPANDED_NODES` nodes, invalid UTF-8.
 
 Output follows what `kustomize build` does (api/resource.AsYAML): each object is converted to JSON and then
 to YAML with sigs.k8s.io/yaml's JSONToYAML, i.e. go-yaml v2 (`go.yaml.in/yaml/v2`) with its defaults:
@@ -108,15 +110,6 @@ _GO_INT_BODY = {
 }
 _DEC = re.compile(r"[0-9]+")
 _OCT = re.compile(r"[0-7]+")
-_TS_PREFIX = re.compile(r"^[0-9]{4}-")
-_TS_FORMS = (
-    re.compile(
-        r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]+)?"
-        r"(Z|[+-][0-9]{2}:[0-9]{2})$"
-    ),
-    re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2} [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]+)?$"),
-    re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"),
-)
 
 
 def go_parse_int(text: str, *, unsigned: bool = False) -> int | None:
@@ -152,29 +145,117 @@ def go_parse_int(text: str, *, unsigned: bool = False) -> int | None:
     return value if -(2**63) <= value < 2**63 else None
 
 
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _go_num(text: str, pos: int) -> tuple[int, int] | None:
+    """Go time.Parse ``getnum`` (not fixed width): one or two digits at ``pos``."""
+    if pos >= len(text) or not "0" <= text[pos] <= "9":
+        return None
+    if pos + 1 < len(text) and "0" <= text[pos + 1] <= "9":
+        return int(text[pos : pos + 2]), pos + 2
+    return int(text[pos]), pos + 1
+
+
+def go_timestamp(text: str) -> tuple[int, int, int, int, int, int, int, int] | None:
+    """go-yaml v3's ``parseTimestamp``: ``text`` read with Go's ``time.Parse`` in the layouts
+    ``2006-1-2T15:4:5.999999999Z07:00`` (``T`` or ``t``), ``2006-1-2 15:4:5.999999999`` and ``2006-1-2``
+    (go.yaml.in/yaml/v3 resolve.go), as (year, month, day, hour, minute, second, nanosecond, offset in
+    seconds), or ``None``."""
+    if len(text) < 8 or not text[:4].isdigit() or not text[:4].isascii() or text[4] != "-":
+        return None
+    year = int(text[:4])
+    got = _go_num(text, 5)
+    if got is None or got[1] >= len(text) or text[got[1]] != "-":
+        return None
+    month, pos = got[0], got[1] + 1
+    got = _go_num(text, pos)
+    if got is None:
+        return None
+    day, pos = got
+    hour = minute = second = nsec = offset = 0
+    if pos < len(text):
+        sep = text[pos]
+        if sep not in "Tt ":
+            return None
+        fields = []
+        pos += 1
+        for n in range(3):
+            if n:
+                if pos >= len(text) or text[pos] != ":":
+                    return None
+                pos += 1
+            got = _go_num(text, pos)
+            if got is None:
+                return None
+            fields.append(got[0])
+            pos = got[1]
+        hour, minute, second = fields
+        if pos + 1 < len(text) and text[pos] in ".," and "0" <= text[pos + 1] <= "9":
+            end = pos + 1
+            while end < len(text) and "0" <= text[end] <= "9":
+                end += 1
+            digits = text[pos + 1 : end][:9]
+            nsec = int(digits) * 10 ** (9 - len(digits))
+            pos = end
+        if sep != " ":
+            if text[pos:] == "Z":
+                pos += 1
+            else:
+                zone = text[pos : pos + 6]
+                if (
+                    len(zone) < 6
+                    or zone[0] not in "+-"
+                    or zone[3] != ":"
+                    or not (zone[1:3] + zone[4:6]).isdigit()
+                    or not (zone[1:3] + zone[4:6]).isascii()
+                ):
+                    return None
+                hours, minutes = int(zone[1:3]), int(zone[4:6])
+                if hours > 24 or minutes > 60:
+                    return None
+                offset = (hours * 60 + minutes) * 60 * (-1 if zone[0] == "-" else 1)
+                pos += 6
+        if pos != len(text) or hour >= 24 or minute >= 60 or second >= 60:
+            return None
+    if not 1 <= month <= 12:
+        return None
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= _DAYS[month - 1] + (1 if month == 2 and leap else 0):
+        return None
+    return year, month, day, hour, minute, second, nsec, offset
+
+
 def _v3_timestamp(s: str) -> bool:
-    if not _TS_PREFIX.match(s):
-        return False
-    for form in _TS_FORMS:
-        if form.match(s):
-            parts = re.split(r"[-Tt :.Z+]", s)
-            try:
-                year, month, day = int(parts[0]), int(parts[1]), int(parts[2])
-            except (ValueError, IndexError):
-                return False
-            if not (1 <= month <= 12 and 1 <= day <= 31) or year < 0:
-                return False
-            if len(parts) > 5:
-                h, m, sec = int(parts[3]), int(parts[4]), int(parts[5])
-                if h > 23 or m > 59 or sec > 59:
-                    return False
-            return True
-    return False
+    return go_timestamp(s) is not None
 
 
-def is_v3_timestamp(text: str) -> bool:
-    """Whether go-yaml v3 reads a plain scalar ``text`` as a ``!!timestamp`` (kept as text here)."""
-    return _v3_timestamp(text)
+class YamlTimestamp(str):
+    """A plain scalar go-yaml v3 reads as a timestamp (``2024-01-02``): its text everywhere kustomize uses a
+    node's text, and in the output the form Go's JSON encoding gives the ``time.Time`` kyaml decodes it to
+    (RFC 3339 with nanoseconds: ``2024-01-02T00:00:00Z``, see :meth:`json_text`)."""
+
+    __slots__ = ()
+
+    def json_text(self) -> str:
+        """Go's ``time.Time.MarshalJSON`` of the parsed value.
+
+        Raises:
+            RenderError: for a zone offset of 24 hours or more, which Go refuses to encode.
+        """
+        parts = go_timestamp(str(self))
+        if parts is None:  # pragma: no cover - only made from texts that parse
+            return str(self)
+        year, month, day, hour, minute, second, nsec, offset = parts
+        text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+        if nsec:
+            text += "." + f"{nsec:09d}".rstrip("0")
+        if offset == 0:
+            return text + "Z"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        if hours > 23:
+            raise RenderError(f"Time.MarshalJSON: timezone hour outside of range [0,23] ({self})")
+        return f"{text}{'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
 
 
 def _parse_go_float(text: str) -> float | None:
@@ -201,7 +282,7 @@ def resolve_plain(text: str, *, yaml11: bool = False) -> Any:
     if c not in "+-0123456789":
         return text
     if _v3_timestamp(text):
-        return text
+        return text if yaml11 else YamlTimestamp(text)
     plain = text.replace("_", "")
     if plain:
         iv = go_parse_int(plain)
@@ -396,7 +477,7 @@ class _Builder:
         # keys follow go-yaml v3 even in kustomization files (a key like ``on`` stays a string)
         resolved = resolve_plain(node.value) if node.tag == _PLAIN else None
         if isinstance(resolved, str):
-            return resolved
+            return str(resolved)
         raise self.fail(
             f"mapping key {node.value!r} is not a string (objects need string keys to convert to JSON)", node
         )
@@ -652,14 +733,6 @@ _RESOLVE_MAP = {
     "-.INF",
     "<<",
 }
-_GO_FLOAT = re.compile(
-    r"^[+-]?(?:(?:[0-9](?:_?[0-9])*)?\.?(?:[0-9](?:_?[0-9])*)?(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$",
-    re.IGNORECASE,
-)
-_TIMESTAMP = re.compile(
-    r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:(?:[Tt]| )[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$"
-)
 
 
 def _go_parse_int(s: str) -> bool:
@@ -667,15 +740,12 @@ def _go_parse_int(s: str) -> bool:
     return go_parse_int(s) is not None or go_parse_int(s, unsigned=True) is not None
 
 
+_DOT_FLOAT = re.compile(r"^\.[0-9]+([eE][+-]?[0-9]+)?$")
+
+
 def _valid_timestamp(s: str) -> bool:
-    if not _TIMESTAMP.match(s):
-        return False
-    parts = re.split(r"[-Tt :.Z+]", s)
-    try:
-        month, day = int(parts[1]), int(parts[2])
-    except (ValueError, IndexError):
-        return False
-    return 1 <= month <= 12 and 1 <= day <= 31
+    """go-yaml v2 reads ``s`` as a timestamp (same layouts as v3's, go-yaml v2 resolve.go)."""
+    return go_timestamp(s) is not None
 
 
 def _resolves_to_non_string(s: str) -> bool:
@@ -684,7 +754,8 @@ def _resolves_to_non_string(s: str) -> bool:
         return True
     c = s[0]
     if c == ".":
-        return bool(_GO_FLOAT.match(s)) and s not in (".",) and any(ch.isdigit() for ch in s)
+        # strconv.ParseFloat: digits after the point, an optional exponent, no range error
+        return bool(_DOT_FLOAT.match(s)) and _parse_go_float(s) is not None
     if c in "+-0123456789":
         if _valid_timestamp(s):
             return True
@@ -1009,6 +1080,8 @@ class _Emitter:
             text, style = _format_float(value), "plain"
         else:
             text = value if isinstance(value, str) else str(value)
+            if isinstance(value, YamlTimestamp) and not simple_key:
+                text = value.json_text()
             if not simple_key:
                 text = _through_json(text, False)
             style = _string_style(text, simple_key)

@@ -519,6 +519,29 @@ CASES: dict[str, dict[str, str]] = {
         "  d: -9.3e18\n  e: 1.8446744073709552e19\n  f: 123456789012345678901234.0\n"
         "  g: 18446744073709551615\n  h: 4.5e15\n",
     },
+    "values-timestamps": {
+        "kustomization.yaml": "resources:\n- times.yaml\nreplacements:\n"
+        + _replacement(
+            "source:\n  kind: ConfigMap\n  name: times\n  fieldPath: data.date\n",
+            [
+                ("Event", "spec.when", False),
+                ("Event", "spec.label", False),
+                ("Event", "spec.created", True),
+            ],
+        )
+        + "patches:\n- target:\n    kind: Event\n  patch: |-\n    - op: add\n      path: /spec/patched\n"
+        "      value: 2024-05-06\n",
+        "times.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: times\n  labels:\n"
+        "    day: 2024-01-02\n  annotations:\n    day: 2024-01-02\ndata:\n  date: 2024-01-02\n"
+        "  short: 2024-1-2\n  utc: 2024-01-02T10:00:00Z\n  zone: 2024-01-02t10:00:00.123000+05:30\n"
+        "  spaced: 2024-01-02 1:2:3.5\n  comma: 2024-01-02T10:00:00,5Z\n"
+        "  nanos: 2024-01-02T10:00:00.1234567891Z\n  minus-zero: 2024-01-02T10:00:00-00:00\n"
+        "  leap: 2024-02-29\n  not-leap: 2023-02-29\n  bad-day: 2024-02-30\n"
+        "  bad-hour: 2024-01-02T24:00:00Z\n"
+        "  zone-no-t: 2024-01-02 10:00:00Z\n  no-seconds: 2024-01-02T10:00Z\n  quoted: '2024-01-02'\n"
+        "---\napiVersion: example.test/v1\nkind: Event\nmetadata:\n  name: event\nspec:\n"
+        "  when: 1999-12-31\n  label: text\n",
+    },
     "values-odd-strings": {"kustomization.yaml": "resources:\n- odd.yaml\n", "odd.yaml": ODD_STRINGS},
     "values-generator-same-kustomization": {
         "kustomization.yaml": "configMapGenerator:\n- name: layered\n  literals:\n  - A=1\n"
@@ -533,6 +556,11 @@ _WIDGET = (
 )
 
 ERRORS: dict[str, dict[str, str]] = {
+    "values-replacement-text-into-timestamp": {
+        "kustomization.yaml": "resources:\n- widget.yaml\nreplacements:\n"
+        + _replacement("sourceValue: soon\n", [("Widget", "spec.when", False)]),
+        "widget.yaml": _WIDGET + "  when: 2024-01-02\n",
+    },
     "values-smp-directive-null": {
         "kustomization.yaml": "resources:\n- deployment.yaml\npatches:\n"
         + _patch_entry("  labels:\n    $patch: null\n    extra: x\n"),
@@ -599,6 +627,7 @@ _UNSPECIFIED = "can not use behavior: 'unspecified', behavior must be merge or r
 
 #: Words the error of each case must contain, in kustomize's message and in ours.
 MESSAGES: dict[str, str] = {
+    "values-replacement-text-into-timestamp": "cannot decode !!str `soon` as a !!timestamp",
     "values-smp-directive-null": "unknown patch strategy 'null'",
     "values-smp-directive-empty": "unknown patch strategy ''",
     "values-smp-directive-tilde": "unknown patch strategy '~'",

@@ -197,3 +197,52 @@ def test_output_of_long_and_multiline_keys() -> None:
     assert f"  ? {'k' * 129}\n  : - 1\n" in text
     assert '  ? "a\\rb"\n  : z: 1\n' in text
     assert f"  {'k' * 128}: v\n" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "json_text"),
+    [
+        ("2024-01-02", "2024-01-02T00:00:00Z"),
+        ("2024-1-2", "2024-01-02T00:00:00Z"),
+        ("2024-01-02t10:00:00.123000+05:30", "2024-01-02T10:00:00.123+05:30"),
+        ("2024-01-02 1:2:3.5", "2024-01-02T01:02:03.5Z"),
+        ("2024-01-02T10:00:00,5Z", "2024-01-02T10:00:00.5Z"),
+        ("2024-01-02T10:00:00.1234567891Z", "2024-01-02T10:00:00.123456789Z"),
+        ("2024-01-02T10:00:00-00:00", "2024-01-02T10:00:00Z"),
+        ("2024-02-29", "2024-02-29T00:00:00Z"),
+    ],
+)
+def test_go_timestamps(text: str, json_text: str) -> None:
+    from reconciler.render.yamlio import YamlTimestamp, resolve_plain
+
+    value = resolve_plain(text)
+    assert isinstance(value, YamlTimestamp) and value == text and value.json_text() == json_text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023-02-29",
+        "2024-02-30",
+        "2024-13-01",
+        "2024-01-02T24:00:00Z",
+        "2024-01-02 10:00:00Z",
+        "2024-01-02T10:00Z",
+    ],
+)
+def test_not_go_timestamps(text: str) -> None:
+    from reconciler.render.yamlio import YamlTimestamp, go_timestamp, resolve_plain
+
+    assert go_timestamp(text) is None and not isinstance(resolve_plain(text), YamlTimestamp)
+
+
+def test_timestamp_zone_past_23_hours_cannot_be_written() -> None:
+    obj = {"apiVersion": "v1", "kind": "X", "t": resolve_plain_ts("2024-01-02T10:00:00+24:00")}
+    with pytest.raises(RenderError, match="timezone hour"):
+        dump_yaml([obj])
+
+
+def resolve_plain_ts(text: str) -> Any:
+    from reconciler.render.yamlio import resolve_plain
+
+    return resolve_plain(text)
