@@ -488,7 +488,7 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
     The text is used as kustomize uses it (api/internal/builtins/PatchTransformer.go): an inline ``patch:``
     comes trimmed, a file's content whole (a block scalar at its end keeps its final line breaks)."""
     if not text.strip():
-        raise RenderError("must specify one of patch and path", path=where)
+        return "smp", []  # an empty file patches nothing (an empty inline patch is refused before)
     if text.startswith("["):
         return "json", _json_ops(text, where)
     try:
@@ -772,10 +772,12 @@ def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Ac
             _run_builtin(rm, conf, cfg, loader, cwhere)
 
 
-def _replacement_entries(raw: list[Any], loader: _Loader, where: str) -> list[tuple[Any, str]]:
+def _replacement_entries(
+    raw: list[Any], loader: _Loader, where: str, *, strict: bool = True
+) -> list[tuple[Any, str]]:
     entries: list[tuple[Any, str]] = []
     for rep in raw:
-        replacements.check_entry(rep, where=where)
+        replacements.check_entry(rep, where=where, strict=strict)
         if rep.get("path"):
             if rep.get("source") is not None or rep.get("targets"):
                 raise RenderError("cannot specify both path and inline replacement", path=where)
@@ -807,7 +809,7 @@ def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[d
 
 
 def _builtin_specs(conf: dict[str, Any], where: str) -> list[FieldSpec]:
-    return parse_fieldspecs(conf.get("fieldSpecs"), where=where)
+    return parse_fieldspecs(conf.get("fieldSpecs"), where=where, strict=False)
 
 
 def _run_builtin(
@@ -877,7 +879,7 @@ def _run_builtin(
         raw = conf.get("replacements") or []
         if not isinstance(raw, list):
             raise RenderError("ReplacementTransformer: replacements must be a list", path=where)
-        replacements.apply(rm, _replacement_entries(raw, loader, where))
+        replacements.apply(rm, _replacement_entries(raw, loader, where, strict=False))
     elif kind == "HashTransformer":
         _add_hashes(rm)
     else:

@@ -224,7 +224,7 @@ def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where
     if delim:
         if isinstance(target, (dict, list)):
             raise RenderError("delimiter option can only be used with scalar nodes", path=where)
-        parts = scalar_text(target).split(str(delim))
+        parts = ("" if target is _CREATED else scalar_text(target)).split(str(delim))
         index = _int_option(opts, where)
         text = _as_text(value)
         if index < 0:
@@ -446,15 +446,17 @@ def load_replacement_file(text: bytes, *, path: str) -> list[dict[str, Any]]:
             path=path,
         )
     for entry in entries:
-        check_entry(entry, where=path)
+        check_entry(entry, where=path, strict=False)
     return entries
 
 
 _ENTRY_FIELDS = {"source", "sourceValue", "targets", "path"}
 
 
-def check_entry(entry: Any, *, where: str) -> None:
-    """Validate the shape of one replacement entry.
+def check_entry(entry: Any, *, where: str, strict: bool = True) -> None:
+    """Validate the shape of one replacement entry. ``strict=False`` ignores unknown fields, as kustomize
+    reads replacement files (``yaml.Unmarshal``, api/internal/builtins/ReplacementTransformer.go); the
+    entries of a kustomization are read strictly.
 
     Raises:
         RenderError: for a non-mapping entry, unknown fields, or a source/targets of the wrong type.
@@ -462,7 +464,7 @@ def check_entry(entry: Any, *, where: str) -> None:
     if not isinstance(entry, dict):
         raise RenderError("replacement entries must be mappings", path=where)
     unknown = set(entry) - _ENTRY_FIELDS
-    if unknown:
+    if unknown and strict:
         raise RenderError(f"replacement: unknown field(s) {sorted(unknown)}", path=where)
     value = entry.get("sourceValue")
     if value is not None and not isinstance(value, str):

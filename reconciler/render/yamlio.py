@@ -498,9 +498,14 @@ class _Builder:
                 continue
             key = self.key(knode, string_keys)
             if key in lines:
-                raise self.fail(
-                    f'duplicate mapping key "{key}" (already defined at line {lines[key]})', knode
-                )
+                if not self.yaml11:
+                    raise self.fail(
+                        f'duplicate mapping key "{key}" (already defined at line {lines[key]})', knode
+                    )
+                # sigs.k8s.io/yaml reads with go-yaml v2, which lets a repeated key replace the earlier one
+                out.pop(key, None)
+                if nulls is not None:
+                    nulls.pop(key, None)
             lines[key] = knode.start_mark.line + 1
             if raw_values and isinstance(vnode, ScalarNode):
                 self.budget -= 1
@@ -652,8 +657,9 @@ def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False) -> An
     Args:
         data: the YAML source.
         path: the file name used in error messages.
-        yaml11: read plain scalars as go-yaml v2 does (``yes``/``on``/``no``/``off``... are booleans), as
-            kustomize reads kustomization files, transformer configurations and JSON patches.
+        yaml11: read plain scalars as go-yaml v2 does (``yes``/``on``/``no``/``off``... are booleans) and let
+            a repeated mapping key replace the earlier one, as kustomize reads kustomization files,
+            transformer configurations and JSON patches.
 
     Returns ``None`` for an empty document. Same rules and errors as :func:`load_yaml_documents`; a stream
     with more than one document is an error.

@@ -542,6 +542,56 @@ CASES: dict[str, dict[str, str]] = {
         "---\napiVersion: example.test/v1\nkind: Event\nmetadata:\n  name: event\nspec:\n"
         "  when: 1999-12-31\n  label: text\n",
     },
+    "values-replacement-create-delimiter": {
+        "kustomization.yaml": "resources:\n- cms.yaml\nreplacements:\n"
+        + "".join(
+            "- source:\n    kind: ConfigMap\n    name: "
+            + n
+            + "\n  targets:\n  - select:\n      kind: ConfigMap\n"
+            "    fieldPaths:\n    - metadata.annotations.visited-by\n    options:\n      delimiter: ','\n"
+            "      index: -1\n      create: true\n"
+            for n in ("one", "two")
+        ),
+        "cms.yaml": "".join(
+            f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\n" for n in ("one", "two")
+        ),
+    },
+    "values-kustomization-repeated-keys": {
+        "kustomization.yaml": "namePrefix: first-\nresources:\n- cm.yaml\nnamePrefix: second-\n"
+        "configMapGenerator:\n- name: gen\n  literals:\n  - A=1\n  literals:\n  - B=2\n"
+        "patches:\n- target:\n    kind: ConfigMap\n    name: cm\n  patch: |-\n    - op: add\n"
+        "      path: /data/k\n      value: first\n      value: second\n",
+        "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: x\n",
+    },
+    "values-empty-patch-files": {
+        "kustomization.yaml": "resources:\n- cm.yaml\npatches:\n- path: empty.yaml\n- path: comments.yaml\n"
+        "- path: blank.yaml\n- path: separators.yaml\n  target:\n    kind: ConfigMap\n",
+        "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: x\n",
+        "empty.yaml": "",
+        "comments.yaml": "# nothing to patch\n",
+        "blank.yaml": "\n   \n",
+        "separators.yaml": "---\n---\n",
+    },
+    "values-plugin-configs-ignore-unknown-fields": {
+        "kustomization.yaml": "resources:\n- cm.yaml\ntransformers:\n- prefix.yaml\n- replace.yaml\n"
+        "replacements:\n- path: replacement.yaml\n",
+        "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: x\n  b: y\n  c: z\n",
+        "prefix.yaml": "apiVersion: builtin\nkind: PrefixSuffixTransformer\nmetadata:\n  name: prefix\n"
+        "prefix: p-\nfieldSpecs:\n- path: metadata/name\n  name: ignored\n",
+        "replace.yaml": "apiVersion: builtin\nkind: ReplacementTransformer\nmetadata:\n  name: replace\n"
+        "replacements:\n- source:\n    kind: ConfigMap\n    fieldPath: data.a\n  ignored: 1\n  targets:\n"
+        "  - select:\n      kind: ConfigMap\n    fieldPaths:\n    - data.b\n",
+        "replacement.yaml": "source:\n  kind: ConfigMap\n  fieldPath: data.a\ntargets:\n- select:\n"
+        "    kind: ConfigMap\n  fieldPaths:\n  - data.c\nignored: true\n",
+    },
+    "values-rolebinding-subject-namespaces": {
+        "kustomization.yaml": "namespace: apps\nnamePrefix: p-\nresources:\n- rbac.yaml\n",
+        "rbac.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n---\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: role\n---\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\nsubjects:\n"
+        "- kind: ServiceAccount\n  name: sa\n  namespace: ''\nroleRef:\n"
+        "  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: role\n",
+    },
     "values-odd-strings": {"kustomization.yaml": "resources:\n- odd.yaml\n", "odd.yaml": ODD_STRINGS},
     "values-generator-same-kustomization": {
         "kustomization.yaml": "configMapGenerator:\n- name: layered\n  literals:\n  - A=1\n"
@@ -556,6 +606,13 @@ _WIDGET = (
 )
 
 ERRORS: dict[str, dict[str, str]] = {
+    "values-rolebinding-subject-namespace-null": {
+        "kustomization.yaml": "resources:\n- rbac.yaml\n",
+        "rbac.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n---\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: rb\nsubjects:\n"
+        "- kind: ServiceAccount\n  name: sa\n  namespace:\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n"
+        "  kind: Role\n  name: role\n",
+    },
     "values-replacement-text-into-timestamp": {
         "kustomization.yaml": "resources:\n- widget.yaml\nreplacements:\n"
         + _replacement("sourceValue: soon\n", [("Widget", "spec.when", False)]),
@@ -627,6 +684,7 @@ _UNSPECIFIED = "can not use behavior: 'unspecified', behavior must be merge or r
 
 #: Words the error of each case must contain, in kustomize's message and in ours.
 MESSAGES: dict[str, str] = {
+    "values-rolebinding-subject-namespace-null": "Invalid Input: namespace is blank for resource",
     "values-replacement-text-into-timestamp": "cannot decode !!str `soon` as a !!timestamp",
     "values-smp-directive-null": "unknown patch strategy 'null'",
     "values-smp-directive-empty": "unknown patch strategy ''",
