@@ -117,8 +117,10 @@ def _is_missing_or_null(value: Any) -> bool:
 class _Merger:
     """One strategic-merge walk (kyaml ``walk.Walker`` with the ``merge2.Merger`` visitor)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, *, prepend: bool = True) -> None:
         self.where = where
+        # kyaml MergeOptions.ListIncreaseDirection: kustomize prepends the patch's list elements
+        self.prepend = prepend
 
     def fail(self, message: str) -> RenderError:
         return RenderError(message, path=self.where)
@@ -247,10 +249,13 @@ class _Merger:
             return self.set_elements(values, keys, sources, elem_schema)
         return self.set_elements(self.primitive_values(sources), [""], sources, elem_schema)
 
-    @staticmethod
-    def element_values(sources: list[Any], keys: list[str]) -> list[list[str]]:
+    def _order(self, sources: list[Any]) -> tuple[Any, Any]:
+        """kyaml ``elementValues``: the patch's elements first when prepending, else the target's."""
+        return (sources[1], sources[0]) if self.prepend else (sources[0], sources[1])
+
+    def element_values(self, sources: list[Any], keys: list[str]) -> list[list[str]]:
         out: list[list[str]] = []
-        for src in (sources[1], sources[0]):  # prepend: the patch's elements first
+        for src in self._order(sources):
             if not isinstance(src, list):
                 continue
             for elem in src:
@@ -264,11 +269,10 @@ class _Merger:
                     out.append(vals)
         return out
 
-    @staticmethod
-    def primitive_values(sources: list[Any]) -> list[list[str]]:
+    def primitive_values(self, sources: list[Any]) -> list[list[str]]:
         out: list[list[str]] = []
         seen: set[str] = set()
-        for src in (sources[1], sources[0]):
+        for src in self._order(sources):
             if not isinstance(src, list):
                 continue
             for item in src:
@@ -306,7 +310,10 @@ class _Merger:
                 continue
             _element_set(items, val, valid_keys, valid_values)
         if values_list:
-            dest = _append_list(items, dest if isinstance(dest, list) else [], valid_keys)
+            if self.prepend:
+                dest = _append_list(items, dest if isinstance(dest, list) else [], valid_keys)
+            else:
+                dest = _append_list(dest if isinstance(dest, list) else [], items, valid_keys)
         if _is_missing_or_null(dest):
             return MISSING
         return dest
