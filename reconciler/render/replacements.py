@@ -19,6 +19,7 @@ supported and reported as an error.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -27,7 +28,7 @@ from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import compile_pattern, search
 from reconciler.render.resource import ResId, ResMap, Resource
 from reconciler.render.selectors import matches_selector, selector_regex_matches
-from reconciler.render.yamlio import YamlTimestamp, load_yaml_value, resolve_plain
+from reconciler.render.yamlio import YamlTimestamp, json_scalar_text, load_yaml_value, resolve_plain
 
 
 def split_path(path: str) -> list[str]:
@@ -355,17 +356,129 @@ def _descend(
         out.append((container, key, created or value is _CREATED))
         return
     if value is None or isinstance(value, (str, int, float, bool)):
-        if isinstance(value, str):
-            try:
-                inner = load_yaml_value(value, path=where)
-            except RenderError:
-                inner = None
-            if isinstance(inner, (dict, list)):
-                raise RenderError(
-                    "replacements into YAML or JSON held inside a string field are not supported", path=where
-                )
+        # kyaml PathMatcher.handleStructuredDataInScalar: the path goes on into the YAML or JSON the text
+        # holds, but in a copy: what is set there is lost (setValueInStructuredData writes such fields)
+        inner = _parse_inner(value, where)
+        if isinstance(inner, (dict, list)):
+            _match_targets(inner, rest, create, out, where)
         return
     _match_targets(value, rest, create, out, where)
+
+
+def _parse_inner(value: Any, where: str) -> Any:
+    """The YAML (or JSON) a scalar's text holds, ``None`` when it does not parse."""
+    try:
+        return load_yaml_value(scalar_text(value), path=where)
+    except RenderError:
+        return None
+
+
+def _structured(
+    obj: Any, parts: list[str], value: Any, opts: dict[str, Any], create: Any, where: str
+) -> bool:
+    """kustomize 5.8's ``setValueInStructuredData`` (api/filters/replacement): when a scalar on the way holds
+    JSON or YAML and the rest of the path reaches fields in it, set them there and write the text back.
+    JSON text is written again as Go's ``encoding/json`` does (indented by two spaces when the text had
+    line breaks and double spaces, else compact; keys sorted); YAML text is not supported.
+
+    Returns:
+        Whether the path was handled this way (else kustomize follows the path as usual).
+    """
+    if len(parts) < 2:
+        return False
+    for i in range(1, len(parts)):
+        holder = _lookup_holder(obj, parts[:i])
+        if holder is None or isinstance(holder[0][holder[1]], (dict, list)):
+            continue
+        container, key = holder
+        text = scalar_text(container[key])
+        inner = _parse_inner(container[key], where)
+        if inner is None and text.strip() not in ("", "~", "null", "Null", "NULL"):
+            continue  # not YAML: try a longer prefix
+        break
+    else:
+        return False
+    if not isinstance(inner, (dict, list)):
+        return False
+    found: list[tuple[Any, Any, bool]] = []
+    try:
+        _match_targets(inner, parts[i:], create, found, where)
+    except RenderError:
+        return False
+    if not found:
+        return False
+    plain = {k: v for k, v in opts.items() if k != "delimiter"}
+    for fcontainer, fkey, created in found:
+        _set_field(fcontainer, fkey, value, plain, where, created)
+    if text.strip()[:1] not in ("{", "["):
+        raise RenderError(
+            "replacements into YAML held inside a string field are not supported (only JSON)", path=where
+        )
+    container[key] = _go_json_text(inner, pretty="\n" in text and "  " in text)
+    return True
+
+
+def _lookup_holder(obj: Any, parts: list[str]) -> tuple[Any, Any] | None:
+    """kyaml ``Lookup`` of ``parts``, as the container and key of the field found."""
+    node: Any = obj
+    holder: tuple[Any, Any] | None = None
+    for part in parts:
+        m = _LIST_INDEX.match(part)
+        if m and isinstance(node, list):
+            field, want = m.group(1), m.group(2)
+            idx = next(
+                (
+                    n
+                    for n, e in enumerate(node)
+                    if (field and isinstance(e, dict) and field in e and scalar_text(e[field]) == want)
+                    or (not field and not isinstance(e, (dict, list)) and scalar_text(e) == want)
+                ),
+                None,
+            )
+            if idx is None:
+                return None
+            holder = (node, idx)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            holder = (node, int(part))
+        elif isinstance(node, dict) and part in node:
+            holder = (node, part)
+        else:
+            return None
+        held: Any = holder[0]
+        node = held[holder[1]]
+    return holder
+
+
+def _go_json_text(value: Any, *, pretty: bool) -> str:
+    """``json.Marshal`` (or ``MarshalIndent`` with two spaces) of a value decoded by go-yaml: sorted keys,
+    Go's float spelling, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
+    floats: list[str] = []
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, float):
+            floats.append(json_scalar_text(v))
+            return f"\x00{len(floats) - 1}\x00"
+        if isinstance(v, YamlTimestamp):
+            return v.json_text()
+        return v
+
+    text = json.dumps(
+        conv(value),
+        sort_keys=True,
+        ensure_ascii=False,
+        indent=2 if pretty else None,
+        separators=(",", ": ") if pretty else (",", ":"),
+    )
+    for old, new in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028")):
+        text = text.replace(old, new)
+    text = text.replace("\u2029", "\\u2029")
+    for n, ftext in enumerate(floats):
+        text = text.replace(f'"\\u0000{n}\\u0000"', ftext)
+    return text
 
 
 def apply(resmap: ResMap, entries: list[tuple[Any, str]]) -> None:
@@ -412,8 +525,11 @@ def apply(resmap: ResMap, entries: list[tuple[Any, str]]) -> None:
                 if not any(selector_regex_matches(sel, i, where=where) for i in ids):
                     continue
                 for fpath in paths:
+                    parts = split_path(str(fpath))
+                    if _structured(res.obj, parts, value, opts, create, where):
+                        continue
                     found: list[tuple[Any, Any, bool]] = []
-                    _match_targets(res.obj, split_path(str(fpath)), create, found, where)
+                    _match_targets(res.obj, parts, create, found, where)
                     if not found:
                         verb = "find or create" if create is not None else "find"
                         raise RenderError(

@@ -592,6 +592,25 @@ CASES: dict[str, dict[str, str]] = {
         "- kind: ServiceAccount\n  name: sa\n  namespace: ''\nroleRef:\n"
         "  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: role\n",
     },
+    "values-replacement-into-json-text": {
+        "kustomization.yaml": "resources:\n- app.yaml\nreplacements:\n"
+        + _replacement(
+            "source:\n  kind: ConfigMap\n  name: settings\n  fieldPath: data.host\n",
+            [
+                ("ConfigMap", "data.config\\.json.server.host", False),
+                ("ConfigMap", "data.compact\\.json.hosts.1", False),
+                ("ConfigMap", "data.config\\.json.server.added", True),
+                ("Deployment", "metadata.annotations.settings.host", False),
+            ],
+        ),
+        "app.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n"
+        '  host: db.example.test\n  config.json: |-\n    {\n      "server": {\n        "port": 8080,\n'
+        '        "host": "REPLACE",\n        "ratio": 1.0,\n        "big": 1e3,\n        "html": "<a&b>"\n'
+        '      },\n      "list": [1, 2.5, true, null]\n    }\n'
+        '  compact.json: \'{"hosts":["a","b"],"z":{}}\'\n'
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  annotations:\n"
+        '    settings: \'{"host": "old", "port": 1}\'\n',
+    },
     "values-odd-strings": {"kustomization.yaml": "resources:\n- odd.yaml\n", "odd.yaml": ODD_STRINGS},
     "values-generator-same-kustomization": {
         "kustomization.yaml": "configMapGenerator:\n- name: layered\n  literals:\n  - A=1\n"
