@@ -10,13 +10,23 @@ prepending list elements (api/filters/patchstrategicmerge):
   finalizers as a set of scalars; every other list (all lists of custom resources) is replaced by the patch's;
 - merged list elements named by the patch come first, in patch order, then the remaining original ones;
 - ``$patch: delete|replace|merge`` on maps, on list elements and as a list's own ``{$patch: ...}`` element;
-  deleting an element that is not there does nothing; ``null`` in the patch deletes a field;
+  deleting an element that is not there does nothing; any other value, a null included, is an unknown
+  strategy named by its text (``'null'``, ``'~'``, ``''``); ``$patch: replace`` at the root leaves the
+  object as it was;
+- ``null`` in the patch deletes a field; a null of the target that the patch does not mention is kept only
+  when it was written with text (``key: null``, ``key: ~``), a bare ``key:`` is dropped, in every map the
+  walk visits (kyaml merge2 ``VisitMap``; see :class:`reconciler.render.yamlio.YamlMap`);
+- when a merged list has elements without the merge key, kyaml's ``ElementSetter`` (yaml/fns.go) keeps only
+  the last of them and drops the keyed elements of the target (it matches nothing when given no key value);
 - other ``$``-prefixed keys (``$setElementOrder/...``, ``$retainKeys``, ``$deleteFromPrimitiveList/...``) are
   not directives for kyaml and are copied like any field, as kustomize does.
 
 JSON patch follows RFC 6902 with RFC 6901 pointers (``~1`` = ``/``, ``~0`` = ``~``) with the behaviour of
 gopkg.in/evanphx/json-patch.v4 that kustomize uses: negative array indices count from the end, ``replace``
-of a missing object key adds it, ``test`` compares JSON values.
+of a missing object key adds it, ``copy`` from a missing object key copies null, ``test`` compares JSON
+values. kustomize applies it to the object's JSON form and decodes the result into Go values
+(api/filters/patchjson6902, kyaml ``UnmarshalJSON``): numbers become float64, timestamps strings, and
+annotations whose text reads as another type are spelled again as JSON spells the value.
 """
 
 from __future__ import annotations

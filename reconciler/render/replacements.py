@@ -3,17 +3,21 @@
 Follows kustomize v5's replacement filter (api/filters/replacement):
 
 - ``source`` selects exactly one object by exact group/version/kind, name and namespace among current and
-  earlier ids (``sourceValue`` gives a literal instead); its ``fieldPath`` (default ``metadata.name``) must
-  hold a non-empty value; ``options.delimiter``/``index`` pick one part of a delimited string;
+  earlier ids (``sourceValue``, a string, gives an untagged literal instead); its ``fieldPath`` (default
+  ``metadata.name``) must hold a value: missing, null, ``{}`` and ``[]`` are refused (kyaml
+  ``IsNilOrEmpty``), ``""``, ``0`` and ``false`` are values; ``options.delimiter``/``index`` pick one part
+  of a delimited string;
 - each target's ``select`` and ``reject`` match ids with anchored regular expressions (group, version, kind,
   name, namespace) plus label/annotation selectors; a target path is dot-separated, ``[field=regex]`` picks
   the list elements whose field matches the (unanchored) regular expression, a number picks by index, ``*``
   every element; with ``options.create`` missing fields are created;
 - a scalar target keeps its type and receives the source's text (``options.delimiter``/``index`` replace,
-  prepend (negative index) or append one part of it); a map or list target is replaced by the source value.
+  prepend (negative index) or append one part of it), which must read as that type (go-yaml's ``cannot
+  decode`` error otherwise; a null target takes only null texts); a map or list target is replaced by the
+  source value; a created field or list element takes the text untagged (read again as YAML).
 
-Writing into YAML/JSON documents held inside string fields (kustomize 5.8's structured-data paths) is not
-supported and reported as an error.
+Writing into JSON held inside a string field (kustomize 5.8's structured-data paths) is supported; into
+YAML held inside a string field it is reported as an error.
 """
 
 from __future__ import annotations

@@ -17,8 +17,10 @@ Output follows what `kustomize build` does (api/resource.AsYAML): each object is
 to YAML with sigs.k8s.io/yaml's JSONToYAML, i.e. go-yaml v2 (`go.yaml.in/yaml/v2`) with its defaults:
 map keys sorted by go-yaml's "natural" key order, two-space indentation, block sequences not indented
 under a mapping key, 80-column line folding of long plain/quoted scalars, literal block style for strings
-containing a newline, double quotes for strings that would otherwise read back as another type. The scalar
-analysis and writing rules below follow go-yaml v2's emitter (a port of libyaml's emitter.c).
+containing a newline, double quotes for strings that would otherwise read back as another type, keys longer
+than 128 bytes or holding line breaks written after ``? ``. The scalar analysis and writing rules below
+follow go-yaml v2's emitter (a port of libyaml's emitter.c), quirks included (a value starting with a byte
+order mark is escaped whole); strings first pass through the JSON round trip (:func:`_through_json`).
 """
 
 from __future__ import annotations
