@@ -926,7 +926,6 @@ def _sorted_keys(keys: list[str]) -> tuple[str, ...]:
 _JSON_CONTROL = re.compile("[\x7f-\x84\x86-\x9f]")
 
 
-@functools.lru_cache(maxsize=65536)
 def _through_json(text: str, key: bool) -> str:
     """A string as go-yaml v2 reads it back from the JSON kustomize prints objects through
     (api/resource ``AsYAML``: Go's ``encoding/json``, then sigs.k8s.io/yaml ``JSONToYAML``). JSON leaves
@@ -951,10 +950,19 @@ _BREAK_RE = re.compile("[\r\n\x85\u2028\u2029]")
 
 
 @functools.lru_cache(maxsize=65536)
-def _simple_key(text: str) -> bool:
-    """go-yaml v2 ``yaml_emitter_check_simple_key`` for a string key: one line of at most 128 bytes (else
-    the key is written after ``? `` and its value after ``: `` on the next line)."""
-    return len(text.encode("utf-8")) <= 128 and not _BREAK_RE.search(text)
+def _key_form(key: str) -> tuple[str, bool]:
+    """A map key's text after the JSON round trip, and whether go-yaml v2 writes it as a simple key
+    (``yaml_emitter_check_simple_key``: one line of at most 128 bytes; else it is written after ``? `` and
+    its value after ``: `` on the next line)."""
+    text = _through_json(key, True)
+    return text, len(text.encode("utf-8")) <= 128 and not _BREAK_RE.search(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _value_form(value: str) -> tuple[str, str]:
+    """A string value's text after the JSON round trip and the style go-yaml v2 writes it in."""
+    text = _through_json(value, False)
+    return text, _string_style(text, False)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -1050,8 +1058,8 @@ class _Emitter:
         self.indent = 0 if self.indent < 0 else self.indent + _BEST_INDENT
         for key in _sorted_keys(list(value)):
             self.write_indent()
-            text = _through_json(key, True)
-            if _simple_key(text):
+            text, simple = _key_form(key)
+            if simple:
                 self.scalar(text, True)
                 self.write_indicator(":", False, False, False)
             else:
@@ -1086,13 +1094,13 @@ class _Emitter:
             text, style = str(value), "plain"
         elif isinstance(value, float):
             text, style = _format_float(value), "plain"
-        else:
+        elif simple_key:
             text = value if isinstance(value, str) else str(value)
-            if isinstance(value, YamlTimestamp) and not simple_key:
-                text = value.json_text()
-            if not simple_key:
-                text = _through_json(text, False)
-            style = _string_style(text, simple_key)
+            style = _string_style(text, True)
+        else:
+            if type(value) is not str:
+                value = value.json_text() if isinstance(value, YamlTimestamp) else str(value)
+            text, style = _value_form(value)
         saved = self.indent
         self.indent = _BEST_INDENT if self.indent < 0 else self.indent + _BEST_INDENT
         allow_breaks = not simple_key
