@@ -548,9 +548,10 @@ def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc)
                 continue
             if len(matches) > 1:
                 raise RenderError(f"found multiple objects that could accept merge of {rid}", path=where)
-            if res.behavior == "create":
+            if res.behavior not in ("merge", "replace"):
                 raise RenderError(
-                    f"id {rid} exists; can not use behavior: 'create', behavior must be merge or replace",
+                    f"id {rid} exists; can not use behavior: '{res.behavior}', behavior must be merge or "
+                    "replace",
                     path=where,
                 )
             old = matches[0]
@@ -569,20 +570,22 @@ def _smp_patches(text: str, where: str) -> list[dict[str, Any]]:
 
 
 def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
-    """Classify a ``patches:`` text: strategic merge (``"smp"``, documents) or JSON 6902 (``"json"``, ops)."""
-    stripped = text.strip()
-    if not stripped:
-        raise RenderError("must specify one of patch and path", path=where)
-    if stripped.startswith("["):
-        return "json", _json_ops(stripped, where)
+    """Classify a ``patches:`` text: strategic merge (``"smp"``, documents) or JSON 6902 (``"json"``, ops).
+
+    The text is used as kustomize uses it (api/internal/builtins/PatchTransformer.go): an inline ``patch:``
+    comes trimmed, a file's content whole (a block scalar at its end keeps its final line breaks)."""
+    if not text.strip():
+        return "smp", []  # an empty file patches nothing (an empty inline patch is refused before)
+    if text.startswith("["):
+        return "json", _json_ops(text, where)
     try:
-        value: Any = load_yaml_value(stripped, path=where, yaml11=True)
+        value: Any = load_yaml_value(text, path=where, yaml11=True)
     except RenderError:
         value = None
     if isinstance(value, list):
-        return "json", _json_ops(stripped, where)
+        return "json", _json_ops(text, where)
     try:
-        return "smp", _smp_patches(stripped, where)
+        return "smp", _smp_patches(text, where)
     except RenderError as exc:
         if isinstance(value, dict) and "op" in value and "kind" not in value:
             raise RenderError(
@@ -596,10 +599,9 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
 def _json_ops(text: str, where: str) -> list[Any]:
     """JSON 6902 operations: strict JSON when the text starts with ``[`` (as kustomize decodes it), else
     YAML read with go-yaml v2's rules (sigs.k8s.io/yaml)."""
-    stripped = text.strip()
-    if stripped.startswith("["):
+    if text.startswith("["):
         try:
-            value = json.loads(stripped)
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RenderError(f"invalid JSON patch: {exc.msg}", path=where, line=exc.lineno) from None
         except RecursionError:
@@ -674,7 +676,7 @@ def _normalize_patch_meta(patch: dict[str, Any]) -> None:
 
 def _scalar_text(value: Any) -> str:
     if isinstance(value, str):
-        return value
+        return str(value)
     if value is None or isinstance(value, (dict, list)):
         return ""
     if value is True or value is False:
@@ -857,10 +859,12 @@ def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Ac
             _run_builtin(rm, conf, cfg, loader, cwhere)
 
 
-def _replacement_entries(raw: list[Any], loader: _Loader, where: str) -> list[tuple[Any, str]]:
+def _replacement_entries(
+    raw: list[Any], loader: _Loader, where: str, *, strict: bool = True
+) -> list[tuple[Any, str]]:
     entries: list[tuple[Any, str]] = []
     for rep in raw:
-        replacements.check_entry(rep, where=where)
+        replacements.check_entry(rep, where=where, strict=strict)
         if rep.get("path"):
             if rep.get("source") is not None or rep.get("targets"):
                 raise RenderError("cannot specify both path and inline replacement", path=where)
@@ -875,7 +879,7 @@ def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[d
     """The configuration objects named by one ``transformers:`` entry (inline YAML or a file)."""
     if "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{")):
         try:
-            docs = load_yaml_documents(spec, path=where)
+            docs = load_yaml_documents(spec, path=where, kyaml=True)
         except RenderError:
             docs = []
         if docs:
@@ -888,11 +892,11 @@ def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[d
             f"transformers from a kustomization directory ('{spec}') are not supported", path=where
         )
     data, shown = loader.read(spec, where=where)
-    return [(d, shown) for d in load_yaml_documents(data, path=shown)]
+    return [(d, shown) for d in load_yaml_documents(data, path=shown, kyaml=True)]
 
 
 def _builtin_specs(conf: dict[str, Any], where: str) -> list[FieldSpec]:
-    return parse_fieldspecs(conf.get("fieldSpecs"), where=where)
+    return parse_fieldspecs(conf.get("fieldSpecs"), where=where, strict=False)
 
 
 def _run_builtin(
@@ -962,7 +966,7 @@ def _run_builtin(
         raw = conf.get("replacements") or []
         if not isinstance(raw, list):
             raise RenderError("ReplacementTransformer: replacements must be a list", path=where)
-        replacements.apply(rm, _replacement_entries(raw, loader, where))
+        replacements.apply(rm, _replacement_entries(raw, loader, where, strict=False))
     elif kind == "HashTransformer":
         _add_hashes(rm)
     else:

@@ -143,11 +143,15 @@ def _describe(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{(meta or {}).get('name')}"
 
 
-def parse_fieldspecs(raw: Any, *, where: str) -> list[FieldSpec]:
+def parse_fieldspecs(raw: Any, *, where: str, strict: bool = True) -> list[FieldSpec]:
     """Parse a YAML list of ``{path, group, version, kind, create}`` mappings.
 
+    ``strict=False`` ignores unknown fields, as kustomize's builtin transformer plugins read their
+    configuration (``yaml.Unmarshal``, api/internal/builtins); kustomizations and ``configurations:`` files
+    are read strictly.
+
     Raises:
-        RenderError: when an entry is not a mapping, has no string ``path`` or an unknown field.
+        RenderError: when an entry is not a mapping, has no string ``path`` or (strict) an unknown field.
     """
     if raw is None:
         return []
@@ -158,7 +162,7 @@ def parse_fieldspecs(raw: Any, *, where: str) -> list[FieldSpec]:
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise RenderError(f"fieldSpecs[{i}] needs a string 'path'", path=where)
         unknown = set(item) - {"path", "group", "version", "kind", "create"}
-        if unknown:
+        if unknown and strict:
             raise RenderError(f"fieldSpecs[{i}]: unknown field(s) {sorted(unknown)}", path=where)
         out.append(
             FieldSpec(

@@ -9,10 +9,10 @@ base64-encoded with kyaml's 70-column line wrapping. Options (labels, annotation
 disableNameSuffixHash) merge as kustomize's ``MergeGlobalOptionsIntoLocal``: an entry's own labels and
 annotations win, the flags are or-ed.
 
-``behavior: merge|replace`` (api/resmap ``appendReplaceOrMerge``): the generated object takes the place of
-the one it targets, with that one's name, namespace and earlier identities, labels and annotations merged
-(the generated ones win), data and binaryData merged for ``merge``; it keeps a hash suffix only when both
-had one.
+``behavior`` (:func:`generation_behavior`; ``merge|replace``, api/resmap ``appendReplaceOrMerge``): the
+generated object takes the place of the one it targets, with that one's name, namespace and earlier
+identities, labels and annotations merged (the generated ones win), data and binaryData merged for
+``merge``; it keeps a hash suffix only when both had one.
 
 The hash suffix is kustomize's (api/hasher): SHA-256 over Go's JSON encoding of kind, name (always empty:
 kustomize looks the name up as a single field called ``metadata/name``), data and binaryData (ConfigMap) or
@@ -258,9 +258,7 @@ def generate(kind: str, args: Any, options: Any, load: LoadFn, *, where: str) ->
     name = args.get("name")
     if not isinstance(name, str) or not name:
         raise RenderError(f"a {kind.lower()} must have a name", path=where)
-    behavior = str(args.get("behavior") or "create")
-    if behavior not in ("create", "merge", "replace"):
-        raise RenderError(f"invalid generator behavior {behavior!r}", path=where)
+    behavior = generation_behavior(args.get("behavior"), kind, where)
     opts = _merged_options(args.get("options"), options, where)
     meta: dict[str, Any] = {"name": name}
     if args.get("namespace"):
@@ -294,6 +292,27 @@ def generate(kind: str, args: Any, options: Any, load: LoadFn, *, where: str) ->
     res = Resource(obj=obj, source=where, behavior=behavior)
     res.needs_hash = not opts["disableNameSuffixHash"]
     return res
+
+
+def generation_behavior(value: Any, kind: str, where: str) -> str:
+    """kustomize's ``types.NewGenerationBehavior`` (api/types/generationbehavior.go): exactly ``create``,
+    ``merge`` or ``replace``; any other string, empty or absent is ``unspecified``, which adds the object
+    like ``create`` but is refused when the name is taken.
+
+    Raises:
+        RenderError: when ``behavior`` is not a string (kustomize fails to decode the kustomization).
+    """
+    if value is None:
+        return "unspecified"
+    if not isinstance(value, str):
+        found = {bool: "bool", int: "number", float: "number", dict: "object"}.get(type(value), "array")
+        field = "ConfigMapArgs.configMapGenerator" if kind == "ConfigMap" else "SecretArgs.secretGenerator"
+        raise RenderError(
+            f"json: cannot unmarshal {found} into Go struct field {field}.GeneratorArgs.behavior of type "
+            "string",
+            path=where,
+        )
+    return value if value in ("create", "merge", "replace") else "unspecified"
 
 
 def _string_map(value: Any) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import FieldSpec, NameRef, apply_fieldspec
 from reconciler.render.resource import NOT_NAMESPACED, ResMap, Resource
+from reconciler.render.yamlio import YamlTimestamp
 
 
 def _role_binding_namespaces(referrer: Resource) -> set[str]:
@@ -30,10 +31,16 @@ def _role_binding_namespaces(referrer: Resource) -> set[str]:
     subjects = referrer.obj.get("subjects")
     if isinstance(subjects, list):
         for subj in subjects:
-            if isinstance(subj, dict) and subj.get("kind") == "ServiceAccount":
-                ns = subj.get("namespace")
-                if isinstance(ns, str) and ns:
-                    out.add(ns)
+            if isinstance(subj, dict) and subj.get("kind") == "ServiceAccount" and "namespace" in subj:
+                ns = subj["namespace"]
+                # api/resmap/reswrangler.go getNamespacesForRoleBinding: the namespace must decode as a
+                # string ("" included); a null, a number or a timestamp is an error
+                if not isinstance(ns, str) or isinstance(ns, YamlTimestamp):
+                    raise RenderError(
+                        f"Invalid Input: namespace is blank for resource {referrer.cur_id()}",
+                        path=referrer.source or None,
+                    )
+                out.add(ns)
     return out
 
 

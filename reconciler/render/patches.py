@@ -10,13 +10,23 @@ prepending list elements (api/filters/patchstrategicmerge):
   finalizers as a set of scalars; every other list (all lists of custom resources) is replaced by the patch's;
 - merged list elements named by the patch come first, in patch order, then the remaining original ones;
 - ``$patch: delete|replace|merge`` on maps, on list elements and as a list's own ``{$patch: ...}`` element;
-  deleting an element that is not there does nothing; ``null`` in the patch deletes a field;
+  deleting an element that is not there does nothing; any other value, a null included, is an unknown
+  strategy named by its text (``'null'``, ``'~'``, ``''``); ``$patch: replace`` at the root leaves the
+  object as it was;
+- ``null`` in the patch deletes a field; a null of the target that the patch does not mention is kept only
+  when it was written with text (``key: null``, ``key: ~``), a bare ``key:`` is dropped, in every map the
+  walk visits (kyaml merge2 ``VisitMap``; see :class:`reconciler.render.yamlio.YamlMap`);
+- when a merged list has elements without the merge key, kyaml's ``ElementSetter`` (yaml/fns.go) keeps only
+  the last of them and drops the keyed elements of the target (it matches nothing when given no key value);
 - other ``$``-prefixed keys (``$setElementOrder/...``, ``$retainKeys``, ``$deleteFromPrimitiveList/...``) are
   not directives for kyaml and are copied like any field, as kustomize does.
 
 JSON patch follows RFC 6902 with RFC 6901 pointers (``~1`` = ``/``, ``~0`` = ``~``) with the behaviour of
 gopkg.in/evanphx/json-patch.v4 that kustomize uses: negative array indices count from the end, ``replace``
-of a missing object key adds it, ``test`` compares JSON values.
+of a missing object key adds it, ``copy`` from a missing object key copies null, ``test`` compares JSON
+values. kustomize applies it to the object's JSON form and decodes the result into Go values
+(api/filters/patchjson6902, kyaml ``UnmarshalJSON``): numbers become float64, timestamps strings, and
+annotations whose text reads as another type are spelled again as JSON spells the value.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from typing import Any
 
 from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
+from reconciler.render.yamlio import YamlMap, YamlTimestamp, json_scalar_text, null_text
 
 
 class _Sentinel:
@@ -96,6 +107,14 @@ def scalar_text(value: Any) -> str:
     return str(value)
 
 
+def _directive_text(mapping: dict[str, Any], key: str) -> str:
+    """The text kyaml compares for a ``$patch`` value: a null's own text (``~``, ``null``, or none)."""
+    value = mapping[key]
+    if value is None:
+        return null_text(mapping, key) or ""
+    return scalar_text(value)
+
+
 def _is_empty(value: Any) -> bool:
     """kyaml's ``IsNilOrEmpty`` for a field value."""
     return value is MISSING or value is None or value == "" or value == {} or value == []
@@ -108,8 +127,10 @@ def _is_missing_or_null(value: Any) -> bool:
 class _Merger:
     """One strategic-merge walk (kyaml ``walk.Walker`` with the ``merge2.Merger`` visitor)."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, *, prepend: bool = True) -> None:
         self.where = where
+        # kyaml MergeOptions.ListIncreaseDirection: kustomize prepends the patch's list elements
+        self.prepend = prepend
 
     def fail(self, message: str) -> RenderError:
         return RenderError(message, path=self.where)
@@ -120,18 +141,18 @@ class _Merger:
         if patch is MISSING:
             return "merge"
         if isinstance(patch, dict):
-            if _DIRECTIVE not in patch or patch[_DIRECTIVE] is None:
+            if _DIRECTIVE not in patch:
                 return "merge"
-            value = scalar_text(patch[_DIRECTIVE])
+            value = _directive_text(patch, _DIRECTIVE)
             if value in ("delete", "replace", "merge"):
                 del patch[_DIRECTIVE]
                 return value
             raise self.fail(f"unknown patch strategy '{value}'")
         if isinstance(patch, list):
             marker = next((e for e in patch if isinstance(e, dict) and _DIRECTIVE in e), None)
-            if marker is None or len(marker) > 1 or marker[_DIRECTIVE] is None:
+            if marker is None or len(marker) > 1:
                 return "merge"
-            value = scalar_text(marker[_DIRECTIVE])
+            value = _directive_text(marker, _DIRECTIVE)
             if value in ("delete", "replace", "merge"):
                 _element_set(patch, None, [_DIRECTIVE], [value])
                 return value
@@ -189,6 +210,13 @@ class _Merger:
         keys = set(target) if patch is None else set(target) | set(patch)
         for key in sorted(keys):
             before = target.get(key, MISSING)
+            if (
+                (before is None or before == "")
+                and (patch is None or key not in patch)
+                and null_text(target, key) == ""
+            ):
+                target.pop(key)  # a null written without text is not kept (no MakePersistentNullNode)
+                continue
             value = self.walk(
                 before, MISSING if patch is None else patch.get(key, MISSING), _field_schema(schema, key)
             )
@@ -231,10 +259,13 @@ class _Merger:
             return self.set_elements(values, keys, sources, elem_schema)
         return self.set_elements(self.primitive_values(sources), [""], sources, elem_schema)
 
-    @staticmethod
-    def element_values(sources: list[Any], keys: list[str]) -> list[list[str]]:
+    def _order(self, sources: list[Any]) -> tuple[Any, Any]:
+        """kyaml ``elementValues``: the patch's elements first when prepending, else the target's."""
+        return (sources[1], sources[0]) if self.prepend else (sources[0], sources[1])
+
+    def element_values(self, sources: list[Any], keys: list[str]) -> list[list[str]]:
         out: list[list[str]] = []
-        for src in (sources[1], sources[0]):  # prepend: the patch's elements first
+        for src in self._order(sources):
             if not isinstance(src, list):
                 continue
             for elem in src:
@@ -248,11 +279,10 @@ class _Merger:
                     out.append(vals)
         return out
 
-    @staticmethod
-    def primitive_values(sources: list[Any]) -> list[list[str]]:
+    def primitive_values(self, sources: list[Any]) -> list[list[str]]:
         out: list[list[str]] = []
         seen: set[str] = set()
-        for src in (sources[1], sources[0]):
+        for src in self._order(sources):
             if not isinstance(src, list):
                 continue
             for item in src:
@@ -290,7 +320,10 @@ class _Merger:
                 continue
             _element_set(items, val, valid_keys, valid_values)
         if values_list:
-            dest = _append_list(items, dest if isinstance(dest, list) else [], valid_keys)
+            if self.prepend:
+                dest = _append_list(items, dest if isinstance(dest, list) else [], valid_keys)
+            else:
+                dest = _append_list(dest if isinstance(dest, list) else [], items, valid_keys)
         if _is_missing_or_null(dest):
             return MISSING
         return dest
@@ -377,9 +410,14 @@ def _element_set(lst: list[Any], element: Any, keys: list[str], values: list[str
         if not isinstance(elem, dict) and mapping_setter:
             new.append(elem)
             continue
+        # as kyaml's loop: a key without a value to compare keeps the previous key's verdict, and with no
+        # values at all nothing matches (every element is then dropped below)
         found = True
+        hit = False
         for j, key in enumerate(keys):
-            if j < len(values) and not _field_matches(elem, key, values[j]):
+            if j < len(values):
+                hit = _field_matches(elem, key, values[j])
+            if not hit:
                 found = False
                 break
         if not found:
@@ -420,6 +458,10 @@ def apply_strategic_merge(
 ) -> dict[str, Any] | None:
     """Apply a strategic-merge patch to a whole object in place; ``None`` when the patch deletes it.
 
+    A ``$patch: replace`` at the patch's root leaves the object as it was: kyaml's merge then returns the
+    patch's node instead of changing the object's, and kustomize keeps the object's node unless the result
+    is empty (api/resource/resource.go ``ApplyFilter``).
+
     Args:
         obj: the target object (changed in place and returned).
         patch: the patch; consumed (its nodes may end up inside ``obj``), pass a copy.
@@ -433,7 +475,7 @@ def apply_strategic_merge(
         return None
     if not isinstance(result, dict):
         raise RenderError("strategic merge patch did not produce an object", path=where or None)
-    return result
+    return obj
 
 
 # -- JSON patch (RFC 6902, evanphx/json-patch v4 behaviour) ---------------------------------------------
@@ -548,9 +590,8 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     Raises:
         RenderError: naming ``where`` for malformed operations, missing paths and failed ``test`` ops.
     """
-    from reconciler.render.cache import clone
-
-    doc: Any = clone(obj)
+    doc: Any = _json_clone(obj)
+    _annotations_through_json(obj, doc)
     for n, op in enumerate(ops):
         if not isinstance(op, dict):
             raise RenderError(f"JSON patch operation #{n} is not a mapping", path=where)
@@ -563,7 +604,7 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
         check_pointer(path, "path", where=where)
         if "from" in op:
             check_pointer(op["from"], "from", where=where)
-        value = clone(op.get("value"))
+        value = _json_clone(op.get("value"))
         try:
             doc = _apply_op(doc, kind, path, op, value, where)
         except _IndexError as exc:
@@ -571,6 +612,39 @@ def apply_json6902(obj: dict[str, Any], ops: list[Any], *, where: str) -> dict[s
     if not isinstance(doc, dict):
         raise RenderError("JSON patch turned the object into a non-mapping", path=where)
     return doc
+
+
+_EXACT_FLOAT_INT = 2**53
+_JSON_CHANGED = (dict, list, int, YamlTimestamp)
+
+
+def _json_clone(value: Any) -> Any:
+    """A copy of ``value`` as kustomize gets it back from a JSON patch: the patched JSON is decoded into Go
+    ``interface{}`` values (kyaml/yaml/rnode.go ``UnmarshalJSON``), so every number becomes a float64 and
+    integers beyond 2**53 lose their last digits, and timestamps are strings in RFC 3339 form."""
+    if isinstance(value, dict):
+        return {k: _json_clone(v) if isinstance(v, _JSON_CHANGED) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clone(v) if isinstance(v, _JSON_CHANGED) else v for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _EXACT_FLOAT_INT:
+        return float(value)
+    if isinstance(value, YamlTimestamp):
+        return value.json_text()  # a time.Time in Go, a string in JSON
+    return value
+
+
+def _annotations_through_json(obj: dict[str, Any], doc: dict[str, Any]) -> None:
+    """kustomize applies a JSON patch to the object's JSON form (api/filters/patchjson6902): annotations
+    whose text reads as another type come back spelled as JSON spells that value (see
+    :class:`reconciler.render.yamlio.YamlMap`)."""
+    meta = obj.get("metadata")
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    if not isinstance(ann, YamlMap) or not ann.typed:
+        return
+    new = doc["metadata"]["annotations"]
+    for key, (text, value) in ann.typed.items():
+        if new.get(key) == text:  # not set by a transformer since it was read
+            new[key] = json_scalar_text(value)
 
 
 def _missing(kind: str, what: str, path: str, where: str) -> RenderError:
@@ -619,7 +693,9 @@ def _apply_op(doc: Any, kind: str, path: str, op: dict[str, Any], value: Any, wh
         if found is None:
             raise _missing(kind, "from path", src, where)
         moved = _get(found[0], found[1])
-        if moved is MISSING:
+        if moved is MISSING and kind == "copy" and isinstance(found[0], dict):
+            moved = None  # json-patch v4 reads a missing object key as null and copies that
+        elif moved is MISSING:
             raise _missing(kind, "from path", src, where)
         if kind == "move":
             _remove(found[0], found[1], src, where)

@@ -3,22 +3,27 @@
 Follows kustomize v5's replacement filter (api/filters/replacement):
 
 - ``source`` selects exactly one object by exact group/version/kind, name and namespace among current and
-  earlier ids (``sourceValue`` gives a literal instead); its ``fieldPath`` (default ``metadata.name``) must
-  hold a non-empty value; ``options.delimiter``/``index`` pick one part of a delimited string;
+  earlier ids (``sourceValue``, a string, gives an untagged literal instead); its ``fieldPath`` (default
+  ``metadata.name``) must hold a value: missing, null, ``{}`` and ``[]`` are refused (kyaml
+  ``IsNilOrEmpty``), ``""``, ``0`` and ``false`` are values; ``options.delimiter``/``index`` pick one part
+  of a delimited string;
 - each target's ``select`` and ``reject`` match ids with anchored regular expressions (group, version, kind,
   name, namespace) plus label/annotation selectors; a target path is dot-separated, ``[field=regex]`` picks
   the list elements whose field matches the (unanchored) regular expression, a number picks by index, ``*``
   every element; with ``options.create`` missing fields are created;
 - a scalar target keeps its type and receives the source's text (``options.delimiter``/``index`` replace,
-  prepend (negative index) or append one part of it); a map or list target is replaced by the source value.
+  prepend (negative index) or append one part of it), which must read as that type (go-yaml's ``cannot
+  decode`` error otherwise; a null target takes only null texts); a map or list target is replaced by the
+  source value; a created field or list element takes the text untagged (read again as YAML).
 
-Writing into YAML/JSON documents held inside string fields (kustomize 5.8's structured-data paths) is not
-supported and reported as an error.
+Writing into JSON held inside a string field (kustomize 5.8's structured-data paths) is supported; into
+YAML held inside a string field it is reported as an error.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -27,7 +32,7 @@ from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import compile_pattern, search
 from reconciler.render.resource import ResId, ResMap, Resource
 from reconciler.render.selectors import matches_selector, selector_regex_matches
-from reconciler.render.yamlio import load_yaml_value, resolve_plain
+from reconciler.render.yamlio import YamlTimestamp, json_scalar_text, load_yaml_value, resolve_plain
 
 
 def split_path(path: str) -> list[str]:
@@ -128,14 +133,18 @@ def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
     if entry.get("sourceValue") is not None and entry.get("source") is not None:
         raise RenderError("replacement: value and resource selectors are mutually exclusive", path=where)
     if entry.get("sourceValue") is not None:
-        return scalar_text(entry["sourceValue"])
+        # an untagged scalar (kyaml NewScalarRNode): where it replaces a whole node, its text is read
+        # again as YAML ("" and "~" become null, "0" a number)
+        text = str(entry["sourceValue"])
+        return _Scalar(text, resolve_plain(text))
     src = entry.get("source")
     if not isinstance(src, dict):
         raise RenderError("replacements must specify a source and at least one target", path=where)
     res = _source(resmap, src, where)
     fpath = str(src.get("fieldPath") or "metadata.name")
     value = _lookup(res.obj, split_path(fpath))
-    if value is None or value == "" or value == {} or value == []:
+    if value is None or (isinstance(value, (dict, list)) and not value):
+        # kyaml IsNilOrEmpty: missing, null, {} and [] are refused; "", 0 and false are values
         raise RenderError(f"fieldPath `{fpath}` is missing for replacement source {_brief(src)}", path=where)
     opts = src.get("options") or {}
     delim = opts.get("delimiter")
@@ -148,12 +157,14 @@ def _source_value(resmap: ResMap, entry: dict[str, Any], where: str) -> Any:
             raise RenderError(
                 f"options.index {index} is out of bounds for value {scalar_text(value)}", path=where
             )
-        return _Scalar(pieces[index], value)
+        # the piece keeps the source node's tag (getRefinedValue copies the node and sets its text)
+        return _Scalar(pieces[index], _typed(pieces[index], value, where))
     return copy.deepcopy(value)
 
 
 class _Scalar:
-    """A source value whose text was cut out of a scalar (keeps the original's type tag)."""
+    """A source value given as text: ``text`` is what a scalar target receives, ``original`` the value that
+    takes the place of a map or list target."""
 
     def __init__(self, text: str, original: Any) -> None:
         self.text = text
@@ -172,13 +183,23 @@ def _as_text(value: Any) -> str:
 
 
 def _typed(text: str, like: Any, where: str) -> Any:
-    """``text`` read with the YAML type of ``like`` (kustomize keeps the target node's tag)."""
-    if isinstance(like, str):
+    """``text`` read with the YAML type of ``like``: kustomize sets only the text of a scalar target, which
+    keeps its tag, and go-yaml refuses a text of another type when the object is converted to JSON
+    (go.yaml.in/yaml/v3 resolve.go: any text is a ``!!str``, an integer text is accepted as a ``!!float``).
+
+    Raises:
+        RenderError: ``cannot decode !!<type of text> `text` as a !!<tag of the target>``.
+    """
+    resolved = resolve_plain(text) if text else None
+    if isinstance(like, YamlTimestamp):
+        if isinstance(resolved, YamlTimestamp):
+            return resolved
+    elif isinstance(like, str):
         return text
     if like is None:
-        return None
-    resolved = resolve_plain(text) if text else None
-    if isinstance(like, bool):
+        if resolved is None:
+            return None
+    elif isinstance(like, bool):
         if isinstance(resolved, bool):
             return resolved
     elif isinstance(like, int):
@@ -186,8 +207,20 @@ def _typed(text: str, like: Any, where: str) -> Any:
             return resolved
     elif isinstance(like, float) and isinstance(resolved, (int, float)) and not isinstance(resolved, bool):
         return float(resolved)
-    kind = {bool: "!!bool", int: "!!int", float: "!!float"}.get(type(like), "!!str")
-    raise RenderError(f"replacement: cannot decode `{text}` as a {kind} in the target field", path=where)
+    raise RenderError(f"cannot decode {_tag(resolved)} `{text}` as a {_tag(like)}", path=where)
+
+
+def _tag(value: Any) -> str:
+    """go-yaml's short tag for a resolved plain scalar."""
+    if value is None:
+        return "!!null"
+    if isinstance(value, bool):
+        return "!!bool"
+    if isinstance(value, int):
+        return "!!int"
+    if isinstance(value, float):
+        return "!!float"
+    return "!!timestamp" if isinstance(value, YamlTimestamp) else "!!str"
 
 
 def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where: str, created: bool) -> None:
@@ -196,7 +229,7 @@ def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where
     if delim:
         if isinstance(target, (dict, list)):
             raise RenderError("delimiter option can only be used with scalar nodes", path=where)
-        parts = scalar_text(target).split(str(delim))
+        parts = ("" if target is _CREATED else scalar_text(target)).split(str(delim))
         index = _int_option(opts, where)
         text = _as_text(value)
         if index < 0:
@@ -218,6 +251,14 @@ def _set_field(container: Any, key: Any, value: Any, opts: dict[str, Any], where
 
 class _Missing:
     pass
+
+
+class _Appended:
+    """The ``create`` of a search repeated after appending a list element: creates below, not another
+    element at this level."""
+
+    def __init__(self, create: Any) -> None:
+        self.create = create
 
 
 _CREATED = _Missing()
@@ -250,6 +291,9 @@ def _match_targets(
             raise RenderError(f"replacement target path segment {part!r} expects a list", path=where)
         field, pattern = m.group(1), m.group(2)
         compile_pattern(pattern, where=where)
+        again = isinstance(create, _Appended)
+        if isinstance(create, _Appended):
+            create = create.create
         found = False
         for i, elem in enumerate(node):
             if field:
@@ -268,10 +312,14 @@ def _match_targets(
                 ):
                     continue
                 found = True
-                out.append((node, i, False))
-        if not found and create is not None:
+                # an element appended just before is an untagged scalar: the text it receives is read again
+                out.append((node, i, again and i == len(node) - 1))
+        if not found and create is not None and not again:
+            # kyaml PathMatcher.doSeq appends an element holding the match text and searches again, still
+            # creating what the rest of the path needs (a text its own pattern does not match makes kustomize
+            # recurse without end; here the search simply ends)
             node.append({field: resolve_plain(pattern)} if field else resolve_plain(pattern))
-            _match_targets(node, parts, None, out, where)
+            _match_targets(node, parts, _Appended(create), out, where)
         return
     if part == "*":
         if not isinstance(node, list):
@@ -312,17 +360,129 @@ def _descend(
         out.append((container, key, created or value is _CREATED))
         return
     if value is None or isinstance(value, (str, int, float, bool)):
-        if isinstance(value, str):
-            try:
-                inner = load_yaml_value(value, path=where)
-            except RenderError:
-                inner = None
-            if isinstance(inner, (dict, list)):
-                raise RenderError(
-                    "replacements into YAML or JSON held inside a string field are not supported", path=where
-                )
+        # kyaml PathMatcher.handleStructuredDataInScalar: the path goes on into the YAML or JSON the text
+        # holds, but in a copy: what is set there is lost (setValueInStructuredData writes such fields)
+        inner = _parse_inner(value, where)
+        if isinstance(inner, (dict, list)):
+            _match_targets(inner, rest, create, out, where)
         return
     _match_targets(value, rest, create, out, where)
+
+
+def _parse_inner(value: Any, where: str) -> Any:
+    """The YAML (or JSON) a scalar's text holds, ``None`` when it does not parse."""
+    try:
+        return load_yaml_value(scalar_text(value), path=where)
+    except RenderError:
+        return None
+
+
+def _structured(
+    obj: Any, parts: list[str], value: Any, opts: dict[str, Any], create: Any, where: str
+) -> bool:
+    """kustomize 5.8's ``setValueInStructuredData`` (api/filters/replacement): when a scalar on the way holds
+    JSON or YAML and the rest of the path reaches fields in it, set them there and write the text back.
+    JSON text is written again as Go's ``encoding/json`` does (indented by two spaces when the text had
+    line breaks and double spaces, else compact; keys sorted); YAML text is not supported.
+
+    Returns:
+        Whether the path was handled this way (else kustomize follows the path as usual).
+    """
+    if len(parts) < 2:
+        return False
+    for i in range(1, len(parts)):
+        holder = _lookup_holder(obj, parts[:i])
+        if holder is None or isinstance(holder[0][holder[1]], (dict, list)):
+            continue
+        container, key = holder
+        text = scalar_text(container[key])
+        inner = _parse_inner(container[key], where)
+        if inner is None and text.strip() not in ("", "~", "null", "Null", "NULL"):
+            continue  # not YAML: try a longer prefix
+        break
+    else:
+        return False
+    if not isinstance(inner, (dict, list)):
+        return False
+    found: list[tuple[Any, Any, bool]] = []
+    try:
+        _match_targets(inner, parts[i:], create, found, where)
+    except RenderError:
+        return False
+    if not found:
+        return False
+    plain = {k: v for k, v in opts.items() if k != "delimiter"}
+    for fcontainer, fkey, created in found:
+        _set_field(fcontainer, fkey, value, plain, where, created)
+    if text.strip()[:1] not in ("{", "["):
+        raise RenderError(
+            "replacements into YAML held inside a string field are not supported (only JSON)", path=where
+        )
+    container[key] = _go_json_text(inner, pretty="\n" in text and "  " in text)
+    return True
+
+
+def _lookup_holder(obj: Any, parts: list[str]) -> tuple[Any, Any] | None:
+    """kyaml ``Lookup`` of ``parts``, as the container and key of the field found."""
+    node: Any = obj
+    holder: tuple[Any, Any] | None = None
+    for part in parts:
+        m = _LIST_INDEX.match(part)
+        if m and isinstance(node, list):
+            field, want = m.group(1), m.group(2)
+            idx = next(
+                (
+                    n
+                    for n, e in enumerate(node)
+                    if (field and isinstance(e, dict) and field in e and scalar_text(e[field]) == want)
+                    or (not field and not isinstance(e, (dict, list)) and scalar_text(e) == want)
+                ),
+                None,
+            )
+            if idx is None:
+                return None
+            holder = (node, idx)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            holder = (node, int(part))
+        elif isinstance(node, dict) and part in node:
+            holder = (node, part)
+        else:
+            return None
+        held: Any = holder[0]
+        node = held[holder[1]]
+    return holder
+
+
+def _go_json_text(value: Any, *, pretty: bool) -> str:
+    """``json.Marshal`` (or ``MarshalIndent`` with two spaces) of a value decoded by go-yaml: sorted keys,
+    Go's float spelling, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
+    floats: list[str] = []
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, float):
+            floats.append(json_scalar_text(v))
+            return f"\x00{len(floats) - 1}\x00"
+        if isinstance(v, YamlTimestamp):
+            return v.json_text()
+        return v
+
+    text = json.dumps(
+        conv(value),
+        sort_keys=True,
+        ensure_ascii=False,
+        indent=2 if pretty else None,
+        separators=(",", ": ") if pretty else (",", ":"),
+    )
+    for old, new in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028")):
+        text = text.replace(old, new)
+    text = text.replace("\u2029", "\\u2029")
+    for n, ftext in enumerate(floats):
+        text = text.replace(f'"\\u0000{n}\\u0000"', ftext)
+    return text
 
 
 def apply(resmap: ResMap, entries: list[tuple[Any, str]]) -> None:
@@ -369,8 +529,11 @@ def apply(resmap: ResMap, entries: list[tuple[Any, str]]) -> None:
                 if not any(selector_regex_matches(sel, i, where=where) for i in ids):
                     continue
                 for fpath in paths:
+                    parts = split_path(str(fpath))
+                    if _structured(res.obj, parts, value, opts, create, where):
+                        continue
                     found: list[tuple[Any, Any, bool]] = []
-                    _match_targets(res.obj, split_path(str(fpath)), create, found, where)
+                    _match_targets(res.obj, parts, create, found, where)
                     if not found:
                         verb = "find or create" if create is not None else "find"
                         raise RenderError(
@@ -403,15 +566,17 @@ def load_replacement_file(text: bytes, *, path: str) -> list[dict[str, Any]]:
             path=path,
         )
     for entry in entries:
-        check_entry(entry, where=path)
+        check_entry(entry, where=path, strict=False)
     return entries
 
 
 _ENTRY_FIELDS = {"source", "sourceValue", "targets", "path"}
 
 
-def check_entry(entry: Any, *, where: str) -> None:
-    """Validate the shape of one replacement entry.
+def check_entry(entry: Any, *, where: str, strict: bool = True) -> None:
+    """Validate the shape of one replacement entry. ``strict=False`` ignores unknown fields, as kustomize
+    reads replacement files (``yaml.Unmarshal``, api/internal/builtins/ReplacementTransformer.go); the
+    entries of a kustomization are read strictly.
 
     Raises:
         RenderError: for a non-mapping entry, unknown fields, or a source/targets of the wrong type.
@@ -419,9 +584,25 @@ def check_entry(entry: Any, *, where: str) -> None:
     if not isinstance(entry, dict):
         raise RenderError("replacement entries must be mappings", path=where)
     unknown = set(entry) - _ENTRY_FIELDS
-    if unknown:
+    if unknown and strict:
         raise RenderError(f"replacement: unknown field(s) {sorted(unknown)}", path=where)
+    value = entry.get("sourceValue")
+    if value is not None and not isinstance(value, str):
+        raise RenderError(
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+            "ReplacementField.replacements.Replacement.sourceValue of type string",
+            path=where,
+        )
     if entry.get("source") is not None and not isinstance(entry["source"], dict):
         raise RenderError("replacement source must be a mapping", path=where)
     if entry.get("targets") is not None and not isinstance(entry["targets"], list):
         raise RenderError("replacement targets must be a list", path=where)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name Go's ``encoding/json`` reports for a value it cannot decode into a string."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else "string"

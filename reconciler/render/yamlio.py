@@ -5,24 +5,29 @@ builds plain values from it with the scalar rules of go-yaml v3 (``resolve.go``)
 uses: only ``true``/``false`` (three spellings each) are booleans, ``~``/``null``/empty are null, integers
 follow Go's ``strconv.ParseInt(s, 0, 64)`` after removing ``_`` (so ``0777`` is octal, ``0x1F`` hex, ``0b101``
 binary), then unsigned 64-bit integers, then floats matching ``[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?
-[0-9]+)?`` that parse without a range error; timestamps stay strings. Mapping keys keep their text (kyaml
-decodes objects into ``map[string]interface{}``). Duplicate keys are refused (yaml.v3 refuses them when
-kyaml decodes), ``<<`` merge keys are applied with explicit keys winning. Hostile input is bounded: nesting
-deeper than :data:`MAX_DEPTH` (libyaml's own limit is 1000), alias expansion beyond
-:data:`MAX_EXPANDED_NODES` nodes, invalid UTF-8.
+[0-9]+)?`` that parse without a range error; timestamps keep their text as :class:`YamlTimestamp` (printed
+as Go's JSON form of the time). Mapping keys keep their text (kyaml decodes objects into
+``map[string]interface{}``). Duplicate keys are refused (yaml.v3 refuses them when kyaml decodes), ``<<``
+merge keys are applied with explicit keys winning. kyaml's own readings are kept where kustomize acts on
+them: the text of nulls (:class:`YamlMap`) and the value of folded scalars (:func:`kyaml_folded_value`).
+Hostile input is bounded: nesting deeper than :data:`MAX_DEPTH` (libyaml's own limit is 1000), alias
+expansion beyond :data:`MAX_EXPANDED_NODES` nodes, invalid UTF-8.
 
 Output follows what `kustomize build` does (api/resource.AsYAML): each object is converted to JSON and then
 to YAML with sigs.k8s.io/yaml's JSONToYAML, i.e. go-yaml v2 (`go.yaml.in/yaml/v2`) with its defaults:
 map keys sorted by go-yaml's "natural" key order, two-space indentation, block sequences not indented
 under a mapping key, 80-column line folding of long plain/quoted scalars, literal block style for strings
-containing a newline, double quotes for strings that would otherwise read back as another type. The scalar
-analysis and writing rules below follow go-yaml v2's emitter (a port of libyaml's emitter.c).
+containing a newline, double quotes for strings that would otherwise read back as another type, keys longer
+than 128 bytes or holding line breaks written after ``? ``. The scalar analysis and writing rules below
+follow go-yaml v2's emitter (a port of libyaml's emitter.c), quirks included (a value starting with a byte
+order mark is escaped whole); strings first pass through the JSON round trip (:func:`_through_json`).
 """
 
 from __future__ import annotations
 
 import decimal
 import functools
+import json
 import math
 import re
 import unicodedata
@@ -97,6 +102,8 @@ _V2_BOOLS: dict[str, bool] = {
     **dict.fromkeys(["y", "Y", "yes", "Yes", "YES", "on", "On", "ON"], True),
     **dict.fromkeys(["n", "N", "no", "No", "NO", "off", "Off", "OFF"], False),
 }
+#: Plain scalar texts go-yaml v3 reads as null.
+_NULL_TEXTS = frozenset(["", "~", "null", "Null", "NULL"])
 _V3_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _GO_INT_BODY = {
     "x": re.compile(r"[0-9a-fA-F]+"),
@@ -105,15 +112,6 @@ _GO_INT_BODY = {
 }
 _DEC = re.compile(r"[0-9]+")
 _OCT = re.compile(r"[0-7]+")
-_TS_PREFIX = re.compile(r"^[0-9]{4}-")
-_TS_FORMS = (
-    re.compile(
-        r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]+)?"
-        r"(Z|[+-][0-9]{2}:[0-9]{2})$"
-    ),
-    re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2} [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\.[0-9]+)?$"),
-    re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$"),
-)
 
 
 def go_parse_int(text: str, *, unsigned: bool = False) -> int | None:
@@ -149,24 +147,117 @@ def go_parse_int(text: str, *, unsigned: bool = False) -> int | None:
     return value if -(2**63) <= value < 2**63 else None
 
 
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _go_num(text: str, pos: int) -> tuple[int, int] | None:
+    """Go time.Parse ``getnum`` (not fixed width): one or two digits at ``pos``."""
+    if pos >= len(text) or not "0" <= text[pos] <= "9":
+        return None
+    if pos + 1 < len(text) and "0" <= text[pos + 1] <= "9":
+        return int(text[pos : pos + 2]), pos + 2
+    return int(text[pos]), pos + 1
+
+
+def go_timestamp(text: str) -> tuple[int, int, int, int, int, int, int, int] | None:
+    """go-yaml v3's ``parseTimestamp``: ``text`` read with Go's ``time.Parse`` in the layouts
+    ``2006-1-2T15:4:5.999999999Z07:00`` (``T`` or ``t``), ``2006-1-2 15:4:5.999999999`` and ``2006-1-2``
+    (go.yaml.in/yaml/v3 resolve.go), as (year, month, day, hour, minute, second, nanosecond, offset in
+    seconds), or ``None``."""
+    if len(text) < 8 or not text[:4].isdigit() or not text[:4].isascii() or text[4] != "-":
+        return None
+    year = int(text[:4])
+    got = _go_num(text, 5)
+    if got is None or got[1] >= len(text) or text[got[1]] != "-":
+        return None
+    month, pos = got[0], got[1] + 1
+    got = _go_num(text, pos)
+    if got is None:
+        return None
+    day, pos = got
+    hour = minute = second = nsec = offset = 0
+    if pos < len(text):
+        sep = text[pos]
+        if sep not in "Tt ":
+            return None
+        fields = []
+        pos += 1
+        for n in range(3):
+            if n:
+                if pos >= len(text) or text[pos] != ":":
+                    return None
+                pos += 1
+            got = _go_num(text, pos)
+            if got is None:
+                return None
+            fields.append(got[0])
+            pos = got[1]
+        hour, minute, second = fields
+        if pos + 1 < len(text) and text[pos] in ".," and "0" <= text[pos + 1] <= "9":
+            end = pos + 1
+            while end < len(text) and "0" <= text[end] <= "9":
+                end += 1
+            digits = text[pos + 1 : end][:9]
+            nsec = int(digits) * 10 ** (9 - len(digits))
+            pos = end
+        if sep != " ":
+            if text[pos:] == "Z":
+                pos += 1
+            else:
+                zone = text[pos : pos + 6]
+                if (
+                    len(zone) < 6
+                    or zone[0] not in "+-"
+                    or zone[3] != ":"
+                    or not (zone[1:3] + zone[4:6]).isdigit()
+                    or not (zone[1:3] + zone[4:6]).isascii()
+                ):
+                    return None
+                hours, minutes = int(zone[1:3]), int(zone[4:6])
+                if hours > 24 or minutes > 60:
+                    return None
+                offset = (hours * 60 + minutes) * 60 * (-1 if zone[0] == "-" else 1)
+                pos += 6
+        if pos != len(text) or hour >= 24 or minute >= 60 or second >= 60:
+            return None
+    if not 1 <= month <= 12:
+        return None
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= _DAYS[month - 1] + (1 if month == 2 and leap else 0):
+        return None
+    return year, month, day, hour, minute, second, nsec, offset
+
+
 def _v3_timestamp(s: str) -> bool:
-    if not _TS_PREFIX.match(s):
-        return False
-    for form in _TS_FORMS:
-        if form.match(s):
-            parts = re.split(r"[-Tt :.Z+]", s)
-            try:
-                year, month, day = int(parts[0]), int(parts[1]), int(parts[2])
-            except (ValueError, IndexError):
-                return False
-            if not (1 <= month <= 12 and 1 <= day <= 31) or year < 0:
-                return False
-            if len(parts) > 5:
-                h, m, sec = int(parts[3]), int(parts[4]), int(parts[5])
-                if h > 23 or m > 59 or sec > 59:
-                    return False
-            return True
-    return False
+    return go_timestamp(s) is not None
+
+
+class YamlTimestamp(str):
+    """A plain scalar go-yaml v3 reads as a timestamp (``2024-01-02``): its text everywhere kustomize uses a
+    node's text, and in the output the form Go's JSON encoding gives the ``time.Time`` kyaml decodes it to
+    (RFC 3339 with nanoseconds: ``2024-01-02T00:00:00Z``, see :meth:`json_text`)."""
+
+    __slots__ = ()
+
+    def json_text(self) -> str:
+        """Go's ``time.Time.MarshalJSON`` of the parsed value.
+
+        Raises:
+            RenderError: for a zone offset of 24 hours or more, which Go refuses to encode.
+        """
+        parts = go_timestamp(str(self))
+        if parts is None:  # pragma: no cover - only made from texts that parse
+            return str(self)
+        year, month, day, hour, minute, second, nsec, offset = parts
+        text = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+        if nsec:
+            text += "." + f"{nsec:09d}".rstrip("0")
+        if offset == 0:
+            return text + "Z"
+        hours, minutes = divmod(abs(offset) // 60, 60)
+        if hours > 23:
+            raise RenderError(f"Time.MarshalJSON: timezone hour outside of range [0,23] ({self})")
+        return f"{text}{'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
 
 
 def _parse_go_float(text: str) -> float | None:
@@ -193,7 +284,7 @@ def resolve_plain(text: str, *, yaml11: bool = False) -> Any:
     if c not in "+-0123456789":
         return text
     if _v3_timestamp(text):
-        return text
+        return text if yaml11 else YamlTimestamp(text)
     plain = text.replace("_", "")
     if plain:
         iv = go_parse_int(plain)
@@ -230,15 +321,117 @@ def _resolve_tagged(tag: str, text: str, path: str, line: int) -> Any:
     return value
 
 
+class YamlMap(dict[str, Any]):
+    """A mapping read from YAML that held null values, with the source text of each (``null_text``).
+
+    kyaml keeps a null's text in its node (``key:`` has none, ``key: ~`` has ``~``) and acts on it: a
+    strategic-merge patch keeps a null of the target only when it has text (kyaml/yaml/merge2/merge2.go
+    ``VisitMap``, ``MakePersistentNullNode``) and reports an unknown ``$patch`` directive by its text
+    (merge2/smpdirective.go). For ``metadata.annotations``, read as text, the keys that were nulls are
+    listed too, and ``typed`` holds the text and the value go-yaml gives each annotation whose text reads
+    as another type (``1.50``, ``0x1F``, ``True``, ``~``): a JSON patch turns the object into JSON and back
+    (api/filters/patchjson6902), and such an annotation's text becomes its JSON spelling (``1.5``, ``31``,
+    ``true``, ``null``). Plain dicts (made by transformers) have no such record: their nulls read as
+    ``null``.
+    """
+
+    __slots__ = ("null_text", "typed")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.null_text: dict[str, str] = {}
+        self.typed: dict[str, tuple[str, Any]] = {}
+
+
+def null_text(mapping: Any, key: str) -> str | None:
+    """The source text of the null at ``mapping[key]`` (``"null"`` when it was made, not read), or
+    ``None`` when the value there is not a null read from YAML nor a null at all."""
+    if isinstance(mapping, YamlMap) and key in mapping.null_text:
+        return mapping.null_text[key]
+    return "null" if isinstance(mapping, dict) and key in mapping and mapping[key] is None else None
+
+
+#: go-yaml's line breaks (``is_break``).
+_GO_BREAKS = "\r\n\x85\u2028\u2029"
+
+
+def kyaml_folded_value(value: str) -> str:
+    """What kustomize outputs for a string read from a folded (``>``) block scalar of a resource.
+
+    kustomize writes every object out with go-yaml v3 and reads it back before converting it to JSON
+    (kyaml/yaml/rnode.go ``MarshalJSON``), and a node keeps the folded style it was read with. go-yaml v3's
+    folded writer (go.yaml.in/yaml/v3 emitterc.go ``yaml_emitter_write_folded_scalar``) decides whether to
+    double a line break by looking at the start of the whole value instead of the next line, so lines that
+    are more indented than the text around them gain a blank line before them, and a value that starts
+    with a blank has its single line breaks folded into spaces. When go-yaml's analysis
+    (``yaml_emitter_analyze_scalar``) rules out block styles (a trailing space, a space before a line
+    break, characters it does not print), the value is written double-quoted and comes back unchanged.
+    Line folding at the 80-column width is not modelled (it changes only over-long more-indented lines).
+    """
+    if not value:
+        return value
+    prev_space = False
+    last = len(value) - 1
+    for i, ch in enumerate(value):
+        if ch != "\t" and not _is_printable(ch):
+            return value
+        if ch == " ":
+            if i == last:
+                return value
+            prev_space = True
+        elif ch in _GO_BREAKS:
+            if prev_space:
+                return value
+            prev_space = False
+        else:
+            prev_space = False
+    k = 0
+    while value[k] in _GO_BREAKS and k < last:
+        k += 1
+    double = value[k] not in " \t" and value[k] not in _GO_BREAKS
+    hints = "2" if value[0] in " " + _GO_BREAKS else ""
+    if value[-1] not in _GO_BREAKS:
+        hints += "-"
+    elif len(value) == 1 or value[-2] in _GO_BREAKS:
+        hints += "+"
+    out = ["k: >", hints, "\n"]
+    breaks = True
+    leading_blank = True
+    for ch in value:
+        if ch in _GO_BREAKS:
+            if not breaks and not leading_blank and ch == "\n" and double:
+                out.append("\n")
+            out.append(ch)
+            breaks = True
+        else:
+            if breaks:
+                out.append("  ")
+                leading_blank = ch in " \t"
+            out.append(ch)
+            breaks = False
+    if not breaks:
+        out.append("\n")
+    loader = _Loader("".join(out))
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        # a value starting with a tab is written without an indentation hint and cannot be read back
+        raise ValueError((exc.problem or "invalid YAML").strip()) from None
+    finally:
+        loader.dispose()
+    return str(node.value[0][1].value)
+
+
 class _Builder:
     """Turns composed nodes into plain values, counting every value built (alias bombs)."""
 
-    __slots__ = ("budget", "path", "yaml11")
+    __slots__ = ("budget", "kyaml", "path", "yaml11")
 
-    def __init__(self, path: str, *, yaml11: bool = False) -> None:
+    def __init__(self, path: str, *, yaml11: bool = False, kyaml: bool = False) -> None:
         self.path = path
         self.budget = MAX_EXPANDED_NODES
         self.yaml11 = yaml11
+        self.kyaml = kyaml
 
     def fail(self, message: str, node: Node) -> RenderError:
         return RenderError(message, path=self.path, line=node.start_mark.line + 1)
@@ -258,6 +451,13 @@ class _Builder:
                     )
                 return resolve_plain(text, yaml11=self.yaml11)
             if tag == _STR_TAG:
+                if node.style == ">" and self.kyaml:
+                    try:
+                        return kyaml_folded_value(node.value)
+                    except ValueError as exc:
+                        raise self.fail(
+                            f"invalid YAML when kustomize writes this folded text: {exc}", node
+                        ) from None
                 return node.value
             return _resolve_tagged(tag, node.value, self.path, node.start_mark.line + 1)
         if depth >= MAX_DEPTH:
@@ -279,7 +479,7 @@ class _Builder:
         # keys follow go-yaml v3 even in kustomization files (a key like ``on`` stays a string)
         resolved = resolve_plain(node.value) if node.tag == _PLAIN else None
         if isinstance(resolved, str):
-            return resolved
+            return str(resolved)
         raise self.fail(
             f"mapping key {node.value!r} is not a string (objects need string keys to convert to JSON)", node
         )
@@ -290,6 +490,8 @@ class _Builder:
         out: dict[str, Any] = {}
         lines: dict[str, int] = {}
         merges: list[Node] = []
+        nulls: dict[str, str] | None = None
+        typed: dict[str, tuple[str, Any]] | None = None
         for knode, vnode in node.value:
             if isinstance(knode, ScalarNode) and (
                 knode.tag == _MERGE_TAG or (knode.tag == _PLAIN and knode.value == "<<")
@@ -298,15 +500,31 @@ class _Builder:
                 continue
             key = self.key(knode, string_keys)
             if key in lines:
-                raise self.fail(
-                    f'duplicate mapping key "{key}" (already defined at line {lines[key]})', knode
-                )
+                if not self.yaml11:
+                    raise self.fail(
+                        f'duplicate mapping key "{key}" (already defined at line {lines[key]})', knode
+                    )
+                # sigs.k8s.io/yaml reads with go-yaml v2, which lets a repeated key replace the earlier one
+                out.pop(key, None)
+                if nulls is not None:
+                    nulls.pop(key, None)
             lines[key] = knode.start_mark.line + 1
             if raw_values and isinstance(vnode, ScalarNode):
                 self.budget -= 1
                 out[key] = vnode.value
+                is_null = vnode.tag == _NULL_TAG or (vnode.tag == _PLAIN and vnode.value in _NULL_TEXTS)
+                if vnode.tag != _STR_TAG:
+                    value = self.value(vnode, depth + 1)
+                    if not isinstance(value, str):
+                        typed = {} if typed is None else typed
+                        typed[key] = (vnode.value, value)
             else:
                 out[key] = self.value(vnode, depth + 1)
+                is_null = out[key] is None
+            if is_null and isinstance(vnode, ScalarNode):
+                if nulls is None:
+                    nulls = {}
+                nulls[key] = vnode.value
         for mnode in merges:
             sources = mnode.value if isinstance(mnode, SequenceNode) else [mnode]
             for src in sources:
@@ -314,8 +532,18 @@ class _Builder:
                     raise self.fail("map merge requires map or sequence of maps as the value", src)
                 merged = self.mapping(src, depth + 1, raw_values=False, string_keys=string_keys)
                 for k, v in merged.items():
-                    out.setdefault(k, v)
-        return out
+                    if k not in out:
+                        out[k] = v
+                        text = null_text(merged, k)
+                        if text is not None and text != "null":
+                            nulls = {} if nulls is None else nulls
+                            nulls[k] = text
+        if nulls is None and typed is None:
+            return out
+        result = YamlMap(out)
+        result.null_text = nulls or {}
+        result.typed = typed or {}
+        return result
 
     def document(self, node: MappingNode) -> dict[str, Any]:
         doc = self.mapping(node, 0, raw_values=False, string_keys=True)
@@ -375,12 +603,14 @@ def compose_documents(data: str | bytes, *, path: str) -> list[Node]:
     return nodes
 
 
-def load_yaml_documents(data: str | bytes, *, path: str) -> list[dict[str, Any]]:
+def load_yaml_documents(data: str | bytes, *, path: str, kyaml: bool = False) -> list[dict[str, Any]]:
     """Load every document of a multi-document YAML stream as a plain dict.
 
     Args:
         data: the YAML source (``---``-separated documents), text or UTF-8 bytes.
         path: the file name used in error messages.
+        kyaml: read the documents as kustomize reads objects and patches (kyaml): folded block scalars
+            take the value kustomize outputs for them (:func:`kyaml_folded_value`).
 
     Returns:
         One dict per non-empty document, in file order (str keys; values dict/list/str/int/float/bool/None).
@@ -392,13 +622,16 @@ def load_yaml_documents(data: str | bytes, *, path: str) -> list[dict[str, Any]]
             documents that are not mappings, nesting deeper than :data:`MAX_DEPTH`, and alias expansion
             beyond :data:`MAX_EXPANDED_NODES` values.
     """
-    return [doc for doc, _ in load_yaml_documents_with_lines(data, path=path)]
+    return [doc for doc, _ in load_yaml_documents_with_lines(data, path=path, kyaml=kyaml)]
 
 
-def load_yaml_documents_with_lines(data: str | bytes, *, path: str) -> list[tuple[dict[str, Any], int]]:
-    """Like :func:`load_yaml_documents`, with the 1-based line where each document starts."""
+def load_yaml_documents_with_lines(
+    data: str | bytes, *, path: str, kyaml: bool = True
+) -> list[tuple[dict[str, Any], int]]:
+    """Like :func:`load_yaml_documents` (reading objects as kyaml does unless ``kyaml`` is false), with the
+    1-based line where each document starts."""
     docs: list[tuple[dict[str, Any], int]] = []
-    builder = _Builder(path)
+    builder = _Builder(path, kyaml=kyaml)
     for node in compose_documents(data, path=path):
         line = node.start_mark.line + 1
         if not isinstance(node, MappingNode):
@@ -426,8 +659,9 @@ def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False) -> An
     Args:
         data: the YAML source.
         path: the file name used in error messages.
-        yaml11: read plain scalars as go-yaml v2 does (``yes``/``on``/``no``/``off``... are booleans), as
-            kustomize reads kustomization files, transformer configurations and JSON patches.
+        yaml11: read plain scalars as go-yaml v2 does (``yes``/``on``/``no``/``off``... are booleans) and let
+            a repeated mapping key replace the earlier one, as kustomize reads kustomization files,
+            transformer configurations and JSON patches.
 
     Returns ``None`` for an empty document. Same rules and errors as :func:`load_yaml_documents`; a stream
     with more than one document is an error.
@@ -507,14 +741,6 @@ _RESOLVE_MAP = {
     "-.INF",
     "<<",
 }
-_GO_FLOAT = re.compile(
-    r"^[+-]?(?:(?:[0-9](?:_?[0-9])*)?\.?(?:[0-9](?:_?[0-9])*)?(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)$",
-    re.IGNORECASE,
-)
-_TIMESTAMP = re.compile(
-    r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:(?:[Tt]| )[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$"
-)
 
 
 def _go_parse_int(s: str) -> bool:
@@ -522,15 +748,12 @@ def _go_parse_int(s: str) -> bool:
     return go_parse_int(s) is not None or go_parse_int(s, unsigned=True) is not None
 
 
+_DOT_FLOAT = re.compile(r"^\.[0-9]+([eE][+-]?[0-9]+)?$")
+
+
 def _valid_timestamp(s: str) -> bool:
-    if not _TIMESTAMP.match(s):
-        return False
-    parts = re.split(r"[-Tt :.Z+]", s)
-    try:
-        month, day = int(parts[1]), int(parts[2])
-    except (ValueError, IndexError):
-        return False
-    return 1 <= month <= 12 and 1 <= day <= 31
+    """go-yaml v2 reads ``s`` as a timestamp (same layouts as v3's, go-yaml v2 resolve.go)."""
+    return go_timestamp(s) is not None
 
 
 def _resolves_to_non_string(s: str) -> bool:
@@ -539,7 +762,8 @@ def _resolves_to_non_string(s: str) -> bool:
         return True
     c = s[0]
     if c == ".":
-        return bool(_GO_FLOAT.match(s)) and s not in (".",) and any(ch.isdigit() for ch in s)
+        # strconv.ParseFloat: digits after the point, an optional exponent, no range error
+        return bool(_DOT_FLOAT.match(s)) and _parse_go_float(s) is not None
     if c in "+-0123456789":
         if _valid_timestamp(s):
             return True
@@ -699,6 +923,48 @@ def _sorted_keys(keys: list[str]) -> tuple[str, ...]:
     return _sorted_key_set(frozenset(keys))
 
 
+_JSON_CONTROL = re.compile("[\x7f-\x84\x86-\x9f]")
+
+
+def _through_json(text: str, key: bool) -> str:
+    """A string as go-yaml v2 reads it back from the JSON kustomize prints objects through
+    (api/resource ``AsYAML``: Go's ``encoding/json``, then sigs.k8s.io/yaml ``JSONToYAML``). JSON leaves
+    U+007F-U+009F unescaped; go-yaml refuses those characters in its input, except U+0085 (NEL), which it
+    reads as a line break: inside the quoted string it folds like one, inside a key it ends the flow mapping.
+
+    Raises:
+        RenderError: as kustomize fails on such a string.
+    """
+    if _JSON_CONTROL.search(text):
+        raise RenderError("yaml: control characters are not allowed")
+    if "\x85" not in text:
+        return text
+    if key:
+        raise RenderError("yaml: did not find expected ',' or '}' (a key holds U+0085)")
+    quoted = json.dumps(text, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    node = yaml.compose(quoted, Loader=_BaseLoader)
+    return str(node.value) if isinstance(node, ScalarNode) else text
+
+
+_BREAK_RE = re.compile("[\r\n\x85\u2028\u2029]")
+
+
+@functools.lru_cache(maxsize=65536)
+def _key_form(key: str) -> tuple[str, bool]:
+    """A map key's text after the JSON round trip, and whether go-yaml v2 writes it as a simple key
+    (``yaml_emitter_check_simple_key``: one line of at most 128 bytes; else it is written after ``? `` and
+    its value after ``: `` on the next line)."""
+    text = _through_json(key, True)
+    return text, len(text.encode("utf-8")) <= 128 and not _BREAK_RE.search(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _value_form(value: str) -> tuple[str, str]:
+    """A string value's text after the JSON round trip and the style go-yaml v2 writes it in."""
+    text = _through_json(value, False)
+    return text, _string_style(text, False)
+
+
 @functools.lru_cache(maxsize=65536)
 def _string_style(text: str, simple_key: bool) -> str:
     """The scalar style go-yaml v2 picks for a string (``plain``, ``single``, ``double``, ``literal``)."""
@@ -745,6 +1011,15 @@ class _Emitter:
         self.out.append("\n")
         self.column = 0
 
+    def _write_break(self, ch: str) -> None:
+        """go-yaml ``write_break``: a line feed starts a new line; other breaks are copied as they are."""
+        if ch == "\n":
+            self.put_break()
+        else:
+            self.out.append(ch)
+            self.column = 0
+        self.indention = True
+
     def write_indent(self) -> None:
         indent = max(self.indent, 0)
         if not self.indention or self.column > indent or (self.column == indent and not self.whitespace):
@@ -783,8 +1058,15 @@ class _Emitter:
         self.indent = 0 if self.indent < 0 else self.indent + _BEST_INDENT
         for key in _sorted_keys(list(value)):
             self.write_indent()
-            self.scalar(key, True)
-            self.write_indicator(":", False, False, False)
+            text, simple = _key_form(key)
+            if simple:
+                self.scalar(text, True)
+                self.write_indicator(":", False, False, False)
+            else:
+                self.write_indicator("?", True, False, True)
+                self.scalar(text, False)
+                self.write_indent()
+                self.write_indicator(":", True, False, True)
             self.node(value[key], mapping_ctx=True)
         self.indent = saved
 
@@ -812,9 +1094,13 @@ class _Emitter:
             text, style = str(value), "plain"
         elif isinstance(value, float):
             text, style = _format_float(value), "plain"
-        else:
+        elif simple_key:
             text = value if isinstance(value, str) else str(value)
-            style = _string_style(text, simple_key)
+            style = _string_style(text, True)
+        else:
+            if type(value) is not str:
+                value = value.json_text() if isinstance(value, YamlTimestamp) else str(value)
+            text, style = _value_form(value)
         saved = self.indent
         self.indent = _BEST_INDENT if self.indent < 0 else self.indent + _BEST_INDENT
         allow_breaks = not simple_key
@@ -880,8 +1166,7 @@ class _Emitter:
             elif ch in _BREAKS:
                 if not breaks and ch == "\n":
                     self.put_break()
-                self.put_break()
-                self.indention = True
+                self._write_break(ch)
                 breaks = True
             else:
                 if breaks:
@@ -916,9 +1201,12 @@ class _Emitter:
             "\u2028": "L",
             "\u2029": "P",
         }
+        # go-yaml v2's is_bom looks at the start of the value, not at the current character: a value that
+        # starts with a byte order mark has every character escaped
+        bom = value.startswith("\ufeff")
         for i, ch in enumerate(value):
             o = ord(ch)
-            if not _is_printable(ch) or (ch == "\ufeff" and i == 0) or ch in _BREAKS or ch in '"\\':
+            if bom or not _is_printable(ch) or ch in _BREAKS or ch in '"\\':
                 self.put("\\")
                 if ch in escapes:
                     self.put(escapes[ch])
@@ -961,8 +1249,7 @@ class _Emitter:
         breaks = True
         for ch in value:
             if ch in _BREAKS:
-                self.put_break()
-                self.indention = True
+                self._write_break(ch)
                 breaks = True
             else:
                 if breaks:
@@ -989,6 +1276,31 @@ def _go_shortest_g(value: float) -> str:
     return f"{neg}{ds[:dp]}.{ds[dp:]}"
 
 
+def json_scalar_text(value: Any) -> str:
+    """The text of a scalar after kustomize converted its object to JSON and back (a JSON patch): Go's
+    ``encoding/json`` spelling (``null``, ``true``, ``31``, ``1.5``, ``1e-7``, ``1e+21``).
+
+    Raises:
+        RenderError: for NaN and infinities, which JSON cannot hold.
+    """
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise RenderError(f"json: unsupported value: {value!r}")
+        a = abs(value)
+        if a != 0 and (a < 1e-6 or a >= 1e21):
+            text = _go_shortest_g(value)
+            return re.sub(r"e-0(\d)$", r"e-\1", text)
+        sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+        return f"{'-' if sign else ''}{decimal.Decimal((0, digits, int(exponent))):f}"
+    return str(value)
+
+
 def format_scalar_float(value: float) -> str:
     """The text of a float scalar as kustomize compares it (NaN/infinity as YAML spells them)."""
     if math.isnan(value):
@@ -1005,8 +1317,12 @@ def _format_float(value: float) -> str:
         raise RenderError(f"json: unsupported value: {value!r} (NaN and infinities have no JSON form)")
     if value == int(value) and abs(value) < 1e21:
         iv = int(value)
-        if -(2**63) <= iv < 2**64:
+        if abs(iv) <= 2**53:
             return str(iv)
+        # JSON writes the shortest digits that read back as this float, padded with zeros
+        text = json_scalar_text(value)
+        if -(2**63) <= int(text) < 2**64:
+            return text
     return _go_shortest_g(value)
 
 

@@ -606,6 +606,13 @@ def _placements() -> list[Placement]:
 
 
 PLACEMENTS: list[Placement] = _placements()
+#: Placements whose files kustomize decodes leniently, the last of repeated keys winning (kustomization
+#: files of the overlay, a base or a component; JSON 6902 patch files; configurations; replacements), so a
+#: duplicate key there is rendered as kustomize renders it (tests/render corpus
+#: values-kustomization-repeated-keys), not refused.
+LAST_KEY_WINS = frozenset(
+    {"kustomization", "base", "component", "json6902", "configurations", "replacements"}
+)
 
 
 def placed_cases() -> list[RepoCase]:
@@ -613,6 +620,8 @@ def placed_cases() -> list[RepoCase]:
     out = []
     for pl in PLACEMENTS:
         for pay in PAYLOADS:
+            if pay.id.startswith("dup-") and pl.name in LAST_KEY_WINS:
+                continue  # kustomize renders these (the last key wins): parity, tests/render corpus
             primary = pl.name == "resource" or pay.structural
             out.append(
                 RepoCase(
@@ -902,7 +911,8 @@ def _kustomization_cases() -> list[RepoCase]:
         "generator-no-name": "configMapGenerator:\n- literals: [a=b]\n",
         "generator-literal-no-eq": "configMapGenerator:\n- name: g\n  literals:\n  - novalue\n",
         "generator-literal-empty-key": "configMapGenerator:\n- name: g\n  literals:\n  - =value\n",
-        "generator-behavior": "configMapGenerator:\n- name: g\n  behavior: explode\n  literals: [a=b]\n",
+        # an unknown behaviour word is kustomize's "unspecified" (create); a non-string one is refused
+        "generator-behavior": "configMapGenerator:\n- name: g\n  behavior: [explode]\n  literals: [a=b]\n",
         "generator-merge-missing": "configMapGenerator:\n- name: g\n  behavior: merge\n  literals: [a=b]\n",
         "generator-options-labels-int": (
             "configMapGenerator:\n- name: g\n  literals: [a=b]\ngeneratorOptions: {labels: 5}\n"

@@ -59,7 +59,7 @@ FROM_CORPUS: dict[str, Expect | None] = {
     "render/resource/syntax-unclosed-flow-seq": None,
     "render/resource/doc-top-list": None,
     "render/resource/key-int": None,
-    "render/kustomization/dup-top": None,
+    "render/resource/dup-top": None,
     "render/kustomization/utf8-ff-in-value": None,
     "render/kustomization/laughs-2x24": None,
     "render/patch/laughs-10x7": None,

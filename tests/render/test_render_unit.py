@@ -10,6 +10,7 @@ from reconciler.render import RenderCache, RenderError, build, dump_yaml, load_y
 from reconciler.render.generators import content_hash
 from reconciler.render.patches import apply_json6902, apply_strategic_merge
 from reconciler.render.transformers import new_image
+from reconciler.render.yamlio import YamlTimestamp
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -57,10 +58,11 @@ def test_alias_bomb_bounded() -> None:
         load_yaml_documents("\n".join(lines) + "\n", path="bomb.yaml")
 
 
-def test_timestamps_stay_strings_and_are_quoted_on_output() -> None:
-    docs = load_yaml_documents("apiVersion: v1\nkind: X\nd: 2024-01-02\n", path="t")
+def test_timestamps_keep_their_text_and_print_as_go_json_times() -> None:
+    docs = load_yaml_documents("apiVersion: v1\nkind: X\nd: 2024-01-02\nq: '2024-01-02'\n", path="t")
     assert docs[0]["d"] == "2024-01-02"
-    assert 'd: "2024-01-02"' in dump_yaml(docs)
+    assert 'd: "2024-01-02T00:00:00Z"' in dump_yaml(docs)
+    assert 'q: "2024-01-02"' in dump_yaml(docs)
 
 
 # -- output format ---------------------------------------------------------------------------------
@@ -280,7 +282,7 @@ def test_cache_reuses_until_content_changes(tmp_path: Path) -> None:
         ("9223372036854775808", 9223372036854775808, 9223372036854775808),
         ("18446744073709551616", 1.8446744073709552e19, 1.8446744073709552e19),
         ("1e400", "1e400", "1e400"),
-        ("2024-01-02", "2024-01-02", "2024-01-02"),
+        ("2024-01-02", YamlTimestamp("2024-01-02"), "2024-01-02"),
         ("12:30", "12:30", "12:30"),
         ("-", "-", "-"),
     ],
