@@ -38,6 +38,8 @@ from reconciler.source import GitSource, Snapshot
 
 #: The commit-status context of the check.
 CHECK_CONTEXT = "reconciler/check"
+#: The marked section of a pull request's body that holds the check's Markdown report.
+CHECK_SECTION = "reconciler-check"
 
 
 class EnvCheck(BaseModel):

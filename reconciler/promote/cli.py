@@ -70,17 +70,20 @@ def _check_pull_request(
     config: HostConfig | None,
     kubeconfig: Path | None,
     cache: Path | None,
+    number: int | None = None,
 ) -> str:
-    """Run ``reconciler check`` on a pull request just opened from ``head`` and post its result as the
-    commit status ``reconciler/check`` on the head commit (when the host has a token). Returns a line to
-    print; never raises (the pull request is open either way, and its status says what the check found)."""
+    """Run ``reconciler check`` on a pull request just opened from ``head``, post its result as the
+    commit status ``reconciler/check`` on the head commit and put its Markdown report in the pull
+    request's body (section ``reconciler-check``, replaced on every run), when the host has a token.
+    Returns a line to print; never raises (the pull request is open either way, and its status says what
+    the check found)."""
     if head is None or config is None or not config.token:
         return ""
     import asyncio
 
     from reconciler.paths import default_cache_dir
-    from reconciler.promote.check import CHECK_CONTEXT, check_change
-    from reconciler.promote.hosts import post_commit_status
+    from reconciler.promote.check import CHECK_CONTEXT, CHECK_SECTION, check_change
+    from reconciler.promote.hosts import post_commit_status, set_pull_request_section
 
     try:
         client = None
@@ -95,6 +98,8 @@ def _check_pull_request(
                 config, report.head, context=CHECK_CONTEXT, state=state, description=report.summary()
             )
         )
+        if number is not None:
+            asyncio.run(set_pull_request_section(config, number, CHECK_SECTION, report.markdown()))
     except ReconcilerError as exc:
         return f"check not posted: {exc}"
     verdict = "passed" if report.ok else "FAILED"
@@ -285,7 +290,9 @@ def promote_cmd(
             ),
         )
     checked = (
-        _check_pull_request(repo, branch, result.branch, host_cfg, kubeconfig, cache_dir)
+        _check_pull_request(
+            repo, branch, result.branch, host_cfg, kubeconfig, cache_dir, result.pull_request.number
+        )
         if result.pull_request
         else ""
     )
@@ -382,7 +389,9 @@ def rollback_cmd(
     if event is not None:
         _publish(nats, event)
     checked = (
-        _check_pull_request(repo, branch, result.branch, host_cfg, kubeconfig, cache_dir)
+        _check_pull_request(
+            repo, branch, result.branch, host_cfg, kubeconfig, cache_dir, result.pull_request.number
+        )
         if result.pull_request
         else ""
     )

@@ -91,6 +91,8 @@ __all__ = [
     "open_pull_request",
     "parse_remote",
     "post_commit_status",
+    "replace_section",
+    "set_pull_request_section",
 ]
 
 log = logging.getLogger("reconciler.promote.hosts")
@@ -655,6 +657,47 @@ async def get_pull_request(config: HostConfig, number: int) -> PullRequestState:
         if status != 200:
             api.fail("GET", url, status, data)
         return _pull_state(api.parse(_Pull, data, "GET", url))
+
+
+def replace_section(body: str, name: str, text: str) -> str:
+    """``body`` with the section ``name`` (between ``<!-- name -->`` and ``<!-- /name -->``) set to
+    ``text``: replaced where it is, else appended after a blank line."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    i = body.find(start)
+    j = body.find(end, i) if i >= 0 else -1
+    if i >= 0 and j >= 0:
+        return body[:i] + block + body[j + len(end) :]
+    return (body.rstrip() + "\n\n" if body.strip() else "") + block + "\n"
+
+
+async def set_pull_request_section(config: HostConfig, number: int, name: str, text: str) -> None:
+    """Set a marked section of pull (merge) request ``number``'s description (see :func:`replace_section`),
+    keeping the rest as it is: the check's report in a promotion pull request's body, replaced on every
+    run rather than appended. GitHub ``PATCH /repos/{o}/{r}/pulls/{n}`` ``{body}``, Gitea the same path and
+    field, GitLab ``PUT /projects/:id/merge_requests/:iid`` ``{description}``. Nothing is sent when the
+    section already says ``text``.
+
+    Raises:
+        HostError: no token, or the host answered with an error.
+    """
+    _need_token(config)
+    async with _session() as session:
+        api = _Api(config, session)
+        gitlab = config.kind == "gitlab"
+        url = f"{api.repo_path()}/{'merge_requests' if gitlab else 'pulls'}/{int(number)}"
+        status, data = await api.call("GET", url)
+        if status != 200:
+            api.fail("GET", url, status, data)
+        field = "description" if gitlab else "body"
+        current = str((data or {}).get(field) or "") if isinstance(data, dict) else ""
+        wanted = replace_section(current, name, text)
+        if wanted == current:
+            return
+        method = "PUT" if gitlab else "PATCH"
+        status, data = await api.call(method, url, json={field: wanted})
+        if status not in (200, 201):
+            api.fail(method, url, status, data)
 
 
 def _pull_state(pr: _Pull) -> PullRequestState:

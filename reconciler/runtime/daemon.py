@@ -871,12 +871,13 @@ class Daemon:
 
     async def _check_pull_request(self, msg: Any) -> None:
         """A pull request into the followed branch was opened or moved: check its head
-        (:func:`reconciler.promote.check.check_change`, with a dry-run pass on this cluster) and post the
-        result as the commit status ``reconciler/check``. Without a Git host token nothing is checked; a
-        malformed event, and one about another repository (whose branch of the same name is not the pull
-        request's), is dropped. The message is acknowledged once the status is posted (or given up)."""
-        from reconciler.promote.check import CHECK_CONTEXT, check_change
-        from reconciler.promote.hosts import HostError, post_commit_status
+        (:func:`reconciler.promote.check.check_change`, with a dry-run pass on this cluster), post the
+        result as the commit status ``reconciler/check`` and its Markdown in the pull request's body.
+        Without a Git host token nothing is checked; a malformed event, and one about another repository
+        (whose branch of the same name is not the pull request's), is dropped. The message is acknowledged
+        once the status is posted (or given up)."""
+        from reconciler.promote.check import CHECK_CONTEXT, CHECK_SECTION, check_change
+        from reconciler.promote.hosts import HostError, post_commit_status, set_pull_request_section
         from webhooks.events import PullRequestChanged
 
         try:
@@ -910,6 +911,7 @@ class Daemon:
                 state="success" if report.ok else "failure",
                 description=report.summary(),
             )
+            await set_pull_request_section(config, event.number, CHECK_SECTION, report.markdown())
             log.info("pull request #%s: %s %s", event.number, CHECK_CONTEXT, report.summary())
         except (ReconcilerError, HostError) as exc:
             log.warning("pull request #%s: check not posted: %s", event.number, exc)

@@ -63,7 +63,10 @@ async def test_promotion_by_pull_request_end_to_end(stack: Stack, kubeconfig: Pa
     assert pr.head.ref == f"promote/staging/{dev_commit[:7]}" and pr.base.ref == "main"
     assert f"pull request #{pr.number} opened" in res.stdout
     change = f"{s.n.image}: {s.ref('0.1.0', DIGEST_A)} -> {s.ref('0.2.0', DIGEST_B)}"
-    assert pr.body.strip() == change, pr.body  # the changeset, one line per image
+    # the changeset, one line per image, then the check's report (replaced, never appended twice, by the
+    # CLI and by the daemon on the pull_request webhook)
+    assert pr.body.startswith(change + "\n\n<!-- reconciler-check -->\n### reconciler check: passed"), pr.body
+    assert pr.body.count("<!-- reconciler-check -->") == 1 and "- changed: `Deployment/" in pr.body
     # its head gets reconciler/check = success (from the CLI, and from the daemon on the PR webhook)
     check = await s.wait_status(pr.head.sha, CHECK, "success")
     assert "staging ok" in check.description

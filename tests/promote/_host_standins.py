@@ -256,9 +256,20 @@ def _hub_routes(forge: Forge, app: web.Application) -> None:
         items = forge.statuses.get(request.match_info["ref"], [])
         return web.json_response(sorted(items, key=lambda s: -int(s["id"])))
 
+    async def edit_pull(request: web.Request) -> web.Response:
+        number = int(request.match_info["number"])
+        body = await request.json()
+        for p in forge.pulls:
+            if p.number == number:
+                if "body" in body:
+                    p.body = str(body["body"])
+                return web.json_response(forge.pull_json(p))
+        return web.json_response({"message": "Not Found"}, status=404)
+
     app.router.add_post(f"{base_path}/pulls", create)
     app.router.add_get(f"{base_path}/pulls", list_pulls)
     app.router.add_get(base_path + r"/pulls/{number:\d+}", get_pull)
+    app.router.add_patch(base_path + r"/pulls/{number:\d+}", edit_pull)
     if forge.kind == "gitea":
         app.router.add_get(base_path + "/pulls/{base}/{head:.+}", by_base_head)
     app.router.add_post(base_path + "/statuses/{sha}", create_status)
@@ -346,9 +357,20 @@ def _gitlab_routes(forge: Forge, app: web.Application) -> None:
             latest[s["name"]] = s
         return web.json_response(list(latest.values()))
 
+    async def edit_mr(request: web.Request) -> web.Response:
+        number = int(request.match_info["iid"])
+        body = await request.json()
+        for p in forge.pulls:
+            if p.number == number and project_ok(request):
+                if "description" in body:
+                    p.body = str(body["description"])
+                return web.json_response(forge.pull_json(p))
+        return web.json_response({"message": "404 Not found"}, status=404)
+
     app.router.add_post(f"{base_path}/merge_requests", create)
     app.router.add_get(f"{base_path}/merge_requests", list_mrs)
     app.router.add_get(base_path + r"/merge_requests/{iid:\d+}", get_mr)
+    app.router.add_put(base_path + r"/merge_requests/{iid:\d+}", edit_mr)
     app.router.add_post(base_path + "/statuses/{sha}", create_status)
     app.router.add_get(base_path + "/repository/commits/{sha}/statuses", list_statuses)
 

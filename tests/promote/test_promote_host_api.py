@@ -26,6 +26,8 @@ from reconciler.promote.hosts import (
     manual_instructions,
     open_pull_request,
     post_commit_status,
+    replace_section,
+    set_pull_request_section,
 )
 
 KINDS: list[Kind] = ["github", "gitlab", "gitea"]
@@ -347,3 +349,25 @@ async def test_url_credentials_are_masked(forges: dict[Kind, Forge]) -> None:
     ) as refused:
         await _open(down)
     assert refused.value.status == 0 and TOKEN not in str(refused.value)
+
+
+def test_a_marked_section_is_replaced_in_place_or_appended() -> None:
+    assert replace_section("", "c", "report") == "<!-- c -->\nreport\n<!-- /c -->\n"
+    body = "changeset\n\n<!-- c -->\nold\n<!-- /c -->\n\nfooter"
+    assert replace_section(body, "c", "new\n") == "changeset\n\n<!-- c -->\nnew\n<!-- /c -->\n\nfooter"
+    assert replace_section("changeset\n", "c", "x") == "changeset\n\n<!-- c -->\nx\n<!-- /c -->\n"
+
+
+async def test_the_check_section_of_a_pull_request_body_on_every_host(forge: Forge) -> None:
+    config = forge.config()
+    pr = await _open(config)
+    await set_pull_request_section(config, pr.number, "reconciler-check", "### check: passed")
+    await set_pull_request_section(config, pr.number, "reconciler-check", "### check: FAILED")
+    (stored,) = forge.pulls
+    assert stored.body == "why\n\n<!-- reconciler-check -->\n### check: FAILED\n<!-- /reconciler-check -->\n"
+    edits = [r for r in forge.requests if r["method"] in ("PATCH", "PUT")]
+    assert len(edits) == 2
+    await set_pull_request_section(config, pr.number, "reconciler-check", "### check: FAILED")
+    assert len([r for r in forge.requests if r["method"] in ("PATCH", "PUT")]) == 2, "unchanged: not sent"
+    with pytest.raises(HostError, match="404"):
+        await set_pull_request_section(config, 99, "reconciler-check", "x")
