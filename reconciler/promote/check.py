@@ -62,6 +62,13 @@ class EnvCheck(BaseModel):
     policy: list[PolicyFinding] = Field(
         default_factory=list, description="what the policies said about the head's objects"
     )
+    refused_by: str = Field(
+        default="",
+        description="which layer refused the head (empty when ok): render (kustomize build or envs/ file), "
+        "policy (OPA, the repository's policies), guard (a pass guard such as the tool contract or "
+        "ownership), admission (a ValidatingAdmissionPolicy or admission webhook in the dry-run), "
+        "api-server (the API server's own validation in the dry-run)",
+    )
 
     @property
     def denials(self) -> list[PolicyFinding]:
@@ -91,7 +98,10 @@ class CheckReport(BaseModel):
         if not self.environments:
             return "no environment changes"
         parts = [
-            f"{e.environment} ok" if e.ok else f"{e.environment} FAILED: {e.error}" for e in self.environments
+            f"{e.environment} ok"
+            if e.ok
+            else f"{e.environment} FAILED ({e.refused_by or 'error'}): {e.error}"
+            for e in self.environments
         ]
         n = len(self.environments)
         return f"{n} environment{'s' if n != 1 else ''}: " + ", ".join(parts)
@@ -106,7 +116,7 @@ class CheckReport(BaseModel):
             verdict = "ok" if e.ok else "FAILED"
             lines += ["", f"**{e.environment}**: {verdict} (policies: {e.policies}, dry-run: {e.dry_run})"]
             if e.error:
-                lines.append(f"> {e.error}")
+                lines.append(f"> refused by {e.refused_by or 'an error'}: {e.error}")
             for f in e.policy:
                 lines.append(
                     f"- policy {f.severity.value}: `{f.rule_id}` `{f.object}`: {f.message} ({f.where})"
@@ -115,6 +125,25 @@ class CheckReport(BaseModel):
                 if items:
                     lines.append(f"- {word}: " + ", ".join(f"`{i}`" for i in items))
         return "\n".join(lines) + "\n"
+
+
+#: Words of the API server's answers when an admission plugin, not its own validation, refused a request
+#: (ValidatingAdmissionPolicy: "ValidatingAdmissionPolicy '…' with binding '…' denied request"; webhooks:
+#: "admission webhook \"…\" denied the request").
+_ADMISSION_WORDS = ("validatingadmissionpolicy", "admission webhook", "denied request", "denied the request")
+
+
+def refusing_layer(error: str, *, blocked: bool = False) -> str:
+    """Which layer refused a dry-run pass, from its error and whether a guard stopped it (see
+    :attr:`EnvCheck.refused_by`)."""
+    lowered = error.lower()
+    if lowered.startswith("policy denied") or "policy denied" in lowered[:80]:
+        return "policy"
+    if any(w in lowered for w in _ADMISSION_WORDS):
+        return "admission"
+    if blocked:
+        return "guard"
+    return "api-server"
 
 
 def _key(obj: dict[str, Any], default_namespace: str) -> str:
@@ -200,8 +229,12 @@ def check_change(
             removed=sorted(set(before) - set(after)),
             policies="skipped" if error else "none",
         )
+        if error:
+            check.refused_by = "render"
         if check.ok:
             judge(check, evaluator, snaps[head], env, head_objects, client)
+            if not check.ok:
+                check.refused_by = "policy"
         if check.ok and client is not None:
             ctx = PassContext(source=sources[head], client=client, probes=None, policy=evaluator)
             result = run_pass(
@@ -210,5 +243,6 @@ def check_change(
             check.dry_run = "passed" if result.ok else "failed"
             if not result.ok:
                 check.ok, check.error = False, result.error
+                check.refused_by = refusing_layer(result.error, blocked=result.blocked)
         report.environments.append(check)
     return report

@@ -160,7 +160,7 @@ async def test_required_check_keeps_a_failing_pull_request_out(stack: Stack, kub
     bad_pr = await s.client.open_pull(o, r, head="bad/staging", base="main", title="staging: scale to -3")
     # the forge's pull_request webhook → receiver → NATS → the daemon checks it and posts the failure
     failed = await s.wait_status(bad, CHECK, "failure")
-    assert "staging FAILED: validation failed" in failed.description, failed.description
+    assert "staging FAILED (api-server): validation failed" in failed.description, failed.description
     with pytest.raises(ForgeError) as err:
         await s.client.merge_pull(o, r, bad_pr.number)
     assert err.value.status == 405, err.value

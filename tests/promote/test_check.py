@@ -84,7 +84,7 @@ def test_a_branch_that_breaks_the_render_fails_naming_the_file(env_repo: EnvRepo
     assert not report.ok
     (staging,) = report.environments
     assert "missing.yaml" in staging.error
-    assert report.summary().startswith("1 environment: staging FAILED: ")
+    assert report.summary().startswith("1 environment: staging FAILED (render): ")
     result = CliRunner().invoke(
         app,
         ["check", "--repo", str(env_repo.remote), "--head", "broken", "--cache-dir", str(tmp_path / "cache")],
@@ -102,9 +102,70 @@ def test_with_a_cluster_the_dry_run_refuses_what_the_api_server_would(
     report = check_change(str(env_repo.remote), "main", "bad-replicas", tmp_path / "cache", client=kube)
     (staging,) = report.environments
     assert not staging.ok and staging.dry_run == "failed" and "replicas" in staging.error, staging
+    assert staging.refused_by == "api-server"
     good = {"overlays/staging/kustomization.yaml": _overlay("1.1")["kustomization.yaml"]}
     _branch(env_repo, "good", good, "1.1")
     report = check_change(str(env_repo.remote), "main", "good", tmp_path / "cache", client=kube)
     assert report.ok and report.environments[0].dry_run == "passed", report
     ref = ObjectRef(group="apps", version="v1", kind="Deployment", namespace=namespace, name="clock")
     assert kube.get(ref) is None, "a check writes nothing"
+
+
+def test_the_check_says_which_layer_refused_what(
+    env_repo: EnvRepo, tmp_path: Path, kube: KubeClient, namespace: str
+) -> None:
+    """The same branch passes the render and the API server's validation but a ValidatingAdmissionPolicy
+    of the cluster refuses it in the dry-run: the check names admission as the layer."""
+    import time
+    import uuid
+
+    name = f"max-replicas-{uuid.uuid4().hex[:6]}"
+    group = "admissionregistration.k8s.io"
+    policy = {
+        "apiVersion": f"{group}/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": ["deployments"]}
+                ]
+            },
+            "validations": [{"expression": "object.spec.replicas <= 5", "message": "at most 5 replicas"}],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": f"{group}/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    refs = [ObjectRef(group=group, version="v1", kind=o["kind"], name=name) for o in (policy, binding)]
+    for obj, ref in zip((policy, binding), refs, strict=True):
+        kube.apply(obj, ref, field_manager="tests")
+    try:
+        _seed(env_repo, namespace)
+        many = {"overlays/staging/deployment.yaml": _overlay("1.0", replicas="9")["deployment.yaml"]}
+        _branch(env_repo, "nine", many, "nine replicas")
+        deadline = time.monotonic() + 30  # the API server takes a moment to enforce a new policy
+        while True:
+            report = check_change(str(env_repo.remote), "main", "nine", tmp_path / "cache", client=kube)
+            (staging,) = report.environments
+            if not staging.ok or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert not staging.ok and staging.refused_by == "admission", staging
+        assert "at most 5 replicas" in staging.error
+        assert "staging FAILED (admission)" in report.summary()
+        assert "> refused by admission: " in report.markdown()
+    finally:
+        for ref in reversed(refs):
+            kube.delete(ref)
