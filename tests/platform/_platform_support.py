@@ -243,7 +243,12 @@ def configmap_file(objs: list[dict[str, Any]], key: str) -> str:
 
 _EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
 # Steps a runner provides, not this project: they are not executed locally.
-SKIPPED_USES = ("actions/checkout@", "actions/setup-python@", "actions/upload-artifact@")
+SKIPPED_USES = (
+    "actions/checkout@",
+    "actions/setup-python@",
+    "actions/upload-artifact@",
+    "github/codeql-action/upload-sarif@",
+)
 
 
 @dataclass
@@ -297,7 +302,8 @@ def run_workflow(
 ) -> WorkflowRun:
     """Run the workflow's single job in ``workdir`` (a clone of an environment repository) the way a
     runner would: ``run`` steps with ``bash --noprofile --norc -eo pipefail``, ``${{ … }}`` expressions
-    for ``steps.*.outputs.*``, ``secrets.*`` and ``github.event.pull_request.number``, ``if:`` conditions of
+    for ``steps.*.outputs.*``, ``secrets.*``, ``github.base_ref`` (``main``) and
+    ``github.event.pull_request.number``, ``if:`` conditions of
     the form ``<expression> == '<literal>'``, ``$GITHUB_OUTPUT``/``$GITHUB_ENV``/``$GITHUB_STEP_SUMMARY``.
     Steps that ``uses:`` an action in :data:`SKIPPED_USES` and steps named in ``skip_names`` are not run
     (the test environment already provides what they install). The ``reconciler`` found first on PATH is
@@ -327,6 +333,8 @@ def run_workflow(
             return secrets.get(text.split(".", 1)[1], "")
         if text == "github.event.pull_request.number":
             return "1"
+        if text == "github.base_ref":
+            return "main"
         raise AssertionError(f"the local runner does not evaluate ${{{{ {text} }}}}")
 
     def substitute(text: str) -> str:

@@ -234,7 +234,10 @@ def test_workflow_validates_and_diffs_against_the_cluster(
         assert step.returncode == 0, f"{step.name}:\n{step.stdout}\n{step.stderr}"
     assert run.outputs["kube"]["available"] == "true"
     assert run.step("Validate").ran and run.step("Diff").ran
-    sections = dict(part.split("\n", 1) for part in run.summary.split("### ")[1:])
+    assert run.step("Check the change").ran
+    check, _, diffs = run.summary.partition("## What merging this pull request changes")
+    assert "### reconciler check: passed" in check and "No environment changes." in check, check
+    sections = dict(part.split("\n", 1) for part in diffs.split("### ")[1:])
     assert sorted(sections) == sorted(ENVS)
     for env, text in sections.items():  # each environment's diff names its objects, or says it has none
         assert f"agents-{env}" in text or "no differences" in text, text

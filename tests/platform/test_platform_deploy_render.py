@@ -318,13 +318,15 @@ def test_ingress_example_routes_to_the_webhooks_service() -> None:
 def test_workflow_runs_build_validation_and_diff_on_pull_requests() -> None:
     wf = load_workflow()
     assert "pull_request" in wf["on"]
-    assert set(wf["on"]["pull_request"]["paths"]) == {"envs/**", "overlays/**"}
-    assert wf["permissions"] == {"contents": "read"}
+    assert set(wf["on"]["pull_request"]["paths"]) == {"envs/**", "overlays/**", "policies/**"}
+    # read-only, plus uploading the check's SARIF to code scanning
+    assert wf["permissions"] == {"contents": "read", "security-events": "write"}
     (job,) = wf["jobs"].values()
     scripts = "\n".join(str(s.get("run", "")) for s in job["steps"])
     assert re.search(r"^\s*reconciler build \"\$env\" --repo \.", scripts, re.M)
     assert re.search(r"^\s*reconciler reconcile \"\$env\" .*--dry-run", scripts, re.M)
     assert re.search(r"^\s*reconciler diff \"\$env\" .*--exit-code", scripts, re.M)
+    assert re.search(r"^\s*reconciler check \"\$\{args\[@\]\}\" -o sarif", scripts, re.M)
     for step in job["steps"]:
         if "uses" in step:
             assert str(step["uses"]).startswith(SKIPPED_USES), step["uses"]
@@ -345,6 +347,9 @@ def test_workflow_render_steps_run_on_the_example_repository(tmp_path: Path) -> 
     assert run.outputs["envs"]["names"].split() == list(sorted(ENVS))
     assert run.outputs["kube"]["available"] == "false"
     assert not run.step("Validate").ran and not run.step("Diff").ran
+    # without a cluster the check still renders and runs the policies (this head changes nothing)
+    assert run.step("Check the change").ran and "### reconciler check: passed" in run.summary
+    assert '"version": "2.1.0"' in (work / "reconciler-check.sarif").read_text()
     for env in ENVS:
         rendered = (work / "rendered" / f"{env}.yaml").read_text()
         assert parse_stream(rendered, env)
