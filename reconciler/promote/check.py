@@ -236,7 +236,8 @@ def check_change(
             if not check.ok:
                 check.refused_by = "policy"
         if check.ok and client is not None:
-            ctx = PassContext(source=sources[head], client=client, probes=None, policy=evaluator)
+            # the probe service as the daemon configures it ($RECONCILER_PROBE_*): the tool-contract gate
+            ctx = PassContext(source=sources[head], client=client, policy=evaluator)
             result = run_pass(
                 ctx, name, revision=revs[head], trigger="check", dry_run=True, with_health=False
             )

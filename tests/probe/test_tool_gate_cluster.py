@@ -108,3 +108,37 @@ def test_an_agent_requiring_a_tool_its_server_lacks_is_blocked_before_any_write(
     assert (kube.get(agent) or {})["spec"]["declarative"]["tools"][0]["mcpServer"]["toolNames"][-1] == "shout"
     h = warned.health[f"Agent/{namespace}/helpdesk"]
     assert h.state is HealthState.DEGRADED and "requires tool 'shout'" in h.message
+
+
+def test_reconciler_check_runs_the_tool_contract_gate_on_a_branch(
+    env_repo: EnvRepo,
+    kube: KubeClient,
+    namespace: str,
+    cache_dir: Path,
+    sdk_server: ServerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A branch whose Agent requires a tool its server does not list fails ``reconciler check`` with the
+    tool contract named as the refusing layer (a guard of the dry-run pass), before anyone merges it."""
+    import json
+    import subprocess
+
+    from reconciler.promote.check import check_change
+
+    origin = f"http://tools.{namespace}.svc.cluster.local:8000"
+    monkeypatch.setenv(
+        "RECONCILER_PROBE_ADDRESSES", json.dumps({origin: f"http://127.0.0.1:{sdk_server.port}"})
+    )
+    _write(env_repo, namespace, "add, greet")
+    env_repo.commit("helpdesk uses add and greet")
+    ctx = PassContext(source=GitSource(str(env_repo.remote), "main", cache_dir), client=kube)
+    assert run_pass(ctx, "dev").ok
+    git = ["git", "-C", str(env_repo.work)]
+    subprocess.run([*git, "checkout", "-q", "-b", "more-tools"], check=True)
+    _write(env_repo, namespace, "add, greet, shout")
+    subprocess.run([*git, "commit", "-qam", "helpdesk also wants shout"], check=True)
+    subprocess.run([*git, "push", "-q", "origin", "more-tools"], check=True)
+    report = check_change(str(env_repo.remote), "main", "more-tools", cache_dir / "check", client=kube)
+    (dev,) = report.environments
+    assert not dev.ok and dev.refused_by == "guard", dev
+    assert dev.error.startswith("tool contract: ") and "shout" in dev.error, dev.error
