@@ -43,6 +43,17 @@ REGISTRY_RE = re.compile(
 )
 GIT_SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
+
+def _git_sha(value: str) -> str:
+    value = value.lower()
+    if not GIT_SHA_RE.match(value):
+        raise ValueError(f"{value!r} is not a 40- or 64-hex Git object id")
+    return value
+
+
+#: A Git object id (SHA-1 or SHA-256 hex), lower-cased.
+GitSha = Annotated[str, AfterValidator(_git_sha)]
+
 # Host names that all mean Docker Hub (the Docker CLI normalises them to docker.io).
 _DOCKER_HUB_ALIASES = frozenset(
     {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -164,18 +175,10 @@ class GitPushed(BaseModel):
     full_name: str | None = None
     urls: list[str] = Field(default_factory=list)
     ref: str = Field(min_length=1)
-    before: str
-    after: str
+    before: GitSha
+    after: GitSha
     source: str = Field(min_length=1)
     delivery_id: str = Field(min_length=1)
-
-    @field_validator("before", "after")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        value = value.lower()
-        if not GIT_SHA_RE.match(value):
-            raise ValueError(f"{value!r} is not a 40- or 64-hex Git object id")
-        return value
 
     @field_validator("ref")
     @classmethod
@@ -217,15 +220,7 @@ class PullRequestChanged(BaseModel):
     number: int = Field(ge=1)
     action: str = Field(min_length=1)
     head_ref: str = Field(min_length=1)
-    head_sha: str
+    head_sha: GitSha
     base_ref: str = Field(min_length=1)
     source: str = Field(min_length=1)
     delivery_id: str = Field(min_length=1)
-
-    @field_validator("head_sha")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        value = value.lower()
-        if not GIT_SHA_RE.match(value):
-            raise ValueError(f"{value!r} is not a 40- or 64-hex Git object id")
-        return value

@@ -138,15 +138,11 @@ class Strategy(BaseModel):
         return self
 
 
-class AnalysisQuery(BaseModel):
-    """One PromQL gate: its value must stay within ``min``/``max``."""
+class GateLimits(BaseModel):
+    """How often a gate (query or probe) is sampled and how many bad samples a step tolerates."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str = Field(pattern=_NAME_RE.pattern, max_length=63)
-    query: str = Field(min_length=1, description="PromQL; an instant vector or scalar with one value")
-    max: float | None = None
-    min: float | None = None
     interval: float | None = Field(
         default=None, gt=0, description="seconds between samples (default: the step's)"
     )
@@ -155,8 +151,18 @@ class AnalysisQuery(BaseModel):
         default=0,
         ge=0,
         alias="inconclusiveLimit",
-        description="inconclusive samples tolerated before pausing",
+        description="inconclusive samples (no evidence: Prometheus or the canary not reachable) tolerated "
+        "before pausing",
     )
+
+
+class AnalysisQuery(GateLimits):
+    """One PromQL gate: its value must stay within ``min``/``max``."""
+
+    name: str = Field(pattern=_NAME_RE.pattern, max_length=63)
+    query: str = Field(min_length=1, description="PromQL; an instant vector or scalar with one value")
+    max: float | None = None
+    min: float | None = None
     on_empty: OnEmpty = Field(
         default=OnEmpty.FAIL,
         alias="onEmpty",
@@ -186,13 +192,11 @@ class ProbeProtocol(StrEnum):
     A2A = "a2a"
 
 
-class ProbeGate(BaseModel):
+class ProbeGate(GateLimits):
     """A protocol probe of the canary, a gate of the same kind as a query: each sample probes the canary
     Service (MCP: handshake and complete ``tools/list``; A2A: the agent card) and passes only when it is
     ``Healthy`` and, with ``tools``, lists every tool the stable version lists with a compatible input
     schema (:func:`reconciler.probe.contract.schema_changes`)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str = Field(default="protocol", pattern=_NAME_RE.pattern, max_length=63)
     protocol: ProbeProtocol = Field(
@@ -200,16 +204,6 @@ class ProbeGate(BaseModel):
     )
     tools: bool = Field(
         default=True, description="MCP: the canary must keep the stable version's tools and their schemas"
-    )
-    interval: float | None = Field(
-        default=None, gt=0, description="seconds between samples (default: the step's)"
-    )
-    failure_limit: int = Field(default=0, ge=0, alias="failureLimit", description="failed samples tolerated")
-    inconclusive_limit: int = Field(
-        default=0,
-        ge=0,
-        alias="inconclusiveLimit",
-        description="inconclusive samples (the canary not reachable from here) tolerated before pausing",
     )
 
 
