@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.render import generators, nameref, patches, refvars, replacements, transformers
+from reconciler.render import crds, generators, nameref, patches, refvars, replacements, transformers
 from reconciler.render import remote as _remote
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import (
@@ -282,7 +282,6 @@ _UNSUPPORTED = {
     "helmCharts": "helmCharts are not supported",
     "helmGlobals": "helmGlobals are not supported",
     "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
-    "crds": "'crds' is not supported by this renderer",
     "generators": "generator plugins ('generators') are not supported by this renderer",
     "validators": "validator plugins ('validators') are not supported by this renderer",
     "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
@@ -431,6 +430,9 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
             raise RenderError("a transformer configuration must be a mapping", path=shown)
         config.merge(TransformerConfig.from_raw(raw, where=shown), where=shown)
     acc.config.merge(config, where=where)
+    for rel in kust.crds or []:  # after configurations, as kustomize's accumulateTarget
+        data, shown = loader.read(rel, where=where)
+        acc.config.merge(crds.config_from_crds(data, where=shown), where=shown)
     _run_generators(loader, kust, where, acc)
     for comp in kust.components or []:
         sub = loader.new(comp, where=where)

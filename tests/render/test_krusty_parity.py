@@ -40,7 +40,6 @@ AGREEMENT = frozenset({IDENTICAL, BOTH_REFUSE})
 # The reasons of the known differences (kind, why).
 _BUILD_METADATA = (WE_REFUSE, "unsupported: `buildMetadata:` (origin and transformer annotations)")
 _GENERATORS = (WE_REFUSE, "unsupported: `generators:` (generator configs, builtin ones included)")
-_CRDS = (WE_REFUSE, "unsupported: `crds:` (field specs read from CRD files)")
 _NO_API_VERSION = (
     WE_REFUSE,
     "we require apiVersion on every resource (the API server does); kustomize does not",
@@ -62,8 +61,6 @@ KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {
     "TestComplexComposition_Dev_SuccessWithBaseTransformers": _GENERATORS,
     "TestComplexComposition_Prod_SuccessWithBaseTransformers": _GENERATORS,
     "TestConfigMapGeneratorLiteralNewline": _GENERATORS,
-    "TestCrdBase": _CRDS,
-    "TestCrdWithOverlay": _CRDS,
     "TestEmptyFieldSpecValue": _GENERATORS,
     "TestGeneratorWithAnnoOrigin": _BUILD_METADATA,
     "TestNamespacePropagationDoesNotBreakGeneratorMerge": _GENERATORS,
