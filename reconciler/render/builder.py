@@ -18,7 +18,7 @@ below the directory of the kustomization naming it (after resolving symlinks); k
 be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
 cycle check). Remote bases and files (Git URLs, ``http(s)://`` files) are fetched when the render's
 :class:`~reconciler.render.remote.RemoteOptions` allow them (:mod:`reconciler.render.remote`), and refused
-otherwise; files of a remote base are read within its checkout only. Helm charts, plugins, ``crds``,
+otherwise; files of a remote base are read within its checkout only. Helm charts, plugins,
 ``openapi`` and ``buildMetadata`` are refused with an error naming the kustomization file.
 """
 
@@ -282,7 +282,6 @@ _UNSUPPORTED = {
     "helmCharts": "helmCharts are not supported",
     "helmGlobals": "helmGlobals are not supported",
     "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
-    "generators": "generator plugins ('generators') are not supported by this renderer",
     "validators": "validator plugins ('validators') are not supported by this renderer",
     "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
     "buildMetadata": "'buildMetadata' is not supported by this renderer",
@@ -540,27 +539,35 @@ def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc)
 
     for kind, entries in (("ConfigMap", kust.configMapGenerator), ("Secret", kust.secretGenerator)):
         for args in entries or []:
-            res = generators.generate(kind, args, kust.generatorOptions, load, where=where)
-            rid = res.cur_id()
-            matches = acc.resmap.by_any_id(rid)
-            if not matches:
-                if res.behavior in ("merge", "replace"):
-                    raise RenderError(f"id {rid} does not exist; cannot merge or replace", path=where)
-                acc.resmap.append(res)
-                continue
-            if len(matches) > 1:
-                raise RenderError(f"found multiple objects that could accept merge of {rid}", path=where)
-            if res.behavior not in ("merge", "replace"):
-                raise RenderError(
-                    f"id {rid} exists; can not use behavior: '{res.behavior}', behavior must be merge or "
-                    "replace",
-                    path=where,
-                )
-            old = matches[0]
-            index = acc.resmap.items.index(old)
-            merged = generators.merge_generated(old, res)
-            merged.ref_var_names = list(old.ref_var_names)
-            acc.resmap.items[index] = merged
+            _absorb_generated(
+                generators.generate(kind, args, kust.generatorOptions, load, where=where), acc, where
+            )
+    for spec in kust.generators or []:  # builtin generator configurations (kustomize's runGenerators)
+        for conf, cwhere in _transformer_configs(spec, loader, where):
+            kind, args = generators.builtin_generator_args(conf, where=where, shown=cwhere)
+            _absorb_generated(generators.generate(kind, args, None, load, where=where), acc, where)
+
+
+def _absorb_generated(res: Resource, acc: _Acc, where: str) -> None:
+    rid = res.cur_id()
+    matches = acc.resmap.by_any_id(rid)
+    if not matches:
+        if res.behavior in ("merge", "replace"):
+            raise RenderError(f"id {rid} does not exist; cannot merge or replace", path=where)
+        acc.resmap.append(res)
+        return
+    if len(matches) > 1:
+        raise RenderError(f"found multiple objects that could accept merge of {rid}", path=where)
+    if res.behavior not in ("merge", "replace"):
+        raise RenderError(
+            f"id {rid} exists; can not use behavior: '{res.behavior}', behavior must be merge or replace",
+            path=where,
+        )
+    old = matches[0]
+    index = acc.resmap.items.index(old)
+    merged = generators.merge_generated(old, res)
+    merged.ref_var_names = list(old.ref_var_names)
+    acc.resmap.items[index] = merged
 
 
 # -- transformers -------------------------------------------------------------------------------------
@@ -889,10 +896,10 @@ def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[d
     if _is_remote(spec):
         raise RenderError(f"remote transformer {spec!r} is not supported", path=where)
     real = os.path.realpath(os.path.join(loader.root, spec))
-    if os.path.isdir(real):
-        raise RenderError(
-            f"transformers from a kustomization directory ('{spec}') are not supported", path=where
-        )
+    if os.path.isdir(real):  # a kustomization whose output is the configurations
+        built = _Acc()
+        _accumulate_directory(loader.new(spec, where=where), where, built, component=False)
+        return [(r.obj, where) for r in built.resmap.items]
     data, shown = loader.read(spec, where=where)
     return [(d, shown) for d in load_yaml_documents(data, path=shown, kyaml=True)]
 

@@ -358,3 +358,42 @@ def merge_generated(existing: Resource, new: Resource) -> Resource:
     new.needs_hash = existing.needs_hash and new.needs_hash
     new.behavior = existing.behavior
     return new
+
+
+_BUILTIN_GENERATORS = {"ConfigMapGenerator": "ConfigMap", "SecretGenerator": "Secret"}
+
+
+def builtin_generator_args(conf: Any, *, where: str, shown: str) -> tuple[str, dict[str, Any]]:
+    """The kind (``ConfigMap``/``Secret``) and generator entry of one ``generators:`` configuration, as
+    kustomize's builtin ``ConfigMapGenerator``/``SecretGenerator`` plugins read it
+    (api/internal/builtins/ConfigMapGenerator.go): the entry's fields at the top level (others ignored),
+    ``name`` and ``namespace`` defaulting to ``metadata``'s; the kustomization's ``generatorOptions`` do not
+    apply.
+
+    Raises:
+        RenderError: naming the kustomization file for anything but a builtin ConfigMap/Secret generator
+            (generator plugins are not supported).
+    """
+    if not isinstance(conf, dict):
+        raise RenderError(f"generator configuration in {shown} must be a mapping", path=where)
+    api, kind = conf.get("apiVersion"), conf.get("kind")
+    if api != "builtin" or kind not in _BUILTIN_GENERATORS:
+        raise RenderError(
+            f"generator plugins are not supported: only the builtin ConfigMapGenerator and SecretGenerator "
+            f"(apiVersion: builtin) can be used in 'generators', got apiVersion {api!r} kind {kind!r} "
+            f"(from {shown})",
+            path=where,
+        )
+    meta = conf.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    if not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise RenderError(
+            f"missing metadata.name in generator configuration {kind} (from {shown})", path=where
+        )
+    out_kind = _BUILTIN_GENERATORS[kind]
+    fields = _ARG_FIELDS - ({"type"} if out_kind == "ConfigMap" else set())
+    args = {k: v for k, v in conf.items() if k in fields}
+    for key in ("name", "namespace"):
+        if not args.get(key) and meta.get(key):
+            args[key] = meta[key]
+    return out_kind, args

@@ -3,8 +3,9 @@
 Each folder directly under corpus/ (except _bases and _components) is an overlay rendered by both this
 renderer and the real kustomize binary; folders under corpus/errors/ must fail in both. The first cases are
 defined here, the rest in corpus_extra.py (richer workloads, agent-platform kinds, more errors) and
-corpus_vars.py (``vars:`` and building a Component directory) and corpus_values.py (values through
-patches, replacements and generators) and corpus_crds.py (``crds:``).
+corpus_vars.py (``vars:`` and building a Component directory), corpus_values.py (values through
+patches, replacements and generators), corpus_crds.py (``crds:``) and corpus_generators.py (builtin
+``generators:``).
 
 Usage: .venv/bin/python tests/render/make_corpus.py
 """
@@ -492,13 +493,14 @@ def write(base: Path, files: dict[str, str]) -> None:
 def main() -> int:
     import corpus_crds
     import corpus_extra as extra
+    import corpus_generators as gens
     import corpus_values as values
     import corpus_vars
 
     write(HERE / "_bases" / "agents", BASE_AGENTS)
     write(HERE / "_bases" / "workloads", extra.BASE_WORKLOADS)
     write(HERE / "_bases" / "platform", extra.BASE_PLATFORM)
-    for name, files in {**values.BASES, **corpus_crds.BASES}.items():
+    for name, files in {**values.BASES, **corpus_crds.BASES, **gens.BASES}.items():
         write(HERE / "_bases" / name, files)
     write(HERE / "_components" / "debug", COMPONENT)
     for name, files in corpus_vars.BASES.items():
@@ -511,6 +513,7 @@ def main() -> int:
         **corpus_vars.CASES,
         **values.CASES,
         **corpus_crds.CASES,
+        **gens.CASES,
     }.items():
         write(HERE / name, files)
     for name, files in {
@@ -519,6 +522,7 @@ def main() -> int:
         **corpus_vars.ERRORS,
         **values.ERRORS,
         **corpus_crds.ERRORS,
+        **gens.ERRORS,
     }.items():
         write(HERE / "errors" / name, files)
     return 0

@@ -39,7 +39,6 @@ AGREEMENT = frozenset({IDENTICAL, BOTH_REFUSE})
 
 # The reasons of the known differences (kind, why).
 _BUILD_METADATA = (WE_REFUSE, "unsupported: `buildMetadata:` (origin and transformer annotations)")
-_GENERATORS = (WE_REFUSE, "unsupported: `generators:` (generator configs, builtin ones included)")
 _NO_API_VERSION = (
     WE_REFUSE,
     "we require apiVersion on every resource (the API server does); kustomize does not",
@@ -51,19 +50,14 @@ KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {
     "TestAnnoOriginBuiltinGeneratorFromFileWithOverlay": _BUILD_METADATA,
     "TestAnnoOriginConfigMapGeneratorMerge": _BUILD_METADATA,
     "TestAnnoOriginConfigMapGeneratorReplace": _BUILD_METADATA,
-    "TestAnnoOriginGeneratorFromFile": _GENERATORS,
-    "TestAnnoOriginInlineBuiltinGenerator": _GENERATORS,
+    "TestAnnoOriginGeneratorFromFile": _BUILD_METADATA,
+    "TestAnnoOriginInlineBuiltinGenerator": _BUILD_METADATA,
     "TestAnnoOriginLocalBuiltinGenerator": _BUILD_METADATA,
     "TestAnnoOriginLocalFiles": _BUILD_METADATA,
     "TestAnnoOriginLocalFilesWithOverlay": _BUILD_METADATA,
     "TestAnnoTransformerBuiltinLocal": _BUILD_METADATA,
     "TestAnnoTransformerLocalFilesWithOverlay": _BUILD_METADATA,
-    "TestComplexComposition_Dev_SuccessWithBaseTransformers": _GENERATORS,
-    "TestComplexComposition_Prod_SuccessWithBaseTransformers": _GENERATORS,
-    "TestConfigMapGeneratorLiteralNewline": _GENERATORS,
-    "TestEmptyFieldSpecValue": _GENERATORS,
     "TestGeneratorWithAnnoOrigin": _BUILD_METADATA,
-    "TestNamespacePropagationDoesNotBreakGeneratorMerge": _GENERATORS,
     "TestTransfomersImageCustomConfig": _NO_API_VERSION,
     "TestTransfomersImageDefaultConfig": _NO_API_VERSION,
 }

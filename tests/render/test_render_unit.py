@@ -487,3 +487,18 @@ def test_cache_hands_out_independent_copies_keyed_by_tree(tmp_path: Path) -> Non
     )
     assert build(tmp_path, root=tmp_path, cache=cache, tree_id="t1")[0]["data"]["a"] == "1"  # same tree id
     assert build(tmp_path, root=tmp_path, cache=cache, tree_id="t2")[0]["data"]["a"] == "2"
+
+
+def test_generator_plugins_refused_naming_the_kustomization(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "kustomization.yaml": "generators:\n- |-\n  apiVersion: example.test/v1\n  kind: Gen\n"
+            "  metadata:\n    name: g\n",
+        },
+    )
+    with pytest.raises(RenderError) as info:
+        build(tmp_path, root=tmp_path)
+    assert "kustomization.yaml" in str(info.value)
+    assert "generator plugins are not supported" in str(info.value)
+    assert "'Gen'" in str(info.value)
