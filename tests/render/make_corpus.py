@@ -3,8 +3,8 @@
 Each folder directly under corpus/ (except _bases and _components) is an overlay rendered by both this
 renderer and the real kustomize binary; folders under corpus/errors/ must fail in both. The first cases are
 defined here, the rest in corpus_extra.py (richer workloads, agent-platform kinds, more errors) and
-corpus_vars.py (``vars:`` and building a Component directory) and corpus_values.py (values through
-patches, replacements and generators).
+corpus_vars.py (``vars:`` and building a Component directory), corpus_values.py (values through
+patches, replacements and generators) and corpus_buildmeta.py (``buildMetadata``).
 
 Usage: .venv/bin/python tests/render/make_corpus.py
 """
@@ -490,6 +490,7 @@ def write(base: Path, files: dict[str, str]) -> None:
 
 
 def main() -> int:
+    import corpus_buildmeta as buildmeta
     import corpus_extra as extra
     import corpus_values as values
     import corpus_vars
@@ -497,14 +498,15 @@ def main() -> int:
     write(HERE / "_bases" / "agents", BASE_AGENTS)
     write(HERE / "_bases" / "workloads", extra.BASE_WORKLOADS)
     write(HERE / "_bases" / "platform", extra.BASE_PLATFORM)
-    for name, files in values.BASES.items():
+    for name, files in {**values.BASES, **buildmeta.BASES}.items():
         write(HERE / "_bases" / name, files)
     write(HERE / "_components" / "debug", COMPONENT)
     for name, files in corpus_vars.BASES.items():
         write(HERE / "_bases" / name, files)
     for name, files in {**extra.COMPONENTS, **corpus_vars.COMPONENTS, **values.COMPONENTS}.items():
         write(HERE / "_components" / name, files)
-    for name, files in {**CASES, **extra.CASES, **corpus_vars.CASES, **values.CASES}.items():
+    cases = {**CASES, **extra.CASES, **corpus_vars.CASES, **values.CASES, **buildmeta.CASES}
+    for name, files in cases.items():
         write(HERE / name, files)
     for name, files in {**ERRORS, **extra.ERRORS, **corpus_vars.ERRORS, **values.ERRORS}.items():
         write(HERE / "errors" / name, files)
