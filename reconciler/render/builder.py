@@ -18,9 +18,9 @@ below the directory of the kustomization naming it (after resolving symlinks); k
 be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
 cycle check). Remote bases and files (Git URLs, ``http(s)://`` files) are fetched when the render's
 :class:`~reconciler.render.remote.RemoteOptions` allow them (:mod:`reconciler.render.remote`), and refused
-otherwise; files of a remote base are read within its checkout only. Helm charts, plugins, ``crds``,
-``openapi`` and ``buildMetadata: [transformerAnnotations]`` are refused with an error naming the kustomization
-file; the other ``buildMetadata`` values are :mod:`reconciler.render.buildmeta`.
+otherwise; files of a remote base are read within its checkout only. Helm charts, plugins, ``crds`` and
+``openapi`` are refused with an error naming the kustomization file; ``buildMetadata`` is
+:mod:`reconciler.render.buildmeta`.
 """
 
 from __future__ import annotations
@@ -438,6 +438,7 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
         with buildmeta.entering(comp):
             _accumulate_directory(sub, where, acc, component=True)
     _run_transformers(loader, kust, where, acc)
+    buildmeta.annotate_transformed([r.obj for r in acc.resmap], kust, where)
     if kust.vars:
         refvars.merge_vars(acc.resmap, acc.vars, refvars.parse_vars(kust.vars, where=where), where=where)
     return acc

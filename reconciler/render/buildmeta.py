@@ -3,11 +3,13 @@ api/internal/target/kusttarget.go).
 
 ``originAnnotations`` annotates every resource with ``config.kubernetes.io/origin``: the file it came
 from, relative to the root kustomization (``path``), or for a generated one the kustomization that
-configured it (``configuredIn``) and the builtin generator (``configuredBy``). ``managedByLabel``
+configured it (``configuredIn``) and the builtin generator (``configuredBy``). ``transformerAnnotations``
+lists in ``alpha.config.kubernetes.io/transformations`` every builtin transformer a kustomization configures
+(kustomize records each one on every resource of the map it transforms; ``transformers:`` entries are
+refused with it). ``managedByLabel``
 labels every resource ``app.kubernetes.io/managed-by: kustomize-v5.8.1``. Like kustomize, only the root
 kustomization's ``buildMetadata`` counts (it is copied over every base's), and an origin annotation the
-input already carries is dropped unless origin annotations are asked for. ``transformerAnnotations`` is
-refused.
+input already carries is dropped unless origin annotations are asked for (likewise transformations).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from reconciler.render.yamlio import dump_object
 ORIGIN_ANNOTATIONS = "originAnnotations"
 TRANSFORMER_ANNOTATIONS = "transformerAnnotations"
 MANAGED_BY_LABEL = "managedByLabel"
-SUPPORTED = frozenset({ORIGIN_ANNOTATIONS, MANAGED_BY_LABEL})
 
 ORIGIN_KEY = "config.kubernetes.io/origin"
 TRANSFORMATIONS_KEY = "alpha.config.kubernetes.io/transformations"
@@ -92,18 +93,14 @@ def _join(a: str, b: str) -> str:
 
 # The origin of the kustomization being accumulated; None when origin tracking is off.
 _CURRENT: ContextVar[Origin | None] = ContextVar("reconciler_render_origin", default=None)
+# Whether the root kustomization asked for transformer annotations.
+_TRANSFORMS: ContextVar[bool] = ContextVar("reconciler_render_transforms", default=False)
 
 
 def check(values: list[str] | None, where: str) -> list[str]:
-    """The root kustomization's ``buildMetadata``, refusing ``transformerAnnotations`` (kustomize ignores
-    values it does not know, and so does this renderer)."""
-    for value in values or []:
-        if value == TRANSFORMER_ANNOTATIONS:
-            raise RenderError(
-                f"buildMetadata: '{value}' is not supported by this renderer "
-                f"(supported: {', '.join(sorted(SUPPORTED))})",
-                path=where,
-            )
+    """The root kustomization's ``buildMetadata`` (kustomize ignores values it does not know, and so does
+    this renderer)."""
+    del where
     return list(values or [])
 
 
@@ -112,9 +109,11 @@ def tracking(values: list[str]) -> Iterator[None]:
     """Track origins for the duration of one build when ``values`` is not empty (kustomize tracks them
     whenever ``buildMetadata`` is set, and drops them at the end unless asked for)."""
     token = _CURRENT.set(Origin() if values else None)
+    token2 = _TRANSFORMS.set(TRANSFORMER_ANNOTATIONS in values)
     try:
         yield
     finally:
+        _TRANSFORMS.reset(token2)
         _CURRENT.reset(token)
 
 
@@ -183,7 +182,8 @@ def finish(objects: list[dict[str, Any]], values: list[str]) -> None:
             continue
         if ORIGIN_ANNOTATIONS not in values:
             ann.pop(ORIGIN_KEY, None)
-        ann.pop(TRANSFORMATIONS_KEY, None)
+        if TRANSFORMER_ANNOTATIONS not in values:
+            ann.pop(TRANSFORMATIONS_KEY, None)
 
 
 def origin_of(obj: dict[str, Any]) -> str | None:
@@ -198,3 +198,58 @@ def keep_origin(obj: dict[str, Any], origin: str | None) -> None:
     """A generator's ``behavior: merge`` keeps the origin of the resource merged into."""
     if origin is not None:
         _annotations(obj)[ORIGIN_KEY] = origin
+
+
+def _transformer_kinds(kust: Any) -> list[str]:
+    """The builtin transformers a kustomization configures, in kustomize's order
+    (``configureBuiltinTransformers`` and ``transformerConfigurators``)."""
+    kinds: list[str] = []
+    if kust.patchesStrategicMerge:
+        kinds.append("PatchStrategicMergeTransformer")
+    kinds += ["PatchTransformer"] * len(kust.patches or [])
+    if kust.namespace:
+        kinds.append("NamespaceTransformer")
+    if kust.namePrefix:
+        kinds.append("PrefixTransformer")
+    if kust.nameSuffix:
+        kinds.append("SuffixTransformer")
+    if kust.labels or kust.commonLabels:
+        # one per ``labels`` entry and one for ``commonLabels`` (even when it is empty)
+        kinds += ["LabelTransformer"] * (len(kust.labels or []) + 1)
+    if kust.commonAnnotations:
+        kinds.append("AnnotationsTransformer")
+    kinds += ["PatchJson6902Transformer"] * len(kust.patchesJson6902 or [])
+    kinds += ["ReplicaCountTransformer"] * len(kust.replicas or [])
+    kinds += ["ImageTagTransformer"] * (len(kust.images or []) + len(kust.imageTags or []))
+    if kust.replacements:
+        kinds.append("ReplacementTransformer")
+    return kinds
+
+
+def annotate_transformed(objects: list[dict[str, Any]], kust: Any, where: str) -> None:
+    """After a kustomization's transformers ran over ``objects`` (``multiTransformer.Transform`` with
+    ``AddTransformerAnnotation``): a resource without an origin gets the first transformer's as its
+    origin, the others (all, for a resource with an origin) are appended to its transformations."""
+    current = _CURRENT.get()
+    if current is None:
+        return
+    if kust.transformers and _TRANSFORMS.get():
+        raise RenderError(
+            f"buildMetadata: '{TRANSFORMER_ANNOTATIONS}' with 'transformers' is not supported by this "
+            "renderer",
+            path=where,
+        )
+    kinds = _transformer_kinds(kust)
+    if not kinds:
+        return
+    origins = [current.generated(posixpath.basename(where), kind).text() for kind in kinds]
+    for obj in objects:
+        for text in origins:
+            ann = _annotations(obj)
+            if ORIGIN_KEY not in ann:
+                ann[ORIGIN_KEY] = text
+                continue
+            lines = text.splitlines()
+            item = "".join([f"- {lines[0]}\n", *(f"  {line}\n" for line in lines[1:])])
+            previous = ann.get(TRANSFORMATIONS_KEY)
+            ann[TRANSFORMATIONS_KEY] = (previous if isinstance(previous, str) else "") + item

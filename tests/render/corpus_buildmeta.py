@@ -1,7 +1,8 @@
 """Fourth part of the parity corpus (written by make_corpus.py): ``buildMetadata``. Origin annotations of
 files in bases and nested directories, of generated resources and of a generator merged into a base's
 ConfigMap; the managed-by label; a base's own ``buildMetadata`` (ignored: the root's is copied over it);
-origin annotations already in the input (overwritten when asked for, dropped otherwise)."""
+origin annotations already in the input (overwritten when asked for, dropped otherwise); transformer
+annotations of the builtin transformers of an overlay."""
 
 from __future__ import annotations
 
@@ -67,8 +68,13 @@ CASES: dict[str, dict[str, str]] = {
         "  - T=x\nbuildMetadata: [originAnnotations, managedByLabel, unknownOption]\n",
         "local/extra.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: runner\n",
     },
-    "buildmeta-managed-by-only": {
-        "kustomization.yaml": "resources:\n- ../_bases/buildmeta\nconfigMapGenerator:\n- name: settings\n"
-        "  behavior: replace\n  literals:\n  - MODE=prod\nbuildMetadata:\n- managedByLabel\n",
+    "buildmeta-transformers-managed-by": {
+        "kustomization.yaml": "resources:\n- ../_bases/buildmeta\nnamespace: apps\nnameSuffix: -x\n"
+        "labels:\n- pairs:\n    tier: web\n- pairs:\n    owner: me\n  includeSelectors: true\n"
+        "commonAnnotations:\n  note: hi\nimages:\n- name: nginx\n  newTag: '1.28'\nreplicas:\n- name: web\n"
+        "  count: 2\npatches:\n- patch: |-\n    - op: add\n      path: /spec/ports/0/name\n"
+        "      value: http\n  target:\n    kind: Service\nconfigMapGenerator:\n- name: settings\n"
+        "  behavior: replace\n  literals:\n  - MODE=prod\n"
+        "buildMetadata:\n- managedByLabel\n- transformerAnnotations\n",
     },
 }

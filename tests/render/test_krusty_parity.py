@@ -48,12 +48,9 @@ _NO_API_VERSION = (
 
 # case -> (kind, reason): the cases where our renderer and kustomize v5.8.1 disagree today.
 KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {
-    "TestAnnoOriginAndTransformerBuiltinLocal": _BUILD_METADATA,
     "TestAnnoOriginBuiltinGeneratorFromFileWithOverlay": _BUILD_METADATA,
     "TestAnnoOriginGeneratorFromFile": _GENERATORS,
     "TestAnnoOriginInlineBuiltinGenerator": _GENERATORS,
-    "TestAnnoTransformerBuiltinLocal": _BUILD_METADATA,
-    "TestAnnoTransformerLocalFilesWithOverlay": _BUILD_METADATA,
     "TestComplexComposition_Dev_SuccessWithBaseTransformers": _GENERATORS,
     "TestComplexComposition_Prod_SuccessWithBaseTransformers": _GENERATORS,
     "TestConfigMapGeneratorLiteralNewline": _GENERATORS,

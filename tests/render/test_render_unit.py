@@ -487,3 +487,19 @@ def test_cache_hands_out_independent_copies_keyed_by_tree(tmp_path: Path) -> Non
     )
     assert build(tmp_path, root=tmp_path, cache=cache, tree_id="t1")[0]["data"]["a"] == "1"  # same tree id
     assert build(tmp_path, root=tmp_path, cache=cache, tree_id="t2")[0]["data"]["a"] == "2"
+
+
+def test_transformer_annotations_with_transformers_refused(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "kustomization.yaml": "resources:\n- cm.yaml\ntransformers:\n- prefix.yaml\n"
+            "buildMetadata: [transformerAnnotations]\n",
+            "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+            "prefix.yaml": "apiVersion: builtin\nkind: PrefixSuffixTransformer\nmetadata:\n  name: p\n"
+            "prefix: p-\nfieldSpecs:\n- path: metadata/name\n",
+        },
+    )
+    with pytest.raises(RenderError, match="transformerAnnotations") as info:
+        build(tmp_path, root=tmp_path)
+    assert "kustomization.yaml" in str(info.value)
