@@ -18,8 +18,9 @@ below the directory of the kustomization naming it (after resolving symlinks); k
 be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
 cycle check). Remote bases and files (Git URLs, ``http(s)://`` files) are fetched when the render's
 :class:`~reconciler.render.remote.RemoteOptions` allow them (:mod:`reconciler.render.remote`), and refused
-otherwise; files of a remote base are read within its checkout only. Helm charts, plugins,
-``openapi`` and ``buildMetadata`` are refused with an error naming the kustomization file.
+otherwise; files of a remote base are read within its checkout only. Helm charts, plugins and
+``openapi`` are refused with an error naming the kustomization file; ``buildMetadata`` is
+:mod:`reconciler.render.buildmeta`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import copy
 import hashlib
 import json
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from reconciler.render import crds, generators, nameref, patches, refvars, replacements, transformers
+from reconciler.render import (
+    buildmeta,
+    crds,
+    generators,
+    nameref,
+    patches,
+    refvars,
+    replacements,
+    transformers,
+)
 from reconciler.render import remote as _remote
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import (
@@ -284,7 +295,6 @@ _UNSUPPORTED = {
     "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
     "validators": "validator plugins ('validators') are not supported by this renderer",
     "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
-    "buildMetadata": "'buildMetadata' is not supported by this renderer",
 }
 
 
@@ -435,8 +445,10 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
     _run_generators(loader, kust, where, acc)
     for comp in kust.components or []:
         sub = loader.new(comp, where=where)
-        _accumulate_directory(sub, where, acc, component=True)
+        with buildmeta.entering(comp):
+            _accumulate_directory(sub, where, acc, component=True)
     _run_transformers(loader, kust, where, acc)
+    buildmeta.annotate_transformed([r.obj for r in acc.resmap], kust, where)
     if kust.vars:
         refvars.merge_vars(acc.resmap, acc.vars, refvars.parse_vars(kust.vars, where=where), where=where)
     return acc
@@ -463,11 +475,13 @@ def _accumulate_resource(loader: _Loader, entry: str, where: str, acc: _Acc) -> 
     if not os.path.isdir(real):
         data, shown = loader.read(entry, where=where)
         found = resources_from_bytes(data, source=shown)
+        buildmeta.annotate_file([r.obj for r in found], entry)
         _check_objects(len(acc.resmap) + len(found), where)
         acc.resmap.extend(found)
         return
     sub = loader.new(entry, where=where)
-    _accumulate_directory(sub, where, acc, component=False)
+    with buildmeta.entering(entry):
+        _accumulate_directory(sub, where, acc, component=False)
 
 
 def _accumulate_remote(loader: _Loader, entry: str, where: str, acc: _Acc) -> None:
@@ -487,14 +501,17 @@ def _accumulate_remote(loader: _Loader, entry: str, where: str, acc: _Acc) -> No
                 raise RenderError(
                     f"{entry!r} is neither a manifest nor a repository: {exc.message}", path=where
                 ) from None
-            _accumulate_directory(sub, where, acc, component=False)
+            with buildmeta.entering(entry):
+                _accumulate_directory(sub, where, acc, component=False)
             return
         _remote.record_file(loader.remote, entry, where=where, data=data)
+        buildmeta.annotate_file([r.obj for r in found], entry)
         _check_objects(len(acc.resmap) + len(found), where)
         acc.resmap.extend(found)
         return
     sub = loader.new(entry, where=where)
-    _accumulate_directory(sub, where, acc, component=False)
+    with buildmeta.entering(entry):
+        _accumulate_directory(sub, where, acc, component=False)
 
 
 def _accumulate_directory(loader: _Loader, where: str, acc: _Acc, *, component: bool) -> None:
@@ -539,13 +556,18 @@ def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc)
 
     for kind, entries in (("ConfigMap", kust.configMapGenerator), ("Secret", kust.secretGenerator)):
         for args in entries or []:
-            _absorb_generated(
-                generators.generate(kind, args, kust.generatorOptions, load, where=where), acc, where
-            )
+            res = generators.generate(kind, args, kust.generatorOptions, load, where=where)
+            buildmeta.annotate_generated(res.obj, posixpath.basename(where), f"{kind}Generator")
+            _absorb_generated(res, acc, where)
     for spec in kust.generators or []:  # builtin generator configurations (kustomize's runGenerators)
+        inline = "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{"))
+        configured_in = posixpath.basename(where) if inline else spec
         for conf, cwhere in _transformer_configs(spec, loader, where):
             kind, args = generators.builtin_generator_args(conf, where=where, shown=cwhere)
-            _absorb_generated(generators.generate(kind, args, None, load, where=where), acc, where)
+            res = generators.generate(kind, args, None, load, where=where)
+            name = str((conf.get("metadata") or {}).get("name") or "")
+            buildmeta.annotate_generated(res.obj, configured_in, kind + "Generator", name)
+            _absorb_generated(res, acc, where)
 
 
 def _absorb_generated(res: Resource, acc: _Acc, where: str) -> None:
@@ -565,7 +587,9 @@ def _absorb_generated(res: Resource, acc: _Acc, where: str) -> None:
         )
     old = matches[0]
     index = acc.resmap.items.index(old)
+    old_origin = buildmeta.origin_of(old.obj) if res.behavior == "merge" else None
     merged = generators.merge_generated(old, res)
+    buildmeta.keep_origin(merged.obj, old_origin)
     merged.ref_var_names = list(old.ref_var_names)
     acc.resmap.items[index] = merged
 
@@ -1073,7 +1097,9 @@ def build_resources(
         raise RenderError("kustomization path is not a directory", path=str(path))
     loader = _Loader(directory, repo, limits, remote=remote)
     kust, where = load_kustomization(loader)
-    acc = _accumulate_target(loader, kust, where, _Acc())
+    build_metadata = buildmeta.check(kust.buildMetadata, where)
+    with buildmeta.tracking(build_metadata):
+        acc = _accumulate_target(loader, kust, where, _Acc())
     _add_hashes(acc.resmap)
     nameref.fix_name_references(acc.resmap, acc.config.name_reference)
     refvars.resolve(acc.resmap, acc.vars, acc.config.var_reference)
@@ -1097,6 +1123,7 @@ def build_resources(
     else:
         legacy = (sort or {}).get("legacySortOptions") or {}
         ordered = legacy_order(kept, legacy.get("orderFirst"), legacy.get("orderLast"))
+    buildmeta.finish([res.obj for res in ordered], build_metadata)
     out = []
     for res in ordered:
         _normalize_annotations(res.obj)

@@ -4,8 +4,8 @@ Each folder directly under corpus/ (except _bases and _components) is an overlay
 renderer and the real kustomize binary; folders under corpus/errors/ must fail in both. The first cases are
 defined here, the rest in corpus_extra.py (richer workloads, agent-platform kinds, more errors) and
 corpus_vars.py (``vars:`` and building a Component directory), corpus_values.py (values through
-patches, replacements and generators), corpus_crds.py (``crds:``) and corpus_generators.py (builtin
-``generators:``).
+patches, replacements and generators), corpus_crds.py (``crds:``), corpus_generators.py (builtin
+``generators:``) and corpus_buildmeta.py (``buildMetadata``).
 
 Usage: .venv/bin/python tests/render/make_corpus.py
 """
@@ -491,6 +491,7 @@ def write(base: Path, files: dict[str, str]) -> None:
 
 
 def main() -> int:
+    import corpus_buildmeta as buildmeta
     import corpus_crds
     import corpus_extra as extra
     import corpus_generators as gens
@@ -500,7 +501,7 @@ def main() -> int:
     write(HERE / "_bases" / "agents", BASE_AGENTS)
     write(HERE / "_bases" / "workloads", extra.BASE_WORKLOADS)
     write(HERE / "_bases" / "platform", extra.BASE_PLATFORM)
-    for name, files in {**values.BASES, **corpus_crds.BASES, **gens.BASES}.items():
+    for name, files in {**values.BASES, **corpus_crds.BASES, **gens.BASES, **buildmeta.BASES}.items():
         write(HERE / "_bases" / name, files)
     write(HERE / "_components" / "debug", COMPONENT)
     for name, files in corpus_vars.BASES.items():
@@ -514,6 +515,7 @@ def main() -> int:
         **values.CASES,
         **corpus_crds.CASES,
         **gens.CASES,
+        **buildmeta.CASES,
     }.items():
         write(HERE / name, files)
     for name, files in {

@@ -38,7 +38,6 @@ WE_CRASH = "we crash"  # an exception other than RenderError
 AGREEMENT = frozenset({IDENTICAL, BOTH_REFUSE})
 
 # The reasons of the known differences (kind, why).
-_BUILD_METADATA = (WE_REFUSE, "unsupported: `buildMetadata:` (origin and transformer annotations)")
 _NO_API_VERSION = (
     WE_REFUSE,
     "we require apiVersion on every resource (the API server does); kustomize does not",
@@ -46,18 +45,6 @@ _NO_API_VERSION = (
 
 # case -> (kind, reason): the cases where our renderer and kustomize v5.8.1 disagree today.
 KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {
-    "TestAnnoOriginAndTransformerBuiltinLocal": _BUILD_METADATA,
-    "TestAnnoOriginBuiltinGeneratorFromFileWithOverlay": _BUILD_METADATA,
-    "TestAnnoOriginConfigMapGeneratorMerge": _BUILD_METADATA,
-    "TestAnnoOriginConfigMapGeneratorReplace": _BUILD_METADATA,
-    "TestAnnoOriginGeneratorFromFile": _BUILD_METADATA,
-    "TestAnnoOriginInlineBuiltinGenerator": _BUILD_METADATA,
-    "TestAnnoOriginLocalBuiltinGenerator": _BUILD_METADATA,
-    "TestAnnoOriginLocalFiles": _BUILD_METADATA,
-    "TestAnnoOriginLocalFilesWithOverlay": _BUILD_METADATA,
-    "TestAnnoTransformerBuiltinLocal": _BUILD_METADATA,
-    "TestAnnoTransformerLocalFilesWithOverlay": _BUILD_METADATA,
-    "TestGeneratorWithAnnoOrigin": _BUILD_METADATA,
     "TestTransfomersImageCustomConfig": _NO_API_VERSION,
     "TestTransfomersImageDefaultConfig": _NO_API_VERSION,
 }

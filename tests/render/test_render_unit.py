@@ -502,3 +502,19 @@ def test_generator_plugins_refused_naming_the_kustomization(tmp_path: Path) -> N
     assert "kustomization.yaml" in str(info.value)
     assert "generator plugins are not supported" in str(info.value)
     assert "'Gen'" in str(info.value)
+
+
+def test_transformer_annotations_with_transformers_refused(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "kustomization.yaml": "resources:\n- cm.yaml\ntransformers:\n- prefix.yaml\n"
+            "buildMetadata: [transformerAnnotations]\n",
+            "cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+            "prefix.yaml": "apiVersion: builtin\nkind: PrefixSuffixTransformer\nmetadata:\n  name: p\n"
+            "prefix: p-\nfieldSpecs:\n- path: metadata/name\n",
+        },
+    )
+    with pytest.raises(RenderError, match="transformerAnnotations") as info:
+        build(tmp_path, root=tmp_path)
+    assert "kustomization.yaml" in str(info.value)
