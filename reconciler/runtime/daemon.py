@@ -11,6 +11,7 @@ report it (``drift: warn``), publishing ``reconciler.drift.<env>`` with the diff
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 
@@ -71,6 +72,9 @@ from reconciler.runtime.rollouts import RolloutRunner
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
+
+if TYPE_CHECKING:
+    from reconciler.promote.scan import TagScanner
 
 log = logging.getLogger("reconciler.daemon")
 ResultHook = Callable[[PassResult], None]
@@ -162,6 +166,7 @@ class Daemon:
         self.auto = AutoRollback(GitWriter(settings.repo, settings.branch, settings.cache_dir / "promotion"))
         self.images: ImageAutomation | None = None
         self._image_task: asyncio.Task[Any] | None = None
+        self.scanner: TagScanner | None = None  # tag scanning of image policies with scan: (with NATS)
         self.is_leader: bool | None = True  # None: undecided, False: standby (set by the leader elector)
         self.source_loaded = False  # the initial fetch, snapshot and envs/ load succeeded
         self.source_error = ""  # the last failure of the initial load while it is retried ("" once loaded)
@@ -374,6 +379,29 @@ class Daemon:
                 ),
                 name="image-automation",
             )
+            if any(
+                p.scan is not None
+                for st in self.envs.values()
+                if st.env is not None
+                for p in st.env.image_policies
+            ):
+                from reconciler.promote.scan import TagScanner, run_scanner
+
+                self.scanner = TagScanner(self.images, secrets=self._read_secret)
+                self._tasks.append(
+                    asyncio.create_task(
+                        run_scanner(self.scanner, self._stop, on_push=lambda: self.trigger_all("image-scan")),
+                        name="image-tag-scan",
+                    )
+                )
+
+    def _read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded (image policies' ``scan.credentials.secretRef``); ``None`` when absent."""
+        obj = self.client.get(ObjectRef(kind="Secret", namespace=namespace, name=name))
+        if obj is None:
+            return None
+        data = obj.get("data") or {}
+        return {str(k): base64.b64decode(v) for k, v in data.items() if isinstance(v, str)}
 
     def _bus_failed(self, attempt: int, exc: BaseException, delay: float | None = None) -> None:
         """Record and log (one warning, no traceback) a failed connection attempt to NATS."""
