@@ -141,6 +141,7 @@ class OciClient:
         request_timeout: seconds per request.
         transport: an httpx transport (tests); default: the network.
         sleep: the sleep function (tests).
+        clock: monotonic seconds, for the rate limit and the deadline (tests).
     """
 
     def __init__(
@@ -158,6 +159,7 @@ class OciClient:
         request_timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.base = f"{'http' if plain_http else 'https'}://{host}"
@@ -169,6 +171,7 @@ class OciClient:
         self.attempts = attempts
         self.max_retry_after = max_retry_after
         self.sleep = sleep
+        self.clock = clock
         self.requests = 0
         self._tokens: dict[str, str] = {}
         self._basic = False
@@ -196,7 +199,7 @@ class OciClient:
 
     def deadline(self, seconds: float) -> None:
         """Fail every operation that would still run ``seconds`` from now (retries and waits included)."""
-        self._deadline = time.monotonic() + seconds
+        self._deadline = self.clock() + seconds
 
     def tags(self, repository: str) -> list[str]:
         """Every tag of ``repository``, following ``Link`` pages. A repository the registry does not know
@@ -301,7 +304,7 @@ class OciClient:
             delay = exc.delay if isinstance(exc, _Retry) and exc.delay is not None else None
             if delay is None:
                 delay = min(8.0, 0.25 * 2 ** (state.attempt_number - 1))
-            if time.monotonic() + delay > self._deadline:
+            if self.clock() + delay > self._deadline:
                 raise self._error(repository, f"{exc} (no time left to retry within the scan's timeout)")
             return delay
 
@@ -397,7 +400,7 @@ class OciClient:
     ) -> _Response:
         self._pace(repository)
         self.requests += 1
-        remaining = self._deadline - time.monotonic()
+        remaining = self._deadline - self.clock()
         if remaining <= 0:
             raise self._error(repository, f"{method} {_path(url)}: the scan's timeout passed")
         try:
@@ -430,7 +433,7 @@ class OciClient:
     def _pace(self, repository: str) -> None:
         """Wait for the rate limit's next slot."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             at = max(now, self._next_at)
             self._next_at = at + self.interval
         if at > now:
