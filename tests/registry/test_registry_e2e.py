@@ -116,3 +116,32 @@ async def test_version_missed_while_receiver_down_is_promoted_by_the_scan_exactl
     assert again.error == "" and again.commits == []
     assert len(chain.commits()) == base + 2
     assert REPO in chain.image
+
+
+async def test_interval_scan_loop_promotes_a_missed_version(tmp_path: Path, nats: NatsServer) -> None:
+    from reconciler.promote.scan import ScanReport, run_scanner
+
+    chain = Chain(tmp_path, nats.url, scan="{interval: 1}")
+    await chain.start()
+    stop = asyncio.Event()
+    reports: list[ScanReport] = []
+    pushes: list[bool] = []
+    task: asyncio.Task[None] | None = None
+    try:
+        assert chain.crane is not None and chain.automation is not None
+        await chain.receiver_down()  # every notification of this test is lost until the end
+        digest = await asyncio.to_thread(chain.crane.push_image, f"{chain.image}:1.5.0")
+        scanner = TagScanner(chain.automation)
+        task = asyncio.create_task(
+            run_scanner(
+                scanner, stop, tick=0.2, on_report=reports.append, on_push=lambda: pushes.append(True)
+            )
+        )
+        await until(lambda: chain.pinned() == ("1.5.0", digest), 30, "the interval scan committed 1.5.0")
+        await until(lambda: len(reports) >= 2, 30, "a second scan ran after the interval")
+        assert pushes == [True] and [len(r.commits) for r in reports[:2]] == [1, 0]
+    finally:
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+        await chain.close()

@@ -373,3 +373,24 @@ def test_the_scan_timeout_bounds_the_waits(setups: Callable[..., Setup]) -> None
     assert "answered 503 (no time left to retry within the scan's timeout)" in report.error
     assert s.fixture.count("/tags/list") == 2 and s.sleeps.count(20.0) == 1
     assert s.commits() == before
+
+
+def test_images_scan_command_scans_on_demand(setups: Callable[..., Setup], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app
+
+    s = setups(well_behaved)
+    before = s.commits()
+    args = ["images", "scan", "--repo", str(s.remote), "--cache-dir", str(tmp_path / "cli-cache")]
+    first = CliRunner().invoke(app, [*args, "-o", "json"])
+    assert first.exit_code == 0, first.output
+    (report,) = json.loads(first.output)
+    assert report["error"] == "" and report["candidates"] == {"1.4.0": DIGEST, "1.0.0": DIGEST}
+    assert s.commits() == before + 1
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "dev: unchanged" in second.output
+    assert s.commits() == before + 1
+    s.fixture.route = lambda req: Answer(500)
+    failed = CliRunner().invoke(app, args)
+    assert failed.exit_code == 1 and "error: registry " in failed.output
