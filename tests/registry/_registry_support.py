@@ -90,6 +90,9 @@ class Chain:
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     results: list[AutomationResult] = field(default_factory=list)
     registry: LocalRegistry | None = None
+    #: called with each automation result and each delivered event, when set (the benchmark's clocks)
+    result_hook: Callable[[AutomationResult], None] | None = None
+    delivery_hook: Callable[[dict[str, Any]], None] | None = None
     crane: Crane | None = None
     automation: ImageAutomation | None = None
     remote: Path | None = None
@@ -127,6 +130,8 @@ class Chain:
                 for ev in json.loads(body).get("events", []):
                     ev["_status"] = getattr(response, "status", 0)
                     self.deliveries.append(ev)
+                    if self.delivery_hook is not None:
+                        self.delivery_hook(ev)
             return response  # type: ignore[no-any-return]
 
         app.middlewares.append(record)
@@ -147,13 +152,18 @@ class Chain:
                 self._bus,
                 self.automation,
                 self._stop,
-                on_result=self.results.append,
+                on_result=self._on_result,
                 nak_delay=0.5,
                 notify=False,
             )
         )
         await until(self._consumer_exists, 15, "the durable consumer exists")
         return self
+
+    def _on_result(self, result: AutomationResult) -> None:
+        self.results.append(result)
+        if self.result_hook is not None:
+            self.result_hook(result)
 
     async def _consumer_exists(self) -> bool:
         assert self._bus is not None
