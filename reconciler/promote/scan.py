@@ -128,6 +128,9 @@ class TagScanner:
         secrets: reads Kubernetes Secrets for ``credentials.secretRef`` (``None``: such policies fail
             their scan with an error naming the Secret).
         client_factory: makes a registry client (default :func:`default_client`).
+        environments: the current environments by name, without Git I/O (the daemon's, refreshed after
+            each pass), so that checking what is due every second costs nothing; default: read from the
+            automation's clone, synced first (``reconciler images scan``).
         clock: monotonic seconds (tests).
     """
 
@@ -137,9 +140,11 @@ class TagScanner:
         *,
         secrets: SecretReader | None = None,
         client_factory: ClientFactory = default_client,
+        environments: Callable[[], Mapping[str, Environment]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.automation = automation
+        self.environments = environments
         self.secrets = secrets
         self.client_factory = client_factory
         self.clock = clock
@@ -148,15 +153,18 @@ class TagScanner:
         """The last report per image."""
 
     def targets(self) -> list[_Target]:
-        """The images to scan, from the environments at the followed branch's head.
+        """The images to scan, from the current environments (see ``environments``).
 
         Raises:
             ReconcilerError: the repository could not be synced or the environments read.
         """
-        w = self.automation.writer
-        with w.locked():
-            w.sync()
-            envs = self.automation._load_envs(w.workdir)
+        if self.environments is not None:
+            envs = dict(self.environments())
+        else:
+            w = self.automation.writer
+            with w.locked():
+                w.sync()
+                envs = self.automation._load_envs(w.workdir)
         by_image: dict[str, _Target] = {}
         for env in envs.values():
             for policy in policies_of(env):

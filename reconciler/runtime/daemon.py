@@ -245,6 +245,7 @@ class Daemon:
         self._envs_at = rev.sha
         for state in self.envs.values():
             self._start_env(state)
+        self._start_scanner()
         local = Path(self.settings.repo).expanduser()
         if self.settings.watch_local and local.exists():
             loop = self._loop
@@ -361,16 +362,10 @@ class Daemon:
         self.auto.publish = bus_publisher(self.bus, self._loop)
         self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
         if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
-            self.images = ImageAutomation(
-                GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
-                load_environments,
-                only=set(self.envs),
-                probes=self.ctx.probes,
-            )
             self._image_task = asyncio.create_task(
                 run_consumer(
                     self.bus,
-                    self.images,
+                    self._image_automation(),
                     self._stop,
                     durable=self.image_durable,
                     ack_wait=self.settings.image_ack_wait,
@@ -379,21 +374,40 @@ class Daemon:
                 ),
                 name="image-automation",
             )
-            if any(
-                p.scan is not None
-                for st in self.envs.values()
-                if st.env is not None
-                for p in st.env.image_policies
-            ):
-                from reconciler.promote.scan import TagScanner, run_scanner
 
-                self.scanner = TagScanner(self.images, secrets=self._read_secret)
-                self._tasks.append(
-                    asyncio.create_task(
-                        run_scanner(self.scanner, self._stop, on_push=lambda: self.trigger_all("image-scan")),
-                        name="image-tag-scan",
-                    )
-                )
+    def _image_automation(self) -> ImageAutomation:
+        """The daemon's one image automation (its own clone), shared by the NATS consumer and the tag scan
+        (its writer's lock serialises them), made on first use."""
+        if self.images is None:
+            self.images = ImageAutomation(
+                GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
+                load_environments,
+                only=set(self.envs),
+                probes=self.ctx.probes,
+            )
+        return self.images
+
+    def _start_scanner(self) -> None:
+        """Start the tag scan when an environment has image policies (at start-up: it needs no NATS, so a
+        version is promoted also while NATS or the webhooks are down). It scans the policies with
+        ``scan:`` as the environments read by the latest passes say (no Git I/O until a scan is due); a
+        push it makes starts a pass of every environment."""
+        if not any(st.env is not None and st.env.image_policies for st in self.envs.values()):
+            return
+        from reconciler.promote.scan import TagScanner, run_scanner
+
+        def environments() -> dict[str, Environment]:
+            return {n: st.env for n, st in self.envs.items() if st.env is not None}
+
+        self.scanner = TagScanner(
+            self._image_automation(), secrets=self._read_secret, environments=environments
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                run_scanner(self.scanner, self._stop, on_push=lambda: self.trigger_all("image-scan")),
+                name="image-tag-scan",
+            )
+        )
 
     def _read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's data, decoded (image policies' ``scan.credentials.secretRef``); ``None`` when absent."""
