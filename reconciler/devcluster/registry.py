@@ -4,8 +4,8 @@
 registry webhook receiver; and ``crane`` (``github.com/google/go-containerregistry/cmd/crane`` v0.22.1,
 ``build.sh crane``) to push images and indexes to it.
 
-The configuration written here follows Distribution's documented configuration file
-(``configuration/configuration.go`` of the module: ``storage.filesystem.rootdirectory``,
+The configuration written here follows Distribution's documented configuration file (its
+``configuration`` package: ``storage.filesystem.rootdirectory``,
 ``storage.delete.enabled``, ``http.addr``, ``notifications.endpoints[]`` with ``url``, ``headers``,
 ``timeout``, ``threshold``, ``backoff`` and ``ignore.{actions,mediatypes}``,
 ``notifications.events.includereferences``). Pull events and blob events (``application/octet-stream``)

@@ -91,7 +91,9 @@ def credentials_from_docker_config(data: Mapping[str, Any], host: str) -> Creden
             continue
         if isinstance(entry.get("auth"), str) and entry["auth"]:
             try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                user, sep, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                if not sep:
+                    raise ValueError("no ':'")
             except (ValueError, UnicodeDecodeError):
                 raise RegistryError(
                     f"docker config: auths[{name!r}].auth is not base64 of user:password"
