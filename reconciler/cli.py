@@ -1029,7 +1029,6 @@ def up_cmd(
     import tempfile
 
     from reconciler.devcluster import LocalCluster
-    from reconciler.devcluster.process import free_port
     from reconciler.probe.targets import ENV_VAR
     from reconciler.settings import DaemonSettings
     from reconciler.source.bootstrap import init_repo_with_remote
@@ -1094,23 +1093,8 @@ def up_cmd(
                 )
             )
         else:
-            from webhooks.config import WebhookSettings
-
             secret = secrets.token_hex(16)
-            receivers: list[dict[str, str]] = [
-                {"name": "ghcr", "provider": "github", "secret": secret},
-                {"name": "dockerhub", "provider": "dockerhub", "secret": secret},
-            ]
-            hook_port = free_port()
-            if st.registry and st.ports.get("registry-hook"):  # where the local registry notifies
-                from reconciler.devcluster.registry import HOOK_RECEIVER
-
-                hook_port = st.ports["registry-hook"]
-                token = cluster.registry_files().token()
-                receivers.append({"name": HOOK_RECEIVER, "provider": "distribution", "secret": token})
-            hooks = WebhookSettings.model_validate(
-                {"port": hook_port, "natsUrl": st.nats_url, "receivers": receivers}
-            )
+            hooks = up_webhook_settings(cluster, st, secret)
             err.print(
                 f"[dim]>[/] webhook secret (HMAC for /hook/ghcr, path token for /hook/dockerhub/<secret>): "
                 f"{secret}",
@@ -1157,6 +1141,37 @@ def up_cmd(
 
 
 # -- webhooks --------------------------------------------------------------------------------------
+
+
+def up_webhook_settings(cluster: Any, st: Any, secret: str) -> Any:
+    """The webhook receivers ``reconciler up`` serves: ``ghcr`` (GitHub, HMAC with ``secret``) and
+    ``dockerhub`` (path token ``secret``) on a free port, or, when the cluster runs the local registry
+    (``cluster up --registry``), on the port its notifications go to, with a ``registry`` receiver
+    (provider ``distribution``) for the registry's bearer token.
+
+    Args:
+        cluster: the :class:`~reconciler.devcluster.LocalCluster`.
+        st: its :class:`~reconciler.devcluster.ClusterState` after ``up``.
+        secret: the secret of the ``ghcr`` and ``dockerhub`` receivers.
+
+    Returns:
+        :class:`webhooks.config.WebhookSettings`.
+    """
+    from reconciler.devcluster.process import free_port
+    from webhooks.config import WebhookSettings
+
+    receivers: list[dict[str, str]] = [
+        {"name": "ghcr", "provider": "github", "secret": secret},
+        {"name": "dockerhub", "provider": "dockerhub", "secret": secret},
+    ]
+    port = free_port()
+    if st.registry and st.ports.get("registry-hook"):
+        from reconciler.devcluster.registry import HOOK_RECEIVER
+
+        port = st.ports["registry-hook"]
+        token = cluster.registry_files().token()
+        receivers.append({"name": HOOK_RECEIVER, "provider": "distribution", "secret": token})
+    return WebhookSettings.model_validate({"port": port, "natsUrl": st.nats_url, "receivers": receivers})
 
 
 @webhooks_app.command("serve")

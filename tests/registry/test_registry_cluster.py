@@ -49,3 +49,61 @@ def test_cluster_up_registry_is_remembered_shown_and_keeps_its_images(tmp_path: 
         assert (state / "registry" / "data").is_dir()  # --no-registry keeps the images
     finally:
         only_registry(state, None).down(progress=lambda m: None)
+
+
+async def test_reconciler_up_serves_the_registry_receiver_where_the_registry_notifies(tmp_path: Path) -> None:
+    """What `reconciler up` serves for a cluster with --registry: a push to the cluster's registry becomes
+    an ImagePushed on NATS, through the receiver on the recorded notification port."""
+    import asyncio
+
+    from reconciler_testing import NatsServer
+
+    from reconciler.bus import STREAM_REGISTRY, Bus
+    from reconciler.cli import up_webhook_settings
+    from webhooks.events import ImagePushed
+    from webhooks.server import serve_async
+
+    state = tmp_path / "cluster"
+    cluster = only_registry(state, True)
+    nats = NatsServer(tmp_path / "js")
+    nats.start()
+    stop = asyncio.Event()
+    server: asyncio.Task[None] | None = None
+    try:
+        st = await asyncio.to_thread(cluster.up, lambda m: None)
+        settings = up_webhook_settings(cluster, st, "s3cret-for-ghcr").model_copy(
+            update={"nats_url": nats.url}
+        )
+        assert settings.port == st.ports["registry-hook"]
+        assert [r.name for r in settings.receivers] == ["ghcr", "dockerhub", "registry"]
+        server = asyncio.create_task(serve_async(settings, stop))
+        bus = Bus(nats.url, name="registry-cluster-test")
+        await bus.connect()
+        try:
+            host = st.registry_url.removeprefix("http://")
+            crane = Crane(host, tmp_path / "layers")
+            digest = await asyncio.to_thread(crane.push_image, f"{host}/acme/app:2.0.0")
+
+            async def stored() -> ImagePushed | None:
+                try:
+                    msg = await bus.js.get_last_msg(STREAM_REGISTRY, "registry.image.pushed.>")
+                except Exception:
+                    return None
+                return ImagePushed.model_validate_json(msg.data)
+
+            deadline = asyncio.get_running_loop().time() + 30
+            event = await stored()
+            while event is None or event.tag != "2.0.0":
+                assert asyncio.get_running_loop().time() < deadline, "no ImagePushed for 2.0.0 on NATS"
+                await asyncio.sleep(0.1)
+                event = await stored()
+            assert event.image == f"{host}/acme/app" and event.digest == digest
+            assert event.source == "distribution/registry"
+        finally:
+            await asyncio.wait_for(bus.close(), 5)
+    finally:
+        stop.set()
+        if server is not None:
+            await asyncio.wait_for(server, 10)
+        await asyncio.to_thread(only_registry(state, None).down, lambda m: None)
+        nats.stop()
