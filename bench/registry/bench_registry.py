@@ -91,6 +91,14 @@ async def push_to_commit(tmp: Path, nats_url: str, pushes: int) -> dict[str, Any
         for i in range(pushes):
             tag = f"2.0.{i}"
             src = await asyncio.to_thread(chain.crane.build)  # built beforehand: the push is the copy
+            # the staging push's own notification is handled (ignored: no policy follows it) first
+            built = src.rsplit("@", 1)[1]
+            await until(
+                lambda d=built: any(e.get("target", {}).get("digest") == d for e in chain.deliveries),  # type: ignore[misc]
+                30,
+                "the staging push was delivered",
+            )
+            await until(chain.idle, 30, "image automation is idle")
             t0 = time.monotonic()
             await asyncio.to_thread(chain.crane.run, "copy", src, f"{chain.image}:{tag}")
             pushed = time.monotonic()
