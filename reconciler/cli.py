@@ -22,6 +22,7 @@ import typer
 # cluster client, aiohttp, the probes, …) is imported inside it, so `--help` and `build` start fast
 # (tests/unit/test_cli_imports.py keeps it so)
 from reconciler.cli_console import escape, lazy_console
+from reconciler.cli_images import register as register_images
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.cli_probe import register as register_probe
@@ -56,6 +57,7 @@ app.add_typer(webhooks_app, name="webhooks")
 register_observe(app)
 register_promote(app)
 register_probe(app)
+register_images(app)
 console = lazy_console()
 err = lazy_console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -126,16 +128,26 @@ def cluster_up(
             show_default=False,
         ),
     ] = None,
+    registry: Annotated[
+        bool | None,
+        typer.Option(
+            "--registry/--no-registry",
+            help="also run a local OCI registry (CNCF Distribution, built once, about a minute) on "
+            "127.0.0.1, whose notifications go to the `registry` webhook receiver of `reconciler up`; "
+            "remembered until --no-registry (which stops it and keeps its images)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start the local cluster, NATS and Prometheus (built once), and the local forge with --forge; an
-    existing cluster comes back with its data.
+    """Start the local cluster, NATS and Prometheus (built once), the local forge with --forge and the
+    local registry with --registry; an existing cluster comes back with its data.
 
     Only what is not running starts, on its recorded ports, with its data; nothing is ever deleted.
     """
     from reconciler.devcluster import LocalCluster
-    from reconciler.devcluster.cluster import forge_info
+    from reconciler.devcluster.cluster import forge_info, registry_info
 
-    cluster = LocalCluster(state_dir, nodes=nodes, with_forge=forge)
+    cluster = LocalCluster(state_dir, nodes=nodes, with_forge=forge, with_registry=registry)
     try:
         st = cluster.up(progress=lambda m: err.print(f"[dim]>[/] {m}", highlight=False))
         if crds:
@@ -152,6 +164,13 @@ def cluster_up(
         console.print(
             f"Forge:      {info['url']} (Gitea; admin {info['admin_user']}, "
             f"API token in {info['token_file']})",
+            highlight=False,
+        )
+    if st.registry:
+        reg = registry_info(cluster, st)
+        console.print(
+            f"Registry:   {reg['url']} (push to {reg['host']}/<repo>:<tag>; notifications to "
+            f"{reg['notify_url']}, bearer token in {reg['token_file']})",
             highlight=False,
         )
 
@@ -206,7 +225,7 @@ def cluster_status(
 ) -> None:
     """What runs where (exit 1 when nothing or not everything runs)."""
     from reconciler.devcluster import LocalCluster
-    from reconciler.devcluster.cluster import describe, forge_info, status_lines
+    from reconciler.devcluster.cluster import describe, forge_info, registry_info, status_lines
 
     cluster = LocalCluster(state_dir)
     st = cluster.load_state()
@@ -229,6 +248,12 @@ def cluster_status(
             info = forge_info(cluster, st)
             console.print(
                 f"forge:      {info['url']} (admin {info['admin_user']}, API token in {info['token_file']})",
+                highlight=False,
+            )
+        if st.registry:
+            reg = registry_info(cluster, st)
+            console.print(
+                f"registry:   {reg['url']} (notifies {reg['notify_url']}, token in {reg['token_file']})",
                 highlight=False,
             )
     if not running or not all(running.values()):
@@ -1004,7 +1029,6 @@ def up_cmd(
     import tempfile
 
     from reconciler.devcluster import LocalCluster
-    from reconciler.devcluster.process import free_port
     from reconciler.probe.targets import ENV_VAR
     from reconciler.settings import DaemonSettings
     from reconciler.source.bootstrap import init_repo_with_remote
@@ -1069,19 +1093,8 @@ def up_cmd(
                 )
             )
         else:
-            from webhooks.config import WebhookSettings
-
             secret = secrets.token_hex(16)
-            hooks = WebhookSettings.model_validate(
-                {
-                    "port": free_port(),
-                    "natsUrl": st.nats_url,
-                    "receivers": [
-                        {"name": "ghcr", "provider": "github", "secret": secret},
-                        {"name": "dockerhub", "provider": "dockerhub", "secret": secret},
-                    ],
-                }
-            )
+            hooks = up_webhook_settings(cluster, st, secret)
             err.print(
                 f"[dim]>[/] webhook secret (HMAC for /hook/ghcr, path token for /hook/dockerhub/<secret>): "
                 f"{secret}",
@@ -1128,6 +1141,37 @@ def up_cmd(
 
 
 # -- webhooks --------------------------------------------------------------------------------------
+
+
+def up_webhook_settings(cluster: Any, st: Any, secret: str) -> Any:
+    """The webhook receivers ``reconciler up`` serves: ``ghcr`` (GitHub, HMAC with ``secret``) and
+    ``dockerhub`` (path token ``secret``) on a free port, or, when the cluster runs the local registry
+    (``cluster up --registry``), on the port its notifications go to, with a ``registry`` receiver
+    (provider ``distribution``) for the registry's bearer token.
+
+    Args:
+        cluster: the :class:`~reconciler.devcluster.LocalCluster`.
+        st: its :class:`~reconciler.devcluster.ClusterState` after ``up``.
+        secret: the secret of the ``ghcr`` and ``dockerhub`` receivers.
+
+    Returns:
+        :class:`webhooks.config.WebhookSettings`.
+    """
+    from reconciler.devcluster.process import free_port
+    from webhooks.config import WebhookSettings
+
+    receivers: list[dict[str, str]] = [
+        {"name": "ghcr", "provider": "github", "secret": secret},
+        {"name": "dockerhub", "provider": "dockerhub", "secret": secret},
+    ]
+    port = free_port()
+    if st.registry and st.ports.get("registry-hook"):
+        from reconciler.devcluster.registry import HOOK_RECEIVER
+
+        port = st.ports["registry-hook"]
+        token = cluster.registry_files().token()
+        receivers.append({"name": HOOK_RECEIVER, "provider": "distribution", "secret": token})
+    return WebhookSettings.model_validate({"port": port, "natsUrl": st.nats_url, "receivers": receivers})
 
 
 @webhooks_app.command("serve")

@@ -11,6 +11,8 @@ bash tools/controlplane/build.sh prometheus >/dev/null
 bash tools/controlplane/build.sh gitea >/dev/null
 bash tools/controlplane/build.sh opa >/dev/null
 bash tools/controlplane/build.sh conftest >/dev/null
+bash tools/controlplane/build.sh registry >/dev/null
+bash tools/controlplane/build.sh crane >/dev/null
 bash tools/helm/build.sh >/dev/null
 echo "[test] ruff" >&2
 .venv/bin/ruff check .

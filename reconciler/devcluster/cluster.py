@@ -4,7 +4,8 @@ Components (each its own process group, bound to 127.0.0.1, logging to ``<state>
 etcd (fsync off), kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake nodes that become
 Ready and run pods), nats-server with JetStream, the pinned Prometheus (scraping the targets of
 ``<state>/prometheus/targets.json`` every second; :mod:`reconciler.devcluster.prometheus`) and, only when
-asked for (``cluster up --forge``), a local Gitea forge (:mod:`reconciler.devcluster.gitea`). State
+asked for (``cluster up --forge``), a local Gitea forge (:mod:`reconciler.devcluster.gitea`), and with
+``cluster up --registry`` a CNCF Distribution registry (:mod:`reconciler.devcluster.registry`). State
 (pids, ports, paths) is kept in ``<state>/state.json`` so ``reconciler cluster up|down|status`` work across
 processes; ``up`` is idempotent.
 
@@ -35,6 +36,7 @@ from reconciler.devcluster.kubeconfig import write_kubeconfig
 from reconciler.devcluster.pki import write_pki
 from reconciler.devcluster.process import ComponentError
 from reconciler.devcluster.prometheus import PrometheusFiles
+from reconciler.devcluster.registry import RegistryFiles
 
 Progress = Callable[[str], None]
 #: The start order of every component; ``gitea`` (the forge) runs only when asked for.
@@ -47,9 +49,10 @@ ORDER = [
     "nats",
     "prometheus",
     "gitea",
+    "registry",
 ]
-#: The components of a cluster started without the forge.
-DEFAULT_ORDER = [n for n in ORDER if n != "gitea"]
+#: The components of a cluster started without the forge and the registry.
+DEFAULT_ORDER = [n for n in ORDER if n not in ("gitea", "registry")]
 #: The ``state.json`` port keys each component listens on.
 PORTS = {
     "etcd": ("etcd-client", "etcd-peer"),
@@ -60,6 +63,7 @@ PORTS = {
     "nats": ("nats", "nats-monitor"),
     "prometheus": ("prometheus",),
     "gitea": ("gitea",),
+    "registry": ("registry",),
 }
 #: What ``down --purge`` erases in the state directory (everything the cluster writes there).
 PURGED = (
@@ -67,6 +71,7 @@ PURGED = (
     "jetstream",
     "prometheus",
     "gitea",
+    "registry",
     "pki",
     "logs",
     "kubeconfig",
@@ -119,6 +124,12 @@ class ClusterState:
     #: whether this cluster runs the local Gitea forge (``cluster up --forge``; kept until ``--no-forge``)
     forge: bool = False
     gitea_url: str = ""
+    #: whether this cluster runs the local registry (``cluster up --registry``; kept until ``--no-registry``)
+    registry: bool = False
+    registry_url: str = ""
+    #: where the registry sends its notifications: ``http://127.0.0.1:<registry-hook port>/hook/registry``
+    #: (``reconciler up`` serves its webhook receivers there)
+    registry_notify_url: str = ""
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     logs: dict[str, str] = field(default_factory=dict)
@@ -128,7 +139,8 @@ class ClusterState:
 
 
 class LocalCluster:
-    """The local control plane plus NATS and Prometheus in ``state_dir``.
+    """The local control plane plus NATS and Prometheus (and optionally the forge and the registry) in
+    ``state_dir``.
 
     Args:
         state_dir: where certificates, data, logs, the kubeconfig and ``state.json`` live.
@@ -141,6 +153,8 @@ class LocalCluster:
             ``None`` (the default) keeps what ``state.json`` records: a cluster once started with the forge
             keeps it at every later :meth:`up` until one is called with ``False``, which stops it (its data
             stays until ``down(purge=True)``).
+        with_registry: also run the local CNCF Distribution registry (built once by ``build.sh registry``,
+            about a minute), remembered like ``with_forge``.
     """
 
     def __init__(
@@ -152,6 +166,7 @@ class LocalCluster:
         with_kubernetes: bool = True,
         with_prometheus: bool | None = None,
         with_forge: bool | None = None,
+        with_registry: bool | None = None,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.nodes = nodes
@@ -159,6 +174,7 @@ class LocalCluster:
         self.with_kubernetes = with_kubernetes
         self.with_prometheus = with_kubernetes if with_prometheus is None else with_prometheus
         self.with_forge = with_forge
+        self.with_registry = with_registry
         self._gitea: Path | None = None
         self._state_file = self.state_dir / "state.json"
 
@@ -204,6 +220,8 @@ class LocalCluster:
         st = self.load_state()
         if st is not None and self.with_forge is False and "gitea" in st.pids:
             self._drop_forge(st, progress)
+        if st is not None and self.with_registry is False and "registry" in st.pids:
+            self._drop_registry(st, progress)
         forge = self._forge(st)
         want = self._wanted(st)
         if st is not None and want and all(self._is_running(st, n) for n in want):
@@ -215,6 +233,7 @@ class LocalCluster:
         if st is None:
             st = ClusterState(state_dir=str(self.state_dir), started_at=time.time())
         st.forge = forge
+        st.registry = self._registry(st)
         self._stop_strays(st)
         stopped = [n for n in want if not self._is_running(st, n)]
         self._allocate_ports(st)
@@ -247,6 +266,8 @@ class LocalCluster:
                 if "gitea" in stopped:
                     self._start_gitea(st, started, progress)
                 self._bootstrap_gitea(st)
+            if st.registry and "registry" in stopped:
+                self._start_registry(st, started, progress)
         except BaseException:
             progress("start-up failed: stopping what this command started (the data is kept)")
             for name in reversed(started):
@@ -263,6 +284,12 @@ class LocalCluster:
             return self.with_forge
         return st is not None and st.forge
 
+    def _registry(self, st: ClusterState | None) -> bool:
+        """Whether this :meth:`up` runs the registry: as asked, else as recorded."""
+        if self.with_registry is not None:
+            return self.with_registry
+        return st is not None and st.registry
+
     def _wanted(self, st: ClusterState | None) -> list[str]:
         names = []
         if self.with_kubernetes:
@@ -273,6 +300,8 @@ class LocalCluster:
             names.append("prometheus")
         if self._forge(st):
             names.append("gitea")
+        if self._registry(st):
+            names.append("registry")
         return names
 
     def _is_running(self, st: ClusterState, name: str) -> bool:
@@ -296,6 +325,8 @@ class LocalCluster:
             for key in PORTS[name]:
                 if key not in st.ports:
                     st.ports[key] = process.free_port()
+        if self._registry(st) and "registry-hook" not in st.ports:  # the receiver's: not checked as ours
+            st.ports["registry-hook"] = process.free_port()
 
     def _check_ports(self, st: ClusterState, names: list[str]) -> None:
         """Refuse to start ``names`` when another process listens on one of their recorded ports.
@@ -530,6 +561,34 @@ class LocalCluster:
             self._gitea = gitea.ensure_gitea()
         return self._gitea
 
+    def _start_registry(self, st: ClusterState, started: list[str], progress: Progress) -> None:
+        from reconciler.devcluster import registry
+
+        files = self.registry_files()  # kept across restarts: the images and the notification token
+        binary = registry.ensure_registry()  # a no-op when built (the first build takes about a minute)
+        st.registry_notify_url = f"http://127.0.0.1:{st.ports['registry-hook']}/hook/{registry.HOOK_RECEIVER}"
+        registry.write_config(files, st.ports["registry"], st.registry_notify_url, files.token())
+        progress("starting registry (CNCF Distribution)")
+        self._start(st, "registry", registry.command(binary, files), started)
+        st.registry_url = f"http://127.0.0.1:{st.ports['registry']}"
+        self._wait("registry", st, lambda: registry.ready(st.registry_url), 30)
+
+    def _drop_registry(self, st: ClusterState, progress: Progress) -> None:
+        """Stop the registry and forget it in ``state.json`` (its images stay in ``<state>/registry``)."""
+        if self._is_running(st, "registry"):
+            root = self.registry_files().root
+            progress(f"stopping registry (pid {st.pids['registry']}); its images stay in {root}")
+            process.stop_group(st.pids["registry"])
+        st.pids.pop("registry", None)
+        st.logs.pop("registry", None)
+        st.registry = False
+        st.registry_url = ""
+        self._save(st)
+
+    def registry_files(self) -> RegistryFiles:
+        """The local registry's config, storage and notification token under ``<state>/registry``."""
+        return RegistryFiles(self.state_dir / "registry")
+
     def _drop_forge(self, st: ClusterState, progress: Progress) -> None:
         """Stop the forge and forget it in ``state.json`` (its data stays in ``<state>/gitea``)."""
         if self._is_running(st, "gitea"):
@@ -646,6 +705,9 @@ def status_lines(cluster: LocalCluster) -> list[tuple[str, str, str]]:
         "nats": st.nats_url,
         "prometheus": st.prometheus_url,
         "gitea": f"{st.gitea_url} (admin {forge_info(cluster, st)['admin_user']})" if st.gitea_url else "",
+        "registry": f"{st.registry_url} (notifications to {st.registry_notify_url})"
+        if st.registry_url
+        else "",
     }
     for name in ORDER:
         if name in st.pids:
@@ -670,5 +732,21 @@ def forge_info(cluster: LocalCluster, st: ClusterState) -> dict[str, str]:
 def describe(st: ClusterState) -> dict[str, Any]:
     """The state as a plain dict (for ``-o json``), with ``forge``: :func:`forge_info`."""
     data = asdict(st)
-    data["forge"] = forge_info(LocalCluster(Path(st.state_dir)), st)
+    cluster = LocalCluster(Path(st.state_dir))
+    data["forge"] = forge_info(cluster, st)
+    data["registry"] = registry_info(cluster, st)
     return data
+
+
+def registry_info(cluster: LocalCluster, st: ClusterState) -> dict[str, str]:
+    """Where the local registry is and where it sends its notifications: ``url``, ``host`` (the registry
+    part of image references), ``notify_url`` and ``token_file`` (the file holding the bearer token it
+    sends; never the token itself). Empty values when the cluster has no registry."""
+    if not st.registry and not st.registry_url:
+        return {"url": "", "host": "", "notify_url": "", "token_file": ""}
+    return {
+        "url": st.registry_url,
+        "host": st.registry_url.removeprefix("http://"),
+        "notify_url": st.registry_notify_url,
+        "token_file": str(cluster.registry_files().hook_token),
+    }

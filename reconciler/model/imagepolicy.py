@@ -9,6 +9,7 @@ An :class:`ImagePolicy` is one entry of ``imagePolicies:`` in ``envs/<env>.yaml`
         semver: {range: ">=0.1.0 <1.0.0"}                   # or alphabetical/numerical: {order: asc}
       filterTags: {pattern: '^v(?P<v>\\d+\\.\\d+\\.\\d+)$', extract: '$v'}
       digest: pin                                           # write newTag + digest; default none
+      scan: {interval: 60}                                  # also list the registry's tags (optional)
 
 The field names and semantics follow Flux's ``ImagePolicy`` (``spec.policy.semver.range``,
 ``spec.policy.alphabetical.order``, ``spec.policy.numerical.order``, ``spec.filterTags.pattern`` /
@@ -41,9 +42,12 @@ __all__ = [
     "ImagePolicy",
     "OrderPolicy",
     "PolicyChoice",
+    "RegistryCredentials",
+    "SecretReference",
     "SemverPolicy",
     "SemverRange",
     "TagFilter",
+    "TagScan",
     "TagVerdict",
     "normalise_image",
     "parse_semver_tag",
@@ -409,6 +413,76 @@ class TagFilter(BaseModel):
         return _expand(self.extract, m) if self.extract else tag
 
 
+class SecretReference(BaseModel):
+    """A Kubernetes Secret in the environment's cluster holding registry credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="the Secret's name")
+    namespace: str | None = Field(
+        default=None, description="its namespace (default: the environment's namespace)"
+    )
+
+
+class RegistryCredentials(BaseModel):
+    """Where the credentials for the registry's tag list come from: exactly one of ``secretRef`` and
+    ``file``. Both hold either a Docker config (``{"auths": {"<host>": {"auth": base64("user:pass")}}}``
+    or ``username``/``password`` per host; a Secret of type ``kubernetes.io/dockerconfigjson`` keeps it in
+    ``.dockerconfigjson``) or, for a Secret of type ``kubernetes.io/basic-auth``, ``username`` and
+    ``password``. They are sent as HTTP basic authentication, or exchanged for a bearer token at the
+    token endpoint the registry's ``WWW-Authenticate`` challenge names."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    secret_ref: SecretReference | None = Field(default=None, alias="secretRef")
+    file: str | None = Field(
+        default=None, description="path of a Docker config JSON file on the daemon's host (read at each scan)"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RegistryCredentials:
+        if (self.secret_ref is None) == (self.file is None):
+            raise ValueError("credentials: set exactly one of secretRef and file")
+        return self
+
+
+class TagScan(BaseModel):
+    """List the image's tags in its registry (OCI distribution API ``GET /v2/<name>/tags/list``, following
+    ``Link`` pagination) every ``interval`` seconds and on demand (``reconciler images scan``), and apply
+    the newest allowed tag as a webhook event would: webhooks are the fast path, the scan the guarantee
+    that a version whose webhook was lost is still promoted, exactly once (a tag already in Git makes no
+    commit). As Flux's ``ImageRepository`` ``spec.interval`` and argocd-image-updater's check interval."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="seconds between scans (0: only on demand); Flux's examples use 1 minute, "
+        "argocd-image-updater 2 minutes",
+    )
+    plain_http: bool | None = Field(
+        default=None,
+        alias="plainHttp",
+        description="talk HTTP instead of HTTPS (default: only for localhost and 127.0.0.1 registries)",
+    )
+    credentials: RegistryCredentials | None = Field(
+        default=None, description="credentials (default: anonymous, with an anonymous bearer token if asked)"
+    )
+    requests_per_second: float = Field(
+        default=5.0, gt=0, alias="requestsPerSecond", description="most requests per second to the registry"
+    )
+    timeout: float = Field(
+        default=60.0, gt=0, description="seconds one scan of the image may take, retries and waits included"
+    )
+    max_tags: int = Field(
+        default=10000, ge=1, alias="maxTags", description="a tag list longer than this fails the scan"
+    )
+    max_pages: int = Field(
+        default=100, ge=1, alias="maxPages", description="tag list pages followed before the scan fails"
+    )
+
+
 @dataclass(frozen=True)
 class TagVerdict:
     """What a policy says about one tag.
@@ -440,6 +514,8 @@ class ImagePolicy(BaseModel):
             writes only ``newTag`` and drops a stale ``digest``.
         commit_message: optional message template overriding the automation's; fields ``{env}``,
             ``{image}``, ``{entry}``, ``{policy}``, ``{old}``, ``{new}``, ``{digest}``.
+        scan: optional tag scanning of the registry (:class:`TagScan`); without it only webhook events
+            move the version.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -450,6 +526,10 @@ class ImagePolicy(BaseModel):
     filter_tags: TagFilter | None = Field(default=None, alias="filterTags")
     digest: Literal["pin", "none"] = "none"
     commit_message: str | None = Field(default=None, alias="commitMessage")
+    scan: TagScan | None = Field(
+        default=None,
+        description="also list the registry's tags at an interval (default: webhooks only); see TagScan",
+    )
 
     @field_validator("name")
     @classmethod
@@ -566,6 +646,13 @@ class ImagePolicy(BaseModel):
             if best is None or (v.key < best.key if self._descending() else v.key > best.key):
                 best = v
         return best.tag if best is not None else None
+
+    def newest(self, tags: Iterable[str], count: int) -> list[str]:
+        """The ``count`` tags the policy ranks highest among ``tags`` (allowed ones only), best first: the
+        candidates a tag scan resolves (:meth:`latest` is the first of them)."""
+        allowed = [v for v in (self.verdict(t) for t in tags) if v.allowed]
+        allowed.sort(key=lambda v: v.key, reverse=not self._descending())
+        return [v.tag for v in allowed[:count]]
 
 
 def check_message_template(template: str) -> str:

@@ -501,10 +501,19 @@ class ImageAutomation:
         self._process(works)
         return [w.result for w in works]
 
-    def scan(self, image: str, tags: Mapping[str, str | None]) -> AutomationResult:
+    def scan(
+        self,
+        image: str,
+        tags: Mapping[str, str | None],
+        *,
+        source: str = "scan",
+        delivery_id: str | None = None,
+    ) -> AutomationResult:
         """Apply the newest allowed, not held-back tag among ``tags`` (tag → digest or ``None``), as a
-        periodic scan of a registry's tag list does; a no-op when Git already has it."""
-        work = _Work(image, dict(tags), None, "scan", scan=True)
+        periodic scan of a registry's tag list does (:mod:`reconciler.promote.scan`); a no-op when Git
+        already has it. ``source`` and ``delivery_id`` go into the ``Image-Event`` trailer (none without a
+        ``delivery_id``)."""
+        work = _Work(image, dict(tags), delivery_id, source, scan=True)
         self._process([work])
         return work.result
 

@@ -11,6 +11,7 @@ report it (``drift: warn``), publishing ``reconciler.drift.<env>`` with the diff
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 
@@ -71,6 +72,9 @@ from reconciler.runtime.rollouts import RolloutRunner
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
+
+if TYPE_CHECKING:
+    from reconciler.promote.scan import TagScanner
 
 log = logging.getLogger("reconciler.daemon")
 ResultHook = Callable[[PassResult], None]
@@ -162,6 +166,7 @@ class Daemon:
         self.auto = AutoRollback(GitWriter(settings.repo, settings.branch, settings.cache_dir / "promotion"))
         self.images: ImageAutomation | None = None
         self._image_task: asyncio.Task[Any] | None = None
+        self.scanner: TagScanner | None = None  # tag scanning of image policies with scan: (with NATS)
         self.is_leader: bool | None = True  # None: undecided, False: standby (set by the leader elector)
         self.source_loaded = False  # the initial fetch, snapshot and envs/ load succeeded
         self.source_error = ""  # the last failure of the initial load while it is retried ("" once loaded)
@@ -240,6 +245,7 @@ class Daemon:
         self._envs_at = rev.sha
         for state in self.envs.values():
             self._start_env(state)
+        self._start_scanner()
         local = Path(self.settings.repo).expanduser()
         if self.settings.watch_local and local.exists():
             loop = self._loop
@@ -356,16 +362,10 @@ class Daemon:
         self.auto.publish = bus_publisher(self.bus, self._loop)
         self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
         if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
-            self.images = ImageAutomation(
-                GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
-                load_environments,
-                only=set(self.envs),
-                probes=self.ctx.probes,
-            )
             self._image_task = asyncio.create_task(
                 run_consumer(
                     self.bus,
-                    self.images,
+                    self._image_automation(),
                     self._stop,
                     durable=self.image_durable,
                     ack_wait=self.settings.image_ack_wait,
@@ -374,6 +374,48 @@ class Daemon:
                 ),
                 name="image-automation",
             )
+
+    def _image_automation(self) -> ImageAutomation:
+        """The daemon's one image automation (its own clone), shared by the NATS consumer and the tag scan
+        (its writer's lock serialises them), made on first use."""
+        if self.images is None:
+            self.images = ImageAutomation(
+                GitWriter(self.settings.repo, self.settings.branch, self.settings.cache_dir),
+                load_environments,
+                only=set(self.envs),
+                probes=self.ctx.probes,
+            )
+        return self.images
+
+    def _start_scanner(self) -> None:
+        """Start the tag scan when an environment has image policies (at start-up: it needs no NATS, so a
+        version is promoted also while NATS or the webhooks are down). It scans the policies with
+        ``scan:`` as the environments read by the latest passes say (no Git I/O until a scan is due); a
+        push it makes starts a pass of every environment."""
+        if not any(st.env is not None and st.env.image_policies for st in self.envs.values()):
+            return
+        from reconciler.promote.scan import TagScanner, run_scanner
+
+        def environments() -> dict[str, Environment]:
+            return {n: st.env for n, st in self.envs.items() if st.env is not None}
+
+        self.scanner = TagScanner(
+            self._image_automation(), secrets=self._read_secret, environments=environments
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                run_scanner(self.scanner, self._stop, on_push=lambda: self.trigger_all("image-scan")),
+                name="image-tag-scan",
+            )
+        )
+
+    def _read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded (image policies' ``scan.credentials.secretRef``); ``None`` when absent."""
+        obj = self.client.get(ObjectRef(kind="Secret", namespace=namespace, name=name))
+        if obj is None:
+            return None
+        data = obj.get("data") or {}
+        return {str(k): base64.b64decode(v) for k, v in data.items() if isinstance(v, str)}
 
     def _bus_failed(self, attempt: int, exc: BaseException, delay: float | None = None) -> None:
         """Record and log (one warning, no traceback) a failed connection attempt to NATS."""

@@ -2,8 +2,9 @@
 # Build the local control plane's binaries from the pinned Go modules in this folder,
 # each only when missing, into a cache directory outside Git keyed by version.
 #
-#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|gitea|opa|conftest|all]
-#   (default: all = etcd, kwok, k8s; kustomize, prometheus, gitea, opa and conftest are built when named)
+#   tools/controlplane/build.sh [k8s|etcd|kwok|kustomize|prometheus|gitea|opa|conftest|registry|crane|all]
+#   (default: all = etcd, kwok, k8s; kustomize, prometheus, gitea, opa, conftest, registry and crane are
+#   built when named)
 #   prints the binary directory on its last line of stdout.
 #
 # Cache: $RECONCILER_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/reconciler)/bin/<name>-<version>/
@@ -24,6 +25,10 @@ GITEA_SUM=h1:SRnjvw24ASELKCqyYvAWIlzwOqyFMgfD+UkqQ9SE5eU=
 # the anchor of bench/policy; tools/conftest/ pins it, with its own OPA dependency)
 OPA_VERSION=1.22.4
 CONFTEST_VERSION=0.71.1
+# CNCF Distribution (the local OCI registry, `reconciler cluster up --registry`; tools/registry/ pins it)
+# and crane (pushes test images and indexes to it; tools/crane/ pins it). Module hashes: their go.sum.
+REGISTRY_VERSION=3.1.2
+CRANE_VERSION=0.22.1
 CACHE="${RECONCILER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/reconciler}"
 BIN="$CACHE/bin"
 
@@ -134,9 +139,12 @@ case "$what" in
          "-s -w -X github.com/open-policy-agent/opa/v1/version.Version=$OPA_VERSION" ;;
   conftest) build conftest "$CONFTEST_VERSION" ../conftest github.com/open-policy-agent/conftest conftest \
          "-s -w -X github.com/open-policy-agent/conftest/internal/version.Version=$CONFTEST_VERSION" ;;
+  registry) build registry "$REGISTRY_VERSION" ../registry github.com/distribution/distribution/v3/cmd/registry registry \
+         "-s -w -X github.com/distribution/distribution/v3/version.version=v$REGISTRY_VERSION" ;;
+  crane) build crane "$CRANE_VERSION" ../crane github.com/google/go-containerregistry/cmd/crane crane ;;
   all) build etcd "$ETCD_VERSION" etcd . etcd
        build kwok "$KWOK_VERSION" kwok sigs.k8s.io/kwok/cmd/kwok kwok; kwok_stages
        build_k8s ;;
-  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|gitea|opa|conftest|all]"; exit 2 ;;
+  *) say "usage: $0 [k8s|etcd|kwok|kustomize|prometheus|gitea|opa|conftest|registry|crane|all]"; exit 2 ;;
 esac
 echo "$BIN"
