@@ -200,6 +200,11 @@ class EnvSummary(BaseModel):
     protocols_probed: bool = Field(default=False, description="MCP servers and agents are probed at all")
     protocols_note: str = Field(default="", description="why they are not probed ('' when they are)")
     protocol_targets: int = Field(default=0, description="MCP and A2A endpoints among the objects")
+    suspended: bool = Field(default=False, description="suspended: no passes until resumed")
+    suspended_by: str = Field(default="", description="who suspended it")
+    suspended_at: float | None = Field(default=None, description="when, UNIX seconds")
+    suspended_reason: str = Field(default="", description="why")
+    promote_from: str = Field(default="", description="promotion.from: where promotions come from ('': none)")
 
 
 class RollbackTarget(BaseModel):
