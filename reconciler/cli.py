@@ -519,8 +519,9 @@ def run_cmd(
         Path | None,
         typer.Option(
             "--actions-token-file",
-            help="file holding the bearer token that enables the status page's rollback buttons and "
-            "POST /api/env/…/rollback (default $RECONCILER_ACTIONS_TOKEN_FILE; off without a token)",
+            help="file holding the bearer token that enables the status page's action buttons and "
+            "POST /api/env/…/rollback|suspend|resume|sync|promote (default $RECONCILER_ACTIONS_TOKEN_FILE; "
+            "off without a token)",
         ),
     ] = None,
     actions_trust_proxy_header: Annotated[

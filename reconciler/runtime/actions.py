@@ -578,7 +578,12 @@ class Actions:
         store = self._store()
         try:
             state = await suspend_environment(
-                store, name, by=actor.identity, reason=body.reason, writer=self.writer()
+                store,
+                name,
+                by=actor.identity,
+                reason=body.reason,
+                writer=self.writer(),
+                publish=getattr(self.daemon, "publish_event", None),
             )
         except ControlUnavailable as exc:
             raise Refused(503, str(exc)) from None
@@ -602,7 +607,12 @@ class Actions:
         store = self._store()
         try:
             state = await resume_environment(
-                store, name, by=actor.identity, reason=body.reason, writer=self.writer()
+                store,
+                name,
+                by=actor.identity,
+                reason=body.reason,
+                writer=self.writer(),
+                publish=getattr(self.daemon, "publish_event", None),
             )
         except ControlUnavailable as exc:
             raise Refused(503, str(exc)) from None
@@ -649,10 +659,16 @@ class Actions:
         if suspended is not None:
             raise Refused(409, f"{name} is {suspension_text(suspended)}; resume it first")
         bus = getattr(self.daemon, "bus", None)
+        publish = getattr(self.daemon, "publish_event", None)
         if bus is not None and getattr(bus, "connected", False):
             try:
                 record = await request_sync(
-                    bus, name, by=actor.identity, reason=body.reason, writer=self.writer()
+                    bus,
+                    name,
+                    by=actor.identity,
+                    reason=body.reason,
+                    writer=self.writer(),
+                    publish=publish,
                 )
             except ReconcilerError as exc:
                 raise Refused(503, f"the request could not be published: {exc}") from None
@@ -661,14 +677,9 @@ class Actions:
             via = await self._ask_pass(name, "sync")
             record = await record_action(
                 ControlRecord(environment=name, action="sync", by=actor.identity, reason=body.reason),
-                bus=None,
                 writer=self.writer(),
+                publish=publish,
             )
-            notify = getattr(self.daemon, "publish_event", None)
-            if notify is not None:  # the notifier hears of it too
-                from reconciler.bus import control_subject
-
-                await notify(control_subject(name), record.model_dump_json().encode(), record.msg_id)
         return ControlAnswer(
             environment=name,
             action="sync",

@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,12 +209,22 @@ def _record_note(writer: GitWriter, record: ControlRecord) -> str:
     return head
 
 
+#: Publishes an event: ``(subject, data, msg_id)`` (the daemon's
+#: :meth:`reconciler.runtime.Daemon.publish_event`, which also hands it to the notifier).
+Publish = Callable[[str, bytes, str], Awaitable[None]]
+
+
 async def record_action(
-    record: ControlRecord, *, bus: Bus | None = None, writer: GitWriter | None = None
+    record: ControlRecord,
+    *,
+    bus: Bus | None = None,
+    writer: GitWriter | None = None,
+    publish: Publish | None = None,
 ) -> ControlRecord:
     """Keep ``record``: a note on the branch head under :data:`CONTROL_NOTES_REF` (when ``writer`` is given;
-    a Git failure is logged, the action stands) and the event ``reconciler.control.<env>`` (when ``bus`` is
-    connected). Returns it with its ``revision`` set when noted."""
+    a Git failure is logged, the action stands) and the event ``reconciler.control.<env>`` (with
+    ``publish`` when given, else on ``bus`` when connected). Returns it with its ``revision`` set when
+    noted."""
     import asyncio
 
     if writer is not None:
@@ -221,11 +232,12 @@ async def record_action(
             await asyncio.to_thread(_record_note, writer, record)
         except ReconcilerError as exc:
             log.warning("control.note_not_written", environment=record.environment, error=str(exc))
-    if bus is not None and bus.connected:
+    data = record.model_dump_json().encode()
+    if publish is not None:
+        await publish(control_subject(record.environment), data, record.msg_id)
+    elif bus is not None and bus.connected:
         try:
-            await bus.publish(
-                control_subject(record.environment), record.model_dump_json().encode(), msg_id=record.msg_id
-            )
+            await bus.publish(control_subject(record.environment), data, msg_id=record.msg_id)
         except ReconcilerError as exc:
             log.warning("control.event_not_published", environment=record.environment, error=str(exc))
     return record
@@ -245,6 +257,7 @@ async def suspend_environment(
     by: str,
     reason: str = "",
     writer: GitWriter | None = None,
+    publish: Publish | None = None,
 ) -> Suspension:
     """Suspend ``env``: from now on no daemon runs a pass of it until :func:`resume_environment`. Suspending
     a suspended environment again replaces who/when/why.
@@ -255,6 +268,7 @@ async def suspend_environment(
         by: who asks (recorded).
         reason: why (recorded; white space collapsed; at most :data:`MAX_REASON` characters).
         writer: a clone of the environment repository to note the action in (``None``: no note).
+        publish: publishes the action's event (default: on the store's bus, when connected).
 
     Raises:
         ControlUnavailable: NATS is configured and unreachable (nothing changed).
@@ -266,6 +280,7 @@ async def suspend_environment(
         ControlRecord(environment=env, action="suspend", by=by, at=state.at, reason=state.reason),
         bus=store.bus,
         writer=writer,
+        publish=publish,
     )
     log.info("control.suspended", environment=env, by=by, reason=state.reason)
     return state
@@ -278,6 +293,7 @@ async def resume_environment(
     by: str,
     reason: str = "",
     writer: GitWriter | None = None,
+    publish: Publish | None = None,
 ) -> Suspension:
     """Resume ``env`` (passes run again; resuming an environment that is not suspended records the
     resumption all the same). Arguments and errors as :func:`suspend_environment`. The caller asks for a
@@ -288,6 +304,7 @@ async def resume_environment(
         ControlRecord(environment=env, action="resume", by=by, at=state.at, reason=state.reason),
         bus=store.bus,
         writer=writer,
+        publish=publish,
     )
     log.info("control.resumed", environment=env, by=by)
     return state
@@ -301,7 +318,13 @@ async def is_suspended(store: ControlStore, env: str) -> Suspension | None:
 
 
 async def request_sync(
-    bus: Bus, env: str, *, by: str, reason: str = "", writer: GitWriter | None = None
+    bus: Bus,
+    env: str,
+    *,
+    by: str,
+    reason: str = "",
+    writer: GitWriter | None = None,
+    publish: Publish | None = None,
 ) -> ControlRecord:
     """Ask for an immediate pass of ``env``: publishes ``reconciler.reconcile.request.<env>``, which the
     daemon that reconciles it takes (a suspended environment still gets none), and records the request.
@@ -312,7 +335,7 @@ async def request_sync(
     record = ControlRecord(environment=env, action="sync", by=by, reason=_reason(reason))
     payload = json.dumps({"environment": env, "by": by, "reason": record.reason, "at": record.at})
     await bus.publish(reconcile_request_subject(env), payload.encode(), msg_id=record.msg_id)
-    await record_action(record, bus=bus, writer=writer)
+    await record_action(record, bus=bus, writer=writer, publish=publish)
     return record
 
 

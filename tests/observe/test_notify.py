@@ -35,6 +35,7 @@ from reconciler.observe.notify import (
     verify_signature,
 )
 from reconciler.runtime import Daemon
+from reconciler.runtime.control import suspend_environment
 
 HMAC_KEY = "hmac-key-0123456789-notify"
 UNREACHABLE_KUBECONFIG = """\
@@ -309,9 +310,15 @@ async def test_the_daemon_notifies_failed_passes_and_posts_statuses_with_the_tar
             assert not result.ok
             await until(lambda: rec.bodies("/hook"), 60, "the pass-failed notification")
             await until(lambda: any(p.startswith("/status/") for p, _, _ in rec.requests), 60, "the status")
+            # an action's event reaches the notifier through the same place
+            await suspend_environment(
+                daemon.control, "dev", by="alice", reason="incident 7", publish=daemon.publish_event
+            )
+            await until(lambda: len(rec.bodies("/hook")) >= 2, 60, "the suspend notification")
         finally:
             await daemon.stop()
-    [body] = rec.bodies("/hook")[:1]
+    body, suspended = rec.bodies("/hook")[:2]
+    assert (suspended["kind"], suspended["message"]) == ("suspend", "dev: suspended by alice: incident 7")
     assert (body["environment"], body["kind"], body["revision"]) == ("dev", "pass-failed", f"main@sha1:{sha}")
     [(path, _, raw)] = [r for r in rec.requests if r[0].startswith("/status/")]
     posted = json.loads(raw)
