@@ -221,6 +221,44 @@ async def test_suspensions_in_jetstream_are_seen_by_every_replica(tmp_path: Path
         restarted.stop()
 
 
+async def test_a_daemon_on_nats_obeys_a_suspension_another_replica_wrote(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    nats = NatsServer(tmp_path / "js")
+    nats.start()
+    other = Bus(nats.url, name="another-replica")
+    try:
+        await other.connect()
+        async with running(scenario, tmp_path, actions_token=TOKEN, nats_url=nats.url) as s:
+            await until(lambda: s.daemon.bus is not None and s.daemon.bus.connected, 30, "NATS")
+            await suspend_environment(ControlStore(tmp_path / "other", other), "staging", by="alice")
+            assert (await _no_pass(s, "staging")).startswith("suspended by alice at ")
+            html, _ = await s.page("/env/staging")
+            assert (
+                'data-testid="suspension"' in html and 'Suspended by <span class="mono">alice</span>' in html
+            )
+            out = await asyncio.to_thread(_cli, "status", "staging", "--server", s.base)
+            assert "Suspended (by alice)" in out.output, out.output
+            # resumed through this daemon: the other replica sees it, and the pass request goes over NATS
+            status, body = await s.post("/api/env/staging/resume", {})
+            assert status == 200 and body["via"] == "nats", body
+            assert await is_suspended(ControlStore(tmp_path / "other", other), "staging") is None
+            await until(
+                lambda: any(
+                    "resume" in r.trigger or "request" in r.trigger
+                    for r in s.results
+                    if r.environment == "staging"
+                ),
+                60,
+                "the pass after resuming",
+            )
+            status, body = await s.post("/api/env/staging/sync", {})
+            assert status == 200 and body["via"] == "nats", body
+    finally:
+        await other.close()
+        nats.stop()
+
+
 # -- the buttons in Chromium -------------------------------------------------------------------------------
 
 NEWER = "overlays/dev/kustomization.yaml"
