@@ -53,7 +53,8 @@ per key (how a Secret is mounted) or a YAML/JSON file mapping the keys. Secrets 
 
 **Delivery never holds a pass up.** :meth:`Notifier.offer` only puts the notification in the target's
 bounded queue (:data:`QUEUE_SIZE`); one task per target sends them in order. When the queue is full (a
-receiver down for long), the notification is dropped, logged and counted
+receiver down for long), the notification is dropped, logged (at most one line per target every
+:data:`DROP_LOG_INTERVAL` seconds, with the number dropped) and counted
 (``reconciler_notifications_total{result="dropped"}``). A send is retried with exponential backoff
 (tenacity) on connection errors, timeouts, 429 and 5xx answers, at most :data:`ATTEMPTS` times; other 4xx
 answers are not retried. Outcomes are counted by ``result``: ``sent``, ``failed``, ``dropped``.
@@ -102,6 +103,8 @@ MAX_BACKOFF = 30.0
 TIMEOUT = 10.0
 #: Seconds a secret read from the cluster or a file is reused.
 SECRET_TTL = 60.0
+#: Seconds between two ``notify.dropped`` log lines of one target (each line says how many were dropped).
+DROP_LOG_INTERVAL = 60.0
 SIGNATURE_HEADER = "X-Reconciler-Signature"
 EVENT_HEADER = "X-Reconciler-Event"
 DELIVERY_HEADER = "X-Reconciler-Delivery"
@@ -386,6 +389,7 @@ class Notifier:
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._last_failure: dict[str, tuple[str, str]] = {}
+        self._drop_logged: dict[tuple[str, str], tuple[float, int]] = {}
         self._statuses: dict[tuple[str, str], tuple[tuple[str, str], CommitStatuses]] = {}
         self._status_lock = threading.Lock()
         #: (target "env/name", result) → count, for tests and the status of deliveries
@@ -427,14 +431,21 @@ class Notifier:
             queue.put_nowait(payload)
         except asyncio.QueueFull:
             self._count(env, name, "dropped")
-            log.warning(
-                "notify.dropped",
-                environment=env,
-                target=name,
-                kind=payload.kind.value,
-                queued=queue.qsize(),
-                why="the target's queue is full (its receiver is down or slow)",
-            )
+            now = time.monotonic()
+            last, since = self._drop_logged.get(key, (0.0, 0))
+            if now - last >= DROP_LOG_INTERVAL:  # one line per target and interval, not one per drop
+                log.warning(
+                    "notify.dropped",
+                    environment=env,
+                    target=name,
+                    kind=payload.kind.value,
+                    dropped=since + 1,
+                    queued=queue.qsize(),
+                    why="the target's queue is full (its receiver is down or slow)",
+                )
+                self._drop_logged[key] = (now, 0)
+            else:
+                self._drop_logged[key] = (last, since + 1)
             return 0
         worker = self._workers.get(key)
         if worker is None or worker.done():

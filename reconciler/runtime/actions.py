@@ -1,9 +1,20 @@
-"""Actions on the daemon's HTTP server: requests that change something, for now rolling back.
+"""Actions on the daemon's HTTP server: requests that change something.
 
 Routes (JSON in, JSON out; see :class:`RollbackBody` and :class:`RollbackAnswer`):
 
 * ``POST /api/env/<name>/rollback`` — undo the environment's newest promotion in effect (a ``git revert``);
-* ``POST /api/env/<name>/apps/<app>/rollback`` — set only that app's images back (a partial rollback).
+* ``POST /api/env/<name>/apps/<app>/rollback`` — set only that app's images back (a partial rollback);
+* ``POST /api/env/<name>/suspend``, ``…/resume``, ``…/sync`` (:class:`ControlBody`, :class:`ControlAnswer`)
+  — :mod:`reconciler.runtime.control`, the code behind ``reconciler suspend|resume|sync ENV``: suspend or
+  resume the environment (the ``reconciler-control`` key-value bucket with NATS, the daemon's state file
+  without), or ask for a pass (``reconciler.reconcile.request.<env>`` with NATS, the daemon's trigger
+  without; 409 while suspended); each noted in Git (``refs/notes/reconciler-control``) with who asked;
+* ``POST /api/env/<name>/promote`` (:class:`PromoteBody`, :class:`PromoteAnswer`) — what ``reconciler
+  promote FROM <name> --all|--app`` runs (FROM defaults to ``promotion.from``), with ``Requested-By:``;
+  refused with 409 for ``promotion.via: pr`` without a Git host token, or when there is nothing to promote.
+
+The rest of this docstring is about the rollback routes; the others share their authentication, origin
+checks and errors.
 
 Both run :func:`reconciler.promote.rollback.rollback_environment`, the code behind ``reconciler rollback ENV
 [--app NAME]``, on the daemon's own promotion clone (the one its automatic reverts use, so the two never

@@ -247,6 +247,9 @@ def test_events_and_secrets_are_read_as_documented(tmp_path: Path) -> None:
     [p] = payloads_of("reconciler.control.dev", json.dumps(ctl).encode())
     assert p.message == "dev: suspended by alice: incident 42" and p.severity == "error"
     assert payloads_of("reconciler.result.dev", b"not json") == []
+    rollback = {"environment": "dev", "kind": "rollback", "revert": ["e" * 40], "message": "reverted e"}
+    [p] = payloads_of("reconciler.promotion.dev", json.dumps(rollback).encode())
+    assert (p.kind.value, p.message) == ("rollback", "dev: rolled back: reverted e")
 
     reader = SecretReader(None)
     with pytest.raises(ConfigError, match=r"secret file .*missing"):
@@ -270,6 +273,26 @@ def test_events_and_secrets_are_read_as_documented(tmp_path: Path) -> None:
                 ],
             }
         )
+
+
+def test_secrets_are_read_from_the_cluster(kube: Any, namespace: str) -> None:
+    from reconciler.model import ObjectRef
+
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "reconciler-hook", "namespace": namespace},
+        "stringData": {"address": "https://hooks.example.test/T0/B0/x", "token": "k" * 20},
+    }
+    kube.apply(
+        secret, ObjectRef(kind="Secret", namespace=namespace, name="reconciler-hook"), field_manager="tests"
+    )
+    reader = SecretReader(kube)
+    values = reader.read(NotificationSecretRef(name="reconciler-hook"), namespace)
+    assert values == {"address": "https://hooks.example.test/T0/B0/x", "token": "k" * 20}
+    other = NotificationSecretRef(name="reconciler-hook", namespace="default")
+    with pytest.raises(ConfigError, match=r"Secret default/reconciler-hook does not exist"):
+        reader.read(other, namespace)
 
 
 # -- the daemon's hook -------------------------------------------------------------------------------
