@@ -208,14 +208,18 @@ class NotificationSecretRef(BaseModel):
     )
     file: str | None = Field(
         default=None,
-        description="instead of a Secret: a path on the daemon's machine, either a directory with one file "
-        "per key (a mounted Secret) or a YAML/JSON file mapping the keys",
+        description="instead of a Secret: an absolute path on the daemon's machine, either a directory with "
+        "one file per key (a mounted Secret) or a YAML/JSON file mapping the keys",
     )
 
     @model_validator(mode="after")
     def _one_source(self) -> NotificationSecretRef:
         if (self.name is None) == (self.file is None):
             raise ValueError("set exactly one of name (a Secret) and file (a path on the daemon's machine)")
+        if self.file is not None and not Path(self.file).is_absolute():
+            raise ValueError(
+                f"file {self.file!r} must be an absolute path on the daemon's machine (never a file in Git)"
+            )
         if self.name is not None and (
             not _NAME_RE.match(self.name.replace(".", "-")) or len(self.name) > 253
         ):

@@ -262,6 +262,8 @@ def test_events_and_secrets_are_read_as_documented(tmp_path: Path) -> None:
         reader.read(NotificationSecretRef(name="slack"), "dev")
     with pytest.raises(ValueError, match="exactly one of name"):
         NotificationSecretRef(name="a", file="b")
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        NotificationSecretRef(file="secrets/slack.yaml")
     with pytest.raises(ValueError, match="a target named 'x' exists already"):
         Environment.model_validate(
             {
