@@ -93,6 +93,11 @@ async def test_suspend_resume_and_sync_through_the_api(scenario: Scenario, tmp_p
         assert status == 409 and "resume it first" in body["error"]
         html, _ = await s.page("/env/staging")
         assert 'data-testid="suspended"' in html and "incident 42" in html and 'id="act-resume"' in html
+        # the timeline lists it (an action noted on the head, never marked applied or pending)
+        chip = html.index('class="chip k-suspend"')
+        entry = html[html.rindex("<li", 0, chip) :]
+        entry = entry[: entry.index("</li>")]
+        assert entry.startswith('<li class=""') and "requested by token" in entry and "incident 42" in entry
         index, _ = await s.page("/")
         assert index.count('data-testid="suspended"') == 1
         summary = await (await s.http.get(s.base + "/api/env/staging")).json()
