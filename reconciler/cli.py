@@ -23,6 +23,7 @@ import typer
 # (tests/unit/test_cli_imports.py keeps it so)
 from reconciler.cli_console import escape, lazy_console
 from reconciler.cli_images import register as register_images
+from reconciler.cli_control import register as register_control
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.cli_probe import register as register_probe
@@ -58,6 +59,7 @@ register_observe(app)
 register_promote(app)
 register_probe(app)
 register_images(app)
+register_control(app)
 console = lazy_console()
 err = lazy_console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -542,8 +544,9 @@ def run_cmd(
         Path | None,
         typer.Option(
             "--actions-token-file",
-            help="file holding the bearer token that enables the status page's rollback buttons and "
-            "POST /api/env/…/rollback (default $RECONCILER_ACTIONS_TOKEN_FILE; off without a token)",
+            help="file holding the bearer token that enables the status page's action buttons and "
+            "POST /api/env/…/rollback|suspend|resume|sync|promote (default $RECONCILER_ACTIONS_TOKEN_FILE; "
+            "off without a token)",
         ),
     ] = None,
     actions_trust_proxy_header: Annotated[

@@ -299,10 +299,14 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
             last = f"{time.strftime('%H:%M:%S', time.localtime(e.last_pass_at))} ({e.trigger})"
         if e.error:
             last += f" {e.error[:80]}"
+        sync = Text(e.sync.value, style=_SYNC_STYLE.get(e.sync, ""))
+        if e.suspended:  # who and why: reconciler/runtime/control.py
+            why = f": {e.suspended_reason}" if e.suspended_reason else ""
+            sync.append(f" Suspended (by {e.suspended_by}{why})", style="bold red")
         table.add_row(
             Text(e.name, style="bold"),
             short_revision(e.revision) or "-",
-            Text(e.sync.value, style=_SYNC_STYLE.get(e.sync, "")),
+            sync,
             health,
             str(e.objects),
             last,

@@ -42,6 +42,12 @@ def promotion_subject(env: str) -> str:
     return f"reconciler.promotion.{subject_token(env)}"
 
 
+def control_subject(env: str) -> str:
+    """``reconciler.control.<env>``: an environment was suspended, resumed or a pass of it asked for
+    (:class:`reconciler.runtime.control.ControlRecord`)."""
+    return f"reconciler.control.{subject_token(env)}"
+
+
 def reconcile_request_subject(env: str) -> str:
     """``reconciler.reconcile.request.<env>``: ask for an immediate pass."""
     return f"reconciler.reconcile.request.{subject_token(env)}"

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reconciler.model.health import ToolContractPolicy, UnverifiedPolicy
 from reconciler.model.imagepolicy import ImagePolicy
@@ -195,6 +195,84 @@ class RenderSettings(BaseModel):
     )
 
 
+class NotificationSecretRef(BaseModel):
+    """Where a notification target's address and token are: a Secret the daemon reads, or a path on the
+    daemon's machine; never in Git. Keys: ``address`` (the URL) and ``token`` (see
+    reconciler/observe/notify.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="a Secret (keys: address, token) the daemon reads")
+    namespace: str | None = Field(
+        default=None, description="the Secret's namespace (default: the environment's namespace)"
+    )
+    file: str | None = Field(
+        default=None,
+        description="instead of a Secret: an absolute path on the daemon's machine, either a directory with "
+        "one file per key (a mounted Secret) or a YAML/JSON file mapping the keys",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NotificationSecretRef:
+        if (self.name is None) == (self.file is None):
+            raise ValueError("set exactly one of name (a Secret) and file (a path on the daemon's machine)")
+        if self.file is not None and not Path(self.file).is_absolute():
+            raise ValueError(
+                f"file {self.file!r} must be an absolute path on the daemon's machine (never a file in Git)"
+            )
+        if self.name is not None and (
+            not _NAME_RE.match(self.name.replace(".", "-")) or len(self.name) > 253
+        ):
+            raise ValueError(f"Secret name {self.name!r} is not a valid object name")
+        return self
+
+
+class NotificationTarget(BaseModel):
+    """One receiver of the environment's notifications (reconciler/observe/notify.py; the anchor is Flux's
+    notification-controller Provider and Alert)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(description="names the target in logs and metrics (unique in the environment)")
+    type: Literal["slack", "webhook", "commit-status"] = Field(
+        description='slack: a Slack-compatible incoming webhook ({"text": ...}); webhook: a JSON POST, '
+        "signed with X-Reconciler-Signature: sha256=<hex HMAC-SHA256 of the body> when the secret has a "
+        "token; commit-status: the reconciler/<env> commit statuses, posted with the secret's token"
+    )
+    secret_ref: NotificationSecretRef = Field(
+        alias="secretRef",
+        description="where the address (URL) and token are: a Secret or a file, never Git",
+    )
+    event_severity: Literal["info", "error"] = Field(
+        default="error",
+        alias="eventSeverity",
+        description="error: failed passes and gates, rollbacks, drift, promotions, suspend/resume; info: "
+        "also successful syncs that changed objects, passed gates and sync requests (not for "
+        "commit-status)",
+    )
+    events: list[
+        Literal[
+            "pass-failed",
+            "gate-failed",
+            "rollback",
+            "drift",
+            "promotion",
+            "suspend",
+            "resume",
+            "sync",
+            "gate-passed",
+            "sync-requested",
+        ]
+    ] = Field(default_factory=list, description="only these kinds (default: every kind of that severity)")
+
+    @field_validator("name")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not _NAME_RE.match(value) or len(value) > 63:
+            raise ValueError(f"notification target name {value!r} must be a DNS label (a-z, 0-9, '-')")
+        return value
+
+
 class Environment(BaseModel):
     """One deployment environment: where it runs and how it is kept in sync.
 
@@ -238,6 +316,24 @@ class Environment(BaseModel):
     render: RenderSettings = Field(
         default_factory=RenderSettings, description="rendering options: remote bases the overlay may fetch"
     )
+    notifications: list[NotificationTarget] = Field(
+        default_factory=list,
+        description="where this environment's events go: Slack-compatible webhooks, signed JSON webhooks "
+        "and Git host commit statuses (failed passes and gates, rollbacks, drift, promotions; successful "
+        "syncs with eventSeverity: info)",
+    )
+
+    @field_validator("notifications")
+    @classmethod
+    def _unique_targets(cls, value: list[NotificationTarget]) -> list[NotificationTarget]:
+        seen: set[str] = set()
+        for i, t in enumerate(value):
+            if t.name in seen:
+                raise ValueError(f"notifications[{i}]: a target named {t.name!r} exists already")
+            seen.add(t.name)
+        if sum(t.type == "commit-status" for t in value) > 1:
+            raise ValueError("notifications: at most one target of type commit-status")
+        return value
 
     @field_validator("rollouts")
     @classmethod

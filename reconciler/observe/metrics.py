@@ -137,6 +137,13 @@ class Metrics:
             ["provider", "result"],
             registry=r,
         )
+        self.notifications = Counter(
+            "reconciler_notifications",
+            "Notifications by environment, target and result: sent, failed (given up after retries or "
+            "refused), dropped (the target's queue was full).",
+            ["environment", "target", "result"],
+            registry=r,
+        )
         self.consumer_pending = Gauge(
             "reconciler_nats_consumer_pending_messages",
             "Messages in the stream not yet delivered to the durable consumer.",

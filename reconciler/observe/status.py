@@ -110,7 +110,7 @@ class TimelineEntry(BaseModel):
     date: str = Field(description="ISO 8601")
     author: str = ""
     subject: str
-    kind: str = Field(description="promotion | rollback | revert | change")
+    kind: str = Field(description="promotion | rollback | revert | change | rewind | suspend | resume | sync")
     trailers: dict[str, str] = Field(default_factory=dict)
     applied: bool = Field(default=False, description="the revision the last successful pass applied")
     pending: bool = Field(default=False, description="newer than the applied revision")
@@ -200,6 +200,11 @@ class EnvSummary(BaseModel):
     protocols_probed: bool = Field(default=False, description="MCP servers and agents are probed at all")
     protocols_note: str = Field(default="", description="why they are not probed ('' when they are)")
     protocol_targets: int = Field(default=0, description="MCP and A2A endpoints among the objects")
+    suspended: bool = Field(default=False, description="suspended: no passes until resumed")
+    suspended_by: str = Field(default="", description="who suspended it")
+    suspended_at: float | None = Field(default=None, description="when, UNIX seconds")
+    suspended_reason: str = Field(default="", description="why")
+    promote_from: str = Field(default="", description="promotion.from: where promotions come from ('': none)")
 
 
 class RollbackTarget(BaseModel):
@@ -622,12 +627,15 @@ def commit_kind(subject: str, trailers: Mapping[str, str]) -> str:
 
 def mark_applied(entries: list[TimelineEntry], applied: str) -> list[TimelineEntry]:
     """Mark the entry of the applied revision (``main@sha1:…`` or a commit id) ``applied`` and the newer
-    ones ``pending``; ``entries`` are newest first. Nothing is marked when the applied commit is absent."""
+    ones ``pending``; ``entries`` are newest first. Nothing is marked when the applied commit is absent;
+    suspend, resume and sync entries (actions, not commits) are never marked."""
     sha = applied.rsplit("@sha1:", 1)[-1] if applied else ""
     if not sha or not any(e.sha == sha for e in entries):
         return entries
     before = True
     for e in entries:
+        if e.kind in ("suspend", "resume", "sync"):  # actions noted on a commit, not commits applied
+            continue
         e.applied = e.sha == sha
         e.pending = before and not e.applied
         if e.applied:

@@ -299,7 +299,8 @@ class HistoryEntry(BaseModel):
     sha: str
     kind: str = Field(
         description="promotion | rollback | change | rewind (the branch was rewound to this commit: a "
-        "force-push took the one applied before off the branch)"
+        "force-push took the one applied before off the branch) | suspend | resume | sync (actions on the "
+        "environment, from the notes under refs/notes/reconciler-control; sha: the branch head then)"
     )
     subject: str
     at: float = Field(description="when it reached the branch (the merge time for a merged pull request)")
@@ -324,7 +325,9 @@ class HistoryEntry(BaseModel):
     reason: str | None = None
     automatic: bool = False
     requested_by: str | None = Field(
-        default=None, description="who asked for a rollback through the daemon's actions (Requested-By)"
+        default=None,
+        description="who asked for a rollback or promotion through the daemon's actions (Requested-By), or "
+        "who suspended, resumed or synced the environment",
     )
     tool_grants: list[str] = Field(default_factory=list, description="new tool grants (Tool-Grant trailers)")
     rewound_from: str | None = Field(
@@ -445,7 +448,7 @@ def timeline(
                 undoes=undoes,
                 reason=c.first(TRAILER_REASON),
                 automatic=c.first(TRAILER_ROLLBACK_BY) == "reconciler",
-                requested_by=c.first(TRAILER_REQUESTED_BY) if is_rollback else None,
+                requested_by=c.first(TRAILER_REQUESTED_BY) if is_rollback or is_promotion else None,
                 tool_grants=list(c.trailer(TRAILER_TOOL_GRANT)),
             )
         )
@@ -467,6 +470,21 @@ def timeline(
                 outcomes=[rec],
                 reason=rec.message,
                 rewound_from=rec.rewound_from or None,
+            )
+        )
+    from reconciler.model.control import control_records
+
+    for ctl in control_records(writer, env.name):  # suspend, resume and sync: notes, not commits
+        at = by_sha.get(ctl.revision)
+        entries.append(
+            HistoryEntry(
+                sha=ctl.revision,
+                kind=ctl.action,
+                subject=at.subject if at is not None else "",
+                at=ctl.at,
+                author=ctl.by,
+                reason=ctl.reason or None,
+                requested_by=ctl.by,
             )
         )
     entries.sort(key=lambda e: e.at, reverse=True)

@@ -516,13 +516,15 @@ def promote(
     host: HostConfig | None = None,
     allow_unpinned: bool = False,
     probes: ProbeService | None = None,
+    requested_by: str | None = None,
 ) -> PromotionResult:
     """Promote FROM's versions into TO (see the module docstring). Call on a clone fresh from
     :meth:`GitWriter.sync`, holding :meth:`GitWriter.locked`.
 
     Before anything is committed, TO's tool contract is checked (:func:`check_tool_contract`) with
     ``probes``; new tool grants go into the commit message (the pull request's body) and ``Tool-Grant:``
-    trailers.
+    trailers. ``requested_by`` (who asked through the daemon's actions) goes into a ``Requested-By``
+    trailer.
 
     Raises:
         RuleError: TO's rules forbid it.
@@ -550,6 +552,11 @@ def promote(
         target.write_text(original, encoding="utf-8")  # nothing half done: the clone is as it was
         raise
     message, trailers = commit_message(plan)
+    if requested_by is not None:  # who asked through the daemon's actions (the status page's button)
+        from reconciler.promote.history import TRAILER_REQUESTED_BY
+        from reconciler.promote.rollback import check_identity
+
+        trailers[TRAILER_REQUESTED_BY] = check_identity(requested_by)
     if writer.commit(message, trailers=trailers) is None:
         result.message = f"{to_env} already runs what {from_env} runs at {plan.source_sha[:7]}; nothing to do"
         return result

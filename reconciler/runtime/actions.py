@@ -1,9 +1,20 @@
-"""Actions on the daemon's HTTP server: requests that change something, for now rolling back.
+"""Actions on the daemon's HTTP server: requests that change something.
 
 Routes (JSON in, JSON out; see :class:`RollbackBody` and :class:`RollbackAnswer`):
 
 * ``POST /api/env/<name>/rollback`` — undo the environment's newest promotion in effect (a ``git revert``);
-* ``POST /api/env/<name>/apps/<app>/rollback`` — set only that app's images back (a partial rollback).
+* ``POST /api/env/<name>/apps/<app>/rollback`` — set only that app's images back (a partial rollback);
+* ``POST /api/env/<name>/suspend``, ``…/resume``, ``…/sync`` (:class:`ControlBody`, :class:`ControlAnswer`)
+  — :mod:`reconciler.runtime.control`, the code behind ``reconciler suspend|resume|sync ENV``: suspend or
+  resume the environment (the ``reconciler-control`` key-value bucket with NATS, the daemon's state file
+  without), or ask for a pass (``reconciler.reconcile.request.<env>`` with NATS, the daemon's trigger
+  without; 409 while suspended); each noted in Git (``refs/notes/reconciler-control``) with who asked;
+* ``POST /api/env/<name>/promote`` (:class:`PromoteBody`, :class:`PromoteAnswer`) — what ``reconciler
+  promote FROM <name> --all|--app`` runs (FROM defaults to ``promotion.from``), with ``Requested-By:``;
+  refused with 409 for ``promotion.via: pr`` without a Git host token, or when there is nothing to promote.
+
+The rest of this docstring is about the rollback routes; the others share their authentication, origin
+checks and errors.
 
 Both run :func:`reconciler.promote.rollback.rollback_environment`, the code behind ``reconciler rollback ENV
 [--app NAME]``, on the daemon's own promotion clone (the one its automatic reverts use, so the two never
@@ -85,6 +96,17 @@ from reconciler.promote.rollback import (
     rollback_candidates,
     rollback_environment,
     rollback_event,
+)
+from reconciler.runtime.control import (
+    ControlRecord,
+    ControlStore,
+    ControlUnavailable,
+    is_suspended,
+    record_action,
+    request_sync,
+    resume_environment,
+    suspend_environment,
+    suspension_text,
 )
 from reconciler.settings import DaemonSettings
 from reconciler.source.gitops import GitWriter
@@ -301,6 +323,60 @@ class RollbackAnswer(BaseModel):
     )
 
 
+class ControlBody(BaseModel):
+    """The JSON body of a suspend, resume or sync action (optional; an empty body is ``{}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=MAX_REASON, description="why (recorded with the action)")
+
+
+class ControlAnswer(BaseModel):
+    """What a suspend, resume or sync action did."""
+
+    environment: str
+    action: Literal["suspend", "resume", "sync"]
+    requested_by: str
+    suspended: bool = Field(description="whether the environment is suspended now")
+    at: float = Field(description="UNIX time, seconds")
+    reason: str = ""
+    via: str = Field(
+        default="",
+        description="sync: 'nats' (reconciler.reconcile.request.<env> published) or 'local' (this daemon's "
+        "trigger); suspend/resume: 'nats' (the reconciler-control bucket) or 'file'",
+    )
+    message: str
+
+
+class PromoteBody(BaseModel):
+    """The JSON body of a promote action (optional; an empty body promotes every image from the
+    environment's ``promotion.from``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_env: str | None = Field(
+        default=None, alias="from", description="the source environment (default: promotion.from)"
+    )
+    app: str | None = Field(default=None, description="only this app's images (default: every image)")
+
+
+class PromoteAnswer(BaseModel):
+    """What a promote action did."""
+
+    environment: str
+    from_env: str = Field(serialization_alias="from")
+    requested_by: str
+    commit: str | None = Field(default=None, description="the promotion commit (None: nothing to promote)")
+    message: str
+    pushed_to: str | None = None
+    branch: str | None = Field(default=None, description="the proposal branch (promotion.via: pr)")
+    fallback: bool = False
+    pull_request_url: str | None = None
+    instructions: str = ""
+    moved: list[str] = Field(default_factory=list, description="image: before -> after")
+    pass_triggered: bool = False
+
+
 Body = TypeVar("Body", bound=BaseModel)
 
 
@@ -446,6 +522,292 @@ class Actions:
         )
         return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
+    # -- suspend, resume, sync, promote -------------------------------------------------------------------
+
+    async def suspend(self, request: web.Request) -> web.Response:
+        """``POST /api/env/{name}/suspend``."""
+        return await self._act(request, "suspend", ControlBody, self._suspend)
+
+    async def resume(self, request: web.Request) -> web.Response:
+        """``POST /api/env/{name}/resume``."""
+        return await self._act(request, "resume", ControlBody, self._resume)
+
+    async def sync(self, request: web.Request) -> web.Response:
+        """``POST /api/env/{name}/sync``."""
+        return await self._act(request, "sync", ControlBody, self._sync)
+
+    async def promote(self, request: web.Request) -> web.Response:
+        """``POST /api/env/{name}/promote``."""
+        return await self._act(request, "promote", PromoteBody, self._promote)
+
+    async def _act(
+        self,
+        request: web.Request,
+        action: str,
+        model: type[Body],
+        run: Callable[[str, Any, Actor], Any],
+    ) -> web.Response:
+        name = request.match_info["name"]
+        started = time.monotonic()
+        try:
+            actor = self._admit(request)
+            body = await read_body(request, model)
+            self._check_env(name)
+            answer: BaseModel = await run(name, body, actor)
+        except Refused as exc:
+            log.warning(
+                "action.refused",
+                action=action,
+                environment=name,
+                status=exc.status,
+                error=exc.error,
+                remote=request.remote,
+            )
+            return exc.response()
+        log.info(
+            f"action.{action}",
+            environment=name,
+            requested_by=actor.identity,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return web.Response(text=answer.model_dump_json(by_alias=True), content_type="application/json")
+
+    def _check_env(self, name: str) -> None:
+        if getattr(self.daemon, "is_leader", True) is False:
+            raise Refused(503, "this daemon is a standby; send actions to the leader")
+        if name not in self.daemon.envs:
+            known = ", ".join(self.daemon.envs) or "none"
+            raise Refused(404, f"unknown environment {name!r} (known: {known})", "environment")
+
+    def _store(self) -> ControlStore:
+        store = getattr(self.daemon, "control", None)
+        if not isinstance(store, ControlStore):
+            raise Refused(503, "this daemon keeps no suspensions")
+        return store
+
+    async def _suspend(self, name: str, body: ControlBody, actor: Actor) -> ControlAnswer:
+        store = self._store()
+        try:
+            state = await suspend_environment(
+                store,
+                name,
+                by=actor.identity,
+                reason=body.reason,
+                writer=self.writer(),
+                publish=getattr(self.daemon, "publish_event", None),
+            )
+        except ControlUnavailable as exc:
+            raise Refused(503, str(exc)) from None
+        env_state = self.daemon.envs.get(name)
+        if env_state is not None:
+            env_state.suspension = state
+        if self.on_change is not None:
+            self.on_change(name)
+        return ControlAnswer(
+            environment=name,
+            action="suspend",
+            requested_by=actor.identity,
+            suspended=True,
+            at=state.at,
+            reason=state.reason,
+            via="nats" if store.uses_nats else "file",
+            message=suspension_text(state) + "; no passes until resumed",
+        )
+
+    async def _resume(self, name: str, body: ControlBody, actor: Actor) -> ControlAnswer:
+        store = self._store()
+        try:
+            state = await resume_environment(
+                store,
+                name,
+                by=actor.identity,
+                reason=body.reason,
+                writer=self.writer(),
+                publish=getattr(self.daemon, "publish_event", None),
+            )
+        except ControlUnavailable as exc:
+            raise Refused(503, str(exc)) from None
+        env_state = self.daemon.envs.get(name)
+        if env_state is not None:
+            env_state.suspension = None
+        if self.on_change is not None:
+            self.on_change(name)
+        via = await self._ask_pass(name, "resume")
+        return ControlAnswer(
+            environment=name,
+            action="resume",
+            requested_by=actor.identity,
+            suspended=False,
+            at=state.at,
+            reason=state.reason,
+            via="nats" if store.uses_nats else "file",
+            message=f"resumed by {actor.identity}; a pass was asked for ({via})",
+        )
+
+    async def _ask_pass(self, name: str, reason: str) -> str:
+        """Ask for a pass of ``name``: on NATS when connected (whichever replica reconciles it takes the
+        request), else with this daemon's trigger; returns ``nats`` or ``local``."""
+        bus = getattr(self.daemon, "bus", None)
+        if bus is not None and getattr(bus, "connected", False):
+            from reconciler.bus import reconcile_request_subject
+
+            try:
+                payload = json.dumps({"environment": name, "reason": reason}).encode()
+                await bus.publish(reconcile_request_subject(name), payload)
+                return "nats"
+            except Exception as exc:
+                log.warning("action.request_not_published", environment=name, error=str(exc))
+        trigger = getattr(self.daemon, "trigger", None)
+        if trigger is not None:
+            fut = trigger(name, reason)
+            if isinstance(fut, asyncio.Future):
+                fut.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        return "local"
+
+    async def _sync(self, name: str, body: ControlBody, actor: Actor) -> ControlAnswer:
+        store = self._store()
+        suspended = await is_suspended(store, name)
+        if suspended is not None:
+            raise Refused(409, f"{name} is {suspension_text(suspended)}; resume it first")
+        bus = getattr(self.daemon, "bus", None)
+        publish = getattr(self.daemon, "publish_event", None)
+        if bus is not None and getattr(bus, "connected", False):
+            try:
+                record = await request_sync(
+                    bus,
+                    name,
+                    by=actor.identity,
+                    reason=body.reason,
+                    writer=self.writer(),
+                    publish=publish,
+                )
+            except ReconcilerError as exc:
+                raise Refused(503, f"the request could not be published: {exc}") from None
+            via = "nats"
+        else:
+            via = await self._ask_pass(name, "sync")
+            record = await record_action(
+                ControlRecord(environment=name, action="sync", by=actor.identity, reason=body.reason),
+                writer=self.writer(),
+                publish=publish,
+            )
+        return ControlAnswer(
+            environment=name,
+            action="sync",
+            requested_by=actor.identity,
+            suspended=False,
+            at=record.at,
+            reason=record.reason,
+            via=via,
+            message=f"a pass of {name} was asked for by {actor.identity}",
+        )
+
+    async def _promote(self, name: str, body: PromoteBody, actor: Actor) -> PromoteAnswer:
+        from reconciler.promote.promotion import promote
+
+        env = self.daemon.envs[name].env
+        source = body.from_env or (env.promotion.from_env if env is not None else None)
+        if not source:
+            raise Refused(400, f"{name} names no promotion.from; say where from", "from")
+        host = host_config(self.settings.repo)
+        if env is not None and env.promotion.via == "pr" and (host is None or not host.token):
+            raise Refused(
+                409,
+                f"{name} takes changes by pull request (promotion.via: pr) and this daemon has no Git host "
+                "API token to open one (RECONCILER_GIT_HOST_TOKEN); use `reconciler promote` instead",
+            )
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        writer = self.writer()
+
+        def run() -> Any:
+            from reconciler.reconcile import load_environments
+
+            with writer.locked():
+                writer.sync()
+                invalid: dict[str, str] = {}
+                envs = load_environments(writer.workdir, invalid=invalid)
+                for n in (source, name):
+                    if n in invalid:
+                        raise ConfigError(invalid[n])
+                    if n not in envs:
+                        raise UnknownEnvironment(f"unknown environment {n!r} at the branch head")
+                try:
+                    return promote(
+                        writer,
+                        envs,
+                        source,
+                        name,
+                        app=body.app,
+                        all_images=body.app is None,
+                        host=host,
+                        probes=getattr(getattr(self.daemon, "ctx", None), "probes", None),
+                        requested_by=actor.identity,
+                    )
+                finally:
+                    with contextlib.suppress(ReconcilerError):
+                        writer.sync()
+
+        async with lock:
+            try:
+                result = await asyncio.to_thread(run)
+            except Exception as exc:
+                raise _promote_refusal(exc, name) from None
+        if result.commit is None:
+            raise Refused(409, f"nothing to promote: {result.message}")
+        if result.pr_error:
+            raise Refused(
+                503,
+                f"the branch {result.branch} is pushed but the pull request not opened: {result.pr_error}",
+            )
+        if self.on_change is not None:
+            self.on_change(name)
+        triggered = False
+        if result.pushed_to == self.settings.branch:
+            await self._ask_pass(name, "promotion")
+            triggered = True
+        from reconciler.bus import promotion_subject
+        from reconciler.promote.records import PromotionEvent
+
+        event = PromotionEvent(
+            environment=name,
+            kind="promoted" if result.mode == "push" else "proposed",
+            revision=result.commit,
+            promotions=[result.commit],
+            pushed_to=result.pushed_to,
+            fallback=result.fallback,
+            url=result.pull_request.url if result.pull_request else None,
+            message=result.message,
+        )
+        await self._emit(promotion_subject(name), event.model_dump_json().encode(), event.msg_id)
+        return PromoteAnswer(
+            environment=name,
+            from_env=source,
+            requested_by=actor.identity,
+            commit=result.commit,
+            message=result.message,
+            pushed_to=result.pushed_to,
+            branch=result.branch,
+            fallback=result.fallback,
+            pull_request_url=result.pull_request.url if result.pull_request else None,
+            instructions=result.instructions,
+            moved=[f"{c.name}: {c.before or '(none)'} -> {c.after.ref}" for c in result.plan.changes],
+            pass_triggered=triggered,
+        )
+
+    async def _emit(self, subject: str, data: bytes, msg_id: str) -> None:
+        """Publish an event the way the daemon does (notifier and NATS), or on the bus alone."""
+        publish = getattr(self.daemon, "publish_event", None)
+        if publish is not None:
+            await publish(subject, data, msg_id)
+            return
+        bus = getattr(self.daemon, "bus", None)
+        if bus is None or not getattr(bus, "connected", False):
+            return
+        try:
+            await bus.publish(subject, data, msg_id=msg_id)
+        except Exception as exc:  # the action is in Git; the event is a courtesy
+            log.warning("action.event_not_published", subject=subject, error=str(exc))
+
     def _admit(self, request: web.Request) -> Actor:
         """Enabled, same-origin and authenticated, in that order (nothing about the environments is said
         to a caller that is not)."""
@@ -510,18 +872,12 @@ class Actions:
         return True
 
     async def _publish(self, result: RollbackResult, reason: str) -> None:
-        bus = getattr(self.daemon, "bus", None)
         event = rollback_event(result, reason)
-        if bus is None or event is None or not getattr(bus, "connected", False):
+        if event is None:
             return
         from reconciler.bus import promotion_subject
 
-        try:
-            await bus.publish(
-                promotion_subject(event.environment), event.model_dump_json().encode(), msg_id=event.msg_id
-            )
-        except Exception as exc:  # the rollback is in Git; the event is a courtesy
-            log.warning("action.event_not_published", environment=event.environment, error=str(exc))
+        await self._emit(promotion_subject(event.environment), event.model_dump_json().encode(), event.msg_id)
 
 
 def _refusal(exc: Exception, name: str, app: str | None) -> Refused:
@@ -545,8 +901,23 @@ def _refusal(exc: Exception, name: str, app: str | None) -> Refused:
     return Refused(500, f"internal error: {exc!r}")
 
 
+def _promote_refusal(exc: Exception, name: str) -> Refused:
+    """The answer for an exception of :func:`reconciler.promote.promotion.promote`."""
+    from reconciler.promote.promotion import RuleError
+
+    if isinstance(exc, UnknownEnvironment):
+        return Refused(404, str(exc), "from")
+    if isinstance(exc, RuleError):
+        return Refused(409, str(exc), "from")
+    return _refusal(exc, name, None)
+
+
 def add_routes(app: web.Application, actions: Actions) -> None:
     """Add the action endpoints and the page's script to ``app``."""
+    app.router.add_post("/api/env/{name}/suspend", actions.suspend)
+    app.router.add_post("/api/env/{name}/resume", actions.resume)
+    app.router.add_post("/api/env/{name}/sync", actions.sync)
+    app.router.add_post("/api/env/{name}/promote", actions.promote)
     app.router.add_post("/api/env/{name}/rollback", actions.rollback_env)
     app.router.add_post("/api/env/{name}/apps/{app}/rollback", actions.rollback_app)
     app.router.add_get("/static/actions.js", _script)

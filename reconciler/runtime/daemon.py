@@ -55,11 +55,12 @@ from reconciler.model import (
     ref_of,
 )
 from reconciler.observe.logging import log_context
+from reconciler.observe.notify import Notifier, SecretReader
 from reconciler.observe.status import ProbeTimes, ProtocolReport, protocol_report
-from reconciler.promote.auto import AutoRollback, bus_publisher
+from reconciler.promote.auto import AutoRollback
 from reconciler.promote.hosts import StatusState
 from reconciler.promote.images import ImageAutomation, run_consumer
-from reconciler.promote.statuses import commit_statuses, gate_status, sha_of
+from reconciler.promote.statuses import CommitStatuses, commit_statuses, gate_status, sha_of
 from reconciler.reconcile import (
     SETTLED,
     PassContext,
@@ -68,6 +69,7 @@ from reconciler.reconcile import (
     run_pass,
     wait_for_health,
 )
+from reconciler.runtime.control import ControlStore, Suspension, is_suspended, suspension_text
 from reconciler.runtime.rollouts import RolloutRunner
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
@@ -127,6 +129,8 @@ class _EnvState:
     # MCP servers' and agents' protocol health from the probe cache after the last pass or health reading
     protocols: ProtocolReport | None = None
     probe_times: ProbeTimes = field(default_factory=ProbeTimes)
+    # the suspension read before the last pass (runtime/control.py); None: not suspended
+    suspension: Suspension | None = None
 
 
 class Daemon:
@@ -187,6 +191,9 @@ class Daemon:
         self._envs_started = 0.0  # when the pass that read it started (UNIX seconds)
         self.removed: dict[str, dict[str, Any]] = {}  # environments whose file a commit removed
         self.statuses = commit_statuses(settings)
+        # suspensions: <cache_dir>/control/<env>.json, and the reconciler-control bucket with NATS
+        self.control = ControlStore(settings.cache_dir / "control")
+        self.notifier: Notifier | None = Notifier(self._environment_of, SecretReader(self.client))
         self.rollouts = RolloutRunner(
             self,
             self.client,
@@ -213,6 +220,7 @@ class Daemon:
                 fetched revision (a configuration error: not retried).
         """
         self._loop = asyncio.get_running_loop()
+        self.auto.publish = self.thread_publisher
         loaded = await self._load_source()
         if loaded is None or self._stop.is_set():  # stopped while waiting for the repository
             return
@@ -234,6 +242,7 @@ class Daemon:
             self.envs[name] = _EnvState(name=name, env=available[name])
         if self.settings.nats_url:
             self.bus = Bus(self.settings.nats_url, name="reconciler-daemon")
+            self.control.bus = self.bus
             try:
                 await self.bus.connect()
             except Exception as exc:  # BusError, or JetStream refusing a stream: keep trying meanwhile
@@ -359,7 +368,7 @@ class Daemon:
         """Start what runs on NATS once connected: the trigger consumer and image automation."""
         assert self.bus is not None and self._loop is not None
         self.bus_error = ""
-        self.auto.publish = bus_publisher(self.bus, self._loop)
+        self.auto.publish = self.thread_publisher
         self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
         if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
             self._image_task = asyncio.create_task(
@@ -533,6 +542,9 @@ class Daemon:
         if self._repo_watcher is not None:
             self._repo_watcher.stop()
         await self.rollouts.stop()
+        if self.notifier is not None:  # what is queued gets a moment, then is dropped
+            await self.notifier.drain(2.0)
+            await self.notifier.close()
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -585,8 +597,23 @@ class Daemon:
             state.wake.clear()
             waiters, state.waiters = state.waiters, []
             reasons, state.reasons = state.reasons, []
-            state.running = True
             reason = ",".join(sorted(set(reasons))) or "unknown"
+            suspended = await self._suspended(state)
+            if suspended is not None:  # no pass: nothing applied, pruned or corrected until resumed
+                log.info("%s is suspended (by %s): no pass (%s)", state.name, suspended.by, reason)
+                skipped = PassResult(
+                    environment=state.name,
+                    ok=False,
+                    error=suspension_text(suspended),
+                    started_at=time.time(),
+                    duration=0.0,
+                    trigger=reason,
+                )
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(skipped)
+                continue
+            state.running = True
             try:
                 with log_context(environment=state.name):
                     result = await self._pass(state, reason)
@@ -634,6 +661,64 @@ class Daemon:
                 self._spawn(self._settle(state, state.env, result))
             if self.settings.promotion_records and result.blocked and state.env is not None:
                 self._spawn(asyncio.to_thread(self.auto.record_blocked, state.env, result))
+
+    async def _suspended(self, state: _EnvState) -> Suspension | None:
+        """Whether ``state``'s environment is suspended now (:mod:`reconciler.runtime.control`; read from the
+        store, which falls back to the last known value); kept in ``state.suspension``."""
+        try:
+            state.suspension = await is_suspended(self.control, state.name)
+        except Exception as exc:  # an unreadable store: the last value read
+            log.warning("cannot read the suspension of %s: %s", state.name, exc)
+        return state.suspension
+
+    def _environment_of(self, name: str) -> Environment | None:
+        state = self.envs.get(name)
+        return state.env if state is not None else None
+
+    def _statuses_for(self, env_name: str) -> CommitStatuses | None:
+        """The poster of ``env_name``'s commit statuses: its ``commit-status`` notification target's, else
+        the daemon's (``commit_status``). Blocking (a Secret may be read)."""
+        state = self.envs.get(env_name)
+        if self.notifier is not None and state is not None and state.env is not None:
+            try:
+                own = self.notifier.commit_statuses(state.env, self.settings.repo)
+            except ReconcilerError as exc:
+                log.warning("commit statuses of %s not posted: %s", env_name, exc)
+                return None
+            if own is not None:
+                return own
+        return self.statuses
+
+    def _post_status(self, env_name: str, sha: str, status: StatusState, description: str) -> None:
+        """Post one commit status of ``env_name`` (see :meth:`_statuses_for`); blocking."""
+        poster = self._statuses_for(env_name)
+        if poster is not None:
+            poster.report(env_name, sha, status, description)
+
+    def suspended_now(self, env: str) -> bool:
+        """Whether ``env`` was suspended when last read (no I/O; for the rollout runner)."""
+        state = self.envs.get(env)
+        return state is not None and state.suspension is not None
+
+    async def publish_event(self, subject: str, data: bytes, msg_id: str | None = None) -> None:
+        """The one place the daemon's events leave it: handed to the notifier (when the environment has
+        notification targets; never blocks) and published on NATS (when connected). A NATS failure is
+        logged."""
+        if self.notifier is not None:
+            self.notifier.offer(subject, data)
+        if self.bus is None:
+            return
+        try:
+            await self.bus.publish(subject, data, msg_id=msg_id)
+        except BusError as exc:
+            log.warning("could not publish %s: %s", subject, exc)
+
+    def thread_publisher(self, subject: str, data: bytes, msg_id: str) -> None:
+        """:meth:`publish_event` from a worker thread (the automatic rollback's publisher); waits at most
+        10 s for it and raises what it raised."""
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(self.publish_event(subject, data, msg_id), self._loop)
+        fut.result(10.0)
 
     # -- rollouts (runtime/rollouts.py) -------------------------------------------------------------
 
@@ -798,17 +883,16 @@ class Daemon:
 
         def wait_reported(timeout: float) -> dict[str, HealthStatus]:
             nonlocal gating
-            if not gating and self.statuses is not None:  # only when the gate runs (not for a settled sha)
+            if not gating:  # only when the gate runs (not for a settled sha)
                 gating = True
-                self.statuses.report(env.name, sha, "pending", "applied; waiting for the health gate")
+                self._post_status(env.name, sha, "pending", "applied; waiting for the health gate")
             return wait(timeout)
 
         try:
             decision = await asyncio.to_thread(self.auto.after_pass, env, result, wait_reported)
             if decision.passed is not None and decision.outcome is not None:
                 state.gate = "passed" if decision.passed else f"failed: {decision.outcome.value}"
-                if self.statuses is not None:
-                    await asyncio.to_thread(self.statuses.report, env.name, sha, *gate_status(decision))
+                await asyncio.to_thread(self._post_status, env.name, sha, *gate_status(decision))
         except ReconcilerError:
             return
         finally:
@@ -820,7 +904,9 @@ class Daemon:
         """The commit status of a pass that failed, was blocked, or began or continues a rollout (the
         health gate's statuses are posted by :meth:`_settle`)."""
         sha = sha_of(result.revision)
-        if self.statuses is None or not sha:
+        env = state.env
+        own = env is not None and any(t.type == "commit-status" for t in env.notifications)
+        if not sha or (self.statuses is None and not own):
             return
         if result.blocked:
             status: tuple[StatusState, str] = ("failure", f"blocked, nothing applied: {result.error}")
@@ -830,7 +916,7 @@ class Daemon:
             status = ("pending", "applied; progressive rollout running")
         else:
             return
-        self._spawn(asyncio.to_thread(self.statuses.report, state.name, sha, *status))
+        self._spawn(asyncio.to_thread(self._post_status, state.name, sha, *status))
 
     def _after_pass(self, state: _EnvState, result: PassResult) -> None:
         """Refresh the environment settings and the drift-watch index from the pass."""
@@ -884,12 +970,7 @@ class Daemon:
         task.add_done_callback(self._background.discard)
 
     async def _publish(self, subject: str, data: bytes) -> None:
-        if self.bus is None:
-            return
-        try:
-            await self.bus.publish(subject, data)
-        except BusError as exc:
-            log.warning("could not publish %s: %s", subject, exc)
+        await self.publish_event(subject, data)
 
     async def _consume_triggers(self) -> None:
         assert self.bus is not None
@@ -1080,6 +1161,8 @@ class Daemon:
         """
         state = self.envs[env_name]
         mode = state.env.sync.drift if state.env else DriftMode.CORRECT
+        if state.suspension is not None:
+            mode = DriftMode.WARN  # reported, never corrected, while suspended
         managers = sorted(
             {
                 str(m.get("manager"))
@@ -1093,7 +1176,7 @@ class Daemon:
             "ref": d.ref.model_dump(),
             "paths": [f.live for f in fields],
             "fields": [{"live": f.live, "git": f.git} for f in fields],
-            "mode": mode.value,
+            "mode": "suspended" if state.suspension is not None else mode.value,
             "managers": managers,
             "detected_at": time.time(),
             "corrected": False,
@@ -1110,6 +1193,10 @@ class Daemon:
         desired state back would undo theirs, so a pass decides from the branch's latest commit."""
         try:
             state = self.envs[env_name]
+            if await self._suspended(state) is not None:  # suspended meanwhile: report only
+                event["mode"] = "suspended"
+                self._emit_drift(event)
+                return
             ours = state.last.revision if state.last is not None else ""
             store = InventoryStore(self.client, source=self.source.url)
             stored = (await asyncio.to_thread(store.load, env_name)).revision

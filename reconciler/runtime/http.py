@@ -17,9 +17,10 @@ Routes:
   :data:`DIFF_TTL` seconds).
 * ``GET /api/status``, ``GET /api/env/<name>``, ``GET /api/env/<name>/diff[?refresh=1]`` — the same as
   JSON (:mod:`reconciler.observe.status` models), for ``reconciler status --server``.
-* ``POST /api/env/<name>/rollback``, ``POST /api/env/<name>/apps/<app>/rollback`` — actions, off unless a
-  token (or a trusted proxy header) is configured; see :mod:`reconciler.runtime.actions` for the
-  authentication and why they are safe from cross-site request forgery.
+* ``POST /api/env/<name>/rollback``, ``POST /api/env/<name>/apps/<app>/rollback``,
+  ``POST /api/env/<name>/suspend|resume|sync|promote`` — actions, off unless a token (or a trusted proxy
+  header) is configured; see :mod:`reconciler.runtime.actions` for the authentication and why they are
+  safe from cross-site request forgery.
 
 HTML is rendered on the server with Jinja2 (autoescaped; templates in ``runtime/templates/``); there is no
 front-end build. A ``<meta http-equiv="refresh">`` reloads the pages; an environment's page has the one
@@ -70,6 +71,7 @@ from reconciler.observe.status import (
 )
 from reconciler.reconcile import PassContext, assess_health, run_pass
 from reconciler.runtime.actions import Actions, ActionsConfig, add_routes, load_actions_config
+from reconciler.runtime.control import ControlStore, Suspension, is_suspended
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource
 
@@ -573,7 +575,7 @@ class _Server:
         applied = state.applied
         if applied is not None and state.last is not None and state.last.ok:
             applied = await self.last(name)  # the same pass, with a live health reading
-        return summarize_env(
+        summary = summarize_env(
             name,
             await self.last(name),
             applied=applied,
@@ -584,6 +586,26 @@ class _Server:
             pending=self.pending.cache.get(name),
             drift=self.drift(name),
         )
+        suspension = await self._suspension(name)
+        if suspension is not None:
+            summary.suspended = True
+            summary.suspended_by = suspension.by
+            summary.suspended_at = suspension.at
+            summary.suspended_reason = suspension.reason
+        env = state.env
+        if env is not None and env.promotion.from_env:
+            summary.promote_from = env.promotion.from_env
+        return summary
+
+    async def _suspension(self, name: str) -> Suspension | None:
+        """The environment's suspension as the store has it now (every replica's view), else the one the
+        daemon read before its last pass."""
+        store = getattr(self.daemon, "control", None)
+        if isinstance(store, ControlStore):
+            with contextlib.suppress(Exception):
+                return await is_suspended(store, name)
+        cached = getattr(self.daemon.envs[name], "suspension", None)
+        return cached if isinstance(cached, Suspension) else None
 
     async def summaries(self) -> list[EnvSummary]:
         """Every environment's summary; while the first load of the repository keeps failing, the

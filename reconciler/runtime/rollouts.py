@@ -147,6 +147,10 @@ class RolloutRunner:
                 state.step_started = self.clock()  # the pass that began it has written the weights now
                 await asyncio.to_thread(self.store.save, state)
             first = False
+            suspended = getattr(self.host, "suspended_now", None)
+            if suspended is not None and suspended(env.name):  # no step (no weight written) while suspended
+                await asyncio.sleep(every)
+                continue
             wait = state.step_started + spec.analysis.initial_delay - self.clock()
             if wait > 0:  # the step's traffic has not shown in the metrics yet
                 await asyncio.sleep(min(wait, every))

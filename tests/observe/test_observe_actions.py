@@ -272,7 +272,8 @@ async def test_without_a_token_actions_are_off_and_the_buttons_say_why(
         html, headers = await s.page("/env/staging")
         assert 'data-actions="off"' in html and 'data-testid="actions-disabled"' in html
         assert "Buttons disabled: actions are disabled: set RECONCILER_ACTIONS_TOKEN_FILE" in html
-        assert html.count("disabled title=") == 3  # the environment and both apps
+        rollback = html[html.index('<section id="rollback"') :]
+        assert rollback.count("disabled title=") == 3  # the environment and both apps
         assert 'id="rollback-dialog"' not in html
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
 

@@ -1,4 +1,5 @@
-// The status page's actions: "Roll back" buttons with a confirm step, and the page's reload.
+// The status page's actions: "Roll back" buttons with a confirm step, the "Sync now", "Suspend",
+// "Resume" and "Promote from" buttons (the same confirm step), and the page's reload.
 // Served as /static/actions.js (the page's Content-Security-Policy allows no other script).
 //
 // The actions token is typed once and kept in this tab's sessionStorage; it is sent only as an
@@ -18,7 +19,7 @@
   function scheduleReload() {
     if (!refresh) return;
     window.setTimeout(function () {
-      if (busy || (dialog && dialog.open)) {
+      if (busy || document.querySelector("dialog[open]") || document.body.hasAttribute("data-busy")) {
         scheduleReload();
       } else {
         window.location.reload();
@@ -193,6 +194,170 @@
       busy = false;
       confirmButton.disabled = false;
       dialog.close();
+    });
+  });
+})();
+
+
+// "Sync now", "Suspend" / "Resume" and "Promote from": POST /api/env/<env>/<action> with the same token
+// (or proxy identity) as the rollback buttons; the answer is shown, and kept across the page's reloads.
+(function () {
+  "use strict";
+  var TOKEN_KEY = "reconciler.actionsToken";
+  var section = document.getElementById("control");
+  if (!section) return;
+  var env = section.getAttribute("data-env") || "";
+  var resultKey = "reconciler.controlResult." + env;
+  var resultBox = document.getElementById("control-result");
+  var dialog = document.getElementById("control-dialog");
+  var proxied = section.hasAttribute("data-identity");
+
+  function storage() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+  function showResult(r) {
+    if (!resultBox) return;
+    resultBox.textContent = "";
+    resultBox.hidden = false;
+    resultBox.className = "result " + (r.ok ? "ok" : "bad");
+    resultBox.setAttribute("data-outcome", r.ok ? "ok" : "error");
+    resultBox.setAttribute("data-action", r.action || "");
+    if (r.ok) {
+      resultBox.appendChild(el("p", r.message || (r.action + " done")));
+      if (r.commit) {
+        var p = el("p", "Commit: ");
+        var code = el("code", r.commit.slice(0, 12));
+        code.title = r.commit;
+        code.setAttribute("data-commit", r.commit);
+        p.appendChild(code);
+        resultBox.appendChild(p);
+      }
+      if (r.branch) resultBox.appendChild(el("p", "Branch: " + r.branch, "mono"));
+      if (r.pull_request_url && /^https?:\/\//.test(r.pull_request_url)) {
+        var pr = el("p", "Pull request: ");
+        var a = el("a", r.pull_request_url);
+        a.href = r.pull_request_url;
+        a.rel = "noopener noreferrer";
+        pr.appendChild(a);
+        resultBox.appendChild(pr);
+      }
+      resultBox.appendChild(el("p", "Requested by " + r.requested_by + ".", "muted"));
+    } else {
+      resultBox.appendChild(el("p", r.action + " refused (HTTP " + r.status + "): " + r.error, "error"));
+    }
+    var dismiss = el("button", "Dismiss");
+    dismiss.type = "button";
+    dismiss.addEventListener("click", function () {
+      var s = storage();
+      if (s) s.removeItem(resultKey);
+      resultBox.hidden = true;
+      resultBox.textContent = "";
+    });
+    resultBox.appendChild(dismiss);
+  }
+  function keepResult(r) {
+    var s = storage();
+    if (s) s.setItem(resultKey, JSON.stringify(r));
+    showResult(r);
+  }
+  (function restore() {
+    var s = storage();
+    var raw = s ? s.getItem(resultKey) : null;
+    if (!raw) return;
+    try { showResult(JSON.parse(raw)); } catch (e) { s.removeItem(resultKey); }
+  })();
+
+  if (!dialog) return; // actions are disabled: the buttons are too
+  var question = document.getElementById("control-question");
+  var reason = document.getElementById("control-reason");
+  var tokenRow = document.getElementById("control-token-row");
+  var tokenInput = document.getElementById("control-token");
+  var confirmButton = document.getElementById("control-confirm");
+  var cancelButton = document.getElementById("control-cancel");
+  var chosen = null;
+  var QUESTIONS = {
+    sync: function () { return "Run a pass of " + env + " now?"; },
+    suspend: function () {
+      return "Suspend " + env + "? No passes (no apply, no prune, no drift correction) until it is resumed.";
+    },
+    resume: function () { return "Resume " + env + "? Passes run again, starting with one now."; },
+    promote: function (from) {
+      return "Promote every image " + from + " runs (its last healthy revision) into " + env +
+        "? A commit, pushed or proposed as a pull request as " + env + "'s rules say.";
+    }
+  };
+
+  Array.prototype.forEach.call(section.querySelectorAll("button.act"), function (button) {
+    button.addEventListener("click", function () {
+      chosen = { action: button.getAttribute("data-action"), from: button.getAttribute("data-from") || "" };
+      question.textContent = QUESTIONS[chosen.action](chosen.from);
+      reason.value = "";
+      if (!proxied && tokenRow) {
+        var s = storage();
+        tokenRow.hidden = !!(s && s.getItem(TOKEN_KEY));
+      }
+      dialog.showModal();
+    });
+  });
+  cancelButton.addEventListener("click", function () { dialog.close(); });
+
+  confirmButton.addEventListener("click", function () {
+    if (!chosen || document.body.hasAttribute("data-busy")) return;
+    var headers = { "Content-Type": "application/json" };
+    if (!proxied) {
+      var typed = tokenInput ? tokenInput.value.trim() : "";
+      if (tokenInput) tokenInput.value = "";
+      var s = storage();
+      var token = typed || (s ? s.getItem(TOKEN_KEY) || "" : "");
+      if (!token) {
+        if (tokenRow) tokenRow.hidden = false;
+        if (tokenInput) tokenInput.focus();
+        return;
+      }
+      if (typed && s) s.setItem(TOKEN_KEY, typed);
+      headers["Authorization"] = "Bearer " + token;
+    }
+    var target = chosen;
+    var body = {};
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    if (target.action === "promote") {
+      body = { from: target.from };
+    }
+    document.body.setAttribute("data-busy", "1");
+    confirmButton.disabled = true;
+    fetch("/api/env/" + encodeURIComponent(env) + "/" + target.action, {
+      method: "POST",
+      headers: headers,
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store"
+    }).then(function (resp) {
+      return resp.json().catch(function () { return { error: resp.statusText }; }).then(function (data) {
+        if (resp.status === 401) {
+          var s = storage();
+          if (s) s.removeItem(TOKEN_KEY);
+        }
+        if (resp.ok) {
+          data.ok = true;
+          data.action = target.action;
+          keepResult(data);
+        } else {
+          keepResult({ ok: false, action: target.action, status: resp.status, error: data.error || resp.statusText });
+        }
+      });
+    }).catch(function (err) {
+      keepResult({ ok: false, action: target.action, status: 0, error: String(err) });
+    }).then(function () {
+      document.body.removeAttribute("data-busy");
+      confirmButton.disabled = false;
+      dialog.close();
+      if (target.action === "suspend" || target.action === "resume") window.location.reload();
     });
   });
 })();
