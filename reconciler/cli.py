@@ -22,8 +22,8 @@ import typer
 # cluster client, aiohttp, the probes, …) is imported inside it, so `--help` and `build` start fast
 # (tests/unit/test_cli_imports.py keeps it so)
 from reconciler.cli_console import escape, lazy_console
-from reconciler.cli_images import register as register_images
 from reconciler.cli_control import register as register_control
+from reconciler.cli_images import register as register_images
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.cli_probe import register as register_probe
