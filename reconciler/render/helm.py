@@ -200,19 +200,25 @@ def chart_specs(
     Raises:
         RenderError: naming the kustomization for unknown or mistyped fields.
     """
-    out: list[HelmChart] = []
-    try:
-        for i, raw in enumerate(charts or []):
-            if not isinstance(raw, dict):
-                raise RenderError(f"helmCharts[{i}] must be a mapping", path=where)
-            out.append(HelmChart.model_validate(raw))
-        glob = HelmGlobals.model_validate(globals_ or {})
-    except ValidationError as exc:
+
+    def invalid(section: str, exc: ValidationError) -> RenderError:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        section = "helmCharts" if charts and globals_ is None else "helmCharts/helmGlobals"
-        raise RenderError(f"invalid Kustomization: {section}: field {loc}: {msg}", path=where) from None
+        return RenderError(f"invalid Kustomization: field {section}.{loc}: {msg}", path=where)
+
+    out: list[HelmChart] = []
+    for i, raw in enumerate(charts or []):
+        if not isinstance(raw, dict):
+            raise RenderError(f"invalid Kustomization: helmCharts[{i}] must be a mapping", path=where)
+        try:
+            out.append(HelmChart.model_validate(raw))
+        except ValidationError as exc:
+            raise invalid(f"helmCharts[{i}]", exc) from None
+    try:
+        glob = HelmGlobals.model_validate(globals_ or {})
+    except ValidationError as exc:
+        raise invalid("helmGlobals", exc) from None
     legacy_home = legacy_config = ""
     for i, old in enumerate(legacy or []):
         if not isinstance(old, dict):
@@ -489,7 +495,12 @@ def _values_bytes(chart: HelmChart, merge: str, values_file: str, ctx: ChartCont
         dest, src = file_values, inline_copy
     else:
         dest, src = inline_copy, file_values
-    merged = _Merger(ctx.where).walk(dest, src, {})
+    try:
+        merged = _Merger(ctx.where).walk(dest, src, {})
+    except RenderError as exc:
+        raise RenderError(
+            f"helmCharts: chart {chart.name!r}: could not merge values: {exc.message}", path=ctx.where
+        ) from None
     if merged is MISSING or merged is CLEAR or merged is None:
         merged = {}
     return _json_bytes(merged, ctx.where)
