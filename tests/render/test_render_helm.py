@@ -5,9 +5,13 @@ setting and the command line's --enable-helm."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -272,3 +276,112 @@ def test_helm_environment_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "HELM_NAMESPACE" not in cm["data"]
     assert sorted(cm["data"]) == ["HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME", "HELM_PLUGINS"]
     assert all(not v.startswith(str(tmp_path)) for v in cm["data"].values())
+
+
+# -- charts from an OCI registry (a real CNCF Distribution registry on 127.0.0.1) -----------------------
+
+
+def _registry_binary() -> Path:
+    """The pinned CNCF Distribution registry: built by ``tools/controlplane/build.sh registry`` where this
+    checkout has that build, else the cached build of another checkout; the test is skipped without one."""
+    script = HERE.parents[1] / "tools" / "controlplane" / "build.sh"
+    if "registry)" in script.read_text():
+        proc = subprocess.run(
+            [str(script), "registry"], capture_output=True, text=True, timeout=1800, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        found = sorted(Path(proc.stdout.strip().splitlines()[-1]).glob("registry-*/registry"))
+    else:
+        from reconciler.paths import default_cache_dir
+
+        found = sorted((default_cache_dir() / "bin").glob("registry-*/registry"))
+    if not found:
+        pytest.skip("no CNCF Distribution registry binary (tools/controlplane/build.sh registry)")
+    return found[-1]
+
+
+@pytest.fixture
+def oci_registry(tmp_path: Path) -> Iterator[str]:
+    """``127.0.0.1:<port>``: a real registry (plain HTTP, loopback only), stopped after the test."""
+    from reconciler_testing import free_port
+
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {tmp_path / 'registry-data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        [str(_registry_binary()), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"the registry exited: {proc.stderr.read() if proc.stderr else ''!r}")
+                time.sleep(0.1)
+        else:
+            pytest.fail("the registry did not answer within 10 s")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_chart_pulled_from_an_oci_registry(
+    oci_registry: str, tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    home = tmp_path / "helm-home"
+    subprocess.run(
+        [
+            str(helm_bin),
+            "push",
+            "--plain-http",
+            str(CORPUS / "charts" / "podinfo-6.9.1.tgz"),
+            f"oci://{oci_registry}/charts",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(home),
+            "HELM_CONFIG_HOME": str(home / "config"),
+            "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_DATA_HOME": str(home / "data"),
+        },
+    )
+    kustomization = (
+        "namespace: oci\nnamePrefix: o-\nhelmCharts:\n- name: podinfo\n  version: 6.9.1\n"
+        f"  repo: oci://{oci_registry}/charts/\n  releaseName: pulled\n"
+    )
+    repo = tmp_path / "repo"
+    directory = _write(repo / "app", {"kustomization.yaml": kustomization})
+    cache = tmp_path / "cache"
+    remote = RemoteOptions(allow=[f"oci://{oci_registry}/charts/*"], cache_dir=cache)
+    helm = HelmOptions(command=str(helm_bin), cache_dir=cache)
+    ours = dump_yaml(build(directory, root=repo, remote=remote, helm=helm))
+    assert list(directory.iterdir()) == [directory / "kustomization.yaml"]  # nothing written into the tree
+    digest = hashlib.sha256((CORPUS / "charts" / "podinfo-6.9.1.tgz").read_bytes()).hexdigest()
+    assert [(u.url, u.ref, u.sha256) for u in remote.used] == [
+        (f"oci://{oci_registry}/charts/podinfo", "6.9.1", digest)
+    ]
+    # kustomize's helm pull has no --plain-http, so it cannot pull from this registry; what it renders with
+    # the same chart where its pull would have put it (chartHome/<name>-<version>/<name>):
+    reference = tmp_path / "reference"
+    shutil.copytree(repo / "app", reference)
+    _unpack(reference, "podinfo-6.9.1.tgz charts/podinfo-6.9.1")
+    ref = _kustomize(kustomize_bin, helm_bin, reference)
+    assert ref.returncode == 0, ref.stderr
+    assert ours == ref.stdout
+    # a second render uses the cached chart
+    again = RemoteOptions(allow=[f"oci://{oci_registry}/charts/*"], cache_dir=cache)
+    assert dump_yaml(build(directory, root=repo, remote=again, helm=helm)) == ours
+    assert [u.sha256 for u in again.used] == [digest]
+    # a version the registry does not have: helm's error
+    missing = _write(repo / "missing", {"kustomization.yaml": kustomization.replace("6.9.1", "9.9.9")})
+    with pytest.raises(RenderError, match=r"pull .*exited with status 1: .*not found"):
+        build(missing, root=repo, remote=again, helm=helm)
