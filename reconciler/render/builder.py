@@ -577,32 +577,52 @@ def _run_generators(
     charts, helm_globals = helm.chart_specs(
         kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where
     )
-    if charts:
-        ctx = helm.ChartContext(
-            root=loader.root,
-            repo=loader.repo,
-            where=where,
-            namespace=chart_namespace,
-            read=lambda rel: loader.read(rel, where=where),
-            remote=loader.remote,
-        )
-        for chart in charts:
-            for obj in helm.inflate(chart, helm_globals, ctx, loader.helm):
-                res = make_resource(obj, source=f"{where} (helm chart {chart.name!r})")
-                buildmeta.annotate_generated(
-                    res.obj, posixpath.basename(where), "HelmChartInflationGenerator"
-                )
-                _check_objects(len(acc.resmap) + 1, where)
-                _absorb_generated(res, acc, where)
+    for chart in charts:
+        _inflate_chart(loader, chart, helm_globals, where, acc, chart_namespace, posixpath.basename(where))
     for spec in kust.generators or []:  # builtin generator configurations (kustomize's runGenerators)
         inline = "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{"))
         configured_in = posixpath.basename(where) if inline else spec
         for conf, cwhere in _transformer_configs(spec, loader, where):
+            if (
+                isinstance(conf, dict)
+                and conf.get("kind") == "HelmChartInflationGenerator"
+                and conf.get("apiVersion") == "builtin"
+            ):
+                chart, glob = helm.config_spec(conf, where=where, shown=cwhere)
+                name = str((conf.get("metadata") or {}).get("name") or "")
+                _inflate_chart(loader, chart, glob, where, acc, "", configured_in, name)
+                continue
             kind, args = generators.builtin_generator_args(conf, where=where, shown=cwhere)
             res = generators.generate(kind, args, None, load, where=where)
             name = str((conf.get("metadata") or {}).get("name") or "")
             buildmeta.annotate_generated(res.obj, configured_in, kind + "Generator", name)
             _absorb_generated(res, acc, where)
+
+
+def _inflate_chart(
+    loader: _Loader,
+    chart: helm.HelmChart,
+    glob: helm.HelmGlobals,
+    where: str,
+    acc: _Acc,
+    namespace: str,
+    configured_in: str,
+    config_name: str = "",
+) -> None:
+    """One Helm chart's objects (:func:`reconciler.render.helm.inflate`) absorbed like generated ones."""
+    ctx = helm.ChartContext(
+        root=loader.root,
+        repo=loader.repo,
+        where=where,
+        namespace=namespace,
+        read=lambda rel: loader.read(rel, where=where),
+        remote=loader.remote,
+    )
+    for obj in helm.inflate(chart, glob, ctx, loader.helm):
+        res = make_resource(obj, source=f"{where} (helm chart {chart.name!r})")
+        buildmeta.annotate_generated(res.obj, configured_in, "HelmChartInflationGenerator", config_name)
+        _check_objects(len(acc.resmap) + 1, where)
+        _absorb_generated(res, acc, where)
 
 
 def _absorb_generated(res: Resource, acc: _Acc, where: str) -> None:

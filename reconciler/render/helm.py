@@ -242,6 +242,27 @@ def chart_specs(
     return out, glob
 
 
+def config_spec(conf: dict[str, Any], *, where: str, shown: str) -> tuple[HelmChart, HelmGlobals]:
+    """A ``generators:`` entry of kind ``HelmChartInflationGenerator`` (apiVersion ``builtin``): the chart and
+    globals fields at its top level, as kustomize's plugin reads its configuration (other fields, such as
+    ``metadata``, are ignored). The kustomization's ``namespace`` is not passed to such a chart.
+
+    Raises:
+        RenderError: naming the kustomization and the configuration for mistyped fields.
+    """
+    chart_fields = {k: v for k, v in conf.items() if k in HelmChart.model_fields}
+    glob_fields = {k: v for k, v in conf.items() if k in HelmGlobals.model_fields}
+    try:
+        return HelmChart.model_validate(chart_fields), HelmGlobals.model_validate(glob_fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise RenderError(
+            f"HelmChartInflationGenerator configuration (from {shown}): field {loc}: {first['msg']}",
+            path=where,
+        ) from None
+
+
 @dataclass
 class ChartContext:
     """What inflating one chart needs from the kustomization being built.
@@ -647,6 +668,7 @@ __all__ = [
     "HelmGlobals",
     "HelmOptions",
     "chart_specs",
+    "config_spec",
     "default_helm_command",
     "environment_options",
     "inflate",
