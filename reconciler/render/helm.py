@@ -1,6 +1,6 @@
-"""Helm charts in kustomizations: ``helmCharts``, ``helmGlobals`` and the deprecated
-``helmChartInflationGenerator``, inflated with the pinned ``helm`` binary as ``kustomize build --enable-helm``
-inflates them.
+"""Helm charts in kustomizations: ``helmCharts``, ``helmGlobals``, the deprecated
+``helmChartInflationGenerator`` and ``generators:`` entries of kind ``HelmChartInflationGenerator``, inflated
+with the pinned ``helm`` binary as ``kustomize build --enable-helm`` inflates them.
 
 Semantics follow kustomize v5.8.1's HelmChartInflationGenerator (api/internal/builtins/
 HelmChartInflationGenerator.go, api/types/helmchartargs.go, api/internal/target/kusttarget_configplugin.go):
