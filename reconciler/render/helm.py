@@ -334,6 +334,7 @@ def inflate(
             chart_dir = _pull(chart, ctx, opts, env, tmp)
             if not chart.valuesFile:
                 values_file = os.path.join(chart_dir, "values.yaml")
+        _check_chart_tree(chart_dir, ctx)
         values_path = os.path.join(tmp, f"{chart.name}-kustomize-values.yaml")
         with open(values_path, "wb") as fh:
             fh.write(_values_bytes(chart, merge, values_file, ctx))
@@ -414,6 +415,22 @@ def _abs_chart_home(chart: HelmChart, glob: HelmGlobals, ctx: ChartContext) -> s
             path=ctx.where,
         )
     return real
+
+
+def _check_chart_tree(chart_dir: str, ctx: ChartContext) -> None:
+    """helm follows symbolic links in a chart directory: every one must resolve inside the repository (or,
+    for a pulled chart, inside the chart), so that no template can read a file from elsewhere."""
+    real = os.path.realpath(chart_dir)
+    root = ctx.repo if _within(real, ctx.repo) else real
+    for dirpath, dirnames, filenames in os.walk(chart_dir):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) and not _within(os.path.realpath(path), root):
+                raise RenderError(
+                    f"security; {_shown(path, ctx)} in chart directory links outside the repository "
+                    "(load restrictor)",
+                    path=ctx.where,
+                )
 
 
 def _environment(tmp: str, glob: HelmGlobals, ctx: ChartContext) -> dict[str, str]:

@@ -202,6 +202,28 @@ def test_chart_home_outside_the_repository_is_refused(tmp_path: Path, helm_bin: 
         build(directory, root=repo, helm=HelmOptions(command=str(helm_bin)))
 
 
+def test_a_chart_linking_outside_the_repository_is_refused(
+    tmp_path: Path, kustomize_bin: Path, helm_bin: Path
+) -> None:
+    repo = tmp_path / "repo"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the render\n")
+    directory = _write(
+        repo / "app",
+        {"kustomization.yaml": "helmCharts:\n- name: podinfo\n  releaseName: r\n"},
+    )
+    _unpack(directory, _PODINFO)
+    (directory / "charts" / "podinfo" / "leak.txt").symlink_to(secret)
+    (directory / "charts" / "podinfo" / "templates" / "leak.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: leak\ndata:\n"
+        '  v: {{ .Files.Get "leak.txt" | quote }}\n'
+    )
+    # kustomize lets helm read it
+    assert "not for the render" in _kustomize(kustomize_bin, helm_bin, directory).stdout
+    with pytest.raises(RenderError, match=r"links outside the repository"):
+        build(directory, root=repo, helm=HelmOptions(command=str(helm_bin)))
+
+
 def test_a_hung_helm_times_out(tmp_path: Path) -> None:
     fake = tmp_path / "fixture-helm"  # a fixture standing in for a helm that never answers
     fake.write_text("#!/bin/sh\nexec sleep 30\n")
