@@ -307,7 +307,7 @@ def build_cmd(
     branch's latest commit."""
     from reconciler.model.remote import HostPattern
     from reconciler.paths import default_cache_dir
-    from reconciler.render import HelmOptions, RemoteOptions, RenderError, build, dump_yaml
+    from reconciler.render import RemoteOptions, RenderError, build, dump_yaml
 
     allow = list(allow_remote or [])
     for pattern in allow:
@@ -325,6 +325,8 @@ def build_cmd(
             )
             helm = None
             if enable_helm:
+                from reconciler.render.helm import HelmOptions
+
                 helm = HelmOptions(cache_dir=default_cache_dir())
                 if helm_command:
                     helm.command = helm_command

@@ -8,14 +8,26 @@ manifest. Behaviour follows kustomize v5.8 (see the module docstrings for the de
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.render.builder import DEFAULT_MAX_FILE_BYTES, build_resources, tree_digest
 from reconciler.render.cache import RenderCache, clone
 from reconciler.render.errors import RenderError
-from reconciler.render.helm import HelmOptions
 from reconciler.render.remote import RemoteOptions
 from reconciler.render.yamlio import dump_yaml, load_yaml_documents
+
+if TYPE_CHECKING:
+    from reconciler.render.helm import HelmOptions
+
+
+def __getattr__(name: str) -> Any:
+    """``HelmOptions`` is imported on first use (the command line's start stays short without charts)."""
+    if name == "HelmOptions":
+        from reconciler.render.helm import HelmOptions
+
+        return HelmOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",

@@ -27,15 +27,18 @@ after the ConfigMap and Secret generators, as kustomize runs them), and refused 
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import hashlib
 import json
 import os
 import posixpath
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -43,7 +46,6 @@ from reconciler.render import (
     buildmeta,
     crds,
     generators,
-    helm,
     nameref,
     patches,
     refvars,
@@ -69,6 +71,9 @@ from reconciler.render.yamlio import (
     load_yaml_value,
 )
 
+if TYPE_CHECKING:  # reconciler.render.helm is imported when a kustomization has charts
+    from reconciler.render import helm
+
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZATION_VERSION = "kustomize.config.k8s.io/v1beta1"
 COMPONENT_VERSION = "kustomize.config.k8s.io/v1alpha1"
@@ -82,6 +87,27 @@ MAX_KUSTOMIZATIONS = 2000
 #: Most objects one render may hold at any time.
 MAX_OBJECTS = 100_000
 LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
+#: kustomize's mark on helm-generated objects (reconciler.render.helm.HELM_GENERATED_ANNOTATION).
+HELM_GENERATED_ANNOTATION = "config.kubernetes.io/helm-generated"
+# The namespace a kustomization passes to the Helm charts of the kustomizations it includes (kustomize's
+# ``helmRootNamespace``, api/internal/target/kusttarget.go ``accumulateDirectory``).
+_CHART_NAMESPACE: contextvars.ContextVar[str] = contextvars.ContextVar("chart_namespace", default="")
+
+
+@contextmanager
+def _chart_namespace_scope(namespace: str) -> Iterator[str]:
+    """While building one kustomization: yields the namespace its charts default to (its own ``namespace``,
+    else the one inherited), and passes it on to the kustomizations built inside."""
+    own = namespace or _CHART_NAMESPACE.get()
+    token = _CHART_NAMESPACE.set(own)
+    try:
+        yield own
+    finally:
+        _CHART_NAMESPACE.reset(token)
+
+
+def _has_charts(kust: Kustomization) -> bool:
+    return bool(kust.helmCharts or kust.helmGlobals or kust.helmChartInflationGenerator)
 
 
 class Kustomization(BaseModel):
@@ -349,7 +375,10 @@ def load_kustomization(loader: _Loader) -> tuple[Kustomization, str]:
             raise RenderError(message, path=where)
     if kust.sortOptions is not None:
         _check_sort_options(kust.sortOptions, where)
-    helm.chart_specs(kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where)
+    if _has_charts(kust):
+        from reconciler.render import helm
+
+        helm.chart_specs(kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where)
     return kust, where
 
 
@@ -433,7 +462,7 @@ class _Acc:
 
 
 def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> _Acc:
-    with helm.namespace_scope(kust.namespace) as chart_namespace:
+    with _chart_namespace_scope(kust.namespace) as chart_namespace:
         return _accumulate_target_in(loader, kust, where, acc, chart_namespace)
 
 
@@ -574,11 +603,16 @@ def _run_generators(
             res = generators.generate(kind, args, kust.generatorOptions, load, where=where)
             buildmeta.annotate_generated(res.obj, posixpath.basename(where), f"{kind}Generator")
             _absorb_generated(res, acc, where)
-    charts, helm_globals = helm.chart_specs(
-        kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where
-    )
-    for chart in charts:
-        _inflate_chart(loader, chart, helm_globals, where, acc, chart_namespace, posixpath.basename(where))
+    if _has_charts(kust):
+        from reconciler.render import helm
+
+        charts, helm_globals = helm.chart_specs(
+            kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where
+        )
+        for chart in charts:
+            _inflate_chart(
+                loader, chart, helm_globals, where, acc, chart_namespace, posixpath.basename(where)
+            )
     for spec in kust.generators or []:  # builtin generator configurations (kustomize's runGenerators)
         inline = "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{"))
         configured_in = posixpath.basename(where) if inline else spec
@@ -588,6 +622,8 @@ def _run_generators(
                 and conf.get("kind") == "HelmChartInflationGenerator"
                 and conf.get("apiVersion") == "builtin"
             ):
+                from reconciler.render import helm
+
                 chart, glob = helm.config_spec(conf, where=where, shown=cwhere)
                 name = str((conf.get("metadata") or {}).get("name") or "")
                 _inflate_chart(loader, chart, glob, where, acc, "", configured_in, name)
@@ -610,6 +646,8 @@ def _inflate_chart(
     config_name: str = "",
 ) -> None:
     """One Helm chart's objects (:func:`reconciler.render.helm.inflate`) absorbed like generated ones."""
+    from reconciler.render import helm
+
     ctx = helm.ChartContext(
         root=loader.root,
         repo=loader.repo,
@@ -1107,7 +1145,7 @@ def _drop_helm_mark(obj: dict[str, Any]) -> None:
     meta = obj.get("metadata")
     ann = meta.get("annotations") if isinstance(meta, dict) else None
     if isinstance(ann, dict):
-        ann.pop(helm.HELM_GENERATED_ANNOTATION, None)
+        ann.pop(HELM_GENERATED_ANNOTATION, None)
 
 
 def _normalize_annotations(obj: dict[str, Any]) -> None:

@@ -39,7 +39,6 @@ What this renderer does differently, on purpose (the output is the same):
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import os
@@ -48,8 +47,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,23 +166,6 @@ class HelmChart(BaseModel):
     devel: bool = False
 
 
-# The namespace a kustomization passes to the Helm charts of the kustomizations it includes (kustomize's
-# ``helmRootNamespace``, api/internal/target/kusttarget.go ``accumulateDirectory``).
-_ROOT_NAMESPACE: contextvars.ContextVar[str] = contextvars.ContextVar("helm_root_namespace", default="")
-
-
-@contextmanager
-def namespace_scope(namespace: str) -> Iterator[str]:
-    """While building one kustomization: yields the namespace its charts default to (its own
-    ``namespace``, else the one inherited), and passes it on to the kustomizations built inside."""
-    own = namespace or _ROOT_NAMESPACE.get()
-    token = _ROOT_NAMESPACE.set(own)
-    try:
-        yield own
-    finally:
-        _ROOT_NAMESPACE.reset(token)
-
-
 def chart_specs(
     charts: list[dict[str, Any]] | None,
     globals_: dict[str, Any] | None,
@@ -271,7 +252,8 @@ class ChartContext:
         root: the kustomization's directory (resolved).
         repo: the repository root (resolved); nothing outside it is read.
         where: the kustomization file, as shown in errors.
-        namespace: the namespace charts default to (:func:`namespace_scope`).
+        namespace: the namespace charts default to: the kustomization's ``namespace``, else the nearest of a
+            kustomization including it.
         read: reads a file named relative to the kustomization with the load restrictor: ``(rel) -> (bytes,
             shown path)``; raises :class:`RenderError`.
         remote: the render's remote options (which chart repositories may be pulled from).
@@ -689,6 +671,5 @@ __all__ = [
     "default_helm_command",
     "environment_options",
     "inflate",
-    "namespace_scope",
     "template_args",
 ]
