@@ -291,8 +291,8 @@ def build_cmd(
         bool,
         typer.Option(
             "--enable-helm",
-            help="inflate helmCharts with helm, like `kustomize build --enable-helm` (with --repo: whatever "
-            "the environment's render.helm.enabled says)",
+            help="inflate helmCharts with helm, like `kustomize build --enable-helm` (with --repo: even when "
+            "the environment's render.helm.enabled is false)",
         ),
     ] = False,
     helm_command: Annotated[
