@@ -104,7 +104,6 @@ class HelmOptions:
         api_versions: when non-empty, replace every chart's ``apiVersions`` (``--helm-api-versions``).
         cache_dir: the reconciler cache directory; pulled charts go to ``<cache_dir>/helm-charts``
             (default: the user's cache directory).
-        setting: how Helm was enabled, named in errors.
     """
 
     command: str = field(default_factory=default_helm_command)
@@ -112,7 +111,6 @@ class HelmOptions:
     kube_version: str = ""
     api_versions: list[str] = field(default_factory=list)
     cache_dir: Path | None = None
-    setting: str = "--enable-helm"
     _version_checked: bool = field(default=False, repr=False)
 
 
@@ -129,7 +127,6 @@ def environment_options(
         kube_version=settings.kube_version or "",
         api_versions=list(settings.api_versions),
         cache_dir=cache_dir,
-        setting=f"render.helm.enabled in envs/{env.name}.yaml" if settings.enabled else "--enable-helm",
     )
 
 
