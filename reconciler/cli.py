@@ -314,6 +314,21 @@ def build_cmd(
             "github.com/acme/*); with --repo, added to the environment's render.remoteBases.allow",
         ),
     ] = None,
+    enable_helm: Annotated[
+        bool,
+        typer.Option(
+            "--enable-helm",
+            help="inflate helmCharts with helm, like `kustomize build --enable-helm` (with --repo: even when "
+            "the environment's render.helm.enabled is false)",
+        ),
+    ] = False,
+    helm_command: Annotated[
+        str | None,
+        typer.Option(
+            "--helm-command",
+            help="the helm binary (default: $RECONCILER_HELM, else the pinned build of tools/helm/build.sh)",
+        ),
+    ] = None,
 ) -> None:
     """Render a kustomization directory (like `kustomize build DIR`) or an environment's overlay at the
     branch's latest commit."""
@@ -335,9 +350,18 @@ def build_cmd(
             remote = RemoteOptions(
                 allow=allow, setting="--allow-remote (reconciler build)", cache_dir=default_cache_dir()
             )
-            objs = build(d, root=(root or _git_root(d.resolve())).resolve(), remote=remote)
+            helm = None
+            if enable_helm:
+                from reconciler.render.helm import HelmOptions
+
+                helm = HelmOptions(cache_dir=default_cache_dir())
+                if helm_command:
+                    helm.command = helm_command
+            objs = build(d, root=(root or _git_root(d.resolve())).resolve(), remote=remote, helm=helm)
         else:
-            objs = _render_env(repo, branch, target, allow)
+            if helm_command:
+                os.environ["RECONCILER_HELM"] = helm_command
+            objs = _render_env(repo, branch, target, allow, enable_helm)
     except RenderError as exc:
         raise _fail(str(exc)) from None
     except ReconcilerError as exc:
@@ -345,7 +369,9 @@ def build_cmd(
     sys.stdout.write(dump_yaml(objs))
 
 
-def _render_env(repo: str, branch: str, env_name: str, allow: list[str]) -> list[dict[str, Any]]:
+def _render_env(
+    repo: str, branch: str, env_name: str, allow: list[str], enable_helm: bool = False
+) -> list[dict[str, Any]]:
     from reconciler.paths import default_cache_dir
     from reconciler.reconcile import load_environment, remote_options, render_environment
     from reconciler.source import GitSource
@@ -360,7 +386,7 @@ def _render_env(repo: str, branch: str, env_name: str, allow: list[str]) -> list
         remote = remote_options(env, default_cache_dir(), extra_allow=allow)
         if allow:
             remote.setting += " (or --allow-remote)"
-        return render_environment(env, snapshot, remote=remote)
+        return render_environment(env, snapshot, remote=remote, enable_helm=enable_helm)
     except Exception as exc:
         exc.args = tuple(str(a).replace(str(snapshot.root) + "/", "") for a in exc.args)
         raise

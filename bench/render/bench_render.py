@@ -36,7 +36,13 @@ repository root as the load restrictor's root, as ``reconciler build`` inside a 
 counted per repository: identical output, different output, refused (kustomize renders it, we fail),
 lenient (we render what kustomize refuses) and both failing. It prints a table, the cases that are not
 identical, and the counts as JSON (``--json PATH`` writes every case). Public repositories are not
-vendored: clone them and pass their roots (see README.md, "Rendering speed and parity").
+vendored: clone them and pass their roots (see README.md, "Rendering speed and parity"). With ``--helm
+HELM``, both build with Helm charts enabled (``kustomize build --enable-helm --helm-command HELM``).
+
+**Helm charts** (``--helm HELM`` without ``--corpus``): the kustomizations of ``tests/render/helm_corpus``
+(charts unpacked into a temporary directory), all rendered by us in this process and by `kustomize build
+--enable-helm` (one process each), median of ``--rounds``; both spend most of the time in ``helm template``
+(kustomize also runs ``helm version`` before each chart, we once per render). Goal: <= 1.0x kustomize.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from reconciler.render import RenderCache, RenderError, build, dump_yaml  # noqa: E402
+from reconciler.render import HelmOptions, RenderCache, RenderError, build, dump_yaml  # noqa: E402
 
 ENVS = ("dev", "staging", "prod")
 #: Goals of issue 24 for the command line's wall time (ms) and the in-process render (ratio to kustomize).
@@ -67,6 +73,8 @@ IN_PROCESS_GOAL = 0.3
 #: The command line as its console script runs it, from this checkout.
 OURS = [sys.executable, "-c", "from reconciler.cli import main; main()"]
 DEFAULT_CORPUS = REPO / "tests" / "render" / "corpus"
+HELM_CORPUS = REPO / "tests" / "render" / "helm_corpus"
+HELM_GOAL = 1.0
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
@@ -363,18 +371,29 @@ def _first_difference(ours: str, theirs: str) -> str:
     return f"ours {len(a)} lines, kustomize {len(b)} lines"
 
 
-def compare_dir(directory: Path, root: Path, exe: Path, timeout: float) -> dict[str, str]:
+def _helm_args(helm: Path | None) -> list[str]:
+    return ["--enable-helm", "--helm-command", str(helm)] if helm else []
+
+
+def compare_dir(
+    directory: Path, root: Path, exe: Path, timeout: float, helm: Path | None = None
+) -> dict[str, str]:
     """One directory built by kustomize and by us: its outcome and, when not identical, why."""
     try:
         ref = subprocess.run(
-            [str(exe), "build", str(directory)], capture_output=True, text=True, timeout=timeout, check=False
+            [str(exe), "build", *_helm_args(helm), str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         theirs: str | None = ref.stdout if ref.returncode == 0 else None
         their_error = _first_line(ref.stderr) if ref.returncode else ""
     except subprocess.TimeoutExpired:
         theirs, their_error = None, f"kustomize timed out after {timeout:.0f} s"
     try:
-        ours: str | None = dump_yaml(build(directory, root=root))
+        options = HelmOptions(command=str(helm)) if helm else None
+        ours: str | None = dump_yaml(build(directory, root=root, helm=options))
         our_error = ""
     except RenderError as exc:
         ours, our_error = None, _first_line(str(exc))
@@ -395,13 +414,15 @@ def compare_dir(directory: Path, root: Path, exe: Path, timeout: float) -> dict[
 OUTCOMES = ("identical", "different", "refused", "lenient", "both-fail")
 
 
-def corpus_section(roots: Sequence[Path], exe: Path, timeout: float = 120.0) -> dict[str, Any]:
+def corpus_section(
+    roots: Sequence[Path], exe: Path, timeout: float = 120.0, helm: Path | None = None
+) -> dict[str, Any]:
     """The corpus comparison: per repository root, how many directories render identically, differently,
     only with kustomize (refused), only with us (lenient), or with neither."""
     repos: list[dict[str, Any]] = []
     for given in roots:
         root = given.resolve()
-        cases = [compare_dir(d, root, exe, timeout) for d in kustomization_dirs(root)]
+        cases = [compare_dir(d, root, exe, timeout, helm) for d in kustomization_dirs(root)]
         counts = {o: sum(c["outcome"] == o for c in cases) for o in OUTCOMES}
         name = str(root.relative_to(REPO)) if root.is_relative_to(REPO) else str(given)
         repos.append(
@@ -426,6 +447,64 @@ def corpus_section(roots: Sequence[Path], exe: Path, timeout: float = 120.0) -> 
     return {"repositories": repos}
 
 
+def prepare_helm_cases(work: Path) -> list[Path]:
+    """The helm corpus cases copied into ``work`` with their charts unpacked; the directories to build."""
+    import shutil
+    import tarfile
+
+    dirs = []
+    for case in sorted(p for p in (HELM_CORPUS / "cases").iterdir() if p.is_dir()):
+        dst = work / case.name
+        shutil.copytree(case, dst)
+        for line in (case / "CHARTS").read_text().splitlines():
+            archive, home = line.split()
+            (dst / home).mkdir(parents=True, exist_ok=True)
+            with tarfile.open(HELM_CORPUS / "charts" / archive) as tar:
+                tar.extractall(dst / home, filter="data")
+        target = case / "BUILD"
+        dirs.append(dst / target.read_text().strip() if target.exists() else dst)
+    return dirs
+
+
+def helm_section(exe: Path, helm: Path, rounds: int) -> dict[str, Any]:
+    """Rendering the helm corpus: ours in process against `kustomize build --enable-helm`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dirs = prepare_helm_cases(root)
+
+        def ours() -> list[str]:
+            options = HelmOptions(command=str(helm))
+            return [dump_yaml(build(d, root=root, helm=options)) for d in dirs]
+
+        def theirs() -> list[str]:
+            return [
+                subprocess.run(
+                    [str(exe), "build", *_helm_args(helm), str(d)], capture_output=True, text=True, check=True
+                ).stdout
+                for d in dirs
+            ]
+
+        identical = ours() == theirs()
+        t_ours = median_seconds(ours, rounds)
+        t_theirs = median_seconds(theirs, rounds)
+    ratio = t_ours / t_theirs
+    verdict = "met" if ratio <= HELM_GOAL else "MISSED"
+    print(
+        f"helm charts, {len(dirs)} kustomizations: ours {t_ours:.3f} s, kustomize --enable-helm "
+        f"{t_theirs:.3f} s, ratio {ratio:.2f} (goal <= {HELM_GOAL:.1f}: {verdict}); "
+        f"identical output: {identical}"
+    )
+    return {
+        "kustomizations": len(dirs),
+        "rounds": rounds,
+        "ours_s": t_ours,
+        "kustomize_s": t_theirs,
+        "ratio": ratio,
+        "meets_goal": ratio <= HELM_GOAL,
+        "identical": identical,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--objects", type=int, default=1000)
@@ -439,6 +518,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         metavar="REPO_DIR",
         help="compare every kustomization directory under these roots (default: tests/render/corpus)",
+    )
+    ap.add_argument(
+        "--helm",
+        type=Path,
+        metavar="HELM",
+        help="with --corpus: build with Helm charts enabled; alone: the Helm chart benchmark",
     )
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
@@ -454,7 +539,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exe is None:
             print("kustomize binary unavailable: no corpus comparison", file=sys.stderr)
             return 2
-        results["corpus"] = corpus_section(args.corpus or [DEFAULT_CORPUS], exe)
+        results["corpus"] = corpus_section(args.corpus or [DEFAULT_CORPUS], exe, helm=args.helm)
+    elif args.helm is not None:
+        if exe is None:
+            print("kustomize binary unavailable: no Helm comparison", file=sys.stderr)
+            return 2
+        results["helm"] = helm_section(exe, args.helm, args.rounds)
     else:
         results["render"] = render_section(exe, args.objects, args.rounds)
         if args.cli_rounds > 0:

@@ -183,6 +183,36 @@ class RemoteBasesPolicy(BaseModel):
         return value
 
 
+class HelmSettings(BaseModel):
+    """Whether the overlay's kustomizations may inflate Helm charts (``helmCharts``), as ``kustomize build
+    --enable-helm`` does. Off by default."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    enabled: bool = Field(
+        default=False,
+        description="inflate helmCharts (and helmChartInflationGenerator) with the pinned helm binary; when "
+        "false a kustomization with charts fails the render. Charts are read from the repository "
+        "(helmGlobals.chartHome); a chart that is not there is pulled only from a repository that "
+        "remoteBases.allow allows",
+    )
+    timeout: float = Field(
+        default=120.0, gt=0, le=900, description="seconds each helm command (template, pull) may take"
+    )
+    kube_version: str | None = Field(
+        default=None,
+        alias="kubeVersion",
+        description="replaces every chart's kubeVersion (Capabilities.KubeVersion), like kustomize's "
+        "--helm-kube-version",
+    )
+    api_versions: list[str] = Field(
+        default_factory=list,
+        alias="apiVersions",
+        description="when set, replaces every chart's apiVersions (Capabilities.APIVersions), like "
+        "kustomize's --helm-api-versions",
+    )
+
+
 class RenderSettings(BaseModel):
     """How the environment's overlay is rendered."""
 
@@ -192,6 +222,10 @@ class RenderSettings(BaseModel):
         default_factory=RemoteBasesPolicy,
         alias="remoteBases",
         description="remote bases and resources the overlay may use (none unless allowed here)",
+    )
+    helm: HelmSettings = Field(
+        default_factory=HelmSettings,
+        description="Helm charts in the overlay's kustomizations (helmCharts): off unless enabled here",
     )
 
 
@@ -314,7 +348,8 @@ class Environment(BaseModel):
         "backend weights, gated by PromQL analysis, rolled back in Git on failure",
     )
     render: RenderSettings = Field(
-        default_factory=RenderSettings, description="rendering options: remote bases the overlay may fetch"
+        default_factory=RenderSettings,
+        description="rendering options: remote bases the overlay may fetch, Helm charts",
     )
     notifications: list[NotificationTarget] = Field(
         default_factory=list,

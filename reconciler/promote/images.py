@@ -661,23 +661,39 @@ class ImageAutomation:
             return ""
         from reconciler.reconcile.toolgate import promotion_check
         from reconciler.render import RenderError, build
+        from reconciler.render.helm import environment_options as helm_options
         from reconciler.render.remote import environment_options
 
         root = self.writer.workdir
         original = plan.path.read_text(encoding="utf-8")
         wanted = {(split_ref(c.after)[0], c.new_tag) for c in plan.changes}
         try:
-            before = build(root / plan.env.overlay, root=root, remote=environment_options(plan.env))
+            before = build(
+                root / plan.env.overlay,
+                root=root,
+                remote=environment_options(plan.env),
+                helm=helm_options(plan.env),
+            )
             plan.path.write_text(plan.new_text, encoding="utf-8")
             try:
-                after = build(root / plan.env.overlay, root=root, remote=environment_options(plan.env))
+                after = build(
+                    root / plan.env.overlay,
+                    root=root,
+                    remote=environment_options(plan.env),
+                    helm=helm_options(plan.env),
+                )
             finally:
                 plan.path.write_text(original, encoding="utf-8")
             envs = self.environments(root) if callable(self.environments) else self.environments
             for name, other in sorted(envs.items()):
                 if name == plan.env.name:
                     continue
-                objects = build(root / other.overlay, root=root, remote=environment_options(other))
+                objects = build(
+                    root / other.overlay,
+                    root=root,
+                    remote=environment_options(other),
+                    helm=helm_options(other),
+                )
                 running = {split_ref(ref)[:2] for ref in _images_in(objects)}
                 if not wanted <= running:
                     continue

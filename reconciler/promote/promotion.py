@@ -48,6 +48,8 @@ from reconciler.promote.hosts import (
 )
 from reconciler.promote.overlay import ImageEntry, OverlayError, read_images, set_images
 from reconciler.render import RemoteOptions, RenderError, build
+from reconciler.render.helm import HelmOptions
+from reconciler.render.helm import environment_options as helm_options
 from reconciler.render.remote import environment_options
 from reconciler.source.gitops import CommitInfo, GitWriter
 
@@ -191,7 +193,12 @@ def _app_names(obj: dict[str, Any]) -> set[str]:
 
 
 def apps_of(
-    writer: GitWriter, sha: str, overlay: str, *, remote: RemoteOptions | None = None
+    writer: GitWriter,
+    sha: str,
+    overlay: str,
+    *,
+    remote: RemoteOptions | None = None,
+    helm: HelmOptions | None = None,
 ) -> dict[str, set[str]]:
     """Every app of ``overlay`` rendered at ``sha`` → the repositories of the images its objects use (an
     object belongs to the apps it is named after or labelled with: ``app.kubernetes.io/name``,
@@ -203,7 +210,7 @@ def apps_of(
     with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
         root = writer.export(sha, Path(tmp) / "tree")
         try:
-            objects = build(root / overlay, root=root, remote=remote)
+            objects = build(root / overlay, root=root, remote=remote, helm=helm)
         except RenderError as exc:
             raise PromotionError(f"{overlay} at {sha[:7]} does not render: {exc}") from None
     apps: dict[str, set[str]] = {}
@@ -361,10 +368,15 @@ def _render_at(writer: GitWriter, sha: str | None, env: Environment) -> list[dic
     """``env``'s overlay rendered at ``sha`` (``None``: the clone's working tree, with uncommitted
     changes)."""
     if sha is None:
-        return build(writer.workdir / env.overlay, root=writer.workdir, remote=environment_options(env))
+        return build(
+            writer.workdir / env.overlay,
+            root=writer.workdir,
+            remote=environment_options(env),
+            helm=helm_options(env),
+        )
     with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
         root = writer.export(sha, Path(tmp) / "tree")
-        return build(root / env.overlay, root=root, remote=environment_options(env))
+        return build(root / env.overlay, root=root, remote=environment_options(env), helm=helm_options(env))
 
 
 def check_tool_contract(

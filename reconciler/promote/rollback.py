@@ -56,6 +56,7 @@ from reconciler.promote.promotion import (
     wrap_source_error,
 )
 from reconciler.promote.records import PromotionEvent
+from reconciler.render.helm import environment_options as helm_options
 from reconciler.render.remote import environment_options
 from reconciler.source.gitops import CommitInfo, GitWriter, NothingToRevert, RevertConflict
 
@@ -317,7 +318,7 @@ def plan_app_rollback(
     if file is None:
         raise PromotionError(f"{env.overlay} has no kustomization.yaml at the branch head")
     remote = environment_options(env)
-    head_apps = apps_of(writer, head, env.overlay, remote=remote)
+    head_apps = apps_of(writer, head, env.overlay, remote=remote, helm=helm_options(env))
     if not head_apps.get(app):
         known = ", ".join(sorted(n for n, repos in head_apps.items() if repos)) or "none"
         raise UnknownApp(
@@ -348,7 +349,10 @@ def plan_app_rollback(
         if not changed:
             continue
         try:
-            repos = apps_of(writer, commit.sha, env.overlay, remote=remote).get(app) or head_apps[app]
+            repos = (
+                apps_of(writer, commit.sha, env.overlay, remote=remote, helm=helm_options(env)).get(app)
+                or head_apps[app]
+            )
         except PromotionError:
             repos = head_apps[app]
         mine = _app_changes(changed, repos)
@@ -784,7 +788,7 @@ def rollback_candidates(
     out: list[tuple[str, CommitInfo]] = [("", newest)]
     if apps is None:
         try:
-            apps = apps_of(writer, writer.head(), env.overlay)
+            apps = apps_of(writer, writer.head(), env.overlay, helm=helm_options(env))
         except PromotionError:
             return out
     undone = effective_reverts(log)

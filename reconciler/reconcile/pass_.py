@@ -53,6 +53,7 @@ from reconciler.reconcile import toolgate
 from reconciler.reconcile.environments import load_environment
 from reconciler.reconcile.rollouts import LaidOver, PlanError, lay_over
 from reconciler.render import RemoteOptions, RenderCache, RenderError, build
+from reconciler.render.helm import environment_options as helm_options
 from reconciler.render.remote import environment_options as remote_options
 from reconciler.source import GitSource, Snapshot
 
@@ -125,11 +126,14 @@ def render_environment(
     cache: RenderCache | None = None,
     tree_id: str | None = None,
     remote: RemoteOptions | None = None,
+    enable_helm: bool = False,
 ) -> list[dict[str, Any]]:
     """Render the environment's overlay from the snapshot (not from any working copy).
 
     Remote bases are fetched as ``remote`` allows (default: :func:`remote_options` of ``env``); each one
-    used is appended to ``remote.used``.
+    used is appended to ``remote.used``. Helm charts are inflated when the environment's ``render.helm``
+    enables them, or ``enable_helm`` (:func:`reconciler.render.helm.environment_options`); pulled charts go
+    to the cache directory of ``remote``.
 
     Raises:
         RenderError: naming the file and line at fault.
@@ -141,12 +145,15 @@ def render_environment(
             f"overlay {env.overlay!r} of environment {env.name!r} is not a directory",
             path=str(Path(env.overlay)),
         )
+    if remote is None:
+        remote = remote_options(env)
     return build(
         overlay,
         root=root,
         cache=cache,
         tree_id=tree_id,
-        remote=remote if remote is not None else remote_options(env),
+        remote=remote,
+        helm=helm_options(env, remote.cache_dir, enable=enable_helm),
     )
 
 

@@ -8,7 +8,7 @@ manifest. Behaviour follows kustomize v5.8 (see the module docstrings for the de
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.render.builder import DEFAULT_MAX_FILE_BYTES, build_resources, tree_digest
 from reconciler.render.cache import RenderCache, clone
@@ -16,8 +16,22 @@ from reconciler.render.errors import RenderError
 from reconciler.render.remote import RemoteOptions
 from reconciler.render.yamlio import dump_yaml, load_yaml_documents
 
+if TYPE_CHECKING:
+    from reconciler.render.helm import HelmOptions
+
+
+def __getattr__(name: str) -> Any:
+    """``HelmOptions`` is imported on first use (the command line's start stays short without charts)."""
+    if name == "HelmOptions":
+        from reconciler.render.helm import HelmOptions
+
+        return HelmOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
+    "HelmOptions",
     "RemoteOptions",
     "RenderCache",
     "RenderError",
@@ -35,6 +49,7 @@ def build(
     tree_id: str | None = None,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     remote: RemoteOptions | None = None,
+    helm: HelmOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Render the kustomization directory ``path``.
 
@@ -53,16 +68,23 @@ def build(
     Raises:
         RenderError: naming the file and line at fault (missing files, invalid YAML, cycles, invalid patches,
             remote references not allowed or not fetched, files outside the kustomization directory, files
-            over ``max_file_bytes``...).
+            over ``max_file_bytes``, Helm charts while Helm is off or helm failing...).
     """
     if cache is None:
-        return build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote)
+        return build_resources(
+            Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote, helm_options=helm
+        )
     digest = tree_id or tree_digest(Path(path), Path(root))
-    key = (str(Path(path).resolve()), digest)
+    helm_key = (
+        "" if helm is None else f"helm:{helm.command}|{helm.kube_version}|{','.join(helm.api_versions)}"
+    )
+    key = (str(Path(path).resolve()), digest + helm_key)
     hit = cache.get(key)
     if hit is None:
         used = len(remote.used) if remote is not None else 0
-        hit = build_resources(Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote)
+        hit = build_resources(
+            Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote, helm_options=helm
+        )
         if remote is None or len(remote.used) == used:
             cache.put(key, hit)
     out: list[dict[str, Any]] = clone(hit)

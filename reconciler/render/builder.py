@@ -18,22 +18,27 @@ below the directory of the kustomization naming it (after resolving symlinks); k
 be anywhere below the repository root but never an ancestor of a kustomization being built (kustomize's
 cycle check). Remote bases and files (Git URLs, ``http(s)://`` files) are fetched when the render's
 :class:`~reconciler.render.remote.RemoteOptions` allow them (:mod:`reconciler.render.remote`), and refused
-otherwise; files of a remote base are read within its checkout only. Helm charts, plugins and
+otherwise; files of a remote base are read within its checkout only. ``helmCharts`` are inflated with helm
+when the render's :class:`~reconciler.render.helm.HelmOptions` enable it (:mod:`reconciler.render.helm`;
+after the ConfigMap and Secret generators, as kustomize runs them), and refused otherwise. Plugins and
 ``openapi`` are refused with an error naming the kustomization file; ``buildMetadata`` is
 :mod:`reconciler.render.buildmeta`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import hashlib
 import json
 import os
 import posixpath
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -66,6 +71,9 @@ from reconciler.render.yamlio import (
     load_yaml_value,
 )
 
+if TYPE_CHECKING:  # reconciler.render.helm is imported when a kustomization has charts
+    from reconciler.render import helm
+
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 KUSTOMIZATION_VERSION = "kustomize.config.k8s.io/v1beta1"
 COMPONENT_VERSION = "kustomize.config.k8s.io/v1alpha1"
@@ -79,6 +87,27 @@ MAX_KUSTOMIZATIONS = 2000
 #: Most objects one render may hold at any time.
 MAX_OBJECTS = 100_000
 LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
+#: kustomize's mark on helm-generated objects (reconciler.render.helm.HELM_GENERATED_ANNOTATION).
+HELM_GENERATED_ANNOTATION = "config.kubernetes.io/helm-generated"
+# The namespace a kustomization passes to the Helm charts of the kustomizations it includes (kustomize's
+# ``helmRootNamespace``, api/internal/target/kusttarget.go ``accumulateDirectory``).
+_CHART_NAMESPACE: contextvars.ContextVar[str] = contextvars.ContextVar("chart_namespace", default="")
+
+
+@contextmanager
+def _chart_namespace_scope(namespace: str) -> Iterator[str]:
+    """While building one kustomization: yields the namespace its charts default to (its own ``namespace``,
+    else the one inherited), and passes it on to the kustomizations built inside."""
+    own = namespace or _CHART_NAMESPACE.get()
+    token = _CHART_NAMESPACE.set(own)
+    try:
+        yield own
+    finally:
+        _CHART_NAMESPACE.reset(token)
+
+
+def _has_charts(kust: Kustomization) -> bool:
+    return bool(kust.helmCharts or kust.helmGlobals or kust.helmChartInflationGenerator)
 
 
 class Kustomization(BaseModel):
@@ -160,6 +189,7 @@ class _Loader:
     depth: int = 0
     remote: _remote.RemoteOptions | None = None
     origin: _remote.RemoteOrigin | None = None  # the remote repository this loader's files come from
+    helm: helm.HelmOptions | None = None  # how helmCharts are inflated (None: Helm is off)
 
     def display(self, path: str) -> str:
         if self.origin is not None and _within(path, self.origin.tree):
@@ -236,7 +266,9 @@ class _Loader:
             raise RenderError(
                 f"kustomizations nested deeper than {MAX_KUSTOMIZATION_DEPTH} levels (limit)", path=where
             )
-        return _Loader(real, self.repo, self.limits, self, self.depth + 1, self.remote, self.origin)
+        return _Loader(
+            real, self.repo, self.limits, self, self.depth + 1, self.remote, self.origin, self.helm
+        )
 
     def _new_remote(self, spec: _remote.RepoSpec, *, where: str) -> _Loader:
         """The loader of a remote base: rooted in its checkout, files restricted to it
@@ -255,7 +287,9 @@ class _Loader:
                 top = loader.display(loader.root)
             loader = loader.referrer
         directory, origin = _remote.open_base(self.remote, spec, where=where, chain=chain, top=top)
-        return _Loader(directory, origin.tree, self.limits, self, self.depth + 1, self.remote, origin)
+        return _Loader(
+            directory, origin.tree, self.limits, self, self.depth + 1, self.remote, origin, self.helm
+        )
 
 
 def _read_capped(path: str, limits: _Limits, display: str) -> bytes:
@@ -290,9 +324,6 @@ def find_kustomization(directory: Path) -> Path | None:
 
 
 _UNSUPPORTED = {
-    "helmCharts": "helmCharts are not supported",
-    "helmGlobals": "helmGlobals are not supported",
-    "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
     "validators": "validator plugins ('validators') are not supported by this renderer",
     "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
 }
@@ -344,6 +375,10 @@ def load_kustomization(loader: _Loader) -> tuple[Kustomization, str]:
             raise RenderError(message, path=where)
     if kust.sortOptions is not None:
         _check_sort_options(kust.sortOptions, where)
+    if _has_charts(kust):
+        from reconciler.render import helm
+
+        helm.chart_specs(kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where)
     return kust, where
 
 
@@ -427,6 +462,13 @@ class _Acc:
 
 
 def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> _Acc:
+    with _chart_namespace_scope(kust.namespace) as chart_namespace:
+        return _accumulate_target_in(loader, kust, where, acc, chart_namespace)
+
+
+def _accumulate_target_in(
+    loader: _Loader, kust: Kustomization, where: str, acc: _Acc, chart_namespace: str
+) -> _Acc:
     for entry in [*(kust.resources or []), *(kust.bases or [])]:
         _accumulate_resource(loader, entry, where, acc)
     config = TransformerConfig.defaults()
@@ -442,7 +484,7 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
     for rel in kust.crds or []:  # after configurations, as kustomize's accumulateTarget
         data, shown = loader.read(rel, where=where)
         acc.config.merge(crds.config_from_crds(data, where=shown), where=shown)
-    _run_generators(loader, kust, where, acc)
+    _run_generators(loader, kust, where, acc, chart_namespace)
     for comp in kust.components or []:
         sub = loader.new(comp, where=where)
         with buildmeta.entering(comp):
@@ -550,7 +592,9 @@ def _check_objects(count: int, where: str) -> None:
 # -- generators ---------------------------------------------------------------------------------------
 
 
-def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> None:
+def _run_generators(
+    loader: _Loader, kust: Kustomization, where: str, acc: _Acc, chart_namespace: str = ""
+) -> None:
     def load(rel: str) -> bytes:
         return loader.read(rel, where=where)[0]
 
@@ -559,15 +603,64 @@ def _run_generators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc)
             res = generators.generate(kind, args, kust.generatorOptions, load, where=where)
             buildmeta.annotate_generated(res.obj, posixpath.basename(where), f"{kind}Generator")
             _absorb_generated(res, acc, where)
+    if _has_charts(kust):
+        from reconciler.render import helm
+
+        charts, helm_globals = helm.chart_specs(
+            kust.helmCharts, kust.helmGlobals, kust.helmChartInflationGenerator, where=where
+        )
+        for chart in charts:
+            _inflate_chart(
+                loader, chart, helm_globals, where, acc, chart_namespace, posixpath.basename(where)
+            )
     for spec in kust.generators or []:  # builtin generator configurations (kustomize's runGenerators)
         inline = "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{"))
         configured_in = posixpath.basename(where) if inline else spec
         for conf, cwhere in _transformer_configs(spec, loader, where):
+            if (
+                isinstance(conf, dict)
+                and conf.get("kind") == "HelmChartInflationGenerator"
+                and conf.get("apiVersion") == "builtin"
+            ):
+                from reconciler.render import helm
+
+                chart, glob = helm.config_spec(conf, where=where, shown=cwhere)
+                name = str((conf.get("metadata") or {}).get("name") or "")
+                _inflate_chart(loader, chart, glob, where, acc, "", configured_in, name)
+                continue
             kind, args = generators.builtin_generator_args(conf, where=where, shown=cwhere)
             res = generators.generate(kind, args, None, load, where=where)
             name = str((conf.get("metadata") or {}).get("name") or "")
             buildmeta.annotate_generated(res.obj, configured_in, kind + "Generator", name)
             _absorb_generated(res, acc, where)
+
+
+def _inflate_chart(
+    loader: _Loader,
+    chart: helm.HelmChart,
+    glob: helm.HelmGlobals,
+    where: str,
+    acc: _Acc,
+    namespace: str,
+    configured_in: str,
+    config_name: str = "",
+) -> None:
+    """One Helm chart's objects (:func:`reconciler.render.helm.inflate`) absorbed like generated ones."""
+    from reconciler.render import helm
+
+    ctx = helm.ChartContext(
+        root=loader.root,
+        repo=loader.repo,
+        where=where,
+        namespace=namespace,
+        read=lambda rel: loader.read(rel, where=where),
+        remote=loader.remote,
+    )
+    for obj in helm.inflate(chart, glob, ctx, loader.helm):
+        res = make_resource(obj, source=f"{where} (helm chart {chart.name!r})")
+        buildmeta.annotate_generated(res.obj, configured_in, "HelmChartInflationGenerator", config_name)
+        _check_objects(len(acc.resmap) + 1, where)
+        _absorb_generated(res, acc, where)
 
 
 def _absorb_generated(res: Resource, acc: _Acc, where: str) -> None:
@@ -1047,6 +1140,14 @@ def _add_hashes(rm: ResMap) -> None:
             res.set_name(f"{res.name}-{h}")
 
 
+def _drop_helm_mark(obj: dict[str, Any]) -> None:
+    """Remove the helm-generated mark (one of kustomize's build annotations, ``RemoveBuildAnnotations``)."""
+    meta = obj.get("metadata")
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    if isinstance(ann, dict):
+        ann.pop(HELM_GENERATED_ANNOTATION, None)
+
+
 def _normalize_annotations(obj: dict[str, Any]) -> None:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -1086,6 +1187,7 @@ def build_resources(
     *,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     remote: _remote.RemoteOptions | None = None,
+    helm_options: helm.HelmOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Render without caching (see :func:`reconciler.render.build`)."""
     repo = os.path.realpath(root)
@@ -1095,7 +1197,7 @@ def build_resources(
         raise RenderError(f"security; '{path}' is not in or below '{root}' (load restrictor)", path=str(path))
     if not os.path.isdir(directory):
         raise RenderError("kustomization path is not a directory", path=str(path))
-    loader = _Loader(directory, repo, limits, remote=remote)
+    loader = _Loader(directory, repo, limits, remote=remote, helm=helm_options)
     kust, where = load_kustomization(loader)
     build_metadata = buildmeta.check(kust.buildMetadata, where)
     with buildmeta.tracking(build_metadata):
@@ -1126,6 +1228,7 @@ def build_resources(
     buildmeta.finish([res.obj for res in ordered], build_metadata)
     out = []
     for res in ordered:
+        _drop_helm_mark(res.obj)
         _normalize_annotations(res.obj)
         out.append(res.obj)
     return out

@@ -19,6 +19,12 @@ from reconciler.render.resource import ResMap, Resource
 ROLE_BINDING_MODES = ("defaultOnly", "allServiceAccounts", "none")
 
 
+def _helm_generated(res: Any) -> bool:
+    meta = res.obj.get("metadata")
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    return isinstance(ann, dict) and ann.get("config.kubernetes.io/helm-generated") == "true"
+
+
 def namespace_transform(
     resmap: ResMap,
     namespace: str,
@@ -58,6 +64,8 @@ def namespace_transform(
         container[key] = namespace
 
     for res in resmap:
+        if _helm_generated(res):
+            continue  # helm set its namespace (kustomize's NamespaceTransformer skips these)
         res.store_previous_id()
         api_version = res.api_version
         fs = [

@@ -470,9 +470,10 @@ class Actions:
         apps = self._apps.get(key)
         if apps is None:
             from reconciler.promote.promotion import apps_of
+            from reconciler.render.helm import environment_options as helm_options
 
             try:
-                apps = apps_of(writer, head, env.overlay)
+                apps = apps_of(writer, head, env.overlay, helm=helm_options(env))
             except PromotionError:
                 apps = {}
             self._apps = {k: v for k, v in self._apps.items() if k[0] != env.name}

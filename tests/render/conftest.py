@@ -33,3 +33,16 @@ def kustomize_bin() -> Path:
     exe = bin_dir / f"kustomize-{version}" / "kustomize"
     assert exe.is_file(), f"kustomize binary missing at {exe} (found {matches})"
     return exe
+
+
+@pytest.fixture(scope="session")
+def helm_bin() -> Path:
+    """Path of the pinned helm binary (built once by tools/helm/build.sh, then cached)."""
+    if shutil.which("go") is None:
+        pytest.fail("the Go toolchain (a project requirement) is not on PATH: cannot build the pinned helm")
+    script = REPO / "tools" / "helm" / "build.sh"
+    proc = subprocess.run([str(script)], capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.returncode == 0, f"tools/helm/build.sh failed:\n{proc.stderr}"
+    exe = Path(proc.stdout.strip().splitlines()[-1])
+    assert exe.is_file(), f"helm binary missing at {exe}"
+    return exe

@@ -82,3 +82,20 @@ def test_corpus_mode_classifies_every_directory_per_repository(kustomize_bin: Pa
     table = proc.stdout.splitlines()
     assert table[0].split() == ["repository", "dirs", *outcomes]
     assert table[1].split()[0] == "tests/render/corpus" and table[3].split()[0] == "total"
+
+
+def test_helm_mode_compares_the_helm_corpus(kustomize_bin: Path, helm_bin: Path, tmp_path: Path) -> None:
+    proc, data = _bench(
+        "--helm",
+        str(helm_bin),
+        "--kustomize",
+        str(kustomize_bin),
+        "--rounds",
+        "1",
+        out=tmp_path / "helm.json",
+    )
+    helm = data["helm"]
+    cases = [p for p in (REPO / "tests" / "render" / "helm_corpus" / "cases").iterdir() if p.is_dir()]
+    assert helm["identical"] is True and helm["kustomizations"] == len(cases) and helm["rounds"] == 1
+    assert isinstance(helm["ratio"], float) and helm["ratio"] > 0 and isinstance(helm["meets_goal"], bool)
+    assert "(goal <= 1.0: " in proc.stdout

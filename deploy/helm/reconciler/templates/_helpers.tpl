@@ -7,12 +7,13 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Labels of every object. No helm.sh/chart or app.kubernetes.io/managed-by: the kustomize base
+(deploy/kustomize) is generated from this chart (tools/deploy/generate_kustomize.py) and applied without
+Helm. */}}
 {{- define "reconciler.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 app.kubernetes.io/part-of: reconciler
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* Selector labels of one component: (dict "ctx" $ "component" "daemon") */}}
