@@ -608,7 +608,7 @@ def _once(settings: Any, *, wait: bool = True) -> int:
             refs = [c.ref for c in result.changes.entries if c.action is not Action.DELETED]
             with spinner(err, f"waiting for {name}'s health (up to {envs[name].health.timeout:.0f} s) …"):
                 result.health = wait_for_health(
-                    ctx.client,
+                    ctx.client_for(envs[name]),
                     refs,
                     timeout=envs[name].health.timeout,
                     no_controller_after=envs[name].health.no_controller_after,

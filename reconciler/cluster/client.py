@@ -82,6 +82,8 @@ class KubeClient:
         timeout: per-request timeout in seconds (watches use their own).
         retry: how :meth:`request` retries throttled (429) and server errors (5xx, unreachable), see
             :mod:`reconciler.cluster.retry`; ``None`` disables retries.
+        config_data: a kubeconfig already parsed (e.g. read from a Secret), used instead of a file;
+            ``context`` then names one of its contexts.
 
     Raises:
         KubeError: from the constructor when the kubeconfig cannot be loaded.
@@ -93,9 +95,12 @@ class KubeClient:
         context: str | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = DEFAULT_POLICY,
+        *,
+        config_data: dict[str, Any] | None = None,
     ):
         self._kubeconfig = kubeconfig
         self._context = context
+        self._config_data = config_data
         self._config_stamp = _file_stamp(kubeconfig)
         cfg = self._load_config()
         self.host: str = cfg.host
@@ -106,6 +111,26 @@ class KubeClient:
         self._retry = retry
         self.calls: Counter[str] = Counter()
 
+    @property
+    def kubeconfig(self) -> Path | None:
+        """The kubeconfig file this client was made from (``None``: the default file, or in-cluster)."""
+        return self._kubeconfig
+
+    @property
+    def context(self) -> str | None:
+        """The kubeconfig context asked for (``None``: the current one)."""
+        return self._context
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout in seconds."""
+        return self._timeout
+
+    @property
+    def retry(self) -> RetryPolicy | None:
+        """The retry policy of :meth:`request`."""
+        return self._retry
+
     def _load_config(self) -> k8s_client.Configuration:
         """The client configuration from the kubeconfig (or the pod's service account).
 
@@ -115,7 +140,11 @@ class KubeClient:
         cfg = k8s_client.Configuration()
         kubeconfig = self._kubeconfig
         try:
-            if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
+            if self._config_data is not None:
+                k8s_config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                    self._config_data, context=self._context, client_configuration=cfg
+                )
+            elif kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
                 k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             else:
                 k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
