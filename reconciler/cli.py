@@ -710,9 +710,15 @@ def _daemon(
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
         daemon.is_leader = None if lease is not None else True
-        observer = Observer(
-            recorder=EventRecorder(KubeClient(settings.kubeconfig, settings.context), close_client=True)
-        )
+        events_client = KubeClient(settings.kubeconfig, settings.context)
+
+        def event_client(label: str) -> Any:
+            """Events of an environment go to its own target cluster (the daemon's client of it)."""
+            if label == daemon.targets.default_target.label:
+                return events_client
+            return daemon.targets.opened().get(label)
+
+        observer = Observer(recorder=EventRecorder(events_client, close_client=True, clients=event_client))
         observer.attach(daemon, daemon.source)
         runner = None
         if http:

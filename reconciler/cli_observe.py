@@ -568,10 +568,11 @@ def pending_change(
             param_hint="ENV",
         )
     client = KubeClient(kubeconfig, context)
+    ctx = PassContext(source=source, client=client)  # the environment's own target cluster
     try:
-        ctx = PassContext(source=source, client=client)
         result = run_pass(ctx, env, revision=rev, trigger="cli-diff", dry_run=True, with_health=False)
     finally:
+        ctx.clusters.close()
         client.close()
     return pending_from_result(result, time.time())
 

@@ -238,9 +238,12 @@ def check_change(
         if check.ok and client is not None:
             # the probe service as the daemon configures it ($RECONCILER_PROBE_*): the tool-contract gate
             ctx = PassContext(source=sources[head], client=client, policy=evaluator)
-            result = run_pass(
-                ctx, name, revision=revs[head], trigger="check", dry_run=True, with_health=False
-            )
+            try:  # on the environment's own target cluster (its context or cluster.secretRef)
+                result = run_pass(
+                    ctx, name, revision=revs[head], trigger="check", dry_run=True, with_health=False
+                )
+            finally:
+                ctx.clusters.close()
             check.dry_run = "passed" if result.ok else "failed"
             if not result.ok:
                 check.ok, check.error = False, result.error

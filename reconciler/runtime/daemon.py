@@ -1089,6 +1089,7 @@ class Daemon:
         event = {
             "environment": env_name,
             "object": str(d.ref),
+            "cluster": self._target(env_name).label,
             "ref": d.ref.model_dump(),
             "paths": [f.live for f in fields],
             "fields": [{"live": f.live, "git": f.git} for f in fields],
