@@ -35,6 +35,8 @@ from reconciler.cluster.retry import (
 from reconciler.errors import KubeError, NotFoundError, ServerError, kube_error
 from reconciler.model import ObjectRef
 
+#: The ``reason`` of a :class:`ServerError` for an API server that could not be reached (status 0).
+UNREACHABLE = "Unreachable"
 WRITE_VERBS = frozenset({"apply", "create", "update", "patch", "delete"})
 # urllib3 itself only re-opens connections that failed before the request was sent; every retry after an
 # answer (429, 5xx, Retry-After) is :func:`reconciler.cluster.retry.call_with_retry`'s, counted in ``calls``.
@@ -263,7 +265,7 @@ class KubeClient:
         except ApiException as exc:
             raise self._error(obj or path, exc.status, exc.reason, exc.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ServerError(obj or path, 0, "Unreachable", f"API server {self.host}: {exc}") from None
+            raise ServerError(obj or path, 0, UNREACHABLE, f"API server {self.host}: {exc}") from None
         if resp.status >= 300:
             err = self._error(obj or path, resp.status, resp.reason, data)
             raise set_retry_after(err, retry_after_from_response(resp.headers, _decoded(data)))
@@ -516,7 +518,7 @@ class KubeClient:
             resp = self._send("GET", url, {"Accept": "application/json"}, None, (10, timeout_seconds + 30))
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.reload_if_changed()
-            raise ServerError(kind, 0, "Unreachable", str(exc)) from None
+            raise ServerError(kind, 0, UNREACHABLE, str(exc)) from None
         if resp.status >= 300:
             raise self._error(kind, resp.status, resp.reason, resp.read())
         buf = b""

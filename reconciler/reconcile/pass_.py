@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cluster import ownership
-from reconciler.cluster.client import KubeClient
+from reconciler.cluster.client import UNREACHABLE, KubeClient
 from reconciler.cluster.health import McpProbe, judge
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.cluster.manager import (
@@ -401,10 +401,9 @@ def run_pass(
     except ApplyError as exc:
         result.error = str(exc)
         result.changes = exc.changes if exc.changes.entries else result.changes
-    except KubeError as exc:
-        result.error = _naming_cluster(result.cluster, exc)
     except (ReconcilerError, RenderError, PlanError) as exc:
         result.error = str(exc)
+    result.error = _naming_cluster(result.cluster, result.error)
     return _finish(result, snapshot_root, t0)
 
 
@@ -443,11 +442,13 @@ def contract_before_apply(
     )
 
 
-def _naming_cluster(cluster: str, exc: KubeError) -> str:
-    """A pass's error from a failed API call, naming the target cluster when it could not be reached."""
-    if exc.status == 0 and cluster:
-        return f"cluster {cluster} unreachable: {exc}"
-    return str(exc)
+def _naming_cluster(cluster: str, error: str) -> str:
+    """A pass's error naming its target cluster first when the cluster could not be reached (an API call
+    failed with :class:`~reconciler.errors.ServerError` reason ``Unreachable``, directly or inside an
+    apply or prune failure)."""
+    if cluster and f": {UNREACHABLE}: " in error and not error.startswith("cluster "):
+        return f"cluster {cluster} unreachable: {error}"
+    return error
 
 
 def wanted(desired: list[Desired]) -> set[tuple[str, str, str, str]]:
