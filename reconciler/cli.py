@@ -409,6 +409,8 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
         f"({result.trigger}, {result.duration:.2f} s): {done}",
         highlight=False,
     )
+    if result.cluster:
+        console.print(f"  cluster {escape(result.cluster)}", highlight=False)
     if result.error:
         console.print(f"  [red]{escape(result.error)}[/]", highlight=False)
     for base in result.remote_bases:

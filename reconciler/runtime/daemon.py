@@ -3,7 +3,9 @@
 Triggers (poll timers, watchdog on a local repository, NATS messages on ``reconciler.git.push.>`` and
 ``reconciler.reconcile.request.<env>``, drift seen by watches) are coalesced per environment: at most one
 pass runs and at most one is pending. Passes run in a worker thread (they do blocking I/O); results are
-published on ``reconciler.result.<env>``. Watches (one per managed kind, not per object) compare each
+published on ``reconciler.result.<env>``. Each environment has a target cluster (its ``context`` or
+``cluster.secretRef``; :mod:`reconciler.cluster.targets`) with its own client, inventory and watches.
+Watches (one per managed kind and target cluster, not per object) compare each
 changed managed object with its desired state and correct drift directly (``drift: correct``) or only
 report it (``drift: warn``), publishing ``reconciler.drift.<env>`` with the differing paths (never values).
 """

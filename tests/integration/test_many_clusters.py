@@ -172,6 +172,12 @@ def test_context_picks_the_cluster_and_an_unknown_context_fails_alone(
         "b": ("beta", "Synced"),
     }
     assert rows["c"]["cluster"] == "gamma" and "context 'gamma' is not in" in rows["c"]["error"]
+    # `reconciler diff b` dry-runs on beta, where b is applied: nothing differs (on alpha all would be new)
+    diff = CliRunner().invoke(
+        app, ["diff", "b", "--repo", source, "--kubeconfig", str(two_contexts), "--exit-code", "-o", "json"]
+    )
+    assert diff.exit_code == 0, diff.output
+    assert json.loads(diff.stdout)["entries"] == []
 
 
 def test_secret_ref_kubeconfig_targets_the_second_cluster(

@@ -138,3 +138,44 @@ def test_secret_ref_kubeconfig_is_read_cached_by_content_and_errors_named(
     finally:
         targets.close()
         default.close()
+
+
+def test_an_unreachable_cluster_is_named_first_in_the_pass_error() -> None:
+    from reconciler.reconcile.pass_ import _naming_cluster
+
+    error = "ConfigMap/ns/x: Unreachable: API server https://127.0.0.1:2: connection refused"
+    assert _naming_cluster("beta", error) == f"cluster beta unreachable: {error}"
+    assert _naming_cluster("beta", "ConfigMap/ns/x: Invalid: bad") == "ConfigMap/ns/x: Invalid: bad"
+    assert _naming_cluster("", error) == error
+
+
+class _EventSink(KubeClient):
+    """A stand-in client that keeps the Events posted to it."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        super().__init__(kubeconfig)
+        self.posted: list[dict[str, Any]] = []
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:  # type: ignore[override]
+        return None
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:  # type: ignore[override]
+        self.posted.append(kw["body"])
+        return kw["body"]
+
+
+def test_events_are_written_in_the_objects_own_cluster(kubeconfig: Path) -> None:
+    from reconciler.observe.events import EventRecorder
+
+    alpha, beta = _EventSink(kubeconfig), _EventSink(kubeconfig)
+    recorder = EventRecorder(alpha, clients=lambda label: {"alpha": alpha, "beta": beta}.get(label))
+    ref = ObjectRef(kind="ConfigMap", namespace="ns", name="x")
+    try:
+        assert recorder.record(ref, reason="Applied", note="n", cluster="beta") is not None
+        assert recorder.record(ref, reason="Applied", note="n") is not None  # no cluster: the default
+        assert recorder.record(ref, reason="Applied", note="n", cluster="gamma") is None  # never elsewhere
+        assert (len(alpha.posted), len(beta.posted), recorder.dropped) == (1, 1, 1)
+    finally:
+        recorder.close()
+        alpha.close()
+        beta.close()
