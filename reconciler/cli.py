@@ -462,6 +462,8 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
         f"({result.trigger}, {result.duration:.2f} s): {done}",
         highlight=False,
     )
+    if result.cluster:
+        console.print(f"  cluster {escape(result.cluster)}", highlight=False)
     if result.error:
         console.print(f"  [red]{escape(result.error)}[/]", highlight=False)
     for base in result.remote_bases:
@@ -662,7 +664,7 @@ def _once(settings: Any, *, wait: bool = True) -> int:
             refs = [c.ref for c in result.changes.entries if c.action is not Action.DELETED]
             with spinner(err, f"waiting for {name}'s health (up to {envs[name].health.timeout:.0f} s) …"):
                 result.health = wait_for_health(
-                    ctx.client,
+                    ctx.client_for(envs[name]),
                     refs,
                     timeout=envs[name].health.timeout,
                     no_controller_after=envs[name].health.no_controller_after,
@@ -764,9 +766,15 @@ def _daemon(
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
         daemon.is_leader = None if lease is not None else True
-        observer = Observer(
-            recorder=EventRecorder(KubeClient(settings.kubeconfig, settings.context), close_client=True)
-        )
+        events_client = KubeClient(settings.kubeconfig, settings.context)
+
+        def event_client(label: str) -> Any:
+            """Events of an environment go to its own target cluster (the daemon's client of it)."""
+            if label == daemon.targets.default_target.label:
+                return events_client
+            return daemon.targets.opened().get(label)
+
+        observer = Observer(recorder=EventRecorder(events_client, close_client=True, clients=event_client))
         observer.attach(daemon, daemon.source)
         runner = None
         if http:

@@ -285,7 +285,16 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
     from rich.text import Text
 
     table = Table(show_edge=False, pad_edge=False, box=None)
-    for col in ("environment", "revision", "sync", "health", "objects", "last pass"):
+    many = len({e.cluster for e in envs}) > 1  # the cluster column only when environments use several
+    for col in (
+        "environment",
+        *(("cluster",) if many else ()),
+        "revision",
+        "sync",
+        "health",
+        "objects",
+        "last pass",
+    ):
         table.add_column(col)
     for e in envs:
         counts = ", ".join(f"{n} {s}" for s, n in e.health_counts.items())
@@ -305,6 +314,7 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
             sync.append(f" Suspended (by {e.suspended_by}{why})", style="bold red")
         table.add_row(
             Text(e.name, style="bold"),
+            *((e.cluster or "-",) if many else ()),
             short_revision(e.revision) or "-",
             sync,
             health,
@@ -410,6 +420,9 @@ def _status_from_cluster(
     context: str | None,
     health: bool,
 ) -> list[EnvSummary]:
+    """Status read from the clusters: with ``repo``, each environment's from its own target cluster
+    (``context`` / ``cluster.secretRef`` of its file; a cluster that cannot be read gives its environments
+    an error, not the others); without, every inventory of the one cluster ``kubeconfig``/``context``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -420,10 +433,13 @@ def _status_from_cluster(
     )
 
     from reconciler.cluster.client import KubeClient
-    from reconciler.observe.status import NOT_PROBED
+    from reconciler.cluster.targets import ClusterTargets, Target
+    from reconciler.model import Environment
+    from reconciler.observe.status import NOT_PROBED, EnvSummary
 
     head = ""
     repo_envs: list[str] = []
+    defined: dict[str, Environment] = {}
     if repo:
         from reconciler.paths import default_cache_dir
         from reconciler.reconcile import load_environments
@@ -433,23 +449,51 @@ def _status_from_cluster(
             source = GitSource(repo, branch, default_cache_dir())
             rev = source.fetch()
             invalid: dict[str, str] = {}  # an invalid file is still an environment: its state is shown
-            repo_envs = sorted({*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid})
+            defined = load_environments(source.snapshot(rev).root, invalid=invalid)
+            repo_envs = sorted({*defined, *invalid})
         head = str(rev)
     client = KubeClient(kubeconfig, context)
+    targets = ClusterTargets(client)
     probes, note = _probe_service(client) if health else (None, NOT_PROBED)
+    # environments by target cluster; the default cluster also shows inventories Git does not define
+    groups: dict[Target, list[str]] = {targets.default_target: []}
+    for name in repo_envs:
+        groups.setdefault(targets.target_of(defined.get(name)), []).append(name)
 
     def read(progress: Progress | None = None) -> list[EnvSummary]:
-        return cluster_status(
-            client,
-            envs=env,
-            head=head,
-            repo_envs=repo_envs,
-            with_health=health,
-            progress=progress,
-            protocols=health,
-            probes=probes,
-            probe_note=note,
-        )
+        out: list[EnvSummary] = []
+        default = targets.default_target
+        elsewhere = {n for t, names in groups.items() if t != default for n in names}
+        for target, names in groups.items():
+            if target == default:  # every inventory there, but not of environments that moved elsewhere
+                selected = [n for n in env if n not in elsewhere] if env else None
+            else:
+                selected = [n for n in names if not env or n in env]
+            if selected is not None and not selected:
+                continue
+            try:
+                rows = cluster_status(
+                    targets.client_of(target),
+                    envs=selected,
+                    head=head,
+                    repo_envs=names,
+                    with_health=health,
+                    progress=progress,
+                    protocols=health,
+                    probes=probes,
+                    probe_note=note,
+                )
+            except ReconcilerError as exc:
+                if not repo:  # the one cluster asked for: the command fails
+                    raise
+                shown = selected if selected is not None else names
+                rows = [EnvSummary(name=n, error=f"cluster {target.label}: {exc}") for n in shown]
+            out += [
+                r.model_copy(update={"cluster": target.label})
+                for r in rows
+                if target != default or r.name not in elsewhere
+            ]
+        return sorted(out, key=lambda e: e.name)
 
     try:
         if err.is_terminal:
@@ -464,6 +508,7 @@ def _status_from_cluster(
                 return read(progress)
         return read()
     finally:
+        targets.close()
         client.close()
 
 
@@ -527,10 +572,11 @@ def pending_change(
             param_hint="ENV",
         )
     client = KubeClient(kubeconfig, context)
+    ctx = PassContext(source=source, client=client)  # the environment's own target cluster
     try:
-        ctx = PassContext(source=source, client=client)
         result = run_pass(ctx, env, revision=rev, trigger="cli-diff", dry_run=True, with_health=False)
     finally:
+        ctx.clusters.close()
         client.close()
     return pending_from_result(result, time.time())
 

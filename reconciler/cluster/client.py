@@ -35,6 +35,8 @@ from reconciler.cluster.retry import (
 from reconciler.errors import KubeError, NotFoundError, ServerError, kube_error
 from reconciler.model import ObjectRef
 
+#: The ``reason`` of a :class:`ServerError` for an API server that could not be reached (status 0).
+UNREACHABLE = "Unreachable"
 WRITE_VERBS = frozenset({"apply", "create", "update", "patch", "delete"})
 # urllib3 itself only re-opens connections that failed before the request was sent; every retry after an
 # answer (429, 5xx, Retry-After) is :func:`reconciler.cluster.retry.call_with_retry`'s, counted in ``calls``.
@@ -82,6 +84,8 @@ class KubeClient:
         timeout: per-request timeout in seconds (watches use their own).
         retry: how :meth:`request` retries throttled (429) and server errors (5xx, unreachable), see
             :mod:`reconciler.cluster.retry`; ``None`` disables retries.
+        config_data: a kubeconfig already parsed (e.g. read from a Secret), used instead of a file;
+            ``context`` then names one of its contexts.
 
     Raises:
         KubeError: from the constructor when the kubeconfig cannot be loaded.
@@ -93,9 +97,12 @@ class KubeClient:
         context: str | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = DEFAULT_POLICY,
+        *,
+        config_data: dict[str, Any] | None = None,
     ):
         self._kubeconfig = kubeconfig
         self._context = context
+        self._config_data = config_data
         self._config_stamp = _file_stamp(kubeconfig)
         cfg = self._load_config()
         self.host: str = cfg.host
@@ -106,6 +113,26 @@ class KubeClient:
         self._retry = retry
         self.calls: Counter[str] = Counter()
 
+    @property
+    def kubeconfig(self) -> Path | None:
+        """The kubeconfig file this client was made from (``None``: the default file, or in-cluster)."""
+        return self._kubeconfig
+
+    @property
+    def context(self) -> str | None:
+        """The kubeconfig context asked for (``None``: the current one)."""
+        return self._context
+
+    @property
+    def timeout(self) -> float:
+        """The per-request timeout in seconds."""
+        return self._timeout
+
+    @property
+    def retry(self) -> RetryPolicy | None:
+        """The retry policy of :meth:`request`."""
+        return self._retry
+
     def _load_config(self) -> k8s_client.Configuration:
         """The client configuration from the kubeconfig (or the pod's service account).
 
@@ -115,7 +142,11 @@ class KubeClient:
         cfg = k8s_client.Configuration()
         kubeconfig = self._kubeconfig
         try:
-            if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
+            if self._config_data is not None:
+                k8s_config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+                    self._config_data, context=self._context, client_configuration=cfg
+                )
+            elif kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
                 k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
             else:
                 k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -234,7 +265,7 @@ class KubeClient:
         except ApiException as exc:
             raise self._error(obj or path, exc.status, exc.reason, exc.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ServerError(obj or path, 0, "Unreachable", f"API server {self.host}: {exc}") from None
+            raise ServerError(obj or path, 0, UNREACHABLE, f"API server {self.host}: {exc}") from None
         if resp.status >= 300:
             err = self._error(obj or path, resp.status, resp.reason, data)
             raise set_retry_after(err, retry_after_from_response(resp.headers, _decoded(data)))
@@ -487,7 +518,7 @@ class KubeClient:
             resp = self._send("GET", url, {"Accept": "application/json"}, None, (10, timeout_seconds + 30))
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.reload_if_changed()
-            raise ServerError(kind, 0, "Unreachable", str(exc)) from None
+            raise ServerError(kind, 0, UNREACHABLE, str(exc)) from None
         if resp.status >= 300:
             raise self._error(kind, resp.status, resp.reason, resp.read())
         buf = b""

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from reconciler.model.health import ToolContractPolicy, UnverifiedPolicy
 from reconciler.model.imagepolicy import ImagePolicy
@@ -307,6 +307,42 @@ class NotificationTarget(BaseModel):
         return value
 
 
+class KubeconfigSecretRef(BaseModel):
+    """A Secret holding a kubeconfig of the target cluster (the convention of Flux's
+    ``spec.kubeConfig.secretRef``): read through the daemon's own cluster client, its current context used."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(description="the Secret's name")
+    namespace: str | None = Field(
+        default=None,
+        description="the Secret's namespace (default: reconciler-system, where the daemon keeps inventories)",
+    )
+    key: str = Field(default="value", description="the data key holding the kubeconfig (YAML)")
+
+    @field_validator("name", "namespace")
+    @classmethod
+    def _dns(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not re.match(r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", value) or len(value) > 253
+        ):
+            raise ValueError(f"{value!r} is not a valid Kubernetes object name")
+        return value
+
+
+class ClusterSpec(BaseModel):
+    """The target cluster given by something else than a kubeconfig context."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    secret_ref: KubeconfigSecretRef | None = Field(
+        default=None,
+        alias="secretRef",
+        description="a Secret (in the daemon's own cluster) whose key holds a kubeconfig of the target "
+        "cluster",
+    )
+
+
 class Environment(BaseModel):
     """One deployment environment: where it runs and how it is kept in sync.
 
@@ -320,7 +356,17 @@ class Environment(BaseModel):
         description="path of the environment's kustomization, relative to the repository root"
     )
     namespace: str | None = Field(default=None, description="default namespace for namespaced objects")
-    context: str | None = Field(default=None, description="kubeconfig context of the target cluster")
+    context: str | None = Field(
+        default=None,
+        description="kubeconfig context of the target cluster, one of the daemon's kubeconfig "
+        "(--kubeconfig); unset: the daemon's own cluster (its --context, or the current context, or "
+        "in-cluster)",
+    )
+    cluster: ClusterSpec | None = Field(
+        default=None,
+        description="the target cluster by a kubeconfig Secret (cluster.secretRef), for a daemon running "
+        "in a cluster; not together with context",
+    )
     sync: SyncPolicy = Field(default_factory=SyncPolicy)
     health: HealthGate = Field(default_factory=HealthGate)
     promotion: PromotionPolicy = Field(default_factory=PromotionPolicy)
@@ -378,6 +424,22 @@ class Environment(BaseModel):
             if r.app in seen:
                 raise ValueError(f"rollouts[{i}]: app {r.app!r} has a rollout already")
             seen.add(r.app)
+        return value
+
+    @field_validator("context")
+    @classmethod
+    def _context_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("context must not be empty (leave it out for the daemon's own cluster)")
+        return value
+
+    @field_validator("cluster")
+    @classmethod
+    def _one_target(cls, value: ClusterSpec | None, info: ValidationInfo) -> ClusterSpec | None:
+        if value is not None and value.secret_ref is not None and info.data.get("context"):
+            raise ValueError(
+                "context and cluster.secretRef both name the target cluster: keep only one of them"
+            )
         return value
 
     @field_validator("name")

@@ -122,6 +122,12 @@ class PassResult(BaseModel):
         "resolved to, the SHA-256 of each file fetched over HTTP): with the revision, what reproduces the "
         "pass",
     )
+    cluster: str = Field(
+        default="",
+        description="the target cluster the pass read and wrote: a kubeconfig context's name, "
+        "secret:<namespace>/<name> (a kubeconfig Secret), in-cluster, or default ('' when the pass failed "
+        "before it knew)",
+    )
     verified_by: str = Field(
         default="",
         description="'watch' for a poll answered from the drift watches' live copies without asking the "

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,7 @@ class DriftEvent(BaseModel):
 
     environment: str
     object: str = Field(description="Kind/namespace/name")
+    cluster: str = Field(default="", description="the target cluster the object lives in (its label)")
     paths: list[str] = Field(default_factory=list)
     fields: list[DriftField] = Field(default_factory=list)
     mode: str = "correct"
@@ -200,10 +202,22 @@ class EventRecorder:
         client: a client of its own is best (its call counters then count only events).
         instance: ``reportingInstance``; default ``<hostname>-<pid>``.
         close_client: close ``client`` in :meth:`close`.
+        clients: the client of a target cluster by its label (``PassResult.cluster``,
+            ``DriftEvent.cluster``), so each Event is written in the cluster its object lives in; ``None``
+            from it drops the Event (never written to another cluster). Without it every Event goes
+            through ``client``.
     """
 
-    def __init__(self, client: KubeClient, *, instance: str = "", close_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        instance: str = "",
+        close_client: bool = False,
+        clients: Callable[[str], KubeClient | None] | None = None,
+    ) -> None:
         self.client = client
+        self.clients = clients
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self.close_client = close_client
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k8s-events")
@@ -222,6 +236,7 @@ class EventRecorder:
         type_: str = "Normal",
         action: str = "Apply",
         lookup_uid: bool = True,
+        cluster: str = "",
     ) -> dict[str, Any] | None:
         """Write one Event now (blocking); returns the stored Event, ``None`` when it failed.
 
@@ -230,11 +245,17 @@ class EventRecorder:
             reason, note, type_, action: see :func:`event_manifest`.
             lookup_uid: read the object first for its uid and resourceVersion (one GET), so that
                 ``kubectl describe`` lists the event.
+            cluster: the label of the object's target cluster ("": ``client``'s).
         """
+        client = self.client if not cluster or self.clients is None else self.clients(cluster)
+        if client is None:
+            with self._lock:
+                self.dropped += 1
+            return None
         uid = rv = ""
         if lookup_uid:
             try:
-                live = self.client.get(ref)
+                live = client.get(ref)
             except KubeError:
                 live = None
             meta = (live or {}).get("metadata") or {}
@@ -251,7 +272,7 @@ class EventRecorder:
         )
         ns = body["metadata"]["namespace"]
         try:
-            stored: dict[str, Any] = self.client.request(
+            stored: dict[str, Any] = client.request(
                 "POST",
                 f"/apis/events.k8s.io/v1/namespaces/{ns}/events",
                 body=body,
@@ -268,7 +289,14 @@ class EventRecorder:
         return stored
 
     def submit(
-        self, ref: ObjectRef, *, reason: str, note: str, type_: str = "Normal", action: str = "Apply"
+        self,
+        ref: ObjectRef,
+        *,
+        reason: str,
+        note: str,
+        type_: str = "Normal",
+        action: str = "Apply",
+        cluster: str = "",
     ) -> Future[dict[str, Any] | None] | None:
         """Queue one Event for the background thread; ``None`` when the queue is full (dropped)."""
         with self._lock:
@@ -279,7 +307,7 @@ class EventRecorder:
 
         def run() -> dict[str, Any] | None:
             try:
-                return self.record(ref, reason=reason, note=note, type_=type_, action=action)
+                return self.record(ref, reason=reason, note=note, type_=type_, action=action, cluster=cluster)
             finally:
                 with self._lock:
                     self._pending -= 1
@@ -290,7 +318,7 @@ class EventRecorder:
         """Queue the events of a finished pass (see :func:`pass_events`)."""
         futures = []
         for ref, type_, reason, action, note in pass_events(result):
-            f = self.submit(ref, reason=reason, note=note, type_=type_, action=action)
+            f = self.submit(ref, reason=reason, note=note, type_=type_, action=action, cluster=result.cluster)
             if f is not None:
                 futures.append(f)
         return futures
@@ -309,7 +337,7 @@ class EventRecorder:
         if ref is None:
             return None
         type_, reason, action, note = drift_note(event)
-        return self.submit(ref, reason=reason, note=note, type_=type_, action=action)
+        return self.submit(ref, reason=reason, note=note, type_=type_, action=action, cluster=event.cluster)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (waiting up to ``timeout`` seconds in all), then stop the thread."""

@@ -178,6 +178,11 @@ class EnvSummary(BaseModel):
     """One environment on the overview."""
 
     name: str
+    cluster: str = Field(
+        default="",
+        description="the target cluster: a kubeconfig context's name, secret:<namespace>/<name>, in-cluster "
+        "or default",
+    )
     revision: str = Field(default="", description="the revision last applied completely")
     sync: SyncState = SyncState.UNKNOWN
     attempted: str = Field(default="", description="the revision of the last pass when it failed")
@@ -284,6 +289,7 @@ def summarize_env(
     drift: Sequence[DriftEvent] = (),
     gate: str = "",
     protocols: ProtocolReport | None = None,
+    cluster: str = "",
 ) -> EnvSummary:
     """The overview row of one environment.
 
@@ -292,6 +298,7 @@ def summarize_env(
         applied: the last pass that succeeded (default: ``last`` when it succeeded).
         gate: the last health gate's result (``passed`` or ``failed: <outcome>``; "" when none ran).
         protocols: the protocol health the daemon last read (``None``: not read).
+        cluster: the target cluster's name (:attr:`reconciler.cluster.targets.Target.label`).
     """
     if applied is None and last is not None and last.ok:
         applied = last
@@ -299,6 +306,7 @@ def summarize_env(
     v = verdict(health)
     return EnvSummary(
         name=name,
+        cluster=cluster,
         revision=applied.revision if applied else "",
         attempted=last.revision if last and not last.ok else "",
         sync=sync_state(

@@ -17,6 +17,7 @@ scopes and the CRDs in the rendered set (the pass asks the API server).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from reconciler.cluster.client import KubeClient
+from reconciler.cluster.targets import ClusterTargets
 from reconciler.errors import ReconcilerError
 from reconciler.model import Environment, PolicyFinding, Revision
 from reconciler.model.policy import Severity
@@ -203,6 +205,8 @@ def check_change(
         names = [n for n in names if n in only]
     report = CheckReport(base=revs[base].sha, head=revs[head].sha)
     evaluator = PolicyEvaluator()
+    # each environment's own target cluster (its context or cluster.secretRef), closed at the end
+    targets = ClusterTargets(client) if client is not None else None
     for name in names:
         if name in head_bad:
             report.environments.append(EnvCheck(environment=name, ok=False, error=head_bad[name]))
@@ -232,12 +236,16 @@ def check_change(
         if error:
             check.refused_by = "render"
         if check.ok:
-            judge(check, evaluator, snaps[head], env, head_objects, client)
+            env_client = client
+            if targets is not None:  # discovery (which kinds are namespaced) on the environment's cluster
+                with contextlib.suppress(ReconcilerError):  # an unknown context: the dry-run reports it
+                    env_client = targets.client_for(env)
+            judge(check, evaluator, snaps[head], env, head_objects, env_client)
             if not check.ok:
                 check.refused_by = "policy"
         if check.ok and client is not None:
             # the probe service as the daemon configures it ($RECONCILER_PROBE_*): the tool-contract gate
-            ctx = PassContext(source=sources[head], client=client, policy=evaluator)
+            ctx = PassContext(source=sources[head], client=client, policy=evaluator, targets=targets)
             result = run_pass(
                 ctx, name, revision=revs[head], trigger="check", dry_run=True, with_health=False
             )
@@ -246,4 +254,6 @@ def check_change(
                 check.ok, check.error = False, result.error
                 check.refused_by = refusing_layer(result.error, blocked=result.blocked)
         report.environments.append(check)
+    if targets is not None:
+        targets.close()
     return report

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cluster import ownership
-from reconciler.cluster.client import KubeClient
+from reconciler.cluster.client import UNREACHABLE, KubeClient
 from reconciler.cluster.health import McpProbe, judge
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.cluster.manager import (
@@ -29,6 +29,7 @@ from reconciler.cluster.manager import (
     prepare,
     stale_entries,
 )
+from reconciler.cluster.targets import ClusterTargets, Target
 from reconciler.errors import ConfigError, KubeError, NotFoundError, ReconcilerError
 from reconciler.failpoints import failpoint
 from reconciler.model import (
@@ -74,6 +75,8 @@ class PassContext:
     probes: ProbeService | None = field(default_factory=service_from_env)
 
     def __post_init__(self) -> None:
+        if self.targets is None:
+            self.targets = ClusterTargets(self.client)
         if self.probes is not None and self.probes.secrets is None:
             client = self.client
 
@@ -91,6 +94,27 @@ class PassContext:
     prometheus_url: str | None = None
     #: the environments' Rego policies, evaluated by OPA before any write (reconciler.policy)
     policy: PolicyEvaluator = field(default_factory=PolicyEvaluator)
+
+    #: each environment's target cluster (reconciler.cluster.targets); default: made from ``client`` (the
+    #: daemon's own cluster, whose kubeconfig file also holds the contexts environments may name)
+    targets: ClusterTargets | None = None
+    #: the target cluster of each environment's ``last_desired``
+    last_target: dict[str, Target] = field(default_factory=dict)
+
+    @property
+    def clusters(self) -> ClusterTargets:
+        """The target clusters' registry (made in ``__post_init__`` when not given)."""
+        assert self.targets is not None
+        return self.targets
+
+    def client_for(self, env: Environment | None) -> KubeClient:
+        """The client of ``env``'s target cluster (:meth:`ClusterTargets.client_for`).
+
+        Raises:
+            ConfigError: an unknown context or an unusable kubeconfig Secret.
+            KubeError: the kubeconfig Secret cannot be read.
+        """
+        return self.clusters.client_for(env)
 
     @property
     def mcp_probe(self) -> ProbeService | None:
@@ -239,6 +263,9 @@ def run_pass(
         snapshot = ctx.source.snapshot(rev)
         snapshot_root = str(snapshot.root)
         env = _env_file(snapshot, env_name)
+        target = ctx.clusters.target_of(env)
+        result.cluster = target.label
+        client = ctx.clusters.client_of(target, env_name)
         remote = remote_options(env, ctx.source.cache_dir)
         objects = render_environment(
             env,
@@ -248,7 +275,7 @@ def run_pass(
             remote=remote,
         )
         result.remote_bases = list(remote.used)  # what reproduces this render: commits and digests
-        default_namespaces(ctx.client, env, objects)
+        default_namespaces(client, env, objects)
         # Policies judge the rendered objects before anything is written, rollout state included: a
         # deny blocks the pass, an evaluation that fails (syntax, timeout, runtime error) fails it.
         judged = ctx.policy.check(snapshot.root, env, objects)
@@ -261,7 +288,7 @@ def run_pass(
                 return _finish(result, snapshot_root, t0)
         if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
             laid = lay_over(
-                ctx.client,
+                client,
                 ctx.source.url,
                 env,
                 objects,
@@ -275,12 +302,12 @@ def run_pass(
             ctx.rollouts.pop(env_name, None)
         desired = prepare(objects, env.sync.ignore)
         failpoint("render")
-        store = InventoryStore(ctx.client, source=ctx.source.url)
+        store = InventoryStore(client, source=ctx.source.url)
         inventory = store.load(env_name)
-        manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
+        manager = ResourceManager(client, sync_cache=ctx.sync_cache)
         # Guards run before the first write: a pass they stop writes nothing and is Blocked, so the
         # revision is never half applied and never recorded as applied.
-        held = ownership.holders(ownership.other_inventories(ctx.client, env_name, ctx.source.url))
+        held = ownership.holders(ownership.other_inventories(client, env_name, ctx.source.url))
         found = ownership.conflicts(
             ((d.ref, d.obj) for d in desired), manager.live_index(d.ref for d in desired), held
         )
@@ -365,9 +392,10 @@ def run_pass(
             )
             failpoint("record")
             ctx.last_desired[env_name] = desired
+            ctx.last_target[env_name] = target
         if with_health and not dry_run:
             result.health = assess_health(
-                ctx.client,
+                client,
                 [d.ref for d in desired],
                 no_controller_after=env.health.no_controller_after,
                 probe=ctx.mcp_probe,
@@ -382,6 +410,7 @@ def run_pass(
         result.changes = exc.changes if exc.changes.entries else result.changes
     except (ReconcilerError, RenderError, PlanError) as exc:
         result.error = str(exc)
+    result.error = _naming_cluster(result.cluster, result.error)
     return _finish(result, snapshot_root, t0)
 
 
@@ -391,7 +420,7 @@ def contract_before_apply(
     """The tool contract of the desired Agents against their servers' current tool lists
     (:func:`reconciler.reconcile.toolgate.apply_check`)."""
     assert ctx.probes is not None
-    client = ctx.client
+    client = ctx.client_for(env)
     refs = {(d.ref.kind, d.ref.namespace, d.ref.name): str(d.ref) for d in desired}
 
     def live(server: ServerRef) -> dict[str, Any] | None:
@@ -418,6 +447,15 @@ def contract_before_apply(
         refs=refs,
         live=live,
     )
+
+
+def _naming_cluster(cluster: str, error: str) -> str:
+    """A pass's error naming its target cluster first when the cluster could not be reached (an API call
+    failed with :class:`~reconciler.errors.ServerError` reason ``Unreachable``, directly or inside an
+    apply or prune failure)."""
+    if cluster and f": {UNREACHABLE}: " in error and not error.startswith("cluster "):
+        return f"cluster {cluster} unreachable: {error}"
+    return error
 
 
 def wanted(desired: list[Desired]) -> set[tuple[str, str, str, str]]:

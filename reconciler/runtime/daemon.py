@@ -3,7 +3,9 @@
 Triggers (poll timers, watchdog on a local repository, NATS messages on ``reconciler.git.push.>`` and
 ``reconciler.reconcile.request.<env>``, drift seen by watches) are coalesced per environment: at most one
 pass runs and at most one is pending. Passes run in a worker thread (they do blocking I/O); results are
-published on ``reconciler.result.<env>``. Watches (one per managed kind, not per object) compare each
+published on ``reconciler.result.<env>``. Each environment has a target cluster (its ``context`` or
+``cluster.secretRef``; :mod:`reconciler.cluster.targets`) with its own client, inventory and watches.
+Watches (one per managed kind and target cluster, not per object) compare each
 changed managed object with its desired state and correct drift directly (``drift: correct``) or only
 report it (``drift: warn``), publishing ``reconciler.drift.<env>`` with the differing paths (never values).
 """
@@ -41,6 +43,7 @@ from reconciler.cluster.client import KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore, public_source
 from reconciler.cluster.manager import FIELD_MANAGER, Desired, ResourceManager, sendable
+from reconciler.cluster.targets import Target
 from reconciler.errors import ConfigError, KubeError, ReconcilerError, SourceError
 from reconciler.failpoints import failpoint
 from reconciler.model import (
@@ -94,6 +97,8 @@ CONSUMER_INACTIVE_THRESHOLD = 7 * 24 * 3600.0
 POLL_FETCH_TTL = 5.0
 #: Seconds after which a poll makes a full pass even when the drift watches vouch for the live state.
 FULL_RESYNC = 600.0
+#: A drift-watch key: the target cluster's id (reconciler.cluster.targets.Target.id) and the object's key
+_CKey = tuple[str, tuple[str, str, str, str]]
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
 _SOURCE_RETRYABLE = (SourceError, ConfigError, OSError)
 
@@ -119,7 +124,7 @@ class _EnvState:
     last: PassResult | None = None
     applied: PassResult | None = None  # the last pass that succeeded
     # live objects the drift watches saw change while a pass ran, checked again after it (by key)
-    missed: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
+    missed: dict[_CKey, dict[str, Any]] = field(default_factory=dict)
     full_at: float = 0.0  # monotonic time of the last full pass that succeeded
     # monotonic time at which the fetch behind this environment's last pass started: a poll may share
     # another poll's fetch only when that fetch started later (else it could apply an older head)
@@ -155,14 +160,16 @@ class Daemon:
         self.source = GitSource(settings.repo, settings.branch, settings.cache_dir)
         self.client = KubeClient(settings.kubeconfig, settings.context)
         self.ctx = PassContext(source=self.source, client=self.client, prometheus_url=settings.prometheus_url)
+        self.targets = self.ctx.clusters  # one client per target cluster (reconciler.cluster.targets)
         self.bus: Bus | None = None
         self.envs: dict[str, _EnvState] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._stopping = threading.Event()
-        self._watchers: dict[tuple[str, str, str], threading.Thread] = {}
-        self._index: dict[tuple[str, str, str, str], tuple[str, Desired]] = {}
+        # drift watches: one per (target cluster, kind); the index maps (cluster, object) to its environment
+        self._watchers: dict[tuple[str, tuple[str, str, str]], threading.Thread] = {}
+        self._index: dict[_CKey, tuple[str, Desired]] = {}
         self._index_lock = threading.Lock()
         self._repo_watcher: RepoWatcher | None = None
         self.drift_events: list[dict[str, Any]] = []
@@ -185,8 +192,8 @@ class Daemon:
         self._fetch_lock = asyncio.Lock()
         # the drift watches' view: live objects of desired keys, and the kinds whose watch is listed and
         # running (a kind leaves the set while its watch is broken)
-        self._live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        self._watching: set[tuple[str, str, str]] = set()
+        self._live: dict[_CKey, dict[str, Any]] = {}
+        self._watching: set[tuple[str, tuple[str, str, str]]] = set()
         self._envs_at = ""  # the commit whose envs/ the set of environments follows
         self._envs_started = 0.0  # when the pass that read it started (UNIX seconds)
         self.removed: dict[str, dict[str, Any]] = {}  # environments whose file a commit removed
@@ -201,7 +208,16 @@ class Daemon:
             self.auto if settings.promotion_records else None,
             settings.prometheus_url,
             probes=self.ctx.probes,
+            targets=self.targets,
         )
+
+    def _target(self, env_name: str) -> Target:
+        """The target cluster of ``env_name``'s last desired set (of its file when no pass applied one)."""
+        target = self.ctx.last_target.get(env_name)
+        if target is None:
+            state = self.envs.get(env_name)
+            target = self.targets.target_of(state.env if state is not None else None)
+        return target
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -323,12 +339,14 @@ class Daemon:
                 del self._index[key]
                 self._live.pop(key, None)
         self.ctx.last_desired.pop(state.name, None)
-        store = InventoryStore(self.client, source=self.source.url)
+        target = self.ctx.last_target.pop(state.name, None) or self.targets.target_of(state.env)
         policy = state.env.deletion_policy if state.env is not None else "orphan"
         try:
+            client = await asyncio.to_thread(self.targets.client_of, target, state.name)
+            store = InventoryStore(client, source=self.source.url)
             inventory = await asyncio.to_thread(store.load, state.name)
             if policy == "delete":
-                manager = ResourceManager(self.client, sync_cache=self.ctx.sync_cache)
+                manager = ResourceManager(client, sync_cache=self.ctx.sync_cache)
                 pruned, keep = await asyncio.to_thread(manager.prune, inventory, [], allow_mass_prune=True)
                 if keep:
                     await asyncio.to_thread(
@@ -358,7 +376,7 @@ class Daemon:
                     sha[:7],
                     len(inventory.entries),
                 )
-        except KubeError as exc:
+        except (KubeError, ConfigError) as exc:
             log.warning(
                 "environment %s removed at %s: its inventory could not be read: %s", state.name, sha[:7], exc
             )
@@ -553,6 +571,7 @@ class Daemon:
         self._tasks.clear()
         if self.bus is not None:
             await self.bus.close()
+        self.targets.close()
         self.client.close()
 
     async def run_forever(self) -> None:
@@ -636,7 +655,7 @@ class Daemon:
             self._after_pass(state, result)
             await asyncio.to_thread(self._read_protocols, state)
             if missed:  # a change during the pass may postdate what it read: look at the objects again
-                self._spawn(self._recheck(missed))
+                self._spawn(self._recheck(state.name, missed))
             for w in waiters:
                 if not w.done():
                     w.set_result(result)
@@ -731,13 +750,14 @@ class Daemon:
         """Replace the desired copies of ``objects`` in ``env``'s last desired set and the drift index, so
         drift correction keeps what a rollout just wrote."""
         by_key = {ref_of(o).key: o for o in objects}
+        cid = self._target(env).id
         with self._index_lock:
             desired = self.ctx.last_desired.get(env) or []
             for i, d in enumerate(desired):
                 if d.key in by_key:
                     desired[i] = Desired(d.ref, by_key[d.key], d.ignore)
-                    if self._index.get(d.key, ("", None))[0] == env:
-                        self._index[d.key] = (env, desired[i])
+                    if self._index.get((cid, d.key), ("", None))[0] == env:
+                        self._index[(cid, d.key)] = (env, desired[i])
 
     async def _pass(self, state: _EnvState, reason: str) -> PassResult:
         """One pass of ``state``'s environment for ``reason``.
@@ -807,11 +827,12 @@ class Daemon:
         if desired is None or state.env is None:
             return None
         started, t0 = time.time(), time.monotonic()
+        target = self._target(state.name)
         with self._index_lock:
             if state.missed:
                 return None
-            live = {d.key: self._live.get(d.key) for d in desired}
-            watching = set(self._watching)
+            live = {d.key: self._live.get((target.id, d.key)) for d in desired}
+            watching = {gvk for cid, gvk in self._watching if cid == target.id}
         changes = ChangeSet()
         for d in desired:
             obj = live[d.key]
@@ -829,8 +850,8 @@ class Daemon:
             if cached is not None:
                 return cached
             try:
-                return self.client.get(ref)
-            except KubeError:
+                return self.targets.client_of(target, state.name).get(ref)
+            except (KubeError, ConfigError):
                 return None
 
         health = {
@@ -866,7 +887,7 @@ class Daemon:
                 if stopping.is_set():
                     raise ReconcilerError("daemon stopping")
                 health = wait_for_health(
-                    self.client,
+                    self.ctx.client_for(env),
                     refs,
                     timeout=min(1.0, max(0.0, deadline - time.monotonic())),
                     no_controller_after=env.health.no_controller_after,
@@ -928,26 +949,30 @@ class Daemon:
         desired = self.ctx.last_desired.get(state.name)
         if desired is None:
             return
-        keys = {d.key for d in desired}
+        target = self._target(state.name)
+        keys = {(target.id, d.key) for d in desired}
         with self._index_lock:
             for key in [k for k, (e, _) in self._index.items() if e == state.name]:
                 del self._index[key]
                 if key not in keys:  # the watches' copies of objects still desired stay valid
                     self._live.pop(key, None)
             for d in desired:
-                self._index[d.key] = (state.name, d)
+                self._index[(target.id, d.key)] = (state.name, d)
         if self.settings.drift_watch:
             with self._index_lock:
-                missing = [d.ref for d in desired if d.key not in self._live]
+                missing = [d.ref for d in desired if (target.id, d.key) not in self._live]
             if missing:  # created by this pass before they were indexed: read them once, like a relist
-                self._spawn(asyncio.to_thread(self._prime, missing))
+                self._spawn(asyncio.to_thread(self._prime, target, missing))
             for d in desired:
                 gvk = (d.ref.group, d.ref.version, d.ref.kind)
-                if gvk not in self._watchers:
+                if (target.id, gvk) not in self._watchers:
                     t = threading.Thread(
-                        target=self._watch_kind, args=(gvk,), daemon=True, name=f"watch-{d.ref.kind}"
+                        target=self._watch_kind,
+                        args=(target, gvk),
+                        daemon=True,
+                        name=f"watch-{target.label}-{d.ref.kind}",
                     )
-                    self._watchers[gvk] = t
+                    self._watchers[(target.id, gvk)] = t
                     t.start()
 
     def _read_protocols(self, state: _EnvState) -> None:
@@ -1051,53 +1076,68 @@ class Daemon:
 
     # -- drift watches ----------------------------------------------------------------------------
 
-    def _watch_kind(self, gvk: tuple[str, str, str]) -> None:
+    def _watch_kind(self, target: Target, gvk: tuple[str, str, str]) -> None:
+        """Watch one kind in one target cluster until the daemon stops (relisting after every break; a
+        cluster that is down is tried again every second)."""
         group, version, kind = gvk
-        client = KubeClient(self.settings.kubeconfig, self.settings.context)
+        cid = target.id
+        client: KubeClient | None = None
+        while client is None and not self._stopping.is_set():
+            try:
+                client = self.targets.open(target)
+            except (KubeError, ConfigError) as exc:
+                log.warning("watch of %s in cluster %s cannot start: %s", kind, target.label, exc)
+                time.sleep(1.0)
+        if client is None:
+            return
         try:
             while not self._stopping.is_set():
                 try:
                     items, rv = client.list(group, version, kind)
                     for obj in items:
-                        self._on_live(obj)
+                        self._on_live(cid, obj)
                     with self._index_lock:
-                        self._watching.add(gvk)
+                        self._watching.add((cid, gvk))
                     for etype, obj in client.watch(
                         group, version, kind, resource_version=rv, timeout_seconds=60
                     ):
                         if self._stopping.is_set():
                             return
                         if etype in ("MODIFIED", "ADDED", "DELETED"):
-                            self._on_live(obj, deleted=etype == "DELETED")
+                            self._on_live(cid, obj, deleted=etype == "DELETED")
                 except KubeError as exc:
                     with self._index_lock:
-                        self._watching.discard(gvk)
+                        self._watching.discard((cid, gvk))
                     if exc.status != 410:
                         time.sleep(1.0)
                 except Exception:
                     with self._index_lock:
-                        self._watching.discard(gvk)
-                    log.exception("watch of %s failed", kind)
+                        self._watching.discard((cid, gvk))
+                    log.exception("watch of %s in cluster %s failed", kind, target.label)
                     time.sleep(1.0)
         finally:
             client.close()
 
-    def _prime(self, refs: list[ObjectRef]) -> None:
+    def _prime(self, target: Target, refs: list[ObjectRef]) -> None:
         """Give the watches' view the live copies of ``refs`` (objects a pass created before they were
         in the drift index, whose watch events were therefore not kept): one list per kind and namespace,
         each item handled as a watch's relist handles it. Failures are left to the next relist."""
         groups: dict[tuple[str, str, str, str], None] = {}
         for r in refs:
             groups[(r.group, r.version, r.kind, r.namespace)] = None
+        try:
+            client = self.targets.client_of(target)
+        except (KubeError, ConfigError):
+            return
         for group, version, kind, ns in groups:
             if self._stopping.is_set():
                 return
             try:
-                items, _ = self.client.list(group, version, kind, namespace=ns or None)
+                items, _ = client.list(group, version, kind, namespace=ns or None)
             except KubeError:
                 continue
             for obj in items:
-                self._on_live(obj)
+                self._on_live(target.id, obj)
 
     def _end_pass(self, state: _EnvState) -> list[dict[str, Any]]:
         """Mark ``state``'s pass finished; returns the live objects the drift watches saw change meanwhile
@@ -1107,21 +1147,24 @@ class Daemon:
             missed, state.missed = state.missed, {}
         return list(missed.values())
 
-    async def _recheck(self, objs: list[dict[str, Any]]) -> None:
-        """Read the current state of ``objs`` (live objects whose change a pass overlapped) and check them
-        for drift against the desired state the pass left."""
+    async def _recheck(self, env_name: str, objs: list[dict[str, Any]]) -> None:
+        """Read the current state of ``objs`` (live objects of ``env_name``'s cluster whose change a pass
+        overlapped) and check them for drift against the desired state the pass left."""
+        target = self._target(env_name)
         for obj in objs:
             try:
                 ref = ref_of(obj)
-                live = await asyncio.to_thread(self.client.get, ref)
-            except (ValueError, KubeError) as exc:
+                client = await asyncio.to_thread(self.targets.client_of, target, env_name)
+                live = await asyncio.to_thread(client.get, ref)
+            except (ValueError, KubeError, ConfigError) as exc:
                 log.warning("drift re-check of %s failed: %s", obj.get("metadata", {}).get("name"), exc)
                 continue
-            self._on_live(live if live is not None else obj, deleted=live is None)
+            self._on_live(target.id, live if live is not None else obj, deleted=live is None)
 
-    def _on_live(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
+    def _on_live(self, cid: str, obj: dict[str, Any], *, deleted: bool = False) -> None:
+        """A live object seen in the target cluster ``cid`` (:attr:`Target.id`) by a watch or a read."""
         try:
-            key = ref_of(obj).key
+            key = (cid, ref_of(obj).key)
         except ValueError:
             return
         with self._index_lock:
@@ -1173,6 +1216,7 @@ class Daemon:
         event = {
             "environment": env_name,
             "object": str(d.ref),
+            "cluster": self._target(env_name).label,
             "ref": d.ref.model_dump(),
             "paths": [f.live for f in fields],
             "fields": [{"live": f.live, "git": f.git} for f in fields],
@@ -1198,7 +1242,8 @@ class Daemon:
                 self._emit_drift(event)
                 return
             ours = state.last.revision if state.last is not None else ""
-            store = InventoryStore(self.client, source=self.source.url)
+            client = await asyncio.to_thread(self.targets.client_of, self._target(env_name), env_name)
+            store = InventoryStore(client, source=self.source.url)
             stored = (await asyncio.to_thread(store.load, env_name)).revision
             if stored and ours and stored != ours:
                 event["superseded_by"] = stored
@@ -1207,10 +1252,10 @@ class Daemon:
                 await self.trigger(env_name, "drift")
             else:
                 sent = sendable(d, live)
-                await asyncio.to_thread(self.client.apply, sent, d.ref, field_manager=FIELD_MANAGER)
+                await asyncio.to_thread(client.apply, sent, d.ref, field_manager=FIELD_MANAGER)
             event["corrected"] = True
             event["corrected_at"] = time.time()
-        except KubeError as exc:
+        except (KubeError, ConfigError) as exc:
             event["error"] = str(exc)
         self._emit_drift(event)
 

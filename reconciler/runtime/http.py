@@ -47,6 +47,7 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.bus import STREAM_EVENTS, TRIGGERS_DURABLE
 from reconciler.cluster.client import KubeClient
+from reconciler.cluster.targets import ClusterTargets
 from reconciler.errors import KubeError, ReconcilerError
 from reconciler.model import Action, Environment, HealthStatus, PassResult
 from reconciler.observe.events import DriftEvent
@@ -478,9 +479,11 @@ class _LiveHealth:
     """Each managed object's health read live (one GET per object), reused for ``ttl`` seconds, so the
     page shows a rollout finishing between passes. ``ttl`` 0 shows the health of the last pass only."""
 
-    def __init__(self, daemon: DaemonView, client: Callable[[], KubeClient], ttl: float) -> None:
+    def __init__(
+        self, daemon: DaemonView, client: Callable[[Environment | None], KubeClient], ttl: float
+    ) -> None:
         self.daemon = daemon
-        self.client = client
+        self.client = client  # the client of an environment's target cluster
         self.ttl = ttl
         self.cache: dict[str, tuple[float, dict[str, HealthStatus]]] = {}
         self._tasks: dict[str, asyncio.Task[dict[str, HealthStatus]]] = {}
@@ -503,8 +506,10 @@ class _LiveHealth:
 
             probes = getattr(getattr(self.daemon, "ctx", None), "probes", None)
 
+            env = state.env
+
             def read() -> dict[str, HealthStatus]:
-                return assess_health(self.client(), refs, no_controller_after=after, probe=probes)
+                return assess_health(self.client(env), refs, no_controller_after=after, probe=probes)
 
             task = asyncio.create_task(asyncio.to_thread(read), name=f"health-{name}")
             self._tasks[name] = task
@@ -543,6 +548,7 @@ class _Server:
     refresh: int
     actions: Actions
     _client: KubeClient | None = None
+    _targets: ClusterTargets | None = None
 
     def client(self) -> KubeClient:
         """The server's own API client (its calls never mix with the passes' counters)."""
@@ -550,6 +556,21 @@ class _Server:
             s = self.daemon.settings
             self._client = KubeClient(s.kubeconfig, s.context, timeout=5.0, retry=None)
         return self._client
+
+    def targets(self) -> ClusterTargets:
+        """The server's own clients of the environments' target clusters (made from :meth:`client`)."""
+        if self._targets is None:
+            self._targets = ClusterTargets(self.client())
+        return self._targets
+
+    def cluster(self, name: str) -> str:
+        """How the status names ``name``'s target cluster: the one its last pass used, else the one its
+        file names."""
+        state = self.daemon.envs[name]
+        last = state.last
+        if last is not None and last.cluster:
+            return last.cluster
+        return self.targets().label(state.env)
 
     def drift(self, env: str) -> list[DriftEvent]:
         out = []
@@ -585,6 +606,7 @@ class _Server:
             passes=state.passes,
             pending=self.pending.cache.get(name),
             drift=self.drift(name),
+            cluster=self.cluster(name),
         )
         suspension = await self._suspension(name)
         if suspension is not None:
@@ -827,7 +849,7 @@ def build_app(
         ready=_Ready(daemon, client),
         pending=_Pending(daemon, client, ttl=diff_ttl),
         timelines=timelines,
-        health=_LiveHealth(daemon, client, ttl=health_ttl),
+        health=_LiveHealth(daemon, lambda env: srv.targets().client_for(env), ttl=health_ttl),
         templates=_templates(),
         refresh=refresh,
         actions=actions,
@@ -839,6 +861,8 @@ def build_app(
         await srv.health.close()
         srv.timelines.close()
         actions.close()
+        if srv._targets is not None:
+            srv._targets.close()
         if srv._client is not None:
             srv._client.close()
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.rollouts import FIELD_MANAGER, RolloutStore
+from reconciler.cluster.targets import ClusterTargets
 from reconciler.errors import KubeError
 from reconciler.model import Environment, ObjectRef, ref_of
 from reconciler.model.rollout import (
@@ -100,17 +101,31 @@ class RolloutRunner:
         prometheus: str | None,
         clock: Callable[[], float] = time.time,
         probes: ProbeService | None = None,
+        targets: ClusterTargets | None = None,
     ) -> None:
         self.host = host
         self.probes = probes
         self.client = client
+        self.source = source
         self.store = RolloutStore(client, source)
+        #: each environment's target cluster; None: every environment is on ``client``'s cluster
+        self.targets = targets
         self.auto = auto
         self.prometheus = prometheus
         self.clock = clock
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         #: (UNIX seconds, env, app, move, weight) of every action, for tests and benchmarks
         self.actions: list[tuple[float, str, str, str, int]] = []
+
+    def _store(self, env: Environment) -> RolloutStore:
+        """The rollout state store in ``env``'s target cluster."""
+        if self.targets is None:
+            return self.store
+        return RolloutStore(self.targets.client_for(env), self.source)
+
+    def _client(self, env: Environment) -> KubeClient:
+        """The client of ``env``'s target cluster."""
+        return self.client if self.targets is None else self.targets.client_for(env)
 
     def after_pass(self, env: Environment, states: dict[str, RolloutState]) -> None:
         """Start the step task of every active rollout of ``env`` that has none running. A rollout the
@@ -140,12 +155,12 @@ class RolloutRunner:
         every = sample_every(spec)
         first = True
         while True:
-            state = await asyncio.to_thread(self.store.load, env.name, spec.app)
+            state = await asyncio.to_thread(self._store(env).load, env.name, spec.app)
             if state is None or not state.active:
                 return
             if first and state.step == 0 and not state.samples and not state.history:
                 state.step_started = self.clock()  # the pass that began it has written the weights now
-                await asyncio.to_thread(self.store.save, state)
+                await asyncio.to_thread(self._store(env).save, state)
             first = False
             suspended = getattr(self.host, "suspended_now", None)
             if suspended is not None and suspended(env.name):  # no step (no weight written) while suspended
@@ -161,12 +176,12 @@ class RolloutRunner:
             new, move = advance(spec, state, samples, self.clock())
             if new.revision != state.revision:  # pragma: no cover - advance never changes it
                 return
-            latest = await asyncio.to_thread(self.store.load, env.name, spec.app)
+            latest = await asyncio.to_thread(self._store(env).load, env.name, spec.app)
             if latest is None or latest.revision != state.revision or not latest.active:
                 return  # a pass ended or restarted the rollout meanwhile
             if move in (Move.SHIFT, Move.ABORT):  # traffic first: an abort takes the canary's weight at once
                 await asyncio.to_thread(self._write_weights, env, spec, new)
-            await asyncio.to_thread(self.store.save, new)
+            await asyncio.to_thread(self._store(env).save, new)
             if move is not Move.NONE:
                 await self._act(env, spec, new, move)
             if not new.active:
@@ -255,7 +270,7 @@ class RolloutRunner:
             decision = await asyncio.to_thread(self.auto.revert_rollout, env, sha, since, reason)
             if decision.revert_commits:
                 state.reverted = decision.revert_commits[-1]
-                await asyncio.to_thread(self.store.save, state)
+                await asyncio.to_thread(self._store(env).save, state)
             elif decision.error:
                 log.warning("rollout %s/%s: revert failed: %s", env.name, spec.app, decision.error)
         self.host.trigger(env.name, "rollout")
@@ -290,7 +305,7 @@ class RolloutRunner:
                     "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
                 }
             try:
-                self.client.apply(obj, ref, field_manager=FIELD_MANAGER, force=True)
+                self._client(env).apply(obj, ref, field_manager=FIELD_MANAGER, force=True)
             except KubeError as exc:
                 log.warning("rollout %s/%s: writing %s failed: %s", env.name, spec.app, ref, exc)
         self.actions.append(

@@ -327,9 +327,10 @@ async def test_drift_during_a_pass_is_checked_again_when_the_pass_ends(
             "spec": {"template": {"spec": {"containers": [{"name": "server", "image": "evil/image:2"}]}}},
         }
         await asyncio.to_thread(kube.apply, edit, dep, field_manager="kubectl-edit", force=True)
-        await until(lambda: dep.key in state.missed, 10, "the watch saw the edit during the pass")
+        cluster = daemon._target("dev").id  # the drift watches' keys are (target cluster, object)
+        await until(lambda: (cluster, dep.key) in state.missed, 10, "the watch saw the edit during the pass")
         assert not drifts and _image(kube, namespace) == "evil/image:2"
-        await daemon._recheck(daemon._end_pass(state))  # what the worker does when the pass ends
+        await daemon._recheck("dev", daemon._end_pass(state))  # what the worker does when the pass ends
         await until(lambda: any(d.get("corrected") for d in drifts), 10, "drift corrected after the pass")
         assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.0"
         assert drifts[0]["paths"] == ["spec.template.spec.containers[name=server].image"]

@@ -157,8 +157,11 @@ async def test_a_poll_over_an_unchanged_revision_is_answered_by_the_watches(
         # the copy may come from the one read after the pass (_prime) before the kind's watch is listed:
         # wait for both, as a poll is answered by the watches only when the kind's watch runs
         gvk = (ref.group, ref.version, ref.kind)
+        cluster = daemon._target("dev").id  # the drift watches' keys are (target cluster, …)
         await until(
-            lambda: ref.key in daemon._live and gvk in daemon._watching, 70, "the watch of the ConfigMap"
+            lambda: (cluster, ref.key) in daemon._live and (cluster, gvk) in daemon._watching,
+            70,
+            "the watch of the ConfigMap",
         )
         calls = sum(daemon.client.calls.values())
         quiet = await daemon.trigger("dev", "poll")
