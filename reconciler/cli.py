@@ -22,6 +22,7 @@ import typer
 # cluster client, aiohttp, the probes, …) is imported inside it, so `--help` and `build` start fast
 # (tests/unit/test_cli_imports.py keeps it so)
 from reconciler.cli_console import escape, lazy_console
+from reconciler.cli_mcp import register as register_mcp
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.cli_probe import register as register_probe
@@ -56,6 +57,7 @@ app.add_typer(webhooks_app, name="webhooks")
 register_observe(app)
 register_promote(app)
 register_probe(app)
+register_mcp(app)
 console = lazy_console()
 err = lazy_console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -421,18 +421,10 @@ def _status_from_cluster(
     head = ""
     repo_envs: list[str] = []
     if repo:
-        from reconciler.paths import default_cache_dir
-        from reconciler.reconcile import load_environments
-        from reconciler.source import GitSource
-
         with spinner(err, f"fetching {repo} {branch}"):
-            source = GitSource(repo, branch, default_cache_dir())
-            rev = source.fetch()
-            invalid: dict[str, str] = {}  # an invalid file is still an environment: its state is shown
-            repo_envs = sorted({*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid})
-        head = str(rev)
+            head, repo_envs = repo_head(repo, branch)
     client = KubeClient(kubeconfig, context)
-    probes, note = _probe_service(client) if health else (None, NOT_PROBED)
+    probes, note = probe_service(client) if health else (None, NOT_PROBED)
 
     def read(progress: Progress | None = None) -> list[EnvSummary]:
         return cluster_status(
@@ -463,7 +455,25 @@ def _status_from_cluster(
         client.close()
 
 
-def _probe_service(client: Any) -> tuple[ProbeService | None, str]:
+def repo_head(repo: str, branch: str, cache_dir: Path | None = None) -> tuple[str, list[str]]:
+    """The branch's latest revision (``main@sha1:…``) and the environments its ``envs/`` defines (an
+    invalid file is still an environment: its state is shown).
+
+    Raises:
+        SourceError: the repository or branch cannot be fetched.
+    """
+    from reconciler.paths import default_cache_dir
+    from reconciler.reconcile import load_environments
+    from reconciler.source import GitSource
+
+    source = GitSource(repo, branch, cache_dir or default_cache_dir())
+    rev = source.fetch()
+    invalid: dict[str, str] = {}
+    names = sorted({*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid})
+    return str(rev), names
+
+
+def probe_service(client: Any) -> tuple[ProbeService | None, str]:
     """The probe service ``$RECONCILER_PROBE_ADDRESSES`` / ``$RECONCILER_PROBE_DIRECT`` configure (its
     ``headersFrom`` values read through ``client``), or ``None`` and why nothing is probed."""
     from reconciler.errors import KubeError
@@ -492,6 +502,10 @@ def _probe_service(client: Any) -> tuple[ProbeService | None, str]:
 # -- diff -----------------------------------------------------------------------------------------------
 
 
+class UnknownEnvironmentError(typer.BadParameter):
+    """An environment name that ``envs/`` does not define (a usage error, exit 2)."""
+
+
 def pending_change(
     repo: str,
     branch: str,
@@ -499,8 +513,10 @@ def pending_change(
     kubeconfig: Path | None,
     context: str | None,
     cache_dir: Path | None = None,
+    ref: str | None = None,
 ) -> PendingChange:
-    """Dry-run ``env`` at the branch's latest commit against the cluster.
+    """Dry-run ``env`` at the branch's latest commit (or at ``ref``: a branch, tag or commit id, see
+    :meth:`reconciler.source.GitSource.resolve`) against the cluster.
 
     Raises:
         typer.BadParameter: when ``env`` is not defined in ``envs/`` (a usage error, exit 2).
@@ -513,11 +529,11 @@ def pending_change(
     from reconciler.source import GitSource
 
     source = GitSource(repo, branch, cache_dir or default_cache_dir())
-    rev = source.fetch()
+    rev = source.resolve(ref) if ref else source.fetch()
     invalid: dict[str, str] = {}  # the dry-run pass reports an invalid file's error itself
     defined = {*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid}
     if env not in defined:
-        raise typer.BadParameter(
+        raise UnknownEnvironmentError(
             f"environment {env!r} is not defined in envs/ at {rev} "
             f"(defined: {', '.join(sorted(defined)) or 'none'})",
             param_hint="ENV",
