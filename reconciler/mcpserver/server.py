@@ -23,6 +23,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
@@ -486,3 +487,39 @@ def start_http_thread(tools: ToolServer, host: str, port: int, timeout: float = 
         time.sleep(0.05)
     shown = f"[{host}]" if ":" in host else host
     return RunningServer(f"http://{shown}:{port}/mcp", port, server, thread)
+
+
+def start_for_daemon(settings: Any, address: str, tokens_file: Path | None = None) -> RunningServer:
+    """The daemon's ``--mcp HOST:PORT``: the same server as ``reconciler mcp serve`` on the daemon's
+    repository, cluster and bus (``settings``: a :class:`reconciler.settings.DaemonSettings`), from a thread.
+    ``tokens_file`` (default ``$RECONCILER_MCP_TOKENS_FILE``) as in :mod:`reconciler.mcpserver.access`; a
+    file the variable names that does not exist (an optional Secret not created) means no tokens: every
+    caller is anonymous and read-only, and a warning says so.
+
+    Raises:
+        ValueError: ``address`` is not ``HOST:PORT``.
+        ReconcilerError: the tokens file is invalid, or the server did not start.
+    """
+    import os
+
+    from reconciler.mcpserver.access import ENV_TOKENS_FILE, load_tokens
+
+    host, port = parse_address(address)
+    path = tokens_file
+    if path is None and os.environ.get(ENV_TOKENS_FILE):
+        path = Path(os.environ[ENV_TOKENS_FILE])
+        if not path.exists():
+            log.warning(
+                "MCP server: %s (%s) does not exist: callers are anonymous, read-only", path, ENV_TOKENS_FILE
+            )
+            path = None
+    access = Access(tokens=load_tokens(path) if path else None)
+    backend = Backend(
+        repo=settings.repo,
+        branch=settings.branch,
+        kubeconfig=settings.kubeconfig,
+        context=settings.context,
+        nats_url=settings.nats_url,
+        cache_dir=settings.cache_dir,
+    )
+    return start_http_thread(ToolServer(backend, access), host, port)
