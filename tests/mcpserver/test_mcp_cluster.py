@@ -36,7 +36,8 @@ def remote(tmp_path: Path, namespace: str, env_name: str) -> Remote:
     files = repo_files(staging_allow="[requestSync]")
     dev = files.pop("envs/dev.yaml").replace("agents-dev", namespace)
     dev += "mcp: {allow: [requestSync]}\n"
-    dev += "imagePolicies:\n- {name: clock, image: ghcr.io/acme/clock-mcp, policy: {semver: {range: '>=0.1.0'}}}\n"
+    dev += "imagePolicies:\n- {name: clock, image: ghcr.io/acme/clock-mcp, "
+    dev += "policy: {semver: {range: '>=0.1.0'}}}\n"
     files[f"envs/{env_name}.yaml"] = dev.replace("overlays/dev", f"overlays/{env_name}")
     files[f"overlays/{env_name}/kustomization.yaml"] = files.pop("overlays/dev/kustomization.yaml")
     return make_remote(tmp_path / "repo", files)
