@@ -318,3 +318,26 @@ async def test_without_tokens_every_caller_is_anonymous_and_read_only(remote: Re
     finally:
         srv.stop()
     assert OPS_TOKEN  # the tokens are only in the tokens file
+
+
+async def test_daemon_hook_serves_the_same_tools(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`reconciler run --mcp`: start_for_daemon on the daemon's settings; a tokens file named by
+    $RECONCILER_MCP_TOKENS_FILE that does not exist (an optional Secret) means anonymous, read-only."""
+    from reconciler.mcpserver.server import start_for_daemon
+    from reconciler.settings import DaemonSettings
+
+    monkeypatch.setenv("RECONCILER_MCP_TOKENS_FILE", str(tmp_path / "absent" / "tokens.yaml"))
+    settings = DaemonSettings(repo=str(remote.bare), cache_dir=tmp_path / "daemon-cache")
+    srv = start_for_daemon(settings, "127.0.0.1:0")
+    try:
+        async with client(srv.url, token=None) as c:
+            assert structured(await c.call_tool("getHistory", {"environment": "prod"}))["entries"]
+            with pytest.raises(MCPError) as err:
+                await c.call_tool("proposeRollback", {"environment": "staging"})
+            assert err.value.code == FORBIDDEN and "needs an authenticated caller" in err.value.message
+    finally:
+        srv.stop()
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        start_for_daemon(settings, "nonsense")
