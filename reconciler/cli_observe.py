@@ -585,6 +585,12 @@ def diff_cmd(
     env: Annotated[str, typer.Argument(help="environment name (envs/<env>.yaml)")],
     repo: Annotated[str, typer.Option(help="environment repository (path or URL)")],
     branch: str = "main",
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            "--ref", help="a branch, tag or commit id to compare instead of the branch's latest commit"
+        ),
+    ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     exit_code: Annotated[
@@ -594,11 +600,12 @@ def diff_cmd(
     output: Output = OutputFormat.text,
     color: Color = None,
 ) -> None:
-    """Show what applying the branch's latest commit to ENV would change (server-side dry-run)."""
+    """Show what applying the branch's latest commit (or --ref) to ENV would change (server-side
+    dry-run)."""
     console, err = _consoles(color)
     try:
         with spinner(err, f"rendering {env} and asking the API server for a dry-run"):
-            pending = pending_change(repo, branch, env, kubeconfig, context)
+            pending = pending_change(repo, branch, env, kubeconfig, context, ref=ref)
     except ReconcilerError as exc:
         raise _fail(err, str(exc)) from None
     if not pending.ok:

@@ -134,6 +134,15 @@ async def test_environments_health_diff_and_drift(
         new_head = remote.commit("clock 0.3.0")
         diff = structured(await c.call_tool("diffEnvironment", {"environment": env_name, "ref": new_head}))
         assert diff["differs"] and any("0.3.0" in e["diff"] for e in diff["change"]["entries"])
+        res = CliRunner().invoke(
+            app,
+            [
+                *["diff", env_name, "--repo", str(remote.bare), "--ref", new_head[:12]],
+                *["--kubeconfig", str(kubeconfig), "-o", "json"],
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["entries"] == diff["change"]["entries"]
         with pytest.raises(MCPError) as err:
             await c.call_tool("diffEnvironment", {"environment": env_name, "ref": "v9.9.9"})
         assert err.value.code == -32602 and "'v9.9.9' does not exist" in err.value.message
