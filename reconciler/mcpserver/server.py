@@ -35,6 +35,7 @@ from reconciler.mcpserver.tools import (
     Backend,
     DiffAnswer,
     EnvironmentsAnswer,
+    Forbidden,
     HealthAnswer,
     HistoryAnswer,
     ImagePoliciesAnswer,
@@ -87,14 +88,6 @@ AppArg = Annotated[
     str | None,
     Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$", description="one app (default: all)"),
 ]
-
-
-class _Refused(Exception):
-    """A refusal with its JSON-RPC code (raised as the SDK's MCPError at the boundary)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -154,8 +147,8 @@ class ToolServer:
             return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
         except InvalidArgument as exc:
             raise MCPError(INVALID_PARAMS, str(exc)) from None
-        except _Refused as exc:
-            raise MCPError(exc.code, str(exc)) from None
+        except Forbidden as exc:
+            raise MCPError(FORBIDDEN, str(exc)) from None
         except (ReconcilerError, ValueError) as exc:
             raise ToolError(str(exc)) from None
 
@@ -233,7 +226,7 @@ class ToolServer:
         env = self.backend.environment(environment)
         why = self.access.write_refusal(caller, tool, environment, list(env.mcp.allow))
         if why is not None:
-            raise _Refused(FORBIDDEN, why)
+            raise Forbidden(why)
 
     def _write(
         self,
@@ -252,7 +245,7 @@ class ToolServer:
         )
         try:
             answer = op()
-        except InvalidArgument:
+        except (InvalidArgument, Forbidden):
             raise  # nothing was done: not recorded
         except (ReconcilerError, ValueError) as exc:
             record.ok, record.message = False, str(exc)

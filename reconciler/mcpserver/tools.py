@@ -7,8 +7,8 @@ command line: ``reconciler status`` (:func:`reconciler.cli_observe.cluster_statu
 output schemas.
 
 Errors: :class:`InvalidArgument` for input that names nothing that exists (an unknown environment, app or
-ref), :class:`~reconciler.errors.ReconcilerError` for everything the repository, the cluster or the bus
-did not allow.
+ref), :class:`Forbidden` for a rule that refuses the call, :class:`~reconciler.errors.ReconcilerError` for
+everything the repository, the cluster or the bus did not allow.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ MASK = "<masked>"
 
 class InvalidArgument(ReconcilerError):
     """A tool argument names something that does not exist (an environment, app or ref)."""
+
+
+class Forbidden(ReconcilerError):
+    """A rule refuses the call before anything is done: the environment's or the caller's allow-list, or
+    the environment's promotion rules (``promotion.from``, ``promotion.via``)."""
 
 
 # --------------------------------------------------------------------------- answers (output schemas)
@@ -484,7 +489,7 @@ class Backend:
         and the pull request when a Git host token is configured."""
         from reconciler.probe.service import service_from_env
         from reconciler.promote.hosts import host_config
-        from reconciler.promote.promotion import PromotionError, promote
+        from reconciler.promote.promotion import PromotionError, RuleError, promote
         from reconciler.reconcile import load_environments
 
         repo = self._need_repo()
@@ -511,6 +516,8 @@ class Backend:
                         host=host,
                         probes=service_from_env(),
                     )
+                except RuleError as exc:
+                    raise Forbidden(str(exc)) from None
                 except PromotionError as exc:
                     if app and f"belongs to app {app!r}" in str(exc):
                         raise InvalidArgument(f"unknown app {app!r}: {exc}") from None
@@ -555,6 +562,7 @@ class Backend:
         ``promotion.via`` (a branch and pull request, or a direct revert where ``via: push``), with
         ``Requested-By: <caller>``."""
         from reconciler.promote.hosts import host_config
+        from reconciler.promote.promotion import RuleError
         from reconciler.promote.rollback import (
             UnknownApp,
             UnknownEnvironment,
@@ -570,6 +578,8 @@ class Backend:
             )
         except (UnknownEnvironment, UnknownApp) as exc:
             raise InvalidArgument(str(exc)) from None
+        except RuleError as exc:
+            raise Forbidden(str(exc)) from None
         finally:
             writer.close()
         event = rollback_event(result, reason)

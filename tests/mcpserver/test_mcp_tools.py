@@ -341,3 +341,33 @@ async def test_daemon_hook_serves_the_same_tools(
         srv.stop()
     with pytest.raises(ValueError, match="HOST:PORT"):
         start_for_daemon(settings, "nonsense")
+
+
+async def test_rollback_is_pushed_where_the_environment_takes_pushes_and_rules_refuse(
+    remote: Remote, tmp_path: Path
+) -> None:
+    remote.write("envs/staging.yaml", remote.read("envs/staging.yaml").replace("via: pr", "via: push"))
+    remote.commit("staging takes changes by push")
+    srv = start(remote, tmp_path / "push-cache")
+    try:
+        async with client(srv.url) as c:
+            before = (_branches(remote), remote.head())
+            # staging accepts promotions only from dev: a rule refusal, nothing written or recorded
+            with pytest.raises(MCPError) as err:
+                await c.call_tool(
+                    "proposePromotion", {"fromEnvironment": "prod", "toEnvironment": "staging", "all": True}
+                )
+            assert err.value.code == FORBIDDEN and "accepts promotions only from 'dev'" in err.value.message
+            assert (_branches(remote), remote.head()) == before and _calls(remote) == []
+            promo = structured(
+                await c.call_tool(
+                    "proposePromotion", {"fromEnvironment": "dev", "toEnvironment": "staging", "all": True}
+                )
+            )
+            assert promo["branch"].startswith("promote/staging/")  # proposed, even where pushes are allowed
+            remote.merge(str(promo["branch"]))
+            answer = structured(await c.call_tool("proposeRollback", {"environment": "staging"}))
+    finally:
+        srv.stop()
+    assert answer["pushed_to"] == "main" and answer["commit"] == remote.head()
+    assert "Requested-By: ops" in git(remote.bare, "log", "-1", "--format=%B", "main")
