@@ -24,6 +24,7 @@ import typer
 from reconciler.cli_console import escape, lazy_console
 from reconciler.cli_control import register as register_control
 from reconciler.cli_images import register as register_images
+from reconciler.cli_mcp import register as register_mcp
 from reconciler.cli_observe import register as register_observe
 from reconciler.cli_observe import spinner
 from reconciler.cli_probe import register as register_probe
@@ -60,6 +61,7 @@ register_promote(app)
 register_probe(app)
 register_images(app)
 register_control(app)
+register_mcp(app)
 console = lazy_console()
 err = lazy_console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -585,6 +587,19 @@ def run_cmd(
             "(default $RECONCILER_ACTIONS_TRUST_PROXY_HEADER); only when every request comes through it",
         ),
     ] = None,
+    mcp: Annotated[
+        str,
+        typer.Option(
+            "--mcp",
+            help="HOST:PORT: also serve reconciler's MCP server there (as `reconciler mcp serve`); '' = off",
+        ),
+    ] = "",
+    mcp_tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--mcp-tokens-file", help="the MCP server's bearer tokens (default $RECONCILER_MCP_TOKENS_FILE)"
+        ),
+    ] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="auto|json|text")] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG|INFO|WARNING|ERROR")] = "INFO",
 ) -> None:
@@ -630,7 +645,7 @@ def run_cmd(
             load_actions_config(settings)
         except ReconcilerError as exc:
             raise _fail(str(exc), 2) from None
-    raise typer.Exit(_daemon(settings, lease=lease, http=http))
+    raise typer.Exit(_daemon(settings, lease=lease, http=http, mcp=(mcp, mcp_tokens_file)))
 
 
 def _once(settings: Any, *, wait: bool = True) -> int:
@@ -717,6 +732,7 @@ def _daemon(
     webhooks: Any = None,
     on_stop: Any = None,
     before_exit: Any = None,
+    mcp: tuple[str, Path | None] = ("", None),
 ) -> int:
     """Run the daemon until SIGINT/SIGTERM (or a lost lease); returns the exit code.
 
@@ -788,6 +804,12 @@ def _daemon(
             err.print(
                 f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/", highlight=False
             )
+        mcp_server = _start_mcp(settings, *mcp) if mcp[0] else None
+        if mcp[0] and mcp_server is None:
+            if runner is not None:
+                await runner.cleanup()
+            observer.close(timeout=1.0)
+            return 2
         elector = None
         lost = False
         renew_task = None
@@ -861,6 +883,8 @@ def _daemon(
                         await elector.release()
                 if runner is not None:
                     await runner.cleanup()
+                if mcp_server is not None:
+                    await asyncio.to_thread(mcp_server.stop)
 
             try:  # the rest of the budget is for the Kubernetes events still queued
                 await asyncio.wait_for(shutdown(), SHUTDOWN_SECONDS - EVENTS_FLUSH_SECONDS)
@@ -892,6 +916,19 @@ def _daemon(
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _start_mcp(settings: Any, address: str, tokens_file: Path | None) -> Any:
+    """The daemon's MCP server (``--mcp``), or ``None`` after printing why it cannot start."""
+    from reconciler.mcpserver.server import start_for_daemon
+
+    try:
+        running = start_for_daemon(settings, address, tokens_file)
+    except (ValueError, ReconcilerError) as exc:
+        err.print(f"[red]error:[/] --mcp {address}: {escape(str(exc))}", highlight=False)
+        return None
+    err.print(f"[dim]>[/] MCP server on {running.url}", highlight=False)
+    return running
 
 
 async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event, daemon: Any) -> Any:
@@ -1009,6 +1046,39 @@ def _start_standins(work: Path, kubeconfig: Path, *, required: bool) -> Any:
     return standins
 
 
+#: Where the example repository's RemoteMCPServer "reconciler" (overlays/base/agents/platform-ops) points:
+#: the Service of deploy/ in front of `reconciler run --mcp`.
+OWN_MCP_ORIGIN = "http://reconciler-mcp.reconciler-system.svc.cluster.local:8090"
+
+
+def _serve_own_mcp(standins: Any, repo: str, st: Any) -> Any:
+    """Serve reconciler's own MCP server (read-only: no tokens) on a free 127.0.0.1 port from a thread, on
+    the example repository, the local cluster and NATS, and map :data:`OWN_MCP_ORIGIN` to it among the
+    stand-ins, so the example's RemoteMCPServer "reconciler" is probed and the Agent "platform-ops" is held
+    to its tool contract. Returns the running server (``None`` when it cannot start: a warning says why)."""
+    from reconciler.devcluster.standins import StandIn
+    from reconciler.mcpserver.access import Access
+    from reconciler.mcpserver.server import ToolServer, start_http_thread
+    from reconciler.mcpserver.tools import Backend
+
+    backend = Backend(repo=repo, kubeconfig=Path(st.kubeconfig), nats_url=st.nats_url)
+    try:
+        running = start_http_thread(ToolServer(backend, Access()), "127.0.0.1", 0)
+    except ReconcilerError as exc:
+        err.print(
+            f"[yellow]warning:[/] reconciler's MCP server did not start: {escape(str(exc))}", highlight=False
+        )
+        return None
+    err.print(f"[dim]>[/] reconciler's MCP server (read-only) on {running.url}", highlight=False)
+    if standins is not None:
+        target = running.url.removesuffix("/mcp")
+        standins.add(
+            StandIn(OWN_MCP_ORIGIN, target, "reconciler's MCP server", "RemoteMCPServer */reconciler")
+        )
+        err.print(f"[dim]>[/]   {OWN_MCP_ORIGIN} → {target}", highlight=False)
+    return running
+
+
 def _start_metrics_fixture(st: Any) -> Any:
     """Start the agentgateway-shaped metrics fixture (:mod:`reconciler.devcluster.agw_fixture`) as a
     scrape target of the local Prometheus, for rollout analysis; ``None`` (a warning says why) when the
@@ -1075,6 +1145,7 @@ def up_cmd(
 
     cluster = LocalCluster(state_dir, nodes=nodes)
     standins: Any = None
+    own_mcp: Any = None
     fixture: Any = None
     setting_before = os.environ.get(ENV_VAR)
     main_thread = threading.current_thread() is threading.main_thread()
@@ -1103,6 +1174,7 @@ def up_cmd(
         err.print(f"[dim]>[/] kubeconfig: {st.kubeconfig}   NATS: {st.nats_url}", highlight=False)
         # under the state directory, so `reconciler cluster down` stops them even after a `kill -9` of up
         standins = _start_standins(Path(st.state_dir) / "standins", Path(st.kubeconfig), required=demo)
+        own_mcp = _serve_own_mcp(standins, str(remote), st)
         fixture = _start_metrics_fixture(st)
         prometheus_url = st.prometheus_url if fixture is not None else None
         if demo:
@@ -1145,6 +1217,8 @@ def up_cmd(
             )
 
             def before_exit() -> None:  # an abrupt exit skips the `finally` below
+                if own_mcp is not None:
+                    own_mcp.stop(timeout=1.0)
                 if fixture is not None:
                     fixture.stop()
                 if standins is not None:
@@ -1163,6 +1237,8 @@ def up_cmd(
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)
+        if own_mcp is not None:
+            own_mcp.stop()
         if fixture is not None:
             fixture.stop()
         if standins is not None:  # also after Ctrl-C: the servers run in process groups of their own

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from reconciler.model import HealthStatus, Inventory, ObjectRef
+    from reconciler.model import Environment, HealthStatus, Inventory, ObjectRef
     from reconciler.observe.status import EnvSummary, PendingChange, ProtocolReport
     from reconciler.probe.service import ProbeService
 
@@ -434,27 +434,17 @@ def _status_from_cluster(
 
     from reconciler.cluster.client import KubeClient
     from reconciler.cluster.targets import ClusterTargets, Target
-    from reconciler.model import Environment
     from reconciler.observe.status import NOT_PROBED, EnvSummary
 
     head = ""
     repo_envs: list[str] = []
     defined: dict[str, Environment] = {}
     if repo:
-        from reconciler.paths import default_cache_dir
-        from reconciler.reconcile import load_environments
-        from reconciler.source import GitSource
-
         with spinner(err, f"fetching {repo} {branch}"):
-            source = GitSource(repo, branch, default_cache_dir())
-            rev = source.fetch()
-            invalid: dict[str, str] = {}  # an invalid file is still an environment: its state is shown
-            defined = load_environments(source.snapshot(rev).root, invalid=invalid)
-            repo_envs = sorted({*defined, *invalid})
-        head = str(rev)
+            head, repo_envs, defined = repo_environments(repo, branch)
     client = KubeClient(kubeconfig, context)
     targets = ClusterTargets(client)
-    probes, note = _probe_service(client) if health else (None, NOT_PROBED)
+    probes, note = probe_service(client) if health else (None, NOT_PROBED)
     # environments by target cluster; the default cluster also shows inventories Git does not define
     groups: dict[Target, list[str]] = {targets.default_target: []}
     for name in repo_envs:
@@ -512,7 +502,38 @@ def _status_from_cluster(
         client.close()
 
 
-def _probe_service(client: Any) -> tuple[ProbeService | None, str]:
+def repo_head(repo: str, branch: str, cache_dir: Path | None = None) -> tuple[str, list[str]]:
+    """The branch's latest revision (``main@sha1:…``) and the environments its ``envs/`` defines (an
+    invalid file is still an environment: its state is shown).
+
+    Raises:
+        SourceError: the repository or branch cannot be fetched.
+    """
+    head, names, _ = repo_environments(repo, branch, cache_dir)
+    return head, names
+
+
+def repo_environments(
+    repo: str, branch: str, cache_dir: Path | None = None
+) -> tuple[str, list[str], dict[str, Environment]]:
+    """:func:`repo_head` plus the valid environments by name (an invalid file is named but not in the
+    mapping).
+
+    Raises:
+        SourceError: the repository or branch cannot be fetched.
+    """
+    from reconciler.paths import default_cache_dir
+    from reconciler.reconcile import load_environments
+    from reconciler.source import GitSource
+
+    source = GitSource(repo, branch, cache_dir or default_cache_dir())
+    rev = source.fetch()
+    invalid: dict[str, str] = {}
+    defined = load_environments(source.snapshot(rev).root, invalid=invalid)
+    return str(rev), sorted({*defined, *invalid}), defined
+
+
+def probe_service(client: Any) -> tuple[ProbeService | None, str]:
     """The probe service ``$RECONCILER_PROBE_ADDRESSES`` / ``$RECONCILER_PROBE_DIRECT`` configure (its
     ``headersFrom`` values read through ``client``), or ``None`` and why nothing is probed."""
     from reconciler.errors import KubeError
@@ -541,6 +562,10 @@ def _probe_service(client: Any) -> tuple[ProbeService | None, str]:
 # -- diff -----------------------------------------------------------------------------------------------
 
 
+class UnknownEnvironmentError(typer.BadParameter):
+    """An environment name that ``envs/`` does not define (a usage error, exit 2)."""
+
+
 def pending_change(
     repo: str,
     branch: str,
@@ -548,8 +573,10 @@ def pending_change(
     kubeconfig: Path | None,
     context: str | None,
     cache_dir: Path | None = None,
+    ref: str | None = None,
 ) -> PendingChange:
-    """Dry-run ``env`` at the branch's latest commit against the cluster.
+    """Dry-run ``env`` at the branch's latest commit (or at ``ref``: a branch, tag or commit id, see
+    :meth:`reconciler.source.GitSource.resolve`) against the cluster.
 
     Raises:
         typer.BadParameter: when ``env`` is not defined in ``envs/`` (a usage error, exit 2).
@@ -562,11 +589,11 @@ def pending_change(
     from reconciler.source import GitSource
 
     source = GitSource(repo, branch, cache_dir or default_cache_dir())
-    rev = source.fetch()
+    rev = source.resolve(ref) if ref else source.fetch()
     invalid: dict[str, str] = {}  # the dry-run pass reports an invalid file's error itself
     defined = {*load_environments(source.snapshot(rev).root, invalid=invalid), *invalid}
     if env not in defined:
-        raise typer.BadParameter(
+        raise UnknownEnvironmentError(
             f"environment {env!r} is not defined in envs/ at {rev} "
             f"(defined: {', '.join(sorted(defined)) or 'none'})",
             param_hint="ENV",
@@ -619,6 +646,12 @@ def diff_cmd(
     env: Annotated[str, typer.Argument(help="environment name (envs/<env>.yaml)")],
     repo: Annotated[str, typer.Option(help="environment repository (path or URL)")],
     branch: str = "main",
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            "--ref", help="a branch, tag or commit id to compare instead of the branch's latest commit"
+        ),
+    ] = None,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
     exit_code: Annotated[
@@ -628,11 +661,12 @@ def diff_cmd(
     output: Output = OutputFormat.text,
     color: Color = None,
 ) -> None:
-    """Show what applying the branch's latest commit to ENV would change (server-side dry-run)."""
+    """Show what applying the branch's latest commit (or --ref) to ENV would change (server-side
+    dry-run)."""
     console, err = _consoles(color)
     try:
         with spinner(err, f"rendering {env} and asking the API server for a dry-run"):
-            pending = pending_change(repo, branch, env, kubeconfig, context)
+            pending = pending_change(repo, branch, env, kubeconfig, context, ref=ref)
     except ReconcilerError as exc:
         raise _fail(err, str(exc)) from None
     if not pending.ok:

@@ -25,6 +25,8 @@ fi
 # version; a warm cache makes no network call).
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   bash tools/mcp/install.sh --all >/dev/null
+  # the pinned MCP Inspector, whose CLI the tests of reconciler's own MCP server drive
+  bash tools/mcp/install-inspector.sh >/dev/null
 else
   echo "[setup] warning: node and npm are not installed: \`reconciler up\` runs no MCP stand-ins and the probe tests fail" >&2
 fi

@@ -53,6 +53,12 @@ def reconcile_request_subject(env: str) -> str:
     return f"reconciler.reconcile.request.{subject_token(env)}"
 
 
+def mcp_call_subject(env: str) -> str:
+    """``reconciler.mcp.<env>``: a write call made through reconciler's MCP server (caller, tool,
+    arguments, outcome)."""
+    return f"reconciler.mcp.{subject_token(env)}"
+
+
 def git_push_subject(repo: str) -> str:
     """``reconciler.git.push.<repo>``: a Git host reported a push."""
     return f"reconciler.git.push.{subject_token(repo)}"

@@ -249,6 +249,7 @@ class StandIns:
             "Agent": {},
         }
         self._standins: dict[str, StandIn] = {}
+        self._fixed: dict[str, StandIn] = {}
         self._notes: list[str] = []
         self._threads: list[threading.Thread] = []
         self._listed: dict[str, threading.Event] = {k: threading.Event() for k in self._store}
@@ -361,6 +362,13 @@ class StandIns:
                     store[key] = slim
             self._recompute()
 
+    def add(self, standin: StandIn) -> None:
+        """Map one more origin, whatever the cluster holds (a server started by someone else, such as
+        reconciler's own MCP server in ``reconciler up``); the mapping file is rewritten at once."""
+        with self._lock:
+            self._fixed[standin.origin] = standin
+            self._recompute()
+
     def _recompute(self) -> None:
         """Recompute the mapping from the store (holding the lock); write the file when it changed."""
         found, notes = compute_standins(
@@ -371,6 +379,7 @@ class StandIns:
             self.a2a_origin(),
         )
         new = {s.origin: s for s in found}
+        new.update(self._fixed)
         old = self._standins
         self._notes = notes
         if {k: v.target for k, v in new.items()} == {k: v.target for k, v in old.items()}:

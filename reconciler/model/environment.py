@@ -343,6 +343,21 @@ class ClusterSpec(BaseModel):
     )
 
 
+class McpAccess(BaseModel):
+    """What agents may do to this environment through reconciler's MCP server (``reconciler mcp serve``,
+    ``reconciler run --mcp``): its read tools always; the write tools listed here, for callers whose
+    bearer token allows them too. Every write goes through Git or the bus, never to the cluster."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    allow: list[Literal["proposePromotion", "proposeRollback", "requestSync"]] = Field(
+        default_factory=list,
+        description="write tools enabled for this environment: proposePromotion (a promotion into it, as "
+        "`reconciler promote --pr`), proposeRollback (as `reconciler rollback`, by the environment's "
+        "promotion.via), requestSync (a NATS reconcile request); none by default (read-only)",
+    )
+
+
 class Environment(BaseModel):
     """One deployment environment: where it runs and how it is kept in sync.
 
@@ -415,6 +430,12 @@ class Environment(BaseModel):
         if sum(t.type == "commit-status" for t in value) > 1:
             raise ValueError("notifications: at most one target of type commit-status")
         return value
+
+    mcp: McpAccess = Field(
+        default_factory=McpAccess,
+        description="MCP server access: which write tools agents may call on this environment (read-only "
+        "by default)",
+    )
 
     @field_validator("rollouts")
     @classmethod

@@ -467,6 +467,11 @@ def _row(e: HistoryEntry) -> list[str]:
         notes.append(f"requested by {e.requested_by}")
     if e.tool_grants:
         notes.append("new tool grants: " + "; ".join(e.tool_grants))
+    if e.tool_call is not None:
+        args = ", ".join(f"{k}={v}" for k, v in sorted(e.tool_call.arguments.items()))
+        notes.append(
+            f"MCP {e.tool_call.tool}({args})" + (f" -> {e.tool_call.url}" if e.tool_call.url else "")
+        )
     steps = [r.message for r in e.outcomes if r.outcome is Outcome.ROLLOUT]
     if steps:
         notes.append("rollout: " + "; ".join(steps))

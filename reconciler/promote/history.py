@@ -32,7 +32,14 @@ from reconciler.errors import SourceError
 from reconciler.model import Environment
 from reconciler.model.imagepolicy import split_image_reference
 from reconciler.promote.overlay import KUSTOMIZATION_NAMES, ImageEntry, OverlayError, read_images
-from reconciler.promote.records import SETTLED, Outcome, OutcomeRecord, records_by_commit
+from reconciler.promote.records import (
+    SETTLED,
+    Outcome,
+    OutcomeRecord,
+    ToolCallRecord,
+    parse_tool_calls,
+    records_by_commit,
+)
 from reconciler.source.gitops import CommitInfo, GitWriter
 
 TRAILER_FROM = "Promotion-From"
@@ -300,7 +307,9 @@ class HistoryEntry(BaseModel):
     kind: str = Field(
         description="promotion | rollback | change | rewind (the branch was rewound to this commit: a "
         "force-push took the one applied before off the branch) | suspend | resume | sync (actions on the "
-        "environment, from the notes under refs/notes/reconciler-control; sha: the branch head then)"
+        "environment, from the notes under refs/notes/reconciler-control; sha: the branch head then) | "
+        "mcp-call (a write tool called through reconciler's MCP server; sha: the branch head it was called "
+        "at, or the commit it made)"
     )
     subject: str
     at: float = Field(description="when it reached the branch (the merge time for a merged pull request)")
@@ -332,6 +341,9 @@ class HistoryEntry(BaseModel):
     tool_grants: list[str] = Field(default_factory=list, description="new tool grants (Tool-Grant trailers)")
     rewound_from: str | None = Field(
         default=None, description="rewind: the commit applied before, which left the branch"
+    )
+    tool_call: ToolCallRecord | None = Field(
+        default=None, description="mcp-call: the tool, the caller's identity, the arguments and the result"
     )
 
 
@@ -487,5 +499,21 @@ def timeline(
                 requested_by=ctl.by,
             )
         )
+    for sha, text in notes.items():
+        for call in parse_tool_calls(text):
+            if call.environment != env.name:
+                continue
+            entries.append(
+                HistoryEntry(
+                    sha=call.commit or sha,
+                    kind="mcp-call",
+                    subject=f"{call.tool} through MCP" + (f": {call.message}" if call.message else ""),
+                    at=call.at,
+                    author=call.caller,
+                    outcome="ok" if call.ok else "failed",
+                    requested_by=call.caller,
+                    tool_call=call,
+                )
+            )
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]

@@ -167,3 +167,53 @@ def record_outcome(writer: GitWriter, sha: str, record: OutcomeRecord, ref: str 
         if any(r.same(record) for r in existing):
             return False
         return writer.add_note(sha, record.line(), ref, append=True)
+
+
+class ToolCallRecord(BaseModel):
+    """One line of a note recording a write call made through reconciler's MCP server
+    (:mod:`reconciler.mcpserver`): who called which tool with which arguments, and what it did. Written on
+    the followed branch's head commit at the time of the call (``kind`` tells it from outcome records,
+    which :func:`parse_note` reads; :func:`parse_tool_calls` reads these). Times are UNIX seconds."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["mcp-call"] = "mcp-call"
+    environment: str
+    tool: str
+    caller: str = Field(description="the caller's identity (its bearer token's, never the token)")
+    arguments: dict[str, object] = Field(default_factory=dict)
+    at: float = Field(default_factory=time.time)
+    ok: bool = True
+    message: str = ""
+    commit: str | None = Field(default=None, description="the commit the call made, if any")
+    branch: str | None = Field(default=None, description="the branch it pushed, if any")
+    url: str | None = Field(default=None, description="the pull request it opened, if any")
+
+    def line(self) -> str:
+        """The record as one compact JSON line (keys sorted)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+def parse_tool_calls(text: str) -> list[ToolCallRecord]:
+    """The MCP tool-call records of a note's text; other lines are ignored."""
+    out: list[ToolCallRecord] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{") or '"mcp-call"' not in line:
+            continue
+        try:
+            out.append(ToolCallRecord.model_validate_json(line))
+        except ValidationError:
+            continue
+    return out
+
+
+def record_tool_call(writer: GitWriter, sha: str, record: ToolCallRecord, ref: str = NOTES_REF) -> bool:
+    """Append ``record`` to the note on commit ``sha`` and push the notes ref.
+
+    Raises:
+        SourceError: the notes ref could not be fetched or pushed.
+    """
+    with writer.locked():
+        writer.fetch_notes(ref)
+        return writer.add_note(sha, record.line(), ref, append=True)

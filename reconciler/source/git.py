@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import shutil
 import tarfile
 import time
@@ -98,6 +99,10 @@ def check_tree_sizes(
     if total > max_total:
         raise SourceError(f"{what}: the files total {total} bytes, over the {max_total}-byte limit")
     return gitlinks
+
+
+#: what :meth:`GitSource.resolve` accepts: a ref name or commit id, never an option (no leading '-')
+_REF_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]{0,254}$")
 
 
 def _cache_name(url: str) -> str:
@@ -214,6 +219,50 @@ class GitSource:
             return str(repo.git.rev_parse(f"refs/heads/{self.branch}^{{commit}}"))
         except git.exc.GitCommandError:
             raise SourceError(f"{self.url}: branch {self.branch!r} does not exist") from None
+
+    def resolve(self, ref: str) -> Revision:
+        """Fetch and resolve ``ref``: a branch of the remote, a tag, or a commit id (full or abbreviated)
+        reachable from the followed branch or a tag. The result's ``branch`` is ``ref`` as given.
+
+        Raises:
+            SourceError: ``ref`` is not a valid ref name or commit id, does not exist, or the remote cannot
+                be reached.
+        """
+        if not _REF_RE.match(ref) or ".." in ref or ref.endswith((".lock", "/")) or "//" in ref:
+            raise SourceError(f"{ref!r} is not a Git ref name or commit id")
+        with self._lock.hold():
+            repo = self.repo
+            remove_stale_locks(self.clone_dir)
+            try:
+                repo.git.fetch(
+                    self.url,
+                    f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
+                    "+refs/tags/*:refs/tags/*",
+                    "--force",
+                    kill_after_timeout=NETWORK_TIMEOUT,
+                )
+            except git.exc.GitCommandError as exc:
+                raise SourceError(f"git fetch {self.url}: {exc.stderr.strip() or exc}") from None
+            candidates = []
+            try:
+                repo.git.fetch(
+                    self.url,
+                    f"+refs/heads/{ref}:refs/heads/{ref}",
+                    "--force",
+                    kill_after_timeout=NETWORK_TIMEOUT,
+                )
+                candidates.append(f"refs/heads/{ref}^{{commit}}")
+            except git.exc.GitCommandError:
+                pass  # not a branch of the remote: a tag or a commit id
+            candidates += [f"refs/tags/{ref}^{{commit}}", f"{ref}^{{commit}}"]
+            for candidate in candidates:
+                try:
+                    sha = str(repo.git.rev_parse("--verify", "--quiet", candidate))
+                except git.exc.GitCommandError:
+                    continue
+                if sha:
+                    return Revision(branch=ref, sha=sha)
+        raise SourceError(f"ref {ref!r} does not exist in {self.url} (not a branch, tag or known commit)")
 
     def snapshot(self, revision: Revision) -> Snapshot:
         """Extract the revision's tree into ``snapshots/<sha>/`` (once; reused afterwards).

@@ -25,7 +25,7 @@ def test_build_dir_renders_like_kustomize_build() -> None:
     assert "image: ghcr.io/acme/clock-mcp:0.1.0" in result.output
     assert "kind: StatefulSet" in result.output and "kind: MCPServer" in result.output
     assert result.output == dump_yaml(build(ROOT / "overlays" / "staging", root=ROOT))
-    assert result.output.count("\n---\n") == 33  # 34 objects
+    assert result.output.count("\n---\n") == 35  # 36 objects
 
 
 def test_build_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
