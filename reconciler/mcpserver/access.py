@@ -31,8 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reconciler.errors import ConfigError
 
 #: The tools that change something (through Git or the bus): refused unless allowed.
-WriteTool = Literal["proposePromotion", "proposeRollback", "requestSync"]
-WRITE_TOOLS: tuple[str, ...] = ("proposePromotion", "proposeRollback", "requestSync")
+WriteTool = Literal[
+    "proposePromotion", "proposeRollback", "requestSync", "suspendEnvironment", "resumeEnvironment"
+]
+WRITE_TOOLS: tuple[str, ...] = (
+    "proposePromotion",
+    "proposeRollback",
+    "requestSync",
+    "suspendEnvironment",
+    "resumeEnvironment",
+)
 
 #: JSON-RPC error codes of refusals (the server-defined range of JSON-RPC 2.0, -32000 to -32099).
 FORBIDDEN = -32003

@@ -313,6 +313,35 @@ class ToolServer:
             partial(self._write, caller, "requestSync", environment, {"environment": environment}, op)
         )
 
+    async def suspend_environment(
+        self,
+        environment: EnvName,
+        reason: Annotated[
+            str, Field(max_length=500, description="why (recorded and shown on the status)")
+        ] = "",
+        ctx: Context | None = None,
+    ) -> WriteAnswer:
+        """Suspend the environment as `reconciler suspend --nats` does: no daemon runs a pass of it (no
+        apply, prune or drift correction) until it is resumed. Needs `suspendEnvironment` in its mcp.allow
+        and in the caller's allow-list."""
+        caller = self.caller(ctx)
+        args: dict[str, Any] = {"environment": environment} | ({"reason": reason} if reason else {})
+        op = partial(self.backend.set_suspended, environment, True, reason, caller.identity)
+        return await self._run(partial(self._write, caller, "suspendEnvironment", environment, args, op))
+
+    async def resume_environment(
+        self,
+        environment: EnvName,
+        reason: Annotated[str, Field(max_length=500, description="why (recorded)")] = "",
+        ctx: Context | None = None,
+    ) -> WriteAnswer:
+        """Resume a suspended environment as `reconciler resume --nats` does (passes run again). Needs
+        `resumeEnvironment` in its mcp.allow and in the caller's allow-list."""
+        caller = self.caller(ctx)
+        args: dict[str, Any] = {"environment": environment} | ({"reason": reason} if reason else {})
+        op = partial(self.backend.set_suspended, environment, False, reason, caller.identity)
+        return await self._run(partial(self._write, caller, "resumeEnvironment", environment, args, op))
+
     # -- the SDK server ------------------------------------------------------------------------------
 
     def build(self) -> MCPServer[Any]:
@@ -349,6 +378,8 @@ class ToolServer:
             ("proposePromotion", "Propose a promotion", self.propose_promotion, write),
             ("proposeRollback", "Propose a rollback", self.propose_rollback, write),
             ("requestSync", "Request a sync", self.request_sync, write),
+            ("suspendEnvironment", "Suspend an environment", self.suspend_environment, write),
+            ("resumeEnvironment", "Resume an environment", self.resume_environment, write),
         ]
         for name, title, fn, hints in tools:
             server.add_tool(fn, name=name, title=title, annotations=hints, structured_output=True)

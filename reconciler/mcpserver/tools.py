@@ -628,6 +628,44 @@ class Backend:
             detail={"subject": subject, "sequence": seq},
         )
 
+    def set_suspended(self, name: str, suspended: bool, reason: str, by: str) -> WriteAnswer:
+        """Suspend or resume ``name`` in the ``reconciler-control`` key-value bucket, which every daemon
+        replica reads before each pass (``reconciler.runtime.control``); the action's event goes out on
+        ``reconciler.control.<env>`` and the call is recorded like every write tool call.
+
+        Raises:
+            ReconcilerError: this server has no ``--nats`` URL, or NATS refused the write.
+            ValueError: ``reason`` is too long.
+        """
+        import asyncio
+
+        from reconciler.bus import Bus
+        from reconciler.runtime.control import (
+            ControlStore,
+            resume_environment,
+            suspend_environment,
+            suspension_text,
+        )
+
+        self.environment(name)
+        tool = "suspendEnvironment" if suspended else "resumeEnvironment"
+        if not self.nats_url:
+            raise ReconcilerError(f"{tool} needs the bus: this server has no --nats URL")
+
+        async def go() -> str:
+            bus = Bus(self.nats_url or "", name="reconciler-mcp")
+            await bus.connect()
+            try:
+                store = ControlStore(self._cache() / "control", bus)
+                run = suspend_environment if suspended else resume_environment
+                state = await run(store, name, by=f"mcp:{by}", reason=reason)
+            finally:
+                await bus.close()
+            return suspension_text(state) if state.suspended else f"{name} resumed by mcp:{by}"
+
+        text = asyncio.run(go())
+        return WriteAnswer(tool=tool, environment=name, caller="", ok=True, message=text, detail={})
+
     # -- records ------------------------------------------------------------------------------------
 
     def record(self, record: ToolCallRecord) -> str:

@@ -350,11 +350,17 @@ class McpAccess(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    allow: list[Literal["proposePromotion", "proposeRollback", "requestSync"]] = Field(
+    allow: list[
+        Literal[
+            "proposePromotion", "proposeRollback", "requestSync", "suspendEnvironment", "resumeEnvironment"
+        ]
+    ] = Field(
         default_factory=list,
         description="write tools enabled for this environment: proposePromotion (a promotion into it, as "
         "`reconciler promote --pr`), proposeRollback (as `reconciler rollback`, by the environment's "
-        "promotion.via), requestSync (a NATS reconcile request); none by default (read-only)",
+        "promotion.via), requestSync (a NATS reconcile request), suspendEnvironment / resumeEnvironment (as "
+        "`reconciler suspend/resume --nats`: the reconciler-control key-value bucket); none by default "
+        "(read-only)",
     )
 
 

@@ -35,7 +35,7 @@ def env_name() -> str:
 def remote(tmp_path: Path, namespace: str, env_name: str) -> Remote:
     files = repo_files(staging_allow="[requestSync]")
     dev = files.pop("envs/dev.yaml").replace("agents-dev", namespace)
-    dev += "mcp: {allow: [requestSync]}\n"
+    dev += "mcp: {allow: [requestSync, suspendEnvironment, resumeEnvironment]}\n"
     dev += "imagePolicies:\n- {name: clock, image: ghcr.io/acme/clock-mcp, "
     dev += "policy: {semver: {range: '>=0.1.0'}}}\n"
     files[f"envs/{env_name}.yaml"] = dev.replace("overlays/dev", f"overlays/{env_name}")
@@ -63,7 +63,15 @@ def applied(remote: Remote, kube: KubeClient, tmp_path: Path, env_name: str) -> 
 @pytest.fixture
 def server(remote: Remote, tmp_path: Path, kubeconfig: Path, nats_url: str) -> Iterator[RunningServer]:
     callers = TokensFile.model_validate(
-        {"callers": [{"identity": "ops", "token": OPS_TOKEN, "allow": ["requestSync"]}]}
+        {
+            "callers": [
+                {
+                    "identity": "ops",
+                    "token": OPS_TOKEN,
+                    "allow": ["requestSync", "suspendEnvironment", "resumeEnvironment"],
+                }
+            ]
+        }
     )
     srv = start(
         remote,
@@ -198,3 +206,36 @@ async def test_request_sync_protocols_and_image_policies(
         and record["arguments"] == {"environment": env_name}
     )
     assert namespace and applied
+
+
+async def test_suspend_and_resume_through_the_control_bucket(
+    server: RunningServer, env_name: str, nats_url: str, tmp_path: Path
+) -> None:
+    """suspendEnvironment / resumeEnvironment write the reconciler-control bucket every daemon replica
+    reads before a pass; a forbidden environment is refused and nothing is written."""
+    from reconciler.bus import Bus
+    from reconciler.runtime.control import ControlStore, is_suspended
+
+    async def state() -> object:
+        bus = Bus(nats_url, name="test")
+        await bus.connect()
+        try:
+            return await is_suspended(ControlStore(tmp_path / "control", bus), env_name)
+        finally:
+            await bus.close()
+
+    async with client(server.url) as c:
+        answer = structured(
+            await c.call_tool("suspendEnvironment", {"environment": env_name, "reason": "maintenance"})
+        )
+        assert answer["ok"] and answer["caller"] == "ops"
+        assert "suspended by mcp:ops" in answer["message"] and "maintenance" in answer["message"]
+        suspended = await state()
+        assert suspended is not None and getattr(suspended, "by", "") == "mcp:ops"
+        # staging does not list suspendEnvironment in its mcp.allow: refused, nothing written
+        with pytest.raises(MCPError) as err:
+            await c.call_tool("suspendEnvironment", {"environment": "staging"})
+        assert "suspendEnvironment is disabled for environment 'staging'" in err.value.message
+        answer = structured(await c.call_tool("resumeEnvironment", {"environment": env_name}))
+        assert answer["ok"] and "resumed" in answer["message"]
+    assert await state() is None

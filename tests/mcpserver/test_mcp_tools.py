@@ -25,7 +25,7 @@ from _mcp_support import (
 from mcp.shared.exceptions import MCPError
 from typer.testing import CliRunner
 
-from reconciler.mcpserver.access import FORBIDDEN, RATE_LIMITED, Access, load_tokens
+from reconciler.mcpserver.access import FORBIDDEN, RATE_LIMITED, WRITE_TOOLS, Access, load_tokens
 from reconciler.mcpserver.server import READ_TOOLS, RunningServer
 from reconciler.promote.records import parse_tool_calls
 from reconciler.source.gitops import NOTES_REF
@@ -64,7 +64,14 @@ async def test_both_eras_list_tools_with_schemas_and_read(server: RunningServer,
     async with client(server.url, mode=mode) as c:
         listed = await c.list_tools()
         names = {t.name for t in listed.tools}
-        assert names == {*READ_TOOLS, "proposePromotion", "proposeRollback", "requestSync"}
+        assert names == {*READ_TOOLS, *WRITE_TOOLS}
+        assert set(WRITE_TOOLS) == {
+            "proposePromotion",
+            "proposeRollback",
+            "requestSync",
+            "suspendEnvironment",
+            "resumeEnvironment",
+        }
         for t in listed.tools:
             assert t.output_schema and t.output_schema.get("type") == "object", t.name
             assert t.input_schema["type"] == "object"
