@@ -433,8 +433,7 @@ def _status_from_cluster(
     )
 
     from reconciler.cluster.client import KubeClient
-    from reconciler.cluster.targets import ClusterTargets, Target
-    from reconciler.observe.status import NOT_PROBED, EnvSummary
+    from reconciler.observe.status import NOT_PROBED
 
     head = ""
     repo_envs: list[str] = []
@@ -443,17 +442,79 @@ def _status_from_cluster(
         with spinner(err, f"fetching {repo} {branch}"):
             head, repo_envs, defined = repo_environments(repo, branch)
     client = KubeClient(kubeconfig, context)
-    targets = ClusterTargets(client)
     probes, note = probe_service(client) if health else (None, NOT_PROBED)
+
+    def read(progress: Progress | None = None) -> list[EnvSummary]:
+        return status_by_cluster(
+            client,
+            env,
+            head=head,
+            repo_envs=repo_envs,
+            defined=defined,
+            health=health,
+            probes=probes,
+            probe_note=note,
+            per_cluster_errors=bool(repo),
+            progress=progress,
+        )
+
+    try:
+        if err.is_terminal:
+            columns = (
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=err, transient=True) as progress:
+                return read(progress)
+        return read()
+    finally:
+        client.close()
+
+
+def status_by_cluster(
+    client: Any,
+    env: list[str] | None,
+    *,
+    head: str,
+    repo_envs: list[str],
+    defined: dict[str, Environment],
+    health: bool,
+    probes: ProbeService | None,
+    probe_note: str,
+    per_cluster_errors: bool,
+    progress: Progress | None = None,
+) -> list[EnvSummary]:
+    """Each environment's status read from its own target cluster (``context`` / ``cluster.secretRef`` in
+    ``defined``; the others and every inventory Git does not define from ``client``'s cluster), sorted by
+    name, each with its cluster's label. What ``reconciler status`` and the MCP tool ``listEnvironments``
+    show.
+
+    Args:
+        client: the default cluster's ``KubeClient``.
+        env: the environments asked for (``None``: all).
+        head: the branch's latest revision (``""``: unknown).
+        repo_envs: the environments the branch defines; ``defined``: the valid ones by name.
+        per_cluster_errors: a cluster that cannot be read gives its environments an error instead of
+            failing the whole answer.
+
+    Raises:
+        ReconcilerError: a cluster cannot be read and ``per_cluster_errors`` is false.
+    """
+    from reconciler.cluster.targets import ClusterTargets, Target
+    from reconciler.observe.status import EnvSummary
+
+    targets = ClusterTargets(client)
     # environments by target cluster; the default cluster also shows inventories Git does not define
     groups: dict[Target, list[str]] = {targets.default_target: []}
     for name in repo_envs:
         groups.setdefault(targets.target_of(defined.get(name)), []).append(name)
-
-    def read(progress: Progress | None = None) -> list[EnvSummary]:
-        out: list[EnvSummary] = []
-        default = targets.default_target
-        elsewhere = {n for t, names in groups.items() if t != default for n in names}
+    out: list[EnvSummary] = []
+    default = targets.default_target
+    elsewhere = {n for t, names in groups.items() if t != default for n in names}
+    try:
         for target, names in groups.items():
             if target == default:  # every inventory there, but not of environments that moved elsewhere
                 selected = [n for n in env if n not in elsewhere] if env else None
@@ -471,10 +532,10 @@ def _status_from_cluster(
                     progress=progress,
                     protocols=health,
                     probes=probes,
-                    probe_note=note,
+                    probe_note=probe_note,
                 )
             except ReconcilerError as exc:
-                if not repo:  # the one cluster asked for: the command fails
+                if not per_cluster_errors:  # the one cluster asked for: the command fails
                     raise
                 shown = selected if selected is not None else names
                 rows = [EnvSummary(name=n, error=f"cluster {target.label}: {exc}") for n in shown]
@@ -483,23 +544,9 @@ def _status_from_cluster(
                 for r in rows
                 if target != default or r.name not in elsewhere
             ]
-        return sorted(out, key=lambda e: e.name)
-
-    try:
-        if err.is_terminal:
-            columns = (
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-            )
-            with Progress(*columns, console=err, transient=True) as progress:
-                return read(progress)
-        return read()
     finally:
         targets.close()
-        client.close()
+    return sorted(out, key=lambda e: e.name)
 
 
 def repo_head(repo: str, branch: str, cache_dir: Path | None = None) -> tuple[str, list[str]]:

@@ -262,10 +262,12 @@ class Backend:
 
     def list_environments(self, names: list[str] | None = None, health: bool = True) -> EnvironmentsAnswer:
         """Status of ``names`` (default every environment), as ``reconciler status``."""
-        from reconciler.cli_observe import cluster_status, probe_service, repo_head
+        from reconciler.cli_observe import probe_service, repo_environments, status_by_cluster
         from reconciler.observe.status import NOT_PROBED
 
-        head, repo_envs = repo_head(self.repo, self.branch, self._cache()) if self.repo else ("", [])
+        head, repo_envs, defined = (
+            repo_environments(self.repo, self.branch, self._cache()) if self.repo else ("", [], {})
+        )
         if names and self.repo:
             unknown = [n for n in names if n not in repo_envs]
             if unknown:
@@ -275,15 +277,16 @@ class Backend:
                 )
         client = self.client()
         probes, note = probe_service(client) if health else (None, NOT_PROBED)
-        envs = cluster_status(
+        envs = status_by_cluster(
             client,
-            envs=names or None,
+            names or None,
             head=head,
             repo_envs=repo_envs,
-            with_health=health,
-            protocols=health,
+            defined=defined,
+            health=health,
             probes=probes,
             probe_note=note,
+            per_cluster_errors=bool(self.repo),
         )
         return EnvironmentsAnswer(head=head, environments=envs)
 
