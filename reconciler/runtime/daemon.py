@@ -67,6 +67,7 @@ from reconciler.reconcile import (
     run_pass,
     wait_for_health,
 )
+from reconciler.render.sops import local_key_file
 from reconciler.runtime.rollouts import RolloutRunner
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
@@ -146,7 +147,12 @@ class Daemon:
         self.on_drift = on_drift
         self.source = GitSource(settings.repo, settings.branch, settings.cache_dir)
         self.client = KubeClient(settings.kubeconfig, settings.context)
-        self.ctx = PassContext(source=self.source, client=self.client, prometheus_url=settings.prometheus_url)
+        self.ctx = PassContext(
+            source=self.source,
+            client=self.client,
+            prometheus_url=settings.prometheus_url,
+            sops_key_file=local_key_file(settings.sops_age_key_file),
+        )
         self.bus: Bus | None = None
         self.envs: dict[str, _EnvState] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
