@@ -52,6 +52,7 @@ from reconciler.model import (
     PassResult,
     Revision,
     ref_of,
+    sensitive,
 )
 from reconciler.observe.logging import log_context
 from reconciler.observe.status import ProbeTimes, ProtocolReport, protocol_report
@@ -850,6 +851,8 @@ class Daemon:
     async def _publish(self, subject: str, data: bytes) -> None:
         if self.bus is None:
             return
+        if sensitive.known():  # no value the SOPS render step decrypted goes out on NATS
+            data = sensitive.mask(data.decode("utf-8", "replace")).encode("utf-8")
         try:
             await self.bus.publish(subject, data)
         except BusError as exc:
