@@ -301,8 +301,11 @@ def run_pass(
                 return _finish(result, snapshot_root, t0)
         # SOPS: decrypted after the policies judged the ciphertext, before anything is written; a file no
         # key opens or whose MAC does not match fails the pass here, with nothing applied.
+        digest_key: bytes | None = None
         if encrypted.files:
-            _sops.decrypt_objects(objects, encrypted, decryptor_for(ctx, env))
+            decryptor = decryptor_for(ctx, env)
+            if _sops.decrypt_objects(objects, encrypted, decryptor):
+                digest_key = decryptor.keys.digest_key()
         if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
             laid = lay_over(
                 ctx.client,
@@ -322,6 +325,7 @@ def run_pass(
         store = InventoryStore(ctx.client, source=ctx.source.url)
         inventory = store.load(env_name)
         manager = ResourceManager(ctx.client, sync_cache=ctx.sync_cache)
+        manager.secret_digest_key = digest_key  # no plain hash of a decrypted Secret in the inventory
         # Guards run before the first write: a pass they stop writes nothing and is Blocked, so the
         # revision is never half applied and never recorded as applied.
         held = ownership.holders(ownership.other_inventories(ctx.client, env_name, ctx.source.url))

@@ -99,6 +99,12 @@ class AgeKeys:
         """SHA-256 over the sorted identities (a memo and cache key; not reversible)."""
         return hashlib.sha256("\n".join(sorted(self.identities)).encode()).hexdigest()
 
+    def digest_key(self) -> bytes:
+        """A key derived from the identities (HMAC of the inventory's Secret digests): stable while the
+        keys are, unknown to whoever lacks them."""
+        material = "\n".join(sorted(self.identities)).encode()
+        return hashlib.sha256(b"reconciler inventory digests\0" + material).digest()
+
     def text(self) -> str:
         """The identities, one a line (what ``$SOPS_AGE_KEY`` holds)."""
         return "\n".join(self.identities) + "\n"

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.cluster.health import assess
-from reconciler.cluster.manager import readable_diff
+from reconciler.cluster.manager import digest, readable_diff
 from reconciler.cluster.ordering import apply_order
 from reconciler.model import Action, HealthState, HealthStatus, ObjectRef, PassResult, ref_of, sensitive
 from reconciler.observe.logging import redact, redact_text
@@ -261,6 +261,19 @@ def test_masking_covers_results_logs_and_diffs() -> None:
     live = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"p": "eDI="}}
     diff = readable_diff(ObjectRef(kind="Secret", name="db"), desired, live, ["data.p (from stringData.p)"])
     assert "x1" not in diff and "eDI=" not in diff and "Secret value differs (not shown)" in diff
+
+
+def test_inventory_digests_of_decrypted_secrets_are_keyed() -> None:
+    """The inventory ConfigMap stores a digest per object: a decrypted Secret's is an HMAC under a key
+    derived from the age identities, so it cannot be used to test guesses of the value."""
+    keys = sops.load_key_file(TEST_KEY)
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}, "stringData": {"k": "v"}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}
+    keyed = digest(secret, secret_key=keys.digest_key())
+    assert keyed != digest(secret) and keyed == digest(secret, secret_key=keys.digest_key())
+    other = sops.parse_age_keys(sops.generate_age_key()[0], source="x").digest_key()
+    assert digest(secret, secret_key=other) != keyed
+    assert digest(config, secret_key=keys.digest_key()) == digest(config)
 
 
 def test_build_prints_ciphertext_masked_or_plaintext_only_when_asked(tmp_path: Path) -> None:
