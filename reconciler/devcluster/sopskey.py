@@ -125,6 +125,10 @@ def reencrypt_for(work: Path, recipient: str, old_keys: sops.AgeKeys, *, binary:
             if "age" in rule:
                 rule["age"] = recipient
         with config.open("w", encoding="utf-8") as fh:
+            fh.write(
+                "# reconciler up: in this copy the recipient is the local cluster's own age key (its state\n"
+                "# directory's sops/age.agekey), not the TEST-ONLY key the comment below names.\n"
+            )
             yaml.dump(doc, fh)
     commit_and_push(work, "sops: encrypt the example's Secrets for this cluster's age key (reconciler up)")
     return len(files)

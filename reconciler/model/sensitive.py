@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 REDACTED = "[REDACTED]"
 #: The shortest value registered (characters).
 MIN_LENGTH = 6
+#: The shortest line of a multi-line value registered on its own (characters).
+MIN_LINE_LENGTH = 16
 #: The most values kept.
 MAX_VALUES = 20_000
 
@@ -42,6 +44,20 @@ def _add(value: str) -> bool:
     while len(_values) > MAX_VALUES:
         _values.popitem(last=False)
     return True
+
+
+def _add_lines(value: str) -> bool:
+    """Each line of a multi-line value (a key or certificate body) on its own, so that a text quoting only
+    part of it is masked too; PEM armour lines (``-----BEGIN ...``) and lines shorter than
+    :data:`MIN_LINE_LENGTH` are not secret enough to mask everywhere."""
+    lines = [ln.strip() for ln in value.splitlines()]
+    if len(lines) < 2:
+        return False
+    added = False
+    for line in lines:
+        if len(line) >= MIN_LINE_LENGTH and not line.startswith("-----"):
+            added |= _add(line)
+    return added
 
 
 def remember(values: Iterable[Any], *, encoded: bool = False) -> None:
@@ -66,10 +82,10 @@ def remember(values: Iterable[Any], *, encoded: bool = False) -> None:
                 except (binascii.Error, UnicodeDecodeError, ValueError):
                     continue
                 changed |= _add(plain)
-                changed |= any(_add(line) for line in plain.splitlines() if line.strip() != plain.strip())
+                changed |= _add_lines(plain)
             else:
                 changed |= _add(base64.b64encode(value.encode("utf-8")).decode("ascii"))
-                changed |= any(_add(line) for line in value.splitlines() if line.strip() != value.strip())
+                changed |= _add_lines(value)
         if changed:
             _ordered = sorted(_values, key=len, reverse=True)
 

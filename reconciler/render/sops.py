@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.model import sensitive
 from reconciler.render.errors import RenderError
 from reconciler.render.yamlio import load_yaml_documents
 
@@ -360,6 +359,8 @@ class Decryptor:
                 "a SOPS value does not decrypt (the ciphertext was altered after encryption); nothing was "
                 "applied"
             )
+        from reconciler.model import sensitive  # loaded only when decrypting (reconciler build stays light)
+
         first = next((ln.strip() for ln in stderr.splitlines() if ln.strip()), "no output")
         return f"sops decrypt failed: {sensitive.mask(first)[:300]}; nothing was applied"
 
@@ -436,6 +437,8 @@ def decrypt_objects(objects: list[dict[str, Any]], files: SopsFiles, decryptor: 
         DecryptionError: naming the file that does not decrypt, or the object whose ciphertext no
             decrypted file holds.
     """
+    from reconciler.model import sensitive  # loaded only when decrypting (reconciler build stays light)
+
     carrying = [o for o in objects if is_encrypted(o)]
     if not carrying:
         return 0

@@ -244,6 +244,12 @@ def test_the_example_repository_decrypts_with_the_test_only_key() -> None:
 def test_masking_covers_results_logs_and_diffs() -> None:
     sensitive.remember(["hunter2-hunter2", "abc"])  # "abc" is too short to be worth masking
     assert sensitive.mask("pw=hunter2-hunter2 abc") == "pw=[REDACTED] abc"
+    pem = (
+        "-----BEGIN PRIVATE DATA-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nshort\n-----END PRIVATE DATA-----\n"
+    )
+    sensitive.remember([pem])
+    assert sensitive.mask("line MIIEvQIBADANBgkqhkiG9w0BAQEFAASC") == "line [REDACTED]"
+    assert sensitive.mask("-----END PRIVATE DATA----- short") == "-----END PRIVATE DATA----- short"
     assert redact_text("log: hunter2-hunter2") == "log: [REDACTED]"
     assert redact({"msg": "failed: aHVudGVyMi1odW50ZXIy"}) == {"msg": "failed: [REDACTED]"}
 
