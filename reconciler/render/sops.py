@@ -39,6 +39,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ from reconciler.render.yamlio import load_yaml_documents
 ENC_RE = re.compile(r"^ENC\[[A-Z0-9_]+,data:[^\]]*\]$")
 #: How long one ``sops decrypt`` may run (seconds).
 DEFAULT_TIMEOUT = 30.0
+#: How many ``sops decrypt`` processes one render runs at once.
+MAX_PARALLEL = 4
 #: The suffix of a Secret key holding age identities (Flux's convention).
 AGE_KEY_SUFFIX = ".agekey"
 _IDENTITY_RE = re.compile(r"^AGE-SECRET-KEY-1[0-9A-Z]+$")
@@ -249,6 +252,10 @@ class SopsMemo:
                 self._data.move_to_end(key)
             return value
 
+    def count_run(self) -> None:
+        with self._lock:
+            self.runs += 1
+
     def put(self, key: tuple[str, str], value: bytes) -> None:
         with self._lock:
             self._data[key] = value
@@ -330,7 +337,7 @@ class Decryptor:
                 raise DecryptionError(f"sops decrypt took longer than {self.timeout:g}s", path=path) from None
             except OSError as exc:
                 raise DecryptionError(f"cannot run sops ({binary}): {exc.strerror}", path=path) from None
-        self.memo.runs += 1
+        self.memo.count_run()
         if proc.returncode != 0:
             raise DecryptionError(self._explain(proc.stderr.decode("utf-8", "replace"), data), path=path)
         self.memo.put(key, proc.stdout)
@@ -443,14 +450,18 @@ def decrypt_objects(objects: list[dict[str, Any]], files: SopsFiles, decryptor: 
     if not carrying:
         return 0
     plain: dict[str, Any] = {}
-    for path, data in files.files.items():
-        if decryptor is None:
-            raise DecryptionError(
-                "the file is SOPS-encrypted but the reconciler has no age key: give the environment "
-                "decryption.secretRef or set --sops-age-key-file / $SOPS_AGE_KEY_FILE",
-                path=path,
-            )
-        clear = decryptor.decrypt_file(data, path=path)
+    if decryptor is None:
+        raise DecryptionError(
+            "the file is SOPS-encrypted but the reconciler has no age key: give the environment "
+            "decryption.secretRef or set --sops-age-key-file / $SOPS_AGE_KEY_FILE",
+            path=next(iter(files.files), None),
+        )
+    items = list(files.files.items())
+    # one sops process per file, a few at a time; the first failing file (in render order) is reported
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(items)))) as pool:
+        futures = [pool.submit(decryptor.decrypt_file, data, path=path) for path, data in items]
+        outputs = [f.result() for f in futures]
+    for (path, data), clear in zip(items, outputs, strict=True):
         try:
             enc_docs = load_yaml_documents(data, path=path)
             dec_docs = load_yaml_documents(clear, path=path)
