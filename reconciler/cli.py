@@ -331,12 +331,34 @@ def build_cmd(
             help="the helm binary (default: $RECONCILER_HELM, else the pinned build of tools/helm/build.sh)",
         ),
     ] = None,
+    decrypt: Annotated[
+        bool,
+        typer.Option(
+            "--decrypt",
+            help="decrypt SOPS-encrypted files (checks the key and each file's MAC) and print the objects as "
+            "applied, Secret values masked; without it they print encrypted, as kustomize prints them",
+        ),
+    ] = False,
+    show_secrets: Annotated[
+        bool,
+        typer.Option("--show-secrets", help="with --decrypt (implied): print decrypted Secret values"),
+    ] = False,
+    sops_age_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--sops-age-key-file",
+            help="age key file for --decrypt (default $RECONCILER_SOPS_AGE_KEY_FILE, else "
+            "$SOPS_AGE_KEY_FILE)",
+        ),
+    ] = None,
 ) -> None:
     """Render a kustomization directory (like `kustomize build DIR`) or an environment's overlay at the
-    branch's latest commit."""
+    branch's latest commit. SOPS-encrypted files print encrypted unless ``--decrypt`` (values masked) or
+    ``--show-secrets``."""
     from reconciler.model.remote import HostPattern
     from reconciler.paths import default_cache_dir
-    from reconciler.render import RemoteOptions, RenderError, build, dump_yaml
+    from reconciler.render import RemoteOptions, RenderError, SopsFiles, build, dump_yaml
+    from reconciler.render import sops as _sops
 
     allow = list(allow_remote or [])
     for pattern in allow:
@@ -344,6 +366,7 @@ def build_cmd(
             HostPattern.parse(pattern)
         except ValueError as exc:
             raise _fail(f"--allow-remote: {exc}", 2) from None
+    files = SopsFiles()
     try:
         if repo is None:
             d = Path(target)
@@ -359,20 +382,41 @@ def build_cmd(
                 helm = HelmOptions(cache_dir=default_cache_dir())
                 if helm_command:
                     helm.command = helm_command
-            objs = build(d, root=(root or _git_root(d.resolve())).resolve(), remote=remote, helm=helm)
+            objs = build(
+                d, root=(root or _git_root(d.resolve())).resolve(), remote=remote, helm=helm, sops=files
+            )
         else:
             if helm_command:
                 os.environ["RECONCILER_HELM"] = helm_command
-            objs = _render_env(repo, branch, target, allow, enable_helm)
+            objs = _render_env(repo, branch, target, allow, enable_helm, files)
+        if decrypt or show_secrets:
+            key_file = _sops.local_key_file(sops_age_key_file)
+            keys = _sops.load_key_file(key_file) if key_file is not None else _sops.AgeKeys()
+            _sops.decrypt_objects(objs, files, _sops.Decryptor(keys))
+            if not show_secrets:
+                objs = [_masked_secret(o) for o in objs]
     except RenderError as exc:
         raise _fail(str(exc)) from None
+    except _sops.KeyError_ as exc:
+        raise _fail(f"--sops-age-key-file: {exc}", 2) from None
     except ReconcilerError as exc:
         raise _fail(str(exc)) from None
     sys.stdout.write(dump_yaml(objs))
 
 
+def _masked_secret(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Secret with every ``data``/``stringData`` value replaced by ``[REDACTED]`` (others as they are)."""
+    if obj.get("kind") != "Secret" or str(obj.get("apiVersion")) != "v1":
+        return obj
+    out = dict(obj)
+    for name in ("data", "stringData"):
+        if isinstance(obj.get(name), dict):
+            out[name] = {k: "[REDACTED]" for k in obj[name]}
+    return out
+
+
 def _render_env(
-    repo: str, branch: str, env_name: str, allow: list[str], enable_helm: bool = False
+    repo: str, branch: str, env_name: str, allow: list[str], enable_helm: bool = False, sops: Any = None
 ) -> list[dict[str, Any]]:
     from reconciler.paths import default_cache_dir
     from reconciler.reconcile import load_environment, remote_options, render_environment
@@ -388,7 +432,7 @@ def _render_env(
         remote = remote_options(env, default_cache_dir(), extra_allow=allow)
         if allow:
             remote.setting += " (or --allow-remote)"
-        return render_environment(env, snapshot, remote=remote, enable_helm=enable_helm)
+        return render_environment(env, snapshot, remote=remote, enable_helm=enable_helm, sops=sops)
     except Exception as exc:
         exc.args = tuple(str(a).replace(str(snapshot.root) + "/", "") for a in exc.args)
         raise
@@ -494,19 +538,27 @@ def print_result(result: PassResult, *, show_diff: bool = False) -> None:
 
 
 def _context(
-    repo: str, branch: str, kubeconfig: Path | None, context: str | None, prometheus: str | None = None
+    repo: str,
+    branch: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    prometheus: str | None = None,
+    sops_key_file: Path | None = None,
 ) -> Any:
     """A pass context for one-shot commands; rollout analysis asks ``prometheus`` (default
-    ``$RECONCILER_PROMETHEUS_URL``)."""
+    ``$RECONCILER_PROMETHEUS_URL``); SOPS files are decrypted with ``sops_key_file`` (default
+    ``$RECONCILER_SOPS_AGE_KEY_FILE`` or ``$SOPS_AGE_KEY_FILE``) and the environments' key Secrets."""
     from reconciler.cluster.client import KubeClient
     from reconciler.paths import default_cache_dir
     from reconciler.reconcile import PassContext
+    from reconciler.render.sops import local_key_file
     from reconciler.source import GitSource
 
     return PassContext(
         source=GitSource(repo, branch, default_cache_dir()),
         client=KubeClient(kubeconfig, context),
         prometheus_url=prometheus or os.environ.get("RECONCILER_PROMETHEUS_URL") or None,
+        sops_key_file=local_key_file(sops_key_file),
     )
 
 
@@ -600,6 +652,14 @@ def run_cmd(
             "--mcp-tokens-file", help="the MCP server's bearer tokens (default $RECONCILER_MCP_TOKENS_FILE)"
         ),
     ] = None,
+    sops_age_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--sops-age-key-file",
+            help="local age key file for SOPS-encrypted manifests (default $RECONCILER_SOPS_AGE_KEY_FILE, "
+            "else $SOPS_AGE_KEY_FILE); used with the keys of each environment's decryption.secretRef",
+        ),
+    ] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="auto|json|text")] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG|INFO|WARNING|ERROR")] = "INFO",
 ) -> None:
@@ -618,6 +678,8 @@ def run_cmd(
         extra["actions_token_file"] = actions_token_file
     if actions_trust_proxy_header is not None:
         extra["actions_trust_proxy_header"] = actions_trust_proxy_header
+    if sops_age_key_file is not None:
+        extra["sops_age_key_file"] = sops_age_key_file
     try:
         settings = DaemonSettings(
             repo=repo,
@@ -654,7 +716,12 @@ def _once(settings: Any, *, wait: bool = True) -> int:
 
     try:
         ctx = _context(
-            settings.repo, settings.branch, settings.kubeconfig, settings.context, settings.prometheus_url
+            settings.repo,
+            settings.branch,
+            settings.kubeconfig,
+            settings.context,
+            settings.prometheus_url,
+            settings.sops_age_key_file,
         )
         rev = ctx.source.fetch()
         invalid: dict[str, str] = {}  # one invalid file fails its environment, not the others
@@ -1105,6 +1172,34 @@ def _start_metrics_fixture(st: Any) -> Any:
     return fixture
 
 
+#: The TEST-ONLY age key the committed example's Secrets are encrypted for (public; test values only).
+EXAMPLE_AGE_KEY = REPO_ROOT / "deploy" / "examples" / "sops" / "test-only.agekey"
+
+
+def _sops_setup(state_dir: Path, kubeconfig: Path, work: Path | None) -> None:
+    """The cluster's age key (generated once into the state directory), the example copy ``work`` (when
+    new) re-encrypted for it, and the key Secret the example's environments name (reconciler.devcluster.
+    sopskey)."""
+    from reconciler.devcluster import sopskey
+    from reconciler.render import sops
+
+    key_file, keys = sopskey.ensure_cluster_key(state_dir)
+    if work is not None:
+        rotated = sopskey.reencrypt_for(work, keys.recipients()[0], sops.load_key_file(EXAMPLE_AGE_KEY))
+        if rotated:
+            err.print(
+                f"[dim]>[/] SOPS: {rotated} encrypted Secrets of the example re-encrypted for this cluster's "
+                f"age key {keys.recipients()[0]}",
+                highlight=False,
+            )
+    sopskey.install_key_secret(kubeconfig, keys)
+    err.print(
+        f"[dim]>[/] SOPS age key: {key_file} (in the cluster as Secret "
+        f"{sopskey.SECRET_NAMESPACE}/{sopskey.SECRET_NAME}, named by envs/*.yaml decryption.secretRef)",
+        highlight=False,
+    )
+
+
 @app.command("up")
 def up_cmd(
     once: Annotated[bool, typer.Option("--once", help="one pass per environment, print, exit")] = False,
@@ -1156,6 +1251,7 @@ def up_cmd(
         from reconciler.policy import ensure_opa  # the example's policies/ run before every write
 
         err.print(f"[dim]>[/] policy engine: {ensure_opa()}", highlight=False)
+        fresh = True
         if demo:  # the scenario starts from the example as it is: a new repository each run
             base = workdir or Path(tempfile.mkdtemp(prefix="reconciler-up-"))
             remote, work = init_repo_with_remote(REPO_ROOT, base / f"demo-{int(time.time())}")
@@ -1164,9 +1260,11 @@ def up_cmd(
             dest = (workdir or Path(st.state_dir)) / "example-repo"
             if (dest / "remote.git").is_dir() and (dest / "work").is_dir():
                 remote, work = dest / "remote.git", dest / "work"
+                fresh = False
                 err.print(f"[dim]>[/] reusing the example repository in {dest}", highlight=False)
             else:
                 remote, work = init_repo_with_remote(REPO_ROOT, dest)
+        _sops_setup(Path(st.state_dir), Path(st.kubeconfig), work if fresh else None)
         err.print(
             f"[dim]>[/] environment repository: {remote} (a clone to edit, commit and push: {work})",
             highlight=False,

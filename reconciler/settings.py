@@ -40,6 +40,12 @@ class DaemonSettings(BaseSettings):
         "rollouts[].analysis.prometheus wins",
     )
     cache_dir: Path = Field(default_factory=default_cache_dir)
+    sops_age_key_file: Path | None = Field(
+        default=None,
+        description="local age key file (AGE-SECRET-KEY-1... lines) for SOPS-encrypted manifests "
+        "(RECONCILER_SOPS_AGE_KEY_FILE, reconciler run --sops-age-key-file; else $SOPS_AGE_KEY_FILE); used "
+        "with the keys of an environment's decryption.secretRef",
+    )
     watch_local: bool = Field(default=True, description="watch a local repository path with watchdog")
     poll_interval: float | None = Field(
         default=None, gt=0, description="override every environment's interval (s)"

@@ -19,6 +19,10 @@ from reconciler.model import ObjectRef
 __all__ = ["EnvRepo", "shared_dir"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The example repository's Secrets are SOPS-encrypted for this TEST-ONLY age key (deploy/examples/sops/):
+#: every pass of a test reads it as the local key file, as `reconciler run --sops-age-key-file` would.
+TEST_AGE_KEY = REPO_ROOT / "deploy" / "examples" / "sops" / "test-only.agekey"
+os.environ.setdefault("RECONCILER_SOPS_AGE_KEY_FILE", str(TEST_AGE_KEY))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

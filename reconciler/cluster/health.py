@@ -14,15 +14,20 @@ Sources of the rules:
 * kagent, kmcp, agentgateway and Gateway API kinds follow
   ``/work/shared/reference/agent-platform-formats.md`` §8.2 and the status schemas of the CRDs in
   ``/work/shared/crds``.
+* External Secrets Operator kinds (``external-secrets.io``: ``ExternalSecret``, ``ClusterExternalSecret``,
+  ``SecretStore``, ``ClusterSecretStore``) are judged by their ``Ready`` condition as the operator writes
+  it: True (``SecretSynced``, ``Valid``) is healthy, False (``SecretSyncedError``, ``InvalidProviderConfig``,
+  ``ValidationFailed`` …) degraded, missing or Unknown progressing; an ExternalSecret names its target
+  Secret (``status.binding.name``, else ``spec.target.name``, else its own name).
 
 Every rule first compares ``status.observedGeneration`` (and each condition's ``observedGeneration``)
 with ``metadata.generation``: a status written for an older generation is never trusted and yields
 :attr:`HealthState.PROGRESSING`.
 
-"No controller": an object of an agent-platform kind whose status no controller ever wrote (no status,
-an empty one, or only the CRD-defaulted Gateway API ``Pending``/"Waiting for controller" conditions) is
-PROGRESSING while younger than ``no_controller_after`` seconds and ``Unverified`` (no controller)
-afterwards; it is never HEALTHY.
+"No controller": an object of an agent-platform (or External Secrets Operator) kind whose status no
+controller ever wrote (no status, an empty one, or only the CRD-defaulted Gateway API
+``Pending``/"Waiting for controller" conditions) is PROGRESSING while younger than ``no_controller_after``
+seconds and ``Unverified`` (no controller) afterwards; it is never HEALTHY.
 
 The module does no I/O: the only way it sees another object (an Agent's or MCPServer's Deployment) is the
 caller's ``lookup`` function.
@@ -73,7 +78,8 @@ AGENTGATEWAY_CONTROLLER = "agentgateway.dev/agentgateway"
 _KAGENT = "kagent.dev"
 _AGW = "agentgateway.dev"
 _GWAPI = "gateway.networking.k8s.io"
-_PLATFORM_GROUPS = frozenset({_KAGENT, _AGW, _GWAPI})
+_ESO = "external-secrets.io"
+_PLATFORM_GROUPS = frozenset({_KAGENT, _AGW, _GWAPI, _ESO})
 # Platform kinds whose status no controller writes: existing is all there is to them.
 _STATUSLESS_PLATFORM_KINDS = frozenset({(_GWAPI, "ReferenceGrant"), (_AGW, "AgentgatewayParameters")})
 # Platform kinds a protocol probe can judge when no controller wrote their status.
@@ -410,6 +416,8 @@ def _never_written(o: _Obj) -> bool:
 
 
 def _controller_hint(o: _Obj) -> str:
+    if o.group == _ESO:
+        return "is External Secrets Operator running?"
     if o.group == _KAGENT:
         return "is kmcp running?" if o.kind == "MCPServer" else "is kagent running?"
     if o.group == _AGW:
@@ -442,6 +450,8 @@ def _no_controller(o: _Obj, ctx: _Ctx) -> HealthStatus:
 def _judge(o: _Obj) -> str:
     """Who writes this agent-platform object's status: the controller whose absence leaves it
     Unverified (named in the set's verdict)."""
+    if o.group == _ESO:
+        return "External Secrets Operator"
     if o.group == _KAGENT:
         return "kmcp" if o.kind == "MCPServer" else "kagent"
     if o.group == _AGW:
@@ -937,6 +947,45 @@ def _model_provider_config(o: _Obj, ctx: _Ctx) -> HealthStatus:
     return f.result(f"Ready, {count} models discovered")
 
 
+# --------------------------------------------------------------------------------------------------
+# External Secrets Operator
+
+
+def _eso_target(o: _Obj) -> str:
+    """The Secret an ExternalSecret writes: ``status.binding.name``, else ``spec.target.name``, else its
+    own name (the operator's default)."""
+    binding = o.map_at(o.status, "binding", "status.binding")
+    name = o.str_at(binding, "name", "status.binding.name")
+    if not name:
+        name = o.str_at(o.map_at(o.spec, "target", "spec.target"), "name", "spec.target.name")
+    return name or o.name
+
+
+def _external_secret(o: _Obj, ctx: _Ctx) -> HealthStatus:
+    """ExternalSecret / ClusterExternalSecret: ``Ready=True`` (``SecretSynced``) with the generation
+    observed; ``Ready=False`` is degraded (the target Secret is not synced), missing or Unknown
+    progressing."""
+    conds = o.conditions(o.status, "status")
+    if (stale := _stale(o, conds.values())) is not None:
+        return stale
+    f = _Findings()
+    _require_true(f, conds, "Ready", pending_reasons=frozenset())
+    if o.kind == "ExternalSecret":
+        return f.result(f"Ready, Secret {_eso_target(o)} synced")
+    return f.result("Ready")
+
+
+def _secret_store(o: _Obj, ctx: _Ctx) -> HealthStatus:
+    """SecretStore / ClusterSecretStore: ``Ready=True`` (``Valid``: the provider accepted the store's
+    configuration and credentials); ``Ready=False`` degraded, missing or Unknown progressing."""
+    conds = o.conditions(o.status, "status")
+    if (stale := _stale(o, conds.values())) is not None:
+        return stale
+    f = _Findings()
+    _require_true(f, conds, "Ready", pending_reasons=frozenset())
+    return f.result("Ready (store valid)")
+
+
 def _tool_names(o: _Obj) -> list[str]:
     names = []
     for i, tool in enumerate(o.maps_at(o.status, "discoveredTools", "status.discoveredTools")):
@@ -1193,6 +1242,10 @@ _HANDLERS: dict[tuple[str, str], _Handler] = {
     (_AGW, "AgentgatewayBackend"): _agw_backend,
     (_AGW, "AgentgatewayPolicy"): _policy,
     **{(_GWAPI, k): _route for k in _ROUTE_KINDS},
+    (_ESO, "ExternalSecret"): _external_secret,
+    (_ESO, "ClusterExternalSecret"): _external_secret,
+    (_ESO, "SecretStore"): _secret_store,
+    (_ESO, "ClusterSecretStore"): _secret_store,
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import hmac
 import json
 import re
 import threading
@@ -87,9 +88,17 @@ def mass_prune_guard(
     )
 
 
-def digest(obj: dict[str, Any]) -> str:
-    """sha256 of a manifest's canonical JSON (sorted keys), hex."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def digest(obj: dict[str, Any], *, secret_key: bytes | None = None) -> str:
+    """sha256 of a manifest's canonical JSON (sorted keys), hex.
+
+    With ``secret_key``, a core Secret's digest is HMAC-SHA256 under that key instead: the digests are
+    stored in the inventory ConfigMap, and a plain hash of a Secret decrypted from SOPS would let a reader
+    of that ConfigMap test guesses of its values.
+    """
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    if secret_key is not None and obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1":
+        return hmac.new(secret_key, canonical, hashlib.sha256).hexdigest()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass
@@ -270,6 +279,8 @@ class ResourceManager:
         self.field_manager = field_manager
         self.sync_cache = sync_cache if sync_cache is not None else SyncCache()
         self.list_workers = max(1, list_workers)
+        #: key of the Secrets' digests (:func:`digest`); set by a pass that decrypted SOPS files
+        self.secret_digest_key: bytes | None = None
 
     # -- live state ---------------------------------------------------------------------------------
 
@@ -377,7 +388,7 @@ class ResourceManager:
                 object as ``Kind/namespace/name``.
         """
         changes = ChangeSet()
-        digests = {str(d.ref): digest(d.obj) for d in desired}
+        digests = {str(d.ref): digest(d.obj, secret_key=self.secret_digest_key) for d in desired}
         previous = inventory.digests if inventory else {}
         live = self.live_index(d.ref for d in desired)
         plan: list[tuple[Desired, Action, list[str]]] = []

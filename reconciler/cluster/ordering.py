@@ -4,7 +4,10 @@ Stage 0 holds what other objects need to exist at all: CustomResourceDefinitions
 cluster-wide RBAC. Stage 1 holds everything else, sorted so that an object comes after the objects it
 references (agent-platform-formats.md §8.1: Secrets/ConfigMaps → ModelConfig → MCP servers → Services →
 gateway → RemoteMCPServer → Agents), with kind rank as the tie-break and for kinds without known references.
-Deletion uses the reverse order.
+External Secrets Operator objects come before what consumes their output: a SecretStore after the Secrets
+its provider's credentials name, an ExternalSecret after its store, and every object that references the
+Secret an ExternalSecret writes (``spec.target.name``, default its own name) after that ExternalSecret, so
+workloads mounting it are created once the operator can fill it. Deletion uses the reverse order.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ _RANKS: dict[tuple[str, str], int] = {
     ("rbac.authorization.k8s.io", "RoleBinding"): 12,
     ("", "PersistentVolume"): 13,
     ("", "PersistentVolumeClaim"): 14,
+    ("external-secrets.io", "ClusterSecretStore"): 15,
+    ("external-secrets.io", "SecretStore"): 15,
+    ("external-secrets.io", "ExternalSecret"): 16,
+    ("external-secrets.io", "ClusterExternalSecret"): 16,
     ("kagent.dev", "ModelConfig"): 20,
     ("kagent.dev", "ModelProviderConfig"): 20,
     ("kagent.dev", "MCPServer"): 30,
@@ -175,7 +182,50 @@ def references(obj: Mapping[str, Any], ref: ObjectRef) -> set[tuple[str, str, st
                 add(str(t.get("kind") or ""), t.get("name"), t.get("namespace"))
     elif (group, kind) == ("gateway.networking.k8s.io", "Gateway"):
         add("GatewayClass", spec.get("gatewayClassName"), "")
+    elif group == _ESO and kind in ("ExternalSecret", "ClusterExternalSecret"):
+        es = (spec.get("externalSecretSpec") or {}) if kind == "ClusterExternalSecret" else spec
+        stores = [es.get("secretStoreRef")]
+        for entry in [*(es.get("data") or []), *(es.get("dataFrom") or [])]:
+            if isinstance(entry, Mapping):
+                stores.append((entry.get("sourceRef") or {}).get("storeRef"))
+        for store in stores:
+            if isinstance(store, Mapping):
+                store_kind = str(store.get("kind") or "SecretStore")
+                add(store_kind, store.get("name"), "" if store_kind == "ClusterSecretStore" else None)
+    elif group == _ESO and kind in ("SecretStore", "ClusterSecretStore"):
+        for name, namespace in _secret_refs(spec.get("provider")):
+            add("Secret", name, namespace)
     return out
+
+
+_ESO = "external-secrets.io"
+
+
+def _secret_refs(value: Any, depth: int = 0) -> Iterable[tuple[Any, Any]]:
+    """``(name, namespace)`` of every ``*SecretRef``/``secretRef`` mapping (with a ``name``) inside a
+    SecretStore's ``spec.provider`` (the providers' credential references, at any depth)."""
+    if depth > 8:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if str(key).lower().endswith("secretref") and isinstance(item, Mapping) and item.get("name"):
+                yield item.get("name"), item.get("namespace")
+            else:
+                yield from _secret_refs(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secret_refs(item, depth + 1)
+
+
+def produces(obj: Mapping[str, Any], ref: ObjectRef) -> set[tuple[str, str, str]]:
+    """``(kind, namespace, name)`` of objects ``obj`` makes in the cluster that are not in the desired set:
+    the Secret an ExternalSecret writes (``spec.target.name``, default the ExternalSecret's name)."""
+    if ref.group != _ESO or ref.kind != "ExternalSecret":
+        return set()
+    spec = obj.get("spec")
+    target = (spec.get("target") or {}) if isinstance(spec, Mapping) else {}
+    name = target.get("name") if isinstance(target, Mapping) else None
+    return {("Secret", ref.namespace, str(name or ref.name))}
 
 
 def apply_order(
@@ -195,6 +245,10 @@ def _topo(items: list[tuple[ObjectRef, dict[str, Any]]]) -> list[tuple[ObjectRef
         return (rank_of(r), r.kind, r.namespace, r.name)
 
     index = {(r.kind, r.namespace, r.name): i for i, (r, _) in enumerate(items)}
+    producers: dict[tuple[str, str, str], int] = {}  # e.g. the ExternalSecret writing a Secret
+    for i, (ref, obj) in enumerate(items):
+        for made in produces(obj, ref):
+            producers.setdefault(made, i)
     deps: dict[int, set[int]] = {i: set() for i in range(len(items))}
     for i, (ref, obj) in enumerate(items):
         for target in references(obj, ref):
@@ -203,6 +257,9 @@ def _topo(items: list[tuple[ObjectRef, dict[str, Any]]]) -> list[tuple[ObjectRef
                 j = index.get((target[0], "", target[2]))
             if j is not None and j != i:
                 deps[i].add(j)
+            p = producers.get(target)
+            if p is not None and p != i:
+                deps[i].add(p)
     done: set[int] = set()
     out: list[int] = []
     remaining = sorted(range(len(items)), key=sort_key)

@@ -364,6 +364,39 @@ class McpAccess(BaseModel):
     )
 
 
+class SecretRef(BaseModel):
+    """A Secret in the target cluster, by name (and namespace)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, description="the Secret's name")
+    namespace: str = Field(
+        default="reconciler-system",
+        min_length=1,
+        description="the Secret's namespace (default reconciler-system, where the reconciler keeps its "
+        "inventories: not the agents' namespace, whose readers should not see the key)",
+    )
+
+
+class Decryption(BaseModel):
+    """How SOPS-encrypted manifests of the overlay are decrypted at render time (reconciler/render/sops.py).
+
+    Modelled on Flux's Kustomization ``spec.decryption``: ``provider: sops`` and a ``secretRef`` whose keys
+    ending in ``.agekey`` each hold age identities. Keys from the daemon's local key file
+    (``--sops-age-key-file``, ``$RECONCILER_SOPS_AGE_KEY_FILE`` or ``$SOPS_AGE_KEY_FILE``) are used too;
+    an encrypted file is decrypted whenever some key is available, with or without this field."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    provider: Literal["sops"] = Field(default="sops", description="the only provider: SOPS with age keys")
+    secret_ref: SecretRef | None = Field(
+        default=None,
+        alias="secretRef",
+        description="a Secret in the target cluster whose keys ending in .agekey hold age identities "
+        "(AGE-SECRET-KEY-1... lines), read at every pass",
+    )
+
+
 class Environment(BaseModel):
     """One deployment environment: where it runs and how it is kept in sync.
 
@@ -441,6 +474,13 @@ class Environment(BaseModel):
         default_factory=McpAccess,
         description="MCP server access: which write tools agents may call on this environment (read-only "
         "by default)",
+    )
+    decryption: Decryption | None = Field(
+        default=None,
+        description="SOPS decryption of the overlay's encrypted manifests (age keys): the key Secret to "
+        "read; files that carry SOPS metadata are decrypted after policies judged them (still encrypted) "
+        "and before anything is applied; a file no key opens, or changed after encryption, fails the pass "
+        "with nothing applied",
     )
 
     @field_validator("rollouts")

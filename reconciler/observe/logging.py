@@ -10,8 +10,8 @@ go through one :class:`structlog.stdlib.ProcessorFormatter` on the root logger, 
   passed as keys), ``null`` in JSON lines when not applicable, so the schema of a line never changes;
 * every value passed through :func:`redact`: keys that name a secret (``password``, ``token``,
   ``authorization`` …), Kubernetes Secret ``data``/``stringData``, and secret-looking text anywhere in a
-  string (bearer tokens, URL passwords, PEM private keys, JWTs, well-known token prefixes) become
-  ``[REDACTED]``.
+  string (bearer tokens, URL passwords, PEM private keys, JWTs, well-known token prefixes) and every
+  value the SOPS render step decrypted (:mod:`reconciler.model.sensitive`) become ``[REDACTED]``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import structlog
 from pydantic import BaseModel
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from reconciler.model import ObjectRef
+from reconciler.model import ObjectRef, sensitive
 
 REDACTED = "[REDACTED]"
 #: The keys every line carries.
@@ -70,7 +70,9 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every secret-looking part replaced by ``[REDACTED]``."""
+    """``text`` with every secret-looking part, and every value the SOPS render step decrypted
+    (:func:`reconciler.model.sensitive.mask`), replaced by ``[REDACTED]``."""
+    text = sensitive.mask(text)
     for pattern, repl in _SECRET_TEXT:
         text = pattern.sub(repl, text)
     return text

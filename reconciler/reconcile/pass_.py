@@ -46,6 +46,7 @@ from reconciler.model import (
     Revision,
     ToolContractPolicy,
     ref_of,
+    sensitive,
 )
 from reconciler.policy import PolicyEvaluator
 from reconciler.probe.contract import ContractReport, ServerRef
@@ -53,7 +54,8 @@ from reconciler.probe.service import ProbeService, secret_reader, service_from_e
 from reconciler.reconcile import toolgate
 from reconciler.reconcile.environments import load_environment
 from reconciler.reconcile.rollouts import LaidOver, PlanError, lay_over
-from reconciler.render import RemoteOptions, RenderCache, RenderError, build
+from reconciler.render import RemoteOptions, RenderCache, RenderError, SopsFiles, build
+from reconciler.render import sops as _sops
 from reconciler.render.helm import environment_options as helm_options
 from reconciler.render.remote import environment_options as remote_options
 from reconciler.source import GitSource, Snapshot
@@ -94,6 +96,11 @@ class PassContext:
     prometheus_url: str | None = None
     #: the environments' Rego policies, evaluated by OPA before any write (reconciler.policy)
     policy: PolicyEvaluator = field(default_factory=PolicyEvaluator)
+    #: the local age key file for SOPS-encrypted manifests (--sops-age-key-file,
+    #: $RECONCILER_SOPS_AGE_KEY_FILE or $SOPS_AGE_KEY_FILE; reconciler.render.sops)
+    sops_key_file: Path | None = field(default_factory=_sops.local_key_file)
+    #: files already decrypted, by (content digest, keys digest)
+    sops_memo: _sops.SopsMemo = field(default_factory=_sops.SopsMemo)
 
     #: each environment's target cluster (reconciler.cluster.targets); default: made from ``client`` (the
     #: daemon's own cluster, whose kubeconfig file also holds the contexts environments may name)
@@ -151,13 +158,15 @@ def render_environment(
     tree_id: str | None = None,
     remote: RemoteOptions | None = None,
     enable_helm: bool = False,
+    sops: SopsFiles | None = None,
 ) -> list[dict[str, Any]]:
     """Render the environment's overlay from the snapshot (not from any working copy).
 
     Remote bases are fetched as ``remote`` allows (default: :func:`remote_options` of ``env``); each one
     used is appended to ``remote.used``. Helm charts are inflated when the environment's ``render.helm``
     enables them, or ``enable_helm`` (:func:`reconciler.render.helm.environment_options`); pulled charts go
-    to the cache directory of ``remote``.
+    to the cache directory of ``remote``. SOPS-encrypted files stay encrypted; those read are recorded in
+    ``sops`` for :func:`reconciler.render.sops.decrypt_objects`.
 
     Raises:
         RenderError: naming the file and line at fault.
@@ -178,7 +187,43 @@ def render_environment(
         tree_id=tree_id,
         remote=remote,
         helm=helm_options(env, remote.cache_dir, enable=enable_helm),
+        sops=sops,
     )
+
+
+def decryptor_for(ctx: PassContext, env: Environment) -> _sops.Decryptor:
+    """The SOPS decryptor of ``env``: the identities of the local key file (``ctx.sops_key_file``) and of
+    the Secret ``env.decryption.secretRef`` names (keys ending in ``.agekey``), read now.
+
+    Raises:
+        ConfigError: the key file or the Secret holds something that is no age identity, or the Secret
+            cannot be read.
+    """
+    keys = _sops.AgeKeys()
+    notes: list[str] = []
+    try:
+        if ctx.sops_key_file is not None:
+            if ctx.sops_key_file.exists():
+                keys = keys + _sops.load_key_file(ctx.sops_key_file)
+            else:
+                notes.append(f"the local age key file {ctx.sops_key_file} does not exist")
+        ref = env.decryption.secret_ref if env.decryption is not None else None
+        if ref is not None:
+            where = f"Secret {ref.namespace}/{ref.name}"
+            try:
+                secret = ctx.client.get(ObjectRef(kind="Secret", namespace=ref.namespace, name=ref.name))
+            except KubeError as exc:
+                raise ConfigError(f"decryption.secretRef: {where} cannot be read: {exc}") from None
+            if secret is None:
+                notes.append(f"{where} (decryption.secretRef of envs/{env.name}.yaml) does not exist")
+            else:
+                found = _sops.keys_from_secret(secret, where=where)
+                if not found:
+                    notes.append(f"{where} has no key ending in {_sops.AGE_KEY_SUFFIX}")
+                keys = keys + found
+    except _sops.KeyError_ as exc:
+        raise ConfigError(f"SOPS age keys: {exc}") from None
+    return _sops.Decryptor(keys, memo=ctx.sops_memo, notes=notes)
 
 
 def default_namespaces(client: KubeClient, env: Environment, objects: list[dict[str, Any]]) -> None:
@@ -267,12 +312,14 @@ def run_pass(
         result.cluster = target.label
         client = ctx.clusters.client_of(target, env_name)
         remote = remote_options(env, ctx.source.cache_dir)
+        encrypted = SopsFiles()
         objects = render_environment(
             env,
             snapshot,
             cache=ctx.cache,
             tree_id=ctx.source.tree_digest(rev.sha, "") or None,
             remote=remote,
+            sops=encrypted,
         )
         result.remote_bases = list(remote.used)  # what reproduces this render: commits and digests
         default_namespaces(client, env, objects)
@@ -286,6 +333,13 @@ def run_pass(
                 result.blocked = True
                 result.error = judged.summary()
                 return _finish(result, snapshot_root, t0)
+        # SOPS: decrypted after the policies judged the ciphertext, before anything is written; a file no
+        # key opens or whose MAC does not match fails the pass here, with nothing applied.
+        digest_key: bytes | None = None
+        if encrypted.files:
+            decryptor = decryptor_for(ctx, env)
+            if _sops.decrypt_objects(objects, encrypted, decryptor):
+                digest_key = decryptor.keys.digest_key()
         if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
             laid = lay_over(
                 client,
@@ -305,6 +359,7 @@ def run_pass(
         store = InventoryStore(client, source=ctx.source.url)
         inventory = store.load(env_name)
         manager = ResourceManager(client, sync_cache=ctx.sync_cache)
+        manager.secret_digest_key = digest_key  # no plain hash of a decrypted Secret in the inventory
         # Guards run before the first write: a pass they stop writes nothing and is Blocked, so the
         # revision is never half applied and never recorded as applied.
         held = ownership.holders(ownership.other_inventories(client, env_name, ctx.source.url))
@@ -464,11 +519,12 @@ def wanted(desired: list[Desired]) -> set[tuple[str, str, str, str]]:
 
 
 def _finish(result: PassResult, snapshot_root: str, t0: float) -> PassResult:
-    """The pass's last touches: paths inside the snapshot made relative in the error, and the duration."""
+    """The pass's last touches: paths inside the snapshot made relative in the error, the duration, and
+    decrypted values masked (:func:`reconciler.model.sensitive.mask_result`)."""
     if snapshot_root:
         result.error = result.error.replace(snapshot_root + "/", "")
     result.duration = round(time.monotonic() - t0, 4)
-    return result
+    return sensitive.mask_result(result)  # no value the SOPS step decrypted leaves in a result
 
 
 def summarize(changes: ChangeSet) -> str:

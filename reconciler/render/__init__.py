@@ -14,6 +14,7 @@ from reconciler.render.builder import DEFAULT_MAX_FILE_BYTES, build_resources, t
 from reconciler.render.cache import RenderCache, clone
 from reconciler.render.errors import RenderError
 from reconciler.render.remote import RemoteOptions
+from reconciler.render.sops import SopsFiles
 from reconciler.render.yamlio import dump_yaml, load_yaml_documents
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ __all__ = [
     "RemoteOptions",
     "RenderCache",
     "RenderError",
+    "SopsFiles",
     "build",
     "dump_yaml",
     "load_yaml_documents",
@@ -50,6 +52,7 @@ def build(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     remote: RemoteOptions | None = None,
     helm: HelmOptions | None = None,
+    sops: SopsFiles | None = None,
 ) -> list[dict[str, Any]]:
     """Render the kustomization directory ``path``.
 
@@ -61,6 +64,11 @@ def build(
         max_file_bytes: the largest file (in bytes) the renderer reads; larger ones are an error.
         remote: which remote bases and files may be fetched (``None``: none); every one used is appended
             to ``remote.used``. A render that used any is not cached (a branch or tag may move).
+        helm: how Helm charts (``helmCharts``) are inflated (``None``: a kustomization with charts is an
+            error, as ``kustomize build`` without ``--enable-helm``).
+        sops: optional collector of the SOPS-encrypted resource files the render read (display path →
+            bytes; also filled on a cache hit), for :func:`reconciler.render.sops.decrypt_objects`. The
+            objects keep their ciphertext and ``sops`` mappings, as with kustomize.
 
     Returns:
         The objects in `kustomize build` output order as plain dicts (fresh copies when cached).
@@ -72,7 +80,12 @@ def build(
     """
     if cache is None:
         return build_resources(
-            Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote, helm_options=helm
+            Path(path),
+            Path(root),
+            max_file_bytes=max_file_bytes,
+            remote=remote,
+            helm_options=helm,
+            sops=sops,
         )
     digest = tree_id or tree_digest(Path(path), Path(root))
     helm_key = (
@@ -82,10 +95,20 @@ def build(
     hit = cache.get(key)
     if hit is None:
         used = len(remote.used) if remote is not None else 0
+        found = SopsFiles()
         hit = build_resources(
-            Path(path), Path(root), max_file_bytes=max_file_bytes, remote=remote, helm_options=helm
+            Path(path),
+            Path(root),
+            max_file_bytes=max_file_bytes,
+            remote=remote,
+            helm_options=helm,
+            sops=found,
         )
         if remote is None or len(remote.used) == used:
-            cache.put(key, hit)
+            cache.put(key, hit, attachments=found.files)
+    else:
+        found = SopsFiles(dict(cache.attachments(key)))
+    if sops is not None:
+        sops.files.update(found.files)
     out: list[dict[str, Any]] = clone(hit)
     return out

@@ -53,6 +53,7 @@ from reconciler.render import (
     transformers,
 )
 from reconciler.render import remote as _remote
+from reconciler.render import sops as _sops
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import (
     ORDER_FIRST,
@@ -174,8 +175,11 @@ def _within(path: str, root: str) -> bool:
 
 @dataclass
 class _Limits:
+    """Render-wide bounds and collectors."""
+
     max_file_bytes: int
     kustomizations: int = 0
+    sops: _sops.SopsFiles | None = None  # where SOPS-encrypted resource files are recorded
 
 
 @dataclass
@@ -517,6 +521,7 @@ def _accumulate_resource(loader: _Loader, entry: str, where: str, acc: _Acc) -> 
     if not os.path.isdir(real):
         data, shown = loader.read(entry, where=where)
         found = resources_from_bytes(data, source=shown)
+        _sops.record_file(loader.limits.sops, data, [r.obj for r in found], source=shown)
         buildmeta.annotate_file([r.obj for r in found], entry)
         _check_objects(len(acc.resmap) + len(found), where)
         acc.resmap.extend(found)
@@ -547,6 +552,7 @@ def _accumulate_remote(loader: _Loader, entry: str, where: str, acc: _Acc) -> No
                 _accumulate_directory(sub, where, acc, component=False)
             return
         _remote.record_file(loader.remote, entry, where=where, data=data)
+        _sops.record_file(loader.limits.sops, data, [r.obj for r in found], source=entry)
         buildmeta.annotate_file([r.obj for r in found], entry)
         _check_objects(len(acc.resmap) + len(found), where)
         acc.resmap.extend(found)
@@ -691,8 +697,12 @@ def _absorb_generated(res: Resource, acc: _Acc, where: str) -> None:
 
 
 def _smp_patches(text: str, where: str) -> list[dict[str, Any]]:
-    """Strategic-merge patch documents (each an object with kind and metadata.name)."""
-    return [res.obj for res in resources_from_bytes(text.encode("utf-8"), source=where, patches=True)]
+    """Strategic-merge patch documents (each an object with kind and metadata.name); SOPS-encrypted
+    ones are refused (:func:`reconciler.render.sops.refuse_encrypted_patch`)."""
+    docs = [res.obj for res in resources_from_bytes(text.encode("utf-8"), source=where, patches=True)]
+    for doc in docs:
+        _sops.refuse_encrypted_patch(doc, where=where)
+    return docs
 
 
 def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
@@ -1188,11 +1198,12 @@ def build_resources(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     remote: _remote.RemoteOptions | None = None,
     helm_options: helm.HelmOptions | None = None,
+    sops: _sops.SopsFiles | None = None,
 ) -> list[dict[str, Any]]:
     """Render without caching (see :func:`reconciler.render.build`)."""
     repo = os.path.realpath(root)
     directory = os.path.realpath(path)
-    limits = _Limits(max_file_bytes)
+    limits = _Limits(max_file_bytes, sops=sops)
     if not _within(directory, repo):
         raise RenderError(f"security; '{path}' is not in or below '{root}' (load restrictor)", path=str(path))
     if not os.path.isdir(directory):

@@ -30,6 +30,7 @@ class RenderCache:
 
     def __init__(self, max_entries: int = 256) -> None:
         self._data: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
+        self._attachments: dict[tuple[str, str], dict[str, bytes]] = {}
         self._max = max_entries
         self._lock = threading.Lock()
         self.hits = 0
@@ -46,10 +47,27 @@ class RenderCache:
             self.hits += 1
             return value
 
-    def put(self, key: tuple[str, str], value: list[dict[str, Any]]) -> None:
-        """Store ``value`` under ``key``, evicting the least recently used entry when full."""
+    def put(
+        self,
+        key: tuple[str, str],
+        value: list[dict[str, Any]],
+        *,
+        attachments: dict[str, bytes] | None = None,
+    ) -> None:
+        """Store ``value`` under ``key`` (with ``attachments``: the SOPS-encrypted files the render read,
+        path → bytes), evicting the least recently used entry when full."""
         with self._lock:
             self._data[key] = value
             self._data.move_to_end(key)
+            if attachments:
+                self._attachments[key] = dict(attachments)
+            else:
+                self._attachments.pop(key, None)
             while len(self._data) > self._max:
-                self._data.popitem(last=False)
+                old, _ = self._data.popitem(last=False)
+                self._attachments.pop(old, None)
+
+    def attachments(self, key: tuple[str, str]) -> dict[str, bytes]:
+        """The attachments stored with ``key`` (empty when none)."""
+        with self._lock:
+            return dict(self._attachments.get(key, {}))

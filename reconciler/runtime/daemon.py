@@ -56,6 +56,7 @@ from reconciler.model import (
     PassResult,
     Revision,
     ref_of,
+    sensitive,
 )
 from reconciler.observe.logging import log_context
 from reconciler.observe.notify import Notifier, SecretReader
@@ -72,6 +73,7 @@ from reconciler.reconcile import (
     run_pass,
     wait_for_health,
 )
+from reconciler.render.sops import local_key_file
 from reconciler.runtime.control import ControlStore, Suspension, is_suspended, suspension_text
 from reconciler.runtime.rollouts import RolloutRunner
 from reconciler.settings import DaemonSettings
@@ -159,7 +161,12 @@ class Daemon:
         self.on_drift = on_drift
         self.source = GitSource(settings.repo, settings.branch, settings.cache_dir)
         self.client = KubeClient(settings.kubeconfig, settings.context)
-        self.ctx = PassContext(source=self.source, client=self.client, prometheus_url=settings.prometheus_url)
+        self.ctx = PassContext(
+            source=self.source,
+            client=self.client,
+            prometheus_url=settings.prometheus_url,
+            sops_key_file=local_key_file(settings.sops_age_key_file),
+        )
         self.targets = self.ctx.clusters  # one client per target cluster (reconciler.cluster.targets)
         self.bus: Bus | None = None
         self.envs: dict[str, _EnvState] = {}
@@ -722,7 +729,9 @@ class Daemon:
     async def publish_event(self, subject: str, data: bytes, msg_id: str | None = None) -> None:
         """The one place the daemon's events leave it: handed to the notifier (when the environment has
         notification targets; never blocks) and published on NATS (when connected). A NATS failure is
-        logged."""
+        logged. No value the SOPS render step decrypted goes out (:mod:`reconciler.model.sensitive`)."""
+        if sensitive.known():
+            data = sensitive.mask(data.decode("utf-8", "replace")).encode("utf-8")
         if self.notifier is not None:
             self.notifier.offer(subject, data)
         if self.bus is None:

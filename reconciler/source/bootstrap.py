@@ -16,10 +16,10 @@ def init_repo_with_remote(
     dest: Path,
     *,
     branch: str = "main",
-    include: tuple[str, ...] = ("envs", "overlays", "policies"),
+    include: tuple[str, ...] = ("envs", "overlays", "policies", ".sops.yaml"),
 ) -> tuple[Path, Path]:
-    """Copy ``include`` folders of ``src`` into a new clone under ``dest``, commit, and push to a bare
-    remote ``dest/remote.git``. Returns ``(remote, work)`` paths.
+    """Copy ``include`` folders and files of ``src`` into a new clone under ``dest``, commit, and push to a
+    bare remote ``dest/remote.git``. Returns ``(remote, work)`` paths.
 
     Raises:
         FileExistsError: when ``dest/remote.git`` already exists.
@@ -37,6 +37,8 @@ def init_repo_with_remote(
     for name in include:
         if (src / name).is_dir():
             shutil.copytree(src / name, work / name)
+        elif (src / name).is_file():
+            shutil.copy2(src / name, work / name)
     repo.git.add(A=True)
     repo.index.commit("bootstrap: example environment repository", author=AUTHOR, committer=AUTHOR)
     repo.create_remote("origin", str(remote))

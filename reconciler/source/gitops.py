@@ -43,6 +43,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from reconciler.errors import SourceError
 from reconciler.failpoints import failpoint
+from reconciler.model import sensitive
 
 log = logging.getLogger("reconciler.git")
 
@@ -955,13 +956,15 @@ class GitWriter:
         contains exactly those lines (idempotent); otherwise the note is replaced. The remote notes ref
         is fetched first, and a rejected push (another writer) is fetched and retried with backoff.
 
+        Values the SOPS render step decrypted are masked first (:func:`reconciler.model.sensitive.mask`).
+
         Returns:
             ``True`` when a note was written, ``False`` when it already held ``text``.
 
         Raises:
             SourceError: the note could not be pushed.
         """
-        body = text.strip("\n")
+        body = sensitive.mask(text).strip("\n")
         if not body:
             raise ValueError("a note must not be empty")
         with self._lock.hold():

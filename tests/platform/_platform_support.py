@@ -90,9 +90,17 @@ def parse_stream(text: str, where: str) -> list[dict[str, Any]]:
 # The example environments
 
 
-def render_env(env: str) -> list[dict[str, Any]]:
-    """The rendered objects of ``overlays/<env>`` (the project's renderer)."""
-    return build(ROOT / "overlays" / env, root=ROOT)
+def render_env(env: str, *, decrypt: bool = False) -> list[dict[str, Any]]:
+    """The rendered objects of ``overlays/<env>`` (the project's renderer); SOPS-encrypted Secrets as in
+    Git, or with ``decrypt`` as a pass applies them (the TEST-ONLY key of deploy/examples/sops/)."""
+    from reconciler.render import SopsFiles, sops
+
+    files = SopsFiles()
+    objs = build(ROOT / "overlays" / env, root=ROOT, sops=files)
+    if decrypt:
+        key = ROOT / "deploy" / "examples" / "sops" / "test-only.agekey"
+        sops.decrypt_objects(objs, files, sops.Decryptor(sops.load_key_file(key)))
+    return objs
 
 
 def load_env_file(env: str) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_environment_applies_and_every_object_passes_server_side_dry_run(
     assert result.error == ""
     assert not [c for c in result.changes.entries if c.action is Action.FAILED]
 
-    rendered = render_env(env)
+    rendered = render_env(env, decrypt=True)
     assert {str(c.ref) for c in result.changes.entries} == {str(ref_of(o)) for o in rendered}
     for obj in rendered:
         ref = ref_of(obj)

@@ -211,10 +211,16 @@ def test_agents_model_and_tools_resolve(env: str, rendered: dict[str, Objs]) -> 
 
 
 def _secret_keys(secret: dict[str, Any]) -> set[str]:
-    """The keys a Secret of the example holds: Git declares the Secret and names its keys in an annotation;
-    the values are put in the cluster out of band (policies/secrets.rego refuses plaintext data in Git)."""
-    assert not secret.get("stringData") and not secret.get("data"), "no Secret value is kept in Git"
-    return set(secret["metadata"]["annotations"]["platform.acme.dev/secret-keys"].split(","))
+    """The keys a Secret of the example holds: its values are SOPS-encrypted in Git (policies/secrets.rego
+    refuses plaintext data in Git) and it names its keys in an annotation, which agree."""
+    values = {**(secret.get("stringData") or {}), **(secret.get("data") or {})}
+    assert values and all(str(v).startswith("ENC[AES256_GCM,data:") for v in values.values()), (
+        "every Secret value in Git is SOPS ciphertext"
+    )
+    assert isinstance(secret.get("sops"), dict) and secret["sops"].get("mac")
+    named = set(secret["metadata"]["annotations"]["platform.acme.dev/secret-keys"].split(","))
+    assert named == set(values)
+    return named
 
 
 def _backend_for(objs: Objs, gateway: str, path: str) -> dict[str, Any]:
