@@ -134,6 +134,29 @@ def _path_segment_problem(value: str) -> str:
     return ""
 
 
+def identify(obj: dict[str, Any]) -> ObjectRef:
+    """The identity of a rendered object, which the API server needs to apply it.
+
+    The renderer, like `kustomize build`, renders an object without ``apiVersion``; the apply stage
+    refuses it here, before anything is written.
+
+    Raises:
+        ApplyError: naming the object (kind and name as far as given) when apiVersion, kind or
+            metadata.name is missing.
+    """
+    try:
+        return ref_of(obj)
+    except ValueError as exc:
+        meta = obj.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
+        kind = obj.get("kind")
+        shown = " ".join(str(v) for v in (kind, name) if isinstance(v, str) and v) or "an object"
+        raise ApplyError(
+            f"invalid object {shown}: {exc} (the API server needs apiVersion, kind and metadata.name); "
+            "nothing applied"
+        ) from None
+
+
 def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> list[Desired]:
     """Identify the rendered objects and take controller-owned fields out (HPA-targeted replicas).
 
@@ -146,10 +169,7 @@ def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> 
     out: list[Desired] = []
     seen: dict[tuple[str, str, str, str], ObjectRef] = {}
     for obj in objects:
-        try:
-            ref = ref_of(obj)
-        except ValueError as exc:
-            raise ApplyError(f"invalid object: {exc}") from None
+        ref = identify(obj)
         for field_name, value in (("metadata.name", ref.name), ("metadata.namespace", ref.namespace)):
             problem = _path_segment_problem(value) if value else ""
             if problem:

@@ -413,7 +413,7 @@ def resources_from_bytes(data: bytes, *, source: str, patches: bool = False) -> 
                     )
                 queue.append((item, line))
             continue
-        out.append(make_resource(doc, source=source, line=line, patch=patches))
+        out.append(make_resource(doc, source=source, line=line))
     return out
 
 
@@ -612,7 +612,7 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
     if text.startswith("["):
         return "json", _json_ops(text, where)
     try:
-        value: Any = load_yaml_value(text, path=where, yaml11=True)
+        value: Any = load_yaml_value(text, path=where, yaml11=True, v2_keys=True)
     except RenderError:
         value = None
     if isinstance(value, list):
@@ -640,7 +640,7 @@ def _json_ops(text: str, where: str) -> list[Any]:
         except RecursionError:
             raise RenderError("invalid JSON patch: nesting too deep", path=where) from None
     else:
-        value = load_yaml_value(text, path=where, yaml11=True)
+        value = load_yaml_value(text, path=where, yaml11=True, v2_keys=True)
     if not isinstance(value, list):
         raise RenderError("a JSON 6902 patch must be a list of operations", path=where, line=1)
     if not value:
@@ -702,27 +702,13 @@ def _normalize_patch_meta(patch: dict[str, Any]) -> None:
     for key in ("labels", "annotations"):
         value = meta.get(key)
         if isinstance(value, dict) and value:
-            meta[key] = {k: _scalar_text(v) for k, v in sorted(value.items())}
+            meta[key] = {k: patches.scalar_text(v) for k, v in sorted(value.items())}
         else:
             meta.pop(key, None)
 
 
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, str):
-        return str(value)
-    if value is None or isinstance(value, (dict, list)):
-        return ""
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, float):
-        from reconciler.render.yamlio import format_scalar_float
-
-        return format_scalar_float(value)
-    return str(value)
-
-
 def _find_by_patch_id(resmap: ResMap, patch: dict[str, Any], where: str) -> Resource:
-    probe = make_resource(copy.deepcopy(patch), source=where, patch=True)
+    probe = make_resource(copy.deepcopy(patch), source=where)
     matches = resmap.by_any_id(probe.cur_id())
     if len(matches) != 1:
         state = "multiple matches" if matches else "no matches"
@@ -909,7 +895,9 @@ def _replacement_entries(
 
 
 def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[dict[str, Any], str]]:
-    """The configuration objects named by one ``transformers:`` entry (inline YAML or a file)."""
+    """The configuration objects named by one ``transformers:`` or ``generators:`` entry: inline YAML, a
+    file, a kustomization directory (its output), or a remote file or kustomization (as a remote
+    ``resources`` entry is loaded)."""
     if "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{")):
         try:
             docs = load_yaml_documents(spec, path=where, kyaml=True)
@@ -917,8 +905,14 @@ def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[d
             docs = []
         if docs:
             return [(d, where) for d in docs]
+    if spec and _remote.wants_remote(spec, loader.root):
+        # kustomize accumulates each entry as a resource: a remote file or a remote kustomization, under
+        # the same allow-list, pinning and limits as remote resources
+        built = _Acc()
+        _accumulate_remote(loader, spec, where, built)
+        return [(r.obj, spec) for r in built.resmap.items]
     if _is_remote(spec):
-        raise RenderError(f"remote transformer {spec!r} is not supported", path=where)
+        raise _unparsable_remote(spec, where)
     real = os.path.realpath(os.path.join(loader.root, spec))
     if os.path.isdir(real):  # a kustomization whose output is the configurations
         built = _Acc()

@@ -37,7 +37,7 @@ from typing import Any
 
 from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
-from reconciler.render.yamlio import YamlMap, YamlTimestamp, json_scalar_text, null_text
+from reconciler.render.yamlio import YamlMap, YamlTimestamp, format_scalar_float, json_scalar_text, null_text
 
 
 class _Sentinel:
@@ -91,7 +91,9 @@ def _elements_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def scalar_text(value: Any) -> str:
-    """The YAML scalar text kyaml compares (``Node.Value``)."""
+    """The YAML scalar text kyaml compares (``Node.Value``): strings as they are, ``""`` for null, missing
+    fields, mappings and sequences, ``true``/``false``, numbers as `kustomize build` prints them. The one
+    such function of the renderer (builder, nameref, replacements, refvars and embedded use it)."""
     if value is None or value is MISSING:
         return ""
     if value is True:
@@ -101,8 +103,6 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return ""
     if isinstance(value, float):
-        from reconciler.render.yamlio import format_scalar_float
-
         return format_scalar_float(value)
     return str(value)
 

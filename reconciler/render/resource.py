@@ -237,15 +237,13 @@ class Resource:
         return same_ending(self.prefixes, other.prefixes) and same_ending(self.suffixes, other.suffixes)
 
 
-def make_resource(
-    obj: dict[str, Any], *, source: str, line: int | None = None, patch: bool = False
-) -> Resource:
+def make_resource(obj: dict[str, Any], *, source: str, line: int | None = None) -> Resource:
     """Wrap a loaded object, checking the fields kustomize and the API server need.
 
-    ``kind`` and ``apiVersion`` must be non-empty strings, ``metadata`` a mapping with a non-empty string
+    ``kind`` must be a non-empty string and ``apiVersion`` a string when given (kustomize renders an object
+    without one; the apply stage refuses it), ``metadata`` a mapping with a non-empty string
     ``name`` (kustomize requires it except for ``*List`` kinds), ``namespace`` a string when given,
     ``labels`` and ``annotations`` mappings when given, and no list may hold an empty (null) item. A
-    strategic-merge ``patch`` may leave out ``apiVersion`` (kustomize fills in the target's).
 
     Raises:
         RenderError: naming ``source`` (and the document's first ``line``) for the first violation.
@@ -260,8 +258,6 @@ def make_resource(
     api = obj.get("apiVersion")
     if api is not None and not isinstance(api, str):
         raise fail("apiVersion is not a string")
-    if not api and not patch:
-        raise fail("missing apiVersion")
     meta = obj.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         raise fail("metadata is not a mapping")

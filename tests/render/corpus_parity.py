@@ -1,0 +1,223 @@
+"""Fifth part of the parity corpus (written by make_corpus.py), issue 24: how kustomize v5.8.1 treats scalar
+text and embedded documents. A JSON patch is read as YAML 1.1 by sigs.k8s.io/yaml, so its mapping keys
+``y``/``off``/``010``/``1.50`` become ``"true"``/``"false"``/``"8"``/``"1.5"``; a replacement into YAML held
+in a string field (``data.config\\.yaml.db.host``) edits that YAML, keeping its keys' order, styles and tags
+(``!!int text``); a resource without apiVersion is rendered as it is (the apply stage refuses it)."""
+
+from __future__ import annotations
+
+CASES: dict[str, dict[str, str]] = {
+    "parity-json-patch-yaml11-keys": {
+        "kustomization.yaml": (
+            "resources:\n"
+            "- dep.yaml\n"
+            "patches:\n"
+            "- patch: |-\n"
+            "    - op: add\n"
+            "      path: /spec/k\n"
+            "      value: {y: a, n: b, yes: c, off: d, 1.50: e, 0x1F: f, 010: g, 3."
+            '14159265: h, 1e6: i, 2001-12-14: j, key: [on, 0o17, "010"]}\n'
+            "  target:\n"
+            "    kind: Deployment\n"
+        ),
+        "dep.yaml": (
+            "apiVersion: apps/v1\n"
+            "kind: Deployment\n"
+            "metadata:\n"
+            "  name: d\n"
+            "spec:\n"
+            "  template:\n"
+            "    spec:\n"
+            "      containers:\n"
+            "      - name: x\n"
+            "        image: nginx:1.0\n"
+        ),
+    },
+    "parity-replacement-embedded-yaml": {
+        "kustomization.yaml": (
+            "resources:\n"
+            "- res.yaml\n"
+            "replacements:\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.host}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths:\n"
+            "    - data.a\\.yaml.database.host\n"
+            "    - data.a\\.yaml.database.port\n"
+            "    - data.a\\.yaml.database.quoted\n"
+            "    - data.a\\.yaml.database.dq\n"
+            "    - data.a\\.yaml.database.list.1\n"
+            "    - data.a\\.yaml.database.items.[name=two].value\n"
+            "    - data.b\\.yaml.z\n"
+            "    - data.c\\.yaml.k\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.port}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths:\n"
+            "    - data.b\\.yaml.a\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.word}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths:\n"
+            "    - data.a\\.yaml.database.flag\n"
+            "    - data.a\\.yaml.other\n"
+            "    - data.a\\.yaml.database.new\n"
+            "    options: {create: true}\n"
+        ),
+        "res.yaml": (
+            "apiVersion: v1\n"
+            "kind: ConfigMap\n"
+            "metadata:\n"
+            "  name: src\n"
+            "data:\n"
+            "  host: db.example.test\n"
+            '  port: "5432"\n'
+            '  word: "true"\n'
+            "---\n"
+            "apiVersion: v1\n"
+            "kind: ConfigMap\n"
+            "metadata:\n"
+            "  name: tgt\n"
+            "data:\n"
+            "  a.yaml: |\n"
+            "    database:\n"
+            "        host: placeholder\n"
+            "        port: 1\n"
+            "        quoted: 'x'\n"
+            '        dq: "y"\n'
+            "        flag: false\n"
+            "        list:\n"
+            "        - a\n"
+            "        - b\n"
+            "        items:\n"
+            "          - name: one\n"
+            "            value: v1\n"
+            "          - name: two\n"
+            "            value: v2\n"
+            "    other: keep\n"
+            "  b.yaml: |-\n"
+            "    z: 1\n"
+            "    a: 2\n"
+            '  c.yaml: "k: v"\n'
+        ),
+    },
+    "parity-replacement-embedded-yaml-styles": {
+        "kustomization.yaml": (
+            "resources:\n"
+            "- res.yaml\n"
+            "replacements:\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.host}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths:\n"
+            "    - data.four\\.yaml.top.nested.key\n"
+            "    - data.four\\.yaml.top.seq.0\n"
+            "    - data.four\\.yaml.empty\n"
+            "    - data.four\\.yaml.tilde\n"
+            "    - data.four\\.yaml.quoted key\n"
+            "    - data.four\\.yaml.nested_seq.0.1\n"
+            "    - data.four\\.yaml.num\n"
+            "    - data.four\\.yaml.ts\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.multi}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths: [data.four\\.yaml.dq key, data.four\\.yaml.colon]\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.long}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths: [data.four\\.yaml.lit, data.four\\.yaml.dash]\n"
+            "- source: {kind: ConfigMap, name: src, fieldPath: data.host}\n"
+            "  targets:\n"
+            "  - select: {kind: ConfigMap, name: tgt}\n"
+            "    fieldPaths: [data.four\\.yaml.top.nested, data.four\\.yaml.new.deepe"
+            "r, data.four\\.yaml.flow_empty, data.four\\.yaml.newseq.0, 'data.four\\.y"
+            "aml.top.seq.[=b]', 'data.four\\.yaml.items.[name=q].v']\n"
+            "    options: {create: true}\n"
+        ),
+        "res.yaml": (
+            "apiVersion: v1\n"
+            "kind: ConfigMap\n"
+            "metadata:\n"
+            "  name: src\n"
+            "data:\n"
+            "  host: db.example.test\n"
+            "  multi: |\n"
+            "    line one\n"
+            "    line two\n"
+            '  long: "a very long value that goes well beyond the eighty column lim'
+            'it of the go-yaml v2 emitter for sure"\n'
+            "---\n"
+            "apiVersion: v1\n"
+            "kind: Thing\n"
+            "metadata:\n"
+            "  name: src2\n"
+            "spec:\n"
+            "  obj:\n"
+            "    b: 1\n"
+            '    a: "x y"\n'
+            "    c: [1, 2]\n"
+            '    d: "true"\n'
+            "---\n"
+            "apiVersion: v1\n"
+            "kind: ConfigMap\n"
+            "metadata:\n"
+            "  name: tgt\n"
+            "data:\n"
+            "  four.yaml: |\n"
+            "    top:\n"
+            "        nested:\n"
+            "            key: value\n"
+            "        seq:\n"
+            "            -   a\n"
+            "            -   b\n"
+            "    empty:\n"
+            "    tilde: ~\n"
+            "    'quoted key': v\n"
+            '    "dq key": v\n'
+            "    lit: |\n"
+            "      keep\n"
+            "      this\n"
+            "    nested_seq:\n"
+            "    - - x\n"
+            "      - y\n"
+            "    - - z\n"
+            "    flow_empty: {}\n"
+            "    flow_empty_seq: []\n"
+            "    num: 0x1F\n"
+            "    ts: 2001-12-14\n"
+            '    colon: "a: b"\n'
+            '    dash: "- x"\n'
+            '    uni: "héllo"\n'
+            "  c.yaml: |\n"
+            "    # a comment\n"
+            "    k: v\n"
+            '  d.yaml: "k: v  # comment"\n'
+        ),
+    },
+    "parity-resource-without-apiversion": {
+        "kustomization.yaml": (
+            "resources: [r.yaml]\n"
+            "namespace: ns\n"
+            "namePrefix: p-\n"
+            "commonLabels: {a: b}\n"
+            'images: [{name: nginx, newTag: "2"}]\n'
+        ),
+        "r.yaml": (
+            "kind: Deployment\n"
+            "metadata:\n"
+            "  name: d\n"
+            "spec:\n"
+            "  template:\n"
+            "    spec:\n"
+            "      containers:\n"
+            "      - image: nginx\n"
+            "        name: x\n"
+            "---\n"
+            "kind: randomKind\n"
+            "metadata:\n"
+            "  name: r\n"
+            "spec:\n"
+            "  image: nginx\n"
+        ),
+    },
+}
