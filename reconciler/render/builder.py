@@ -33,9 +33,9 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from reconciler.render import (
     buildmeta,
@@ -81,41 +81,51 @@ MAX_OBJECTS = 100_000
 LOCAL_CONFIG_ANNOTATION = "config.kubernetes.io/local-config"
 
 
+def _null_is_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
+#: A string field of kustomize's Go structs: JSON null decodes to the empty string.
+GoStr = Annotated[str, BeforeValidator(_null_is_empty)]
+
+
 class Kustomization(BaseModel):
-    """The fields of a ``kustomization.yaml`` (kustomize v5 names; unknown fields are refused)."""
+    """The fields of a ``kustomization.yaml`` (kustomize v5 names; unknown fields are refused). A null
+    where a string goes is the empty string, as Go's ``encoding/json`` leaves a string field (kustomize
+    reads the file through JSON): ``nameSuffix: ~``, ``commonLabels: {a: ~}``."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    apiVersion: str = ""
-    kind: str = ""
+    apiVersion: GoStr = ""
+    kind: GoStr = ""
     metadata: dict[str, Any] | None = None
-    resources: list[str] | None = None
-    bases: list[str] | None = None
-    components: list[str] | None = None
-    namespace: str = ""
-    namePrefix: str = ""
-    nameSuffix: str = ""
-    commonLabels: dict[str, str] | None = None
+    resources: list[GoStr] | None = None
+    bases: list[GoStr] | None = None
+    components: list[GoStr] | None = None
+    namespace: GoStr = ""
+    namePrefix: GoStr = ""
+    nameSuffix: GoStr = ""
+    commonLabels: dict[str, GoStr] | None = None
     labels: list[dict[str, Any]] | None = None
-    commonAnnotations: dict[str, str] | None = None
+    commonAnnotations: dict[str, GoStr] | None = None
     images: list[dict[str, Any]] | None = None
     imageTags: list[dict[str, Any]] | None = None
     replicas: list[dict[str, Any]] | None = None
     patches: list[dict[str, Any]] | None = None
-    patchesStrategicMerge: list[str] | None = None
+    patchesStrategicMerge: list[GoStr] | None = None
     patchesJson6902: list[dict[str, Any]] | None = None
     configMapGenerator: list[dict[str, Any]] | None = None
     secretGenerator: list[dict[str, Any]] | None = None
     generatorOptions: dict[str, Any] | None = None
-    configurations: list[str] | None = None
-    transformers: list[str] | None = None
-    generators: list[str] | None = None
-    validators: list[str] | None = None
+    configurations: list[GoStr] | None = None
+    transformers: list[GoStr] | None = None
+    generators: list[GoStr] | None = None
+    validators: list[GoStr] | None = None
     replacements: list[dict[str, Any]] | None = None
-    crds: list[str] | None = None
-    buildMetadata: list[str] | None = None
+    crds: list[GoStr] | None = None
+    buildMetadata: list[GoStr] | None = None
     sortOptions: dict[str, Any] | None = None
-    openapi: dict[str, str] | None = None
+    openapi: dict[str, GoStr] | None = None
     helmCharts: list[dict[str, Any]] | None = None
     helmGlobals: dict[str, Any] | None = None
     helmChartInflationGenerator: list[dict[str, Any]] | None = None
@@ -389,13 +399,13 @@ def _check_sort_options(opts: dict[str, Any], where: str) -> None:
 def resources_from_bytes(data: bytes, *, source: str, patches: bool = False) -> list[Resource]:
     """Objects of a manifest file: documents in order, ``*List`` objects with ``items`` expanded at the end
     (kustomize's ``RNodesFromBytes``), each checked by :func:`make_resource` (``patches``: strategic-merge
-    patches, which may leave out apiVersion).
+    patches, whose plain scalars keep their source text, see :attr:`YamlMap.texts`).
 
     Raises:
         RenderError: naming ``source`` and the line for invalid YAML, documents that are not objects, or
             missing fields.
     """
-    queue: list[tuple[Any, int]] = list(load_yaml_documents_with_lines(data, path=source))
+    queue: list[tuple[Any, int]] = list(load_yaml_documents_with_lines(data, path=source, keep_text=patches))
     out: list[Resource] = []
     while queue:
         doc, line = queue.pop(0)
@@ -831,6 +841,8 @@ def _labels(rm: ResMap, labels: list[dict[str, Any]], cfg: TransformerConfig, wh
                 "labels entries take pairs, includeSelectors, includeTemplates and fields", path=where
             )
         pairs = label.get("pairs") or {}
+        if isinstance(pairs, dict):  # a null value is the empty string (Go's JSON decoding)
+            pairs = {k: "" if v is None else v for k, v in pairs.items()}
         if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
             raise RenderError("labels pairs must map strings to strings", path=where)
         specs = merge_fieldspecs(parse_fieldspecs(label.get("fields"), where=where), cfg.labels, where=where)
@@ -866,7 +878,7 @@ def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Ac
     if kust.replicas:
         transformers.replicas_transform(rm, kust.replicas, cfg.replicas, where=where)
     images = [
-        transformers.check_image_entry(image, where=where)
+        transformers.check_image_entry(image, where=where, strings=True)
         for image in [*(kust.images or []), *(kust.imageTags or [])]
     ]
     if images:

@@ -200,6 +200,8 @@ def _merged_options(own: Any, global_opts: Any, where: str) -> dict[str, Any]:
     for opts, label in ((own, "options"), (global_opts, "generatorOptions")):
         for key in ("labels", "annotations"):
             value = (opts or {}).get(key)
+            if isinstance(value, dict) and None in value.values():  # null is "" (Go's JSON decoding)
+                value = opts[key] = {k: "" if v is None else v for k, v in value.items()}
             if value is not None and (
                 not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
             ):

@@ -37,7 +37,14 @@ from typing import Any
 
 from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
-from reconciler.render.yamlio import YamlMap, YamlTimestamp, format_scalar_float, json_scalar_text, null_text
+from reconciler.render.yamlio import (
+    YamlMap,
+    YamlTimestamp,
+    format_scalar_float,
+    json_scalar_text,
+    null_text,
+    resolve_plain,
+)
 
 
 class _Sentinel:
@@ -113,6 +120,23 @@ def _directive_text(mapping: dict[str, Any], key: str) -> str:
     if value is None:
         return null_text(mapping, key) or ""
     return scalar_text(value)
+
+
+def _was_quoted(value: Any) -> bool:
+    """Whether a string field of the target must have been quoted in its file (its text read plain would be
+    another type): kyaml's ``FieldSetter`` gives the patch's value that style."""
+    return type(value) is str and not (
+        isinstance(resolved := resolve_plain(value) if value else None, str)
+        and not isinstance(resolved, YamlTimestamp)
+    )
+
+
+def _quoted_text(patch: dict[str, Any], key: str, value: Any) -> Any:
+    """A patch's scalar written with a quoted style: its source text, a string (``0x2F`` stays ``0x2F``)."""
+    if value is None or isinstance(value, (dict, list)) or (type(value) is str):
+        return value
+    texts = patch.texts if isinstance(patch, YamlMap) else {}
+    return texts.get(key) or scalar_text(value)
 
 
 def _is_empty(value: Any) -> bool:
@@ -207,6 +231,8 @@ class _Merger:
         if not isinstance(target, dict):
             return target
         patch = origin if isinstance(origin, dict) else None
+        if isinstance(patch, YamlMap) and patch.typed and not isinstance(target, YamlMap):
+            target = YamlMap(target)  # to carry the patch's annotation types (see YamlMap.typed)
         keys = set(target) if patch is None else set(target) | set(patch)
         for key in sorted(keys):
             before = target.get(key, MISSING)
@@ -220,6 +246,15 @@ class _Merger:
             value = self.walk(
                 before, MISSING if patch is None else patch.get(key, MISSING), _field_schema(schema, key)
             )
+            if patch is not None and key in patch and value is patch[key]:
+                if _was_quoted(before):
+                    value = _quoted_text(patch, key, value)
+                if isinstance(target, YamlMap):  # an annotation's text now comes from the patch
+                    ptyped = patch.typed.get(key) if isinstance(patch, YamlMap) else None
+                    if ptyped is not None:
+                        target.typed[key] = ptyped
+                    else:
+                        target.typed.pop(key, None)
             # a null result clears the field, except a null the target already had and the patch leaves alone
             kept_null = value is None and before is None and (patch is None or key not in patch)
             if value is MISSING or value is CLEAR or (value is None and not kept_null):

@@ -333,15 +333,18 @@ class YamlMap(dict[str, Any]):
     as another type (``1.50``, ``0x1F``, ``True``, ``~``): a JSON patch turns the object into JSON and back
     (api/filters/patchjson6902), and such an annotation's text becomes its JSON spelling (``1.5``, ``31``,
     ``true``, ``null``). Plain dicts (made by transformers) have no such record: their nulls read as
-    ``null``.
+    ``null``. ``texts`` (strategic-merge patches only, see :func:`load_yaml_documents_with_lines`) holds
+    the source text of each plain scalar read as another type than a string (``0x2F``, ``1.50``), which
+    kyaml writes as it is where the patched field was a quoted string.
     """
 
-    __slots__ = ("null_text", "typed")
+    __slots__ = ("null_text", "texts", "typed")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.null_text: dict[str, str] = {}
         self.typed: dict[str, tuple[str, Any]] = {}
+        self.texts: dict[str, str] = {}
 
 
 def null_text(mapping: Any, key: str) -> str | None:
@@ -426,16 +429,23 @@ def kyaml_folded_value(value: str) -> str:
 class _Builder:
     """Turns composed nodes into plain values, counting every value built (alias bombs)."""
 
-    __slots__ = ("budget", "kyaml", "path", "v2_keys", "yaml11")
+    __slots__ = ("budget", "keep_text", "kyaml", "path", "v2_keys", "yaml11")
 
     def __init__(
-        self, path: str, *, yaml11: bool = False, kyaml: bool = False, v2_keys: bool = False
+        self,
+        path: str,
+        *,
+        yaml11: bool = False,
+        kyaml: bool = False,
+        v2_keys: bool = False,
+        keep_text: bool = False,
     ) -> None:
         self.path = path
         self.budget = MAX_EXPANDED_NODES
         self.yaml11 = yaml11
         self.kyaml = kyaml
         self.v2_keys = v2_keys
+        self.keep_text = keep_text
 
     def fail(self, message: str, node: Node) -> RenderError:
         return RenderError(message, path=self.path, line=node.start_mark.line + 1)
@@ -500,6 +510,7 @@ class _Builder:
         merges: list[Node] = []
         nulls: dict[str, str] | None = None
         typed: dict[str, tuple[str, Any]] | None = None
+        texts: dict[str, str] | None = None
         for knode, vnode in node.value:
             if isinstance(knode, ScalarNode) and (
                 knode.tag == _MERGE_TAG or (knode.tag == _PLAIN and knode.value == "<<")
@@ -529,6 +540,11 @@ class _Builder:
             else:
                 out[key] = self.value(vnode, depth + 1)
                 is_null = out[key] is None
+                if self.keep_text and isinstance(vnode, ScalarNode) and vnode.tag == _PLAIN:
+                    got = out[key]
+                    if got is not None and (not isinstance(got, str) or isinstance(got, YamlTimestamp)):
+                        texts = {} if texts is None else texts
+                        texts[key] = vnode.value
             if is_null and isinstance(vnode, ScalarNode):
                 if nulls is None:
                     nulls = {}
@@ -546,11 +562,12 @@ class _Builder:
                         if text is not None and text != "null":
                             nulls = {} if nulls is None else nulls
                             nulls[k] = text
-        if nulls is None and typed is None:
+        if nulls is None and typed is None and texts is None:
             return out
         result = YamlMap(out)
         result.null_text = nulls or {}
         result.typed = typed or {}
+        result.texts = texts or {}
         return result
 
     def document(self, node: MappingNode) -> dict[str, Any]:
@@ -634,12 +651,13 @@ def load_yaml_documents(data: str | bytes, *, path: str, kyaml: bool = False) ->
 
 
 def load_yaml_documents_with_lines(
-    data: str | bytes, *, path: str, kyaml: bool = True
+    data: str | bytes, *, path: str, kyaml: bool = True, keep_text: bool = False
 ) -> list[tuple[dict[str, Any], int]]:
     """Like :func:`load_yaml_documents` (reading objects as kyaml does unless ``kyaml`` is false), with the
-    1-based line where each document starts."""
+    1-based line where each document starts; ``keep_text`` records the text of plain scalars that are no
+    strings (:attr:`YamlMap.texts`), as strategic-merge patches need."""
     docs: list[tuple[dict[str, Any], int]] = []
-    builder = _Builder(path, kyaml=kyaml)
+    builder = _Builder(path, kyaml=kyaml, keep_text=keep_text)
     for node in compose_documents(data, path=path):
         line = node.start_mark.line + 1
         if not isinstance(node, MappingNode):

@@ -6,6 +6,130 @@ in a string field (``data.config\\.yaml.db.host``) edits that YAML, keeping its 
 
 from __future__ import annotations
 
+_WORKLOADS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+      - name: db
+        image: postgres:16
+"""
+
+# a null where a string goes is "" (Go's JSON decoding); an integral float count is an integer
+_NULLS_AND_NUMBERS = """\
+resources:
+- workloads.yaml
+nameSuffix: ~
+namespace: ~
+commonLabels:
+  team: ~
+commonAnnotations:
+  note: ~
+labels:
+- pairs:
+    tier: ~
+images:
+- name: nginx
+  newTag: ~
+  newName: ~
+replicas:
+- name: web
+  count: 1e2
+- name: db
+configMapGenerator:
+- name: settings
+  literals:
+  - mode=0x1F
+generatorOptions:
+  labels:
+    generated: ~
+"""
+
+# a strategic-merge patch's scalar takes the quoted style of the field it replaces (kyaml FieldSetter), so
+# a number patched over a quoted string stays a string, written as in the patch ("0x2F"); annotations a
+# patch adds are read again through JSON by a later JSON patch ("1.50" -> "1.5")
+_PATCHED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: d
+  annotations:
+    keep: "1.50"
+spec:
+  replicas: "3"
+  minReadySeconds: 010
+  template:
+    metadata:
+      labels:
+        v: "010"
+    spec:
+      containers:
+      - name: x
+        image: nginx
+        env:
+        - name: A
+          value: "0x1F"
+        - name: B
+          value: 1.50
+"""
+
+_PATCH_KUSTOMIZATION = """\
+resources:
+- r.yaml
+patches:
+- patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: d
+      annotations:
+        new: 1.50
+    spec:
+      replicas: 5
+      minReadySeconds: "7"
+      template:
+        metadata:
+          labels:
+            w: 010
+        spec:
+          containers:
+          - name: x
+            env:
+            - name: A
+              value: 0x2F
+            - name: C
+              value: 1e3
+  target: {kind: Deployment}
+- target: {kind: Deployment}
+  patch: |-
+    - op: replace
+      path: /metadata/annotations/keep
+      value: 2.50
+    - op: add
+      path: /spec/paused
+      value: "true"
+    - op: copy
+      from: /spec/minReadySeconds
+      path: /spec/progressDeadlineSeconds
+"""
+
 CASES: dict[str, dict[str, str]] = {
     "parity-json-patch-yaml11-keys": {
         "kustomization.yaml": (
@@ -219,5 +343,47 @@ CASES: dict[str, dict[str, str]] = {
             "spec:\n"
             "  image: nginx\n"
         ),
+    },
+    "parity-kustomization-null-and-number-values": {
+        "kustomization.yaml": _NULLS_AND_NUMBERS,
+        "workloads.yaml": _WORKLOADS,
+    },
+    "parity-replicas-keep-string-text": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nreplicas:\n- name: web\n  count: 4\n"
+        "- name: db\n  count: 3\n",
+        "workloads.yaml": _WORKLOADS.replace("replicas: 2", "replicas: '2'").replace(
+            "replicas: 1", "replicas: ~"
+        ),
+    },
+    "parity-patch-keeps-quoted-style": {
+        "kustomization.yaml": _PATCH_KUSTOMIZATION,
+        "r.yaml": _PATCHED,
+    },
+    "parity-patch-keeps-quoted-style-custom-kind": {
+        "kustomization.yaml": (
+            "resources:\n- r.yaml\npatches:\n- patch: |-\n    apiVersion: x.io/v1\n    k"
+            "ind: Thing\n    metadata:\n      name: d\n    spec:\n      replicas: 5\n   "
+            '   other: 6\n      x: "7"\n'
+        ),
+        "r.yaml": (
+            "apiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: d\nspec:\n  replicas: "
+            '"3"\n  other: "4"\n  x: 5\n'
+        ),
+    },
+}
+
+#: kustomize reads a kustomization through JSON into Go strings: a number where a string goes is refused
+ERRORS: dict[str, dict[str, str]] = {
+    "parity-image-tag-number": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nimages:\n- name: nginx\n  newTag: 1.50\n",
+        "workloads.yaml": _WORKLOADS,
+    },
+    "parity-replicas-count-fraction": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nreplicas:\n- name: web\n  count: 1.5\n",
+        "workloads.yaml": _WORKLOADS,
+    },
+    "parity-replicas-on-a-mapping": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nreplicas:\n- name: web\n  count: 4\n",
+        "workloads.yaml": _WORKLOADS.replace("replicas: 2", "replicas: {}"),
     },
 }

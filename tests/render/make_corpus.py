@@ -528,6 +528,7 @@ def main() -> int:
         **values.ERRORS,
         **corpus_crds.ERRORS,
         **gens.ERRORS,
+        **parity.ERRORS,
     }.items():
         write(HERE / "errors" / name, files)
     return 0
