@@ -122,21 +122,31 @@ def _directive_text(mapping: dict[str, Any], key: str) -> str:
     return scalar_text(value)
 
 
-def _was_quoted(value: Any) -> bool:
-    """Whether a string field of the target must have been quoted in its file (its text read plain would be
-    another type): kyaml's ``FieldSetter`` gives the patch's value that style."""
-    return type(value) is str and not (
+def _was_quoted(target: Any, key: str, value: Any) -> bool:
+    """Whether a string field of the target was written quoted or as a block scalar (recorded when read,
+    :attr:`YamlMap.quoted`; else known when its text read plain would be another type, or it holds a line
+    break): kyaml's ``FieldSetter`` gives a strategic-merge patch's value that style."""
+    if type(value) is not str:
+        return False
+    if isinstance(target, YamlMap) and key in target.quoted:
+        return True
+    if isinstance(target, YamlMap) and key in target.unquoted:
+        return False
+    return "\n" in value or not (
         isinstance(resolved := resolve_plain(value) if value else None, str)
         and not isinstance(resolved, YamlTimestamp)
     )
 
 
 def _quoted_text(patch: dict[str, Any], key: str, value: Any) -> Any:
-    """A patch's scalar written with a quoted style: its source text, a string (``0x2F`` stays ``0x2F``)."""
+    """A patch's scalar written with a quoted style: its source text, a string (``0x2F`` stays ``0x2F``,
+    a timestamp keeps its spelling)."""
     if value is None or isinstance(value, (dict, list)) or (type(value) is str):
         return value
     texts = patch.texts if isinstance(patch, YamlMap) else {}
-    return texts.get(key) or scalar_text(value)
+    if key in texts:
+        return texts[key]
+    return str(value) if isinstance(value, YamlTimestamp) else scalar_text(value)
 
 
 def _is_empty(value: Any) -> bool:
@@ -155,6 +165,9 @@ class _Merger:
         self.where = where
         # kyaml MergeOptions.ListIncreaseDirection: kustomize prepends the patch's list elements
         self.prepend = prepend
+        # ids of maps changed in place whose callers keep the object (the patched object, the elements of
+        # merged lists): never replaced by a YamlMap copy
+        self.pinned: set[int] = set()
 
     def fail(self, message: str) -> RenderError:
         return RenderError(message, path=self.where)
@@ -231,7 +244,12 @@ class _Merger:
         if not isinstance(target, dict):
             return target
         patch = origin if isinstance(origin, dict) else None
-        if isinstance(patch, YamlMap) and patch.typed and not isinstance(target, YamlMap):
+        if (
+            isinstance(patch, YamlMap)
+            and patch.typed
+            and not isinstance(target, YamlMap)
+            and id(target) not in self.pinned
+        ):
             target = YamlMap(target)  # to carry the patch's annotation types (see YamlMap.typed)
         keys = set(target) if patch is None else set(target) | set(patch)
         for key in sorted(keys):
@@ -247,8 +265,21 @@ class _Merger:
                 before, MISSING if patch is None else patch.get(key, MISSING), _field_schema(schema, key)
             )
             if patch is not None and key in patch and value is patch[key]:
-                if _was_quoted(before):
-                    value = _quoted_text(patch, key, value)
+                # kyaml's FieldSetter: a field the patch adds keeps the patch's style, an existing one its
+                # own; a quoted style makes the patch's scalar a string of its text
+                if before is MISSING:
+                    quoted = isinstance(patch, YamlMap) and key in patch.quoted
+                else:
+                    quoted = _was_quoted(target, key, before)
+                    if quoted:
+                        value = _quoted_text(patch, key, value)
+                if (quoted or (type(value) is str and before is not MISSING)) and (
+                    isinstance(target, YamlMap) or id(target) not in self.pinned
+                ):
+                    if not isinstance(target, YamlMap):
+                        target = YamlMap(target)
+                    (target.quoted if quoted else target.unquoted).add(key)
+                    (target.unquoted if quoted else target.quoted).discard(key)
                 if isinstance(target, YamlMap):  # an annotation's text now comes from the patch
                     ptyped = patch.typed.get(key) if isinstance(patch, YamlMap) else None
                     if ptyped is not None:
@@ -343,6 +374,7 @@ class _Merger:
             valid_keys, valid_values = _validate_keys(values_list, values, keys)
             vk, vv = _validate_keys([valid_values], valid_values, valid_keys)
             elems = [_element_list(src, vk, vv) if isinstance(src, list) else MISSING for src in sources]
+            self.pinned.update(id(e) for e in elems if isinstance(e, dict))
             val = self.walk(elems[0], elems[1], elem_schema)
             exit_ = False
             for i, key in enumerate(valid_keys):
@@ -505,7 +537,9 @@ def apply_strategic_merge(
     Raises:
         RenderError: for unknown ``$patch`` values and values of incompatible shapes.
     """
-    result = _Merger(where).walk(obj, patch, None)
+    merger = _Merger(where)
+    merger.pinned.add(id(obj))
+    result = merger.walk(obj, patch, None)
     if result is MISSING or result is CLEAR or result is None:
         return None
     if not isinstance(result, dict):

@@ -335,16 +335,21 @@ class YamlMap(dict[str, Any]):
     ``true``, ``null``). Plain dicts (made by transformers) have no such record: their nulls read as
     ``null``. ``texts`` (strategic-merge patches only, see :func:`load_yaml_documents_with_lines`) holds
     the source text of each plain scalar read as another type than a string (``0x2F``, ``1.50``), which
-    kyaml writes as it is where the patched field was a quoted string.
+    kyaml writes as it is where the patched field was a quoted string. ``quoted`` (objects read from
+    files) names the keys whose string value was written quoted or as a block scalar: a strategic-merge
+    patch's value there takes that style (kyaml ``FieldSetter``), so a number patched over it is a string;
+    ``unquoted`` names keys a patch set to a string while keeping the field's plain style.
     """
 
-    __slots__ = ("null_text", "texts", "typed")
+    __slots__ = ("null_text", "quoted", "texts", "typed", "unquoted")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.null_text: dict[str, str] = {}
         self.typed: dict[str, tuple[str, Any]] = {}
         self.texts: dict[str, str] = {}
+        self.quoted: set[str] = set()
+        self.unquoted: set[str] = set()
 
 
 def null_text(mapping: Any, key: str) -> str | None:
@@ -429,7 +434,7 @@ def kyaml_folded_value(value: str) -> str:
 class _Builder:
     """Turns composed nodes into plain values, counting every value built (alias bombs)."""
 
-    __slots__ = ("budget", "keep_text", "kyaml", "path", "v2_keys", "yaml11")
+    __slots__ = ("budget", "keep_text", "kyaml", "path", "quotes", "v2_keys", "yaml11")
 
     def __init__(
         self,
@@ -439,8 +444,10 @@ class _Builder:
         kyaml: bool = False,
         v2_keys: bool = False,
         keep_text: bool = False,
+        quotes: bool = False,
     ) -> None:
         self.path = path
+        self.quotes = quotes
         self.budget = MAX_EXPANDED_NODES
         self.yaml11 = yaml11
         self.kyaml = kyaml
@@ -511,6 +518,7 @@ class _Builder:
         nulls: dict[str, str] | None = None
         typed: dict[str, tuple[str, Any]] | None = None
         texts: dict[str, str] | None = None
+        quoted: set[str] | None = None
         for knode, vnode in node.value:
             if isinstance(knode, ScalarNode) and (
                 knode.tag == _MERGE_TAG or (knode.tag == _PLAIN and knode.value == "<<")
@@ -540,6 +548,9 @@ class _Builder:
             else:
                 out[key] = self.value(vnode, depth + 1)
                 is_null = out[key] is None
+                if self.quotes and isinstance(vnode, ScalarNode) and vnode.style and type(out[key]) is str:
+                    quoted = set() if quoted is None else quoted
+                    quoted.add(key)
                 if self.keep_text and isinstance(vnode, ScalarNode) and vnode.tag == _PLAIN:
                     got = out[key]
                     if got is not None and (not isinstance(got, str) or isinstance(got, YamlTimestamp)):
@@ -562,12 +573,13 @@ class _Builder:
                         if text is not None and text != "null":
                             nulls = {} if nulls is None else nulls
                             nulls[k] = text
-        if nulls is None and typed is None and texts is None:
+        if nulls is None and typed is None and texts is None and quoted is None:
             return out
         result = YamlMap(out)
         result.null_text = nulls or {}
         result.typed = typed or {}
         result.texts = texts or {}
+        result.quoted = quoted or set()
         return result
 
     def document(self, node: MappingNode) -> dict[str, Any]:
@@ -657,7 +669,7 @@ def load_yaml_documents_with_lines(
     1-based line where each document starts; ``keep_text`` records the text of plain scalars that are no
     strings (:attr:`YamlMap.texts`), as strategic-merge patches need."""
     docs: list[tuple[dict[str, Any], int]] = []
-    builder = _Builder(path, kyaml=kyaml, keep_text=keep_text)
+    builder = _Builder(path, kyaml=kyaml, keep_text=keep_text, quotes=True)
     for node in compose_documents(data, path=path):
         line = node.start_mark.line + 1
         if not isinstance(node, MappingNode):

@@ -2,7 +2,11 @@
 text and embedded documents. A JSON patch is read as YAML 1.1 by sigs.k8s.io/yaml, so its mapping keys
 ``y``/``off``/``010``/``1.50`` become ``"true"``/``"false"``/``"8"``/``"1.5"``; a replacement into YAML held
 in a string field (``data.config\\.yaml.db.host``) edits that YAML, keeping its keys' order, styles and tags
-(``!!int text``); a resource without apiVersion is rendered as it is (the apply stage refuses it)."""
+(``!!int text``); a resource without apiVersion is rendered as it is (the apply stage refuses it); a
+strategic-merge patch's scalar takes the style of the field it replaces (a number over a quoted string is a
+string, written as in the patch), also in list elements and in JSON files (all strings quoted); the
+replicas transformer keeps a string a string; in a kustomization a null where a string goes is ``""``,
+an integral float count an integer, and a number where an image field wants a string is refused."""
 
 from __future__ import annotations
 
@@ -368,6 +372,55 @@ CASES: dict[str, dict[str, str]] = {
         "r.yaml": (
             "apiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: d\nspec:\n  replicas: "
             '"3"\n  other: "4"\n  x: 5\n'
+        ),
+    },
+    "parity-patch-quoted-fields": {
+        "kustomization.yaml": (
+            "resources:\n- r.yaml\npatches:\n- patch: |-\n    apiVersion: x.io/v1\n    k"
+            "ind: Thing\n    metadata:\n      name: d\n    spec:\n      a: 5\n      b: 6"
+            "\n      c: false\n      d: 7\n      e: 8\n      f: 9\n      g: 10\n      h: "
+            "2002-01-01\n"
+        ),
+        "r.yaml": (
+            "apiVersion: x.io/v1\nkind: Thing\nmetadata:\n  name: d\nspec:\n  a: |\n    m"
+            'ulti\n    line\n  b: \'single\'\n  c: "true"\n  d: plain\n  e: ""\n  f: "2001-'
+            '12-14"\n  g: 2001-12-14\n  h: "x"\n'
+        ),
+    },
+    "parity-patch-json-resource-styles": {
+        "kustomization.yaml": (
+            "resources:\n- r.json\npatches:\n- patch: |-\n    apiVersion: x.io/v1\n    k"
+            "ind: Thing\n    metadata:\n      name: d\n    spec:\n      a: 5\n      b: 6"
+            "\n      c: 2001-12-14\n- patch: |-\n    apiVersion: x.io/v1\n    kind: Thi"
+            'ng\n    metadata:\n      name: d\n    spec:\n      a: 7\n      b: "8"\n     '
+            ' d: "9"\n- patch: |-\n    apiVersion: x.io/v1\n    kind: Thing\n    metada'
+            "ta:\n      name: d\n    spec:\n      b: 10\n      d: 11\n"
+        ),
+        "r.json": (
+            '{"apiVersion": "x.io/v1", "kind": "Thing", "metadata": {"name": "d"}, '
+            '"spec": {"a": "abc", "b": 3, "c": "x"}}\n'
+        ),
+    },
+    "parity-patch-list-elements-keep-style": {
+        "kustomization.yaml": (
+            "resources:\n- r.yaml\npatches:\n- patch: |-\n    apiVersion: apps/v1\n    k"
+            "ind: Deployment\n    metadata:\n      name: d\n    spec:\n      template:\n"
+            "        spec:\n          containers:\n          - name: a\n            wo"
+            "rkingDir: 5\n            stdin: 6\n            tty: true\n            env"
+            ":\n            - name: E\n              value: 1.50\n            - name: "
+            "F\n              value: 0x10\n            - name: G\n              value:"
+            ' "9"\n          - name: b\n            workingDir: "8"\n- patch: |-\n    a'
+            "piVersion: apps/v1\n    kind: Deployment\n    metadata:\n      name: d\n  "
+            "  spec:\n      template:\n        spec:\n          containers:\n          "
+            "- name: b\n            workingDir: 10\n            env:\n            - na"
+            "me: H\n              value: 11\n"
+        ),
+        "r.yaml": (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  templ"
+            "ate:\n    spec:\n      containers:\n      - name: a\n        image: nginx\n"
+            "        workingDir: \"123\"\n        stdin: 'x'\n        env:\n        - na"
+            "me: E\n          value: 'plain'\n        - name: F\n          value: \"7\"\n"
+            "      - name: b\n        image: busybox\n"
         ),
     },
 }
