@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from reconciler.render import (
     buildmeta,
@@ -130,6 +130,16 @@ class Kustomization(BaseModel):
     helmGlobals: dict[str, Any] | None = None
     helmChartInflationGenerator: list[dict[str, Any]] | None = None
     vars: list[Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_strings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``metadata`` decodes into a Kubernetes ObjectMeta: name and namespace are strings (or null)."""
+        for key in ("name", "namespace"):
+            item = (value or {}).get(key)
+            if item is not None and not isinstance(item, str):
+                raise ValueError(f"metadata.{key} must be a string, not {item!r}")
+        return value
 
 
 def _is_remote(ref: str) -> bool:
@@ -620,13 +630,13 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
     if not text.strip():
         return "smp", []  # an empty file patches nothing (an empty inline patch is refused before)
     if text.startswith("["):
-        return "json", _json_ops(text, where)
+        return "json", _json_ops(text, where, allow_empty=True)
     try:
         value: Any = load_yaml_value(text, path=where, yaml11=True, v2_keys=True)
     except RenderError:
         value = None
     if isinstance(value, list):
-        return "json", _json_ops(text, where)
+        return "json", _json_ops(text, where, allow_empty=True)
     try:
         return "smp", _smp_patches(text, where)
     except RenderError as exc:
@@ -639,9 +649,10 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
         raise exc from None
 
 
-def _json_ops(text: str, where: str) -> list[Any]:
+def _json_ops(text: str, where: str, *, allow_empty: bool = False) -> list[Any]:
     """JSON 6902 operations: strict JSON when the text starts with ``[`` (as kustomize decodes it), else
-    YAML read with go-yaml v2's rules (sigs.k8s.io/yaml)."""
+    YAML read with go-yaml v2's rules (sigs.k8s.io/yaml). ``allow_empty``: an empty list patches nothing
+    (``patches:``; ``patchesJson6902`` refuses it, as kustomize does)."""
     if text.startswith("["):
         try:
             value = json.loads(text)
@@ -653,7 +664,7 @@ def _json_ops(text: str, where: str) -> list[Any]:
         value = load_yaml_value(text, path=where, yaml11=True, v2_keys=True)
     if not isinstance(value, list):
         raise RenderError("a JSON 6902 patch must be a list of operations", path=where, line=1)
-    if not value:
+    if not value and not allow_empty:
         raise RenderError("patch appears to be empty", path=where)
     for n, op in enumerate(value):
         if not isinstance(op, dict):
@@ -769,6 +780,8 @@ def _patch_transformer(resmap: ResMap, entry: dict[str, Any], loader: _Loader, w
             if not _apply_smp(found, p, pwhere, options):
                 resmap.remove(found)
         return
+    if not docs:
+        return  # an empty operation list patches nothing, with or without a target
     if target is None:
         raise RenderError("must specify a target for JSON patch", path=pwhere)
     for res in select(resmap, target, where=where):
@@ -840,6 +853,12 @@ def _labels(rm: ResMap, labels: list[dict[str, Any]], cfg: TransformerConfig, wh
             raise RenderError(
                 "labels entries take pairs, includeSelectors, includeTemplates and fields", path=where
             )
+        for flag in ("includeSelectors", "includeTemplates"):
+            if label.get(flag) is not None and not isinstance(label[flag], bool):
+                raise RenderError(
+                    f"invalid Kustomization: labels entry: {flag} must be true or false, not {label[flag]!r}",
+                    path=where,
+                )
         pairs = label.get("pairs") or {}
         if isinstance(pairs, dict):  # a null value is the empty string (Go's JSON decoding)
             pairs = {k: "" if v is None else v for k, v in pairs.items()}

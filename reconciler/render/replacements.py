@@ -631,6 +631,34 @@ def check_entry(entry: Any, *, where: str, strict: bool = True) -> None:
         raise RenderError("replacement source must be a mapping", path=where)
     if entry.get("targets") is not None and not isinstance(entry["targets"], list):
         raise RenderError("replacement targets must be a list", path=where)
+    _check_options((entry.get("source") or {}).get("options"), "source", where)
+    for target in entry.get("targets") or []:
+        if isinstance(target, dict):
+            _check_options(target.get("options"), "targets", where)
+
+
+_OPTION_TYPES = {"create": ("bool", bool), "delimiter": ("string", str), "index": ("int", int)}
+
+
+def _check_options(opts: Any, part: str, where: str) -> None:
+    """The ``options`` of a source or target decode into kustomize's ``FieldOptions`` through JSON: a value
+    of another type is refused (an integral float is an integer, a null the zero value)."""
+    if not isinstance(opts, dict):
+        return
+    for key, (go_type, want) in _OPTION_TYPES.items():
+        value = opts.get(key)
+        if value is None:
+            continue
+        if want is int and isinstance(value, float) and value.is_integer():
+            opts[key] = int(value)
+            continue
+        if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
+            continue
+        raise RenderError(
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+            f"FieldOptions.replacements.Replacement.{part}.options.{key} of type {go_type}",
+            path=where,
+        )
 
 
 def _json_type(value: Any) -> str:

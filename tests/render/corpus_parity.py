@@ -423,6 +423,13 @@ CASES: dict[str, dict[str, str]] = {
             "      - name: b\n        image: busybox\n"
         ),
     },
+    "parity-empty-json-patches": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\npatches:\n- patch: '[]'\n"
+        "- patch: '  []  '\n  target:\n    kind: Deployment\n- path: empty.json\n  target:\n"
+        "    kind: StatefulSet\n",
+        "workloads.yaml": _WORKLOADS,
+        "empty.json": "[]\n",
+    },
 }
 
 #: kustomize reads a kustomization through JSON into Go strings: a number where a string goes is refused
@@ -438,5 +445,23 @@ ERRORS: dict[str, dict[str, str]] = {
     "parity-replicas-on-a-mapping": {
         "kustomization.yaml": "resources:\n- workloads.yaml\nreplicas:\n- name: web\n  count: 4\n",
         "workloads.yaml": _WORKLOADS.replace("replicas: 2", "replicas: {}"),
+    },
+    "parity-label-flag-not-bool": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nlabels:\n- pairs:\n    a: b\n"
+        "  includeSelectors: 'true'\n",
+        "workloads.yaml": _WORKLOADS,
+    },
+    "parity-replacement-option-not-bool": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nreplacements:\n- source:\n    kind: Deployment\n"
+        "    fieldPath: metadata.name\n  targets:\n  - select:\n      kind: StatefulSet\n"
+        "    fieldPaths:\n    - metadata.annotations.web\n    options:\n      create: 'yes'\n",
+        "workloads.yaml": _WORKLOADS,
+    },
+    "parity-kustomization-name-number": {
+        "kustomization.yaml": "metadata:\n  name: 5\nresources:\n- workloads.yaml\n",
+        "workloads.yaml": _WORKLOADS,
+    },
+    "parity-generator-namespace-number": {
+        "kustomization.yaml": "configMapGenerator:\n- name: settings\n  namespace: 5\n  literals:\n  - a=b\n",
     },
 }
