@@ -142,18 +142,26 @@ def identify(obj: dict[str, Any]) -> ObjectRef:
 
     Raises:
         ApplyError: naming the object (kind and name as far as given) when apiVersion, kind or
-            metadata.name is missing.
+            metadata.name is missing, or the name or namespace is no string (``name: 5``, which kustomize
+            and the renderer render).
     """
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    kind = obj.get("kind")
+    shown = " ".join(str(v) for v in (kind, name) if isinstance(v, (str, int, float)) and v != "")
+    for key in ("name", "namespace"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if value is not None and not isinstance(value, str):
+            raise ApplyError(
+                f"invalid object {shown or 'an object'}: metadata.{key} must be a string, not {value!r} "
+                "(write it quoted); nothing applied"
+            )
     try:
         return ref_of(obj)
     except ValueError as exc:
-        meta = obj.get("metadata")
-        name = meta.get("name") if isinstance(meta, dict) else None
-        kind = obj.get("kind")
-        shown = " ".join(str(v) for v in (kind, name) if isinstance(v, str) and v) or "an object"
         raise ApplyError(
-            f"invalid object {shown}: {exc} (the API server needs apiVersion, kind and metadata.name); "
-            "nothing applied"
+            f"invalid object {shown or 'an object'}: {exc} (the API server needs apiVersion, kind and "
+            "metadata.name); nothing applied"
         ) from None
 
 

@@ -19,7 +19,11 @@ prepending list elements (api/filters/patchstrategicmerge):
 - when a merged list has elements without the merge key, kyaml's ``ElementSetter`` (yaml/fns.go) keeps only
   the last of them and drops the keyed elements of the target (it matches nothing when given no key value);
 - other ``$``-prefixed keys (``$setElementOrder/...``, ``$retainKeys``, ``$deleteFromPrimitiveList/...``) are
-  not directives for kyaml and are copied like any field, as kustomize does.
+  not directives for kyaml and are copied like any field, as kustomize does;
+- a patch's scalar set into an existing field takes that field's style (kyaml ``FieldSetter``): over a
+  string written quoted or as a block scalar (:attr:`reconciler.render.yamlio.YamlMap.quoted`, every string
+  of a JSON file) a number, boolean or timestamp becomes a string of the patch's text (``5`` -> ``"5"``,
+  ``0x2F`` -> ``"0x2F"``); a field the patch adds keeps the patch's style.
 
 JSON patch follows RFC 6902 with RFC 6901 pointers (``~1`` = ``/``, ``~0`` = ``~``) with the behaviour of
 gopkg.in/evanphx/json-patch.v4 that kustomize uses: negative array indices count from the end, ``replace``

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import MAPPING, SCALAR, FieldSpec, apply_fieldspec
+from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import full_match
 from reconciler.render.resource import ResMap, Resource
 
@@ -141,18 +142,10 @@ def prefix_suffix_transform(
                         f"name prefix/suffix: field '{spec.path}' of {res.cur_id()} is not a scalar",
                         path=where,
                     )
-                text = "" if value is None else _text(value)
+                text = "" if value is None else scalar_text(value)
                 container[key] = f"{prefix}{text}{suffix}"
 
             apply_fieldspec(res.obj, spec, setter, create_kind=SCALAR, where=where)
-
-
-def _text(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return str(value)
 
 
 # -- labels and annotations -----------------------------------------------------------------------------
@@ -272,7 +265,7 @@ def _entry_str(entry: dict[str, Any], key: str) -> str:
     value = entry.get(key)
     if value is None:
         return ""
-    return _text(value)
+    return scalar_text(value)
 
 
 _IMAGE_ENTRY_FIELDS = {"name", "newName", "newTag", "digest", "tagSuffix"}
@@ -365,7 +358,7 @@ def images_transform(
                         f"image field of {res.cur_id()} holds a {type(value).__name__}, expected a string",
                         path=where,
                     )
-                replaced = new_image(_text(value), entry)
+                replaced = new_image(scalar_text(value), entry)
                 if replaced is not None:
                     container[key] = replaced
 

@@ -2,7 +2,8 @@
 text and embedded documents. A JSON patch is read as YAML 1.1 by sigs.k8s.io/yaml, so its mapping keys
 ``y``/``off``/``010``/``1.50`` become ``"true"``/``"false"``/``"8"``/``"1.5"``; a replacement into YAML held
 in a string field (``data.config\\.yaml.db.host``) edits that YAML, keeping its keys' order, styles and tags
-(``!!int text``); a resource without apiVersion is rendered as it is (the apply stage refuses it); a
+(``!!int text``); a resource without apiVersion, or named by a number, is rendered as it is (the apply
+stage refuses it); a
 strategic-merge patch's scalar takes the style of the field it replaces (a number over a quoted string is a
 string, written as in the patch), also in list elements and in JSON files (all strings quoted); the
 replicas transformer keeps a string a string; in a kustomization a null where a string goes is ``""``,
@@ -430,6 +431,25 @@ CASES: dict[str, dict[str, str]] = {
         "workloads.yaml": _WORKLOADS,
         "empty.json": "[]\n",
     },
+    # kustomize renders a name or namespace written as a number (the apply stage refuses it)
+    "parity-resource-name-number": {
+        "kustomization.yaml": "resources:\n- r.yaml\n",
+        "r.yaml": (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: 5\n  namespace: 010\n--"
+            "-\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: 7\nspec:\n  tem"
+            "plate:\n    spec:\n      containers:\n      - name: c\n        image: i\n  "
+            "      envFrom:\n        - configMapRef:\n            name: 5\n"
+        ),
+    },
+    "parity-resource-name-number-renamed": {
+        "kustomization.yaml": ('resources:\n- r.yaml\nnameSuffix: -s\nreplicas:\n- name: "7"\n  count: 2\n'),
+        "r.yaml": (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: 5\n  namespace: 010\n--"
+            "-\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: 7\nspec:\n  tem"
+            "plate:\n    spec:\n      containers:\n      - name: c\n        image: i\n  "
+            "      envFrom:\n        - configMapRef:\n            name: 5\n"
+        ),
+    },
 }
 
 #: kustomize reads a kustomization through JSON into Go strings: a number where a string goes is refused
@@ -462,6 +482,8 @@ ERRORS: dict[str, dict[str, str]] = {
         "workloads.yaml": _WORKLOADS,
     },
     "parity-generator-namespace-number": {
-        "kustomization.yaml": "configMapGenerator:\n- name: settings\n  namespace: 5\n  literals:\n  - a=b\n",
+        "kustomization.yaml": (
+            "configMapGenerator:\n- name: settings\n  namespace: 5\n  literals:\n  - a=b\n"
+        ),
     },
 }

@@ -57,3 +57,9 @@ def test_identify_names_what_it_can() -> None:
         identify({"metadata": {}})
     with pytest.raises(ApplyError, match=r"^invalid object Service: Service: metadata.name is missing"):
         identify({"apiVersion": "v1", "kind": "Service", "metadata": {}})
+    with pytest.raises(
+        ApplyError, match=r"^invalid object ConfigMap 5: metadata.name must be a string, not 5"
+    ):
+        identify({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 5}})
+    with pytest.raises(ApplyError, match=r"^invalid object ConfigMap c: metadata.namespace must be a string"):
+        identify({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": 8}})
