@@ -6,7 +6,8 @@ its own and its result appended), ``configurations`` (merged into the field-spec
 (``configMapGenerator`` then ``secretGenerator``, with ``behavior``), ``components`` (built into the same
 accumulator), then the built-in transformers in kustomize's order: patchesStrategicMerge, patches,
 namespace, namePrefix, nameSuffix, labels and commonLabels, commonAnnotations, patchesJson6902, replicas,
-images, replacements; then ``transformers:`` entries (builtin configurations, files or inline); then the
+images, replacements; then ``transformers:`` entries (builtin configurations, files, inline, kustomization
+directories or remote); then ``validators:`` (the same, which must change nothing); then the
 kustomization's ``vars`` are declared (:mod:`reconciler.render.refvars`). At the top only: content-hash
 suffixes, name-reference rewriting, ``$(VAR)`` expansion, dropping ``config.kubernetes.io/local-config``
 objects, ordering (kustomize's legacy kind order unless ``sortOptions`` says otherwise) and rewriting
@@ -57,7 +58,7 @@ from reconciler.render.fieldspecs import (
     merge_fieldspecs,
     parse_fieldspecs,
 )
-from reconciler.render.resource import ResMap, Resource, make_resource
+from reconciler.render.resource import ResId, ResMap, Resource, make_resource
 from reconciler.render.selectors import check_target, select
 from reconciler.render.yamlio import (
     key_lines,
@@ -313,7 +314,6 @@ _UNSUPPORTED = {
     "helmCharts": "helmCharts are not supported",
     "helmGlobals": "helmGlobals are not supported",
     "helmChartInflationGenerator": "helmChartInflationGenerator is not supported",
-    "validators": "validator plugins ('validators') are not supported by this renderer",
     "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
 }
 
@@ -469,6 +469,7 @@ def _accumulate_target(loader: _Loader, kust: Kustomization, where: str, acc: _A
             _accumulate_directory(sub, where, acc, component=True)
     _run_transformers(loader, kust, where, acc)
     buildmeta.annotate_transformed([r.obj for r in acc.resmap], kust, where)
+    _run_validators(loader, kust, where, acc)
     if kust.vars:
         refvars.merge_vars(acc.resmap, acc.vars, refvars.parse_vars(kust.vars, where=where), where=where)
     return acc
@@ -907,6 +908,42 @@ def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Ac
     for spec in kust.transformers or []:
         for conf, cwhere in _transformer_configs(spec, loader, where):
             _run_builtin(rm, conf, cfg, loader, cwhere)
+
+
+#: the label a validator may add without counting as a change (kustomize's ``konfig.ValidatedByLabelKey``)
+VALIDATED_BY_LABEL = "validated-by"
+
+
+def _validated_view(res: Resource) -> tuple[ResId, dict[str, Any]]:
+    obj = copy.deepcopy(res.obj)
+    labels = (obj.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(VALIDATED_BY_LABEL, None)
+        if not labels:
+            obj["metadata"].pop("labels")
+    return res.cur_id(), obj
+
+
+def _run_validators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> None:
+    """kustomize's ``runValidators``: each ``validators:`` entry (builtin configurations, as files, inline,
+    kustomization directories or remote, like ``transformers:``) runs on the objects, and must leave them as
+    they were but for the ``validated-by`` label, which stays.
+
+    Raises:
+        RenderError: "validator shouldn't modify the resource map", naming the configuration.
+    """
+    for spec in kust.validators or []:
+        for conf, cwhere in _transformer_configs(spec, loader, where):
+            before = sorted((_validated_view(r) for r in acc.resmap), key=lambda v: str(v[0]))
+            _run_builtin(acc.resmap, conf, acc.config, loader, cwhere)
+            after = sorted((_validated_view(r) for r in acc.resmap), key=lambda v: str(v[0]))
+            if before != after:
+                changed = next(
+                    (str(a[0]) for a, b in zip(before, after, strict=False) if a != b), "the object set"
+                )
+                raise RenderError(
+                    f"validator shouldn't modify the resource map: {changed} changed", path=cwhere
+                )
 
 
 def _replacement_entries(

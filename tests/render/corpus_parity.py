@@ -450,6 +450,15 @@ CASES: dict[str, dict[str, str]] = {
             "      envFrom:\n        - configMapRef:\n            name: 5\n"
         ),
     },
+    # validators run builtin configurations that must not change the objects (but for validated-by)
+    "parity-validators": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nvalidators:\n- noop.yaml\n- validated.yaml\n",
+        "workloads.yaml": _WORKLOADS,
+        "noop.yaml": "apiVersion: builtin\nkind: LabelTransformer\nmetadata:\n  name: noop\nlabels: {}\n"
+        "fieldSpecs:\n- path: metadata/labels\n",
+        "validated.yaml": "apiVersion: builtin\nkind: LabelTransformer\nmetadata:\n  name: mark\nlabels:\n"
+        "  validated-by: policy\nfieldSpecs:\n- path: metadata/labels\n  create: true\n",
+    },
 }
 
 #: kustomize reads a kustomization through JSON into Go strings: a number where a string goes is refused
@@ -485,5 +494,11 @@ ERRORS: dict[str, dict[str, str]] = {
         "kustomization.yaml": (
             "configMapGenerator:\n- name: settings\n  namespace: 5\n  literals:\n  - a=b\n"
         ),
+    },
+    "parity-validator-changes-objects": {
+        "kustomization.yaml": "resources:\n- workloads.yaml\nvalidators:\n- labels.yaml\n",
+        "workloads.yaml": _WORKLOADS,
+        "labels.yaml": "apiVersion: builtin\nkind: LabelTransformer\nmetadata:\n  name: l\nlabels:\n  a: b\n"
+        "fieldSpecs:\n- path: metadata/labels\n  create: true\n",
     },
 }
