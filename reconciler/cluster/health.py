@@ -11,9 +11,9 @@ Sources of the rules:
   condition semantics documented in the Kubernetes API reference for each kind;
 * generic custom resources follow the kstatus "abnormal-true" conditions ``Reconciling`` and ``Stalled``
   plus ``Ready``;
-* kagent, kmcp, agentgateway and Gateway API kinds follow
-  ``/work/shared/reference/agent-platform-formats.md`` §8.2 and the status schemas of the CRDs in
-  ``/work/shared/crds``.
+* kagent, kmcp, agentgateway and Gateway API kinds follow the agent-platform formats reference (§8.2,
+  status conditions) and the status schemas of the CRDs vendored in ``deploy/crds/`` (their sources:
+  ``deploy/crds/PROVENANCE.md``).
 * External Secrets Operator kinds (``external-secrets.io``: ``ExternalSecret``, ``ClusterExternalSecret``,
   ``SecretStore``, ``ClusterSecretStore``) are judged by their ``Ready`` condition as the operator writes
   it: True (``SecretSynced``, ``Valid``) is healthy, False (``SecretSyncedError``, ``InvalidProviderConfig``,

@@ -143,6 +143,37 @@ def _path_segment_problem(value: str) -> str:
     return ""
 
 
+def identify(obj: dict[str, Any]) -> ObjectRef:
+    """The identity of a rendered object, which the API server needs to apply it.
+
+    The renderer, like `kustomize build`, renders an object without ``apiVersion``; the apply stage
+    refuses it here, before anything is written.
+
+    Raises:
+        ApplyError: naming the object (kind and name as far as given) when apiVersion, kind or
+            metadata.name is missing, or the name or namespace is no string (``name: 5``, which kustomize
+            and the renderer render).
+    """
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    kind = obj.get("kind")
+    shown = " ".join(str(v) for v in (kind, name) if isinstance(v, (str, int, float)) and v != "")
+    for key in ("name", "namespace"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if value is not None and not isinstance(value, str):
+            raise ApplyError(
+                f"invalid object {shown or 'an object'}: metadata.{key} must be a string, not {value!r} "
+                "(write it quoted); nothing applied"
+            )
+    try:
+        return ref_of(obj)
+    except ValueError as exc:
+        raise ApplyError(
+            f"invalid object {shown or 'an object'}: {exc} (the API server needs apiVersion, kind and "
+            "metadata.name); nothing applied"
+        ) from None
+
+
 def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> list[Desired]:
     """Identify the rendered objects and take controller-owned fields out (HPA-targeted replicas).
 
@@ -155,10 +186,7 @@ def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> 
     out: list[Desired] = []
     seen: dict[tuple[str, str, str, str], ObjectRef] = {}
     for obj in objects:
-        try:
-            ref = ref_of(obj)
-        except ValueError as exc:
-            raise ApplyError(f"invalid object: {exc}") from None
+        ref = identify(obj)
         for field_name, value in (("metadata.name", ref.name), ("metadata.namespace", ref.namespace)):
             problem = _path_segment_problem(value) if value else ""
             if problem:

@@ -25,6 +25,7 @@ from reconciler.cluster.manager import (
     PruneBlocked,
     ResourceManager,
     SyncCache,
+    identify,
     mass_prune_guard,
     prepare,
     stale_entries,
@@ -227,7 +228,14 @@ def decryptor_for(ctx: PassContext, env: Environment) -> _sops.Decryptor:
 
 
 def default_namespaces(client: KubeClient, env: Environment, objects: list[dict[str, Any]]) -> None:
-    """Give namespaced objects without a namespace the environment's namespace (in place)."""
+    """Give namespaced objects without a namespace the environment's namespace (in place).
+
+    Raises:
+        ApplyError: when an object has no identity (:func:`identify`: e.g. no apiVersion, which the
+            renderer allows as kustomize does), before anything is written.
+    """
+    for obj in objects:
+        identify(obj)
     if not env.namespace:
         return
     scopes: dict[tuple[str, str], bool] = {}

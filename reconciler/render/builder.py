@@ -6,7 +6,8 @@ its own and its result appended), ``configurations`` (merged into the field-spec
 (``configMapGenerator`` then ``secretGenerator``, with ``behavior``), ``components`` (built into the same
 accumulator), then the built-in transformers in kustomize's order: patchesStrategicMerge, patches,
 namespace, namePrefix, nameSuffix, labels and commonLabels, commonAnnotations, patchesJson6902, replicas,
-images, replacements; then ``transformers:`` entries (builtin configurations, files or inline); then the
+images, replacements; then ``transformers:`` entries (builtin configurations, files, inline, kustomization
+directories or remote); then ``validators:`` (the same, which must change nothing); then the
 kustomization's ``vars`` are declared (:mod:`reconciler.render.refvars`). At the top only: content-hash
 suffixes, name-reference rewriting, ``$(VAR)`` expansion, dropping ``config.kubernetes.io/local-config``
 objects, ordering (kustomize's legacy kind order unless ``sortOptions`` says otherwise) and rewriting
@@ -38,9 +39,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
 from reconciler.render import (
     buildmeta,
@@ -63,7 +64,7 @@ from reconciler.render.fieldspecs import (
     merge_fieldspecs,
     parse_fieldspecs,
 )
-from reconciler.render.resource import ResMap, Resource, make_resource
+from reconciler.render.resource import ResId, ResMap, Resource, make_resource
 from reconciler.render.selectors import check_target, select
 from reconciler.render.yamlio import (
     key_lines,
@@ -111,45 +112,65 @@ def _has_charts(kust: Kustomization) -> bool:
     return bool(kust.helmCharts or kust.helmGlobals or kust.helmChartInflationGenerator)
 
 
+def _null_is_empty(value: Any) -> Any:
+    return "" if value is None else value
+
+
+#: A string field of kustomize's Go structs: JSON null decodes to the empty string.
+GoStr = Annotated[str, BeforeValidator(_null_is_empty)]
+
+
 class Kustomization(BaseModel):
-    """The fields of a ``kustomization.yaml`` (kustomize v5 names; unknown fields are refused)."""
+    """The fields of a ``kustomization.yaml`` (kustomize v5 names; unknown fields are refused). A null
+    where a string goes is the empty string, as Go's ``encoding/json`` leaves a string field (kustomize
+    reads the file through JSON): ``nameSuffix: ~``, ``commonLabels: {a: ~}``."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    apiVersion: str = ""
-    kind: str = ""
+    apiVersion: GoStr = ""
+    kind: GoStr = ""
     metadata: dict[str, Any] | None = None
-    resources: list[str] | None = None
-    bases: list[str] | None = None
-    components: list[str] | None = None
-    namespace: str = ""
-    namePrefix: str = ""
-    nameSuffix: str = ""
-    commonLabels: dict[str, str] | None = None
+    resources: list[GoStr] | None = None
+    bases: list[GoStr] | None = None
+    components: list[GoStr] | None = None
+    namespace: GoStr = ""
+    namePrefix: GoStr = ""
+    nameSuffix: GoStr = ""
+    commonLabels: dict[str, GoStr] | None = None
     labels: list[dict[str, Any]] | None = None
-    commonAnnotations: dict[str, str] | None = None
+    commonAnnotations: dict[str, GoStr] | None = None
     images: list[dict[str, Any]] | None = None
     imageTags: list[dict[str, Any]] | None = None
     replicas: list[dict[str, Any]] | None = None
     patches: list[dict[str, Any]] | None = None
-    patchesStrategicMerge: list[str] | None = None
+    patchesStrategicMerge: list[GoStr] | None = None
     patchesJson6902: list[dict[str, Any]] | None = None
     configMapGenerator: list[dict[str, Any]] | None = None
     secretGenerator: list[dict[str, Any]] | None = None
     generatorOptions: dict[str, Any] | None = None
-    configurations: list[str] | None = None
-    transformers: list[str] | None = None
-    generators: list[str] | None = None
-    validators: list[str] | None = None
+    configurations: list[GoStr] | None = None
+    transformers: list[GoStr] | None = None
+    generators: list[GoStr] | None = None
+    validators: list[GoStr] | None = None
     replacements: list[dict[str, Any]] | None = None
-    crds: list[str] | None = None
-    buildMetadata: list[str] | None = None
+    crds: list[GoStr] | None = None
+    buildMetadata: list[GoStr] | None = None
     sortOptions: dict[str, Any] | None = None
-    openapi: dict[str, str] | None = None
+    openapi: dict[str, GoStr] | None = None
     helmCharts: list[dict[str, Any]] | None = None
     helmGlobals: dict[str, Any] | None = None
     helmChartInflationGenerator: list[dict[str, Any]] | None = None
     vars: list[Any] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_strings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``metadata`` decodes into a Kubernetes ObjectMeta: name and namespace are strings (or null)."""
+        for key in ("name", "namespace"):
+            item = (value or {}).get(key)
+            if item is not None and not isinstance(item, str):
+                raise ValueError(f"metadata.{key} must be a string, not {item!r}")
+        return value
 
 
 def _is_remote(ref: str) -> bool:
@@ -328,7 +349,6 @@ def find_kustomization(directory: Path) -> Path | None:
 
 
 _UNSUPPORTED = {
-    "validators": "validator plugins ('validators') are not supported by this renderer",
     "openapi": "a custom OpenAPI schema ('openapi') is not supported by this renderer",
 }
 
@@ -428,13 +448,13 @@ def _check_sort_options(opts: dict[str, Any], where: str) -> None:
 def resources_from_bytes(data: bytes, *, source: str, patches: bool = False) -> list[Resource]:
     """Objects of a manifest file: documents in order, ``*List`` objects with ``items`` expanded at the end
     (kustomize's ``RNodesFromBytes``), each checked by :func:`make_resource` (``patches``: strategic-merge
-    patches, which may leave out apiVersion).
+    patches, whose plain scalars keep their source text, see :attr:`YamlMap.texts`).
 
     Raises:
         RenderError: naming ``source`` and the line for invalid YAML, documents that are not objects, or
             missing fields.
     """
-    queue: list[tuple[Any, int]] = list(load_yaml_documents_with_lines(data, path=source))
+    queue: list[tuple[Any, int]] = list(load_yaml_documents_with_lines(data, path=source, keep_text=patches))
     out: list[Resource] = []
     while queue:
         doc, line = queue.pop(0)
@@ -452,7 +472,7 @@ def resources_from_bytes(data: bytes, *, source: str, patches: bool = False) -> 
                     )
                 queue.append((item, line))
             continue
-        out.append(make_resource(doc, source=source, line=line, patch=patches))
+        out.append(make_resource(doc, source=source, line=line))
     return out
 
 
@@ -495,6 +515,7 @@ def _accumulate_target_in(
             _accumulate_directory(sub, where, acc, component=True)
     _run_transformers(loader, kust, where, acc)
     buildmeta.annotate_transformed([r.obj for r in acc.resmap], kust, where)
+    _run_validators(loader, kust, where, acc)
     if kust.vars:
         refvars.merge_vars(acc.resmap, acc.vars, refvars.parse_vars(kust.vars, where=where), where=where)
     return acc
@@ -713,13 +734,13 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
     if not text.strip():
         return "smp", []  # an empty file patches nothing (an empty inline patch is refused before)
     if text.startswith("["):
-        return "json", _json_ops(text, where)
+        return "json", _json_ops(text, where, allow_empty=True)
     try:
-        value: Any = load_yaml_value(text, path=where, yaml11=True)
+        value: Any = load_yaml_value(text, path=where, yaml11=True, v2_keys=True)
     except RenderError:
         value = None
     if isinstance(value, list):
-        return "json", _json_ops(text, where)
+        return "json", _json_ops(text, where, allow_empty=True)
     try:
         return "smp", _smp_patches(text, where)
     except RenderError as exc:
@@ -732,9 +753,10 @@ def _parse_patch(text: str, where: str) -> tuple[str, list[Any]]:
         raise exc from None
 
 
-def _json_ops(text: str, where: str) -> list[Any]:
+def _json_ops(text: str, where: str, *, allow_empty: bool = False) -> list[Any]:
     """JSON 6902 operations: strict JSON when the text starts with ``[`` (as kustomize decodes it), else
-    YAML read with go-yaml v2's rules (sigs.k8s.io/yaml)."""
+    YAML read with go-yaml v2's rules (sigs.k8s.io/yaml). ``allow_empty``: an empty list patches nothing
+    (``patches:``; ``patchesJson6902`` refuses it, as kustomize does)."""
     if text.startswith("["):
         try:
             value = json.loads(text)
@@ -743,10 +765,10 @@ def _json_ops(text: str, where: str) -> list[Any]:
         except RecursionError:
             raise RenderError("invalid JSON patch: nesting too deep", path=where) from None
     else:
-        value = load_yaml_value(text, path=where, yaml11=True)
+        value = load_yaml_value(text, path=where, yaml11=True, v2_keys=True)
     if not isinstance(value, list):
         raise RenderError("a JSON 6902 patch must be a list of operations", path=where, line=1)
-    if not value:
+    if not value and not allow_empty:
         raise RenderError("patch appears to be empty", path=where)
     for n, op in enumerate(value):
         if not isinstance(op, dict):
@@ -805,27 +827,13 @@ def _normalize_patch_meta(patch: dict[str, Any]) -> None:
     for key in ("labels", "annotations"):
         value = meta.get(key)
         if isinstance(value, dict) and value:
-            meta[key] = {k: _scalar_text(v) for k, v in sorted(value.items())}
+            meta[key] = {k: patches.scalar_text(v) for k, v in sorted(value.items())}
         else:
             meta.pop(key, None)
 
 
-def _scalar_text(value: Any) -> str:
-    if isinstance(value, str):
-        return str(value)
-    if value is None or isinstance(value, (dict, list)):
-        return ""
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, float):
-        from reconciler.render.yamlio import format_scalar_float
-
-        return format_scalar_float(value)
-    return str(value)
-
-
 def _find_by_patch_id(resmap: ResMap, patch: dict[str, Any], where: str) -> Resource:
-    probe = make_resource(copy.deepcopy(patch), source=where, patch=True)
+    probe = make_resource(copy.deepcopy(patch), source=where)
     matches = resmap.by_any_id(probe.cur_id())
     if len(matches) != 1:
         state = "multiple matches" if matches else "no matches"
@@ -876,6 +884,8 @@ def _patch_transformer(resmap: ResMap, entry: dict[str, Any], loader: _Loader, w
             if not _apply_smp(found, p, pwhere, options):
                 resmap.remove(found)
         return
+    if not docs:
+        return  # an empty operation list patches nothing, with or without a target
     if target is None:
         raise RenderError("must specify a target for JSON patch", path=pwhere)
     for res in select(resmap, target, where=where):
@@ -947,7 +957,15 @@ def _labels(rm: ResMap, labels: list[dict[str, Any]], cfg: TransformerConfig, wh
             raise RenderError(
                 "labels entries take pairs, includeSelectors, includeTemplates and fields", path=where
             )
+        for flag in ("includeSelectors", "includeTemplates"):
+            if label.get(flag) is not None and not isinstance(label[flag], bool):
+                raise RenderError(
+                    f"invalid Kustomization: labels entry: {flag} must be true or false, not {label[flag]!r}",
+                    path=where,
+                )
         pairs = label.get("pairs") or {}
+        if isinstance(pairs, dict):  # a null value is the empty string (Go's JSON decoding)
+            pairs = {k: "" if v is None else v for k, v in pairs.items()}
         if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
             raise RenderError("labels pairs must map strings to strings", path=where)
         specs = merge_fieldspecs(parse_fieldspecs(label.get("fields"), where=where), cfg.labels, where=where)
@@ -983,7 +1001,7 @@ def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Ac
     if kust.replicas:
         transformers.replicas_transform(rm, kust.replicas, cfg.replicas, where=where)
     images = [
-        transformers.check_image_entry(image, where=where)
+        transformers.check_image_entry(image, where=where, strings=True)
         for image in [*(kust.images or []), *(kust.imageTags or [])]
     ]
     if images:
@@ -993,6 +1011,42 @@ def _run_transformers(loader: _Loader, kust: Kustomization, where: str, acc: _Ac
     for spec in kust.transformers or []:
         for conf, cwhere in _transformer_configs(spec, loader, where):
             _run_builtin(rm, conf, cfg, loader, cwhere)
+
+
+#: the label a validator may add without counting as a change (kustomize's ``konfig.ValidatedByLabelKey``)
+VALIDATED_BY_LABEL = "validated-by"
+
+
+def _validated_view(res: Resource) -> tuple[ResId, dict[str, Any]]:
+    obj = copy.deepcopy(res.obj)
+    labels = (obj.get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        labels.pop(VALIDATED_BY_LABEL, None)
+        if not labels:
+            obj["metadata"].pop("labels")
+    return res.cur_id(), obj
+
+
+def _run_validators(loader: _Loader, kust: Kustomization, where: str, acc: _Acc) -> None:
+    """kustomize's ``runValidators``: each ``validators:`` entry (builtin configurations, as files, inline,
+    kustomization directories or remote, like ``transformers:``) runs on the objects, and must leave them as
+    they were but for the ``validated-by`` label, which stays.
+
+    Raises:
+        RenderError: "validator shouldn't modify the resource map", naming the configuration.
+    """
+    for spec in kust.validators or []:
+        for conf, cwhere in _transformer_configs(spec, loader, where):
+            before = sorted((_validated_view(r) for r in acc.resmap), key=lambda v: str(v[0]))
+            _run_builtin(acc.resmap, conf, acc.config, loader, cwhere)
+            after = sorted((_validated_view(r) for r in acc.resmap), key=lambda v: str(v[0]))
+            if before != after:
+                changed = next(
+                    (str(a[0]) for a, b in zip(before, after, strict=False) if a != b), "the object set"
+                )
+                raise RenderError(
+                    f"validator shouldn't modify the resource map: {changed} changed", path=cwhere
+                )
 
 
 def _replacement_entries(
@@ -1012,7 +1066,9 @@ def _replacement_entries(
 
 
 def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[dict[str, Any], str]]:
-    """The configuration objects named by one ``transformers:`` entry (inline YAML or a file)."""
+    """The configuration objects named by one ``transformers:`` or ``generators:`` entry: inline YAML, a
+    file, a kustomization directory (its output), or a remote file or kustomization (as a remote
+    ``resources`` entry is loaded)."""
     if "\n" in spec or spec.lstrip().startswith(("apiVersion", "kind", "{")):
         try:
             docs = load_yaml_documents(spec, path=where, kyaml=True)
@@ -1020,8 +1076,14 @@ def _transformer_configs(spec: str, loader: _Loader, where: str) -> list[tuple[d
             docs = []
         if docs:
             return [(d, where) for d in docs]
+    if spec and _remote.wants_remote(spec, loader.root):
+        # kustomize accumulates each entry as a resource: a remote file or a remote kustomization, under
+        # the same allow-list, pinning and limits as remote resources
+        built = _Acc()
+        _accumulate_remote(loader, spec, where, built)
+        return [(r.obj, spec) for r in built.resmap.items]
     if _is_remote(spec):
-        raise RenderError(f"remote transformer {spec!r} is not supported", path=where)
+        raise _unparsable_remote(spec, where)
     real = os.path.realpath(os.path.join(loader.root, spec))
     if os.path.isdir(real):  # a kustomization whose output is the configurations
         built = _Acc()

@@ -79,6 +79,7 @@ def apply_fieldspec(
     set_value: SetFn,
     *,
     create_kind: str | None = None,
+    new_scalar: Any = "",
     where: str | None = None,
 ) -> None:
     """Call ``set_value(container, key)`` for every field ``spec.path`` reaches in ``obj``.
@@ -87,8 +88,8 @@ def apply_fieldspec(
     must match the spec; lists met on the way are walked element by element; a missing field is created
     only when ``spec.create`` is set, ``create_kind`` is given and the segment is not a ``[]`` list segment
     (``create_kind`` for the last segment, mappings before it); a null field on the way becomes an empty
-    mapping (or ``create_kind`` at the end) in that case. ``set_value`` is called even when the field's value
-    is null.
+    mapping (or ``create_kind`` at the end) in that case; a scalar created so holds ``new_scalar`` when
+    ``set_value`` is called. ``set_value`` is called even when the field's value is null.
 
     Raises:
         RenderError: when the path runs into a scalar before its end, or has an empty segment.
@@ -131,7 +132,7 @@ def apply_fieldspec(
             if name not in node:
                 return
         elif name not in node or node[name] is None:
-            node[name] = ("" if create_kind == SCALAR else {}) if last else {}
+            node[name] = (new_scalar if create_kind == SCALAR else {}) if last else {}
         walk(node, name, idx + 1)
 
     holder = [obj]
@@ -368,9 +369,14 @@ def _pod_refs(leaves: Iterable[str], *, cronjob_extra: Iterable[str] = ()) -> li
     return out
 
 
-def _name_references() -> list[NameRef]:
-    workload_ref = (FieldSpec("spec/scaleTargetRef/name", kind="HorizontalPodAutoscaler"),)
-    cm_leaves = [
+#: kinds whose pod template is ``spec/template/spec`` (for service account, claim and priority class names)
+_POD_TEMPLATE_KINDS = ("StatefulSet", "Deployment", "ReplicationController", "Job", "DaemonSet")
+
+
+def _configmap_referrers() -> list[FieldSpec]:
+    """Where a ConfigMap's name is referred to: pod volumes and environment, nodes, RBAC rules, Ingress
+    annotations."""
+    leaves = [
         "volumes/configMap/name",
         "containers/env/valueFrom/configMapKeyRef/name",
         "initContainers/env/valueFrom/configMapKeyRef/name",
@@ -378,7 +384,21 @@ def _name_references() -> list[NameRef]:
         "initContainers/envFrom/configMapRef/name",
         "volumes/projected/sources/configMap/name",
     ]
-    secret_leaves = [
+    return [
+        *_pod_refs(leaves),
+        FieldSpec("spec/configSource/configMap", kind="Node"),
+        FieldSpec("rules/resourceNames", kind="Role"),
+        FieldSpec("rules/resourceNames", kind="ClusterRole"),
+        FieldSpec(
+            "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap", kind="Ingress"
+        ),
+    ]
+
+
+def _secret_referrers() -> list[FieldSpec]:
+    """Where a Secret's name is referred to: pods, Ingress TLS and annotations, service accounts, storage
+    classes and volumes, RBAC rules, Knative services."""
+    leaves = [
         "volumes/secret/secretName",
         "containers/env/valueFrom/secretKeyRef/name",
         "initContainers/env/valueFrom/secretKeyRef/name",
@@ -387,17 +407,8 @@ def _name_references() -> list[NameRef]:
         "imagePullSecrets/name",
         "volumes/projected/sources/secret/name",
     ]
-    cm = [
-        *_pod_refs(cm_leaves),
-        FieldSpec("spec/configSource/configMap", kind="Node"),
-        FieldSpec("rules/resourceNames", kind="Role"),
-        FieldSpec("rules/resourceNames", kind="ClusterRole"),
-        FieldSpec(
-            "metadata/annotations/nginx.ingress.kubernetes.io\\/fastcgi-params-configmap", kind="Ingress"
-        ),
-    ]
-    secret = [
-        *_pod_refs(secret_leaves),
+    return [
+        *_pod_refs(leaves),
         FieldSpec("spec/tls/secretName", kind="Ingress"),
         FieldSpec("metadata/annotations/ingress.kubernetes.io\\/auth-secret", kind="Ingress"),
         FieldSpec("metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret", kind="Ingress"),
@@ -417,57 +428,78 @@ def _name_references() -> list[NameRef]:
         ),
         FieldSpec("spec/azureFile/secretName", kind="PersistentVolume"),
     ]
-    sa_kinds = ["StatefulSet", "Deployment", "ReplicationController", "Job", "DaemonSet"]
-    sa = [
+
+
+def _service_account_referrers() -> list[FieldSpec]:
+    """Where a ServiceAccount's name is referred to: RBAC subjects and pod templates."""
+    return [
         FieldSpec("subjects", "rbac.authorization.k8s.io", "", "RoleBinding"),
         FieldSpec("subjects", "rbac.authorization.k8s.io", "", "ClusterRoleBinding"),
         FieldSpec("spec/serviceAccountName", kind="Pod"),
         FieldSpec("spec/jobTemplate/spec/template/spec/serviceAccountName", kind="CronJob"),
-    ] + [FieldSpec("spec/template/spec/serviceAccountName", kind=k) for k in sa_kinds]
-    pvc = [
+    ] + [FieldSpec("spec/template/spec/serviceAccountName", kind=k) for k in _POD_TEMPLATE_KINDS]
+
+
+def _claim_referrers() -> list[FieldSpec]:
+    """Where a PersistentVolumeClaim's name is referred to: the volumes of pods and pod templates."""
+    specs = [
         FieldSpec("spec/volumes/persistentVolumeClaim/claimName", kind="Pod"),
         FieldSpec(
             "spec/jobTemplate/spec/template/spec/volumes/persistentVolumeClaim/claimName", kind="CronJob"
         ),
     ]
-    pvc += [FieldSpec("spec/template/spec/volumes/persistentVolumeClaim/claimName", kind=k) for k in sa_kinds]
-    prio = [
+    return specs + [
+        FieldSpec("spec/template/spec/volumes/persistentVolumeClaim/claimName", kind=k)
+        for k in _POD_TEMPLATE_KINDS
+    ]
+
+
+def _priority_class_referrers() -> list[FieldSpec]:
+    """Where a PriorityClass's name is referred to: pods and pod templates."""
+    specs = [
         FieldSpec("spec/priorityClassName", kind="Pod"),
         FieldSpec("spec/jobTemplate/spec/template/spec/priorityClassName", kind="CronJob"),
     ]
-    prio += [FieldSpec("spec/template/spec/priorityClassName", kind=k) for k in sa_kinds]
+    return specs + [FieldSpec("spec/template/spec/priorityClassName", kind=k) for k in _POD_TEMPLATE_KINDS]
+
+
+def _service_referrers() -> tuple[FieldSpec, ...]:
+    """Where a Service's name is referred to: StatefulSets, Ingress backends, API services, webhooks."""
+    return (
+        FieldSpec("spec/serviceName", "apps", "", "StatefulSet"),
+        FieldSpec("spec/rules/http/paths/backend/serviceName", kind="Ingress"),
+        FieldSpec("spec/backend/serviceName", kind="Ingress"),
+        FieldSpec("spec/rules/http/paths/backend/service/name", kind="Ingress"),
+        FieldSpec("spec/defaultBackend/service/name", kind="Ingress"),
+        FieldSpec("spec/service/name", "apiregistration.k8s.io", "", "APIService"),
+        FieldSpec(
+            "webhooks/clientConfig/service",
+            "admissionregistration.k8s.io",
+            "",
+            "ValidatingWebhookConfiguration",
+        ),
+        FieldSpec(
+            "webhooks/clientConfig/service",
+            "admissionregistration.k8s.io",
+            "",
+            "MutatingWebhookConfiguration",
+        ),
+    )
+
+
+def _name_references() -> list[NameRef]:
+    """kustomize's built-in ``nameReference`` table: for each kind, the fields that hold names of its
+    objects (the api module's ``konfig/builtinpluginconsts`` nameReference defaults)."""
+    workload_ref = (FieldSpec("spec/scaleTargetRef/name", kind="HorizontalPodAutoscaler"),)
     rbac = "rbac.authorization.k8s.io"
     return [
         NameRef("Deployment", fieldspecs=workload_ref),
         NameRef("ReplicationController", fieldspecs=workload_ref),
         NameRef("ReplicaSet", fieldspecs=workload_ref),
         NameRef("StatefulSet", fieldspecs=workload_ref),
-        NameRef("ConfigMap", version="v1", fieldspecs=tuple(cm)),
-        NameRef("Secret", version="v1", fieldspecs=tuple(secret)),
-        NameRef(
-            "Service",
-            version="v1",
-            fieldspecs=(
-                FieldSpec("spec/serviceName", "apps", "", "StatefulSet"),
-                FieldSpec("spec/rules/http/paths/backend/serviceName", kind="Ingress"),
-                FieldSpec("spec/backend/serviceName", kind="Ingress"),
-                FieldSpec("spec/rules/http/paths/backend/service/name", kind="Ingress"),
-                FieldSpec("spec/defaultBackend/service/name", kind="Ingress"),
-                FieldSpec("spec/service/name", "apiregistration.k8s.io", "", "APIService"),
-                FieldSpec(
-                    "webhooks/clientConfig/service",
-                    "admissionregistration.k8s.io",
-                    "",
-                    "ValidatingWebhookConfiguration",
-                ),
-                FieldSpec(
-                    "webhooks/clientConfig/service",
-                    "admissionregistration.k8s.io",
-                    "",
-                    "MutatingWebhookConfiguration",
-                ),
-            ),
-        ),
+        NameRef("ConfigMap", version="v1", fieldspecs=tuple(_configmap_referrers())),
+        NameRef("Secret", version="v1", fieldspecs=tuple(_secret_referrers())),
+        NameRef("Service", version="v1", fieldspecs=_service_referrers()),
         NameRef("Role", group=rbac, fieldspecs=(FieldSpec("roleRef/name", rbac, "", "RoleBinding"),)),
         NameRef(
             "ClusterRole",
@@ -477,8 +509,8 @@ def _name_references() -> list[NameRef]:
                 FieldSpec("roleRef/name", rbac, "", "ClusterRoleBinding"),
             ),
         ),
-        NameRef("ServiceAccount", version="v1", fieldspecs=tuple(sa)),
-        NameRef("PersistentVolumeClaim", version="v1", fieldspecs=tuple(pvc)),
+        NameRef("ServiceAccount", version="v1", fieldspecs=tuple(_service_account_referrers())),
+        NameRef("PersistentVolumeClaim", version="v1", fieldspecs=tuple(_claim_referrers())),
         NameRef(
             "PersistentVolume",
             version="v1",
@@ -497,7 +529,12 @@ def _name_references() -> list[NameRef]:
                 FieldSpec("spec/volumeClaimTemplates/spec/storageClassName", kind="StatefulSet"),
             ),
         ),
-        NameRef("PriorityClass", group="scheduling.k8s.io", version="v1", fieldspecs=tuple(prio)),
+        NameRef(
+            "PriorityClass",
+            group="scheduling.k8s.io",
+            version="v1",
+            fieldspecs=tuple(_priority_class_referrers()),
+        ),
         NameRef(
             "IngressClass",
             group="networking.k8s.io/v1",

@@ -200,6 +200,8 @@ def _merged_options(own: Any, global_opts: Any, where: str) -> dict[str, Any]:
     for opts, label in ((own, "options"), (global_opts, "generatorOptions")):
         for key in ("labels", "annotations"):
             value = (opts or {}).get(key)
+            if isinstance(value, dict) and None in value.values():  # null is "" (Go's JSON decoding)
+                value = opts[key] = {k: "" if v is None else v for k, v in value.items()}
             if value is not None and (
                 not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())
             ):
@@ -261,8 +263,11 @@ def generate(kind: str, args: Any, options: Any, load: LoadFn, *, where: str) ->
     behavior = generation_behavior(args.get("behavior"), kind, where)
     opts = _merged_options(args.get("options"), options, where)
     meta: dict[str, Any] = {"name": name}
-    if args.get("namespace"):
-        meta["namespace"] = str(args["namespace"])
+    namespace = args.get("namespace")
+    if namespace is not None and not isinstance(namespace, str):
+        raise RenderError(f"generator {name!r}: namespace must be a string, not {namespace!r}", path=where)
+    if namespace:
+        meta["namespace"] = namespace
     obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": meta}
     pairs = _pairs(args, load, where, name)
     if kind == "Secret":

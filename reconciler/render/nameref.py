@@ -20,6 +20,7 @@ from typing import Any
 
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import FieldSpec, NameRef, apply_fieldspec
+from reconciler.render.patches import scalar_text
 from reconciler.render.resource import NOT_NAMESPACED, ResMap, Resource
 from reconciler.render.yamlio import YamlTimestamp
 
@@ -150,9 +151,9 @@ class _Referral:
                 elif isinstance(item, str):
                     self.set_scalar(value, i, item)
                 elif item is not None:
-                    self.set_scalar(value, i, _scalar_text(item))
+                    self.set_scalar(value, i, scalar_text(item))
         else:
-            self.set_scalar(container, key, _scalar_text(value))
+            self.set_scalar(container, key, scalar_text(value))
 
     def set_scalar(self, container: Any, key: Any, old: str) -> None:
         target = self.select(old, self.allowed_set, False)
@@ -168,7 +169,7 @@ class _Referral:
             )
         pool = self.allowed_set
         if "namespace" in node:
-            ns = _scalar_text(node["namespace"])
+            ns = scalar_text(node["namespace"])
             resources = self.index.resources
             by_orig = {
                 i
@@ -183,7 +184,7 @@ class _Referral:
                     for i in self.allowed
                     if self.index.cur[i].effective_namespace == ns and ns != NOT_NAMESPACED
                 }
-        old = _scalar_text(node["name"])
+        old = scalar_text(node["name"])
         target = self.select(old, pool, True)
         if target is None:
             return
@@ -192,16 +193,6 @@ class _Referral:
         node["name"] = target.name
         if target.namespace:
             node["namespace"] = target.namespace
-
-
-def _scalar_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return str(value)
 
 
 def fix_name_references(resmap: ResMap, refs: list[NameRef]) -> None:

@@ -19,7 +19,11 @@ prepending list elements (api/filters/patchstrategicmerge):
 - when a merged list has elements without the merge key, kyaml's ``ElementSetter`` (yaml/fns.go) keeps only
   the last of them and drops the keyed elements of the target (it matches nothing when given no key value);
 - other ``$``-prefixed keys (``$setElementOrder/...``, ``$retainKeys``, ``$deleteFromPrimitiveList/...``) are
-  not directives for kyaml and are copied like any field, as kustomize does.
+  not directives for kyaml and are copied like any field, as kustomize does;
+- a patch's scalar set into an existing field takes that field's style (kyaml ``FieldSetter``): over a
+  string written quoted or as a block scalar (:attr:`reconciler.render.yamlio.YamlMap.quoted`, every string
+  of a JSON file) a number, boolean or timestamp becomes a string of the patch's text (``5`` -> ``"5"``,
+  ``0x2F`` -> ``"0x2F"``); a field the patch adds keeps the patch's style.
 
 JSON patch follows RFC 6902 with RFC 6901 pointers (``~1`` = ``/``, ``~0`` = ``~``) with the behaviour of
 gopkg.in/evanphx/json-patch.v4 that kustomize uses: negative array indices count from the end, ``replace``
@@ -37,7 +41,14 @@ from typing import Any
 
 from reconciler.render._k8s_schema import DEFINITIONS, ROOTS
 from reconciler.render.errors import RenderError
-from reconciler.render.yamlio import YamlMap, YamlTimestamp, json_scalar_text, null_text
+from reconciler.render.yamlio import (
+    YamlMap,
+    YamlTimestamp,
+    format_scalar_float,
+    json_scalar_text,
+    null_text,
+    resolve_plain,
+)
 
 
 class _Sentinel:
@@ -91,7 +102,9 @@ def _elements_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def scalar_text(value: Any) -> str:
-    """The YAML scalar text kyaml compares (``Node.Value``)."""
+    """The YAML scalar text kyaml compares (``Node.Value``): strings as they are, ``""`` for null, missing
+    fields, mappings and sequences, ``true``/``false``, numbers as `kustomize build` prints them. The one
+    such function of the renderer (builder, nameref, replacements, refvars and embedded use it)."""
     if value is None or value is MISSING:
         return ""
     if value is True:
@@ -101,8 +114,6 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return ""
     if isinstance(value, float):
-        from reconciler.render.yamlio import format_scalar_float
-
         return format_scalar_float(value)
     return str(value)
 
@@ -113,6 +124,33 @@ def _directive_text(mapping: dict[str, Any], key: str) -> str:
     if value is None:
         return null_text(mapping, key) or ""
     return scalar_text(value)
+
+
+def _was_quoted(target: Any, key: str, value: Any) -> bool:
+    """Whether a string field of the target was written quoted or as a block scalar (recorded when read,
+    :attr:`YamlMap.quoted`; else known when its text read plain would be another type, or it holds a line
+    break): kyaml's ``FieldSetter`` gives a strategic-merge patch's value that style."""
+    if type(value) is not str:
+        return False
+    if isinstance(target, YamlMap) and key in target.quoted:
+        return True
+    if isinstance(target, YamlMap) and key in target.unquoted:
+        return False
+    return "\n" in value or not (
+        isinstance(resolved := resolve_plain(value) if value else None, str)
+        and not isinstance(resolved, YamlTimestamp)
+    )
+
+
+def _quoted_text(patch: dict[str, Any], key: str, value: Any) -> Any:
+    """A patch's scalar written with a quoted style: its source text, a string (``0x2F`` stays ``0x2F``,
+    a timestamp keeps its spelling)."""
+    if value is None or isinstance(value, (dict, list)) or (type(value) is str):
+        return value
+    texts = patch.texts if isinstance(patch, YamlMap) else {}
+    if key in texts:
+        return texts[key]
+    return str(value) if isinstance(value, YamlTimestamp) else scalar_text(value)
 
 
 def _is_empty(value: Any) -> bool:
@@ -131,6 +169,9 @@ class _Merger:
         self.where = where
         # kyaml MergeOptions.ListIncreaseDirection: kustomize prepends the patch's list elements
         self.prepend = prepend
+        # ids of maps changed in place whose callers keep the object (the patched object, the elements of
+        # merged lists): never replaced by a YamlMap copy
+        self.pinned: set[int] = set()
 
     def fail(self, message: str) -> RenderError:
         return RenderError(message, path=self.where)
@@ -207,6 +248,13 @@ class _Merger:
         if not isinstance(target, dict):
             return target
         patch = origin if isinstance(origin, dict) else None
+        if (
+            isinstance(patch, YamlMap)
+            and patch.typed
+            and not isinstance(target, YamlMap)
+            and id(target) not in self.pinned
+        ):
+            target = YamlMap(target)  # to carry the patch's annotation types (see YamlMap.typed)
         keys = set(target) if patch is None else set(target) | set(patch)
         for key in sorted(keys):
             before = target.get(key, MISSING)
@@ -220,6 +268,28 @@ class _Merger:
             value = self.walk(
                 before, MISSING if patch is None else patch.get(key, MISSING), _field_schema(schema, key)
             )
+            if patch is not None and key in patch and value is patch[key]:
+                # kyaml's FieldSetter: a field the patch adds keeps the patch's style, an existing one its
+                # own; a quoted style makes the patch's scalar a string of its text
+                if before is MISSING:
+                    quoted = isinstance(patch, YamlMap) and key in patch.quoted
+                else:
+                    quoted = _was_quoted(target, key, before)
+                    if quoted:
+                        value = _quoted_text(patch, key, value)
+                if (quoted or (type(value) is str and before is not MISSING)) and (
+                    isinstance(target, YamlMap) or id(target) not in self.pinned
+                ):
+                    if not isinstance(target, YamlMap):
+                        target = YamlMap(target)
+                    (target.quoted if quoted else target.unquoted).add(key)
+                    (target.unquoted if quoted else target.quoted).discard(key)
+                if isinstance(target, YamlMap):  # an annotation's text now comes from the patch
+                    ptyped = patch.typed.get(key) if isinstance(patch, YamlMap) else None
+                    if ptyped is not None:
+                        target.typed[key] = ptyped
+                    else:
+                        target.typed.pop(key, None)
             # a null result clears the field, except a null the target already had and the patch leaves alone
             kept_null = value is None and before is None and (patch is None or key not in patch)
             if value is MISSING or value is CLEAR or (value is None and not kept_null):
@@ -308,6 +378,7 @@ class _Merger:
             valid_keys, valid_values = _validate_keys(values_list, values, keys)
             vk, vv = _validate_keys([valid_values], valid_values, valid_keys)
             elems = [_element_list(src, vk, vv) if isinstance(src, list) else MISSING for src in sources]
+            self.pinned.update(id(e) for e in elems if isinstance(e, dict))
             val = self.walk(elems[0], elems[1], elem_schema)
             exit_ = False
             for i, key in enumerate(valid_keys):
@@ -470,7 +541,9 @@ def apply_strategic_merge(
     Raises:
         RenderError: for unknown ``$patch`` values and values of incompatible shapes.
     """
-    result = _Merger(where).walk(obj, patch, None)
+    merger = _Merger(where)
+    merger.pinned.add(id(obj))
+    result = merger.walk(obj, patch, None)
     if result is MISSING or result is CLEAR or result is None:
         return None
     if not isinstance(result, dict):

@@ -16,8 +16,8 @@ Follows kustomize v5's replacement filter (api/filters/replacement):
   decode`` error otherwise; a null target takes only null texts); a map or list target is replaced by the
   source value; a created field or list element takes the text untagged (read again as YAML).
 
-Writing into JSON held inside a string field (kustomize 5.8's structured-data paths) is supported; into
-YAML held inside a string field it is reported as an error.
+Writing into JSON or YAML held inside a string field (kustomize 5.8's structured-data paths) is supported
+(YAML: :mod:`reconciler.render.embedded`, which names what it does not model).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import re
 from typing import Any
 
+from reconciler.render import embedded
 from reconciler.render.errors import RenderError
 from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import compile_pattern, search
@@ -383,28 +384,65 @@ def _structured(
     """kustomize 5.8's ``setValueInStructuredData`` (api/filters/replacement): when a scalar on the way holds
     JSON or YAML and the rest of the path reaches fields in it, set them there and write the text back.
     JSON text is written again as Go's ``encoding/json`` does (indented by two spaces when the text had
-    line breaks and double spaces, else compact; keys sorted); YAML text is not supported.
+    line breaks and double spaces, else compact; keys sorted); YAML text as kyaml writes it
+    (:mod:`reconciler.render.embedded`).
 
     Returns:
         Whether the path was handled this way (else kustomize follows the path as usual).
     """
     if len(parts) < 2:
         return False
+    tree: Any = None
+    problem: str | None = None
     for i in range(1, len(parts)):
         holder = _lookup_holder(obj, parts[:i])
         if holder is None or isinstance(holder[0][holder[1]], (dict, list)):
             continue
         container, key = holder
         text = scalar_text(container[key])
-        inner = _parse_inner(container[key], where)
-        if inner is None and text.strip() not in ("", "~", "null", "Null", "NULL"):
-            continue  # not YAML: try a longer prefix
+        is_json = text.strip()[:1] in ("{", "[")
+        if is_json:
+            inner = _parse_inner(container[key], where)
+            if inner is None and text.strip() not in ("", "~", "null", "Null", "NULL"):
+                continue  # not YAML: try a longer prefix
+            break
+        parsed = embedded.parse_embedded_yaml(text)
+        if parsed is None:
+            continue
+        tree, problem = parsed
         break
     else:
         return False
+    found: list[tuple[Any, Any, bool]] = []
+    if not is_json:
+        if not isinstance(tree, (dict, list)):
+            return False
+        try:
+            _match_targets(tree, parts[i:], create, found, where)
+        except RenderError:
+            return False
+        if not found:
+            return False
+        held = ".".join(parts[:i])
+        if problem:
+            raise RenderError(
+                f"replacement into the YAML held in field {held!r}: {problem} in that YAML are not "
+                "supported (kustomize keeps them as written)",
+                path=where,
+            )
+        source = value.original if isinstance(value, _Scalar) else value
+        if isinstance(source, (dict, list)):
+            raise RenderError(
+                f"replacement of a mapping or sequence into the YAML held in field {held!r} is not "
+                "supported (kustomize writes the source's nodes in the styles of the source's file)",
+                path=where,
+            )
+        for fcontainer, fkey, created in found:
+            embedded.set_embedded(fcontainer, fkey, copy.deepcopy(source), created)
+        container[key] = embedded.dump_embedded_yaml(tree)
+        return True
     if not isinstance(inner, (dict, list)):
         return False
-    found: list[tuple[Any, Any, bool]] = []
     try:
         _match_targets(inner, parts[i:], create, found, where)
     except RenderError:
@@ -414,10 +452,6 @@ def _structured(
     plain = {k: v for k, v in opts.items() if k != "delimiter"}
     for fcontainer, fkey, created in found:
         _set_field(fcontainer, fkey, value, plain, where, created)
-    if text.strip()[:1] not in ("{", "["):
-        raise RenderError(
-            "replacements into YAML held inside a string field are not supported (only JSON)", path=where
-        )
     container[key] = _go_json_text(inner, pretty="\n" in text and "  " in text)
     return True
 
@@ -597,6 +631,34 @@ def check_entry(entry: Any, *, where: str, strict: bool = True) -> None:
         raise RenderError("replacement source must be a mapping", path=where)
     if entry.get("targets") is not None and not isinstance(entry["targets"], list):
         raise RenderError("replacement targets must be a list", path=where)
+    _check_options((entry.get("source") or {}).get("options"), "source", where)
+    for target in entry.get("targets") or []:
+        if isinstance(target, dict):
+            _check_options(target.get("options"), "targets", where)
+
+
+_OPTION_TYPES = {"create": ("bool", bool), "delimiter": ("string", str), "index": ("int", int)}
+
+
+def _check_options(opts: Any, part: str, where: str) -> None:
+    """The ``options`` of a source or target decode into kustomize's ``FieldOptions`` through JSON: a value
+    of another type is refused (an integral float is an integer, a null the zero value)."""
+    if not isinstance(opts, dict):
+        return
+    for key, (go_type, want) in _OPTION_TYPES.items():
+        value = opts.get(key)
+        if value is None:
+            continue
+        if want is int and isinstance(value, float) and value.is_integer():
+            opts[key] = int(value)
+            continue
+        if isinstance(value, want) and (want is bool or not isinstance(value, bool)):
+            continue
+        raise RenderError(
+            f"json: cannot unmarshal {_json_type(value)} into Go struct field "
+            f"FieldOptions.replacements.Replacement.{part}.options.{key} of type {go_type}",
+            path=where,
+        )
 
 
 def _json_type(value: Any) -> str:

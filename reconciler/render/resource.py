@@ -19,6 +19,7 @@ from typing import Any
 
 from reconciler.render._k8s_schema import NAMESPACED
 from reconciler.render.errors import RenderError
+from reconciler.render.patches import scalar_text
 
 DEFAULT_NAMESPACE = "default"
 #: kustomize's effective namespace of cluster-scoped ids.
@@ -148,17 +149,15 @@ class Resource:
 
     @property
     def name(self) -> str:
-        """``metadata.name``."""
+        """``metadata.name`` (its scalar text: kustomize renders a name written as a number)."""
         meta = self.obj.get("metadata")
-        value = meta.get("name") if isinstance(meta, dict) else None
-        return value if isinstance(value, str) else ""
+        return _id_text(meta.get("name") if isinstance(meta, dict) else None)
 
     @property
     def namespace(self) -> str:
-        """``metadata.namespace`` ("" when absent)."""
+        """``metadata.namespace`` ("" when absent; its scalar text)."""
         meta = self.obj.get("metadata")
-        value = meta.get("namespace") if isinstance(meta, dict) else None
-        return value if isinstance(value, str) else ""
+        return _id_text(meta.get("namespace") if isinstance(meta, dict) else None)
 
     def cur_id(self) -> ResId:
         """Current identity (memoised on apiVersion, kind, name and namespace)."""
@@ -174,13 +173,7 @@ class Resource:
             return cached[1]
         api, kind = key[0], key[1]
         group, version = split_api_version(api if isinstance(api, str) else "")
-        rid = ResId.of(
-            group,
-            version,
-            kind if isinstance(kind, str) else "",
-            name if isinstance(name, str) else "",
-            ns if isinstance(ns, str) else "",
-        )
+        rid = ResId.of(group, version, kind if isinstance(kind, str) else "", _id_text(name), _id_text(ns))
         self._id_cache = (key, rid)
         return rid
 
@@ -237,15 +230,14 @@ class Resource:
         return same_ending(self.prefixes, other.prefixes) and same_ending(self.suffixes, other.suffixes)
 
 
-def make_resource(
-    obj: dict[str, Any], *, source: str, line: int | None = None, patch: bool = False
-) -> Resource:
+def make_resource(obj: dict[str, Any], *, source: str, line: int | None = None) -> Resource:
     """Wrap a loaded object, checking the fields kustomize and the API server need.
 
-    ``kind`` and ``apiVersion`` must be non-empty strings, ``metadata`` a mapping with a non-empty string
-    ``name`` (kustomize requires it except for ``*List`` kinds), ``namespace`` a string when given,
-    ``labels`` and ``annotations`` mappings when given, and no list may hold an empty (null) item. A
-    strategic-merge ``patch`` may leave out ``apiVersion`` (kustomize fills in the target's).
+    ``kind`` must be a non-empty string and ``apiVersion`` a string when given (kustomize renders an object
+    without one; the apply stage refuses it), ``metadata`` a mapping with a non-empty scalar ``name``
+    (kustomize requires it except for ``*List`` kinds; a number is rendered as kustomize renders it and
+    refused by the apply stage), ``namespace`` a scalar when given, ``labels`` and ``annotations`` mappings
+    when given, and no list may hold an empty (null) item.
 
     Raises:
         RenderError: naming ``source`` (and the document's first ``line``) for the first violation.
@@ -260,21 +252,18 @@ def make_resource(
     api = obj.get("apiVersion")
     if api is not None and not isinstance(api, str):
         raise fail("apiVersion is not a string")
-    if not api and not patch:
-        raise fail("missing apiVersion")
     meta = obj.get("metadata")
     if meta is not None and not isinstance(meta, dict):
         raise fail("metadata is not a mapping")
     meta = meta or {}
     name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        if name not in (None, "") and not isinstance(name, str):
-            raise fail("metadata.name is not a string")
-        if not kind.endswith("List"):
-            raise fail("missing metadata.name")
+    if isinstance(name, (dict, list)):
+        raise fail("metadata.name is not a scalar")
+    if (name is None or name == "") and not kind.endswith("List"):
+        raise fail("missing metadata.name")
     ns = meta.get("namespace")
-    if ns is not None and not isinstance(ns, str):
-        raise fail("metadata.namespace is not a string")
+    if isinstance(ns, (dict, list)):
+        raise fail("metadata.namespace is not a scalar")
     for key in ("labels", "annotations"):
         value = meta.get(key)
         if value is not None and not isinstance(value, dict):
@@ -286,6 +275,16 @@ def make_resource(
     if _has_null_list_item(obj):
         raise fail("empty item in a list")
     return Resource(obj=obj, source=source)
+
+
+def _id_text(value: Any) -> str:
+    """The text of a name or namespace as kustomize's identities hold it: a string as it is, a number or
+    boolean written unquoted as its scalar text (``5``), "" for anything else."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return scalar_text(value)
 
 
 def _brief(obj: dict[str, Any]) -> str:

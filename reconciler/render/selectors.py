@@ -124,39 +124,60 @@ class Requirement:
 
 @functools.lru_cache(maxsize=512)
 def parse_label_selector(text: str) -> tuple[Requirement, ...]:
-    """Parse a label selector.
+    """Parse a label selector (k8s.io/apimachinery ``labels.Parse``, see :class:`_SelectorParser`).
 
     Raises:
         ValueError: with the parser's message for invalid selectors.
     """
-    toks = _lex(text)
-    pos = 0
+    return _SelectorParser(text).selector()
 
-    def look(values: bool = True) -> tuple[str, str]:
-        tok, lit = toks[pos]
+
+class _SelectorParser:
+    """The label selector grammar of k8s.io/apimachinery ``pkg/labels`` over :func:`_lex`'s tokens:
+    requirements separated by commas, each ``[!]key``, ``key op value`` or ``key in|notin (values)``."""
+
+    def __init__(self, text: str) -> None:
+        self.toks = _lex(text)
+        self.pos = 0
+
+    def look(self, values: bool = True) -> tuple[str, str]:
+        """The next token without taking it; ``values``: ``in``/``notin`` read as identifiers."""
+        tok, lit = self.toks[self.pos]
         if values and tok in ("in", "notin"):
             tok = _ID
         return tok, lit
 
-    def take(values: bool = True) -> tuple[str, str]:
-        nonlocal pos
-        t = look(values)
-        pos += 1
+    def take(self, values: bool = True) -> tuple[str, str]:
+        t = self.look(values)
+        self.pos += 1
         return t
 
-    reqs: list[Requirement] = []
-    while True:
-        tok, lit = look()
-        if tok == _END:
-            return tuple(reqs)
-        if tok not in (_ID, "!"):
-            raise ValueError(f"found '{lit}', expected: !, identifier, or 'end of string'")
-        # requirement
+    def selector(self) -> tuple[Requirement, ...]:
+        """Every requirement up to the end of the text."""
+        reqs: list[Requirement] = []
+        while True:
+            tok, lit = self.look()
+            if tok == _END:
+                return tuple(reqs)
+            if tok not in (_ID, "!"):
+                raise ValueError(f"found '{lit}', expected: !, identifier, or 'end of string'")
+            reqs.append(self.requirement())
+            t, lit = self.take()
+            if t == _END:
+                return tuple(reqs)
+            if t != ",":
+                raise ValueError(f"found '{lit}', expected: ',' or 'end of string'")
+            t2, lit2 = self.look()
+            if t2 not in (_ID, "!"):
+                raise ValueError(f"found '{lit2}', expected: identifier after ','")
+
+    def requirement(self) -> Requirement:
+        """One requirement: ``!key`` (does not exist), ``key`` (exists) or a key, operator and values."""
         op = ""
-        tok, lit = take()
+        tok, lit = self.take()
         if tok == "!":
             op = "!"
-            tok, lit = take()
+            tok, lit = self.take()
         if tok != _ID:
             raise ValueError(f"unable to parse requirement: found '{lit}', expected: identifier")
         key = lit
@@ -164,96 +185,97 @@ def parse_label_selector(text: str) -> tuple[Requirement, ...]:
         if err:
             raise ValueError(f"unable to parse requirement: {err}")
         values: set[str] = set()
-        if look()[0] in (_END, ","):
+        if self.look()[0] in (_END, ","):
             if op != "!":
                 op = "exists"
         elif op == "!":
             raise ValueError(
-                f"unable to parse requirement: found '{look()[1]}', expected: ',' or 'end of string'"
+                f"unable to parse requirement: found '{self.look()[1]}', expected: ',' or 'end of string'"
             )
         else:
-            otok, olit = take(values=False)
-            if otok not in ("in", "notin", "=", "==", "!=", ">", "<"):
-                raise ValueError(
-                    f"unable to parse requirement: found '{olit}', expected: '=', '!=', '==', 'in', notin'"
-                )
-            op = otok
-            if op in ("in", "notin"):
-                t, lit2 = take()
-                if t != "(":
-                    raise ValueError(f"unable to parse requirement: found '{lit2}' expected: '('")
-                t, lit2 = look()
-                if t == ")":
-                    take()
-                    values.add("")
-                elif t in (_ID, ","):
-                    while True:
-                        t, lit3 = take()
-                        if t == _ID:
-                            values.add(lit3)
-                            t2, lit4 = look()
-                            if t2 == ",":
-                                continue
-                            if t2 == ")":
-                                break
-                            raise ValueError(
-                                f"unable to parse requirement: found '{lit4}', expected: ',' or ')'"
-                            )
-                        if t == ",":
-                            if not values:
-                                values.add("")
-                            t2, _ = look()
-                            if t2 == ")":
-                                values.add("")
-                                break
-                            if t2 == ",":
-                                take()
-                                values.add("")
-                            continue
-                        raise ValueError(
-                            f"unable to parse requirement: found '{lit3}', expected: ',', or identifier"
-                        )
-                    t, _ = take()
-                    if t != ")":
-                        raise ValueError(f"unable to parse requirement: found '{lit2}', expected: ')'")
-                else:
-                    raise ValueError(
-                        f"unable to parse requirement: found '{lit2}', expected: ',', ')' or identifier"
-                    )
-                if not values:
-                    raise ValueError(
-                        "unable to parse requirement: for 'in', 'notin' operators, values set can't be empty"
-                    )
-            else:
-                t, lit3 = look()
-                if t in (_END, ","):
-                    values.add("")
-                else:
-                    t, lit3 = take()
-                    if t != _ID:
-                        raise ValueError(f"unable to parse requirement: found '{lit3}', expected: identifier")
-                    values.add(lit3)
-                if op in (">", "<"):
-                    try:
-                        int(next(iter(values)), 10)
-                    except ValueError:
-                        raise ValueError(
-                            "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an "
-                            "integer"
-                        ) from None
+            op = self.operator()
+            values = self.value_set() if op in ("in", "notin") else self.exact_value(op)
             for v in values:
                 verr = _validate_value(v)
                 if verr:
                     raise ValueError(f"unable to parse requirement: {verr}")
-        reqs.append(Requirement(key, op, tuple(sorted(values))))
-        t, lit = take()
-        if t == _END:
-            return tuple(reqs)
-        if t != ",":
-            raise ValueError(f"found '{lit}', expected: ',' or 'end of string'")
-        t2, lit2 = look()
-        if t2 not in (_ID, "!"):
-            raise ValueError(f"found '{lit2}', expected: identifier after ','")
+        return Requirement(key, op, tuple(sorted(values)))
+
+    def operator(self) -> str:
+        otok, olit = self.take(values=False)
+        if otok not in ("in", "notin", "=", "==", "!=", ">", "<"):
+            raise ValueError(
+                f"unable to parse requirement: found '{olit}', expected: '=', '!=', '==', 'in', notin'"
+            )
+        return otok
+
+    def value_set(self) -> set[str]:
+        """The parenthesised values of ``in``/``notin`` (an empty or missing item is the empty string)."""
+        values: set[str] = set()
+        t, lit2 = self.take()
+        if t != "(":
+            raise ValueError(f"unable to parse requirement: found '{lit2}' expected: '('")
+        t, lit2 = self.look()
+        if t == ")":
+            self.take()
+            values.add("")
+        elif t in (_ID, ","):
+            self.identifiers(values)
+            t, _ = self.take()
+            if t != ")":
+                raise ValueError(f"unable to parse requirement: found '{lit2}', expected: ')'")
+        else:
+            raise ValueError(f"unable to parse requirement: found '{lit2}', expected: ',', ')' or identifier")
+        if not values:
+            raise ValueError(
+                "unable to parse requirement: for 'in', 'notin' operators, values set can't be empty"
+            )
+        return values
+
+    def identifiers(self, values: set[str]) -> None:
+        """The comma-separated identifiers of a value set, up to (not taking) the closing parenthesis."""
+        while True:
+            t, lit3 = self.take()
+            if t == _ID:
+                values.add(lit3)
+                t2, lit4 = self.look()
+                if t2 == ",":
+                    continue
+                if t2 == ")":
+                    return
+                raise ValueError(f"unable to parse requirement: found '{lit4}', expected: ',' or ')'")
+            if t == ",":
+                if not values:
+                    values.add("")
+                t2, _ = self.look()
+                if t2 == ")":
+                    values.add("")
+                    return
+                if t2 == ",":
+                    self.take()
+                    values.add("")
+                continue
+            raise ValueError(f"unable to parse requirement: found '{lit3}', expected: ',', or identifier")
+
+    def exact_value(self, op: str) -> set[str]:
+        """The one value after ``=``, ``==``, ``!=``, ``>`` or ``<`` (an integer for the last two)."""
+        values: set[str] = set()
+        t, lit3 = self.look()
+        if t in (_END, ","):
+            values.add("")
+        else:
+            t, lit3 = self.take()
+            if t != _ID:
+                raise ValueError(f"unable to parse requirement: found '{lit3}', expected: identifier")
+            values.add(lit3)
+        if op in (">", "<"):
+            try:
+                int(next(iter(values)), 10)
+            except ValueError:
+                raise ValueError(
+                    "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"
+                ) from None
+        return values
 
 
 def selector_matches(text: str, values: dict[str, str], *, where: str | None = None) -> bool:

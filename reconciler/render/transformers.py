@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.render.errors import RenderError
 from reconciler.render.fieldspecs import MAPPING, SCALAR, FieldSpec, apply_fieldspec
+from reconciler.render.patches import scalar_text
 from reconciler.render.patterns import full_match
 from reconciler.render.resource import ResMap, Resource
 
@@ -149,18 +150,10 @@ def prefix_suffix_transform(
                         f"name prefix/suffix: field '{spec.path}' of {res.cur_id()} is not a scalar",
                         path=where,
                     )
-                text = "" if value is None else _text(value)
+                text = "" if value is None else scalar_text(value)
                 container[key] = f"{prefix}{text}{suffix}"
 
             apply_fieldspec(res.obj, spec, setter, create_kind=SCALAR, where=where)
-
-
-def _text(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return str(value)
 
 
 # -- labels and annotations -----------------------------------------------------------------------------
@@ -280,17 +273,19 @@ def _entry_str(entry: dict[str, Any], key: str) -> str:
     value = entry.get(key)
     if value is None:
         return ""
-    return _text(value)
+    return scalar_text(value)
 
 
 _IMAGE_ENTRY_FIELDS = {"name", "newName", "newTag", "digest", "tagSuffix"}
 
 
-def check_image_entry(entry: Any, *, where: str | None) -> dict[str, Any]:
-    """Validate one ``images:`` entry.
+def check_image_entry(entry: Any, *, where: str | None, strings: bool = False) -> dict[str, Any]:
+    """Validate one ``images:`` entry (``strings``: as a kustomization's ``images:`` field is read, every
+    field a string or null; kustomize decodes it into Go strings through JSON, so ``newTag: 1.50`` is
+    refused there, while a builtin ``ImageTagTransformer`` configuration takes the scalar's text).
 
     Raises:
-        RenderError: for a non-mapping entry or unknown fields.
+        RenderError: for a non-mapping entry, unknown fields or (``strings``) a field that is no string.
     """
     if not isinstance(entry, dict):
         raise RenderError("images entries must be mappings", path=where)
@@ -299,6 +294,23 @@ def check_image_entry(entry: Any, *, where: str | None) -> dict[str, Any]:
         raise RenderError(
             f"images entry {entry.get('name')!r}: unknown field(s) {sorted(unknown)}", path=where
         )
+    for key, value in entry.items() if strings else ():
+        if value is not None and not isinstance(value, str):
+            kind = (
+                "bool"
+                if isinstance(value, bool)
+                else "number"
+                if isinstance(value, (int, float))
+                else "object"
+                if isinstance(value, dict)
+                else "array"
+            )
+            raise RenderError(
+                f"invalid Kustomization: images entry {entry.get('name')!r}: {key} must be a string, not "
+                f"{value!r} (json: cannot unmarshal {kind} into Go struct field Image.images.{key} of type "
+                "string)",
+                path=where,
+            )
     return entry
 
 
@@ -354,7 +366,7 @@ def images_transform(
                         f"image field of {res.cur_id()} holds a {type(value).__name__}, expected a string",
                         path=where,
                     )
-                replaced = new_image(_text(value), entry)
+                replaced = new_image(scalar_text(value), entry)
                 if replaced is not None:
                     container[key] = replaced
 
@@ -375,6 +387,10 @@ def replicas_transform(
         if not isinstance(entry, dict):
             raise RenderError("replicas entries must be mappings", path=where)
         name, count = entry.get("name"), entry.get("count")
+        if isinstance(count, float) and count.is_integer() and -(2**63) <= count < 2**63:
+            count = int(count)  # read through JSON, ``3.0`` and ``1e2`` are the integers 3 and 100
+        elif count is None:
+            count = 0  # a missing or null count leaves Go's int64 at zero
         if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int):
             raise RenderError("replicas entries need a string 'name' and an integer 'count'", path=where)
         found = False
@@ -392,10 +408,21 @@ def replicas_transform(
             found = True
             for res in matched:
 
-                def setter(container: Any, key: Any, count: int = count) -> None:
-                    container[key] = count
+                def setter(
+                    container: Any, key: Any, count: int = count, res: Resource = res, spec: FieldSpec = spec
+                ) -> None:
+                    # kyaml sets only the text of an existing scalar: a string stays a string ("4")
+                    old = container[key]
+                    if isinstance(old, (dict, list)):
+                        got = "MappingNode" if isinstance(old, dict) else "SequenceNode"
+                        raise RenderError(
+                            f"considering field '{spec.path}' of object {res.cur_id()}: wrong node kind: "
+                            f"expected ScalarNode but got {got}",
+                            path=where,
+                        )
+                    container[key] = str(count) if isinstance(old, str) else count
 
-                apply_fieldspec(res.obj, spec, setter, create_kind=SCALAR, where=where)
+                apply_fieldspec(res.obj, spec, setter, create_kind=SCALAR, new_scalar=None, where=where)
         if not found:
             kinds = ", ".join(spec.kind or "*" for spec in specs)
             raise RenderError(

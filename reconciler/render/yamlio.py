@@ -30,6 +30,7 @@ import functools
 import json
 import math
 import re
+import struct
 import unicodedata
 from typing import Any
 
@@ -332,15 +333,23 @@ class YamlMap(dict[str, Any]):
     as another type (``1.50``, ``0x1F``, ``True``, ``~``): a JSON patch turns the object into JSON and back
     (api/filters/patchjson6902), and such an annotation's text becomes its JSON spelling (``1.5``, ``31``,
     ``true``, ``null``). Plain dicts (made by transformers) have no such record: their nulls read as
-    ``null``.
+    ``null``. ``texts`` (strategic-merge patches only, see :func:`load_yaml_documents_with_lines`) holds
+    the source text of each plain scalar read as another type than a string (``0x2F``, ``1.50``), which
+    kyaml writes as it is where the patched field was a quoted string. ``quoted`` (objects read from
+    files) names the keys whose string value was written quoted or as a block scalar: a strategic-merge
+    patch's value there takes that style (kyaml ``FieldSetter``), so a number patched over it is a string;
+    ``unquoted`` names keys a patch set to a string while keeping the field's plain style.
     """
 
-    __slots__ = ("null_text", "typed")
+    __slots__ = ("null_text", "quoted", "texts", "typed", "unquoted")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.null_text: dict[str, str] = {}
         self.typed: dict[str, tuple[str, Any]] = {}
+        self.texts: dict[str, str] = {}
+        self.quoted: set[str] = set()
+        self.unquoted: set[str] = set()
 
 
 def null_text(mapping: Any, key: str) -> str | None:
@@ -425,13 +434,25 @@ def kyaml_folded_value(value: str) -> str:
 class _Builder:
     """Turns composed nodes into plain values, counting every value built (alias bombs)."""
 
-    __slots__ = ("budget", "kyaml", "path", "yaml11")
+    __slots__ = ("budget", "keep_text", "kyaml", "path", "quotes", "v2_keys", "yaml11")
 
-    def __init__(self, path: str, *, yaml11: bool = False, kyaml: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        yaml11: bool = False,
+        kyaml: bool = False,
+        v2_keys: bool = False,
+        keep_text: bool = False,
+        quotes: bool = False,
+    ) -> None:
         self.path = path
+        self.quotes = quotes
         self.budget = MAX_EXPANDED_NODES
         self.yaml11 = yaml11
         self.kyaml = kyaml
+        self.v2_keys = v2_keys
+        self.keep_text = keep_text
 
     def fail(self, message: str, node: Node) -> RenderError:
         return RenderError(message, path=self.path, line=node.start_mark.line + 1)
@@ -476,6 +497,10 @@ class _Builder:
             return str(node.value)
         if string_keys:
             return str(node.value)
+        if self.yaml11 and self.v2_keys and node.tag == _PLAIN:
+            text = v2_key_text(resolve_plain(node.value, yaml11=True))
+            if text is not None:
+                return text
         # keys follow go-yaml v3 even in kustomization files (a key like ``on`` stays a string)
         resolved = resolve_plain(node.value) if node.tag == _PLAIN else None
         if isinstance(resolved, str):
@@ -492,6 +517,8 @@ class _Builder:
         merges: list[Node] = []
         nulls: dict[str, str] | None = None
         typed: dict[str, tuple[str, Any]] | None = None
+        texts: dict[str, str] | None = None
+        quoted: set[str] | None = None
         for knode, vnode in node.value:
             if isinstance(knode, ScalarNode) and (
                 knode.tag == _MERGE_TAG or (knode.tag == _PLAIN and knode.value == "<<")
@@ -521,6 +548,14 @@ class _Builder:
             else:
                 out[key] = self.value(vnode, depth + 1)
                 is_null = out[key] is None
+                if self.quotes and isinstance(vnode, ScalarNode) and vnode.style and type(out[key]) is str:
+                    quoted = set() if quoted is None else quoted
+                    quoted.add(key)
+                if self.keep_text and isinstance(vnode, ScalarNode) and vnode.tag == _PLAIN:
+                    got = out[key]
+                    if got is not None and (not isinstance(got, str) or isinstance(got, YamlTimestamp)):
+                        texts = {} if texts is None else texts
+                        texts[key] = vnode.value
             if is_null and isinstance(vnode, ScalarNode):
                 if nulls is None:
                     nulls = {}
@@ -538,11 +573,13 @@ class _Builder:
                         if text is not None and text != "null":
                             nulls = {} if nulls is None else nulls
                             nulls[k] = text
-        if nulls is None and typed is None:
+        if nulls is None and typed is None and texts is None and quoted is None:
             return out
         result = YamlMap(out)
         result.null_text = nulls or {}
         result.typed = typed or {}
+        result.texts = texts or {}
+        result.quoted = quoted or set()
         return result
 
     def document(self, node: MappingNode) -> dict[str, Any]:
@@ -626,12 +663,13 @@ def load_yaml_documents(data: str | bytes, *, path: str, kyaml: bool = False) ->
 
 
 def load_yaml_documents_with_lines(
-    data: str | bytes, *, path: str, kyaml: bool = True
+    data: str | bytes, *, path: str, kyaml: bool = True, keep_text: bool = False
 ) -> list[tuple[dict[str, Any], int]]:
     """Like :func:`load_yaml_documents` (reading objects as kyaml does unless ``kyaml`` is false), with the
-    1-based line where each document starts."""
+    1-based line where each document starts; ``keep_text`` records the text of plain scalars that are no
+    strings (:attr:`YamlMap.texts`), as strategic-merge patches need."""
     docs: list[tuple[dict[str, Any], int]] = []
-    builder = _Builder(path, kyaml=kyaml)
+    builder = _Builder(path, kyaml=kyaml, keep_text=keep_text, quotes=True)
     for node in compose_documents(data, path=path):
         line = node.start_mark.line + 1
         if not isinstance(node, MappingNode):
@@ -653,7 +691,7 @@ def key_lines(data: str | bytes, *, path: str) -> dict[str, int]:
     return {str(k.value): k.start_mark.line + 1 for k, _ in nodes[0].value if isinstance(k, ScalarNode)}
 
 
-def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False) -> Any:
+def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False, v2_keys: bool = False) -> Any:
     """Load a single-document YAML value of any shape (a kustomization, a JSON patch list...).
 
     Args:
@@ -662,6 +700,9 @@ def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False) -> An
         yaml11: read plain scalars as go-yaml v2 does (``yes``/``on``/``no``/``off``... are booleans) and let
             a repeated mapping key replace the earlier one, as kustomize reads kustomization files,
             transformer configurations and JSON patches.
+        v2_keys: with ``yaml11``, nested mapping keys are resolved as go-yaml v2 resolves them and written
+            as sigs.k8s.io/yaml writes them into JSON (:func:`v2_key_text`: ``y`` -> ``true``, ``1.50``
+            -> ``1.5``, ``010`` -> ``8``), as kustomize reads a JSON patch; a null key is refused.
 
     Returns ``None`` for an empty document. Same rules and errors as :func:`load_yaml_documents`; a stream
     with more than one document is an error.
@@ -669,7 +710,7 @@ def load_yaml_value(data: str | bytes, *, path: str, yaml11: bool = False) -> An
     nodes = compose_documents(data, path=path)
     if not nodes:
         return None
-    builder = _Builder(path, yaml11=yaml11)
+    builder = _Builder(path, yaml11=yaml11, v2_keys=v2_keys)
     values = []
     try:
         for node in nodes:
@@ -995,6 +1036,9 @@ def _string_style(text: str, simple_key: bool) -> str:
 class _Emitter:
     """Block-style emitter reproducing go-yaml v2's output for JSON-shaped data."""
 
+    #: the column beyond which long scalars are folded (go-yaml v2: 80; v3 does not fold)
+    width = _BEST_WIDTH
+
     def __init__(self) -> None:
         self.out: list[str] = []
         self.column = 0
@@ -1118,7 +1162,7 @@ class _Emitter:
         if not self.whitespace:
             self.put(" ")
         last_space = value.rfind(" ")
-        if value and (not allow_breaks or last_space < 0 or self.column + last_space <= _BEST_WIDTH):
+        if value and (not allow_breaks or last_space < 0 or self.column + last_space <= self.width):
             # no space can be reached beyond the folding column: write in one piece
             self.out.append(value)
             self.column += len(value)
@@ -1132,7 +1176,7 @@ class _Emitter:
             ch = value[i]
             if ch == " ":
                 nxt_space = i + 1 < n and value[i + 1] == " "
-                if allow_breaks and not spaces and self.column > _BEST_WIDTH and not nxt_space:
+                if allow_breaks and not spaces and self.column > self.width and not nxt_space:
                     self.write_indent()
                 else:
                     self.put(ch)
@@ -1155,7 +1199,7 @@ class _Emitter:
                 if (
                     allow_breaks
                     and not spaces
-                    and self.column > _BEST_WIDTH
+                    and self.column > self.width
                     and 0 < i < n - 1
                     and not nxt_space
                 ):
@@ -1218,7 +1262,7 @@ class _Emitter:
                     self.put(f"U{o:08X}")
                 spaces = False
             elif ch == " ":
-                if allow_breaks and not spaces and self.column > _BEST_WIDTH and 0 < i < n - 1:
+                if allow_breaks and not spaces and self.column > self.width and 0 < i < n - 1:
                     self.write_indent()
                     if i + 1 < n and value[i + 1] == " ":
                         self.put("\\")
@@ -1259,9 +1303,41 @@ class _Emitter:
                 breaks = False
 
 
-def _go_shortest_g(value: float) -> str:
-    """Go's ``strconv.FormatFloat(value, 'g', -1, 64)`` (shortest digits; %e when exp < -4 or >= 6)."""
-    sign, digits, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+def _float32_shortest(value: float) -> str:
+    """The shortest decimal digits that read back as ``value`` rounded to a 32-bit float."""
+    single = struct.unpack("<f", struct.pack("<f", value))[0]
+    for precision in range(1, 10):
+        text = f"{single:.{precision}g}"
+        if struct.unpack("<f", struct.pack("<f", float(text)))[0] == single:
+            return text
+    return repr(single)
+
+
+def v2_key_text(value: Any) -> str | None:
+    """The text sigs.k8s.io/yaml gives a mapping key go-yaml v2 resolved to ``value`` when it converts
+    YAML to JSON (its ``convertToJSONableObject``): strings as they are, booleans ``true``/``false``,
+    integers in decimal, floats as ``strconv.FormatFloat(key, 'g', -1, 32)`` (``1.50`` -> ``1.5``,
+    ``1e6`` -> ``1e+06``; infinities and NaN as ``.inf``, ``-.inf``, ``.nan``); ``None`` for keys it
+    refuses (null, and integers that fit no signed 64 bits)."""
+    if isinstance(value, str):
+        return value
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if -(2**63) <= value < 2**63 else None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return _go_shortest_g(value, _float32_shortest(value))
+    return None
+
+
+def _go_shortest_g(value: float, shortest: str | None = None) -> str:
+    """Go's ``strconv.FormatFloat(value, 'g', -1, 64)`` (shortest digits; %e when exp < -4 or >= 6);
+    ``shortest`` gives other digits to print (a 32-bit float's)."""
+    sign, digits, exponent = decimal.Decimal(shortest or repr(value)).normalize().as_tuple()
     ds = "".join(map(str, digits)) or "0"
     dp = len(ds) + int(exponent)
     exp = dp - 1

@@ -623,17 +623,14 @@ def placed_cases() -> list[RepoCase]:
             if pay.id.startswith("dup-") and pl.name in LAST_KEY_WINS:
                 continue  # kustomize renders these (the last key wins): parity, tests/render corpus
             primary = pl.name == "resource" or pay.structural
-            out.append(
-                RepoCase(
-                    f"render/{pl.name}/{pay.id}",
-                    pl.files(pay.data),
-                    Expect(
-                        pl.path,
-                        pay.line if pl.keep_line and primary else None,
-                        pay.words if primary else (),
-                    ),
-                )
+            expect = Expect(
+                pl.path, pay.line if pl.keep_line and primary else None, pay.words if primary else ()
             )
+            if pl.name == "json6902" and pay.id == "key-int":
+                # a JSON 6902 file is read as YAML 1.1 into JSON, where the key 1 is "1" (as kustomize reads
+                # it): what is refused is the object that is no list of operations
+                expect = Expect(pl.path, 1, ("list",))
+            out.append(RepoCase(f"render/{pl.name}/{pay.id}", pl.files(pay.data), expect))
     return out
 
 
@@ -1178,7 +1175,8 @@ def _object_cases() -> list[RepoCase]:
         "no-name": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n",
         "metadata-list": b"apiVersion: v1\nkind: ConfigMap\nmetadata: [1]\n",
         "metadata-string": b"apiVersion: v1\nkind: ConfigMap\nmetadata: x\n",
-        "name-int": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: 5\n",
+        # (a name written as a number, `name: 5`, is rendered as kustomize renders it; the apply stage refuses
+        # it: tests/unit/test_identify_rendered.py)
         "name-list": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [a]\n",
         "name-empty": b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ''\n",
         "kind-list": b"apiVersion: v1\nkind: [ConfigMap]\nmetadata:\n  name: x\n",

@@ -5,7 +5,8 @@ renderer and the real kustomize binary; folders under corpus/errors/ must fail i
 defined here, the rest in corpus_extra.py (richer workloads, agent-platform kinds, more errors) and
 corpus_vars.py (``vars:`` and building a Component directory), corpus_values.py (values through
 patches, replacements and generators), corpus_crds.py (``crds:``), corpus_generators.py (builtin
-``generators:``) and corpus_buildmeta.py (``buildMetadata``).
+``generators:``), corpus_buildmeta.py (``buildMetadata``) and corpus_parity.py (scalar text and
+embedded documents, issue 24).
 
 Usage: .venv/bin/python tests/render/make_corpus.py
 """
@@ -495,6 +496,7 @@ def main() -> int:
     import corpus_crds
     import corpus_extra as extra
     import corpus_generators as gens
+    import corpus_parity as parity
     import corpus_values as values
     import corpus_vars
 
@@ -516,6 +518,7 @@ def main() -> int:
         **corpus_crds.CASES,
         **gens.CASES,
         **buildmeta.CASES,
+        **parity.CASES,
     }.items():
         write(HERE / name, files)
     for name, files in {
@@ -525,6 +528,7 @@ def main() -> int:
         **values.ERRORS,
         **corpus_crds.ERRORS,
         **gens.ERRORS,
+        **parity.ERRORS,
     }.items():
         write(HERE / "errors" / name, files)
     return 0

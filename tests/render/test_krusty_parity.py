@@ -37,17 +37,8 @@ WE_RENDER = "we render, kustomize refuses"
 WE_CRASH = "we crash"  # an exception other than RenderError
 AGREEMENT = frozenset({IDENTICAL, BOTH_REFUSE})
 
-# The reasons of the known differences (kind, why).
-_NO_API_VERSION = (
-    WE_REFUSE,
-    "we require apiVersion on every resource (the API server does); kustomize does not",
-)
-
 # case -> (kind, reason): the cases where our renderer and kustomize v5.8.1 disagree today.
-KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {
-    "TestTransfomersImageCustomConfig": _NO_API_VERSION,
-    "TestTransfomersImageDefaultConfig": _NO_API_VERSION,
-}
+KNOWN_DIFFERENCES: dict[str, tuple[str, str]] = {}
 
 # cases where the kustomize binary's outcome differs from the Go test's expectation, and why
 NOT_AS_IN_GO: dict[str, str] = {

@@ -224,6 +224,61 @@ def test_remote_files_over_http_match_kustomize(tmp_path: Path, kustomize_bin: P
         server.stop()
 
 
+def test_remote_transformer_and_generator_configs_match_kustomize(
+    repos: Repos, tmp_path: Path, kustomize_bin: Path
+) -> None:
+    """``transformers:``, ``generators:`` and ``validators:`` entries load remote files and remote
+    kustomizations as ``resources`` entries do (kustomize accumulates them as resources), under the same
+    allow-list."""
+    host = repos.host
+    repos.daemon.repo(
+        "acme/tconf",
+        {
+            "prefix/kustomization.yaml": "resources:\n- prefix.yaml\n",
+            "prefix/prefix.yaml": "apiVersion: builtin\nkind: PrefixSuffixTransformer\n"
+            "metadata:\n  name: pfx\nprefix: team-\nfieldSpecs:\n- path: metadata/name\n",
+            "gen/kustomization.yaml": "resources:\n- gen.yaml\n",
+            "gen/gen.yaml": "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata:\n  name: settings\n"
+            "literals:\n- mode=remote\n",
+        },
+    )
+    server = HttpFiles().start()
+    try:
+        server.routes["/labels.yaml"] = (
+            200,
+            b"apiVersion: builtin\nkind: LabelTransformer\nmetadata:\n  name: lbl\nlabels:\n  from: http\n"
+            b"fieldSpecs:\n- path: metadata/labels\n  create: true\n",
+            {},
+        )
+        write(tmp_path, {"ov/cm.yaml": CM.format(name="web", value="1")})
+        prefix, gen = (f"https://{host}/acme/tconf//{d}?ref=main" for d in ("prefix", "gen"))
+        server.routes["/check.yaml"] = (
+            200,
+            b"apiVersion: builtin\nkind: LabelTransformer\nmetadata:\n  name: check\nlabels:\n"
+            b"  validated-by: http\nfieldSpecs:\n- path: metadata/labels\n  create: true\n",
+            {},
+        )
+        text = (
+            f"resources:\n- cm.yaml\ntransformers:\n- {prefix}\n- {server.url('/labels.yaml')}\n"
+            f"generators:\n- {gen}\nvalidators:\n- {server.url('/check.yaml')}\n"
+        )
+        objs, opts = render(tmp_path, text)
+        assert dump_yaml(objs) == kustomize(kustomize_bin, tmp_path / "ov")
+        assert [o["metadata"]["name"] for o in objs] == ["team-settings-86th22b7fb", "team-web"]
+        assert all(o["metadata"]["labels"] == {"from": "http", "validated-by": "http"} for o in objs)
+        assert {u.url for u in opts.used} == {
+            prefix,
+            gen,
+            server.url("/labels.yaml"),
+            server.url("/check.yaml"),
+        }
+        err = refused(tmp_path, f"resources:\n- cm.yaml\ntransformers:\n- {prefix}\n", allow=[])
+        assert "not allowed" in err.message and prefix in err.message
+        assert err.path == "ov/kustomization.yaml"
+    finally:
+        server.stop()
+
+
 # -- bad input ------------------------------------------------------------------------------------------
 
 

@@ -277,7 +277,7 @@ def test_non_string_keys_and_null_list_items(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "words"),
     [
-        ("kind: ConfigMap\nmetadata:\n  name: x\n", "apiVersion"),
+        ("apiVersion: 1\nkind: ConfigMap\nmetadata:\n  name: x\n", "apiVersion"),
         ("apiVersion: v1\nmetadata:\n  name: x\n", "kind"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels: {a: b}\n", "metadata.name"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: [x]\n", "metadata"),
