@@ -297,6 +297,10 @@ def run_pass(
 ) -> PassResult:
     """Reconcile one environment once and return the result (never raises for pass failures).
 
+    The stages, each a function of its own: :func:`_render_judged` (render, policies, SOPS),
+    :func:`_lay_rollouts`, :func:`_guard` (ownership, mass prune, tool contract: before the first write),
+    :func:`_apply_record` (apply, prune, inventory) and the health read.
+
     Args:
         ctx: source, client and caches.
         env_name: the environment (``envs/<env_name>.yaml`` at the revision).
@@ -319,79 +323,18 @@ def run_pass(
         target = ctx.clusters.target_of(env)
         result.cluster = target.label
         client = ctx.clusters.client_of(target, env_name)
-        remote = remote_options(env, ctx.source.cache_dir)
-        encrypted = SopsFiles()
-        objects = render_environment(
-            env,
-            snapshot,
-            cache=ctx.cache,
-            tree_id=ctx.source.tree_digest(rev.sha, "") or None,
-            remote=remote,
-            sops=encrypted,
-        )
-        result.remote_bases = list(remote.used)  # what reproduces this render: commits and digests
-        default_namespaces(client, env, objects)
-        # Policies judge the rendered objects before anything is written, rollout state included: a
-        # deny blocks the pass, an evaluation that fails (syntax, timeout, runtime error) fails it.
-        judged = ctx.policy.check(snapshot.root, env, objects)
-        if judged is not None:
-            result.policy = judged.findings
-            result.warnings.extend(f"policy warn: {f}" for f in judged.warnings)
-            if not judged.ok:
-                result.blocked = True
-                result.error = judged.summary()
-                return _finish(result, snapshot_root, t0)
-        # SOPS: decrypted after the policies judged the ciphertext, before anything is written; a file no
-        # key opens or whose MAC does not match fails the pass here, with nothing applied.
-        digest_key: bytes | None = None
-        if encrypted.files:
-            decryptor = decryptor_for(ctx, env)
-            if _sops.decrypt_objects(objects, encrypted, decryptor):
-                digest_key = decryptor.keys.digest_key()
-        if env.rollouts:  # a rollout in progress changes what is applied (reconcile/rollouts.py)
-            laid = lay_over(
-                client,
-                ctx.source.url,
-                env,
-                objects,
-                str(rev),
-                dry_run=dry_run,
-                prometheus=ctx.prometheus_url,
-            )
-            objects = laid.objects
-            ctx.rollouts[env_name] = laid
-        else:
-            ctx.rollouts.pop(env_name, None)
+        judged = _render_judged(ctx, env, snapshot, rev, client, result)
+        if judged is None:  # a policy denied it
+            return _finish(result, snapshot_root, t0)
+        objects, digest_key = judged
+        objects = _lay_rollouts(ctx, env, client, objects, str(rev), dry_run)
         desired = prepare(objects, env.sync.ignore)
         failpoint("render")
         store = InventoryStore(client, source=ctx.source.url)
-        inventory = store.load(env_name)
+        original = store.load(env_name)
         manager = ResourceManager(client, sync_cache=ctx.sync_cache)
         manager.secret_digest_key = digest_key  # no plain hash of a decrypted Secret in the inventory
-        # Guards run before the first write: a pass they stop writes nothing and is Blocked, so the
-        # revision is never half applied and never recorded as applied.
-        held = ownership.holders(ownership.other_inventories(client, env_name, ctx.source.url))
-        found = ownership.conflicts(
-            ((d.ref, d.obj) for d in desired), manager.live_index(d.ref for d in desired), held
-        )
-        # an object another inventory holds is never deleted by this one's prune: it only leaves ours
-        original, keys = inventory, wanted(desired)
-        inventory = original.model_copy(
-            update={"entries": [r for r in original.entries if r.key not in held or r.key in keys]}
-        )
-        blocked = ownership.describe(env_name, found) if found else ""
-        if not blocked and env.sync.prune and not env.sync.allow_mass_prune:
-            stale = stale_entries(inventory, desired)
-            moved = set(manager.same_objects(stale, desired)) if stale else set()
-            blocked = mass_prune_guard(inventory, desired, allow_mass_prune=False, moved=moved)
-        if not blocked and ctx.probes is not None and env.health.tool_contract is not ToolContractPolicy.OFF:
-            report = contract_before_apply(ctx, env, desired, inventory)
-            if not report.ok:
-                message = f"tool contract: {report.summary()}"
-                if env.health.tool_contract is ToolContractPolicy.ENFORCE:
-                    blocked = message
-                else:
-                    result.warnings.append(message)
+        inventory, blocked = _guard(ctx, env, client, manager, desired, original, result)
         if blocked:
             result.blocked = True
             result.error = blocked
@@ -403,57 +346,10 @@ def run_pass(
                     for ref in stale_entries(inventory, desired):
                         result.changes.add(ref, Action.DELETED, message=f"blocked: {blocked}")
             return _finish(result, snapshot_root, t0)
-
-        def on_drift(ref: ObjectRef, paths: list[str]) -> None:
-            if ctx.on_drift is not None:
-                ctx.on_drift(env_name, ref, paths)
-
-        stored = [original]  # the inventory as the cluster holds it, after each write-ahead save
-
-        def record_intent(creating: list[ObjectRef]) -> None:
-            # Write-ahead: objects about to be created enter the stored inventory before each batch of
-            # writes (the cluster-scoped stage, then the rest), so a pass that dies half-way (API server
-            # gone) or fails validation after the cluster-scoped stage leaves none of them untracked; the
-            # next good pass keeps those still desired and prunes those that left Git. The revision is
-            # stored too, so a daemon whose drift watch sees these writes knows they come from another
-            # revision.
-            current = stored[-1]
-            known = {r.key for r in current.entries}
-            new = [r for r in creating if r.key not in known]
-            if new or current.revision != str(rev):
-                update = {"entries": [*current.entries, *new], "revision": str(rev)}
-                saved = current.model_copy(update=update)
-                store.save(saved, previous=current)
-                stored.append(saved)
-                failpoint("inventory")
-
-        changes, digests = manager.apply_set(
-            desired,
-            inventory=inventory,
-            correct_drift=env.sync.drift is DriftMode.CORRECT,
-            dry_run=dry_run,
-            on_drift=on_drift,
-            before_write=record_intent,
+        error = _apply_record(
+            ctx, env, str(rev), store, manager, desired, original, inventory, result, dry_run
         )
-        result.changes = changes
-        keep: list[ObjectRef] = []
-        error = ""
-        if env.sync.prune:
-            try:
-                pruned, keep = manager.prune(
-                    inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
-                )
-                result.changes.entries.extend(pruned.entries)
-            except PruneBlocked as exc:  # the guard before the first write counts the same way, so this
-                error = str(exc)  # is a safety net: nothing is deleted and the pass fails
-                keep = exc.keep
         if not dry_run:
-            entries = [d.ref for d in desired] + keep
-            store.save(
-                Inventory(environment=env_name, revision=str(rev), entries=entries, digests=dict(digests)),
-                previous=stored[-1],
-            )
-            failpoint("record")
             ctx.last_desired[env_name] = desired
             ctx.last_target[env_name] = target
         if with_health and not dry_run:
@@ -475,6 +371,189 @@ def run_pass(
         result.error = str(exc)
     result.error = _naming_cluster(result.cluster, result.error)
     return _finish(result, snapshot_root, t0)
+
+
+def _render_judged(
+    ctx: PassContext,
+    env: Environment,
+    snapshot: Snapshot,
+    rev: Revision,
+    client: KubeClient,
+    result: PassResult,
+) -> tuple[list[dict[str, Any]], bytes | None] | None:
+    """Render ``env`` at ``rev``, give objects without a namespace the default one, let the environment's
+    policies judge the rendered objects (ciphertext included), then decrypt its SOPS files. Returns the
+    objects and the key for the inventory's Secret digests (``None``: nothing was decrypted), or ``None``
+    when a policy denied the render (``result`` then says why and is Blocked). Records the remote bases
+    used and the policy findings and warnings in ``result``.
+
+    Raises:
+        RenderError: the render failed (naming the file).
+        ReconcilerError: a policy evaluation failed, or no key opens a SOPS file / its MAC is wrong.
+    """
+    remote = remote_options(env, ctx.source.cache_dir)
+    encrypted = SopsFiles()
+    objects = render_environment(
+        env,
+        snapshot,
+        cache=ctx.cache,
+        tree_id=ctx.source.tree_digest(rev.sha, "") or None,
+        remote=remote,
+        sops=encrypted,
+    )
+    result.remote_bases = list(remote.used)  # what reproduces this render: commits and digests
+    default_namespaces(client, env, objects)
+    # Policies judge the rendered objects before anything is written, rollout state included: a deny
+    # blocks the pass, an evaluation that fails (syntax, timeout, runtime error) fails it.
+    judged = ctx.policy.check(snapshot.root, env, objects)
+    if judged is not None:
+        result.policy = judged.findings
+        result.warnings.extend(f"policy warn: {f}" for f in judged.warnings)
+        if not judged.ok:
+            result.blocked = True
+            result.error = judged.summary()
+            return None
+    # SOPS: decrypted after the policies judged the ciphertext, before anything is written; a file no key
+    # opens or whose MAC does not match fails the pass here, with nothing applied.
+    digest_key: bytes | None = None
+    if encrypted.files:
+        decryptor = decryptor_for(ctx, env)
+        if _sops.decrypt_objects(objects, encrypted, decryptor):
+            digest_key = decryptor.keys.digest_key()
+    return objects, digest_key
+
+
+def _lay_rollouts(
+    ctx: PassContext,
+    env: Environment,
+    client: KubeClient,
+    objects: list[dict[str, Any]],
+    revision: str,
+    dry_run: bool,
+) -> list[dict[str, Any]]:
+    """The objects to apply: ``objects`` with ``env``'s rollouts in progress laid over them
+    (reconcile/rollouts.py; remembered in ``ctx.rollouts``), or ``objects`` when it has none."""
+    if not env.rollouts:
+        ctx.rollouts.pop(env.name, None)
+        return objects
+    laid = lay_over(
+        client, ctx.source.url, env, objects, revision, dry_run=dry_run, prometheus=ctx.prometheus_url
+    )
+    ctx.rollouts[env.name] = laid
+    return laid.objects
+
+
+def _guard(
+    ctx: PassContext,
+    env: Environment,
+    client: KubeClient,
+    manager: ResourceManager,
+    desired: list[Desired],
+    original: Inventory,
+    result: PassResult,
+) -> tuple[Inventory, str]:
+    """The guards that run before the first write, so a pass they stop writes nothing and is Blocked (the
+    revision never half applied, never recorded as applied): objects another environment's inventory
+    holds (ownership), the mass-prune guard, the tool contract (``enforce`` blocks, ``warn`` adds a
+    warning to ``result``). Returns the inventory this pass may prune from (``original`` without objects
+    another inventory holds and this one no longer wants: those only leave ours) and why the pass is
+    blocked (``""``: it is not)."""
+    held = ownership.holders(ownership.other_inventories(client, env.name, ctx.source.url))
+    found = ownership.conflicts(
+        ((d.ref, d.obj) for d in desired), manager.live_index(d.ref for d in desired), held
+    )
+    keys = wanted(desired)
+    inventory = original.model_copy(
+        update={"entries": [r for r in original.entries if r.key not in held or r.key in keys]}
+    )
+    blocked = ownership.describe(env.name, found) if found else ""
+    if not blocked and env.sync.prune and not env.sync.allow_mass_prune:
+        stale = stale_entries(inventory, desired)
+        moved = set(manager.same_objects(stale, desired)) if stale else set()
+        blocked = mass_prune_guard(inventory, desired, allow_mass_prune=False, moved=moved)
+    if not blocked and ctx.probes is not None and env.health.tool_contract is not ToolContractPolicy.OFF:
+        report = contract_before_apply(ctx, env, desired, inventory)
+        if not report.ok:
+            message = f"tool contract: {report.summary()}"
+            if env.health.tool_contract is ToolContractPolicy.ENFORCE:
+                blocked = message
+            else:
+                result.warnings.append(message)
+    return inventory, blocked
+
+
+def _apply_record(
+    ctx: PassContext,
+    env: Environment,
+    revision: str,
+    store: InventoryStore,
+    manager: ResourceManager,
+    desired: list[Desired],
+    original: Inventory,
+    inventory: Inventory,
+    result: PassResult,
+    dry_run: bool,
+) -> str:
+    """Apply ``desired`` in dependency order, prune what left Git (when ``env.sync.prune``) and store the
+    new inventory (not in a dry run). Objects about to be created enter the stored inventory before each
+    batch of writes (write-ahead), so a pass that dies half-way leaves none of them untracked. The
+    changeset goes to ``result.changes``. Returns the prune guard's refusal (``""``: none).
+
+    Raises:
+        ApplyError: a write failed in a way that stops the pass.
+    """
+    env_name = env.name
+
+    def on_drift(ref: ObjectRef, paths: list[str]) -> None:
+        if ctx.on_drift is not None:
+            ctx.on_drift(env_name, ref, paths)
+
+    stored = [original]  # the inventory as the cluster holds it, after each write-ahead save
+
+    def record_intent(creating: list[ObjectRef]) -> None:
+        # Write-ahead: objects about to be created enter the stored inventory before each batch of writes
+        # (the cluster-scoped stage, then the rest), so a pass that dies half-way (API server gone) or
+        # fails validation after the cluster-scoped stage leaves none of them untracked; the next good
+        # pass keeps those still desired and prunes those that left Git. The revision is stored too, so a
+        # daemon whose drift watch sees these writes knows they come from another revision.
+        current = stored[-1]
+        known = {r.key for r in current.entries}
+        new = [r for r in creating if r.key not in known]
+        if new or current.revision != revision:
+            update = {"entries": [*current.entries, *new], "revision": revision}
+            saved = current.model_copy(update=update)
+            store.save(saved, previous=current)
+            stored.append(saved)
+            failpoint("inventory")
+
+    changes, digests = manager.apply_set(
+        desired,
+        inventory=inventory,
+        correct_drift=env.sync.drift is DriftMode.CORRECT,
+        dry_run=dry_run,
+        on_drift=on_drift,
+        before_write=record_intent,
+    )
+    result.changes = changes
+    keep: list[ObjectRef] = []
+    error = ""
+    if env.sync.prune:
+        try:
+            pruned, keep = manager.prune(
+                inventory, desired, allow_mass_prune=env.sync.allow_mass_prune, dry_run=dry_run
+            )
+            result.changes.entries.extend(pruned.entries)
+        except PruneBlocked as exc:  # the guard before the first write counts the same way, so this is a
+            error = str(exc)  # safety net: nothing is deleted and the pass fails
+            keep = exc.keep
+    if not dry_run:
+        entries = [d.ref for d in desired] + keep
+        store.save(
+            Inventory(environment=env_name, revision=revision, entries=entries, digests=dict(digests)),
+            previous=stored[-1],
+        )
+        failpoint("record")
+    return error
 
 
 def contract_before_apply(

@@ -81,7 +81,6 @@ FROM_CORPUS: dict[str, Expect | None] = {
     "patch/json-inline/test-fails": None,
     "patch/smp-file/directive-unknown": None,
     "object/no-kind": None,
-    "object/name-int": None,
     "object/duplicate-of-base": None,
     "env/payload/dup-env-overlay": None,
     "env/field/overlay-dotdot": None,
@@ -101,6 +100,12 @@ def _obj_case(cid: str, text: str, expect: Expect) -> RepoCase:
 # Objects the renderer accepts but the API server rejects: the server-side dry-run runs before any write,
 # so nothing of the set is applied; the error names the object ("{ns}" is the test namespace).
 SERVER_REJECTED = [
+    # rendered as kustomize renders it (`name: 5`); the pass refuses it before anything is applied
+    _obj_case(
+        "object/name-int",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: 5\n",
+        Expect("ConfigMap", None, ("metadata.name must be a string",)),
+    ),
     _obj_case(
         "server/service-port-out-of-range",
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad-port\nspec:\n  ports:\n  - port: 70000\n",
