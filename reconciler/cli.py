@@ -507,6 +507,22 @@ def run_cmd(
     ] = "reconciler-system",
     lease_name: Annotated[str, typer.Option(help="name of the leader-election Lease")] = "reconciler",
     lease_duration: Annotated[float, typer.Option(help="lease duration, seconds")] = 10.0,
+    shard: Annotated[
+        bool | None,
+        typer.Option(
+            "--shard/--no-shard",
+            help="share the environments with the other replicas through per-environment leases in NATS "
+            "JetStream KV (needs --nats; default $RECONCILER_SHARD, off); see 'Sharding' in README.md",
+        ),
+    ] = None,
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            "--replica-id",
+            help="this replica's unique name with --shard (default $RECONCILER_REPLICA_ID, "
+            "else host name and pid)",
+        ),
+    ] = None,
     http: Annotated[
         str,
         typer.Option(
@@ -547,6 +563,10 @@ def run_cmd(
         extra["actions_token_file"] = actions_token_file
     if actions_trust_proxy_header is not None:
         extra["actions_trust_proxy_header"] = actions_trust_proxy_header
+    if shard is not None:
+        extra["shard"] = shard
+    if replica_id is not None:
+        extra["replica_id"] = replica_id
     try:
         settings = DaemonSettings(
             repo=repo,
@@ -566,6 +586,10 @@ def run_cmd(
         settings.prometheus_url = prometheus
     if once:
         raise typer.Exit(_once(settings))
+    if settings.shard and not settings.nats_url:
+        raise _fail("--shard needs --nats: the environments' leases are kept in NATS JetStream", 2)
+    if settings.shard and leader_elect:
+        raise _fail("--shard and --leader-elect exclude each other: sharded replicas all reconcile", 2)
     lease = (lease_namespace, lease_name, lease_duration) if leader_elect else None
     if http:  # an unusable actions token is a usage error, found before anything starts
         from reconciler.runtime.actions import load_actions_config
@@ -710,6 +734,8 @@ def _daemon(
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
         daemon.is_leader = None if lease is not None else True
+        shards = _shard_member(daemon, settings) if getattr(settings, "shard", False) else None
+        shard_task: asyncio.Task[None] | None = None
         observer = Observer(
             recorder=EventRecorder(KubeClient(settings.kubeconfig, settings.context), close_client=True)
         )
@@ -762,6 +788,12 @@ def _daemon(
                     code = 1
                     stop.set()
                 started = not starting.cancelled() and code == 0
+                if shards is not None and started:
+                    shard_task = asyncio.create_task(shards.run(), name="shard-leases")
+                    err.print(
+                        f"[dim]>[/] replica {shards.replica}: sharing the environments through NATS leases",
+                        highlight=False,
+                    )
                 if webhooks is not None and started:
                     from webhooks.server import serve_async
 
@@ -792,6 +824,11 @@ def _daemon(
                     with contextlib.suppress(Exception):
                         await hooks_task
                 await daemon.stop()
+                if shards is not None:  # after the passes: hand the leases over at once
+                    await shards.stop(release=True)
+                    if shard_task is not None:
+                        with contextlib.suppress(Exception):
+                            await shard_task
                 if renew_task is not None:
                     renew_task.cancel()
                 if elector is not None and not lost:
@@ -830,6 +867,39 @@ def _daemon(
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _shard_member(daemon: Any, settings: Any) -> Any:
+    """The daemon's shard membership (``--shard``): its leases, its own trigger consumer (so requests and
+    pushes reach whichever replica holds the environment), and a trigger when it takes an environment."""
+    import socket
+
+    from reconciler.bus import subject_token
+    from reconciler.runtime.shards import ShardMember
+
+    replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def busy(name: str) -> bool:
+        state = daemon.envs.get(name)
+        return state is not None and (state.running or state.settling)
+
+    member = ShardMember(
+        settings.nats_url,
+        daemon.installation,
+        replica,
+        lambda: list(daemon.envs),
+        on_acquired=lambda name: daemon.trigger(name, "shard-acquired"),
+        busy=busy,
+        ttl=settings.shard_lease_ttl,
+        period=settings.shard_lease_ttl / 8,
+        replicas=settings.nats_replicas,
+    )
+    daemon.shards = member
+    # every replica sees every trigger and acts on the environments it holds; a replica that is gone
+    # leaves its consumer behind for 5 minutes only
+    daemon.trigger_durable = f"{daemon.trigger_durable}-{subject_token(replica)}"
+    daemon.trigger_inactive_threshold = 300.0
+    return member
 
 
 async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event, daemon: Any) -> Any:

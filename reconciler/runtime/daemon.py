@@ -36,7 +36,7 @@ from reconciler.bus import (
     result_subject,
 )
 from reconciler.cluster import drift as driftlib
-from reconciler.cluster.client import KubeClient
+from reconciler.cluster.client import WRITE_FENCE, KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore, public_source
 from reconciler.cluster.manager import FIELD_MANAGER, Desired, ResourceManager, sendable
@@ -68,6 +68,7 @@ from reconciler.reconcile import (
     wait_for_health,
 )
 from reconciler.runtime.rollouts import RolloutRunner
+from reconciler.runtime.shards import ShardMember
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
@@ -163,6 +164,10 @@ class Daemon:
         self.images: ImageAutomation | None = None
         self._image_task: asyncio.Task[Any] | None = None
         self.is_leader: bool | None = True  # None: undecided, False: standby (set by the leader elector)
+        # sharded (reconciler run --shard): passes, drift corrections and one-writer jobs only for what this
+        # replica holds the lease of (runtime/shards.py); set before start()
+        self.shards: ShardMember | None = None
+        self.trigger_inactive_threshold = CONSUMER_INACTIVE_THRESHOLD
         self.source_loaded = False  # the initial fetch, snapshot and envs/ load succeeded
         self.source_error = ""  # the last failure of the initial load while it is retried ("" once loaded)
         self.source_attempts = 0  # failed attempts of the initial load
@@ -308,8 +313,13 @@ class Daemon:
                 del self._index[key]
                 self._live.pop(key, None)
         self.ctx.last_desired.pop(state.name, None)
-        store = InventoryStore(self.client, source=self.source.url)
         policy = state.env.deletion_policy if state.env is not None else "orphan"
+        if self.shards is not None:  # its replica (the lease holder) keeps or prunes its objects
+            if not self.shards.may_write(state.name):
+                self.removed[state.name] = {"revision": sha, "policy": policy, "at": time.time()}
+                return
+            WRITE_FENCE.set(self.shards.fence(state.name))
+        store = InventoryStore(self.client, source=self.source.url)
         try:
             inventory = await asyncio.to_thread(store.load, state.name)
             if policy == "delete":
@@ -362,16 +372,23 @@ class Daemon:
                 only=set(self.envs),
                 probes=self.ctx.probes,
             )
-            self._image_task = asyncio.create_task(
-                run_consumer(
-                    self.bus,
-                    self.images,
-                    self._stop,
+            bus, images = self.bus, self.images
+
+            def consume(stop: asyncio.Event) -> Any:
+                return run_consumer(
+                    bus,
+                    images,
+                    stop,
                     durable=self.image_durable,
                     ack_wait=self.settings.image_ack_wait,
                     start_time=self._head_time,
                     inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
-                ),
+                )
+
+            self._image_task = asyncio.create_task(
+                consume(self._stop)
+                if self.shards is None
+                else self.shards.while_singleton(consume, self._stop),
                 name="image-automation",
             )
 
@@ -538,13 +555,30 @@ class Daemon:
             self.trigger(state.name, "poll")
 
     async def _worker(self, state: _EnvState) -> None:
+        if self.shards is not None:  # this task's writes (and its threads') stop when the lease may lapse
+            WRITE_FENCE.set(self.shards.fence(state.name))
         while True:
             await state.wake.wait()
             state.wake.clear()
             waiters, state.waiters = state.waiters, []
             reasons, state.reasons = state.reasons, []
-            state.running = True
             reason = ",".join(sorted(set(reasons))) or "unknown"
+            if self.shards is not None and not self.shards.may_start(state.name):
+                owner = self.shards.owner(state.name)
+                skipped = PassResult(
+                    environment=state.name,
+                    ok=False,
+                    error=f"not reconciled by replica {self.shards.replica}: "
+                    + (f"replica {owner} holds it" if owner else "its lease is not held here"),
+                    started_at=time.time(),
+                    duration=0.0,
+                    trigger=reason,
+                )
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(skipped)
+                continue
+            state.running = True
             try:
                 with log_context(environment=state.name):
                     result = await self._pass(state, reason)
@@ -857,9 +891,12 @@ class Daemon:
             ["reconciler.git.push.>", "reconciler.reconcile.request.>", "reconciler.git.pr.>"],
             batch=1,
             wait=5.0,
-            inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
+            inactive_threshold=self.trigger_inactive_threshold,
         ):
             if msg.subject.startswith("reconciler.git.pr."):
+                if self.shards is not None and not self.shards.holds_singleton():
+                    await msg.ack()  # checked by the replica running the one-writer jobs
+                    continue
                 self._spawn(self._check_pull_request(msg))
                 continue
             if msg.subject.startswith("reconciler.reconcile.request."):
@@ -1037,6 +1074,8 @@ class Daemon:
         it came from (``{"live": "data.token", "git": "stringData.token"}``). Never a value.
         """
         state = self.envs[env_name]
+        if self.shards is not None and not self.shards.may_start(env_name):
+            return  # another replica's environment: its drift watch corrects it
         mode = state.env.sync.drift if state.env else DriftMode.CORRECT
         managers = sorted(
             {
@@ -1066,6 +1105,8 @@ class Daemon:
         when it was deleted, or when the stored inventory shows that another writer (``reconciler
         reconcile``, a second daemon) applied a different revision since that pass: writing our older
         desired state back would undo theirs, so a pass decides from the branch's latest commit."""
+        if self.shards is not None:
+            WRITE_FENCE.set(self.shards.fence(env_name))
         try:
             state = self.envs[env_name]
             ours = state.last.revision if state.last is not None else ""
