@@ -573,7 +573,8 @@ class _Server:
         applied = state.applied
         if applied is not None and state.last is not None and state.last.ok:
             applied = await self.last(name)  # the same pass, with a live health reading
-        return summarize_env(
+        shards = getattr(self.daemon, "shards", None)
+        out = summarize_env(
             name,
             await self.last(name),
             applied=applied,
@@ -584,6 +585,9 @@ class _Server:
             pending=self.pending.cache.get(name),
             drift=self.drift(name),
         )
+        if shards is not None:
+            out.owner = shards.owner(name)
+        return out
 
     async def summaries(self) -> list[EnvSummary]:
         """Every environment's summary; while the first load of the repository keeps failing, the
