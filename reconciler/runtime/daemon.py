@@ -763,7 +763,11 @@ class Daemon:
 
     async def _settle(self, state: _EnvState, env: Environment, result: PassResult) -> None:
         """Health gate and promotion record for the pass's revision (in the background, so triggers for
-        this environment are not held up); reverts a failed promotion when ``onFailure: revert``."""
+        this environment are not held up); reverts a failed promotion when ``onFailure: revert``. A sharded
+        replica that handed the environment over meanwhile leaves both to the new holder."""
+        if self.shards is not None and not self.shards.may_write(state.name):
+            state.settling = False
+            return
         stopping = self._stopping
 
         def wait(timeout: float) -> dict[str, HealthStatus]:
