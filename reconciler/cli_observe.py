@@ -285,8 +285,11 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
     from rich.text import Text
 
     table = Table(show_edge=False, pad_edge=False, box=None)
+    sharded = any(e.owner for e in envs)  # from a sharded daemon (--server): which replica holds each
     for col in ("environment", "revision", "sync", "health", "objects", "last pass"):
         table.add_column(col)
+    if sharded:
+        table.add_column("replica")
     for e in envs:
         counts = ", ".join(f"{n} {s}" for s, n in e.health_counts.items())
         health = Text(e.health or "-", style=_HEALTH_STYLE.get(e.health, ""))
@@ -306,6 +309,7 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
             health,
             str(e.objects),
             last,
+            *([e.owner or "-"] if sharded else []),
         )
     if not envs:
         console.print("no environments (no inventory in the cluster yet)")
