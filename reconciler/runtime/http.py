@@ -164,7 +164,16 @@ class Readiness(BaseModel):
 
 def _leadership(daemon: DaemonView) -> Check:
     """Leadership is known: a daemon without leader election (no ``is_leader`` attribute) is the only
-    instance; with one, ``is_leader`` is True (leader), False (follower) or None (not known yet)."""
+    instance; with one, ``is_leader`` is True (leader), False (follower) or None (not known yet). A sharded
+    daemon (``shards`` set) is ready while its lease bucket answers; the detail says what it holds."""
+    shards = getattr(daemon, "shards", None)
+    if shards is not None:
+        if shards.error:
+            return Check(ok=False, detail=f"shard leases: {shards.error}")
+        held = sorted(n for n in shards.held if shards.may_write(n))
+        return Check(
+            ok=True, detail=f"replica {shards.replica} of {len(shards.live)}: holds {len(held)} leases"
+        )
     missing = object()
     value = getattr(daemon, "is_leader", missing)
     if value is missing:

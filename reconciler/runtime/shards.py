@@ -14,7 +14,9 @@ at most, none above ``ceil(environments / live replicas)``. A replica acquires a
 environment assigned to it at once; a lease that stays free for ``ttl`` seconds (its replica does not
 take it) is taken by any replica holding fewer than that share. A replica that holds an environment
 assigned to another live replica hands it over: it starts no new pass of it, and deletes the lease once
-its pass in progress has ended. Replicas joining or leaving therefore move few environments.
+its pass in progress has ended. Replicas joining or leaving therefore move few environments; a
+replica acquires nothing in its first ``2 * period`` seconds, so replicas started together see each
+other before they divide the environments.
 
 **Expiry without shared clocks.** A lease is held as long as its holder renews it (compare-and-swap on
 the revision it last wrote) every ``period`` seconds. Another replica judges a lease expired when it has
@@ -169,6 +171,7 @@ class ShardMember:
         self._gone: dict[str, float] = {}  # held environments no longer listed: since when
         self._stopped = asyncio.Event()
         self._opened = False
+        self._joined: float | None = None  # monotonic time of the first good read of the bucket
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -310,6 +313,11 @@ class ShardMember:
             if rec.value is not None and rec.value.name and not self._stale(rec.key, now):
                 owners[rec.value.name] = rec.value.holder
         self.owners = owners
+        if self._joined is None:
+            self._joined = now
+        if now - self._joined < 2 * self.period:
+            # replicas started together see each other's heartbeats first: no acquire-then-hand-over
+            return
         names = sorted(listed)
         cap = math.ceil(len(names) / len(self.live)) if names else 0
         count = sum(1 for n in self.held if n != SINGLETON)
