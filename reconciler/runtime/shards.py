@@ -172,6 +172,7 @@ class ShardMember:
         self._stopped = asyncio.Event()
         self._opened = False
         self._joined: float | None = None  # monotonic time of the first good read of the bucket
+        self._ticking = asyncio.Lock()  # held during one period's work; stop() waits for it
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -255,11 +256,14 @@ class ShardMember:
         while not self._stopped.is_set():
             t0 = time.monotonic()
             try:
-                if not self._opened:
-                    await self.bus.connect()
-                    await self.table.open()
-                    self._opened = True
-                await self.tick()
+                async with self._ticking:
+                    if self._stopped.is_set():
+                        break
+                    if not self._opened:
+                        await self.bus.connect()
+                        await self.table.open()
+                        self._opened = True
+                    await self.tick()
                 if self.error:
                     log.info("shard leases: NATS answers again")
                 self.error = ""
@@ -429,12 +433,15 @@ class ShardMember:
         heartbeat, so other replicas take over without waiting for the ``ttl``. Call after the daemon's
         passes have stopped."""
         self._stopped.set()
+        async with self._ticking:  # the period in progress ends first (it acquires nothing more)
+            await self._release(release)
+
+    async def _release(self, release: bool) -> None:
         if release and self._opened:
-            for name, held in list(self.held.items()):
-                with contextlib.suppress(BusError, TimeoutError):
-                    await asyncio.wait_for(self.table.delete(held.key, last=held.revision), 2.0)
-                self.held.pop(name, None)
-            with contextlib.suppress(BusError, TimeoutError):
-                await asyncio.wait_for(self.table.delete(self._replica_key(self.replica)), 2.0)
+            deletes = [self.table.delete(h.key, last=h.revision) for h in self.held.values()]
+            deletes.append(self.table.delete(self._replica_key(self.replica)))
+            with contextlib.suppress(TimeoutError):  # unreleased leases expire after the ttl
+                await asyncio.wait_for(asyncio.gather(*deletes, return_exceptions=True), 2.0)
         self.held.clear()
-        await self.bus.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.bus.close(), 2.0)
