@@ -772,6 +772,8 @@ def _daemon(
 
                     renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
             if lease is None or elector is not None:
+                if shards is not None:  # heartbeats from now: the others wait while this one loads
+                    shard_task = asyncio.create_task(shards.run(), name="shard-leases")
                 # start() waits (retrying) while the repository cannot be read; a signal ends that wait
                 starting = asyncio.create_task(daemon.start(), name="daemon-start")
                 stopping = asyncio.create_task(stop.wait(), name="stop-signal")
@@ -789,7 +791,6 @@ def _daemon(
                     stop.set()
                 started = not starting.cancelled() and code == 0
                 if shards is not None and started:
-                    shard_task = asyncio.create_task(shards.run(), name="shard-leases")
                     err.print(
                         f"[dim]>[/] replica {shards.replica}: sharing the environments through NATS leases",
                         highlight=False,

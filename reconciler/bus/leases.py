@@ -35,6 +35,9 @@ class LeaseValue(BaseModel):
     holder: str = Field(description="the replica holding the lease, or the replica a heartbeat is from")
     name: str = Field(default="", description="the environment (or job) the lease is for; '' for a heartbeat")
     at: float = Field(default=0.0, description="UNIX time of the write, seconds (for people; never compared)")
+    ready: bool = Field(
+        default=True, description="heartbeats: the replica has loaded its environments and takes leases"
+    )
 
 
 @dataclass(frozen=True)

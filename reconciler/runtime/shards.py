@@ -15,8 +15,10 @@ environment assigned to it at once; a lease that stays free for ``ttl`` seconds 
 take it) is taken by any replica holding fewer than that share. A replica that holds an environment
 assigned to another live replica hands it over: it starts no new pass of it, and deletes the lease once
 its pass in progress has ended. Replicas joining or leaving therefore move few environments; a
-replica acquires nothing in its first ``2 * period`` seconds, so replicas started together see each
-other before they divide the environments.
+replica acquires nothing in its first ``2 * period`` seconds after it has loaded its environments
+(and, while it holds nothing, up to ``ttl`` seconds while other replicas still load theirs: their
+heartbeats say ``ready: false``), so replicas started together divide the environments once, instead of
+the fastest taking all and handing most over.
 
 **Expiry without shared clocks.** A lease is held as long as its holder renews it (compare-and-swap on
 the revision it last wrote) every ``period`` seconds. Another replica judges a lease expired when it has
@@ -292,10 +294,10 @@ class ShardMember:
         Raises:
             BusError: NATS unreachable (what was done before the failure stays done).
         """
-        await self._bounded(
-            self.table.put(self._replica_key(self.replica), LeaseValue(holder=self.replica, at=time.time()))
-        )
         listed = set(self.names())
+        ready = bool(listed)  # a replica still loading its environments takes nothing
+        beat = LeaseValue(holder=self.replica, at=time.time(), ready=ready)
+        await self._bounded(self.table.put(self._replica_key(self.replica), beat))
         await self._renew_all(listed)
         records = await self._bounded(self.table.read(self.installation, timeout=self.period))
         now = time.monotonic()
@@ -306,21 +308,28 @@ class ShardMember:
             if seen is None or seen.revision != rec.revision:
                 # a key seen for the first time counts from now: never older than its last write
                 self._seen[key] = _Seen(rec.revision, now)
-        live = {self.replica}
+        live: set[str] = {self.replica} if ready else set()
+        loading: set[str] = set()
         prefix = f"{self.installation}.replica."
         for key, rec in records.items():
             if key.startswith(prefix) and rec.value is not None and not self._stale(key, now):
-                live.add(rec.value.holder)
-        self.live = sorted(live)
+                (live if rec.value.ready else loading).add(rec.value.holder)
+        loading -= live
+        self.live = sorted(live) or [self.replica]
         owners: dict[str, str] = {}
         for rec in records.values():
             if rec.value is not None and rec.value.name and not self._stale(rec.key, now):
                 owners[rec.value.name] = rec.value.holder
         self.owners = owners
+        if not ready:
+            return
         if self._joined is None:
             self._joined = now
-        if now - self._joined < 2 * self.period:
-            # replicas started together see each other's heartbeats first: no acquire-then-hand-over
+        if now - self._joined < 2 * self.period or (
+            loading and not self.held and now - self._joined < self.ttl
+        ):
+            # replicas started together see each other first (and wait, up to the ttl, for those still
+            # loading their environments): no acquire-everything-then-hand-over
             return
         names = sorted(listed)
         cap = math.ceil(len(names) / len(self.live)) if names else 0

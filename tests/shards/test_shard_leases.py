@@ -195,3 +195,39 @@ async def test_lease_table_compare_and_swap(nats_cluster: NatsCluster) -> None:
         assert (await table.read(key.split(".")[0]))[key].value == LeaseValue(holder="b", name="dev")
     finally:
         await bus.close()
+
+
+async def test_replicas_started_together_divide_once_while_one_still_loads(nats_cluster: NatsCluster) -> None:
+    installation = uuid.uuid4().hex[:10]
+    acquired: list[tuple[str, str]] = []
+    loaded = {"a": True, "b": True, "c": False}  # c is still cloning its repository
+
+    def member(name: str) -> ShardMember:
+        return ShardMember(
+            nats_cluster.url,
+            installation,
+            name,
+            lambda: ENVS if loaded[name] else [],
+            on_acquired=lambda env: acquired.append((name, env)),
+            ttl=TTL,
+            period=PERIOD,
+            replicas=3,
+        )
+
+    members = [member(n) for n in loaded]
+    tasks = [asyncio.create_task(m.run()) for m in members]
+    try:
+        await asyncio.sleep(TTL / 2)
+        assert acquired == []  # a and b wait for c rather than take everything
+        loaded["c"] = True
+        await _until(
+            lambda: sorted(len(v) for v in _spread(members).values()) == [2, 2, 3], 20, "spread 3/2/2"
+        )
+        await asyncio.sleep(4 * PERIOD)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for m in members:
+            await m.stop(release=True)
+    assert sorted(env for _, env in acquired) == sorted(ENVS)  # each taken once: no hand-over
