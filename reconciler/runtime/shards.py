@@ -60,8 +60,8 @@ DEFAULT_TTL = 10.0
 #: (``ttl - 2 * period``, 7.5 s) outlasts a JetStream stream-leader election after a NATS node dies
 #: (4-6 s measured on a loopback three-node cluster), and takeover (``ttl + 2 * period``) stays below 15 s.
 DEFAULT_PERIOD = 1.25
-#: The pseudo-name of the lease for the installation's one-writer jobs.
-SINGLETON = "singleton"
+#: The pseudo-name of the lease for the installation's one-writer jobs (a "/" no file name in envs/ has).
+SINGLETON = "jobs/singleton"
 
 
 def _weight(name: str, replica: str) -> int:
@@ -175,12 +175,13 @@ class ShardMember:
         self._opened = False
         self._joined: float | None = None  # monotonic time of the first good read of the bucket
         self._ticking = asyncio.Lock()  # held during one period's work; stop() waits for it
+        self._jobs_running = False  # the one-writer jobs run here (while_singleton)
 
     # -- keys ---------------------------------------------------------------------------------------
 
     def _env_key(self, name: str) -> str:
         if name == SINGLETON:
-            return f"{self.installation}.job.{SINGLETON}"
+            return f"{self.installation}.job.singleton"
         return f"{self.installation}.env.{subject_token(name)}"
 
     def _replica_key(self, replica: str) -> str:
@@ -241,13 +242,21 @@ class ShardMember:
                 continue
             halt = asyncio.Event()
             log.info("running the one-writer jobs (image automation, pull-request checks) here")
-            task: asyncio.Task[None] = asyncio.create_task(run(halt))
-            while not stop.is_set() and self.holds_singleton() and not task.done():
+            self._jobs_running = True  # a hand-over of their lease waits until they have stopped
+            try:
+                task: asyncio.Task[None] = asyncio.create_task(run(halt))
+                while not stop.is_set() and self.holds_singleton() and not task.done():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.period / 3)
+                ended = task.done()
+                halt.set()
+                with contextlib.suppress(Exception):
+                    await task
+            finally:
+                self._jobs_running = False
+            if ended and not stop.is_set():  # it stopped by itself: do not restart it in a tight loop
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.period / 3)
-            halt.set()
-            with contextlib.suppress(Exception):
-                await task
+                    await asyncio.wait_for(stop.wait(), self.period)
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -419,7 +428,8 @@ class ShardMember:
                 raise BusError(f"lease renewal: {r}")
 
     async def _renew(self, name: str, held: _Held) -> None:
-        if held.draining and not self.busy(name):
+        busy = self._jobs_running if name == SINGLETON else self.busy(name)
+        if held.draining and not busy:
             if await self._bounded(self.table.delete(held.key, last=held.revision)):
                 log.info("released the lease of %s", name)
             self.held.pop(name, None)

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from reconciler_testing import report_figure
@@ -231,3 +232,46 @@ async def test_replicas_started_together_divide_once_while_one_still_loads(nats_
         for m in members:
             await m.stop(release=True)
     assert sorted(env for _, env in acquired) == sorted(ENVS)  # each taken once: no hand-over
+
+
+async def test_one_writer_jobs_run_on_one_replica_at_a_time(nats_cluster: NatsCluster) -> None:
+    installation = uuid.uuid4().hex[:10]
+    members = [_member(nats_cluster.url, installation, f"j{i}", []) for i in range(2)]
+    running: dict[str, bool] = {}
+    both: list[float] = []
+    runs: list[str] = []
+
+    def job(replica: str) -> Callable[[asyncio.Event], Any]:
+        async def run(halt: asyncio.Event) -> None:
+            runs.append(replica)
+            running[replica] = True
+            try:
+                while not halt.is_set():
+                    if sum(running.values()) > 1:
+                        both.append(time.monotonic())
+                    await asyncio.sleep(0.02)
+            finally:
+                running[replica] = False
+
+        return run
+
+    stop = asyncio.Event()
+    loops = [asyncio.create_task(m.run()) for m in members]
+    jobs = [asyncio.create_task(m.while_singleton(job(m.replica), stop)) for m in members]
+    try:
+        await _until(lambda: any(running.values()), 20, "the jobs run somewhere")
+        holder = next(m for m in members if running.get(m.replica))
+        other = next(m for m in members if m is not holder)
+        loops[members.index(holder)].cancel()  # the holder's lease loop dies: its lease lapses
+        await _until(lambda: running.get(other.replica, False), TTL + 6 * PERIOD + 5, "the other takes over")
+        assert not running.get(holder.replica)  # the holder stopped its jobs when its lease lapsed
+    finally:
+        stop.set()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for m in members:
+            await m.stop(release=True)
+    assert not both
+    assert runs == [holder.replica, other.replica]
