@@ -2,9 +2,9 @@
 
 A key-value bucket is a stream whose subjects are ``$KV.<bucket>.<key>``; every write gets a revision
 (the stream sequence), ``create`` succeeds only when the key holds no value and ``update`` only when the
-key's latest revision is the one given (``Nats-Expected-Last-Subject-Sequence``), see
-https://docs.nats.io/nats-concepts/jetstream/key-value-store. The table knows nothing of what a lease
-means; ``reconciler/runtime/shards.py`` decides who holds what.
+key's latest revision is the one given (``Nats-Expected-Last-Subject-Sequence``), as the NATS key-value
+store documents them. The table knows nothing of what a lease means; ``reconciler/runtime/shards.py``
+decides who holds what.
 """
 
 from __future__ import annotations

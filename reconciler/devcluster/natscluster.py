@@ -2,11 +2,9 @@
 
 Each node listens on 127.0.0.1 only (client, cluster route and monitoring ports, all free ports picked at
 start and kept for restarts), keeps its JetStream store under ``<state_dir>/n<i>/jetstream``, and names
-every node in its ``--routes``, as NATS's clustering guide describes
-(https://docs.nats.io/running-a-nats-service/configuration/clustering/jetstream_clustering). With three
-nodes, streams and key-value buckets created with ``replicas=3`` survive the loss of any one node.
-Used by tests (the webhook storm during a node failure) and by benchmarks; ``reconciler up`` keeps its
-single server.
+every node in its ``--routes``, as NATS's JetStream clustering guide describes. With three nodes,
+streams and key-value buckets created with ``replicas=3`` survive the loss of any one node. Used by tests
+(the webhook storm during a node failure) and by benchmarks; ``reconciler up`` keeps its single server.
 """
 
 from __future__ import annotations
