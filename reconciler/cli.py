@@ -616,6 +616,22 @@ def run_cmd(
     ] = "reconciler-system",
     lease_name: Annotated[str, typer.Option(help="name of the leader-election Lease")] = "reconciler",
     lease_duration: Annotated[float, typer.Option(help="lease duration, seconds")] = 10.0,
+    shard: Annotated[
+        bool | None,
+        typer.Option(
+            "--shard/--no-shard",
+            help="share the environments with the other replicas through per-environment leases in NATS "
+            "JetStream KV (needs --nats; default $RECONCILER_SHARD, off); see 'Sharding' in README.md",
+        ),
+    ] = None,
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            "--replica-id",
+            help="this replica's unique name with --shard (default $RECONCILER_REPLICA_ID, "
+            "else host name and pid)",
+        ),
+    ] = None,
     http: Annotated[
         str,
         typer.Option(
@@ -680,6 +696,10 @@ def run_cmd(
         extra["actions_trust_proxy_header"] = actions_trust_proxy_header
     if sops_age_key_file is not None:
         extra["sops_age_key_file"] = sops_age_key_file
+    if shard is not None:
+        extra["shard"] = shard
+    if replica_id is not None:
+        extra["replica_id"] = replica_id
     try:
         settings = DaemonSettings(
             repo=repo,
@@ -699,6 +719,10 @@ def run_cmd(
         settings.prometheus_url = prometheus
     if once:
         raise typer.Exit(_once(settings))
+    if settings.shard and not settings.nats_url:
+        raise _fail("--shard needs --nats: the environments' leases are kept in NATS JetStream", 2)
+    if settings.shard and leader_elect:
+        raise _fail("--shard and --leader-elect exclude each other: sharded replicas all reconcile", 2)
     lease = (lease_namespace, lease_name, lease_duration) if leader_elect else None
     if http:  # an unusable actions token is a usage error, found before anything starts
         from reconciler.runtime.actions import load_actions_config
@@ -849,6 +873,8 @@ def _daemon(
             loop.add_signal_handler(sig, on_signal, sig)
         daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
         daemon.is_leader = None if lease is not None else True
+        shards = _shard_member(daemon, settings) if getattr(settings, "shard", False) else None
+        shard_task: asyncio.Task[None] | None = None
         events_client = KubeClient(settings.kubeconfig, settings.context)
 
         def event_client(label: str) -> Any:
@@ -897,6 +923,8 @@ def _daemon(
 
                     renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
             if lease is None or elector is not None:
+                if shards is not None:  # heartbeats from now: the others wait while this one loads
+                    shard_task = asyncio.create_task(shards.run(), name="shard-leases")
                 # start() waits (retrying) while the repository cannot be read; a signal ends that wait
                 starting = asyncio.create_task(daemon.start(), name="daemon-start")
                 stopping = asyncio.create_task(stop.wait(), name="stop-signal")
@@ -913,6 +941,11 @@ def _daemon(
                     code = 1
                     stop.set()
                 started = not starting.cancelled() and code == 0
+                if shards is not None and started:
+                    err.print(
+                        f"[dim]>[/] replica {shards.replica}: sharing the environments through NATS leases",
+                        highlight=False,
+                    )
                 if webhooks is not None and started:
                     from webhooks.server import serve_async
 
@@ -943,6 +976,11 @@ def _daemon(
                     with contextlib.suppress(Exception):
                         await hooks_task
                 await daemon.stop()
+                if shards is not None:  # after the passes: hand the leases over at once
+                    await shards.stop(release=True)
+                    if shard_task is not None:
+                        with contextlib.suppress(Exception):
+                            await shard_task
                 if renew_task is not None:
                     renew_task.cancel()
                 if elector is not None and not lost:
@@ -996,6 +1034,39 @@ def _start_mcp(settings: Any, address: str, tokens_file: Path | None) -> Any:
         return None
     err.print(f"[dim]>[/] MCP server on {running.url}", highlight=False)
     return running
+
+
+def _shard_member(daemon: Any, settings: Any) -> Any:
+    """The daemon's shard membership (``--shard``): its leases, its own trigger consumer (so requests and
+    pushes reach whichever replica holds the environment), and a trigger when it takes an environment."""
+    import socket
+
+    from reconciler.bus import subject_token
+    from reconciler.runtime.shards import ShardMember
+
+    replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def busy(name: str) -> bool:
+        state = daemon.envs.get(name)
+        return state is not None and (state.running or state.settling)
+
+    member = ShardMember(
+        settings.nats_url,
+        daemon.installation,
+        replica,
+        lambda: list(daemon.envs),
+        on_acquired=lambda name: daemon.trigger(name, "shard-acquired"),
+        busy=busy,
+        ttl=settings.shard_lease_ttl,
+        period=settings.shard_lease_ttl / 8,
+        replicas=settings.nats_replicas,
+    )
+    daemon.shards = member
+    # every replica sees every trigger and acts on the environments it holds; a replica that is gone
+    # leaves its consumer behind for 5 minutes only
+    daemon.trigger_durable = f"{daemon.trigger_durable}-{subject_token(replica)}"
+    daemon.trigger_inactive_threshold = 300.0
+    return member
 
 
 async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Event, daemon: Any) -> Any:

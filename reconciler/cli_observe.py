@@ -285,6 +285,7 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
     from rich.text import Text
 
     table = Table(show_edge=False, pad_edge=False, box=None)
+    sharded = any(e.owner for e in envs)  # from a sharded daemon (--server): which replica holds each
     many = len({e.cluster for e in envs}) > 1  # the cluster column only when environments use several
     for col in (
         "environment",
@@ -296,6 +297,8 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
         "last pass",
     ):
         table.add_column(col)
+    if sharded:
+        table.add_column("replica")
     for e in envs:
         counts = ", ".join(f"{n} {s}" for s, n in e.health_counts.items())
         health = Text(e.health or "-", style=_HEALTH_STYLE.get(e.health, ""))
@@ -320,6 +323,7 @@ def print_status(console: Console, envs: list[EnvSummary]) -> None:
             health,
             str(e.objects),
             last,
+            *([e.owner or "-"] if sharded else []),
         )
     if not envs:
         console.print("no environments (no inventory in the cluster yet)")

@@ -75,6 +75,14 @@ class ServerError(KubeError):
     retryable = True
 
 
+class FencedError(KubeError):
+    """A write refused before it was sent: this process no longer holds the lease of the environment it
+    writes for (a sharded daemon whose lease renewal failed, or that handed the environment over)."""
+
+    def __init__(self, obj: str, message: str) -> None:
+        super().__init__(obj, 0, "Fenced", message)
+
+
 def kube_error(obj: str, status: int, reason: str, message: str) -> KubeError:
     """Build the typed :class:`KubeError` subclass for an HTTP status."""
     cls: type[KubeError]

@@ -69,6 +69,31 @@ class DaemonSettings(BaseSettings):
         description="after each new revision: wait for the health gate, record the outcome as a Git note "
         "and, with onFailure: revert, revert failed promotions",
     )
+    shard: bool = Field(
+        default=False,
+        description="share the environments with the other replicas of this installation through "
+        "per-environment leases in the NATS key-value bucket reconciler-leases; each environment is "
+        "reconciled by one replica at a time (RECONCILER_SHARD, reconciler run --shard; needs nats_url)",
+    )
+    replica_id: str = Field(
+        default="",
+        description="this replica's unique name among the shards (RECONCILER_REPLICA_ID, e.g. the pod "
+        "name); '' = host name and process id",
+    )
+    shard_lease_ttl: float = Field(
+        default=10.0,
+        ge=4.0,
+        description="seconds an environment's lease stays held without renewal (renewed every ttl/8 s); "
+        "a dead replica's environments are taken over within 1.25 x ttl seconds, and a replica whose "
+        "renewals fail stops writing 0.75 x ttl seconds after its last one (RECONCILER_SHARD_LEASE_TTL)",
+    )
+    nats_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="copies of the lease bucket a clustered NATS keeps, when the daemon creates it "
+        "(RECONCILER_NATS_REPLICAS; 3 for a three-node JetStream cluster)",
+    )
     actions_token: SecretStr | None = Field(
         default=None,
         description="bearer token that enables the actions API and the status page's buttons "

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ class BusError(ReconcilerError):
     retryable = True
 
 
+def stream_replicas() -> int:
+    """``$RECONCILER_NATS_REPLICAS``: copies a clustered NATS keeps of the streams and buckets this project
+    creates (default 1).
+
+    Raises:
+        BusError: not a number from 1 to 5.
+    """
+    raw = os.environ.get("RECONCILER_NATS_REPLICAS", "").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        raise BusError(f"RECONCILER_NATS_REPLICAS={raw!r}: expected a number of NATS servers from 1 to 5")
+    return int(raw)
+
+
 @dataclass(eq=False)
 class Message:
     """One message from a durable consumer; call :meth:`ack` once its work is durable (compared and
@@ -72,13 +86,20 @@ class Bus:
     """A connection to NATS with JetStream.
 
     Args:
-        url: ``nats://host:port``.
+        url: ``nats://host:port``, or several comma-separated (the servers of a cluster: the client fails
+            over between them).
         name: the client name shown by the server.
+        replicas: copies of the project's streams a clustered NATS keeps, when this client creates them;
+            ``None`` reads ``$RECONCILER_NATS_REPLICAS`` (default 1; 3 for a three-node JetStream cluster).
+
+    Raises:
+        BusError: ``$RECONCILER_NATS_REPLICAS`` is not a number from 1 to 5.
     """
 
-    def __init__(self, url: str, name: str = "reconciler") -> None:
+    def __init__(self, url: str, name: str = "reconciler", replicas: int | None = None) -> None:
         self.url = url
         self.name = name
+        self.replicas = replicas if replicas is not None else stream_replicas()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._ready = False
@@ -109,7 +130,7 @@ class Bus:
             }
             await asyncio.wait_for(
                 nc.connect(
-                    self.url,
+                    [u.strip() for u in self.url.split(",") if u.strip()],
                     name=self.name,
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
@@ -152,7 +173,8 @@ class Bus:
         return self._js
 
     async def ensure_streams(self) -> None:
-        """Create the ``RECONCILER`` (``reconciler.>``) and ``REGISTRY`` (``registry.>``) streams."""
+        """Create the ``RECONCILER`` (``reconciler.>``) and ``REGISTRY`` (``registry.>``) streams when
+        missing, with :attr:`replicas` copies (an existing stream keeps its own)."""
         for name, subjects in ((STREAM_EVENTS, ["reconciler.>"]), (STREAM_REGISTRY, ["registry.>"])):
             try:
                 await self.js.stream_info(name)
@@ -163,6 +185,7 @@ class Bus:
                         subjects=subjects,
                         duplicate_window=DUPLICATE_WINDOW,
                         max_age=7 * 24 * 3600.0,
+                        num_replicas=self.replicas,
                     )
                 )
 

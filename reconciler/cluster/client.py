@@ -9,10 +9,11 @@ many reads and writes a pass made.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ from reconciler.model import ObjectRef
 #: The ``reason`` of a :class:`ServerError` for an API server that could not be reached (status 0).
 UNREACHABLE = "Unreachable"
 WRITE_VERBS = frozenset({"apply", "create", "update", "patch", "delete"})
+#: A check run before every request that is not a read (POST, PUT, PATCH, DELETE) made from the current
+#: context (an asyncio task and the threads ``asyncio.to_thread`` starts from it inherit it). It raises
+#: :class:`FencedError` when the caller may no longer write: a sharded daemon sets it per environment so
+#: that a replica whose lease on the environment may have expired stops writing before another replica
+#: takes the environment over (``reconciler/runtime/shards.py``).
+WRITE_FENCE: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "reconciler_write_fence", default=None
+)
 # urllib3 itself only re-opens connections that failed before the request was sent; every retry after an
 # answer (429, 5xx, Retry-After) is :func:`reconciler.cluster.retry.call_with_retry`'s, counted in ``calls``.
 _TRANSPORT_RETRIES = urllib3.Retry(
@@ -219,10 +228,15 @@ class KubeClient:
 
         Raises:
             KubeError: a typed subclass by HTTP status (``ConflictError``, ``InvalidError`` ...); after
-                retries, the last attempt's error.
+                retries, the last attempt's error. :class:`FencedError` when :data:`WRITE_FENCE` refuses a
+                write (nothing is sent).
         """
 
+        fence = WRITE_FENCE.get() if method.upper() not in ("GET", "HEAD") else None
+
         def once() -> Any:
+            if fence is not None:  # again before each retry: the lease may run out meanwhile
+                fence()
             return self._request_once(method, path, body, query, content_type, verb, obj, timeout)
 
         if self._retry is None:

@@ -199,6 +199,11 @@ class EnvSummary(BaseModel):
     trigger: str = ""
     passes: int = 0
     running: bool = False
+    owner: str = Field(
+        default="",
+        description="the replica holding the environment's lease, as this replica last read it (sharded "
+        "daemons, reconciler run --shard); '' when not sharded or nobody holds it",
+    )
     protocols: list[ProtocolStatus] = Field(
         default_factory=list, description="each MCP server's and agent's protocol health (when probed)"
     )

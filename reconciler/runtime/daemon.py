@@ -39,7 +39,7 @@ from reconciler.bus import (
     result_subject,
 )
 from reconciler.cluster import drift as driftlib
-from reconciler.cluster.client import KubeClient
+from reconciler.cluster.client import WRITE_FENCE, KubeClient
 from reconciler.cluster.health import judge
 from reconciler.cluster.inventory import InventoryStore, public_source
 from reconciler.cluster.manager import FIELD_MANAGER, Desired, ResourceManager, sendable
@@ -76,6 +76,7 @@ from reconciler.reconcile import (
 from reconciler.render.sops import local_key_file
 from reconciler.runtime.control import ControlStore, Suspension, is_suspended, suspension_text
 from reconciler.runtime.rollouts import RolloutRunner
+from reconciler.runtime.shards import ShardMember
 from reconciler.settings import DaemonSettings
 from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
@@ -186,6 +187,10 @@ class Daemon:
         self._image_task: asyncio.Task[Any] | None = None
         self.scanner: TagScanner | None = None  # tag scanning of image policies with scan: (with NATS)
         self.is_leader: bool | None = True  # None: undecided, False: standby (set by the leader elector)
+        # sharded (reconciler run --shard): passes, drift corrections and one-writer jobs only for what this
+        # replica holds the lease of (runtime/shards.py); set before start()
+        self.shards: ShardMember | None = None
+        self.trigger_inactive_threshold = CONSUMER_INACTIVE_THRESHOLD
         self.source_loaded = False  # the initial fetch, snapshot and envs/ load succeeded
         self.source_error = ""  # the last failure of the initial load while it is retried ("" once loaded)
         self.source_attempts = 0  # failed attempts of the initial load
@@ -348,6 +353,11 @@ class Daemon:
         self.ctx.last_desired.pop(state.name, None)
         target = self.ctx.last_target.pop(state.name, None) or self.targets.target_of(state.env)
         policy = state.env.deletion_policy if state.env is not None else "orphan"
+        if self.shards is not None:  # its replica (the lease holder) keeps or prunes its objects
+            if not self.shards.may_write(state.name):
+                self.removed[state.name] = {"revision": sha, "policy": policy, "at": time.time()}
+                return
+            WRITE_FENCE.set(self.shards.fence(state.name))
         try:
             client = await asyncio.to_thread(self.targets.client_of, target, state.name)
             store = InventoryStore(client, source=self.source.url)
@@ -396,16 +406,23 @@ class Daemon:
         self.auto.publish = self.thread_publisher
         self._tasks.append(asyncio.create_task(self._consume_triggers(), name="nats-triggers"))
         if any(st.env is not None and st.env.image_policies for st in self.envs.values()):
-            self._image_task = asyncio.create_task(
-                run_consumer(
-                    self.bus,
-                    self._image_automation(),
-                    self._stop,
+            bus, images = self.bus, self._image_automation()
+
+            def consume(stop: asyncio.Event) -> Any:
+                return run_consumer(
+                    bus,
+                    images,
+                    stop,
                     durable=self.image_durable,
                     ack_wait=self.settings.image_ack_wait,
                     start_time=self._head_time,
                     inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
-                ),
+                )
+
+            self._image_task = asyncio.create_task(
+                consume(self._stop)
+                if self.shards is None
+                else self.shards.while_singleton(consume, self._stop),
                 name="image-automation",
             )
 
@@ -618,19 +635,30 @@ class Daemon:
             self.trigger(state.name, "poll")
 
     async def _worker(self, state: _EnvState) -> None:
+        if self.shards is not None:  # this task's writes (and its threads') stop when the lease may lapse
+            WRITE_FENCE.set(self.shards.fence(state.name))
         while True:
             await state.wake.wait()
             state.wake.clear()
             waiters, state.waiters = state.waiters, []
             reasons, state.reasons = state.reasons, []
             reason = ",".join(sorted(set(reasons))) or "unknown"
-            suspended = await self._suspended(state)
-            if suspended is not None:  # no pass: nothing applied, pruned or corrected until resumed
-                log.info("%s is suspended (by %s): no pass (%s)", state.name, suspended.by, reason)
+            skip = ""
+            if self.shards is not None and not self.shards.may_start(state.name):
+                owner = self.shards.owner(state.name)
+                skip = f"not reconciled by replica {self.shards.replica}: " + (
+                    f"replica {owner} holds it" if owner else "its lease is not held here"
+                )
+            else:
+                suspended = await self._suspended(state)
+                if suspended is not None:  # no pass: nothing applied, pruned or corrected until resumed
+                    log.info("%s is suspended (by %s): no pass (%s)", state.name, suspended.by, reason)
+                    skip = suspension_text(suspended)
+            if skip:
                 skipped = PassResult(
                     environment=state.name,
                     ok=False,
-                    error=suspension_text(suspended),
+                    error=skip,
                     started_at=time.time(),
                     duration=0.0,
                     trigger=reason,
@@ -886,7 +914,11 @@ class Daemon:
 
     async def _settle(self, state: _EnvState, env: Environment, result: PassResult) -> None:
         """Health gate and promotion record for the pass's revision (in the background, so triggers for
-        this environment are not held up); reverts a failed promotion when ``onFailure: revert``."""
+        this environment are not held up); reverts a failed promotion when ``onFailure: revert``. A sharded
+        replica that handed the environment over meanwhile leaves both to the new holder."""
+        if self.shards is not None and not self.shards.may_write(state.name):
+            state.settling = False
+            return
         stopping = self._stopping
 
         def wait(timeout: float) -> dict[str, HealthStatus]:
@@ -1014,9 +1046,12 @@ class Daemon:
             ["reconciler.git.push.>", "reconciler.reconcile.request.>", "reconciler.git.pr.>"],
             batch=1,
             wait=5.0,
-            inactive_threshold=CONSUMER_INACTIVE_THRESHOLD,
+            inactive_threshold=self.trigger_inactive_threshold,
         ):
             if msg.subject.startswith("reconciler.git.pr."):
+                if self.shards is not None and not self.shards.holds_singleton():
+                    await msg.ack()  # checked by the replica running the one-writer jobs
+                    continue
                 self._spawn(self._check_pull_request(msg))
                 continue
             if msg.subject.startswith("reconciler.reconcile.request."):
@@ -1212,6 +1247,8 @@ class Daemon:
         it came from (``{"live": "data.token", "git": "stringData.token"}``). Never a value.
         """
         state = self.envs[env_name]
+        if self.shards is not None and not self.shards.may_start(env_name):
+            return  # another replica's environment: its drift watch corrects it
         mode = state.env.sync.drift if state.env else DriftMode.CORRECT
         if state.suspension is not None:
             mode = DriftMode.WARN  # reported, never corrected, while suspended
@@ -1244,6 +1281,8 @@ class Daemon:
         when it was deleted, or when the stored inventory shows that another writer (``reconciler
         reconcile``, a second daemon) applied a different revision since that pass: writing our older
         desired state back would undo theirs, so a pass decides from the branch's latest commit."""
+        if self.shards is not None:
+            WRITE_FENCE.set(self.shards.fence(env_name))
         try:
             state = self.envs[env_name]
             if await self._suspended(state) is not None:  # suspended meanwhile: report only

@@ -167,7 +167,16 @@ class Readiness(BaseModel):
 
 def _leadership(daemon: DaemonView) -> Check:
     """Leadership is known: a daemon without leader election (no ``is_leader`` attribute) is the only
-    instance; with one, ``is_leader`` is True (leader), False (follower) or None (not known yet)."""
+    instance; with one, ``is_leader`` is True (leader), False (follower) or None (not known yet). A sharded
+    daemon (``shards`` set) is ready while its lease bucket answers; the detail says what it holds."""
+    shards = getattr(daemon, "shards", None)
+    if shards is not None:
+        if shards.error:
+            return Check(ok=False, detail=f"shard leases: {shards.error}")
+        held = sorted(n for n in shards.held if shards.may_write(n))
+        return Check(
+            ok=True, detail=f"replica {shards.replica} of {len(shards.live)}: holds {len(held)} leases"
+        )
     missing = object()
     value = getattr(daemon, "is_leader", missing)
     if value is missing:
@@ -617,6 +626,9 @@ class _Server:
         env = state.env
         if env is not None and env.promotion.from_env:
             summary.promote_from = env.promotion.from_env
+        shards = getattr(self.daemon, "shards", None)
+        if shards is not None:  # which replica holds it (sharded daemons)
+            summary.owner = shards.owner(name)
         return summary
 
     async def _suspension(self, name: str) -> Suspension | None:

@@ -369,3 +369,24 @@ def served_repo(env_repo: EnvRepo, tmp_path: Path) -> tuple[GitSource, list[str]
     source = GitSource(str(env_repo.remote), "main", tmp_path / "c2")
     source.fetch()
     return source, [first, second]
+
+
+class FakeShards:
+    """The replica holding each environment, as a sharded daemon's ShardMember reports it."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners = owners
+
+    def owner(self, name: str) -> str:
+        return self.owners.get(name, "")
+
+
+async def test_sharded_daemon_shows_the_replica_holding_each_environment(served: Any) -> None:
+    client, daemon, _ = served
+    daemon.shards = FakeShards({"dev": "reconciler-7d9f-abcde"})
+    rows = [EnvSummary.model_validate(r) for r in await (await client.get("/api/status")).json()]
+    assert {r.name: r.owner for r in rows} == {"dev": "reconciler-7d9f-abcde", "prod": ""}
+    html = await (await client.get("/")).text()
+    assert 'data-testid="owner">replica reconciler-7d9f-abcde<' in html
+    page = await (await client.get("/env/dev")).text()
+    assert 'data-testid="owner">reconciler-7d9f-abcde<' in page

@@ -243,3 +243,15 @@ def test_age() -> None:
     assert [age(1000.0 - d, now=1000.0) for d in (3, 600)] == ["3 s ago", "10 min ago"]
     assert age(0.0, now=7200.0 * 24) == "never"
     assert age(1.0, now=1.0 + 7200) == "2 h ago" and age(1.0, now=1.0 + 3 * 86400) == "3 d ago"
+
+
+def test_status_text_names_the_replica_only_for_a_sharded_daemon() -> None:
+    last = PassResult(
+        environment="dev", revision="main@sha1:" + "1" * 40, ok=True, started_at=1.0, duration=1
+    )
+    plain = _text([summarize_env("dev", last), summarize_env("prod", None)])
+    assert "replica" not in plain
+    dev = summarize_env("dev", last).model_copy(update={"owner": "reconciler-0"})
+    sharded = _text([dev, summarize_env("prod", None)])
+    assert "replica" in sharded
+    assert [line.split()[-1] for line in sharded.splitlines()[1:3]] == ["reconciler-0", "-"]

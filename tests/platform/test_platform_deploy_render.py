@@ -156,8 +156,8 @@ def test_daemon_webhooks_and_nats_are_wired(flavour: str, renderings: dict[str, 
     assert d["image"] == f"ghcr.io/reconciler-dev/reconciler:{VERSION}"
     assert d["command"] == ["reconciler"] and d["args"][0] == "run"
     flags = {a.split("=", 1)[0] for a in d["args"][1:]}
-    assert {"--repo", "--branch", "--nats", "--leader-elect", "--lease-namespace", "--http"} <= flags
-    assert daemon["spec"]["replicas"] >= 2  # a standby takes over the Lease
+    assert {"--repo", "--branch", "--nats", "--shard", "--replica-id", "--http"} <= flags
+    assert daemon["spec"]["replicas"] == 3  # sharded: the environments spread over three replicas
     _check_env_references(objs, d)
     _check_probes(d)
 
@@ -211,7 +211,8 @@ def test_command_lines_parse_with_the_cli(flavour: str, renderings: dict[str, Ob
     argv = _expanded_args(objs, d)
     assert argv[0] == "run"
     params = cli.commands["run"].make_context("run", argv[1:]).params
-    assert params["leader_elect"] is True and params["lease_namespace"] == "from-field"
+    assert params["shard"] is True and params["replica_id"] == "from-field"
+    assert not params["leader_elect"]
     assert params["nats"] == _config_value(objs, d, "NATS_URL") and params["http"].endswith(":9090")
     (w,) = _component(objs, "Deployment", "webhooks")["spec"]["template"]["spec"]["containers"]
     argv = _expanded_args(objs, w)
