@@ -376,6 +376,13 @@ class FakeShards:
 
     def __init__(self, owners: dict[str, str]) -> None:
         self.owners = owners
+        self.replica = "reconciler-7d9f-abcde"
+        self.error = ""  # the lease bucket answers (readiness)
+        self.held = {n for n, r in owners.items() if r == self.replica}
+        self.live = sorted(set(owners.values()))
+
+    def may_write(self, name: str) -> bool:
+        return name in self.held
 
     def owner(self, name: str) -> str:
         return self.owners.get(name, "")
