@@ -6,6 +6,7 @@ error, no reply), so every call the daemon makes hangs until its own timeout.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reconciler_testing import EnvRepo, free_port, report_figure
@@ -112,6 +115,18 @@ def test_daemon_exits_within_5_s_of_a_signal_with_everything_unreachable(
         nats.close()
 
 
+def _applied_everywhere(port: int) -> bool:
+    """Whether the daemon serving its status on ``port`` lists environments and each has applied a
+    revision completely with its last pass succeeding (``GET /api/status``); ``False`` while the server
+    does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as resp:
+            envs: list[dict[str, Any]] = json.loads(resp.read())
+    except OSError:
+        return False
+    return bool(envs) and all(e["revision"] and e["ok"] for e in envs)
+
+
 def _names(kube: KubeClient) -> dict[str, str]:
     """``namespace/name`` → uid of every kagent Agent."""
     items, _ = kube.list("kagent.dev", "v1alpha2", "Agent")
@@ -126,6 +141,7 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
     from reconciler.devcluster import LocalCluster
 
     state = tmp_path / "state"
+    port = free_port()
     proc = subprocess.Popen(
         [
             *CLI,
@@ -137,7 +153,7 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
             "--nodes",
             "1",
             "--http",
-            f"127.0.0.1:{free_port()}",
+            f"127.0.0.1:{port}",
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -157,9 +173,13 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
         before = LocalCluster(state).load_state()
         assert before is not None
         kube = KubeClient(Path(before.kubeconfig))
-        while not (agents := _names(kube)):  # the example's Agents are applied last
-            assert time.monotonic() < deadline, "the first `reconciler up` applied no Agent"
+        # every environment's pass applied its whole set (the daemon's own status API says so), so the
+        # Agents read now are all the first `reconciler up` makes, not those of the first pass to finish
+        while not _applied_everywhere(port):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
             time.sleep(0.5)
+        agents = _names(kube)
+        assert agents, "the first `reconciler up` applied no Agent"
         pids = before.pids
         for name in ("kube-apiserver", "nats"):
             os.killpg(pids[name], signal.SIGKILL)
