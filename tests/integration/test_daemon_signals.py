@@ -23,6 +23,7 @@ import pytest
 from reconciler_testing import EnvRepo, free_port, report_figure
 
 from reconciler.cluster.client import KubeClient
+from reconciler.paths import default_cache_dir
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +158,12 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
 
     state = tmp_path / "state"
     port = free_port()
+    # the daemon's state is this test's own, the control plane's binaries are the machine's (built once by
+    # tools/controlplane/build.sh): rebuilding them here would take minutes of a loaded machine's CPU
+    shared = default_cache_dir() / "bin"
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "bin").symlink_to(shared, target_is_directory=True)
     proc = subprocess.Popen(
         [
             *CLI,
