@@ -314,8 +314,7 @@ class Demo:
         last = self._last(env)
         if last is None or not last.ok:
             return False
-        sha = last.revision.rsplit("@sha1:", 1)[-1]
-        return (env, sha) in self.daemon.auto._settled and not self.daemon.envs[env].settling
+        return self.daemon.settled(env, last.revision)
 
     async def bootstrap(self) -> str:
         for env in ("dev", "staging", "prod"):
@@ -392,7 +391,7 @@ class Demo:
                 writer.sync()
                 envs = load_environments(writer.workdir)
                 result = promote(
-                    writer, envs, from_env, to_env, app="clock-mcp", mode="pr", probes=self.daemon.ctx.probes
+                    writer, envs, from_env, to_env, app="clock-mcp", mode="pr", probes=self.daemon.probes
                 )
             if not result.plan.changes:
                 raise DemoFailed(f"promote {from_env} → {to_env}: {result.message}")
@@ -457,7 +456,7 @@ class Demo:
         from reconciler.promote.promotion import ToolContractError, promote
         from reconciler.reconcile import assess_health, load_environments
 
-        probes, standins = self.daemon.ctx.probes, self.standins
+        probes, standins = self.daemon.probes, self.standins
         if probes is None or standins is None:
             raise DemoFailed(
                 "no protocol probes: this step needs the loopback stand-ins that `reconciler up` starts"
@@ -513,7 +512,7 @@ class Demo:
         stand_in = await _until(f"the stand-in for dev's pods on {EVERYTHING_NEW}", served, 30)
         self.say(f"stand-in: {stand_in.origin} → {stand_in.server} at {stand_in.target}")
         await _until("dev's health gate on the new revision", lambda: self._settled("dev"), 120)
-        gate = self.daemon.envs["dev"].gate
+        gate = self.daemon.gate("dev")
         if gate != "passed":
             raise DemoFailed(f"dev's health gate on {sha[:7]}: {gate}")
         rmcps = ObjectRef(

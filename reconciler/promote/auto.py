@@ -148,6 +148,12 @@ class AutoRollback:
         # the revision each environment's last settled pass applied (to notice a rewound branch)
         self._applied: dict[str, str] = {}
 
+    def is_settled(self, env: str, sha: str) -> bool:
+        """Whether the health gate of environment ``env`` has settled commit ``sha`` (40 hex digits) in
+        this process: its outcome recorded (or found already recorded) and, on failure, its revert made.
+        No I/O."""
+        return (env, sha) in self._settled
+
     def record_blocked(self, env: Environment, result: PassResult) -> bool:
         """Record in Git that a guard stopped ``env``'s pass of ``result.revision`` (a ``blocked`` note
         with the reason, once per revision, and the NATS event), so the history says why a promotion

@@ -929,111 +929,162 @@ async def run_consumer(
             events accepted after it, before this consumer existed, are not lost).
         inactive_threshold: seconds without a subscriber after which JetStream deletes the consumer.
     """
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=batch * 2)
-    held: set[Any] = set()  # delivered, not yet acknowledged
-
-    async def reader() -> None:
-        while True:
-            try:
-                async for msg in bus.consume(
-                    STREAM_REGISTRY,
-                    durable,
-                    [IMAGE_SUBJECTS],
-                    batch=batch,
-                    wait=1.0,
-                    ack_wait=ack_wait,
-                    start_time=start_time,
-                    inactive_threshold=inactive_threshold,
-                ):
-                    held.add(msg)
-                    await queue.put(msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS restarting: consumer lookups fail until it is back
-                log.warning("image automation: consuming %s failed (%s); retrying", IMAGE_SUBJECTS, exc)
-                await asyncio.sleep(0.5)
-
-    async def progress() -> None:
-        while True:
-            await asyncio.sleep(ack_wait / 3)
-            for msg in list(held):
-                with contextlib.suppress(Exception):
-                    await msg.in_progress()
-
-    async def settle(msg: Any, ok: bool) -> None:
-        held.discard(msg)
-        try:
-            if ok:
-                await msg.ack()
-                failpoint("ack")
-            else:
-                await msg.nak(delay=nak_delay * random.uniform(0.8, 1.2))
-        except Exception as exc:  # the ack is lost: JetStream redelivers, the repetition is a no-op
-            log.warning("image automation: could not %s %s: %s", "ack" if ok else "nak", msg.subject, exc)
-
-    async def announce(results: Sequence[AutomationResult]) -> None:
-        for r in results:
-            if on_result is not None:
-                on_result(r)
-        if not notify or not any(r.pushed_main for r in results):
-            return
-        if automation.last_push is not None:
-            await _notify_push(bus, automation.writer, *automation.last_push)
-
-    async def handle(msgs: list[Any]) -> None:
-        events: list[tuple[Any, ImagePushed]] = []
-        for m in msgs:
-            event = _parse(m.data)
-            if event is None:
-                log.warning("image automation: %s: not an ImagePushed event; dropped", m.subject)
-                await settle(m, True)
-            else:
-                events.append((m, event))
-        if not events:
-            return
-        try:
-            results = await asyncio.to_thread(automation.handle_batch, [e for _, e in events])
-        except Exception as exc:
-            log.warning("image automation: batch of %d failed (%s); retrying one by one", len(events), exc)
-            for m, e in events:
-                try:
-                    one = await asyncio.to_thread(automation.handle, e)
-                except Exception as exc1:
-                    log.warning("image automation: %s failed: %s", e.reference, exc1)
-                    await settle(m, False)
-                    continue
-                await announce([one])
-                await settle(m, True)
-            return
-        await announce(results)
-        for m, _ in events:
-            await settle(m, True)
-
-    read_task = asyncio.create_task(reader(), name="image-automation-reader")
-    progress_task = asyncio.create_task(progress(), name="image-automation-progress")
+    consumer = _Consumer(
+        bus,
+        automation,
+        queue=asyncio.Queue(maxsize=batch * 2),
+        durable=durable,
+        batch=batch,
+        nak_delay=nak_delay,
+        ack_wait=ack_wait,
+        notify=notify,
+        on_result=on_result,
+        start_time=start_time,
+        inactive_threshold=inactive_threshold,
+    )
+    read_task = asyncio.create_task(consumer.read(), name="image-automation-reader")
+    progress_task = asyncio.create_task(consumer.report_progress(), name="image-automation-progress")
     stop_task = asyncio.create_task(stop.wait(), name="image-automation-stop")
     try:
         while not stop.is_set():
-            get_task = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({get_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-            if get_task not in done:
-                get_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await get_task
+            msgs = await consumer.next_batch(stop_task)
+            if msgs is None:
                 break
-            msgs = [get_task.result()]
-            while len(msgs) < batch:
-                try:
-                    msgs.append(queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-            await handle(msgs)
+            await consumer.handle(msgs)
     finally:
         for t in (read_task, progress_task, stop_task):
             t.cancel()
         for t in (read_task, progress_task, stop_task):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+
+
+@dataclass
+class _Consumer:
+    """The parts of :func:`run_consumer` (see it for the options): the reader that fills ``queue`` from
+    the durable consumer, the progress reports of held messages, the batches, and their acknowledgement."""
+
+    bus: Bus
+    automation: ImageAutomation
+    queue: asyncio.Queue[Any]
+    durable: str
+    batch: int
+    nak_delay: float
+    ack_wait: float
+    notify: bool
+    on_result: ResultHook | None
+    start_time: datetime | None
+    inactive_threshold: float | None
+    held: set[Any] = field(default_factory=set)  # delivered, not yet acknowledged
+
+    async def read(self) -> None:
+        """Queue every delivered message (holding it) until cancelled; a failing consumer (NATS
+        restarting) is looked up again after 0.5 s."""
+        while True:
+            try:
+                async for msg in self.bus.consume(
+                    STREAM_REGISTRY,
+                    self.durable,
+                    [IMAGE_SUBJECTS],
+                    batch=self.batch,
+                    wait=1.0,
+                    ack_wait=self.ack_wait,
+                    start_time=self.start_time,
+                    inactive_threshold=self.inactive_threshold,
+                ):
+                    self.held.add(msg)
+                    await self.queue.put(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS restarting: consumer lookups fail until it is back
+                log.warning("image automation: consuming %s failed (%s); retrying", IMAGE_SUBJECTS, exc)
+                await asyncio.sleep(0.5)
+
+    async def report_progress(self) -> None:
+        """Every ``ack_wait / 3`` seconds, report each held message in progress (``+WPI``) until
+        cancelled."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for msg in list(self.held):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    async def next_batch(self, stop_task: asyncio.Task[Any]) -> list[Any] | None:
+        """The next batch: waits for one message, then takes up to ``batch`` of those already queued;
+        ``None`` when ``stop_task`` ends first."""
+        get_task = asyncio.create_task(self.queue.get())
+        done, _ = await asyncio.wait({get_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if get_task not in done:
+            get_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await get_task
+            return None
+        msgs = [get_task.result()]
+        while len(msgs) < self.batch:
+            try:
+                msgs.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return msgs
+
+    async def settle(self, msg: Any, ok: bool) -> None:
+        """Release ``msg``: acknowledge it (``ok``) or have it redelivered after ``nak_delay`` s ± 20 %. A
+        lost acknowledgement is logged (the redelivery is a no-op)."""
+        self.held.discard(msg)
+        try:
+            if ok:
+                await msg.ack()
+                failpoint("ack")
+            else:
+                await msg.nak(delay=self.nak_delay * random.uniform(0.8, 1.2))
+        except Exception as exc:  # the ack is lost: JetStream redelivers, the repetition is a no-op
+            log.warning("image automation: could not %s %s: %s", "ack" if ok else "nak", msg.subject, exc)
+
+    async def announce(self, results: Sequence[AutomationResult]) -> None:
+        """Hand ``results`` to ``on_result`` and, after a push to the followed branch, publish the Git push
+        notification (when ``notify``)."""
+        for r in results:
+            if self.on_result is not None:
+                self.on_result(r)
+        if not self.notify or not any(r.pushed_main for r in results):
+            return
+        if self.automation.last_push is not None:
+            await _notify_push(self.bus, self.automation.writer, *self.automation.last_push)
+
+    async def handle(self, msgs: list[Any]) -> None:
+        """Handle one batch: unreadable bodies are dropped (acknowledged), the events go to the automation
+        in one batch, retried one by one when the batch fails; every message is settled."""
+        events: list[tuple[Any, ImagePushed]] = []
+        for m in msgs:
+            event = _parse(m.data)
+            if event is None:
+                log.warning("image automation: %s: not an ImagePushed event; dropped", m.subject)
+                await self.settle(m, True)
+            else:
+                events.append((m, event))
+        if not events:
+            return
+        try:
+            results = await asyncio.to_thread(self.automation.handle_batch, [e for _, e in events])
+        except Exception as exc:
+            log.warning("image automation: batch of %d failed (%s); retrying one by one", len(events), exc)
+            await self.handle_one_by_one(events)
+            return
+        await self.announce(results)
+        for m, _ in events:
+            await self.settle(m, True)
+
+    async def handle_one_by_one(self, events: list[tuple[Any, ImagePushed]]) -> None:
+        """After a failed batch: each event on its own; one that fails again is negatively acknowledged."""
+        for m, e in events:
+            try:
+                one = await asyncio.to_thread(self.automation.handle, e)
+            except Exception as exc1:
+                log.warning("image automation: %s failed: %s", e.reference, exc1)
+                await self.settle(m, False)
+                continue
+            await self.announce([one])
+            await self.settle(m, True)
 
 
 async def _notify_push(bus: Bus, writer: GitWriter, before: str, after: str) -> None:

@@ -82,6 +82,7 @@ from reconciler.source import GitSource, RepoWatcher
 from reconciler.source.gitops import GitWriter
 
 if TYPE_CHECKING:
+    from reconciler.probe.service import ProbeService
     from reconciler.promote.scan import TagScanner
 
 log = logging.getLogger("reconciler.daemon")
@@ -1313,6 +1314,29 @@ class Daemon:
         if self.on_drift is not None:
             self.on_drift(event)
         self._spawn(self._publish(drift_subject(event["environment"]), json.dumps(event).encode()))
+
+    # -- read-only views for programs that embed the daemon (reconciler/demo.py) --------------------
+
+    @property
+    def probes(self) -> ProbeService | None:
+        """The protocol probe service the passes and health gates use (MCP servers' tools, A2A agent
+        cards); ``None`` when the daemon probes nothing."""
+        return self.ctx.probes
+
+    def settled(self, env: str, revision: str) -> bool:
+        """Whether ``env``'s health gate has finished with ``revision`` (a pass's revision such as
+        ``main@sha1:<sha>``, or the bare sha): its outcome recorded by the automatic rollback
+        (reconciler/promote/auto.py) and no gate of ``env`` still running. ``False`` for an unknown
+        environment. No I/O."""
+        state = self.envs.get(env)
+        sha = revision.rsplit("@sha1:", 1)[-1]
+        return state is not None and not state.settling and self.auto.is_settled(env, sha)
+
+    def gate(self, env: str) -> str:
+        """``env``'s last health gate: ``"passed"``, ``"failed: <outcome>"``, or ``""`` before any gate
+        (or for an unknown environment) — what ``/api/status`` shows as ``gate``."""
+        state = self.envs.get(env)
+        return state.gate if state is not None else ""
 
 
 def _names_repository(event: Any, repo: str) -> bool:

@@ -6,6 +6,7 @@ error, no reply), so every call the daemon makes hangs until its own timeout.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,12 +14,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from reconciler_testing import EnvRepo, free_port, report_figure
 
 from reconciler.cluster.client import KubeClient
+from reconciler.paths import default_cache_dir
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +117,32 @@ def test_daemon_exits_within_5_s_of_a_signal_with_everything_unreachable(
         nats.close()
 
 
+def _applied_everywhere(port: int) -> bool:
+    """Whether the daemon serving its status on ``port`` lists environments and each has applied a
+    revision completely with its last pass succeeding (``GET /api/status``); ``False`` while the server
+    does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=10) as resp:
+            envs: list[dict[str, Any]] = json.loads(resp.read())
+    except OSError:
+        return False
+    return bool(envs) and all(e["revision"] and e["ok"] for e in envs)
+
+
+def _lost_cluster(port: int) -> bool:
+    """Whether the daemon serving ``port`` reports its API server and NATS unreachable (``GET /readyz``:
+    its ``kubernetes`` and ``nats`` checks failing)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:  # 503: not ready, with the checks in the body
+        body = exc.read()
+    except OSError:
+        return False
+    checks = json.loads(body)["checks"]
+    return not checks["kubernetes"]["ok"] and not checks["nats"]["ok"]
+
+
 def _names(kube: KubeClient) -> dict[str, str]:
     """``namespace/name`` → uid of every kagent Agent."""
     items, _ = kube.list("kagent.dev", "v1alpha2", "Agent")
@@ -126,6 +157,13 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
     from reconciler.devcluster import LocalCluster
 
     state = tmp_path / "state"
+    port = free_port()
+    # the daemon's state is this test's own, the control plane's binaries are the machine's (built once by
+    # tools/controlplane/build.sh): rebuilding them here would take minutes of a loaded machine's CPU
+    shared = default_cache_dir() / "bin"
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "bin").symlink_to(shared, target_is_directory=True)
     proc = subprocess.Popen(
         [
             *CLI,
@@ -137,7 +175,7 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
             "--nodes",
             "1",
             "--http",
-            f"127.0.0.1:{free_port()}",
+            f"127.0.0.1:{port}",
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -157,13 +195,21 @@ def test_reconciler_up_exits_within_5_s_of_sigint_after_its_cluster_died(tmp_pat
         before = LocalCluster(state).load_state()
         assert before is not None
         kube = KubeClient(Path(before.kubeconfig))
-        while not (agents := _names(kube)):  # the example's Agents are applied last
-            assert time.monotonic() < deadline, "the first `reconciler up` applied no Agent"
+        # every environment's pass applied its whole set (the daemon's own status API says so), so the
+        # Agents read now are all the first `reconciler up` makes, not those of the first pass to finish
+        while not _applied_everywhere(port):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
             time.sleep(0.5)
+        agents = _names(kube)
+        assert agents, "the first `reconciler up` applied no Agent"
         pids = before.pids
         for name in ("kube-apiserver", "nats"):
             os.killpg(pids[name], signal.SIGKILL)
-        time.sleep(3.0)  # passes, health gates and NATS now wait on dead servers
+        # passes, health gates and NATS now wait on dead servers: wait until the daemon itself has noticed
+        # (its readiness names both), so the shutdown has NATS to interrupt
+        while not _lost_cluster(port):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            time.sleep(0.2)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)

@@ -32,11 +32,8 @@ IDLE = 60.0  # seconds the daemon is left alone
 
 
 def _settled(daemon: Daemon, env: str) -> bool:
-    state = daemon.envs[env]
-    last = state.last
-    if last is None or not last.ok or state.settling:
-        return False
-    return (env, last.revision.rsplit("@sha1:", 1)[-1]) in daemon.auto._settled
+    last = daemon.envs[env].last
+    return last is not None and last.ok and daemon.settled(env, last.revision)
 
 
 async def test_the_idle_example_repository_makes_only_poll_passes(
@@ -74,7 +71,7 @@ async def test_the_idle_example_repository_makes_only_poll_passes(
             made = daemon.envs[env].passes - before[env]
             assert made <= math.ceil(elapsed / interval), (env, made, interval)
         assert {r.trigger for r in idle} <= {"poll"}, [r.trigger for r in idle]
-        assert all(r.ok and r.changes.summary() == {"unchanged": 34} for r in idle), [
+        assert all(r.ok and r.changes.summary() == {"unchanged": 36} for r in idle), [
             (r.environment, r.changes.summary(), r.error) for r in idle
         ]
         assert watcher.fired == fired, "the watcher called back with no new commit"
@@ -97,14 +94,16 @@ async def test_the_idle_example_repository_makes_only_poll_passes(
         }
         for env in daemon.envs:
             assert page[env]["sync"] == cli[env].sync.value == "Synced", (env, page[env], cli[env])
-            # 14 agent-platform objects per environment have no controller here (and no protocol probe
+            # 16 agent-platform objects per environment have no controller here (and no protocol probe
             # reaches them: RECONCILER_PROBE_ADDRESSES is not set): Unverified, named
             assert page[env]["health"] == cli[env].health == "Unverified", (page[env], cli[env])
-            assert page[env]["health_counts"]["Unverified"] == 14
+            assert page[env]["health_counts"]["Unverified"] == 16
             assert {"kagent", "kmcp", "agentgateway", "metrics-server"} <= set(page[env]["missing"])
         # prod (health.unverified: fail) failed its gate and says so; dev and staging (warn) passed
         assert page["prod"]["gate"] == "failed: unverified", page["prod"]
         assert page["dev"]["gate"] == page["staging"]["gate"] == "passed"
+        assert {env: daemon.gate(env) for env in daemon.envs} == {env: page[env]["gate"] for env in page}
+        assert daemon.gate("nowhere") == "" and not daemon.settled("nowhere", head)
     finally:
         await server.cleanup()
         await daemon.stop()

@@ -3,6 +3,7 @@ server): health, readiness, metrics, the status pages and their JSON, HTML escap
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -233,6 +234,7 @@ async def test_environment_page_objects_drift_timeline_and_failed_dry_run(served
 
 async def test_protocol_health_on_the_pages_and_in_the_api(served: Any) -> None:
     client, daemon, _ = served
+    checked = time.time() - 4
     daemon.envs["dev"].protocols = ProtocolReport(
         probed=True,
         targets=2,
@@ -246,7 +248,7 @@ async def test_protocol_health_on_the_pages_and_in_the_api(served: Any) -> None:
                 tools=3,
                 protocol_version="2025-11-25",
                 server="docs 1.2.0",
-                checked_at=time.time() - 4,
+                checked_at=checked,
             ),
             ProtocolStatus(
                 object=f"Agent agents/{EVIL}",
@@ -270,11 +272,22 @@ async def test_protocol_health_on_the_pages_and_in_the_api(served: Any) -> None:
     assert "protocols: 1 Degraded, 1 Healthy" in index
     assert f"1 MCP server/agent {NOT_PROBED}" in index
 
+    before = time.time()
     html = await (await client.get("/env/dev")).text()
+    after = time.time()
     table = html[html.index('<table id="protocols">') :]
     table = table[: table.index("</table>")]
     assert 'data-protocol-object="RemoteMCPServer tools/docs"' in table
-    assert "3 tools, MCP 2025-11-25, server docs 1.2.0" in table and "4 s ago" in table
+    assert "3 tools, MCP 2025-11-25, server docs 1.2.0" in table
+    # the probe's age as the page rendered it: 4 s when answered at once, more on a loaded machine, never
+    # more than the seconds that had passed since the probe when the answer arrived
+    shown = re.search(r'<span title="[^"]*">([^<]*)</span>', table[table.index("server docs 1.2.0") :])
+    assert shown is not None, table
+    assert shown[1] in {f"{n} s ago" for n in range(round(before - checked), round(after - checked) + 1)}, (
+        shown[1],
+        before - checked,
+        after - checked,
+    )
     assert "card helper 0.3.0, 1 skill, missing skills: translate" in table
     assert "http://docs.tools.svc.cluster.local:8080/mcp" in table
     assert EVIL not in html and "&lt;script&gt;" in table
