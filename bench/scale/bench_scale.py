@@ -427,6 +427,20 @@ def wait_until(
     raise RuntimeError(f"{what}: {len(missing)} environments not done before the deadline, e.g. {sample}")
 
 
+def wait_namespaces_gone(client: Any, namespaces: list[str], limit: float) -> float | None:
+    """Wait up to ``limit`` seconds until none of ``namespaces`` exists (so that the next point of the
+    curve does not share the API server with their deletion); the seconds it took, ``None`` if it did
+    not happen in time."""
+    t0 = time.monotonic()
+    wanted = set(namespaces)
+    while time.monotonic() - t0 < limit:
+        items, _ = client.list("", "v1", "Namespace")
+        if not wanted & {i["metadata"]["name"] for i in items}:
+            return round(time.monotonic() - t0, 1)
+        time.sleep(1.0)
+    return None
+
+
 def measure(
     n: int, args: argparse.Namespace, cluster: Cluster, root: Path, deadline: float, run: str
 ) -> dict[str, Any]:
@@ -517,6 +531,7 @@ def measure(
                 store.delete(nm)
             except Exception:  # best effort: the bench's own objects
                 pass
+        cleanup = wait_namespaces_gone(client, [f"scale-{nm}" for nm in names], args.cleanup_seconds)
         client.close()
 
     idle_wall = w1 - w0
@@ -533,6 +548,7 @@ def measure(
         "health_settled_seconds": round(settled, 2),
         "health": dict(health),
         "first_daemon_cpu_seconds": round(sum(b - a for a, b in zip(cpu0, cpu1, strict=True)), 2),
+        "first_daemon_cpu_share": round(sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / first, 3),
         "first_api": first_api,
         "first_daemon": counters_delta({}, c1),
         "idle_seconds": round(idle_wall, 1),
@@ -549,6 +565,7 @@ def measure(
         "failed_envs": failed,
         "peak_rss_mib": round(max(rss), 1),
         "peak_rss_mib_per_replica": [round(x, 1) for x in rss],
+        "cleanup_seconds": cleanup,
         "flux_ratio_per_env": round((first / n) / (FLUX["seconds"] / FLUX["kustomizations"]), 2),
     }
     r["targets"] = {
@@ -577,6 +594,8 @@ def report(r: dict[str, Any]) -> list[str]:
         f"ratio {r['first_reconcile_seconds'] / TARGETS['first_seconds']:.2f}) "
         f"{mark(ok['first_reconcile'])}; "
         f"health settled at {r['health_settled_seconds']} s {r['health']}",
+        f"  daemon CPU during it {r['first_daemon_cpu_seconds']} s ({r['first_daemon_cpu_share']:.0%} of one "
+        f"core), API server CPU {r['first_api']['apiserver_cpu_seconds']} s",
         f"  per environment {r['first_reconcile_seconds_per_env']} s vs Flux {per_flux:.3f} s per "
         f"Kustomization ({FLUX['cores']} cores): ratio {r['flux_ratio_per_env']}",
         f"  no-op pass {r['noop_seconds']} s, {r['noop_writes']} writes "
@@ -637,6 +656,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-dir", type=Path, help="use the running local cluster there")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before idling")
     ap.add_argument("--idle-seconds", type=float, default=30.0)
+    ap.add_argument(
+        "--cleanup-seconds", type=float, default=180.0, help="wait for a point's namespaces to go, at most"
+    )
     ap.add_argument("--deadline", type=float, default=3600.0, help="seconds for the whole run")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
