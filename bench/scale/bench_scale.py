@@ -11,7 +11,8 @@ Measured per ``N``, with a new ``reconciler run`` process per replica (``--http`
 
 1. **first full reconcile**: wall seconds from starting the daemon until every environment's status
    (``GET /api/status``, the daemon's public API) shows the repository's head as applied ``revision``;
-   also until every health verdict settled (not ``''``/``Progressing``);
+   also until every health gate settled (a verdict other than ``''``/``Progressing``, or the gate's
+   outcome), waited for at most ``--settle-limit`` seconds (``None`` when it did not happen);
 2. **idle CPU**: after ``--settle`` seconds, CPU seconds of the daemon (and the ``git`` children it waited
    for) over ``--idle-seconds``, from ``/proc/<pid>/stat``, as a share of one core;
 3. **no-op pass**: a ``reconciler.reconcile.request.<env>`` for every environment on NATS (as
