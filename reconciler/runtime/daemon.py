@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,10 +69,10 @@ from reconciler.promote.statuses import CommitStatuses, commit_statuses, gate_st
 from reconciler.reconcile import (
     SETTLED,
     PassContext,
+    assess_health,
     load_environment,
     load_environments,
     run_pass,
-    wait_for_health,
 )
 from reconciler.render.sops import local_key_file
 from reconciler.runtime.control import ControlStore, Suspension, is_suspended, suspension_text
@@ -101,6 +102,12 @@ CONSUMER_INACTIVE_THRESHOLD = 7 * 24 * 3600.0
 POLL_FETCH_TTL = 5.0
 #: Seconds after which a poll makes a full pass even when the drift watches vouch for the live state.
 FULL_RESYNC = 600.0
+#: Seconds between two health readings of a health gate (each reading GETs every object of the
+#: environment); a stop ends the wait at once.
+GATE_POLL_SECONDS = 1.0
+#: Threads for health gates, apart from the passes' pool: a gate waits up to ``health.timeout`` seconds,
+#: so gates sharing the passes' few threads (CPUs + 4) held every pass up behind them (bench/scale).
+GATE_THREADS = 16
 #: A drift-watch key: the target cluster's id (reconciler.cluster.targets.Target.id) and the object's key
 _CKey = tuple[str, tuple[str, str, str, str]]
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
@@ -176,6 +183,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
         self._stopping = threading.Event()
+        self._gates: ThreadPoolExecutor | None = None  # the health gates' threads (GATE_THREADS)
         # drift watches: one per (target cluster, kind); the index maps (cluster, object) to its environment
         self._watchers: dict[tuple[str, tuple[str, str, str]], threading.Thread] = {}
         self._index: dict[_CKey, tuple[str, Desired]] = {}
@@ -596,6 +604,9 @@ class Daemon:
         self._tasks.clear()
         if self.bus is not None:
             await self.bus.close()
+        if self._gates is not None:  # a gate still waiting sees _stopping and ends
+            self._gates.shutdown(wait=False, cancel_futures=True)
+            self._gates = None
         self.targets.close()
         self.client.close()
 
@@ -913,6 +924,12 @@ class Daemon:
             verified_by="watch",
         )
 
+    def _gate_pool(self) -> ThreadPoolExecutor:
+        """The health gates' own threads (made on first use), so waiting gates never hold up passes."""
+        if self._gates is None:
+            self._gates = ThreadPoolExecutor(GATE_THREADS, thread_name_prefix="reconciler-gate")
+        return self._gates
+
     async def _settle(self, state: _EnvState, env: Environment, result: PassResult) -> None:
         """Health gate and promotion record for the pass's revision (in the background, so triggers for
         this environment are not held up); reverts a failed promotion when ``onFailure: revert``. A sharded
@@ -924,22 +941,19 @@ class Daemon:
 
         def wait(timeout: float) -> dict[str, HealthStatus]:
             refs = [d.ref for d in self.ctx.last_desired.get(env.name, [])]
+            client = self.ctx.client_for(env)
             deadline = time.monotonic() + timeout
             while True:
                 if stopping.is_set():
                     raise ReconcilerError("daemon stopping")
-                health = wait_for_health(
-                    self.ctx.client_for(env),
-                    refs,
-                    timeout=min(1.0, max(0.0, deadline - time.monotonic())),
-                    no_controller_after=env.health.no_controller_after,
-                    interval=0.3,
-                    probe=self.ctx.mcp_probe,
+                health = assess_health(
+                    client, refs, no_controller_after=env.health.no_controller_after, probe=self.ctx.mcp_probe
                 )
                 self._read_protocols(state)
                 settled = all(h.state in SETTLED for h in health.values())
                 if settled or time.monotonic() >= deadline:
                     return health
+                stopping.wait(min(GATE_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
         sha = sha_of(result.revision)
         gating = False
@@ -952,7 +966,9 @@ class Daemon:
             return wait(timeout)
 
         try:
-            decision = await asyncio.to_thread(self.auto.after_pass, env, result, wait_reported)
+            decision = await asyncio.get_running_loop().run_in_executor(
+                self._gate_pool(), self.auto.after_pass, env, result, wait_reported
+            )
             if decision.passed is not None and decision.outcome is not None:
                 state.gate = "passed" if decision.passed else f"failed: {decision.outcome.value}"
                 await asyncio.to_thread(self._post_status, env.name, sha, *gate_status(decision))
