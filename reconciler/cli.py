@@ -830,188 +830,14 @@ def _daemon(
     After the signal everything is stopped within :data:`SHUTDOWN_SECONDS`, saying what was
     interrupted; work that does not stop in time is abandoned and the process exits at once. What the
     caller started alongside (``up``'s stand-ins) is told to stop by ``on_stop`` when the signal
-    arrives (it must not block), and ``before_exit`` runs before such an abrupt exit.
+    arrives (it must not block), and ``before_exit`` runs before such an abrupt exit. The steps are
+    :class:`_DaemonRun`'s methods.
     """
     import asyncio
     import logging
-    from concurrent.futures import ThreadPoolExecutor
 
-    from reconciler.cluster.client import KubeClient
-    from reconciler.observe import EventRecorder, Observer
-    from reconciler.observe.events import DriftEvent
-    from reconciler.runtime import Daemon
-    from reconciler.runtime.http import start_http
-
-    def on_drift(event: dict[str, Any]) -> None:
-        verb = "corrected" if event.get("corrected") else "detected"
-        console.print(
-            f"[yellow]drift {verb}[/] {event['environment']} {event['object']}: "
-            + escape(", ".join(DriftEvent.model_validate(event).described_paths())),
-            highlight=False,
-        )
-
-    stuck: list[str] = []
-
-    async def main() -> int:
-        loop = asyncio.get_running_loop()
-        # passes and API calls run in this pool; at a stop, work still blocked in it is abandoned
-        pool = ThreadPoolExecutor(thread_name_prefix="reconciler-worker")
-        loop.set_default_executor(pool)
-        stop = asyncio.Event()
-        signalled: list[str] = []
-        waiting_for_lease = ""
-
-        def on_signal(sig: signal.Signals) -> None:
-            if not signalled:
-                signalled.append(sig.name)
-                if on_stop is not None:
-                    with contextlib.suppress(Exception):
-                        on_stop()
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
-        daemon = Daemon(settings, on_result=ResultPrinter(), on_drift=on_drift)
-        daemon.is_leader = None if lease is not None else True
-        shards = _shard_member(daemon, settings) if getattr(settings, "shard", False) else None
-        shard_task: asyncio.Task[None] | None = None
-        events_client = KubeClient(settings.kubeconfig, settings.context)
-
-        def event_client(label: str) -> Any:
-            """Events of an environment go to its own target cluster (the daemon's client of it)."""
-            if label == daemon.targets.default_target.label:
-                return events_client
-            return daemon.targets.opened().get(label)
-
-        observer = Observer(recorder=EventRecorder(events_client, close_client=True, clients=event_client))
-        observer.attach(daemon, daemon.source)
-        runner = None
-        if http:
-            host, _, port = http.rpartition(":")
-            try:
-                runner = await start_http(daemon, host or "127.0.0.1", int(port))
-            except (OSError, ValueError, ReconcilerError) as exc:
-                err.print(f"[red]error:[/] --http {http}: {exc}", highlight=False)
-                observer.close(timeout=1.0)
-                return 2
-            err.print(
-                f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/", highlight=False
-            )
-        mcp_server = _start_mcp(settings, *mcp) if mcp[0] else None
-        if mcp[0] and mcp_server is None:
-            if runner is not None:
-                await runner.cleanup()
-            observer.close(timeout=1.0)
-            return 2
-        elector = None
-        lost = False
-        renew_task = None
-        hooks_task: asyncio.Task[None] | None = None
-        code = 0
-        try:
-            if lease is not None:
-                waiting_for_lease = f"{lease[0]}/{lease[1]}"
-                elector = await _elect(settings, lease, stop, daemon)
-                if elector is not None:
-                    waiting_for_lease = ""
-
-                    async def on_lost() -> None:
-                        nonlocal lost
-                        lost = True
-                        daemon.is_leader = False
-                        stop.set()
-
-                    renew_task = asyncio.create_task(elector.keep_renewing(on_lost))
-            if lease is None or elector is not None:
-                if shards is not None:  # heartbeats from now: the others wait while this one loads
-                    shard_task = asyncio.create_task(shards.run(), name="shard-leases")
-                # start() waits (retrying) while the repository cannot be read; a signal ends that wait
-                starting = asyncio.create_task(daemon.start(), name="daemon-start")
-                stopping = asyncio.create_task(stop.wait(), name="stop-signal")
-                await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                stopping.cancel()
-                if not starting.done():
-                    starting.cancel()
-                try:
-                    await starting
-                except asyncio.CancelledError:  # stopped while start() waited for the repository
-                    pass
-                except ReconcilerError as exc:
-                    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-                    code = 1
-                    stop.set()
-                started = not starting.cancelled() and code == 0
-                if shards is not None and started:
-                    err.print(
-                        f"[dim]>[/] replica {shards.replica}: sharing the environments through NATS leases",
-                        highlight=False,
-                    )
-                if webhooks is not None and started:
-                    from webhooks.server import serve_async
-
-                    hooks_task = asyncio.create_task(serve_async(webhooks, stop))
-                    err.print(
-                        f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
-                        highlight=False,
-                    )
-                if started:
-                    err.print(
-                        f"[dim]>[/] reconciling {', '.join(daemon.envs)} from {settings.repo} "
-                        f"({settings.branch}); Ctrl-C to stop",
-                        highlight=False,
-                    )
-                await stop.wait()
-        finally:
-            t0 = time.monotonic()
-            if signalled:
-                busy = _interrupted(daemon, settings, waiting_for_lease)
-                err.print(
-                    f"[dim]>[/] {signalled[0]}: stopping"
-                    + (f"; interrupting {'; '.join(busy)}" if busy else ""),
-                    highlight=False,
-                )
-
-            async def shutdown() -> None:
-                if hooks_task is not None:
-                    with contextlib.suppress(Exception):
-                        await hooks_task
-                await daemon.stop()
-                if shards is not None:  # after the passes: hand the leases over at once
-                    await shards.stop(release=True)
-                    if shard_task is not None:
-                        with contextlib.suppress(Exception):
-                            await shard_task
-                if renew_task is not None:
-                    renew_task.cancel()
-                if elector is not None and not lost:
-                    with contextlib.suppress(Exception):
-                        await elector.release()
-                if runner is not None:
-                    await runner.cleanup()
-                if mcp_server is not None:
-                    await asyncio.to_thread(mcp_server.stop)
-
-            try:  # the rest of the budget is for the Kubernetes events still queued
-                await asyncio.wait_for(shutdown(), SHUTDOWN_SECONDS - EVENTS_FLUSH_SECONDS)
-            except TimeoutError:
-                stuck.extend(_interrupted(daemon, settings, "") or ["closing connections"])
-            except Exception as exc:
-                log_exc = " ".join(str(exc).split()) or type(exc).__name__
-                err.print(f"[yellow]warning:[/] while stopping: {escape(log_exc)}", highlight=False)
-            left = SHUTDOWN_SECONDS - (time.monotonic() - t0)
-            observer.close(timeout=max(0.0, min(EVENTS_FLUSH_SECONDS, left)))
-            # asyncio.run waits for its default executor's threads: give it an idle one instead
-            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
-            pool.shutdown(wait=False, cancel_futures=True)
-            if signalled:
-                what = f"; abandoned after {time.monotonic() - t0:.1f} s: {'; '.join(stuck)}" if stuck else ""
-                err.print(f"[dim]>[/] stopped in {time.monotonic() - t0:.1f} s{what}", highlight=False)
-        if lost:
-            err.print("[red]error:[/] lost leadership; exiting", highlight=False)
-            return 1
-        return code
-
-    code = asyncio.run(main())
+    run = _DaemonRun(settings, lease=lease, http=http, webhooks=webhooks, on_stop=on_stop, mcp=mcp)
+    code = asyncio.run(run.main())
     if _blocked_threads():  # blocked on an unreachable server: do not wait for them
         if before_exit is not None:
             with contextlib.suppress(Exception):
@@ -1021,6 +847,262 @@ def _daemon(
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _print_drift(event: dict[str, Any]) -> None:
+    """One line per drift event of the daemon (detected or corrected, and the paths)."""
+    from reconciler.observe.events import DriftEvent
+
+    verb = "corrected" if event.get("corrected") else "detected"
+    console.print(
+        f"[yellow]drift {verb}[/] {event['environment']} {event['object']}: "
+        + escape(", ".join(DriftEvent.model_validate(event).described_paths())),
+        highlight=False,
+    )
+
+
+class _DaemonRun:
+    """One run of ``reconciler run`` (and of ``reconciler up``'s daemon) in its event loop: the daemon,
+    the pages and MCP server it serves, the lease or shard membership it holds, and an orderly stop.
+    Arguments as :func:`_daemon`."""
+
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        lease: tuple[str, str, float] | None,
+        http: str,
+        webhooks: Any,
+        on_stop: Any,
+        mcp: tuple[str, Path | None],
+    ) -> None:
+        self.settings = settings
+        self.lease = lease
+        self.http = http
+        self.webhooks = webhooks
+        self.on_stop = on_stop
+        self.mcp = mcp
+        self.signalled: list[str] = []
+        self.stuck: list[str] = []
+        self.waiting_for_lease = ""
+        self.lost = False
+        self.code = 0
+        self.runner: Any = None
+        self.mcp_server: Any = None
+        self.elector: Any = None
+        self.renew_task: Any = None
+        self.hooks_task: Any = None
+        self.shard_task: Any = None
+
+    async def main(self) -> int:
+        """Start everything, run until a signal (or a lost lease), stop everything; the exit code."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        from reconciler.runtime import Daemon
+
+        loop = asyncio.get_running_loop()
+        # passes and API calls run in this pool; at a stop, work still blocked in it is abandoned
+        self.pool = ThreadPoolExecutor(thread_name_prefix="reconciler-worker")
+        loop.set_default_executor(self.pool)
+        self.stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        self.daemon = Daemon(self.settings, on_result=ResultPrinter(), on_drift=_print_drift)
+        self.daemon.is_leader = None if self.lease is not None else True
+        self.shards = (
+            _shard_member(self.daemon, self.settings) if getattr(self.settings, "shard", False) else None
+        )
+        self.observer = self._observer()
+        if not await self._serve():
+            return 2
+        try:
+            if self.lease is not None:
+                await self._elect()
+            if self.lease is None or self.elector is not None:
+                await self._run_until_stopped()
+        finally:
+            await self._shutdown()
+        if self.lost:
+            err.print("[red]error:[/] lost leadership; exiting", highlight=False)
+            return 1
+        return self.code
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self.signalled:
+            self.signalled.append(sig.name)
+            if self.on_stop is not None:
+                with contextlib.suppress(Exception):
+                    self.on_stop()
+        self.stop.set()
+
+    def _observer(self) -> Any:
+        """Kubernetes Events and metrics of the daemon's passes; an environment's Events go to its own
+        target cluster."""
+        from reconciler.cluster.client import KubeClient
+        from reconciler.observe import EventRecorder, Observer
+
+        daemon = self.daemon
+        events_client = KubeClient(self.settings.kubeconfig, self.settings.context)
+
+        def event_client(label: str) -> Any:
+            """Events of an environment go to its own target cluster (the daemon's client of it)."""
+            if label == daemon.targets.default_target.label:
+                return events_client
+            return daemon.targets.opened().get(label)
+
+        observer = Observer(recorder=EventRecorder(events_client, close_client=True, clients=event_client))
+        observer.attach(daemon, daemon.source)
+        return observer
+
+    async def _serve(self) -> bool:
+        """The status page (``--http``) and the MCP server (``--mcp``); ``False`` after printing why one
+        cannot start (what started is stopped again)."""
+        from reconciler.runtime.http import start_http
+
+        http = self.http
+        if http:
+            host, _, port = http.rpartition(":")
+            try:
+                self.runner = await start_http(self.daemon, host or "127.0.0.1", int(port))
+            except (OSError, ValueError, ReconcilerError) as exc:
+                err.print(f"[red]error:[/] --http {http}: {exc}", highlight=False)
+                self.observer.close(timeout=1.0)
+                return False
+            err.print(
+                f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/", highlight=False
+            )
+        self.mcp_server = _start_mcp(self.settings, *self.mcp) if self.mcp[0] else None
+        if self.mcp[0] and self.mcp_server is None:
+            if self.runner is not None:
+                await self.runner.cleanup()
+            self.observer.close(timeout=1.0)
+            return False
+        return True
+
+    async def _elect(self) -> None:
+        """Wait for the Kubernetes Lease (``--leader-elect``), then keep renewing it; losing it stops."""
+        import asyncio
+
+        assert self.lease is not None
+        self.waiting_for_lease = f"{self.lease[0]}/{self.lease[1]}"
+        self.elector = await _elect(self.settings, self.lease, self.stop, self.daemon)
+        if self.elector is None:
+            return
+        self.waiting_for_lease = ""
+
+        async def on_lost() -> None:
+            self.lost = True
+            self.daemon.is_leader = False
+            self.stop.set()
+
+        self.renew_task = asyncio.create_task(self.elector.keep_renewing(on_lost))
+
+    async def _run_until_stopped(self) -> None:
+        """Start the daemon (its shard heartbeats first), the webhook receivers, and wait for the stop."""
+        import asyncio
+
+        daemon = self.daemon
+        if self.shards is not None:  # heartbeats from now: the others wait while this one loads
+            self.shard_task = asyncio.create_task(self.shards.run(), name="shard-leases")
+        # start() waits (retrying) while the repository cannot be read; a signal ends that wait
+        starting = asyncio.create_task(daemon.start(), name="daemon-start")
+        stopping = asyncio.create_task(self.stop.wait(), name="stop-signal")
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+        try:
+            await starting
+        except asyncio.CancelledError:  # stopped while start() waited for the repository
+            pass
+        except ReconcilerError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            self.code = 1
+            self.stop.set()
+        started = not starting.cancelled() and self.code == 0
+        if started:
+            self._announce()
+        await self.stop.wait()
+
+    def _announce(self) -> None:
+        """Say what runs, and start the webhook receivers (``reconciler up``)."""
+        import asyncio
+
+        if self.shards is not None:
+            err.print(
+                f"[dim]>[/] replica {self.shards.replica}: sharing the environments through NATS leases",
+                highlight=False,
+            )
+        webhooks = self.webhooks
+        if webhooks is not None:
+            from webhooks.server import serve_async
+
+            self.hooks_task = asyncio.create_task(serve_async(webhooks, self.stop))
+            err.print(
+                f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
+                highlight=False,
+            )
+        err.print(
+            f"[dim]>[/] reconciling {', '.join(self.daemon.envs)} from {self.settings.repo} "
+            f"({self.settings.branch}); Ctrl-C to stop",
+            highlight=False,
+        )
+
+    async def _shutdown(self) -> None:
+        """Stop everything within :data:`SHUTDOWN_SECONDS` (the rest of the budget for the Kubernetes
+        events still queued), saying what was interrupted and what had to be abandoned."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        t0 = time.monotonic()
+        if self.signalled:
+            busy = _interrupted(self.daemon, self.settings, self.waiting_for_lease)
+            err.print(
+                f"[dim]>[/] {self.signalled[0]}: stopping"
+                + (f"; interrupting {'; '.join(busy)}" if busy else ""),
+                highlight=False,
+            )
+        try:
+            await asyncio.wait_for(self._stop_all(), SHUTDOWN_SECONDS - EVENTS_FLUSH_SECONDS)
+        except TimeoutError:
+            self.stuck.extend(_interrupted(self.daemon, self.settings, "") or ["closing connections"])
+        except Exception as exc:
+            log_exc = " ".join(str(exc).split()) or type(exc).__name__
+            err.print(f"[yellow]warning:[/] while stopping: {escape(log_exc)}", highlight=False)
+        left = SHUTDOWN_SECONDS - (time.monotonic() - t0)
+        self.observer.close(timeout=max(0.0, min(EVENTS_FLUSH_SECONDS, left)))
+        # asyncio.run waits for its default executor's threads: give it an idle one instead
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.signalled:
+            stuck = self.stuck
+            what = f"; abandoned after {time.monotonic() - t0:.1f} s: {'; '.join(stuck)}" if stuck else ""
+            err.print(f"[dim]>[/] stopped in {time.monotonic() - t0:.1f} s{what}", highlight=False)
+
+    async def _stop_all(self) -> None:
+        """The webhook receivers, the daemon, the shard leases (handed over at once), the Lease, the
+        pages and the MCP server, in that order."""
+        import asyncio
+
+        if self.hooks_task is not None:
+            with contextlib.suppress(Exception):
+                await self.hooks_task
+        await self.daemon.stop()
+        if self.shards is not None:  # after the passes: hand the leases over at once
+            await self.shards.stop(release=True)
+            if self.shard_task is not None:
+                with contextlib.suppress(Exception):
+                    await self.shard_task
+        if self.renew_task is not None:
+            self.renew_task.cancel()
+        if self.elector is not None and not self.lost:
+            with contextlib.suppress(Exception):
+                await self.elector.release()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.mcp_server is not None:
+            await asyncio.to_thread(self.mcp_server.stop)
 
 
 def _start_mcp(settings: Any, address: str, tokens_file: Path | None) -> Any:
