@@ -19,6 +19,7 @@ from it, ``410 Gone`` means list again, ``allowWatchBookmarks``), as used in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import KubeError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from reconciler.cluster.client import KubeClient
     from reconciler.model import ObjectRef
 
@@ -35,6 +38,22 @@ log = logging.getLogger(__name__)
 
 #: (group, version, kind, namespace or None for cluster-wide, label selector)
 MirrorKey = tuple[str, str, str, str | None, str]
+
+
+@dataclass
+class ReadCount:
+    """Reads made inside :meth:`WatchedReader.counting`."""
+
+    mirror: int = 0
+    direct: int = 0
+
+    @property
+    def source(self) -> str:
+        """``watch`` (every read from a mirror), ``api`` (every read direct, or none made) or
+        ``watch+api``."""
+        if self.mirror and self.direct:
+            return "watch+api"
+        return "watch" if self.mirror else "api"
 
 
 @dataclass
@@ -81,6 +100,7 @@ class WatchedReader:
         self._lock = threading.Lock()
         self._mirrors: dict[MirrorKey, _Mirror] = {}
         self._closed = False
+        self._local = threading.local()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -97,6 +117,7 @@ class WatchedReader:
         info = self._client.resource(ref.group, ref.version, ref.kind)
         namespace = ref.namespace if info.namespaced else None
         mirror = self._mirror((ref.group, ref.version, ref.kind, namespace, ""))
+        self._note(mirror is not None)
         if mirror is None:
             return self._client.get(ref)
         with self._lock:
@@ -113,12 +134,31 @@ class WatchedReader:
             KubeError: the kind is unknown, or the direct read failed.
         """
         mirror = self._mirror((group, version, kind, namespace, label_selector))
+        self._note(mirror is not None)
         if mirror is None:
             return self._client.list(group, version, kind, namespace=namespace, label_selector=label_selector)
         with self._lock:
             items = list(mirror.objects.values())
             rv = mirror.resource_version
         return items, rv
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[ReadCount]:
+        """Count the reads this thread makes inside the block: from mirrors, and directly."""
+        count = ReadCount()
+        self._local.count = count
+        try:
+            yield count
+        finally:
+            self._local.count = None
+
+    def _note(self, from_mirror: bool) -> None:
+        count: ReadCount | None = getattr(self._local, "count", None)
+        if count is not None:
+            if from_mirror:
+                count.mirror += 1
+            else:
+                count.direct += 1
 
     def live_mirrors(self) -> int:
         """How many mirrors are listed and watched now."""

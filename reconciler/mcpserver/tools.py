@@ -13,8 +13,11 @@ everything the repository, the cluster or the bus did not allow.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +30,7 @@ from reconciler.promote.history import HistoryEntry
 
 if TYPE_CHECKING:
     from reconciler.cluster.client import KubeClient
-    from reconciler.mcpserver.livecache import WatchedReader
+    from reconciler.mcpserver.livecache import ReadCount, WatchedReader
     from reconciler.model import Environment
     from reconciler.promote.records import ToolCallRecord
     from reconciler.source.gitops import GitWriter
@@ -61,8 +64,9 @@ class EnvironmentsAnswer(BaseModel):
     )
     read_from: str = Field(
         default="api",
-        description="'watch': objects from list+watch mirrors that were open at checked_at (current up to "
-        "the API server's event delivery); 'api': read from the API server during the call",
+        description="'watch': every object from list+watch mirrors open at checked_at (current up to the "
+        "API server's delivery of watch events); 'api': read from the API server during the call; "
+        "'watch+api': some of each (kinds that cannot be listed and watched are read directly)",
     )
 
 
@@ -171,6 +175,22 @@ class WriteAnswer(BaseModel):
 # --------------------------------------------------------------------------- the backend
 
 
+#: Guards the lazy making of :attr:`Backend._reader` (tools run from several threads).
+_READER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _counting(client: Any) -> Iterator[ReadCount]:
+    """``client.counting()`` for a watch-backed reader; for a plain client, a count of no mirror reads."""
+    from reconciler.mcpserver.livecache import ReadCount, WatchedReader
+
+    if isinstance(client, WatchedReader):
+        with client.counting() as count:
+            yield count
+    else:
+        yield ReadCount()
+
+
 def _now() -> str:
     """Now in UTC, ISO 8601 to the millisecond."""
     from datetime import UTC, datetime
@@ -238,17 +258,18 @@ class Backend:
             self._client = KubeClient(self.kubeconfig, self.context)
         return self._client
 
-    def reader(self) -> tuple[Any, str]:
-        """The client the status tools read through, and what :attr:`EnvironmentsAnswer.read_from` says
-        of it: the watch-backed reader (made once) when :attr:`watch_cache` is on, else :meth:`client`."""
+    def reader(self) -> Any:
+        """The client the status tools read through: the watch-backed reader (made once) when
+        :attr:`watch_cache` is on, else :meth:`client`."""
         if not self.watch_cache:
-            return self.client(), "api"
-        if self._reader is None:
-            from reconciler.cluster.client import KubeClient
-            from reconciler.mcpserver.livecache import WatchedReader
+            return self.client()
+        with _READER_LOCK:
+            if self._reader is None:
+                from reconciler.cluster.client import KubeClient
+                from reconciler.mcpserver.livecache import WatchedReader
 
-            self._reader = WatchedReader(self.client(), KubeClient(self.kubeconfig, self.context))
-        return self._reader, "watch"
+                self._reader = WatchedReader(self.client(), KubeClient(self.kubeconfig, self.context))
+            return self._reader
 
     def writer(self) -> GitWriter:
         """A working clone of the repository (the same one the CLI commands use)."""
@@ -284,7 +305,7 @@ class Backend:
     def _inventory(self, name: str) -> Any:
         from reconciler.cli_observe import _inventories
 
-        inv = _inventories(self.reader()[0]).get(name)
+        inv = _inventories(self.reader()).get(name)
         if inv is None or not inv.revision:
             known = self.environments() if self.repo else {}
             if self.repo and name not in known:
@@ -311,20 +332,22 @@ class Backend:
                     f"unknown environment {', '.join(map(repr, unknown))}: envs/ defines "
                     f"{', '.join(repo_envs) or 'none'}"
                 )
-        client, read_from = self.reader()
+        client = self.reader()
         checked_at = _now()
-        probes, note = probe_service(client) if health else (None, NOT_PROBED)
-        envs = status_by_cluster(
-            client,
-            names or None,
-            head=head,
-            repo_envs=repo_envs,
-            defined=defined,
-            health=health,
-            probes=probes,
-            probe_note=note,
-            per_cluster_errors=bool(self.repo),
-        )
+        with _counting(client) as count:
+            probes, note = probe_service(client) if health else (None, NOT_PROBED)
+            envs = status_by_cluster(
+                client,
+                names or None,
+                head=head,
+                repo_envs=repo_envs,
+                defined=defined,
+                health=health,
+                probes=probes,
+                probe_note=note,
+                per_cluster_errors=bool(self.repo),
+            )
+        read_from = count.source
         return EnvironmentsAnswer(head=head, environments=envs, checked_at=checked_at, read_from=read_from)
 
     def object_health(self, name: str) -> HealthAnswer:
@@ -334,10 +357,12 @@ class Backend:
         from reconciler.reconcile import assess_health
 
         checked_at = _now()
-        inv = self._inventory(name)
-        client, read_from = self.reader()
-        probes, _ = probe_service(client)
-        health = assess_health(client, inv.entries, probe=probes)
+        client = self.reader()
+        with _counting(client) as count:
+            inv = self._inventory(name)
+            probes, _ = probe_service(client)
+            health = assess_health(client, inv.entries, probe=probes)
+        read_from = count.source
         v = verdict(health)
         return HealthAnswer(
             environment=name,
