@@ -6,21 +6,27 @@ Setup: a local cluster (``reconciler.devcluster.LocalCluster`` in a temporary st
 ``--kubeconfig`` of a running one), a namespace ``bench-mcp`` with one ConfigMap and one Service per
 environment, and per environment an inventory (``reconciler.cluster.inventory.InventoryStore``) holding
 those two objects at revision ``main@sha1:<40 hex>``. The MCP server (``reconciler.mcpserver``, no tokens)
-serves from a thread of this process on 127.0.0.1; the client is the official ``mcp`` SDK's, one session
+serves from a thread of this process on 127.0.0.1 (the anonymous caller's rate limit raised to 1000 calls
+per second, so the limiter does not pace the loop); the client is the official ``mcp`` SDK's, one session
 (2026-07-28, stateless) reused for every call.
 
 Measured (wall-clock milliseconds, ``time.perf_counter``), ``--calls`` times each after one untimed call:
 
-* ``mcp``: one ``tools/call`` of ``listEnvironments`` (every inventory read, every object's health read);
+* ``mcp``: one ``tools/call`` of ``listEnvironments`` (every inventory and every object's health, read
+  through the server's watch-backed mirrors: :mod:`reconciler.mcpserver.livecache`; ``--no-watch-cache``:
+  read from the API server on each call);
 * ``cli`` (the anchor): ``reconciler status -o json --kubeconfig K`` in a new Python process, the same
   reads plus the interpreter's start-up and imports.
 
 Both answers are compared (the environments list, equal as JSON); the printed ratio is
-``cli p95 / mcp p95``. Goal (issue 25, bench/mcp): the MCP answer is not slower than the CLI's
-(ratio ≥ 1.0): a resident server must beat a new process that does the same reads.
+``cli p95 / mcp p95``. Goal (issue 25's measure): the MCP call's p95 is at most 50 ms on loopback
+(``--goal-ms``) and its answer equals the CLI's; the ratio against the CLI (a resident server beating a new
+process that does the same reads: ≥ 1.0) is reported as well, and must hold too. The load average of the
+machine at the start and end is printed: the absolute goal depends on it (the ratio less so).
 
 Usage:
     .venv/bin/python bench/mcp/bench_mcp.py [--envs 100] [--calls 20] [--kubeconfig F] [--json out.json]
+        [--goal-ms 50] [--no-watch-cache]
 
 Exit status: 0 goal met, 1 missed (or the answers differ), 2 the run could not be done.
 """
@@ -141,6 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from reconciler.mcpserver.server import ToolServer, start_http_thread
     from reconciler.mcpserver.tools import Backend
 
+    load = [round(os.getloadavg()[0], 2)]
     cluster = None
     kubeconfig = args.kubeconfig
     if kubeconfig is None:
@@ -157,22 +164,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         names = populate(kubeconfig, args.envs)
         os.environ.pop("RECONCILER_PROBE_ADDRESSES", None)
-        server = start_http_thread(ToolServer(Backend(kubeconfig=kubeconfig), Access()), "127.0.0.1", 0)
+        backend = Backend(kubeconfig=kubeconfig, watch_cache=not args.no_watch_cache)
+        # the anonymous caller's rate limit (10/s by default) would pace back-to-back calls: raised here
+        server = start_http_thread(ToolServer(backend, Access(anonymous_rate=1000.0)), "127.0.0.1", 0)
         try:
             mcp_times, mcp_answer = asyncio.run(mcp_calls(server.url, args.calls))
         finally:
             server.stop()
+            backend.close()  # its watches end before the cluster does
         cli_times, cli_answer = cli_calls(kubeconfig, args.calls)
     finally:
         if cluster is not None:
             cluster.down(progress=lambda m: None)
+    load.append(round(os.getloadavg()[0], 2))
     ours = [e for e in mcp_answer if e["name"] in names]
     theirs = [e for e in cli_answer if e["name"] in names]
     mcp_ms, cli_ms = summary_ms(mcp_times), summary_ms(cli_times)
     return {
+        "load_average": load,
+        "watch_cache": not args.no_watch_cache,
+        "goal_ms": args.goal_ms,
         "envs": args.envs,
         "calls": args.calls,
         "mcp_ms": mcp_ms,
+        "mcp_each_ms": [round(t * 1000, 1) for t in mcp_times],
         "cli_ms": cli_ms,
         "ratio_cli_over_mcp_p95": round(cli_ms["p95"] / mcp_ms["p95"], 2),
         "answers_equal": ours == theirs and len(ours) == args.envs,
@@ -185,14 +200,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=20)
     ap.add_argument("--kubeconfig", type=Path, default=None, help="a running cluster (default: start one)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--goal-ms", type=float, default=50.0, help="the MCP call's p95 goal (issue 25: 50 ms)")
+    ap.add_argument(
+        "--no-watch-cache", action="store_true", help="the server reads the API server on each call"
+    )
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     try:
         r = run(args)
-    except Exception as exc:  # the run could not be done: say why
-        print(f"bench/mcp: could not run: {exc}", file=sys.stderr)
+    except Exception as exc:  # the run could not be done: say why (the first failure of a task group)
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            inner = exc.exceptions[0]
+            if not isinstance(inner, Exception):
+                break
+            exc = inner
+        print(f"bench/mcp: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    print(f"status of {r['envs']} environments, {r['calls']} calls each (ms)")
+    print(
+        f"status of {r['envs']} environments, {r['calls']} calls each (ms); load average (1 min) "
+        f"{r['load_average'][0]} at start, {r['load_average'][1]} at end; watch cache: {r['watch_cache']}"
+    )
     print(
         f"  tools/call listEnvironments (loopback): p50 {r['mcp_ms']['p50']:>8}  p95 {r['mcp_ms']['p95']:>8}"
     )
@@ -200,9 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  reconciler status -o json (new process): p50 {r['cli_ms']['p50']:>8}  p95 {r['cli_ms']['p95']:>8}"
     )
     print(f"  ratio cli/mcp (p95): {r['ratio_cli_over_mcp_p95']}  answers equal: {r['answers_equal']}")
+    r["goal_met"] = bool(r["mcp_ms"]["p95"] <= args.goal_ms)
+    print(f"  goal p95 <= {args.goal_ms} ms: {'met' if r['goal_met'] else 'MISSED'}")
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
-    ok = r["answers_equal"] and r["ratio_cli_over_mcp_p95"] >= 1.0
+    ok = r["answers_equal"] and r["goal_met"] and r["ratio_cli_over_mcp_p95"] >= 1.0
     print("goal met" if ok else "goal MISSED")
     return 0 if ok else 1
 

@@ -98,13 +98,7 @@ class ClusterTargets:
         kubeconfig = self.default.kubeconfig
         if kubeconfig is None and _IN_CLUSTER_TOKEN.exists():
             return Target("default", "in-cluster")
-        try:
-            _, active = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig) if kubeconfig else None
-            )
-        except Exception:  # no kubeconfig file, or one without a current context
-            return Target("default", "default")
-        return Target("default", str((active or {}).get("name") or "default"))
+        return Target("default", _current_context(kubeconfig))
 
     @property
     def default_target(self) -> Target:
@@ -255,3 +249,33 @@ class ClusterTargets:
             if old is not None:  # a pass may still use it: closed with the registry
                 self._retired.append(old[2])
         return client
+
+
+#: (kubeconfig path, its (inode, size, mtime ns)) -> its current context's name: parsed once per content
+#: (``status`` and the MCP server's ``listEnvironments`` make a ClusterTargets per answer).
+_CURRENT_CONTEXTS: dict[tuple[str, tuple[int, int, int] | None], str] = {}
+
+
+def _current_context(kubeconfig: Path | None) -> str:
+    """The name of ``kubeconfig``'s (default: ``$KUBECONFIG`` or ``~/.kube/config``) current context, or
+    ``default`` when there is no such file or it names no current context."""
+    import os
+
+    path = str(kubeconfig) if kubeconfig else (os.environ.get("KUBECONFIG") or "")
+    try:
+        st = os.stat(path) if path and os.pathsep not in path else None
+    except OSError:
+        st = None
+    key = (path, (st.st_ino, st.st_size, st.st_mtime_ns) if st else None)
+    if st is not None and key in _CURRENT_CONTEXTS:
+        return _CURRENT_CONTEXTS[key]
+    try:
+        _, active = k8s_config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig else None
+        )
+    except Exception:  # no kubeconfig file, or one without a current context
+        return "default"
+    name = str((active or {}).get("name") or "default")
+    if st is not None:
+        _CURRENT_CONTEXTS[key] = name
+    return name

@@ -13,8 +13,11 @@ everything the repository, the cluster or the bus did not allow.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ from reconciler.promote.history import HistoryEntry
 
 if TYPE_CHECKING:
     from reconciler.cluster.client import KubeClient
+    from reconciler.mcpserver.livecache import ReadCount, WatchedReader
     from reconciler.model import Environment
     from reconciler.promote.records import ToolCallRecord
     from reconciler.source.gitops import GitWriter
@@ -55,6 +59,15 @@ class EnvironmentsAnswer(BaseModel):
         default="", description="the followed branch's latest revision ('' without a repository)"
     )
     environments: list[EnvSummary]
+    checked_at: str = Field(
+        default="", description="when the cluster state shown was read (UTC, ISO 8601): the time of the call"
+    )
+    read_from: str = Field(
+        default="api",
+        description="'watch': every object from list+watch mirrors open at checked_at (current up to the "
+        "API server's delivery of watch events); 'api': read from the API server during the call; "
+        "'watch+api': some of each (kinds that cannot be listed and watched are read directly)",
+    )
 
 
 class ObjectHealth(BaseModel):
@@ -73,6 +86,8 @@ class HealthAnswer(BaseModel):
     revision: str = Field(description="the revision last applied")
     verdict: str = Field(description="the set's verdict in words")
     objects: list[ObjectHealth]
+    checked_at: str = Field(default="", description="when the objects were read (UTC, ISO 8601)")
+    read_from: str = Field(default="api", description="'watch' or 'api', as in listEnvironments")
 
 
 class HistoryAnswer(BaseModel):
@@ -160,6 +175,29 @@ class WriteAnswer(BaseModel):
 # --------------------------------------------------------------------------- the backend
 
 
+#: Guards the lazy making of :attr:`Backend._reader` (tools run from several threads).
+_READER_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _counting(client: Any) -> Iterator[ReadCount]:
+    """``client.counting()`` for a watch-backed reader; for a plain client, a count of no mirror reads."""
+    from reconciler.mcpserver.livecache import ReadCount, WatchedReader
+
+    if isinstance(client, WatchedReader):
+        with client.counting() as count:
+            yield count
+    else:
+        yield ReadCount()
+
+
+def _now() -> str:
+    """Now in UTC, ISO 8601 to the millisecond."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
 def mask_secrets(obj: dict[str, Any]) -> dict[str, Any]:
     """``obj`` with every ``data``/``stringData`` value of a Secret replaced by :data:`MASK` (other
     objects unchanged)."""
@@ -184,6 +222,10 @@ class Backend:
         context: the kubeconfig context.
         nats_url: the bus, for ``requestSync``, events and latest image versions (``None``: none).
         cache_dir: where the clones live (default ``reconciler.paths.default_cache_dir()``).
+        watch_cache: answer ``listEnvironments`` and ``getObjectHealth`` from list+watch mirrors of the
+            kinds they read (:class:`reconciler.mcpserver.livecache.WatchedReader`): the same answer as
+            direct reads, without one GET per object on each call. ``False``: read the API server on
+            each call.
     """
 
     repo: str | None = None
@@ -192,7 +234,9 @@ class Backend:
     context: str | None = None
     nats_url: str | None = None
     cache_dir: Path | None = None
+    watch_cache: bool = True
     _client: KubeClient | None = field(default=None, repr=False)
+    _reader: WatchedReader | None = field(default=None, repr=False)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -213,6 +257,19 @@ class Backend:
         if self._client is None:
             self._client = KubeClient(self.kubeconfig, self.context)
         return self._client
+
+    def reader(self) -> Any:
+        """The client the status tools read through: the watch-backed reader (made once) when
+        :attr:`watch_cache` is on, else :meth:`client`."""
+        if not self.watch_cache:
+            return self.client()
+        with _READER_LOCK:
+            if self._reader is None:
+                from reconciler.cluster.client import KubeClient
+                from reconciler.mcpserver.livecache import WatchedReader
+
+                self._reader = WatchedReader(self.client(), KubeClient(self.kubeconfig, self.context))
+            return self._reader
 
     def writer(self) -> GitWriter:
         """A working clone of the repository (the same one the CLI commands use)."""
@@ -248,7 +305,7 @@ class Backend:
     def _inventory(self, name: str) -> Any:
         from reconciler.cli_observe import _inventories
 
-        inv = _inventories(self.client()).get(name)
+        inv = _inventories(self.reader()).get(name)
         if inv is None or not inv.revision:
             known = self.environments() if self.repo else {}
             if self.repo and name not in known:
@@ -275,20 +332,23 @@ class Backend:
                     f"unknown environment {', '.join(map(repr, unknown))}: envs/ defines "
                     f"{', '.join(repo_envs) or 'none'}"
                 )
-        client = self.client()
-        probes, note = probe_service(client) if health else (None, NOT_PROBED)
-        envs = status_by_cluster(
-            client,
-            names or None,
-            head=head,
-            repo_envs=repo_envs,
-            defined=defined,
-            health=health,
-            probes=probes,
-            probe_note=note,
-            per_cluster_errors=bool(self.repo),
-        )
-        return EnvironmentsAnswer(head=head, environments=envs)
+        client = self.reader()
+        checked_at = _now()
+        with _counting(client) as count:
+            probes, note = probe_service(client) if health else (None, NOT_PROBED)
+            envs = status_by_cluster(
+                client,
+                names or None,
+                head=head,
+                repo_envs=repo_envs,
+                defined=defined,
+                health=health,
+                probes=probes,
+                probe_note=note,
+                per_cluster_errors=bool(self.repo),
+            )
+        read_from = count.source
+        return EnvironmentsAnswer(head=head, environments=envs, checked_at=checked_at, read_from=read_from)
 
     def object_health(self, name: str) -> HealthAnswer:
         """Each object of ``name``'s inventory, read live and judged."""
@@ -296,10 +356,13 @@ class Backend:
         from reconciler.model import verdict
         from reconciler.reconcile import assess_health
 
-        inv = self._inventory(name)
-        client = self.client()
-        probes, _ = probe_service(client)
-        health = assess_health(client, inv.entries, probe=probes)
+        checked_at = _now()
+        client = self.reader()
+        with _counting(client) as count:
+            inv = self._inventory(name)
+            probes, _ = probe_service(client)
+            health = assess_health(client, inv.entries, probe=probes)
+        read_from = count.source
         v = verdict(health)
         return HealthAnswer(
             environment=name,
@@ -309,6 +372,8 @@ class Backend:
                 ObjectHealth(object=k, state=h.state.value, reason=h.message, judge=h.judge)
                 for k, h in health.items()
             ],
+            checked_at=checked_at,
+            read_from=read_from,
         )
 
     def history(self, name: str, limit: int = 50) -> HistoryAnswer:
@@ -749,6 +814,9 @@ class Backend:
 
     def close(self) -> None:
         """Release the cluster client."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._client is not None:
             self._client.close()
             self._client = None
