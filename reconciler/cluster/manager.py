@@ -202,12 +202,15 @@ def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> 
 
 
 def _yaml_dump(value: Any) -> str:
+    """``value`` as block YAML. Rendered objects may hold the renderer's own mapping and scalar types (which
+    keep YAML text and styles): they go through JSON first, as they do on their way to the API server."""
     import io
+    import json
 
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
     buf = io.StringIO()
-    y.dump(value, buf)
+    y.dump(json.loads(json.dumps(value, default=str)), buf)
     return buf.getvalue()
 
 
