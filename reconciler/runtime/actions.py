@@ -587,38 +587,20 @@ class Actions:
         return store
 
     async def _suspend(self, name: str, body: ControlBody, actor: Actor) -> ControlAnswer:
-        store = self._store()
-        try:
-            state = await suspend_environment(
-                store,
-                name,
-                by=actor.identity,
-                reason=body.reason,
-                writer=self.writer(),
-                publish=getattr(self.daemon, "publish_event", None),
-            )
-        except ControlUnavailable as exc:
-            raise Refused(503, str(exc)) from None
-        env_state = self.daemon.envs.get(name)
-        if env_state is not None:
-            env_state.suspension = state
-        if self.on_change is not None:
-            self.on_change(name)
-        return ControlAnswer(
-            environment=name,
-            action="suspend",
-            requested_by=actor.identity,
-            suspended=True,
-            at=state.at,
-            reason=state.reason,
-            via="nats" if store.uses_nats else "file",
-            message=suspension_text(state) + "; no passes until resumed",
-        )
+        return await self._set_suspended(name, body, actor, suspend=True)
 
     async def _resume(self, name: str, body: ControlBody, actor: Actor) -> ControlAnswer:
+        return await self._set_suspended(name, body, actor, suspend=False)
+
+    async def _set_suspended(
+        self, name: str, body: ControlBody, actor: Actor, *, suspend: bool
+    ) -> ControlAnswer:
+        """Suspend or resume ``name`` through the control store (the same functions as the CLI); a
+        resumption also asks for a pass."""
         store = self._store()
+        run = suspend_environment if suspend else resume_environment
         try:
-            state = await resume_environment(
+            state = await run(
                 store,
                 name,
                 by=actor.identity,
@@ -630,19 +612,23 @@ class Actions:
             raise Refused(503, str(exc)) from None
         env_state = self.daemon.envs.get(name)
         if env_state is not None:
-            env_state.suspension = None
+            env_state.suspension = state if suspend else None
         if self.on_change is not None:
             self.on_change(name)
-        via = await self._ask_pass(name, "resume")
+        if suspend:
+            message = suspension_text(state) + "; no passes until resumed"
+        else:
+            via = await self._ask_pass(name, "resume")
+            message = f"resumed by {actor.identity}; a pass was asked for ({via})"
         return ControlAnswer(
             environment=name,
-            action="resume",
+            action="suspend" if suspend else "resume",
             requested_by=actor.identity,
-            suspended=False,
+            suspended=suspend,
             at=state.at,
             reason=state.reason,
             via="nats" if store.uses_nats else "file",
-            message=f"resumed by {actor.identity}; a pass was asked for ({via})",
+            message=message,
         )
 
     async def _ask_pass(self, name: str, reason: str) -> str:

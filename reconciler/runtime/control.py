@@ -274,16 +274,7 @@ async def suspend_environment(
         ControlUnavailable: NATS is configured and unreachable (nothing changed).
         ValueError: ``reason`` is too long.
     """
-    state = Suspension(environment=env, suspended=True, by=by, reason=_reason(reason))
-    await store.put(state)
-    await record_action(
-        ControlRecord(environment=env, action="suspend", by=by, at=state.at, reason=state.reason),
-        bus=store.bus,
-        writer=writer,
-        publish=publish,
-    )
-    log.info("control.suspended", environment=env, by=by, reason=state.reason)
-    return state
+    return await _set_suspended(store, env, True, by=by, reason=reason, writer=writer, publish=publish)
 
 
 async def resume_environment(
@@ -298,15 +289,32 @@ async def resume_environment(
     """Resume ``env`` (passes run again; resuming an environment that is not suspended records the
     resumption all the same). Arguments and errors as :func:`suspend_environment`. The caller asks for a
     pass (:func:`request_sync`, or the daemon's own trigger)."""
-    state = Suspension(environment=env, suspended=False, by=by, reason=_reason(reason))
+    return await _set_suspended(store, env, False, by=by, reason=reason, writer=writer, publish=publish)
+
+
+async def _set_suspended(
+    store: ControlStore,
+    env: str,
+    suspended: bool,
+    *,
+    by: str,
+    reason: str,
+    writer: GitWriter | None,
+    publish: Publish | None,
+) -> Suspension:
+    """Store the new state of ``env``, then record the action (note and event) and log it."""
+    state = Suspension(environment=env, suspended=suspended, by=by, reason=_reason(reason))
     await store.put(state)
+    action: ControlAction = "suspend" if suspended else "resume"
     await record_action(
-        ControlRecord(environment=env, action="resume", by=by, at=state.at, reason=state.reason),
+        ControlRecord(environment=env, action=action, by=by, at=state.at, reason=state.reason),
         bus=store.bus,
         writer=writer,
         publish=publish,
     )
-    log.info("control.resumed", environment=env, by=by)
+    log.info(
+        "control.suspended" if suspended else "control.resumed", environment=env, by=by, reason=state.reason
+    )
     return state
 
 
