@@ -6,9 +6,110 @@
 // "Authorization: Bearer" header to this page's own origin, never written into the page. A custom
 // Authorization header cannot be sent cross-site without a CORS preflight the server never grants:
 // that, and the server's Origin check, keep other sites from acting (see reconciler/runtime/actions.py).
-(function () {
+// What both sections share: session storage, element building, a result box kept across reloads, the
+// bearer token (typed once per tab), and the POST itself.
+var ReconcilerUI = (function () {
   "use strict";
   var TOKEN_KEY = "reconciler.actionsToken";
+  function storage() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+  function storedToken() {
+    var s = storage();
+    return s ? s.getItem(TOKEN_KEY) || "" : "";
+  }
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+  // The answer shown in `box` (fill(r) writes its lines) with a Dismiss button, kept under `key` in this
+  // tab until dismissed and shown again after a reload; returns the function that keeps and shows one.
+  function resultPanel(box, key, fill) {
+    function show(r) {
+      if (!box) return;
+      box.textContent = "";
+      box.hidden = false;
+      box.className = "result " + (r.ok ? "ok" : "bad");
+      box.setAttribute("data-outcome", r.ok ? "ok" : "error");
+      fill(r);
+      var dismiss = el("button", "Dismiss");
+      dismiss.type = "button";
+      dismiss.addEventListener("click", function () {
+        var s = storage();
+        if (s) s.removeItem(key);
+        box.hidden = true;
+        box.textContent = "";
+      });
+      box.appendChild(dismiss);
+    }
+    var s = storage();
+    var raw = s ? s.getItem(key) : null;
+    if (raw) {
+      try { show(JSON.parse(raw)); } catch (e) { s.removeItem(key); }
+    }
+    return function keep(r) {
+      var st = storage();
+      if (st) st.setItem(key, JSON.stringify(r));
+      show(r);
+    };
+  }
+  // The request headers: with a bearer token typed now (kept for this tab) or earlier, unless a proxy
+  // vouches for the user; null (and the token row shown) when a token is needed and there is none.
+  function authHeaders(proxied, tokenInput, tokenRow) {
+    var headers = { "Content-Type": "application/json" };
+    if (proxied) return headers;
+    var typed = tokenInput ? tokenInput.value.trim() : "";
+    if (tokenInput) tokenInput.value = "";
+    var token = typed || storedToken();
+    if (!token) {
+      if (tokenRow) tokenRow.hidden = false;
+      if (tokenInput) tokenInput.focus();
+      return null;
+    }
+    if (typed) {
+      var s = storage();
+      if (s) s.setItem(TOKEN_KEY, typed);
+    }
+    headers["Authorization"] = "Bearer " + token;
+    return headers;
+  }
+  // POST `body` to `url`; keep(answer) gets the server's answer with ok: true, or { ok: false, status,
+  // error }, each with the fields of `extra`; a 401 forgets the stored token; then done().
+  function post(url, headers, body, extra, keep, done) {
+    function withExtra(r) {
+      Object.keys(extra).forEach(function (k) { r[k] = extra[k]; });
+      keep(r);
+    }
+    fetch(url, {
+      method: "POST",
+      headers: headers,
+      body: JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store"
+    }).then(function (resp) {
+      return resp.json().catch(function () { return { error: resp.statusText }; }).then(function (data) {
+        if (resp.status === 401) {
+          var s = storage();
+          if (s) s.removeItem(TOKEN_KEY);
+        }
+        if (resp.ok) {
+          data.ok = true;
+          withExtra(data);
+        } else {
+          withExtra({ ok: false, status: resp.status, error: data.error || resp.statusText });
+        }
+      });
+    }).catch(function (err) {
+      withExtra({ ok: false, status: 0, error: String(err) });
+    }).then(done);
+  }
+  return { storedToken: storedToken, el: el, resultPanel: resultPanel, authHeaders: authHeaders, post: post };
+})();
+
+(function () {
+  "use strict";
   var main = document.querySelector("main");
   var section = document.getElementById("rollback");
   var dialog = document.getElementById("rollback-dialog");
@@ -30,30 +131,10 @@
 
   if (!section) return;
   var env = section.getAttribute("data-env") || "";
-  var resultKey = "reconciler.actionResult." + env;
+  var el = ReconcilerUI.el;
   var resultBox = document.getElementById("action-result");
-
-  function storage() {
-    try { return window.sessionStorage; } catch (e) { return null; }
-  }
-  function storedToken() {
-    var s = storage();
-    return s ? s.getItem(TOKEN_KEY) || "" : "";
-  }
-
-  // -- the result of the last action, kept across reloads until dismissed
-  function el(tag, text, cls) {
-    var node = document.createElement(tag);
-    if (text) node.textContent = text;
-    if (cls) node.className = cls;
-    return node;
-  }
-  function showResult(r) {
-    if (!resultBox) return;
-    resultBox.textContent = "";
-    resultBox.hidden = false;
-    resultBox.className = "result " + (r.ok ? "ok" : "bad");
-    resultBox.setAttribute("data-outcome", r.ok ? "ok" : "error");
+  // the result of the last action, kept across reloads until dismissed
+  var keepResult = ReconcilerUI.resultPanel(resultBox, "reconciler.actionResult." + env, function (r) {
     var what = r.app ? "app " + r.app + " in " + env : env;
     if (r.ok) {
       resultBox.appendChild(el("p", "Rolled back " + what + ": " + r.message));
@@ -81,27 +162,7 @@
     } else {
       resultBox.appendChild(el("p", "Rollback of " + what + " refused (HTTP " + r.status + "): " + r.error, "error"));
     }
-    var dismiss = el("button", "Dismiss");
-    dismiss.type = "button";
-    dismiss.addEventListener("click", function () {
-      var s = storage();
-      if (s) s.removeItem(resultKey);
-      resultBox.hidden = true;
-      resultBox.textContent = "";
-    });
-    resultBox.appendChild(dismiss);
-  }
-  function keepResult(r) {
-    var s = storage();
-    if (s) s.setItem(resultKey, JSON.stringify(r));
-    showResult(r);
-  }
-  (function restore() {
-    var s = storage();
-    var raw = s ? s.getItem(resultKey) : null;
-    if (!raw) return;
-    try { showResult(JSON.parse(raw)); } catch (e) { s.removeItem(resultKey); }
-  })();
+  });
 
   if (!dialog) return; // actions are disabled: the buttons are too
   var question = document.getElementById("rollback-question");
@@ -127,7 +188,7 @@
         "(or proposed as a pull request when " + env + " takes changes that way).";
     reason.value = "";
     if (!proxied && tokenRow) {
-      var have = storedToken() !== "";
+      var have = ReconcilerUI.storedToken() !== "";
       tokenRow.hidden = have;
       if (tokenNote) {
         tokenNote.textContent = have
@@ -145,22 +206,8 @@
 
   confirmButton.addEventListener("click", function () {
     if (!chosen || busy) return;
-    var headers = { "Content-Type": "application/json" };
-    if (!proxied) {
-      var typed = tokenInput ? tokenInput.value.trim() : "";
-      if (tokenInput) tokenInput.value = "";
-      var token = typed || storedToken();
-      if (!token) {
-        if (tokenRow) tokenRow.hidden = false;
-        if (tokenInput) tokenInput.focus();
-        return;
-      }
-      if (typed) {
-        var s = storage();
-        if (s) s.setItem(TOKEN_KEY, typed);
-      }
-      headers["Authorization"] = "Bearer " + token;
-    }
+    var headers = ReconcilerUI.authHeaders(proxied, tokenInput, tokenRow);
+    if (!headers) return;
     var target = chosen;
     var url = "/api/env/" + encodeURIComponent(env) +
       (target.app ? "/apps/" + encodeURIComponent(target.app) : "") + "/rollback";
@@ -168,29 +215,7 @@
     if (reason.value.trim()) body.reason = reason.value.trim();
     busy = true;
     confirmButton.disabled = true;
-    fetch(url, {
-      method: "POST",
-      headers: headers,
-      body: JSON.stringify(body),
-      credentials: "same-origin",
-      cache: "no-store"
-    }).then(function (resp) {
-      return resp.json().catch(function () { return { error: resp.statusText }; }).then(function (data) {
-        if (resp.status === 401) {
-          var s = storage();
-          if (s) s.removeItem(TOKEN_KEY);
-        }
-        if (resp.ok) {
-          data.ok = true;
-          data.app = target.app;
-          keepResult(data);
-        } else {
-          keepResult({ ok: false, app: target.app, status: resp.status, error: data.error || resp.statusText });
-        }
-      });
-    }).catch(function (err) {
-      keepResult({ ok: false, app: target.app, status: 0, error: String(err) });
-    }).then(function () {
+    ReconcilerUI.post(url, headers, body, { app: target.app }, keepResult, function () {
       busy = false;
       confirmButton.disabled = false;
       dialog.close();
@@ -203,30 +228,14 @@
 // (or proxy identity) as the rollback buttons; the answer is shown, and kept across the page's reloads.
 (function () {
   "use strict";
-  var TOKEN_KEY = "reconciler.actionsToken";
   var section = document.getElementById("control");
   if (!section) return;
   var env = section.getAttribute("data-env") || "";
-  var resultKey = "reconciler.controlResult." + env;
   var resultBox = document.getElementById("control-result");
   var dialog = document.getElementById("control-dialog");
   var proxied = section.hasAttribute("data-identity");
-
-  function storage() {
-    try { return window.sessionStorage; } catch (e) { return null; }
-  }
-  function el(tag, text, cls) {
-    var node = document.createElement(tag);
-    if (text) node.textContent = text;
-    if (cls) node.className = cls;
-    return node;
-  }
-  function showResult(r) {
-    if (!resultBox) return;
-    resultBox.textContent = "";
-    resultBox.hidden = false;
-    resultBox.className = "result " + (r.ok ? "ok" : "bad");
-    resultBox.setAttribute("data-outcome", r.ok ? "ok" : "error");
+  var el = ReconcilerUI.el;
+  var keepResult = ReconcilerUI.resultPanel(resultBox, "reconciler.controlResult." + env, function (r) {
     resultBox.setAttribute("data-action", r.action || "");
     if (r.ok) {
       resultBox.appendChild(el("p", r.message || (r.action + " done")));
@@ -251,27 +260,7 @@
     } else {
       resultBox.appendChild(el("p", r.action + " refused (HTTP " + r.status + "): " + r.error, "error"));
     }
-    var dismiss = el("button", "Dismiss");
-    dismiss.type = "button";
-    dismiss.addEventListener("click", function () {
-      var s = storage();
-      if (s) s.removeItem(resultKey);
-      resultBox.hidden = true;
-      resultBox.textContent = "";
-    });
-    resultBox.appendChild(dismiss);
-  }
-  function keepResult(r) {
-    var s = storage();
-    if (s) s.setItem(resultKey, JSON.stringify(r));
-    showResult(r);
-  }
-  (function restore() {
-    var s = storage();
-    var raw = s ? s.getItem(resultKey) : null;
-    if (!raw) return;
-    try { showResult(JSON.parse(raw)); } catch (e) { s.removeItem(resultKey); }
-  })();
+  });
 
   if (!dialog) return; // actions are disabled: the buttons are too
   var question = document.getElementById("control-question");
@@ -298,10 +287,7 @@
       chosen = { action: button.getAttribute("data-action"), from: button.getAttribute("data-from") || "" };
       question.textContent = QUESTIONS[chosen.action](chosen.from);
       reason.value = "";
-      if (!proxied && tokenRow) {
-        var s = storage();
-        tokenRow.hidden = !!(s && s.getItem(TOKEN_KEY));
-      }
+      if (!proxied && tokenRow) tokenRow.hidden = ReconcilerUI.storedToken() !== "";
       dialog.showModal();
     });
   });
@@ -309,20 +295,8 @@
 
   confirmButton.addEventListener("click", function () {
     if (!chosen || document.body.hasAttribute("data-busy")) return;
-    var headers = { "Content-Type": "application/json" };
-    if (!proxied) {
-      var typed = tokenInput ? tokenInput.value.trim() : "";
-      if (tokenInput) tokenInput.value = "";
-      var s = storage();
-      var token = typed || (s ? s.getItem(TOKEN_KEY) || "" : "");
-      if (!token) {
-        if (tokenRow) tokenRow.hidden = false;
-        if (tokenInput) tokenInput.focus();
-        return;
-      }
-      if (typed && s) s.setItem(TOKEN_KEY, typed);
-      headers["Authorization"] = "Bearer " + token;
-    }
+    var headers = ReconcilerUI.authHeaders(proxied, tokenInput, tokenRow);
+    if (!headers) return;
     var target = chosen;
     var body = {};
     if (reason.value.trim()) body.reason = reason.value.trim();
@@ -331,29 +305,8 @@
     }
     document.body.setAttribute("data-busy", "1");
     confirmButton.disabled = true;
-    fetch("/api/env/" + encodeURIComponent(env) + "/" + target.action, {
-      method: "POST",
-      headers: headers,
-      body: JSON.stringify(body),
-      credentials: "same-origin",
-      cache: "no-store"
-    }).then(function (resp) {
-      return resp.json().catch(function () { return { error: resp.statusText }; }).then(function (data) {
-        if (resp.status === 401) {
-          var s = storage();
-          if (s) s.removeItem(TOKEN_KEY);
-        }
-        if (resp.ok) {
-          data.ok = true;
-          data.action = target.action;
-          keepResult(data);
-        } else {
-          keepResult({ ok: false, action: target.action, status: resp.status, error: data.error || resp.statusText });
-        }
-      });
-    }).catch(function (err) {
-      keepResult({ ok: false, action: target.action, status: 0, error: String(err) });
-    }).then(function () {
+    var url = "/api/env/" + encodeURIComponent(env) + "/" + target.action;
+    ReconcilerUI.post(url, headers, body, { action: target.action }, keepResult, function () {
       document.body.removeAttribute("data-busy");
       confirmButton.disabled = false;
       dialog.close();
