@@ -397,6 +397,16 @@ class Decryption(BaseModel):
     )
 
 
+def _first_repeat(names: list[str]) -> int | None:
+    """The index of the first name that occurred before in ``names``, else ``None``."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            return i
+        seen.add(name)
+    return None
+
+
 class Environment(BaseModel):
     """One deployment environment: where it runs and how it is kept in sync.
 
@@ -458,18 +468,6 @@ class Environment(BaseModel):
         "syncs with eventSeverity: info)",
     )
 
-    @field_validator("notifications")
-    @classmethod
-    def _unique_targets(cls, value: list[NotificationTarget]) -> list[NotificationTarget]:
-        seen: set[str] = set()
-        for i, t in enumerate(value):
-            if t.name in seen:
-                raise ValueError(f"notifications[{i}]: a target named {t.name!r} exists already")
-            seen.add(t.name)
-        if sum(t.type == "commit-status" for t in value) > 1:
-            raise ValueError("notifications: at most one target of type commit-status")
-        return value
-
     mcp: McpAccess = Field(
         default_factory=McpAccess,
         description="MCP server access: which write tools agents may call on this environment (read-only "
@@ -486,11 +484,19 @@ class Environment(BaseModel):
     @field_validator("rollouts")
     @classmethod
     def _one_rollout_per_app(cls, value: list[RolloutSpec]) -> list[RolloutSpec]:
-        seen: set[str] = set()
-        for i, r in enumerate(value):
-            if r.app in seen:
-                raise ValueError(f"rollouts[{i}]: app {r.app!r} has a rollout already")
-            seen.add(r.app)
+        i = _first_repeat([r.app for r in value])
+        if i is not None:
+            raise ValueError(f"rollouts[{i}]: app {value[i].app!r} has a rollout already")
+        return value
+
+    @field_validator("notifications")
+    @classmethod
+    def _unique_targets(cls, value: list[NotificationTarget]) -> list[NotificationTarget]:
+        i = _first_repeat([t.name for t in value])
+        if i is not None:
+            raise ValueError(f"notifications[{i}]: a target named {value[i].name!r} exists already")
+        if sum(t.type == "commit-status" for t in value) > 1:
+            raise ValueError("notifications: at most one target of type commit-status")
         return value
 
     @field_validator("context")
