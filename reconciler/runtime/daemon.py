@@ -785,7 +785,12 @@ class Daemon:
         """:meth:`publish_event` from a worker thread (the automatic rollback's publisher); waits at most
         10 s for it and raises what it raised."""
         assert self._loop is not None
-        fut = asyncio.run_coroutine_threadsafe(self.publish_event(subject, data, msg_id), self._loop)
+        coro = self.publish_event(subject, data, msg_id)
+        try:
+            fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        except RuntimeError:  # the loop has closed (the daemon stopped): nothing to publish on
+            coro.close()
+            raise
         fut.result(10.0)
 
     # -- rollouts (runtime/rollouts.py) -------------------------------------------------------------
