@@ -272,6 +272,7 @@ async def run(args: argparse.Namespace, work: Path) -> int:
 
         listener = await nats.connect(nats_url, name="bench-listener")
         await listener.subscribe("reconciler.git.push.>", cb=on_push)
+        await listener.flush()  # the server has the subscription before anything is published
         auto = ImageAutomation(
             GitWriter(str(remote), "main", work / "auto-cache"), load_environments, only={"dev"}
         )

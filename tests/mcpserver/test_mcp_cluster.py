@@ -178,6 +178,7 @@ async def test_request_sync_protocols_and_image_policies(
 
     await nc.subscribe(reconcile_request_subject(env_name), cb=seen)
     await nc.subscribe(mcp_call_subject(env_name), cb=seen)
+    await nc.flush()  # the server has the subscriptions before anything is published
     try:
         async with client(server.url) as c:
             answer = structured(await c.call_tool("requestSync", {"environment": env_name}))

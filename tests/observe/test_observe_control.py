@@ -181,6 +181,7 @@ async def test_suspensions_in_jetstream_are_seen_by_every_replica(tmp_path: Path
 
         assert buses[1]._nc is not None
         sub = await buses[1]._nc.subscribe(reconcile_request_subject("dev"), cb=heard)
+        await buses[1]._nc.flush()  # the server has the subscription before anything is published
         await request_sync(buses[0], "dev", by="alice")
         await until(lambda: got, 10, "the reconcile request")
         assert json.loads(got[0])["by"] == "alice"

@@ -97,6 +97,7 @@ async def test_status_page_in_chromium(
     await nc.subscribe("reconciler.result.dev", cb=on_msg)
     await nc.subscribe("reconciler.drift.dev", cb=on_msg)
     await nc.subscribe("reconciler.promotion.dev", cb=on_msg)
+    await nc.flush()  # the server has the subscriptions before anything is published
 
     await daemon.start()
     runner = await start_http(daemon, port=0, metrics=metrics, refresh=1, diff_ttl=1.0)

@@ -310,6 +310,7 @@ async def test_daemon_records_events_and_reverts_once_across_a_restart(
         events.append(json.loads(msg.data))
 
     await listener.subscribe(promotion_subject(n.stg), cb=on_event)
+    await listener.flush()  # the server has the subscription before anything is published
     crashed: list[str] = []
 
     def start_daemon(stop: threading.Event) -> tuple[Daemon, list[Decision]]:
