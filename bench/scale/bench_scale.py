@@ -44,10 +44,12 @@ Usage:
     PYTHONPATH=. .venv/bin/python bench/scale/bench_scale.py [--envs 10,30,100] [--with-300] [--apps 10]
         [--replicas 1] [--replica-args ARGS] [--state-dir D] [--idle-seconds 30] [--json out.json]
 
-Without ``--state-dir`` the bench starts its own local cluster (2 kwok nodes) in a temporary directory
-and stops it at the end; with it, it uses the running cluster there (``reconciler cluster up
---state-dir D``), leaving it running. Each ``N`` deletes its namespaces when done. Everything binds to
-127.0.0.1; the run is bounded by ``--deadline`` seconds.
+Without ``--state-dir`` the bench starts its own local cluster in a temporary directory, with enough kwok
+nodes for every pod of the largest point (200 a node; a Deployment whose pods cannot be scheduled would
+keep its environment's health gate polling until its timeout), and stops it at the end; with it, it uses
+the running cluster there (``reconciler cluster up --state-dir D --nodes K``), leaving it running, and
+refuses to start when its nodes take too few pods. Each ``N`` deletes its namespaces when done.
+Everything binds to 127.0.0.1; the run is bounded by ``--deadline`` seconds.
 
 Exit status: 0 every target met, 1 a target missed, 2 the run could not be done.
 """
@@ -629,8 +631,27 @@ def report(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def open_cluster(args: argparse.Namespace, root: Path) -> tuple[Cluster, Any]:
-    """The running cluster of ``--state-dir`` (and ``None``), or a new one (and its ``LocalCluster``)."""
+#: pods a kwok node of the local cluster takes (reconciler/devcluster/nodes.py), less some headroom
+PODS_PER_NODE = 200
+
+
+def pod_capacity(kubeconfig: Path) -> int:
+    """The sum of the nodes' allocatable ``pods``."""
+    from reconciler.cluster.client import KubeClient
+
+    client = KubeClient(kubeconfig)
+    try:
+        nodes, _ = client.list("", "v1", "Node")
+    finally:
+        client.close()
+    return sum(int(((n.get("status") or {}).get("allocatable") or {}).get("pods", 0)) for n in nodes)
+
+
+def open_cluster(args: argparse.Namespace, root: Path, pods: int) -> tuple[Cluster, Any]:
+    """The running cluster of ``--state-dir`` (and ``None``), or a new one (and its ``LocalCluster``) with
+    enough kwok nodes for ``pods`` pods: a Deployment whose pods cannot be scheduled never becomes
+    available, and its environment's health gate would wait out its timeout polling, which is a different
+    measurement. An existing cluster with too few nodes is refused, saying so."""
     from reconciler.cluster.client import KubeClient
     from reconciler.cluster.crds import install_crds
     from reconciler.devcluster import LocalCluster
@@ -639,8 +660,14 @@ def open_cluster(args: argparse.Namespace, root: Path) -> tuple[Cluster, Any]:
         st = LocalCluster(args.state_dir).load_state()
         if st is None or not st.kubeconfig:
             raise RuntimeError(f"no running local cluster in {args.state_dir}")
+        have = pod_capacity(Path(st.kubeconfig))
+        if have < pods:
+            raise RuntimeError(
+                f"the cluster in {args.state_dir} takes {have} pods, the largest point needs {pods}: "
+                f"start it with more nodes (reconciler cluster up --nodes {-(-pods // PODS_PER_NODE) + 1})"
+            )
         return Cluster(Path(st.kubeconfig), st.nats_url, st.pids.get("kube-apiserver")), None
-    own = LocalCluster(root / "cluster", nodes=2)
+    own = LocalCluster(root / "cluster", nodes=max(2, -(-pods // PODS_PER_NODE) + 1))
     st = own.up(progress=lambda _m: None)
     client = KubeClient(Path(st.kubeconfig))
     install_crds(client)
@@ -689,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         own = None
         try:
-            cluster, own = open_cluster(args, root)
+            cluster, own = open_cluster(args, root, max(sizes) * args.apps * args.pods)
             run = os.urandom(2).hex()
             for n in sizes:
                 results.append(measure(n, args, cluster, root, deadline, run))

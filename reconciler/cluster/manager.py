@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
+import yaml
 
 from reconciler.cluster import drift
 from reconciler.cluster.client import KubeClient
@@ -35,6 +35,8 @@ from reconciler.cluster.ordering import apply_order, stage_of
 from reconciler.errors import InvalidError, KubeError, NotFoundError, ReconcilerError
 from reconciler.failpoints import failpoint
 from reconciler.model import Action, ChangeSet, IgnoreRule, Inventory, ObjectRef, ref_of
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # the C dumper when libyaml is there
 
 FIELD_MANAGER = "reconciler"
 PRUNE_ANNOTATION = "reconciler.dev/prune"
@@ -202,16 +204,13 @@ def prepare(objects: list[dict[str, Any]], rules: Iterable[IgnoreRule] = ()) -> 
 
 
 def _yaml_dump(value: Any) -> str:
-    """``value`` as block YAML. Rendered objects may hold the renderer's own mapping and scalar types (which
-    keep YAML text and styles): they go through JSON first, as they do on their way to the API server."""
-    import io
+    """``value`` as block YAML, keys sorted (PyYAML's C safe dumper: a pass computes one for every object it
+    writes). Rendered objects may hold the renderer's own mapping and scalar types (which keep YAML text and
+    styles): they go through JSON first, as they do on their way to the API server."""
     import json
 
-    y = YAML(typ="safe", pure=True)
-    y.default_flow_style = False
-    buf = io.StringIO()
-    y.dump(json.loads(json.dumps(value, default=str)), buf)
-    return buf.getvalue()
+    plain = json.loads(json.dumps(value, default=str))
+    return str(yaml.dump(plain, Dumper=_DUMPER, default_flow_style=False, sort_keys=True, allow_unicode=True))
 
 
 def _project(live: Any, desired: Any) -> Any:
@@ -243,6 +242,93 @@ def readable_diff(
     if notes and not lines:
         lines = [f"--- live/{ref}", f"+++ desired/{ref}"]
     return "\n".join(lines + notes)
+
+
+#: a (kind, namespace) with at least this many objects is read with one list call, not a get each
+LIST_AT = 3
+#: threads of the pool :func:`read_live` shares between all its callers (passes of many environments at
+#: once, health gates): made once, not a pool per call
+READ_THREADS = 8
+_READ_POOL: ThreadPoolExecutor | None = None
+_READ_POOL_LOCK = threading.Lock()
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    global _READ_POOL
+    with _READ_POOL_LOCK:
+        if _READ_POOL is None:
+            _READ_POOL = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="live-read")
+        return _READ_POOL
+
+
+def read_live(
+    client: KubeClient, refs: Iterable[ObjectRef], *, parallel: bool = True, unserved_kind_fails: bool = False
+) -> tuple[dict[tuple[str, str, str, str], dict[str, Any]], dict[tuple[str, str, str, str], KubeError]]:
+    """The live copies of ``refs`` that exist, read with one list call per (kind, namespace) with
+    :data:`LIST_AT` or more objects and one get otherwise: on a pool of :data:`READ_THREADS` threads shared
+    by every caller (``parallel``), else one after the other in the calling thread. A list returns
+    every object of the kind in the namespace; only those of ``refs`` are kept. Kinds the server does not
+    serve (yet) are treated as absent, or as a failed read with ``unserved_kind_fails``.
+
+    Returns:
+        The live objects by key, and the error of each ref whose read failed (any other
+        :class:`KubeError` than not-found: the whole group's list, or that object's get), by key.
+    """
+
+    def unserved(exc: NotFoundError) -> bool:
+        return unserved_kind_fails and exc.reason == "NoKindMatch"
+
+    groups: dict[tuple[str, str, str, str], list[ObjectRef]] = defaultdict(list)
+    for r in refs:
+        groups[(r.group, r.version, r.kind, r.namespace)].append(r)
+
+    def fetch(
+        item: tuple[tuple[str, str, str, str], list[ObjectRef]],
+    ) -> tuple[list[tuple[Any, dict[str, Any]]], list[tuple[Any, KubeError]]]:
+        (group, version, kind, ns), members = item
+        found: list[tuple[Any, dict[str, Any]]] = []
+        failed: list[tuple[Any, KubeError]] = []
+        if len(members) >= LIST_AT:
+            try:
+                items, _ = client.list(group, version, kind, namespace=ns or None)
+            except NotFoundError as exc:
+                return found, [(m.key, exc) for m in members] if unserved(exc) else failed
+            except KubeError as exc:
+                return found, [(m.key, exc) for m in members]
+            wanted = {m.key for m in members}
+            for obj in items:
+                try:
+                    r = ref_of(obj)
+                except ValueError:
+                    continue
+                if r.key in wanted:
+                    found.append((r.key, obj))
+            return found, failed
+        for m in members:
+            try:
+                live = client.get(m)
+            except NotFoundError as exc:
+                if unserved(exc):
+                    failed.append((m.key, exc))
+                continue
+            except KubeError as exc:
+                failed.append((m.key, exc))
+                continue
+            if live is not None:
+                found.append((m.key, live))
+        return found, failed
+
+    items = list(groups.items())
+    if len(items) <= 1 or not parallel:
+        results = [fetch(i) for i in items]
+    else:
+        results = list(_read_pool().map(fetch, items))
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    errors: dict[tuple[str, str, str, str], KubeError] = {}
+    for found, failed in results:
+        out.update(found)
+        errors.update(failed)
+    return out, errors
 
 
 class SyncCache:
@@ -295,7 +381,8 @@ class ResourceManager:
         field_manager: the server-side apply field manager.
         sync_cache: objects found in sync by earlier passes (share one across passes, e.g. in the
             daemon's PassContext); a fresh one by default.
-        list_workers: how many list/get calls :meth:`live_index` makes at the same time.
+        parallel_reads: whether :meth:`live_index` reads the kinds on :func:`read_live`'s shared pool
+            (else one call after the other, in the calling thread).
     """
 
     def __init__(
@@ -304,67 +391,27 @@ class ResourceManager:
         field_manager: str = FIELD_MANAGER,
         *,
         sync_cache: SyncCache | None = None,
-        list_workers: int = 4,
+        parallel_reads: bool = True,
     ) -> None:
         self.client = client
         self.field_manager = field_manager
         self.sync_cache = sync_cache if sync_cache is not None else SyncCache()
-        self.list_workers = max(1, list_workers)
+        self.parallel_reads = parallel_reads
         #: key of the Secrets' digests (:func:`digest`); set by a pass that decrypted SOPS files
         self.secret_digest_key: bytes | None = None
 
     # -- live state ---------------------------------------------------------------------------------
 
     def live_index(self, refs: Iterable[ObjectRef]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-        """The live copies of ``refs`` that exist: one list call per (kind, namespace) with several
-        objects, one get otherwise, up to ``list_workers`` at a time. Kinds the server does not serve yet
-        are treated as absent.
+        """The live copies of ``refs`` that exist (:func:`read_live`).
 
         Raises:
-            KubeError: any other failed list or get (the first one, in group order).
+            KubeError: a failed list or get (the first one, in group order).
         """
-        groups: dict[tuple[str, str, str, str], list[ObjectRef]] = defaultdict(list)
-        for r in refs:
-            groups[(r.group, r.version, r.kind, r.namespace)].append(r)
-
-        def fetch(
-            item: tuple[tuple[str, str, str, str], list[ObjectRef]],
-        ) -> list[tuple[Any, dict[str, Any]]]:
-            (group, version, kind, ns), members = item
-            found: list[tuple[Any, dict[str, Any]]] = []
-            try:
-                if len(members) >= 3:
-                    items, _ = self.client.list(group, version, kind, namespace=ns or None)
-                    wanted = {m.key for m in members}
-                    for obj in items:
-                        try:
-                            r = ref_of(obj)
-                        except ValueError:
-                            continue
-                        if r.key in wanted:
-                            found.append((r.key, obj))
-                else:
-                    for m in members:
-                        live = self.client.get(m)
-                        if live is not None:
-                            found.append((m.key, live))
-            except NotFoundError:
-                pass
-            return found
-
-        out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        items = list(groups.items())
-        if len(items) <= 1 or self.list_workers == 1:
-            results = [fetch(i) for i in items]
-        else:
-            with ThreadPoolExecutor(
-                min(self.list_workers, len(items)), thread_name_prefix="live-index"
-            ) as pool:
-                results = list(pool.map(fetch, items))
-        for found in results:
-            for key, obj in found:
-                out[key] = obj
-        return out
+        found, errors = read_live(self.client, refs, parallel=self.parallel_reads)
+        for exc in errors.values():
+            raise exc
+        return found
 
     # -- apply ----------------------------------------------------------------------------------------
 
@@ -378,6 +425,7 @@ class ResourceManager:
         on_drift: Callable[[ObjectRef, list[str]], None] | None = None,
         crd_timeout: float = 60.0,
         before_write: Callable[[list[ObjectRef]], None] | None = None,
+        live: dict[tuple[str, str, str, str], dict[str, Any]] | None = None,
     ) -> tuple[ChangeSet, dict[str, str]]:
         """Apply the objects that differ from live state, in stages and dependency order.
 
@@ -396,6 +444,8 @@ class ResourceManager:
                 the batch writes something); the pass records them in the inventory first, so an apply
                 interrupted half-way, or failing validation after the cluster-scoped stage, leaves nothing
                 untracked.
+            live: the live copies of ``desired`` by key as :meth:`live_index` returns them, read by the
+                caller since its last write (the pass's guards read them first); ``None`` reads them.
 
         Returns:
             The changeset and the digest of every desired object (for the next inventory).
@@ -421,7 +471,8 @@ class ResourceManager:
         changes = ChangeSet()
         digests = {str(d.ref): digest(d.obj, secret_key=self.secret_digest_key) for d in desired}
         previous = inventory.digests if inventory else {}
-        live = self.live_index(d.ref for d in desired)
+        if live is None:
+            live = self.live_index(d.ref for d in desired)
         plan: list[tuple[Desired, Action, list[str]]] = []
         for d in desired:
             current = live.get(d.key)

@@ -21,6 +21,7 @@ inventory holds (it leaves the pruning environment's inventory instead).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -48,6 +49,30 @@ _FOREIGN_MANAGERS = {
 
 Key = tuple[str, str, str, str]
 
+#: inventories already parsed, by the ConfigMap's uid: (resourceVersion, inventory). Every pass reads every
+#: other inventory (one list call); a stored object with the same uid and resourceVersion is the same
+#: object (Kubernetes API concepts, "Resource versions"), so each version is parsed once, not once a pass.
+_PARSED: dict[str, tuple[str, Inventory]] = {}
+_PARSED_LOCK = threading.Lock()
+_PARSED_MAX = 4096
+
+
+def _parsed(name: str, item: dict[str, Any]) -> Inventory:
+    meta = item.get("metadata") or {}
+    uid, rv = str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
+    if not uid or not rv:
+        return parse_inventory(name, item)
+    with _PARSED_LOCK:
+        hit = _PARSED.get(uid)
+    if hit is not None and hit[0] == rv and hit[1].environment == name:
+        return hit[1]
+    inv = parse_inventory(name, item)
+    with _PARSED_LOCK:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[uid] = (rv, inv)
+    return inv
+
 
 class Conflict(BaseModel):
     """One desired object that someone else owns."""
@@ -60,7 +85,8 @@ class Conflict(BaseModel):
 
 
 def other_inventories(client: KubeClient, env: str, source: str) -> list[tuple[str, Inventory]]:
-    """Every stored inventory but ``env``'s own for ``source``, as ``(owner description, inventory)``.
+    """Every stored inventory but ``env``'s own for ``source``, as ``(owner description, inventory)``
+    (shared between calls: do not change them).
 
     Raises:
         KubeError: the inventories cannot be listed.
@@ -82,7 +108,7 @@ def other_inventories(client: KubeClient, env: str, source: str) -> list[tuple[s
         anno = (item.get("metadata") or {}).get("annotations") or {}
         where = anno.get("reconciler.dev/source", "")
         owner = f"environment {name!r}" + (f" of {where}" if src != mine else "")
-        out.append((owner, parse_inventory(name, item)))
+        out.append((owner, _parsed(name, item)))
     return out
 
 

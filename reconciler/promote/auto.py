@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from pydantic import BaseModel, Field
 
@@ -48,6 +50,7 @@ from reconciler.promote.records import (
     PromotionEvent,
     parse_note,
     record_outcome,
+    record_outcomes,
     records_by_commit,
 )
 from reconciler.promote.rollback import rollback
@@ -122,6 +125,63 @@ def bus_publisher(bus: Bus, loop: asyncio.AbstractEventLoop, *, timeout: float =
     return publish
 
 
+class GroupRecorder:
+    """Outcome records of many health gates written together (group commit): a gate that finds no write
+    in progress writes its records and, until none are left, those other gates queued meanwhile, each
+    batch with one fetch and one push of the notes ref (:func:`record_outcomes`); the others wait for
+    theirs. A batch that fails is written again caller by caller, so one bad record fails only its own
+    gate.
+
+    Args:
+        write: writes a batch (``record_outcomes`` on the daemon's writer).
+    """
+
+    def __init__(self, write: Callable[[list[tuple[str, OutcomeRecord]]], list[bool]]) -> None:
+        self._write = write
+        self._lock = threading.Lock()
+        self._queue: list[tuple[list[tuple[str, OutcomeRecord]], Future[list[bool]]]] = []
+        self._busy = False
+
+    def record(self, items: list[tuple[str, OutcomeRecord]]) -> list[bool]:
+        """Write ``items`` (with whatever else is queued) and return whether each was written.
+
+        Raises:
+            ReconcilerError: they could not be written (as :func:`record_outcomes` raises).
+        """
+        done: Future[list[bool]] = Future()
+        with self._lock:
+            self._queue.append((items, done))
+            lead = not self._busy
+            self._busy = True
+        if lead:
+            self._drain()
+        return done.result()
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                if not batch:
+                    self._busy = False
+                    return
+            try:
+                written = self._write([item for items, _ in batch for item in items])
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0][1].set_exception(exc)
+                    continue
+                for items, done in batch:  # one by one: only the caller whose record fails gets the error
+                    try:
+                        done.set_result(self._write(items))
+                    except Exception as one:
+                        done.set_exception(one)
+                continue
+            at = 0
+            for items, done in batch:
+                done.set_result(written[at : at + len(items)])
+                at += len(items)
+
+
 class AutoRollback:
     """Record outcomes and revert failed promotions (see the module docstring).
 
@@ -147,6 +207,7 @@ class AutoRollback:
         self._settled: set[tuple[str, str]] = set()
         # the revision each environment's last settled pass applied (to notice a rewound branch)
         self._applied: dict[str, str] = {}
+        self._recorder = GroupRecorder(lambda items: record_outcomes(self.writer, items))
 
     def is_settled(self, env: str, sha: str) -> bool:
         """Whether the health gate of environment ``env`` has settled commit ``sha`` (40 hex digits) in
@@ -246,8 +307,12 @@ class AutoRollback:
         previous: str | None,
     ) -> Decision:
         writer = self.writer
+        # Any sync that started after the pass did has its revision; the notes it may miss (another
+        # writer's, since) are fetched again before a record is written (record_outcomes). So gates
+        # settling together share one sync.
+        pass_began = time.monotonic() - max(0.0, time.time() - result.started_at)
         with writer.locked():
-            writer.sync()
+            writer.sync(not_before=pass_began)
             head_log = writer.log(rev=["HEAD", sha], max_count=self.history)
             notes = writer.notes()
         self._rewound(env, sha, previous if previous is not None else latest_applied(notes, env.name))
@@ -392,8 +457,9 @@ class AutoRollback:
         return [c for c in promotions_into(brought, env.name) if c.sha not in undone]
 
     def _record(self, sha: str, record: OutcomeRecord, promotions: list[CommitInfo]) -> None:
-        for target in [sha, *(c.sha for c in promotions if c.sha != sha)]:
-            record_outcome(self.writer, target, record)
+        self._recorder.record(
+            [(target, record) for target in [sha, *(c.sha for c in promotions if c.sha != sha)]]
+        )
 
     def _emit(self, event: PromotionEvent) -> None:
         if self.publish is None:

@@ -161,12 +161,39 @@ def record_outcome(writer: GitWriter, sha: str, record: OutcomeRecord, ref: str 
     Raises:
         SourceError: the notes ref could not be fetched or pushed.
     """
+    return record_outcomes(writer, [(sha, record)], ref)[0]
+
+
+def record_outcomes(
+    writer: GitWriter, items: list[tuple[str, OutcomeRecord]], ref: str = NOTES_REF
+) -> list[bool]:
+    """:func:`record_outcome` for several ``(sha, record)`` at once: one fetch and one push of the notes
+    ref (:meth:`GitWriter.add_notes`).
+
+    Returns:
+        For each item, whether it was written (``False``: already recorded, or the same record earlier in
+        ``items``).
+
+    Raises:
+        SourceError: the notes ref could not be fetched or pushed (nothing of ``items`` was recorded).
+    """
+    out = [False] * len(items)
     with writer.locked():
         writer.fetch_notes(ref)
-        existing = parse_note(writer.note(sha, ref) or "")
-        if any(r.same(record) for r in existing):
-            return False
-        return writer.add_note(sha, record.line(), ref, append=True)
+        known: dict[str, list[OutcomeRecord]] = {}
+        todo: list[int] = []
+        for i, (sha, record) in enumerate(items):
+            if sha not in known:
+                known[sha] = parse_note(writer.note(sha, ref) or "")
+            if any(r.same(record) for r in known[sha]):
+                continue
+            known[sha].append(record)
+            todo.append(i)
+        if todo:
+            written = writer.add_notes([(items[i][0], items[i][1].line()) for i in todo], ref)
+            for i, w in zip(todo, written, strict=True):
+                out[i] = w
+    return out
 
 
 class ToolCallRecord(BaseModel):

@@ -28,6 +28,7 @@ from reconciler.cluster.manager import (
     identify,
     mass_prune_guard,
     prepare,
+    read_live,
     stale_entries,
 )
 from reconciler.cluster.targets import ClusterTargets, Target
@@ -258,8 +259,11 @@ def assess_health(
     no_controller_after: float = 60.0,
     probe: McpProbe | None = None,
 ) -> dict[str, HealthStatus]:
-    """Health of each object, read live (one get per object; related Deployments fetched on demand);
-    ``probe`` also judges RemoteMCPServers by speaking MCP (see :func:`reconciler.cluster.health.assess`)."""
+    """Health of each object, read live: one list call per (kind, namespace) with several objects, a get
+    otherwise (:func:`reconciler.cluster.manager.read_live`); related Deployments fetched on demand.
+    An object whose read failed is Unverified, naming the error; one that is absent is Failed ("not
+    found"). ``probe`` also judges RemoteMCPServers by speaking MCP (see
+    :func:`reconciler.cluster.health.assess`)."""
 
     def lookup(ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -267,18 +271,17 @@ def assess_health(
         except KubeError:
             return None
 
+    found, errors = read_live(client, refs, unserved_kind_fails=True)
     out: dict[str, HealthStatus] = {}
     lives: dict[str, dict[str, Any]] = {}
     for ref in refs:
-        try:
-            live = client.get(ref)
-        except KubeError as exc:
-            out[str(ref)] = HealthStatus(state=HealthState.UNVERIFIED, message=f"cannot be read: {exc}")
-            continue
-        if live is None:
+        if ref.key in errors:
+            message = f"cannot be read: {errors[ref.key]}"
+            out[str(ref)] = HealthStatus(state=HealthState.UNVERIFIED, message=message)
+        elif ref.key not in found:
             out[str(ref)] = HealthStatus(state=HealthState.FAILED, message="not found")
-            continue
-        lives[str(ref)] = live
+        else:
+            lives[str(ref)] = found[ref.key]
     if isinstance(probe, ProbeService):  # every endpoint at once, so judging below reads the cache
         probe.prefetch(lives.values())
     for key, live in lives.items():
@@ -334,20 +337,21 @@ def run_pass(
         original = store.load(env_name)
         manager = ResourceManager(client, sync_cache=ctx.sync_cache)
         manager.secret_digest_key = digest_key  # no plain hash of a decrypted Secret in the inventory
-        inventory, blocked = _guard(ctx, env, client, manager, desired, original, result)
+        live = manager.live_index(d.ref for d in desired)
+        inventory, blocked = _guard(ctx, env, client, manager, desired, live, original, result)
         if blocked:
             result.blocked = True
             result.error = blocked
             if dry_run:  # show what the guard stops: the plan, with the deletions marked blocked
                 result.changes, _ = manager.apply_set(
-                    desired, inventory=inventory, correct_drift=False, dry_run=True
+                    desired, inventory=inventory, correct_drift=False, dry_run=True, live=live
                 )
                 if env.sync.prune:
                     for ref in stale_entries(inventory, desired):
                         result.changes.add(ref, Action.DELETED, message=f"blocked: {blocked}")
             return _finish(result, snapshot_root, t0)
         error = _apply_record(
-            ctx, env, str(rev), store, manager, desired, original, inventory, result, dry_run
+            ctx, env, str(rev), store, manager, desired, live, original, inventory, result, dry_run
         )
         if not dry_run:
             ctx.last_desired[env_name] = desired
@@ -449,6 +453,7 @@ def _guard(
     client: KubeClient,
     manager: ResourceManager,
     desired: list[Desired],
+    live: dict[tuple[str, str, str, str], dict[str, Any]],
     original: Inventory,
     result: PassResult,
 ) -> tuple[Inventory, str]:
@@ -457,11 +462,10 @@ def _guard(
     holds (ownership), the mass-prune guard, the tool contract (``enforce`` blocks, ``warn`` adds a
     warning to ``result``). Returns the inventory this pass may prune from (``original`` without objects
     another inventory holds and this one no longer wants: those only leave ours) and why the pass is
-    blocked (``""``: it is not)."""
+    blocked (``""``: it is not). ``live``: the live copies of ``desired`` by key
+    (:meth:`ResourceManager.live_index`, read once for the guards and the apply)."""
     held = ownership.holders(ownership.other_inventories(client, env.name, ctx.source.url))
-    found = ownership.conflicts(
-        ((d.ref, d.obj) for d in desired), manager.live_index(d.ref for d in desired), held
-    )
+    found = ownership.conflicts(((d.ref, d.obj) for d in desired), live, held)
     keys = wanted(desired)
     inventory = original.model_copy(
         update={"entries": [r for r in original.entries if r.key not in held or r.key in keys]}
@@ -489,15 +493,17 @@ def _apply_record(
     store: InventoryStore,
     manager: ResourceManager,
     desired: list[Desired],
+    live: dict[tuple[str, str, str, str], dict[str, Any]],
     original: Inventory,
     inventory: Inventory,
     result: PassResult,
     dry_run: bool,
 ) -> str:
     """Apply ``desired`` in dependency order, prune what left Git (when ``env.sync.prune``) and store the
-    new inventory (not in a dry run). Objects about to be created enter the stored inventory before each
-    batch of writes (write-ahead), so a pass that dies half-way leaves none of them untracked. The
-    changeset goes to ``result.changes``. Returns the prune guard's refusal (``""``: none).
+    new inventory (not in a dry run); ``live`` is what the guards read (no write since). Objects about to
+    be created enter the stored inventory before each batch of writes (write-ahead), so a pass that dies
+    half-way leaves none of them untracked. The changeset goes to ``result.changes``. Returns the prune
+    guard's refusal (``""``: none).
 
     Raises:
         ApplyError: a write failed in a way that stops the pass.
@@ -533,6 +539,7 @@ def _apply_record(
         dry_run=dry_run,
         on_drift=on_drift,
         before_write=record_intent,
+        live=live,
     )
     result.changes = changes
     keep: list[ObjectRef] = []

@@ -102,9 +102,16 @@ CONSUMER_INACTIVE_THRESHOLD = 7 * 24 * 3600.0
 POLL_FETCH_TTL = 5.0
 #: Seconds after which a poll makes a full pass even when the drift watches vouch for the live state.
 FULL_RESYNC = 600.0
-#: Seconds between two health readings of a health gate (each reading GETs every object of the
-#: environment); a stop ends the wait at once.
+#: Seconds between two health readings of a health gate at least, and its first wait (each reading lists
+#: the environment's objects per kind and namespace); a drift watch that sees one of the environment's
+#: objects change ends the wait early, and a stop ends it at once.
 GATE_POLL_SECONDS = 1.0
+#: The longest a health gate waits between readings when no watch reports a change (seconds; the wait
+#: doubles from GATE_POLL_SECONDS up to this; without drift watches it stays GATE_POLL_SECONDS).
+GATE_POLL_MAX_SECONDS = 5.0
+#: Seconds between two "in progress" notes on a trigger message whose passes have not ended (a third of
+#: the consumer's 30 s ack wait, reconciler.bus.client.DEFAULT_ACK_WAIT).
+TRIGGER_PROGRESS_SECONDS = 10.0
 #: Threads for health gates, apart from the passes' pool: a gate waits up to ``health.timeout`` seconds,
 #: so gates sharing the passes' few threads (CPUs + 4) held every pass up behind them (bench/scale).
 GATE_THREADS = 16
@@ -140,6 +147,9 @@ class _EnvState:
     # monotonic time at which the fetch behind this environment's last pass started: a poll may share
     # another poll's fetch only when that fetch started later (else it could apply an older head)
     fetched_at: float = 0.0
+    # monotonic time of the oldest trigger no pass has taken yet (None: none waits); the pass that takes
+    # it may use a head whose fetch started after it, which sees every push made before the trigger
+    requested_at: float | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)  # its worker and poll timer
     gate: str = ""  # the last health gate: "passed" or "failed: <outcome>: <message>" ("" before any)
     # MCP servers' and agents' protocol health from the probe cache after the last pass or health reading
@@ -147,6 +157,9 @@ class _EnvState:
     probe_times: ProbeTimes = field(default_factory=ProbeTimes)
     # the suspension read before the last pass (runtime/control.py); None: not suspended
     suspension: Suspension | None = None
+    # set by the drift watches when one of its objects changed (status included), and on stop: wakes a
+    # health gate waiting between readings
+    seen_change: threading.Event = field(default_factory=threading.Event)
 
 
 class Daemon:
@@ -586,6 +599,8 @@ class Daemon:
         """Stop triggers, workers, watches and the NATS connection."""
         self._stop.set()
         self._stopping.set()
+        for state in self.envs.values():  # a gate waiting between readings ends now
+            state.seen_change.set()
         if self._image_task is not None:  # let a batch in progress finish and be acknowledged
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._image_task, 30)
@@ -633,6 +648,8 @@ class Daemon:
             return fut
         state.waiters.append(fut)
         state.reasons.append(reason)
+        if state.requested_at is None:
+            state.requested_at = time.monotonic()
         state.wake.set()
         return fut
 
@@ -654,6 +671,7 @@ class Daemon:
             state.wake.clear()
             waiters, state.waiters = state.waiters, []
             reasons, state.reasons = state.reasons, []
+            since, state.requested_at = state.requested_at, None
             reason = ",".join(sorted(set(reasons))) or "unknown"
             skip = ""
             if self.shards is not None and not self.shards.may_start(state.name):
@@ -682,7 +700,7 @@ class Daemon:
             state.running = True
             try:
                 with log_context(environment=state.name):
-                    result = await self._pass(state, reason)
+                    result = await self._pass(state, reason, since or time.monotonic())
             except Exception as exc:  # a bug in a pass must not stop the daemon
                 log.exception("pass for %s crashed", state.name)
                 result = PassResult(
@@ -813,17 +831,25 @@ class Daemon:
                     if self._index.get((cid, d.key), ("", None))[0] == env:
                         self._index[(cid, d.key)] = (env, desired[i])
 
-    async def _pass(self, state: _EnvState, reason: str) -> PassResult:
-        """One pass of ``state``'s environment for ``reason``.
+    async def _pass(self, state: _EnvState, reason: str, since: float) -> PassResult:
+        """One pass of ``state``'s environment for ``reason``, asked for at ``since`` (monotonic).
 
-        A pass started only by polls shares a recent fetch (:data:`POLL_FETCH_TTL`) and, when the branch
-        still points at the revision the last pass applied, may be verified from the drift watches'
-        view instead of the API server (see :meth:`_verified_by_watch`); every other pass is a full one.
+        Every pass applies a head fetched after it was asked for (:meth:`_shared_head`: passes triggered
+        together, such as ``reconciler sync`` of every environment, share one ``git fetch``; polls also
+        share a recent one, :data:`POLL_FETCH_TTL`). A pass started only by polls, when the branch still
+        points at the revision the last pass applied, may be verified from the drift watches' view
+        instead of the API server (see :meth:`_verified_by_watch`); every other pass is a full one.
         """
         revision: Revision | None = None
-        if reason == "poll":
-            revision, fetched = await self._poll_head(not_before=state.fetched_at)
+        poll = reason == "poll"
+        try:
+            revision, fetched = await self._shared_head(
+                not_before=state.fetched_at if poll else max(since, state.fetched_at), poll=poll
+            )
             state.fetched_at = max(state.fetched_at, fetched)
+        except SourceError:  # run_pass fetches again and reports the failure as the pass's error
+            state.fetched_at = time.monotonic()
+        if poll and revision is not None:
             desired = self.ctx.last_desired.get(state.name)
             if self.ctx.probes is not None and desired:  # probes (only past their cache window) off the loop
                 namespace = (state.env.namespace if state.env else None) or ""
@@ -831,28 +857,27 @@ class Daemon:
             verified = self._verified_by_watch(state, revision)
             if verified is not None:
                 return verified
-        else:
-            state.fetched_at = time.monotonic()  # run_pass fetches the branch first
         result = await asyncio.to_thread(run_pass, self.ctx, state.name, revision=revision, trigger=reason)
         if result.ok:
             state.full_at = time.monotonic()
         return result
 
-    async def _poll_head(self, not_before: float = 0.0) -> tuple[Revision, float]:
-        """The branch's head for a poll pass and when its fetch started (monotonic): fetched, unless
-        another poll's fetch started within :data:`POLL_FETCH_TTL` seconds and not before ``not_before``
-        (when the fetch behind the environment's last pass started). Without that bound, a poll could
-        reuse a head fetched just before a commit that a push-triggered pass has applied since, and
-        apply the older revision again.
+    async def _shared_head(self, not_before: float = 0.0, *, poll: bool = True) -> tuple[Revision, float]:
+        """The branch's head for a pass and when its fetch started (monotonic): the last head fetched, when
+        that fetch started at ``not_before`` or later (and, for a ``poll``, within :data:`POLL_FETCH_TTL`
+        seconds), else fetched now. ``not_before`` is at least when the fetch behind the environment's
+        last pass started: without that bound, a poll could reuse a head fetched just before a commit
+        that a push-triggered pass has applied since, and apply the older revision again. A triggered
+        pass also passes the time it was asked for, so the head it gets includes every push before.
 
         Raises:
-            SourceError: the fetch failed (the pass reports it).
+            SourceError: the fetch failed.
         """
         async with self._fetch_lock:
             now = time.monotonic()
             if (
                 self._polled is not None
-                and now - self._polled[1] < POLL_FETCH_TTL
+                and (not poll or now - self._polled[1] < POLL_FETCH_TTL)
                 and self._polled[1] >= not_before
             ):
                 return self._polled
@@ -948,9 +973,11 @@ class Daemon:
             refs = [d.ref for d in self.ctx.last_desired.get(env.name, [])]
             client = self.ctx.client_for(env)
             deadline = time.monotonic() + timeout
+            interval = GATE_POLL_SECONDS
             while True:
                 if stopping.is_set():
                     raise ReconcilerError("daemon stopping")
+                state.seen_change.clear()  # a change from here on makes the next reading come early
                 health = assess_health(
                     client, refs, no_controller_after=env.health.no_controller_after, probe=self.ctx.mcp_probe
                 )
@@ -958,7 +985,17 @@ class Daemon:
                 settled = all(h.state in SETTLED for h in health.values())
                 if settled or time.monotonic() >= deadline:
                     return health
-                stopping.wait(min(GATE_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+                # Read again when a watch saw one of its objects change, after the interval at the
+                # latest (it doubles up to GATE_POLL_MAX_SECONDS: what no watch reports, such as an MCP
+                # server starting to answer, or a kind nobody watches, is still read again), never
+                # sooner than GATE_POLL_SECONDS after the last reading.
+                started = time.monotonic()
+                state.seen_change.wait(max(0.0, min(interval, deadline - started)))
+                rest = GATE_POLL_SECONDS - (time.monotonic() - started)
+                if rest > 0 and not stopping.is_set():
+                    stopping.wait(min(rest, max(0.0, deadline - time.monotonic())))
+                if self.settings.drift_watch:  # else nothing wakes it early: keep reading every second
+                    interval = min(interval * 2, GATE_POLL_MAX_SECONDS)
 
         sha = sha_of(result.revision)
         gating = False
@@ -1134,8 +1171,18 @@ class Daemon:
 
     @staticmethod
     async def _ack_when_done(msg: Any, futures: list[asyncio.Future[PassResult]]) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*futures, return_exceptions=True)
+        """Acknowledge ``msg`` once the passes it asked for have ended; meanwhile tell JetStream every
+        :data:`TRIGGER_PROGRESS_SECONDS` that it is in progress, so passes that wait their turn (a push to
+        many environments) longer than the consumer's ack wait are not delivered and run again."""
+        pending = {f for f in futures if not f.done()}
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=TRIGGER_PROGRESS_SECONDS)
+            if pending:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+        for f in futures:  # retrieved: a failed trigger (an unknown environment) is not logged as unseen
+            if not f.cancelled():
+                f.exception()
         with contextlib.suppress(Exception):
             await msg.ack()
             failpoint("ack")
@@ -1245,6 +1292,7 @@ class Daemon:
             state = self.envs.get(env_name)
             if state is None:
                 return
+            state.seen_change.set()  # a health gate waiting reads again
             if state.running:  # the pass owns the object now; look again when it has finished
                 state.missed[key] = obj
                 return

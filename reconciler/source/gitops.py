@@ -478,13 +478,23 @@ class GitWriter:
         self._workdir = cache_dir / "gitops" / name
         self._lock = _PathLock.for_path(cache_dir / "gitops" / f"{name}.lock")
         self._repo: git.Repo | None = None
+        # Bumped by everything that may change the clone (commits, resets, pushes, notes, a caller given
+        # the working tree); a sync is reused (sync(not_before=...)) only while it stays the same.
+        self._generation = 0
+        self._synced: tuple[float, int, str] | None = None  # (monotonic start, generation, head)
 
     # ------------------------------------------------------------------ basics
 
     @property
     def workdir(self) -> Path:
-        """The working tree of the private clone (exists after the first :meth:`sync`)."""
+        """The working tree of the private clone (exists after the first :meth:`sync`). A caller may edit
+        it, so the next :meth:`sync` is a real one."""
+        self._changed()
         return self._workdir
+
+    def _changed(self) -> None:
+        """The clone may differ from what the last sync left (see :meth:`sync`'s ``not_before``)."""
+        self._generation += 1
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[GitWriter]:
@@ -528,6 +538,7 @@ class GitWriter:
         Raises:
             SourceError: the remote cannot be cloned (the damaged clone stays until the next attempt).
         """
+        self._changed()
         log.warning(
             "the working clone %s is damaged (%s); cloning %s again", self._workdir, problem, self.url
         )
@@ -590,9 +601,16 @@ class GitWriter:
 
     # ------------------------------------------------------------------ reading
 
-    def sync(self) -> str:
+    def sync(self, *, not_before: float | None = None) -> str:
         """Fetch the remote (branches and the notes refs), hard-reset the clone to ``origin/<branch>``
         and remove untracked files; returns the head commit id.
+
+        With ``not_before`` (a :func:`time.monotonic` time), the last sync is reused, with no Git call,
+        when it started at or after that time and nothing has changed the clone since (no commit, reset,
+        push or failed note through this writer, no caller given :attr:`workdir`, HEAD where the sync
+        left it; a note pushed, or the notes fetched, only bring the notes ref up to the remote's):
+        it saw everything on the remote at ``not_before``. Many health gates settling at once then share
+        one fetch.
 
         What a killed process left behind is repaired first: stale lock files are removed and a stopped
         rebase/revert/cherry-pick/merge is aborted; unpushed commits are dropped by the reset. When the sync
@@ -603,15 +621,37 @@ class GitWriter:
             SourceError: the remote cannot be reached or the branch does not exist.
         """
         with self._lock.hold():
+            last = self._synced
+            # reused only as this object left it: another process sharing the clone would have moved HEAD
+            if (
+                not_before is not None
+                and last is not None
+                and last[0] >= not_before
+                and last[1] == self._generation
+                and self._head_quietly() == last[2]
+            ):
+                return last[2]
+            started = time.monotonic()
+            self._synced = None
             _ = self.repo
             try:
-                return self._sync_once()
+                head = self._sync_once()
             except SourceError as exc:
                 problem = clone_problem(self._workdir / ".git", worktree=self._workdir, thorough=True)
                 if problem is None:
                     raise
                 self._reclone(f"{problem}; the sync failed with: {exc}")
-                return self._sync_once()
+                head = self._sync_once()
+            self._changed()
+            self._synced = (started, self._generation, head)
+            return head
+
+    def _head_quietly(self) -> str:
+        """HEAD's commit id read from the clone's files (no Git process), "" when it cannot be read."""
+        try:
+            return str(self.repo.head.commit.hexsha)
+        except (ValueError, OSError, git.exc.GitError):
+            return ""
 
     def _sync_once(self) -> str:
         with self._lock.hold():
@@ -783,6 +823,7 @@ class GitWriter:
         """
         text = compose_message(message, trailers)
         with self._lock.hold():
+            self._changed()
             self._clear_locks()
             if branch:
                 self._git("checkout", "-q", "-B", branch)
@@ -804,12 +845,14 @@ class GitWriter:
     def switch(self, branch: str) -> None:
         """Create (or reset) the local ``branch`` at the current head and check it out."""
         with self._lock.hold():
+            self._changed()
             self._clear_locks()
             self._git("checkout", "-q", "-B", branch)
 
     def reset_hard(self, rev: str) -> None:
         """Point the checked-out branch at ``rev`` and make the working tree match it (clean)."""
         with self._lock.hold():
+            self._changed()
             self._clear_locks()
             self._abort_in_progress()
             self._git("reset", "-q", "--hard", rev)
@@ -832,6 +875,7 @@ class GitWriter:
         target = branch or self.branch
         attempts = 0
         with self._lock.hold():
+            self._changed()
             self._clear_locks()
             retrying = Retrying(
                 stop=stop_after_attempt(max(1, retries)),
@@ -927,6 +971,7 @@ class GitWriter:
             SourceError: ``sha`` is unknown.
         """
         with self._lock.hold():
+            self._changed()
             self._clear_locks()
             full = self.resolve(sha)
             info = self.log(max_count=1, rev=full)[0]
@@ -964,12 +1009,28 @@ class GitWriter:
         Raises:
             SourceError: the note could not be pushed.
         """
-        body = sensitive.mask(text).strip("\n")
-        if not body:
+        return self.add_notes([(sha, text)], ref, append=append)[0]
+
+    def add_notes(
+        self, items: list[tuple[str, str]], ref: str = NOTES_REF, *, append: bool = True
+    ) -> list[bool]:
+        """:meth:`add_note` for several ``(sha, text)`` at once, with one fetch and one push of the notes
+        ref (items on the same commit are appended in their order).
+
+        Returns:
+            For each item, whether it was written (``False``: its note already held the text).
+
+        Raises:
+            SourceError: the notes could not be pushed (none of them is then on the remote).
+        """
+        bodies = [(sha, sensitive.mask(text).strip("\n")) for sha, text in items]
+        if any(not body for _sha, body in bodies):
             raise ValueError("a note must not be empty")
+        if not bodies:
+            return []
         with self._lock.hold():
             self._clear_locks()
-            full = self.resolve(sha)
+            full = [(self.resolve(sha), body) for sha, body in bodies]
             retrying = Retrying(
                 stop=stop_after_attempt(6),
                 wait=self._wait(),
@@ -979,10 +1040,14 @@ class GitWriter:
             try:
                 for attempt in retrying:
                     with attempt:
-                        return self._add_note_once(full, body, ref, append)
+                        return self._add_notes_once(full, ref, append)
             except _NonFastForward as exc:
+                self._changed()  # the local notes ref may hold what the remote refused
                 raise SourceError(f"push {ref}: still rejected after retries ({exc})") from None
-        return False  # pragma: no cover
+            except BaseException:
+                self._changed()
+                raise
+        return [False] * len(items)  # pragma: no cover
 
     def fetch_notes(self, ref: str = NOTES_REF) -> None:
         """Fetch the remote's notes ref ``ref`` (replacing the local one; when the remote has none, the
@@ -1006,28 +1071,34 @@ class GitWriter:
         if status != 0:
             self._git_status("update-ref", "-d", ref)
 
-    def _add_note_once(self, sha: str, body: str, ref: str, append: bool) -> bool:
+    def _add_notes_once(self, items: list[tuple[str, str]], ref: str, append: bool) -> list[bool]:
         self._fetch_notes(ref)
-        existing = self.note(sha, ref)
-        if append and existing is not None:
-            lines = existing.splitlines()
-            new = body.splitlines()
-            if all(line in lines for line in new):
-                return False
-            content = existing.rstrip("\n") + "\n" + body
-        else:
-            if existing is not None and existing.strip("\n") == body:
-                return False
-            content = body
+        written: list[bool] = []
         path = self._workdir / ".git" / "RECONCILER_NOTE"
-        path.write_text(content + "\n", encoding="utf-8")
         try:
-            self._git("notes", f"--ref={ref}", "add", "-f", "-F", str(path), sha)
+            for sha, body in items:
+                existing = self.note(sha, ref)
+                if append and existing is not None:
+                    lines = existing.splitlines()
+                    if all(line in lines for line in body.splitlines()):
+                        written.append(False)
+                        continue
+                    content = existing.rstrip("\n") + "\n" + body
+                else:
+                    if existing is not None and existing.strip("\n") == body:
+                        written.append(False)
+                        continue
+                    content = body
+                path.write_text(content + "\n", encoding="utf-8")
+                self._git("notes", f"--ref={ref}", "add", "-f", "-F", str(path), sha)
+                written.append(True)
         finally:
             path.unlink(missing_ok=True)
+        if not any(written):
+            return written
         flag, summary = self._push_ref(ref, ref)
         if flag in (" ", "*", "=", "+", "-"):
-            return True
+            return written
         if ("rejected" in summary and "remote rejected" not in summary) or any(
             r in summary for r in _REF_RACE
         ):

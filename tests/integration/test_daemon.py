@@ -278,15 +278,56 @@ async def test_a_poll_never_applies_a_head_older_than_the_last_pass(
     try:
         first = await daemon.trigger("dev", "a")
         assert first.ok, first.error
-        old_head, _ = await daemon._poll_head()  # another environment's poll fetched the branch
+        old_head, _ = await daemon._shared_head()  # another environment's poll fetched the branch
         new = _seed(env_repo, namespace, tag="0.1.1")
         pushed = await daemon.trigger("dev", "git-push")
         assert pushed.ok and pushed.revision.endswith(new), pushed
-        polled = await daemon._pass(daemon.envs["dev"], "poll")  # within POLL_FETCH_TTL of that fetch
+        polled = await daemon._pass(daemon.envs["dev"], "poll", time.monotonic())  # within the TTL
         assert polled.ok and polled.revision.endswith(new), (polled.revision, str(old_head))
         assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.1"
     finally:
         await daemon.stop()
+
+
+async def test_passes_triggered_together_share_one_fetch_never_one_from_before_the_trigger(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """`reconciler sync` of every environment asks for as many passes at once: they share one `git fetch`
+    that started after they were asked for. A trigger that comes after a fetch started never gets that
+    fetch's head (the push it announces may be newer)."""
+    _seed(env_repo, namespace)
+    env_repo.write(
+        "envs/qa.yaml",
+        f"overlay: overlays/dev\nnamespace: {namespace}-qa\nsync: {{interval: 3600}}\n"
+        "health: {noControllerAfter: 5}\n",
+    )
+    env_repo.commit("qa: the same overlay in its own namespace")
+    kube.apply(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"{namespace}-qa"}},
+        ObjectRef(kind="Namespace", name=f"{namespace}-qa"),
+        field_manager="test",
+    )
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir, envs=["dev", "qa"]))
+    await daemon.start()
+    fetches: list[float] = []
+    fetch = daemon.source.fetch
+
+    def counted() -> Any:
+        fetches.append(time.monotonic())
+        return fetch()
+
+    daemon.source.fetch = counted  # type: ignore[method-assign]
+    try:
+        results = await asyncio.gather(*daemon.trigger_all("sync"))
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert len(fetches) == 1 and results[0].revision == results[1].revision
+        new = _seed(env_repo, namespace, tag="0.1.1")  # pushed after that fetch
+        pushed = await daemon.trigger("dev", "git-push")
+        assert len(fetches) == 2 and pushed.ok and pushed.revision.endswith(new), pushed
+        assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.1.1"
+    finally:
+        await daemon.stop()
+        kube.delete(ObjectRef(kind="Namespace", name=f"{namespace}-qa"))
 
 
 @pytest.mark.parametrize("env_name", ["dev", "staging", "prod"])

@@ -229,3 +229,59 @@ def test_log_paths_ranges_and_files(remote: Remote, tmp_path: Path) -> None:
         w.resolve("no-such-rev")
     out = w.export(c1, tmp_path / "export")
     assert (out / "dir" / "x.txt").read_text() == "x\n" and not (out / ".git").exists()
+
+
+def test_a_sync_is_reused_only_when_it_saw_the_remote_at_that_time_and_nothing_changed_since(
+    remote: Remote, tmp_path: Path
+) -> None:
+    import time
+
+    w = _writer(remote, tmp_path)
+    before = time.monotonic()
+    first = w.sync()
+    calls: list[str] = []
+    real = w._sync_once
+
+    def counted() -> str:
+        calls.append("sync")
+        return real()
+
+    w._sync_once = counted  # type: ignore[method-assign]
+    assert w.sync(not_before=before) == first and calls == []  # started after `before`: reused
+    remote.write("a.txt", "two\n")
+    pushed = remote.commit("someone else's change")
+    after = time.monotonic()
+    assert w.sync(not_before=after) == pushed and calls == ["sync"]  # started before it: a real sync
+    assert w.sync(not_before=after) == pushed and calls == ["sync"]
+    w.add_note(pushed, "a pushed note leaves the sync good")
+    assert w.sync(not_before=after) == pushed and calls == ["sync"]
+    (w.workdir / "a.txt").write_text("edited\n")  # a caller given the working tree: synced again
+    assert w.sync(not_before=after) == pushed and calls == ["sync", "sync"]
+    assert (w._workdir / "a.txt").read_text() == "two\n"
+    assert w.sync(not_before=after) == pushed and calls == ["sync", "sync"]
+    # another process sharing the clone moves HEAD (w._workdir: the property would count as a change)
+    git(w._workdir, "commit", "-q", "--allow-empty", "-m", "behind the writer's back")
+    assert w.sync(not_before=after) == pushed and calls == ["sync", "sync", "sync"]
+    assert w.sync() == pushed and len(calls) == 4  # without not_before: always
+
+
+def test_notes_in_one_batch_are_one_push_and_idempotent(remote: Remote, tmp_path: Path) -> None:
+    first = remote.head()
+    remote.write("a.txt", "two\n")
+    second = remote.commit("second")
+    w = _writer(remote, tmp_path)
+    w.sync()
+    pushes: list[str] = []
+    real = w._push_ref
+
+    def counted(src: str, dst: str) -> tuple[str, str]:
+        pushes.append(dst)
+        return real(src, dst)
+
+    w._push_ref = counted  # type: ignore[method-assign]
+    written = w.add_notes([(first, "dev"), (second, "dev"), (first, "staging"), (first, "dev")])
+    assert written == [True, True, True, False] and pushes == ["refs/notes/reconciler"]
+    assert git(remote.bare, "notes", "--ref=reconciler", "show", first).splitlines() == ["dev", "staging"]
+    assert w.add_notes([(first, "dev"), (second, "dev")]) == [False, False] and len(pushes) == 1
+    with pytest.raises(ValueError):
+        w.add_notes([(first, "\n")])
