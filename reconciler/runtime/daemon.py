@@ -113,8 +113,10 @@ GATE_POLL_MAX_SECONDS = 5.0
 #: the consumer's 30 s ack wait, reconciler.bus.client.DEFAULT_ACK_WAIT).
 TRIGGER_PROGRESS_SECONDS = 10.0
 #: Threads for health gates, apart from the passes' pool: a gate waits up to ``health.timeout`` seconds,
-#: so gates sharing the passes' few threads (CPUs + 4) held every pass up behind them (bench/scale).
-GATE_THREADS = 16
+#: so gates sharing the passes' few threads (CPUs + 4) held every pass up behind them (bench/scale); a
+#: waiting gate sleeps between readings, so many of them cost little, and at 100 environments 16 made
+#: gates wait for a thread longer than for health.
+GATE_THREADS = 32
 #: A drift-watch key: the target cluster's id (reconciler.cluster.targets.Target.id) and the object's key
 _CKey = tuple[str, tuple[str, str, str, str]]
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
