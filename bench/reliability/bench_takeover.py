@@ -33,28 +33,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "hostile"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _fault_support import wait_for  # noqa: E402
+
 RECONCILER = Path(sys.executable).parent / "reconciler"
 GOAL_SECONDS = 15.0
 TTL = 10.0  # DaemonSettings.shard_lease_ttl's default
 PERIOD = TTL / 8  # reconciler.runtime.shards.DEFAULT_PERIOD
 ACQUIRED = re.compile(r"acquired the lease of (\S+)")
 LET_GO = re.compile(r"(?:released the lease of|lost the lease of|lease of) (\S+)")
-
-
-def _wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise RuntimeError(f"not within {timeout:.0f} s: {what}")
 
 
 class Replica:
@@ -188,7 +182,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             held = [r.held(everything) for r in replicas]
             return set().union(*held) == everything and all(held)
 
-        _wait(spread, 120, "the environments spread over the three replicas")
+        wait_for(spread, 120, "the environments spread over the three replicas")
         rounds: list[dict[str, Any]] = []
         for n in range(args.rounds):
             victim = max(replicas, key=lambda r: len(r.held(everything)))
@@ -202,7 +196,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             def taken(lost: set[str] = lost, survivors: list[Replica] = survivors) -> bool:
                 return lost <= set().union(*(r.held(everything) for r in survivors))
 
-            _wait(taken, 120, f"round {n}: the victim's environments taken over")
+            wait_for(taken, 120, f"round {n}: the victim's environments taken over")
             per_env = {
                 env: min(ts for r in survivors for e, ts in r.acquisitions() if e == env and ts >= killed_at)
                 - killed_at
@@ -223,7 +217,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 flush=True,
             )
             victim.start()
-            _wait(spread, 120, f"round {n}: the environments spread over three again")
+            wait_for(spread, 120, f"round {n}: the environments spread over three again")
         times = [r["takeover_seconds"] for r in rounds]
         return {
             "rounds": rounds,

@@ -224,7 +224,8 @@ class Daemon:
         self.image_durable = installation_durable(IMAGE_AUTOMATION_DURABLE, self.installation)
         self._head_time: datetime | None = None  # the branch's head commit time at start-up (UTC)
         # the last poll fetch (revision, monotonic time), shared by polls within POLL_FETCH_TTL
-        self._polled: tuple[Revision, float] | None = None
+        self._polled: tuple[Revision, float] | None = None  # the last poll's head and its fetch's start
+        self._triggered: tuple[Revision, float] | None = None  # the same for passes asked for
         self._fetch_lock = asyncio.Lock()
         # the drift watches' view: live objects of desired keys, and the kinds whose watch is listed and
         # running (a kind leaves the set while its watch is broken)
@@ -865,28 +866,37 @@ class Daemon:
         return result
 
     async def _shared_head(self, not_before: float = 0.0, *, poll: bool = True) -> tuple[Revision, float]:
-        """The branch's head for a pass and when its fetch started (monotonic): the last head fetched, when
-        that fetch started at ``not_before`` or later (and, for a ``poll``, within :data:`POLL_FETCH_TTL`
-        seconds), else fetched now. ``not_before`` is at least when the fetch behind the environment's
-        last pass started: without that bound, a poll could reuse a head fetched just before a commit
-        that a push-triggered pass has applied since, and apply the older revision again. A triggered
-        pass also passes the time it was asked for, so the head it gets includes every push before.
+        """The branch's head for a pass and when its fetch started (monotonic): a head fetched before, when
+        that fetch started at ``not_before`` or later (a ``poll`` takes only another poll's, within
+        :data:`POLL_FETCH_TTL` seconds; a pass asked for takes any), else fetched now. ``not_before`` is at
+        least when the fetch behind the environment's last pass started: without that bound, a poll could
+        reuse a head fetched just before a commit that a push-triggered pass has applied since, and apply
+        the older revision again. A triggered pass also passes the time it was asked for, so the head it
+        gets includes every push before.
 
         Raises:
             SourceError: the fetch failed.
         """
         async with self._fetch_lock:
             now = time.monotonic()
-            if (
-                self._polled is not None
-                and (not poll or now - self._polled[1] < POLL_FETCH_TTL)
-                and self._polled[1] >= not_before
-            ):
-                return self._polled
+            if poll:  # polls share polls' fetches only: a triggered pass's never keeps a poll from fetching
+                if (
+                    self._polled is not None
+                    and now - self._polled[1] < POLL_FETCH_TTL
+                    and self._polled[1] >= not_before
+                ):
+                    return self._polled
+            else:
+                for head in (self._triggered, self._polled):
+                    if head is not None and head[1] >= not_before:
+                        return head
             started = time.monotonic()
             rev = await asyncio.to_thread(self.source.fetch)
-            self._polled = (rev, started)
-            return self._polled
+            if poll:
+                self._polled = (rev, started)
+                return self._polled
+            self._triggered = (rev, started)
+            return self._triggered
 
     def _verified_by_watch(self, state: _EnvState, revision: Revision) -> PassResult | None:
         """A poll pass answered from the drift watches, or ``None`` when a full pass is needed.
