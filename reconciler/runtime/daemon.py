@@ -912,29 +912,64 @@ class Daemon:
         applied, last = state.applied, state.last
         if applied is None or last is not applied or applied.revision != str(revision):
             return None
-        if not self.settings.drift_watch or time.monotonic() - state.full_at > FULL_RESYNC:
-            return None
-        desired = self.ctx.last_desired.get(state.name)
-        if desired is None or state.env is None:
+        if time.monotonic() - state.full_at > FULL_RESYNC:
             return None
         started, t0 = time.time(), time.monotonic()
-        target = self._target(state.name)
-        with self._index_lock:
-            if state.missed:
-                return None
-            live = {d.key: self._live.get((target.id, d.key)) for d in desired}
-            watching = {gvk for cid, gvk in self._watching if cid == target.id}
+        watched = self._watched_copies(state)
+        if watched is None:
+            return None
+        live, desired = watched
         changes = ChangeSet()
         for d in desired:
-            obj = live[d.key]
-            if obj is None or (d.ref.group, d.ref.version, d.ref.kind) not in watching:
-                return None
             try:
-                if driftlib.diff_paths(d.obj, obj, ignore=d.ignore, field_manager=FIELD_MANAGER):
+                if driftlib.diff_paths(d.obj, live[d.key], ignore=d.ignore, field_manager=FIELD_MANAGER):
                     return None
             except (ValueError, TypeError):
                 return None
             changes.add(d.ref, Action.UNCHANGED)
+        return PassResult(
+            environment=state.name,
+            revision=applied.revision,
+            ok=True,
+            changes=changes,
+            health=self._judge_watched(state, live, desired),
+            started_at=started,
+            duration=round(time.monotonic() - t0, 4),
+            trigger="poll",
+            verified_by="watch",
+        )
+
+    def _watched_copies(
+        self, state: _EnvState
+    ) -> tuple[dict[tuple[str, str, str, str], dict[str, Any]], list[Desired]] | None:
+        """The drift watches' live copies of every object ``state``'s last pass left desired, with that
+        desired set; ``None`` unless every one of them is there, the watch of each kind is listed and
+        running, and no change seen during a pass waits for a re-check."""
+        desired = self.ctx.last_desired.get(state.name)
+        if not self.settings.drift_watch or desired is None or state.env is None:
+            return None
+        target = self._target(state.name)
+        with self._index_lock:
+            if state.missed:
+                return None
+            watching = {gvk for cid, gvk in self._watching if cid == target.id}
+            live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+            for d in desired:
+                obj = self._live.get((target.id, d.key))
+                if obj is None or (d.ref.group, d.ref.version, d.ref.kind) not in watching:
+                    return None
+                live[d.key] = obj
+        return live, desired
+
+    def _judge_watched(
+        self,
+        state: _EnvState,
+        live: dict[tuple[str, str, str, str], dict[str, Any]],
+        desired: list[Desired],
+    ) -> dict[str, HealthStatus]:
+        """Health of ``desired`` judged from the watches' copies ``live`` (a related object no watch
+        holds, such as an Agent's Deployment, is read from the API server)."""
+        target = self._target(state.name)
 
         def lookup(ref: ObjectRef) -> dict[str, Any] | None:
             cached = live.get(ref.key)
@@ -945,26 +980,30 @@ class Daemon:
             except (KubeError, ConfigError):
                 return None
 
-        health = {
-            str(d.ref): judge(
-                live[d.key] or {},
-                lookup=lookup,
-                no_controller_after=state.env.health.no_controller_after,
-                probe=self.ctx.mcp_probe,
-            )
+        after = state.env.health.no_controller_after if state.env is not None else 60.0
+        return {
+            str(d.ref): judge(live[d.key], lookup=lookup, no_controller_after=after, probe=self.ctx.mcp_probe)
             for d in desired
         }
-        return PassResult(
-            environment=state.name,
-            revision=applied.revision,
-            ok=True,
-            changes=changes,
-            health=health,
-            started_at=started,
-            duration=round(time.monotonic() - t0, 4),
-            trigger="poll",
-            verified_by="watch",
-        )
+
+    def watched_health(self, name: str) -> dict[str, HealthStatus] | None:
+        """Health of environment ``name``'s desired objects judged from the drift watches' copies, with no
+        call to the API server for them (as Argo CD judges from its cluster cache): the watches have seen
+        every change of these objects, status included, as it happened. ``None`` when they do not hold
+        all of them (a watch not running, an object not seen yet): read the API server instead. Blocking
+        only for probes past their cache window and related objects no watch holds."""
+        state = self.envs.get(name)
+        if state is None:
+            return None
+        watched = self._watched_copies(state)
+        if watched is None:
+            return None
+        live, desired = watched
+        from reconciler.probe.service import ProbeService
+
+        if isinstance(self.ctx.probes, ProbeService):  # every endpoint at once; judging reads the cache
+            self.ctx.probes.prefetch(list(live.values()))
+        return self._judge_watched(state, live, desired)
 
     def _gate_pool(self) -> ThreadPoolExecutor:
         """The health gates' own threads (made on first use), so waiting gates never hold up passes."""

@@ -485,8 +485,10 @@ class _Timelines:
 
 
 class _LiveHealth:
-    """Each managed object's health read live (one GET per object), reused for ``ttl`` seconds, so the
-    page shows a rollout finishing between passes. ``ttl`` 0 shows the health of the last pass only."""
+    """Each managed object's health read live, reused for ``ttl`` seconds, so the page shows a rollout
+    finishing between passes: judged from the daemon's drift watches when they hold every object
+    (``Daemon.watched_health``, no API call), else read from the API server (one list per kind and
+    namespace). ``ttl`` 0 shows the health of the last pass only."""
 
     def __init__(
         self, daemon: DaemonView, client: Callable[[Environment | None], KubeClient], ttl: float
@@ -517,7 +519,13 @@ class _LiveHealth:
 
             env = state.env
 
+            watched = getattr(self.daemon, "watched_health", None)
+
             def read() -> dict[str, HealthStatus]:
+                if watched is not None:  # the drift watches' copies: no API call for a page of 300
+                    health: dict[str, HealthStatus] | None = watched(name)
+                    if health is not None and all(str(r) in health for r in refs):
+                        return {str(r): health[str(r)] for r in refs}
                 return assess_health(self.client(env), refs, no_controller_after=after, probe=probes)
 
             task = asyncio.create_task(asyncio.to_thread(read), name=f"health-{name}")

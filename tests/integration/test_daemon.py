@@ -411,3 +411,29 @@ async def test_a_newer_revision_applied_by_another_writer_is_not_reverted(
     finally:
         await daemon.stop()
     assert _image(kube, namespace) == "ghcr.io/acme/clock-mcp:0.7.0"
+
+
+async def test_health_judged_from_the_drift_watches_matches_the_api_server(
+    env_repo: EnvRepo, kubeconfig: Path, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """The status page's live health comes from the drift watches' copies when they hold every object
+    (no API call), and equals a reading from the API server; an object the watches no longer hold (it
+    was deleted) sends the reading back to the API server, which says it is gone."""
+    from reconciler.reconcile import assess_health
+
+    _seed(env_repo, namespace)
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        refs = [d.ref for d in daemon.ctx.last_desired["dev"]]
+        watched = await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
+        direct = assess_health(kube, refs, no_controller_after=5)
+        assert {k: v.state for k, v in watched.items()} == {k: v.state for k, v in direct.items()}
+        assert set(watched) == {str(r) for r in refs}
+        cm = next(r for r in refs if r.kind == "ConfigMap")
+        await asyncio.to_thread(kube.delete, cm)
+        await until(lambda: daemon.watched_health("dev") is None, 10, "the watch saw the deletion")
+    finally:
+        await daemon.stop()
