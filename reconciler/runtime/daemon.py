@@ -117,6 +117,10 @@ TRIGGER_PROGRESS_SECONDS = 10.0
 #: waiting gate sleeps between readings, so many of them cost little, and at 100 environments 16 made
 #: gates wait for a thread longer than for health.
 GATE_THREADS = 32
+#: How long :meth:`Daemon.stop` waits for health gates to end (seconds): a waiting gate ends at once; one
+#: writing its record or revert finishes it (each Git command has its own timeout) rather than leave a
+#: half-written record behind or write into a checkout its owner is about to remove.
+GATE_STOP_SECONDS = 60.0
 #: A drift-watch key: the target cluster's id (reconciler.cluster.targets.Target.id) and the object's key
 _CKey = tuple[str, tuple[str, str, str, str]]
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
@@ -611,6 +615,14 @@ class Daemon:
         if self._repo_watcher is not None:
             self._repo_watcher.stop()
         await self.rollouts.stop()
+        if self._gates is not None:  # a gate still waiting sees _stopping and ends; one writing finishes
+            gates, self._gates = self._gates, None
+            gates.shutdown(wait=False, cancel_futures=True)
+            ended = asyncio.to_thread(gates.shutdown, wait=True)
+            try:
+                await asyncio.wait_for(ended, GATE_STOP_SECONDS)
+            except TimeoutError:
+                log.warning("stop: health gates still running after %.0f s; left behind", GATE_STOP_SECONDS)
         if self.notifier is not None:  # what is queued gets a moment, then is dropped
             await self.notifier.drain(2.0)
             await self.notifier.close()
@@ -622,9 +634,6 @@ class Daemon:
         self._tasks.clear()
         if self.bus is not None:
             await self.bus.close()
-        if self._gates is not None:  # a gate still waiting sees _stopping and ends
-            self._gates.shutdown(wait=False, cancel_futures=True)
-            self._gates = None
         self.targets.close()
         self.client.close()
 
@@ -1015,8 +1024,8 @@ class Daemon:
         """Health gate and promotion record for the pass's revision (in the background, so triggers for
         this environment are not held up); reverts a failed promotion when ``onFailure: revert``. A sharded
         replica that handed the environment over meanwhile leaves both to the new holder."""
-        if self.shards is not None and not self.shards.may_write(state.name):
-            state.settling = False
+        if self._stopping.is_set() or (self.shards is not None and not self.shards.may_write(state.name)):
+            state.settling = False  # stopping: the next start settles it
             return
         stopping = self._stopping
 

@@ -4,6 +4,7 @@ NATS triggers, on the real control plane."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -422,6 +423,12 @@ async def test_health_judged_from_the_drift_watches_matches_the_api_server(
     from reconciler.reconcile import assess_health
 
     _seed(env_repo, namespace)
+    env_repo.write(  # the deletion is reported, not corrected: it stays for the test to see
+        "envs/dev.yaml",
+        f"overlay: overlays/dev\nnamespace: {namespace}\n"
+        "sync: {interval: 3600, allowMassPrune: true, drift: warn}\nhealth: {noControllerAfter: 5}\n",
+    )
+    env_repo.commit("dev: drift reported only")
     daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))
     await daemon.start()
     try:
@@ -435,5 +442,38 @@ async def test_health_judged_from_the_drift_watches_matches_the_api_server(
         cm = next(r for r in refs if r.kind == "ConfigMap")
         await asyncio.to_thread(kube.delete, cm)
         await until(lambda: daemon.watched_health("dev") is None, 10, "the watch saw the deletion")
+        assert await asyncio.to_thread(kube.get, cm) is None
     finally:
         await daemon.stop()
+
+
+async def test_stop_waits_for_the_health_gates_it_ends(
+    env_repo: EnvRepo, kubeconfig: Path, namespace: str, cache_dir: Path
+) -> None:
+    """A health gate still waiting when the daemon stops ends, and :meth:`Daemon.stop` returns only after
+    its thread has: nothing of the daemon writes into the checkout after ``stop`` (its owner may remove
+    it)."""
+    _seed(env_repo, namespace)
+    env_repo.write(  # never scheduled: the gate waits its whole timeout unless stopped
+        "overlays/dev/deployment.yaml",
+        DEPLOY.replace("    spec:\n", "    spec:\n      nodeSelector: {reconciler.test/none: none}\n", 1),
+    )
+    env_repo.write(
+        "envs/dev.yaml",
+        f"overlay: overlays/dev\nnamespace: {namespace}\n"
+        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {timeout: 600}\n",
+    )
+    env_repo.commit("dev: a Deployment that never becomes available")
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        await until(
+            lambda: any(t.name.startswith("reconciler-gate") for t in threading.enumerate()),
+            15,
+            "a gate waiting",
+        )
+    finally:
+        await daemon.stop()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("reconciler-gate")]
