@@ -511,9 +511,10 @@ class KubeClient:
         resource_version: str,
         namespace: str | None = None,
         timeout_seconds: int = 300,
+        label_selector: str = "",
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Yield ``(type, object)`` watch events (ADDED, MODIFIED, DELETED, BOOKMARK) until the server
-        ends the watch (after ``timeout_seconds``).
+        ends the watch (after ``timeout_seconds``); ``label_selector`` limits it to matching objects.
 
         Raises:
             KubeError: when the watch cannot start; ``ERROR`` events with 410 raise ``KubeError`` with
@@ -526,6 +527,8 @@ class KubeClient:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(timeout_seconds),
         }
+        if label_selector:
+            query["labelSelector"] = label_selector
         self._count("watch")
         url = info.collection_path(namespace) + "?" + urlencode(query)
         try:

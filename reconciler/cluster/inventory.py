@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -86,9 +87,17 @@ class InventoryStore:
         source: the repository URL or path the environments come from (part of the inventory's name).
     """
 
-    def __init__(self, client: KubeClient, source: str = "") -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        source: str = "",
+        on_written: Callable[[dict[str, Any], bool], None] | None = None,
+    ) -> None:
         self.client = client
         self.source = source
+        #: told each ConfigMap stored (as the server returned it) or deleted (``True``): an inventory
+        #: watch sees this process's own writes at once (reconciler.cluster.ownership.InventoryWatch.saw)
+        self.on_written = on_written
         self._ns_ready = False
 
     def load(self, env: str) -> Inventory:
@@ -114,7 +123,7 @@ class InventoryStore:
             (e.model_dump() for e in inventory.entries),
             key=lambda e: (e["group"], e["kind"], e["namespace"], e["name"]),
         )
-        self.client.apply(
+        stored = self.client.apply(
             {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
@@ -128,12 +137,17 @@ class InventoryStore:
             ref,
             field_manager=FIELD_MANAGER,
         )
+        if self.on_written is not None:
+            self.on_written(stored, False)
         return True
 
     def delete(self, env: str) -> None:
         """Delete ``env``'s stored inventory (only after every object it lists was deleted: an inventory
         is what prune trusts, so it never goes while its objects stay)."""
-        self.client.delete(inventory_ref(env, self.source))
+        ref = inventory_ref(env, self.source)
+        self.client.delete(ref)
+        if self.on_written is not None:
+            self.on_written({"metadata": {"name": ref.name, "namespace": ref.namespace}}, True)
 
 
 def _same(a: Inventory, b: Inventory) -> bool:

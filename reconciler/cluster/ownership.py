@@ -21,15 +21,16 @@ inventory holds (it leaves the pruning environment's inventory instead).
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import NAMESPACE, parse_inventory, source_hash
-from reconciler.errors import NotFoundError
+from reconciler.errors import ConfigError, KubeError, NotFoundError
 from reconciler.model import Inventory, ObjectRef
 
 #: The annotation (on the object in Git) that hands an object over to the environment applying it.
@@ -47,7 +48,14 @@ _FOREIGN_MANAGERS = {
     "argocd-controller": "Argo CD",
 }
 
+log = logging.getLogger("reconciler.cluster")
+
 Key = tuple[str, str, str, str]
+
+#: The label every stored inventory ConfigMap carries (its value: the environment).
+INVENTORY_LABEL = "reconciler.dev/environment"
+#: Seconds an :class:`InventoryWatch` waits before it lists again after a failure.
+WATCH_RETRY_SECONDS = 1.0
 
 #: inventories already parsed, by the ConfigMap's uid: (resourceVersion, inventory). Every pass reads every
 #: other inventory (one list call); a stored object with the same uid and resourceVersion is the same
@@ -84,19 +92,21 @@ class Conflict(BaseModel):
         return f"{self.object} is held by {self.owner}"
 
 
-def other_inventories(client: KubeClient, env: str, source: str) -> list[tuple[str, Inventory]]:
+def other_inventories(
+    client: KubeClient, env: str, source: str, *, items: list[dict[str, Any]] | None = None
+) -> list[tuple[str, Inventory]]:
     """Every stored inventory but ``env``'s own for ``source``, as ``(owner description, inventory)``
-    (shared between calls: do not change them).
+    (shared between calls: do not change them). ``items``: the inventory ConfigMaps as an
+    :class:`InventoryWatch` holds them; ``None`` lists them from the API server.
 
     Raises:
         KubeError: the inventories cannot be listed.
     """
-    try:
-        items, _ = client.list(
-            "", "v1", "ConfigMap", namespace=NAMESPACE, label_selector="reconciler.dev/environment"
-        )
-    except NotFoundError:
-        return []
+    if items is None:
+        try:
+            items, _ = client.list("", "v1", "ConfigMap", namespace=NAMESPACE, label_selector=INVENTORY_LABEL)
+        except NotFoundError:
+            return []
     mine = source_hash(source) or "none"
     out: list[tuple[str, Inventory]] = []
     for item in items:
@@ -182,3 +192,122 @@ def describe(env: str, found: list[Conflict], limit: int = 5) -> str:
         f"holds: {head}; remove them from one of the two, or hand them over with the annotation "
         f"{OWNERSHIP_ANNOTATION}: {TAKE} on the object in Git"
     )
+
+
+class InventoryWatch:
+    """Every stored inventory ConfigMap of one cluster, kept current by one list and a watch (the
+    list-then-watch of the Kubernetes API concepts, "Efficient detection of changes"), so a pass's
+    ownership check reads no inventory from the API server: a daemon with N environments would otherwise
+    list all N inventories in each of its N passes.
+
+    Args:
+        open_client: makes the watch's own client (closed by the watch when it ends).
+        name: names the cluster in the log.
+
+    Thread-safe. :meth:`items` is ``None`` until the first list and after a failure, until the next list
+    (the caller then lists itself): never a view that may have missed a change it was told about.
+    """
+
+    def __init__(self, open_client: Callable[[], KubeClient], *, name: str = "") -> None:
+        self._open = open_client
+        self.name = name
+        self._lock = threading.Lock()
+        self._items: dict[str, dict[str, Any]] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reconciler-inventories-{name}", daemon=True)
+
+    def start(self) -> InventoryWatch:
+        """Start the watch's thread; returns ``self``."""
+        self._thread.start()
+        return self
+
+    def items(self) -> list[dict[str, Any]] | None:
+        """The inventory ConfigMaps as last seen (shared: do not change them), or ``None`` while the watch
+        is not listed and running."""
+        with self._lock:
+            return None if self._items is None else list(self._items.values())
+
+    def saw(self, obj: dict[str, Any], deleted: bool = False) -> None:
+        """Take ``obj``, an inventory ConfigMap this process just stored (as the server returned it) or
+        ``deleted``, into the view at once, so the next pass's ownership check sees this process's own
+        writes without waiting for the watch to deliver them."""
+        with self._lock:
+            if self._items is None:
+                return
+            if deleted:
+                self._items.pop(str((obj.get("metadata") or {}).get("name", "")), None)
+            else:
+                self._put(obj)
+
+    def _put(self, obj: dict[str, Any]) -> None:
+        """``obj`` into the view unless the view holds a newer copy (lock held). resourceVersions are
+        compared as numbers when both are (etcd's revisions are); otherwise the later arrival wins."""
+        assert self._items is not None
+        name = str((obj.get("metadata") or {}).get("name", ""))
+        held = self._items.get(name)
+        if held is not None:
+            new_rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+            held_rv = str((held.get("metadata") or {}).get("resourceVersion", ""))
+            if new_rv.isdigit() and held_rv.isdigit() and int(new_rv) < int(held_rv):
+                return  # the watch delivering an older write after this process's newer one
+        self._items[name] = obj
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the watch (it ends within the watch's timeout at the latest; waited for up to ``timeout``
+        seconds)."""
+        self._stop.set()
+        with self._lock:
+            self._items = None
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client = self._open()  # again after a failure: a rotated credential is picked up
+            except (KubeError, ConfigError, ValueError, OSError) as exc:
+                log.warning("inventory watch of cluster %s cannot start: %s", self.name, exc)
+                self._stop.wait(WATCH_RETRY_SECONDS)
+                continue
+            try:
+                self._list_and_watch(client)
+            except KubeError as exc:
+                if exc.status != 410:  # 410: the resourceVersion is too old; list again at once
+                    log.debug("inventory watch of cluster %s: %s", self.name, exc)
+                    self._stop.wait(WATCH_RETRY_SECONDS)
+            except Exception:
+                log.exception("inventory watch of cluster %s failed", self.name)
+                self._stop.wait(WATCH_RETRY_SECONDS)
+            finally:
+                with self._lock:
+                    self._items = None
+                client.close()
+
+    def _list_and_watch(self, client: KubeClient) -> None:
+        items, rv = client.list("", "v1", "ConfigMap", namespace=NAMESPACE, label_selector=INVENTORY_LABEL)
+        with self._lock:
+            self._items = {str((i.get("metadata") or {}).get("name", "")): i for i in items}
+        while not self._stop.is_set():  # a watch the server ended goes on from the last resourceVersion
+            for etype, obj in client.watch(
+                "",
+                "v1",
+                "ConfigMap",
+                resource_version=rv,
+                namespace=NAMESPACE,
+                label_selector=INVENTORY_LABEL,
+                timeout_seconds=60,
+            ):
+                if self._stop.is_set():
+                    return
+                meta = obj.get("metadata") or {}
+                rv = str(meta.get("resourceVersion", rv))
+                if etype not in ("ADDED", "MODIFIED", "DELETED"):
+                    continue  # BOOKMARK: only the resourceVersion moves
+                name = str(meta.get("name", ""))
+                with self._lock:
+                    if self._items is None:
+                        return
+                    if etype == "DELETED":
+                        self._items.pop(name, None)
+                    else:
+                        self._put(obj)

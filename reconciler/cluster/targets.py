@@ -22,6 +22,7 @@ import binascii
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from kubernetes import config as k8s_config
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import NAMESPACE
+from reconciler.cluster.ownership import InventoryWatch
 from reconciler.errors import ConfigError, KubeError
 from reconciler.model import Environment, ObjectRef
 
@@ -88,6 +90,9 @@ class ClusterTargets:
         # Secret target id -> (sha256 of the kubeconfig, parsed kubeconfig, client, monotonic time read)
         self._secrets: dict[str, tuple[str, dict[str, Any], KubeClient, float]] = {}
         self._retired: list[KubeClient] = []  # clients of replaced Secret contents, closed by close()
+        #: keep each cluster's inventories by a watch (:meth:`inventories`); a daemon sets it
+        self.watch_inventories = False
+        self._inventory_watches: dict[str, InventoryWatch] = {}
         self._default_target = self._resolve_default()
 
     # -- naming -------------------------------------------------------------------------------------------
@@ -172,8 +177,34 @@ class ClusterTargets:
             out.update({f"secret:{i.split(':')[1]}": v[2] for i, v in self._secrets.items()})
         return out
 
+    def inventories(self, target: Target) -> list[dict[str, Any]] | None:
+        """``target``'s stored inventory ConfigMaps as its :class:`InventoryWatch` holds them (started on
+        the first call), or ``None`` (list them instead) unless :attr:`watch_inventories` is set and the
+        watch is listed and running."""
+        if not self.watch_inventories:
+            return None
+        with self._lock:
+            watch = self._inventory_watches.get(target.id)
+            if watch is None:
+                watch = InventoryWatch(lambda: self.open(target), name=target.label).start()
+                self._inventory_watches[target.id] = watch
+        return watch.items()
+
+    def inventory_written(self, target: Target) -> Callable[[dict[str, Any], bool], None] | None:
+        """What an :class:`~reconciler.cluster.inventory.InventoryStore` of ``target`` tells of each
+        inventory it stores or deletes (:meth:`InventoryWatch.saw` of the cluster's watch), or ``None``
+        when no watch runs."""
+        with self._lock:
+            watch = self._inventory_watches.get(target.id)
+        return watch.saw if watch is not None else None
+
     def close(self) -> None:
-        """Close every client this registry made (not the default)."""
+        """Close every client this registry made (not the default) and stop the inventory watches."""
+        with self._lock:
+            watches = list(self._inventory_watches.values())
+            self._inventory_watches.clear()
+        for w in watches:
+            w.close()
         with self._lock:
             clients = [*self._contexts.values(), *(v[2] for v in self._secrets.values()), *self._retired]
             self._contexts.clear()

@@ -10,7 +10,7 @@ inventory first.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,12 +258,14 @@ def assess_health(
     *,
     no_controller_after: float = 60.0,
     probe: McpProbe | None = None,
+    known: Mapping[tuple[str, str, str, str], dict[str, Any]] | None = None,
 ) -> dict[str, HealthStatus]:
     """Health of each object, read live: one list call per (kind, namespace) with several objects, a get
     otherwise (:func:`reconciler.cluster.manager.read_live`); related Deployments fetched on demand.
     An object whose read failed is Unverified, naming the error; one that is absent is Failed ("not
     found"). ``probe`` also judges RemoteMCPServers by speaking MCP (see
-    :func:`reconciler.cluster.health.assess`)."""
+    :func:`reconciler.cluster.health.assess`). ``known``: live copies by key that the caller read a
+    moment ago and nothing wrote since (a pass's objects it left unchanged); those are not read again."""
 
     def lookup(ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -271,7 +273,9 @@ def assess_health(
         except KubeError:
             return None
 
-    found, errors = read_live(client, refs, unserved_kind_fails=True)
+    have = known or {}
+    found, errors = read_live(client, [r for r in refs if r.key not in have], unserved_kind_fails=True)
+    found.update({r.key: have[r.key] for r in refs if r.key in have})
     out: dict[str, HealthStatus] = {}
     lives: dict[str, dict[str, Any]] = {}
     for ref in refs:
@@ -333,7 +337,9 @@ def run_pass(
         objects = _lay_rollouts(ctx, env, client, objects, str(rev), dry_run)
         desired = prepare(objects, env.sync.ignore)
         failpoint("render")
-        store = InventoryStore(client, source=ctx.source.url)
+        store = InventoryStore(
+            client, source=ctx.source.url, on_written=ctx.clusters.inventory_written(target)
+        )
         original = store.load(env_name)
         manager = ResourceManager(client, sync_cache=ctx.sync_cache)
         manager.secret_digest_key = digest_key  # no plain hash of a decrypted Secret in the inventory
@@ -357,11 +363,14 @@ def run_pass(
             ctx.last_desired[env_name] = desired
             ctx.last_target[env_name] = target
         if with_health and not dry_run:
+            # what the pass read and did not write is judged from that reading: a no-op pass reads once
+            untouched = {c.ref.key for c in result.changes.entries if c.action is Action.UNCHANGED}
             result.health = assess_health(
                 client,
                 [d.ref for d in desired],
                 no_controller_after=env.health.no_controller_after,
                 probe=ctx.mcp_probe,
+                known={k: v for k, v in live.items() if k in untouched},
             )
         failed = [c for c in result.changes.entries if c.action is Action.FAILED]
         if failed:
@@ -464,7 +473,9 @@ def _guard(
     another inventory holds and this one no longer wants: those only leave ours) and why the pass is
     blocked (``""``: it is not). ``live``: the live copies of ``desired`` by key
     (:meth:`ResourceManager.live_index`, read once for the guards and the apply)."""
-    held = ownership.holders(ownership.other_inventories(client, env.name, ctx.source.url))
+    # the inventories as the daemon's watch holds them (none read per pass), else listed
+    watched = ctx.clusters.inventories(ctx.clusters.target_of(env))
+    held = ownership.holders(ownership.other_inventories(client, env.name, ctx.source.url, items=watched))
     found = ownership.conflicts(((d.ref, d.obj) for d in desired), live, held)
     keys = wanted(desired)
     inventory = original.model_copy(

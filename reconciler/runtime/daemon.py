@@ -196,6 +196,7 @@ class Daemon:
             sops_key_file=local_key_file(settings.sops_age_key_file),
         )
         self.targets = self.ctx.clusters  # one client per target cluster (reconciler.cluster.targets)
+        self.targets.watch_inventories = True  # ownership checks read no inventory per pass
         self.bus: Bus | None = None
         self.envs: dict[str, _EnvState] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -389,7 +390,9 @@ class Daemon:
             WRITE_FENCE.set(self.shards.fence(state.name))
         try:
             client = await asyncio.to_thread(self.targets.client_of, target, state.name)
-            store = InventoryStore(client, source=self.source.url)
+            store = InventoryStore(
+                client, source=self.source.url, on_written=self.targets.inventory_written(target)
+            )
             inventory = await asyncio.to_thread(store.load, state.name)
             if policy == "delete":
                 manager = ResourceManager(client, sync_cache=self.ctx.sync_cache)

@@ -5,15 +5,30 @@ another inventory holds."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler_testing import EnvRepo
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore
-from reconciler.model import ObjectRef
+from reconciler.model import Inventory, ObjectRef
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.source import GitSource
+
+
+def until_sync(pred: Callable[[], object], timeout: float, what: str) -> object:
+    """Call ``pred`` every 50 ms until it is truthy (returned); AssertionError naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{meta}data:\n  OWNER: {owner}\n"
 TAKE = "  annotations:\n    reconciler.dev/ownership: take\n"
@@ -124,3 +139,62 @@ def test_the_demo_refuses_a_cluster_that_runs_the_example_from_another_repositor
         assert other.load("staging").entries == [entry], "nothing was erased"
     finally:
         other.delete("staging")
+
+
+def test_the_inventory_watch_guards_as_a_list_does_without_reading_per_pass(
+    env_repo: EnvRepo, kube: KubeClient, namespace: str, cache_dir: Path
+) -> None:
+    """A daemon keeps every inventory by a watch (ownership.InventoryWatch): its view equals a fresh list,
+    follows other writers' saves and deletions, sees this process's own writes at once, and the guard then
+    blocks exactly as with a list, with one list call fewer per pass."""
+    from reconciler.cluster.inventory import NAMESPACE
+    from reconciler.cluster.ownership import INVENTORY_LABEL
+
+    ctx = PassContext(source=GitSource(str(env_repo.remote), "main", cache_dir), client=kube)
+    targets = ctx.clusters
+    target = targets.default_target
+    _env(env_repo, "dev", namespace, ["shared", "dev-only"])
+    _env(env_repo, "qa", namespace, ["shared", "qa-only"])
+    env_repo.commit("dev and qa both render ConfigMap shared")
+    assert run_pass(ctx, "dev", with_health=False).ok
+
+    def versions(items: list[dict[str, object]] | None) -> dict[str, str] | None:
+        if items is None:
+            return None
+        return {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in items}  # type: ignore[index]
+
+    def listed() -> dict[str, str] | None:
+        items, _ = kube.list("", "v1", "ConfigMap", namespace=NAMESPACE, label_selector=INVENTORY_LABEL)
+        return versions(items)
+
+    kube.calls.clear()
+    plain = run_pass(ctx, "qa", with_health=False)
+    lists_without = kube.calls["list"]
+
+    def same() -> bool:
+        return versions(targets.inventories(target)) == listed()
+
+    targets.watch_inventories = True
+    try:
+        until_sync(same, 15, "the watch listed")
+        kube.calls.clear()
+        qa = run_pass(ctx, "qa", with_health=False)
+        assert kube.calls["list"] == lists_without - 1, "the guard read the watch's view, not a list"
+        assert qa.blocked and qa.error == plain.error and "held by environment 'dev'" in qa.error
+
+        # this process's own writes are in the view at once: qa takes shared over, dev is blocked next
+        _env(env_repo, "qa", namespace, ["shared", "qa-only"], take=True)
+        env_repo.commit("qa takes over shared")
+        assert run_pass(ctx, "qa", with_health=False).ok
+        dev = run_pass(ctx, "dev", with_health=False)
+        assert dev.blocked and "held by environment 'qa'" in dev.error, dev.error
+
+        # another writer's save and deletion reach the view through the watch
+        other = InventoryStore(kube, source="https://example.invalid/other.git")
+        held = [ObjectRef(kind="ConfigMap", namespace=namespace, name="x")]
+        other.save(Inventory(environment="elsewhere", entries=held))
+        until_sync(same, 15, "the watch saw the save")
+        other.delete("elsewhere")
+        until_sync(same, 15, "the watch saw the deletion")
+    finally:
+        targets.close()
