@@ -252,14 +252,12 @@ class InventoryWatch:
                 return  # the watch delivering an older write after this process's newer one
         self._items[name] = obj
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the watch (it ends within the watch's timeout at the latest; waited for up to ``timeout``
-        seconds)."""
+    def close(self) -> None:
+        """Stop the watch: the view is gone at once (:meth:`items` is ``None``); the thread ends when its
+        watch call returns (an event, or the server's timeout of 60 s at the latest) and closes its client."""
         self._stop.set()
         with self._lock:
             self._items = None
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
