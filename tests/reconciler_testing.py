@@ -87,6 +87,23 @@ async def until(pred: Callable[[], Any], timeout: float, what: str = "condition"
     raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
+def until_sync(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Call ``pred`` every 100 ms (blocking) until it returns something truthy, which is returned.
+
+    Raises:
+        AssertionError: naming ``what`` when ``timeout`` seconds pass first.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
 def daemon_settings(repo: Path | str, kubeconfig: Path, cache_dir: Path, **overrides: Any) -> Any:
     """``DaemonSettings`` for the environment ``dev`` of ``repo`` as most tests want it: no watch of a
     local checkout, a 3600 s poll interval (tests trigger passes themselves) and no NATS; ``overrides``

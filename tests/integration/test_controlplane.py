@@ -4,26 +4,16 @@ conflicts, JetStream stores and redelivers, and teardown leaves nothing running.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from reconciler_testing import until_sync as _wait
 
 from reconciler.bus import Bus
 from reconciler.cluster.client import KubeClient
 from reconciler.errors import ConflictError, InvalidError
 from reconciler.model import ObjectRef
-
-
-def _wait(pred: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_server_reports_pinned_version(kube: KubeClient) -> None:

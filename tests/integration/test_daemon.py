@@ -60,11 +60,13 @@ data:
 """
 
 
-def _seed(repo: EnvRepo, namespace: str, *, tag: str = "0.1.0") -> str:
+def _seed(
+    repo: EnvRepo, namespace: str, *, tag: str = "0.1.0", sync: str = "", health: str = "noControllerAfter: 5"
+) -> str:
     repo.write(
         "envs/dev.yaml",
         f"overlay: overlays/dev\nnamespace: {namespace}\n"
-        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {noControllerAfter: 5}\n",
+        f"sync: {{interval: 3600, allowMassPrune: true{sync}}}\nhealth: {{{health}}}\n",
     )
     repo.write(
         "overlays/dev/kustomization.yaml",
@@ -452,13 +454,7 @@ async def test_health_judged_from_the_drift_watches_matches_the_api_server(
     was deleted) sends the reading back to the API server, which says it is gone."""
     from reconciler.reconcile import assess_health
 
-    _seed(env_repo, namespace)
-    env_repo.write(  # the deletion is reported, not corrected: it stays for the test to see
-        "envs/dev.yaml",
-        f"overlay: overlays/dev\nnamespace: {namespace}\n"
-        "sync: {interval: 3600, allowMassPrune: true, drift: warn}\nhealth: {noControllerAfter: 5}\n",
-    )
-    env_repo.commit("dev: drift reported only")
+    _seed(env_repo, namespace, sync=", drift: warn")  # a deletion is reported, not corrected: it stays
     daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))
     await daemon.start()
     try:
@@ -483,15 +479,10 @@ async def test_stop_waits_for_the_health_gates_it_ends(
     """A health gate still waiting when the daemon stops ends, and :meth:`Daemon.stop` returns only after
     its thread has: nothing of the daemon writes into the checkout after ``stop`` (its owner may remove
     it)."""
-    _seed(env_repo, namespace)
+    _seed(env_repo, namespace, health="timeout: 600")
     env_repo.write(  # never scheduled: the gate waits its whole timeout unless stopped
         "overlays/dev/deployment.yaml",
         DEPLOY.replace("    spec:\n", "    spec:\n      nodeSelector: {reconciler.test/none: none}\n", 1),
-    )
-    env_repo.write(
-        "envs/dev.yaml",
-        f"overlay: overlays/dev\nnamespace: {namespace}\n"
-        "sync: {interval: 3600, allowMassPrune: true}\nhealth: {timeout: 600}\n",
     )
     env_repo.commit("dev: a Deployment that never becomes available")
     daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from reconciler_testing import EnvRepo, report_figure
+from reconciler_testing import until_sync as _wait
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.lease import LeaseLock, LeaseRecord
@@ -21,16 +22,6 @@ RECONCILER = Path(sys.executable).parent / "reconciler"
 
 def _holder(kube: KubeClient, namespace: str) -> LeaseRecord | None:
     return LeaseLock(kube, namespace, "reconciler", "observer").read()
-
-
-def _wait(pred, timeout: float) -> object:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def test_two_daemons_one_leader_and_takeover(

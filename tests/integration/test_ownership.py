@@ -5,30 +5,15 @@ another inventory holds."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from reconciler_testing import EnvRepo
+from reconciler_testing import EnvRepo, until_sync
 
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore
 from reconciler.model import Inventory, ObjectRef
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.source import GitSource
-
-
-def until_sync(pred: Callable[[], object], timeout: float, what: str) -> object:
-    """Call ``pred`` every 50 ms until it is truthy (returned); AssertionError naming ``what`` after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
-
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n{meta}data:\n  OWNER: {owner}\n"
 TAKE = "  annotations:\n    reconciler.dev/ownership: take\n"

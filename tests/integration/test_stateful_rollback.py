@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 import typer
 from reconciler_testing import EnvRepo
+from reconciler_testing import until_sync as _poll
 from typer.testing import CliRunner
 
 from reconciler.cluster.client import KubeClient
@@ -243,16 +244,6 @@ def _claim_ref(ns: str, name: str) -> ObjectRef:
 def _image(kube: KubeClient, ns: str) -> str:
     live = kube.get(_sts_ref(ns)) or {}
     return str(live["spec"]["template"]["spec"]["containers"][0]["image"])
-
-
-def _poll(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def _claims(kube: KubeClient, ns: str) -> dict[str, dict[str, Any]]:

@@ -22,13 +22,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from reconciler_testing import EnvRepo, report_figure
+from reconciler_testing import until_sync as _wait
 
 from reconciler.bus import Bus, git_push_subject
 from reconciler.cluster.client import KubeClient
@@ -52,16 +53,6 @@ async def _publish(url: str, subject: str, data: bytes) -> None:
         await bus.publish(subject, data, msg_id=uuid.uuid4().hex)
     finally:
         await bus.close()
-
-
-def _wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def _lines(log: Path) -> list[dict[str, Any]]:
