@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,16 @@ def report_figure(name: str, seconds: float, **detail: object) -> str:
     return line
 
 
+def _attempts(timeout: float, what: str) -> Iterator[None]:
+    """Yield until ``timeout`` seconds have passed, then raise AssertionError naming ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        yield
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
 async def until(pred: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
     """Poll ``pred`` every 50 ms (in the event loop) until it returns something truthy, which is returned.
 
@@ -76,15 +86,11 @@ async def until(pred: Callable[[], Any], timeout: float, what: str = "condition"
         AssertionError: naming ``what`` when ``timeout`` seconds pass first.
     """
     import asyncio
-    import time
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
+    for _ in _attempts(timeout, what):
+        if value := pred():
             return value
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def until_sync(pred: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
@@ -95,13 +101,10 @@ def until_sync(pred: Callable[[], Any], timeout: float = 60.0, what: str = "cond
     """
     import time
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
+    for _ in _attempts(timeout, what):
+        if value := pred():
             return value
         time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def daemon_settings(repo: Path | str, kubeconfig: Path, cache_dir: Path, **overrides: Any) -> Any:

@@ -304,21 +304,17 @@ def test_helm_environment_is_minimal(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def _registry_binary() -> Path:
-    """The pinned CNCF Distribution registry: built by ``tools/controlplane/build.sh registry`` where this
-    checkout has that build, else the cached build of another checkout; the test is skipped without one."""
+    """The pinned CNCF Distribution registry, built (or found cached) by ``tools/controlplane/build.sh
+    registry``."""
     script = HERE.parents[1] / "tools" / "controlplane" / "build.sh"
-    if "registry)" in script.read_text():
-        proc = subprocess.run(
-            [str(script), "registry"], capture_output=True, text=True, timeout=1800, check=False
-        )
-        assert proc.returncode == 0, proc.stderr
-        found = sorted(Path(proc.stdout.strip().splitlines()[-1]).glob("registry-*/registry"))
-    else:
-        from reconciler.paths import default_cache_dir
-
-        found = sorted((default_cache_dir() / "bin").glob("registry-*/registry"))
-    if not found:
-        pytest.skip("no CNCF Distribution registry binary (tools/controlplane/build.sh registry)")
+    proc = subprocess.run(
+        [str(script), "registry"], capture_output=True, text=True, timeout=1800, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    found = sorted(Path(proc.stdout.strip().splitlines()[-1]).glob("registry-*/registry"))
+    assert found, (
+        f"tools/controlplane/build.sh registry printed {proc.stdout!r}: no registry-*/registry there"
+    )
     return found[-1]
 
 
