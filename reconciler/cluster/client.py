@@ -543,8 +543,10 @@ class KubeClient:
         try:
             for chunk in resp.stream(65536, decode_content=True):
                 buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
+                if b"\n" not in chunk:
+                    continue
+                *lines, buf = buf.split(b"\n")  # one split per chunk: events are one JSON line each
+                for line in lines:
                     if not line.strip():
                         continue
                     event = json.loads(line)

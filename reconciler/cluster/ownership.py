@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from pydantic import BaseModel
@@ -58,9 +59,12 @@ INVENTORY_LABEL = "reconciler.dev/environment"
 WATCH_RETRY_SECONDS = 1.0
 
 #: inventories already parsed, by the ConfigMap's uid: (resourceVersion, inventory). Every pass reads every
-#: other inventory (one list call); a stored object with the same uid and resourceVersion is the same
-#: object (Kubernetes API concepts, "Resource versions"), so each version is parsed once, not once a pass.
+#: other inventory; a stored object with the same uid and resourceVersion is the same object (Kubernetes API
+#: concepts, "Resource versions"), so each version is parsed once, not once a pass.
 _PARSED: dict[str, tuple[str, Inventory]] = {}
+#: the entries' keys of the inventories in _PARSED, by ``id()`` of the inventory (held here too, so its id
+#: is not reused while the entry lives; an entry leaves with its inventory's _PARSED entry)
+_KEYS: dict[int, tuple[Inventory, frozenset[Key]]] = {}
 _PARSED_LOCK = threading.Lock()
 _PARSED_MAX = 4096
 
@@ -75,11 +79,27 @@ def _parsed(name: str, item: dict[str, Any]) -> Inventory:
     if hit is not None and hit[0] == rv and hit[1].environment == name:
         return hit[1]
     inv = parse_inventory(name, item)
+    keys = frozenset(ref.key for ref in inv.entries)
     with _PARSED_LOCK:
+        old = _PARSED.get(uid)
+        if old is not None:
+            _KEYS.pop(id(old[1]), None)
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
+            _KEYS.clear()
         _PARSED[uid] = (rv, inv)
+        _KEYS[id(inv)] = (inv, keys)
     return inv
+
+
+def entry_keys(inv: Inventory) -> frozenset[Key]:
+    """The keys of ``inv``'s entries: kept with each parsed inventory version (parsed inventories are shared
+    between passes and never changed), built here for any other inventory."""
+    with _PARSED_LOCK:
+        hit = _KEYS.get(id(inv))
+    if hit is not None and hit[0] is inv:
+        return hit[1]
+    return frozenset(ref.key for ref in inv.entries)
 
 
 class Conflict(BaseModel):
@@ -122,12 +142,17 @@ def other_inventories(
     return out
 
 
-def holders(inventories: Iterable[tuple[str, Inventory]]) -> dict[Key, list[str]]:
-    """Object key → the owners whose inventory lists it."""
+def holders(
+    inventories: Iterable[tuple[str, Inventory]], only: AbstractSet[Key] | None = None
+) -> dict[Key, list[str]]:
+    """Object key → the owners whose inventory lists it; with ``only``, just those keys (a pass asks
+    about its own objects: a set intersection per inventory instead of a map of every inventory's
+    every entry)."""
     out: dict[Key, list[str]] = {}
     for owner, inv in inventories:
-        for ref in inv.entries:
-            out.setdefault(ref.key, []).append(owner)
+        keys = entry_keys(inv)
+        for key in keys if only is None else (keys & only):
+            out.setdefault(key, []).append(owner)
     return out
 
 

@@ -109,6 +109,9 @@ class PassContext:
     targets: ClusterTargets | None = None
     #: the target cluster of each environment's ``last_desired``
     last_target: dict[str, Target] = field(default_factory=dict)
+    #: the live copies each environment's last pass judged its health from (read after its writes), by
+    #: key; the daemon takes them into its drift watches' view (and removes them from here)
+    last_live: dict[str, dict[tuple[str, str, str, str], dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def clusters(self) -> ClusterTargets:
@@ -259,13 +262,15 @@ def assess_health(
     no_controller_after: float = 60.0,
     probe: McpProbe | None = None,
     known: Mapping[tuple[str, str, str, str], dict[str, Any]] | None = None,
+    seen: dict[tuple[str, str, str, str], dict[str, Any]] | None = None,
 ) -> dict[str, HealthStatus]:
     """Health of each object, read live: one list call per (kind, namespace) with several objects, a get
     otherwise (:func:`reconciler.cluster.manager.read_live`); related Deployments fetched on demand.
     An object whose read failed is Unverified, naming the error; one that is absent is Failed ("not
     found"). ``probe`` also judges RemoteMCPServers by speaking MCP (see
     :func:`reconciler.cluster.health.assess`). ``known``: live copies by key that the caller read a
-    moment ago and nothing wrote since (a pass's objects it left unchanged); those are not read again."""
+    moment ago and nothing wrote since (a pass's objects it left unchanged); those are not read again.
+    ``seen``: filled with the live copies judged (read or known), by key."""
 
     def lookup(ref: ObjectRef) -> dict[str, Any] | None:
         try:
@@ -276,6 +281,8 @@ def assess_health(
     have = known or {}
     found, errors = read_live(client, [r for r in refs if r.key not in have], unserved_kind_fails=True)
     found.update({r.key: have[r.key] for r in refs if r.key in have})
+    if seen is not None:
+        seen.update(found)
     out: dict[str, HealthStatus] = {}
     lives: dict[str, dict[str, Any]] = {}
     for ref in refs:
@@ -365,13 +372,16 @@ def run_pass(
         if with_health and not dry_run:
             # what the pass read and did not write is judged from that reading: a no-op pass reads once
             untouched = {c.ref.key for c in result.changes.entries if c.action is Action.UNCHANGED}
+            seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
             result.health = assess_health(
                 client,
                 [d.ref for d in desired],
                 no_controller_after=env.health.no_controller_after,
                 probe=ctx.mcp_probe,
                 known={k: v for k, v in live.items() if k in untouched},
+                seen=seen,
             )
+            ctx.last_live[env_name] = seen
         failed = [c for c in result.changes.entries if c.action is Action.FAILED]
         if failed:
             error = "; ".join(c.message for c in failed)
@@ -475,9 +485,11 @@ def _guard(
     (:meth:`ResourceManager.live_index`, read once for the guards and the apply)."""
     # the inventories as the daemon's watch holds them (none read per pass), else listed
     watched = ctx.clusters.inventories(ctx.clusters.target_of(env))
-    held = ownership.holders(ownership.other_inventories(client, env.name, ctx.source.url, items=watched))
-    found = ownership.conflicts(((d.ref, d.obj) for d in desired), live, held)
     keys = wanted(desired)
+    asked = set(keys) | {r.key for r in original.entries}  # what the guards below look up
+    others = ownership.other_inventories(client, env.name, ctx.source.url, items=watched)
+    held = ownership.holders(others, only=asked)
+    found = ownership.conflicts(((d.ref, d.obj) for d in desired), live, held)
     inventory = original.model_copy(
         update={"entries": [r for r in original.entries if r.key not in held or r.key in keys]}
     )

@@ -422,8 +422,9 @@ class Actions:
         daemon: the running daemon (:class:`reconciler.runtime.Daemon`): its ``settings`` and ``envs``;
             ``auto.writer`` (its promotion clone) and ``trigger``, ``bus`` and ``is_leader`` when present.
         config: who may act (:func:`load_actions_config`).
-        on_change: called with the environment's name after a rollback committed something (the server
-            drops its cached timeline there).
+        on_change: called with the environment's name after an action changed it (a rollback or
+            promotion committed, a suspend or resume stored): the server drops what it cached of it (its
+            timeline, its suspension).
     """
 
     def __init__(

@@ -102,9 +102,10 @@ CONSUMER_INACTIVE_THRESHOLD = 7 * 24 * 3600.0
 POLL_FETCH_TTL = 5.0
 #: Seconds after which a poll makes a full pass even when the drift watches vouch for the live state.
 FULL_RESYNC = 600.0
-#: Seconds between two health readings of a health gate at least, and its first wait (each reading lists
-#: the environment's objects per kind and namespace); a drift watch that sees one of the environment's
-#: objects change ends the wait early, and a stop ends it at once.
+#: Seconds between two health readings of a health gate at least, and its first wait (a reading judges
+#: the drift watches' copies when they hold every object, else lists the environment's objects per kind
+#: and namespace); a drift watch that sees one of the environment's objects change ends the wait early,
+#: and a stop ends it at once.
 GATE_POLL_SECONDS = 1.0
 #: The longest a health gate waits between readings when no watch reports a change (seconds; the wait
 #: doubles from GATE_POLL_SECONDS up to this; without drift watches it stays GATE_POLL_SECONDS).
@@ -121,10 +122,30 @@ GATE_THREADS = 32
 #: writing its record or revert finishes it (each Git command has its own timeout) rather than leave a
 #: half-written record behind or write into a checkout its owner is about to remove.
 GATE_STOP_SECONDS = 60.0
+#: Seconds a drift watch asks the server to keep it open; it then goes on from its last resourceVersion.
+WATCH_SECONDS = 60
 #: A drift-watch key: the target cluster's id (reconciler.cluster.targets.Target.id) and the object's key
 _CKey = tuple[str, tuple[str, str, str, str]]
 #: Failures of the initial load that a later attempt can cure (remote down, envs/ not readable yet).
 _SOURCE_RETRYABLE = (SourceError, ConfigError, OSError)
+
+
+def _same_version(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when ``a`` and ``b`` carry the same non-empty ``metadata.resourceVersion`` (the same write)."""
+    rv = (a.get("metadata") or {}).get("resourceVersion")
+    return bool(rv) and rv == (b.get("metadata") or {}).get("resourceVersion")
+
+
+def _version(obj: dict[str, Any]) -> str:
+    """``obj``'s ``metadata.resourceVersion`` (``""`` when it has none)."""
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _newer_than(obj: dict[str, Any], rv: str) -> bool:
+    """True when ``obj``'s resourceVersion is a larger number than ``rv`` (etcd revisions are numbers;
+    the API server asks clients not to compare them, so anything else counts as not newer)."""
+    own = _version(obj)
+    return own.isdigit() and rv.isdigit() and int(own) > int(rv)
 
 
 def installation_id(settings: DaemonSettings) -> str:
@@ -1041,9 +1062,17 @@ class Daemon:
                 if stopping.is_set():
                     raise ReconcilerError("daemon stopping")
                 state.seen_change.clear()  # a change from here on makes the next reading come early
-                health = assess_health(
-                    client, refs, no_controller_after=env.health.no_controller_after, probe=self.ctx.mcp_probe
-                )
+                # judged from the drift watches' copies when they hold every object (they saw each change,
+                # status included), else read from the API server: a hundred gates waiting together
+                # would otherwise list every kind of every environment each few seconds
+                health = self.watched_health(env.name)
+                if health is None or set(health) != {str(r) for r in refs}:
+                    health = assess_health(
+                        client,
+                        refs,
+                        no_controller_after=env.health.no_controller_after,
+                        probe=self.ctx.mcp_probe,
+                    )
                 self._read_protocols(state)
                 settled = all(h.state in SETTLED for h in health.values())
                 if settled or time.monotonic() >= deadline:
@@ -1121,6 +1150,10 @@ class Daemon:
                     self._live.pop(key, None)
             for d in desired:
                 self._index[(target.id, d.key)] = (state.name, d)
+        # what the pass's health reading saw after its writes: the view is never older than the pass (a
+        # watch event may still be on its way), and a gate or status judging the view sees the pass's writes
+        for obj in self.ctx.last_live.pop(state.name, {}).values():
+            self._on_live(target.id, obj)
         if self.settings.drift_watch:
             with self._index_lock:
                 missing = [d.ref for d in desired if (target.id, d.key) not in self._live]
@@ -1253,8 +1286,14 @@ class Daemon:
     # -- drift watches ----------------------------------------------------------------------------
 
     def _watch_kind(self, target: Target, gvk: tuple[str, str, str]) -> None:
-        """Watch one kind in one target cluster until the daemon stops (relisting after every break; a
-        cluster that is down is tried again every second)."""
+        """Watch one kind in one target cluster until the daemon stops.
+
+        List, then watch from the list's resourceVersion; a watch the server ends (after
+        :data:`WATCH_SECONDS`) goes on from the last resourceVersion it delivered (an event's or a
+        bookmark's), so only an error (a 410 Gone at once, any other after a second) lists again, as
+        client-go's reflector does (the Kubernetes API concepts, "Efficient detection of changes"). A relist
+        drops from the view what it no longer holds (deleted while no watch ran). A cluster that is down is
+        tried again every second."""
         group, version, kind = gvk
         cid = target.id
         client: KubeClient | None = None
@@ -1270,17 +1309,22 @@ class Daemon:
             while not self._stopping.is_set():
                 try:
                     items, rv = client.list(group, version, kind)
-                    for obj in items:
-                        self._on_live(cid, obj)
+                    self._relisted(cid, gvk, items, rv)
                     with self._index_lock:
                         self._watching.add((cid, gvk))
-                    for etype, obj in client.watch(
-                        group, version, kind, resource_version=rv, timeout_seconds=60
-                    ):
-                        if self._stopping.is_set():
-                            return
-                        if etype in ("MODIFIED", "ADDED", "DELETED"):
-                            self._on_live(cid, obj, deleted=etype == "DELETED")
+                    while not self._stopping.is_set():
+                        opened, events = time.monotonic(), 0
+                        for etype, obj in client.watch(
+                            group, version, kind, resource_version=rv, timeout_seconds=WATCH_SECONDS
+                        ):
+                            if self._stopping.is_set():
+                                return
+                            events += 1
+                            rv = _version(obj) or rv
+                            if etype in ("MODIFIED", "ADDED", "DELETED"):
+                                self._on_live(cid, obj, deleted=etype == "DELETED")
+                        if not events and time.monotonic() - opened < 1.0:
+                            time.sleep(1.0)  # ended at once with nothing: not in a tight loop (client-go too)
                 except KubeError as exc:
                     with self._index_lock:
                         self._watching.discard((cid, gvk))
@@ -1294,10 +1338,40 @@ class Daemon:
         finally:
             client.close()
 
+    def _relisted(self, cid: str, gvk: tuple[str, str, str], items: list[dict[str, Any]], rv: str) -> None:
+        """Take a list of one kind in cluster ``cid`` at resourceVersion ``rv`` into the watches' view: each
+        item as a watch event, and each held copy of that kind the list no longer has as deleted (unless
+        the copy is newer than the list: a read that came after it)."""
+        present: set[_CKey] = set()
+        for obj in items:
+            try:
+                key = (cid, ref_of(obj).key)
+            except ValueError:
+                continue
+            present.add(key)
+            with self._index_lock:
+                held = self._live.get(key)
+            if held is None or not _same_version(held, obj):  # the same write was compared already
+                self._on_live(cid, obj)
+        group, _version, kind = gvk
+        with self._index_lock:
+            gone = [
+                obj
+                for key, obj in self._live.items()
+                if key[0] == cid
+                and key[1][0] == group
+                and key[1][1] == kind
+                and key not in present
+                and not _newer_than(obj, rv)
+            ]
+        for obj in gone:
+            self._on_live(cid, obj, deleted=True)
+
     def _prime(self, target: Target, refs: list[ObjectRef]) -> None:
         """Give the watches' view the live copies of ``refs`` (objects a pass created before they were
         in the drift index, whose watch events were therefore not kept): one list per kind and namespace,
-        each item handled as a watch's relist handles it. Failures are left to the next relist."""
+        each listed item taken as a watch event is (never over a newer copy). Failures are left to the next
+        relist."""
         groups: dict[tuple[str, str, str, str], None] = {}
         for r in refs:
             groups[(r.group, r.version, r.kind, r.namespace)] = None
@@ -1347,6 +1421,9 @@ class Daemon:
             entry = self._index.get(key)
             if entry is None:
                 return
+            held = self._live.get(key)
+            if held is not None and _newer_than(held, _version(obj)):
+                return  # a reading older than the copy held (a read that raced a watch event): never back
             if deleted:
                 self._live.pop(key, None)
             else:

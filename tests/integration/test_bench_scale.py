@@ -64,6 +64,12 @@ def test_smallest_curve_point_reports_every_field(local_cluster: Any, tmp_path: 
     assert all(isinstance(v, bool) for v in r["targets"].values())
     assert "SCALE 2 environments x 2 apps (22 objects), 1 replica(s)" in proc.stdout
     assert "vs Flux 0.256 s per Kustomization" in proc.stdout and "load average" in proc.stdout
+    # where the first reconcile's CPU went: the machine's busy share, the daemon's and the local cluster's
+    machine = r["first_machine"]
+    assert 0 < machine["busy_share"] <= 1 and 0 <= machine["steal_share"] <= 1
+    assert machine["daemons_cpu_seconds"] == r["first_daemon_cpu_seconds"]
+    assert machine["cluster_cpu_seconds"].get("kube-apiserver", 0) > 0, machine
+    assert "machine during it:" in proc.stdout
     # the bench's namespaces are deleted (or terminating) at the end
     kube = KubeClient(Path(state.kubeconfig))  # the cluster the bench ran on
     try:

@@ -473,6 +473,152 @@ async def test_health_judged_from_the_drift_watches_matches_the_api_server(
         await daemon.stop()
 
 
+async def test_drift_watches_go_on_from_their_last_version_when_the_server_ends_them(
+    env_repo: EnvRepo,
+    kubeconfig: Path,
+    kube: KubeClient,
+    namespace: str,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A drift watch the API server ends (its ``timeoutSeconds``) is opened again from the last
+    resourceVersion it delivered: each kind is listed once, not once per watch, and a change made after
+    several watches ended is still seen (and reported as drift)."""
+    from reconciler.runtime import daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "WATCH_SECONDS", 1)
+    lists: list[str] = []
+    real_list = KubeClient.list
+
+    def counting_list(self: KubeClient, group: str, version: str, kind: str, **kw: Any) -> Any:
+        if threading.current_thread().name.startswith("watch-") and not kw.get("namespace"):
+            lists.append(kind)
+        return real_list(self, group, version, kind, **kw)
+
+    monkeypatch.setattr(KubeClient, "list", counting_list)
+    _seed(env_repo, namespace, sync=", drift: warn")
+    drifts: list[dict[str, Any]] = []
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir), on_drift=drifts.append)
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
+        await asyncio.sleep(4.5)  # each watch ended by the server about four times
+        assert sorted(lists) == ["ConfigMap", "Deployment", "Service"], lists
+        cm = ObjectRef(kind="ConfigMap", namespace=namespace, name="clock-config")
+        live = await asyncio.to_thread(kube.get, cm)
+        assert live is not None
+        live["data"]["TZ"] = "Europe/Paris"
+        await asyncio.to_thread(kube.replace, live, cm)
+        await until(lambda: any(d["object"] == str(cm) for d in drifts), 10, "the drift seen")
+        assert next(d for d in drifts if d["object"] == str(cm))["paths"] == ["data.TZ"]
+        assert sorted(lists) == ["ConfigMap", "Deployment", "Service"], lists
+    finally:
+        await daemon.stop()
+
+
+async def test_a_health_gate_judges_from_the_drift_watches(
+    env_repo: EnvRepo, kubeconfig: Path, namespace: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiting health gate reads the drift watches' copies once they hold every object, not the API
+    server: of its readings of a Deployment that never becomes available, at most the first (before the
+    watches were listed) lists from the API server; its verdict is still the timeout."""
+    from reconciler.runtime import daemon as daemon_module
+
+    api_readings: list[str] = []
+    real_assess = daemon_module.assess_health
+
+    def counting_assess(*args: Any, **kw: Any) -> Any:
+        if threading.current_thread().name.startswith("reconciler-gate"):
+            api_readings.append("api")
+        return real_assess(*args, **kw)
+
+    monkeypatch.setattr(daemon_module, "assess_health", counting_assess)
+    _seed(env_repo, namespace, health="timeout: 12")
+    env_repo.write(  # never scheduled: the gate reads until its timeout
+        "overlays/dev/deployment.yaml",
+        DEPLOY.replace("    spec:\n", "    spec:\n      nodeSelector: {reconciler.test/none: none}\n", 1),
+    )
+    env_repo.commit("dev: a Deployment that never becomes available")
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir))
+    watched: list[bool] = []
+    real_watched = daemon.watched_health
+
+    def counting_watched(name: str) -> Any:
+        out = real_watched(name)
+        if threading.current_thread().name.startswith("reconciler-gate"):
+            watched.append(out is not None)
+        return out
+
+    monkeypatch.setattr(daemon, "watched_health", counting_watched)
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        state = daemon.envs["dev"]
+        await until(lambda: bool(state.gate), 40, "the gate's verdict")
+        assert state.gate.startswith("failed"), state.gate
+        assert watched.count(True) >= 3, watched  # readings 1, 2, 4, 5 s apart within 12 s
+        assert len(api_readings) <= 1 and len(api_readings) == watched.count(False), (api_readings, watched)
+    finally:
+        await daemon.stop()
+
+
+async def test_the_watches_view_holds_the_pass_writes_and_never_goes_back(
+    env_repo: EnvRepo,
+    kubeconfig: Path,
+    kube: KubeClient,
+    namespace: str,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When a pass has ended, the drift watches' view already holds what the pass wrote (its health reading
+    enters the view), so a gate judging the view never sees the object from before the pass, even when the
+    watch lags (here its Deployment events are held back 2 s); and a reading older than the copy held (a
+    read that raced a watch event) never replaces it."""
+    real_watch = KubeClient.watch
+
+    def lagging_watch(self: KubeClient, group: str, version: str, kind: str, **kw: Any) -> Any:
+        for event in real_watch(self, group, version, kind, **kw):
+            if kind == "Deployment":
+                time.sleep(2.0)
+            yield event
+
+    monkeypatch.setattr(KubeClient, "watch", lagging_watch)
+    _seed(env_repo, namespace, sync=", drift: warn")
+    drifts: list[dict[str, Any]] = []
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir), on_drift=drifts.append)
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
+        env_repo.write(
+            "overlays/dev/kustomization.yaml",
+            "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n"
+            "images:\n- name: ghcr.io/acme/clock-mcp\n  newTag: 0.9.0\n",
+        )
+        env_repo.commit("dev: clock 0.9.0")
+        second = await daemon.trigger("dev", "b")
+        assert second.ok, second.error
+        cid = daemon._target("dev").id
+        deploy = ObjectRef(group="apps", kind="Deployment", namespace=namespace, name="clock-mcp")
+        held = daemon._live[(cid, deploy.key)]  # at once: no waiting for the watch event
+        assert held["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/clock-mcp:0.9.0"
+
+        cm = ObjectRef(kind="ConfigMap", namespace=namespace, name="clock-config")
+        current = daemon._live[(cid, cm.key)]
+        stale = {**current, "metadata": {**current["metadata"]}, "data": {"TZ": "Asia/Tokyo"}}
+        stale["metadata"]["resourceVersion"] = str(int(current["metadata"]["resourceVersion"]) - 1)
+        daemon._on_live(cid, stale)
+        await asyncio.sleep(0.5)
+        assert daemon._live[(cid, cm.key)]["data"] == {"TZ": "UTC"}
+        assert not [d for d in drifts if d["object"] == str(cm)], drifts
+    finally:
+        await daemon.stop()
+
+
 async def test_stop_waits_for_the_health_gates_it_ends(
     env_repo: EnvRepo, kubeconfig: Path, namespace: str, cache_dir: Path
 ) -> None:
