@@ -1152,8 +1152,7 @@ class Daemon:
                 self._index[(target.id, d.key)] = (state.name, d)
         # what the pass's health reading saw after its writes: the view is never older than the pass (a
         # watch event may still be on its way), and a gate or status judging the view sees the pass's writes
-        for obj in self.ctx.last_live.pop(state.name, {}).values():
-            self._on_live(target.id, obj)
+        self._take_reading(target.id, list(self.ctx.last_live.pop(state.name, {}).values()))
         if self.settings.drift_watch:
             with self._index_lock:
                 missing = [d.ref for d in desired if (target.id, d.key) not in self._live]
@@ -1353,7 +1352,7 @@ class Daemon:
                 held = self._live.get(key)
             if held is None or not _same_version(held, obj):  # the same write was compared already
                 self._on_live(cid, obj)
-        group, _version, kind = gvk
+        group, _, kind = gvk
         with self._index_lock:
             gone = [
                 obj
@@ -1410,6 +1409,20 @@ class Daemon:
                 log.warning("drift re-check of %s failed: %s", obj.get("metadata", {}).get("name"), exc)
                 continue
             self._on_live(target.id, live if live is not None else obj, deleted=live is None)
+
+    def _take_reading(self, cid: str, objs: list[dict[str, Any]]) -> None:
+        """Put a pass's own reading of its objects in cluster ``cid`` into the watches' view (where it is
+        not older than the copy held), without comparing it again: the pass compared these objects with
+        desired state itself, and reported what it found."""
+        with self._index_lock:
+            for obj in objs:
+                try:
+                    key = (cid, ref_of(obj).key)
+                except ValueError:
+                    continue
+                held = self._live.get(key)
+                if key in self._index and (held is None or not _newer_than(held, _version(obj))):
+                    self._live[key] = obj
 
     def _on_live(self, cid: str, obj: dict[str, Any], *, deleted: bool = False) -> None:
         """A live object seen in the target cluster ``cid`` (:attr:`Target.id`) by a watch or a read."""
