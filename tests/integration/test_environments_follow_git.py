@@ -61,7 +61,11 @@ async def test_environments_are_added_and_removed_by_commits(
         removed = env_repo.commit("remove qa and tmp")
         await daemon.trigger("dev", "git-push")
         await until(lambda: sorted(daemon.envs) == ["dev"], 60, "qa and tmp stopped")
-        await until(lambda: kube.get(cm(name="tmp")) is None, 30, "tmp's objects deleted (deletionPolicy)")
+        await until(  # its objects are deleted first, then its removal is recorded
+            lambda: kube.get(cm(name="tmp")) is None and "tmp" in daemon.removed,
+            30,
+            "tmp's objects deleted (deletionPolicy) and its removal recorded",
+        )
         assert not store.load("tmp").entries, "tmp's inventory goes with its objects"
         # qa (the default deletionPolicy: orphan) keeps its objects and its inventory
         assert kube.get(cm(name="qa")) is not None
