@@ -424,7 +424,7 @@ class Actions:
         config: who may act (:func:`load_actions_config`).
         on_change: called with the environment's name after an action changed it (a rollback or
             promotion committed, a suspend or resume stored): the server drops what it cached of it (its
-            timeline, its suspension).
+            timeline).
     """
 
     def __init__(

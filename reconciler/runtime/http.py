@@ -36,7 +36,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -88,10 +88,6 @@ HEALTH_TTL = 5.0  # seconds a live health reading is reused
 DIFF_WAIT = 15.0  # seconds a page waits for a dry-run before showing the previous one
 REFRESH = 5  # seconds between automatic page reloads
 DRIFT_SHOWN = 20
-#: Seconds a suspension read from the control bucket answers further status requests (one key-value read
-#: per environment and request otherwise: a page polling 100 environments read 100 keys per refresh).
-#: A suspend or resume through this server's actions is shown at once; one made elsewhere within this.
-SUSPENSION_READ_TTL = 1.0
 TIMELINE_SHOWN = 20
 TEMPLATES = Path(__file__).parent / "templates"
 #: Sent with every HTML page: no script but the page's own file, no framing (the action buttons must not
@@ -570,16 +566,6 @@ class _Server:
     actions: Actions
     _client: KubeClient | None = None
     _targets: ClusterTargets | None = None
-    # environment -> (monotonic time read, its suspension then): see SUSPENSION_READ_TTL
-    _suspensions: dict[str, tuple[float, Suspension | None]] = field(default_factory=dict)
-    # environment -> how many times it was forgotten: a read that began before is not cached
-    _forgotten: dict[str, int] = field(default_factory=dict)
-
-    def forget(self, name: str) -> None:
-        """Drop what is cached of ``name`` (after an action here changed it)."""
-        self.timelines.forget(name)
-        self._suspensions.pop(name, None)
-        self._forgotten[name] = self._forgotten.get(name, 0) + 1
 
     def client(self) -> KubeClient:
         """The server's own API client (its calls never mix with the passes' counters)."""
@@ -658,15 +644,8 @@ class _Server:
         daemon read before its last pass."""
         store = getattr(self.daemon, "control", None)
         if isinstance(store, ControlStore):
-            hit = self._suspensions.get(name)
-            if hit is not None and time.monotonic() - hit[0] < SUSPENSION_READ_TTL:
-                return hit[1]
-            generation = self._forgotten.get(name, 0)
             with contextlib.suppress(Exception):
-                read = await is_suspended(store, name)
-                if self._forgotten.get(name, 0) == generation:  # no action changed it meanwhile
-                    self._suspensions[name] = (time.monotonic(), read)
-                return read
+                return await is_suspended(store, name)
         cached = getattr(self.daemon.envs[name], "suspension", None)
         return cached if isinstance(cached, Suspension) else None
 
@@ -883,6 +862,7 @@ def build_app(
 
     actions = Actions(daemon, load_actions_config(daemon.settings))
     timelines = _Timelines(daemon, ttl=diff_ttl, targets=actions.targets)
+    actions.on_change = timelines.forget
     srv = _Server(
         daemon=daemon,
         metrics=metrics or default_metrics(),
@@ -894,7 +874,6 @@ def build_app(
         refresh=refresh,
         actions=actions,
     )
-    actions.on_change = srv.forget
     app[SERVER] = srv
 
     async def cleanup(_: web.Application) -> None:
