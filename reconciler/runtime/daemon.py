@@ -130,15 +130,14 @@ _CKey = tuple[str, tuple[str, str, str, str]]
 _SOURCE_RETRYABLE = (SourceError, ConfigError, OSError)
 
 
-def _same_version(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """True when ``a`` and ``b`` carry the same non-empty ``metadata.resourceVersion`` (the same write)."""
-    rv = (a.get("metadata") or {}).get("resourceVersion")
-    return bool(rv) and rv == (b.get("metadata") or {}).get("resourceVersion")
-
-
 def _version(obj: dict[str, Any]) -> str:
     """``obj``'s ``metadata.resourceVersion`` (``""`` when it has none)."""
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _same_version(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when ``a`` and ``b`` carry the same non-empty ``metadata.resourceVersion`` (the same write)."""
+    return _version(a) != "" and _version(a) == _version(b)
 
 
 def _newer_than(obj: dict[str, Any], rv: str) -> bool:

@@ -473,6 +473,24 @@ async def test_health_judged_from_the_drift_watches_matches_the_api_server(
         await daemon.stop()
 
 
+async def _watched_daemon(
+    env_repo: EnvRepo, kubeconfig: Path, namespace: str, cache_dir: Path, drifts: list[dict[str, Any]]
+) -> Daemon:
+    """A started daemon of the seeded ``dev`` (``drift: warn``, drift events into ``drifts``) after its first
+    pass, once its drift watches hold every object; the caller stops it."""
+    _seed(env_repo, namespace, sync=", drift: warn")
+    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir), on_drift=drifts.append)
+    await daemon.start()
+    try:
+        first = await daemon.trigger("dev", "a")
+        assert first.ok, first.error
+        await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
+    except BaseException:
+        await daemon.stop()
+        raise
+    return daemon
+
+
 async def test_drift_watches_go_on_from_their_last_version_when_the_server_ends_them(
     env_repo: EnvRepo,
     kubeconfig: Path,
@@ -496,14 +514,9 @@ async def test_drift_watches_go_on_from_their_last_version_when_the_server_ends_
         return real_list(self, group, version, kind, **kw)
 
     monkeypatch.setattr(KubeClient, "list", counting_list)
-    _seed(env_repo, namespace, sync=", drift: warn")
     drifts: list[dict[str, Any]] = []
-    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir), on_drift=drifts.append)
-    await daemon.start()
+    daemon = await _watched_daemon(env_repo, kubeconfig, namespace, cache_dir, drifts)
     try:
-        first = await daemon.trigger("dev", "a")
-        assert first.ok, first.error
-        await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
         await asyncio.sleep(4.5)  # each watch ended by the server about four times
         assert sorted(lists) == ["ConfigMap", "Deployment", "Service"], lists
         cm = ObjectRef(kind="ConfigMap", namespace=namespace, name="clock-config")
@@ -586,14 +599,9 @@ async def test_the_watches_view_holds_the_pass_writes_and_never_goes_back(
             yield event
 
     monkeypatch.setattr(KubeClient, "watch", lagging_watch)
-    _seed(env_repo, namespace, sync=", drift: warn")
     drifts: list[dict[str, Any]] = []
-    daemon = Daemon(daemon_settings(env_repo.remote, kubeconfig, cache_dir), on_drift=drifts.append)
-    await daemon.start()
+    daemon = await _watched_daemon(env_repo, kubeconfig, namespace, cache_dir, drifts)
     try:
-        first = await daemon.trigger("dev", "a")
-        assert first.ok, first.error
-        await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
         env_repo.write(
             "overlays/dev/kustomization.yaml",
             "resources:\n- deployment.yaml\n- service.yaml\n- configmap.yaml\n"
