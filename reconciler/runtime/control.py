@@ -342,7 +342,8 @@ async def request_sync(
     """
     record = ControlRecord(environment=env, action="sync", by=by, reason=_reason(reason))
     payload = json.dumps({"environment": env, "by": by, "reason": record.reason, "at": record.at})
-    await bus.publish(reconcile_request_subject(env), payload.encode(), msg_id=record.msg_id)
+    # Its own Nats-Msg-Id: the record's event below goes to the same stream, which would drop it as a repeat.
+    await bus.publish(reconcile_request_subject(env), payload.encode(), msg_id=f"{record.msg_id}:request")
     await record_action(record, bus=bus, writer=writer, publish=publish)
     return record
 

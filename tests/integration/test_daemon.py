@@ -15,7 +15,7 @@ from reconciler_testing import EnvRepo, daemon_settings, until
 from reconciler.bus import Bus, git_push_subject
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import InventoryStore
-from reconciler.model import Action, ObjectRef, PassResult
+from reconciler.model import Action, HealthState, HealthStatus, ObjectRef, PassResult
 from reconciler.reconcile import PassContext, run_pass
 from reconciler.runtime import Daemon
 from reconciler.source import GitSource
@@ -461,10 +461,26 @@ async def test_health_judged_from_the_drift_watches_matches_the_api_server(
         first = await daemon.trigger("dev", "a")
         assert first.ok, first.error
         refs = [d.ref for d in daemon.ctx.last_desired["dev"]]
-        watched = await until(lambda: daemon.watched_health("dev"), 15, "the watches hold every object")
-        direct = assess_health(kube, refs, no_controller_after=5)
-        assert {k: v.state for k, v in watched.items()} == {k: v.state for k, v in direct.items()}
-        assert set(watched) == {str(r) for r in refs}
+
+        def states(health: dict[str, HealthStatus] | None) -> dict[str, HealthState] | None:
+            return None if health is None else {k: v.state for k, v in health.items()}
+
+        # The rollout goes on after the pass: read the API server once it has settled (all Healthy), then
+        # the watches must reach that same reading (they lag the server by a delivery, never go back).
+        direct = await until(
+            lambda: (
+                (h := assess_health(kube, refs, no_controller_after=5))
+                and all(v.state is HealthState.HEALTHY for v in h.values())
+                and h
+            ),
+            30,
+            "the API server says every object is healthy",
+        )
+        await until(
+            lambda: states(daemon.watched_health("dev")) == states(direct), 15, "the watches read the same"
+        )
+        watched = daemon.watched_health("dev")
+        assert watched is not None and set(watched) == {str(r) for r in refs}
         cm = next(r for r in refs if r.kind == "ConfigMap")
         await asyncio.to_thread(kube.delete, cm)
         await until(lambda: daemon.watched_health("dev") is None, 10, "the watch saw the deletion")

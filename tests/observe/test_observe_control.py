@@ -29,7 +29,7 @@ from test_observe_actions import (  # the scenario and the running daemon of the
 )
 from typer.testing import CliRunner
 
-from reconciler.bus import Bus, reconcile_request_subject
+from reconciler.bus import STREAM_EVENTS, Bus, control_subject, reconcile_request_subject
 from reconciler.cli import app
 from reconciler.promote.history import timeline
 from reconciler.reconcile import load_environments
@@ -186,6 +186,9 @@ async def test_suspensions_in_jetstream_are_seen_by_every_replica(tmp_path: Path
         await until(lambda: got, 10, "the reconcile request")
         assert json.loads(got[0])["by"] == "alice"
         await sub.unsubscribe()
+        # the request's record is kept as its own event too (not dropped as a repeat of the request)
+        last = await buses[1].js.get_last_msg(STREAM_EVENTS, control_subject("dev"))
+        assert json.loads(last.data or b"{}")["action"] == "sync"
 
         # NATS down: the last known value is read, a change is refused (the other replicas could not see it)
         nats.stop()
