@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -211,3 +212,49 @@ def kill_group(pid: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"pid {pid} still alive")
+
+
+@contextlib.contextmanager
+def second_cluster(state_dir: Path) -> Iterator[Any]:
+    """A second local control plane (as ``reconciler cluster up --state-dir``; one kwok node, no NATS, no
+    Prometheus; ~30-60 s) in ``state_dir``: yields the running ``LocalCluster`` (its kubeconfig:
+    :func:`kubeconfig_of`) and erases it afterwards."""
+    from reconciler.devcluster import LocalCluster
+
+    cluster = LocalCluster(state_dir, nodes=1, with_nats=False, with_prometheus=False)
+    cluster.up(progress=lambda m: None)
+    try:
+        yield cluster
+    finally:
+        cluster.down(progress=lambda m: None, purge=True)
+
+
+def kubeconfig_of(cluster: Any) -> Path:
+    """The kubeconfig path of a running ``LocalCluster``."""
+    st = cluster.load_state()
+    assert st is not None, "the cluster is not up"
+    return Path(st.kubeconfig)
+
+
+def merged_kubeconfig(out: Path, contexts: dict[str, Path]) -> Path:
+    """Write to ``out`` one kubeconfig holding a context per entry of ``contexts`` (context name → a
+    kubeconfig whose current context it takes); the first is the current context. Returns ``out``."""
+    import yaml
+
+    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    for name, path in contexts.items():
+        src = yaml.safe_load(path.read_text())
+        ctx = next(c for c in src["contexts"] if c["name"] == src["current-context"])["context"]
+        doc["clusters"].append({"name": name, "cluster": _named(src["clusters"], ctx["cluster"])})
+        doc["users"].append({"name": name, "user": _named(src["users"], ctx["user"])})
+        doc["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
+    doc["current-context"] = next(iter(contexts))
+    out.write_text(yaml.safe_dump(doc))
+    out.chmod(0o600)
+    return out
+
+
+def _named(entries: list[dict[str, Any]], name: str) -> Any:
+    """The body of the kubeconfig list entry called ``name`` (its ``cluster`` or ``user``)."""
+    entry = next(e for e in entries if e["name"] == name)
+    return entry.get("cluster", entry.get("user"))

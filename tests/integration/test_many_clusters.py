@@ -10,13 +10,18 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import typer
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
-from reconciler_testing import EnvRepo, daemon_settings, until
+from reconciler_testing import (
+    EnvRepo,
+    daemon_settings,
+    kubeconfig_of,
+    merged_kubeconfig,
+    second_cluster,
+    until,
+)
 from typer.testing import CliRunner
 
 from reconciler.cli_observe import register
@@ -34,51 +39,21 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def beta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A second local control plane (no NATS, no Prometheus), erased at the end of the module."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("beta"), nodes=1, with_nats=False, with_prometheus=False)
-    cluster.up(progress=lambda m: None)
-    try:
+    """A second local control plane, erased at the end of the module."""
+    with second_cluster(tmp_path_factory.mktemp("beta")) as cluster:
         yield cluster
-    finally:
-        cluster.down(progress=lambda m: None, purge=True)
-
-
-def _current(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The cluster and user entries of a kubeconfig's current context."""
-    doc = yaml.safe_load(path.read_text())
-    ctx = next(c for c in doc["contexts"] if c["name"] == doc["current-context"])["context"]
-    cluster = next(c for c in doc["clusters"] if c["name"] == ctx["cluster"])["cluster"]
-    user = next(u for u in doc["users"] if u["name"] == ctx["user"])["user"]
-    return cluster, user
 
 
 @pytest.fixture(scope="module")
 def beta_kubeconfig(beta: LocalCluster) -> Path:
-    st = beta.load_state()
-    assert st is not None
-    return Path(st.kubeconfig)
+    return kubeconfig_of(beta)
 
 
 @pytest.fixture(scope="module")
 def two_contexts(kubeconfig: Path, beta_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One kubeconfig with the contexts ``alpha`` (the session cluster, current) and ``beta``."""
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [],
-        "users": [],
-        "contexts": [],
-        "current-context": "alpha",
-    }
-    for name, path in (("alpha", kubeconfig), ("beta", beta_kubeconfig)):
-        cluster, user = _current(path)
-        doc["clusters"].append({"name": name, "cluster": cluster})
-        doc["users"].append({"name": name, "user": user})
-        doc["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
     out = tmp_path_factory.mktemp("kubeconfig") / "config"
-    out.write_text(yaml.safe_dump(doc))
-    out.chmod(0o600)
-    return out
+    return merged_kubeconfig(out, {"alpha": kubeconfig, "beta": beta_kubeconfig})
 
 
 @pytest.fixture

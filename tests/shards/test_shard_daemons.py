@@ -1,7 +1,9 @@
-"""Three sharded daemons (real processes, ``reconciler run --shard``) on the session cluster, their leases in
-the three-node NATS cluster: the environments spread over the replicas; one replica is killed (SIGKILL,
-by its ``apply`` failpoint, in the middle of a pass) and its environments are taken over; no environment
-is applied by two replicas at once, and every environment converges.
+"""Three sharded daemons (real processes, ``reconciler run --shard``) on two real clusters (the session
+cluster, context ``alpha``, and a second local control plane, ``beta``, which half of the environments name
+in their ``context``), their leases in the three-node NATS cluster: the environments spread over the
+replicas; one replica is killed (SIGKILL, by its ``apply`` failpoint, in the middle of a pass) and its
+environments are taken over; no environment is applied by two replicas at once, and every environment
+converges in its own cluster.
 
 "At once" is judged from the replicas' own records (JSON logs): each replica's holding of an environment
 runs from its "acquired the lease" line to its "released"/"lost"/"expired" line (or its death); the
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reconciler_testing import EnvRepo, report_figure
+from reconciler_testing import EnvRepo, kubeconfig_of, merged_kubeconfig, report_figure, second_cluster
 from reconciler_testing import until_sync as _wait
 
 from reconciler.bus import Bus, git_push_subject
@@ -40,6 +42,7 @@ pytestmark = pytest.mark.integration
 
 RECONCILER = Path(sys.executable).parent / "reconciler"
 ENVS = [f"s{i}" for i in range(6)]
+CLUSTER = {env: "beta" if i % 2 else "alpha" for i, env in enumerate(ENVS)}  # each environment's context
 OBJECTS = 6  # ConfigMaps per environment
 TTL = 10.0  # the default shard lease ttl
 NOW_HOLDING = re.compile(r"acquired the lease of (\S+)")
@@ -156,24 +159,44 @@ def _overlay(ns: str, version: str) -> dict[str, str]:
     return files
 
 
+@pytest.fixture(scope="module")
+def contexts(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Context name → kubeconfig of the two clusters (``alpha``: the session cluster; ``beta``: a second
+    local control plane started for this module), plus ``both``: one kubeconfig holding the two contexts."""
+    with second_cluster(tmp_path_factory.mktemp("beta")) as beta:
+        paths = {"alpha": kubeconfig, "beta": kubeconfig_of(beta)}
+        both = merged_kubeconfig(tmp_path_factory.mktemp("kubeconfig") / "config", paths)
+        yield {**paths, "both": both}
+
+
 @pytest.fixture
-def shard_namespaces(kube: KubeClient) -> Iterator[dict[str, str]]:
+def clients(contexts: dict[str, Path]) -> Iterator[dict[str, KubeClient]]:
+    """A client per environment, on that environment's cluster."""
+    per_cluster = {name: KubeClient(contexts[name]) for name in ("alpha", "beta")}
+    yield {env: per_cluster[CLUSTER[env]] for env in ENVS}
+    for client in per_cluster.values():
+        client.close()
+
+
+@pytest.fixture
+def shard_namespaces(clients: dict[str, KubeClient]) -> Iterator[dict[str, str]]:
     tag = uuid.uuid4().hex[:6]
     names = {env: f"t-{tag}-{env}" for env in ENVS}
-    for ns in names.values():
-        kube.apply(
+    for env, ns in names.items():
+        clients[env].apply(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
             ObjectRef(kind="Namespace", name=ns),
             field_manager="tests",
         )
     yield names
-    for ns in names.values():
-        kube.delete(ObjectRef(kind="Namespace", name=ns))
+    for env, ns in names.items():
+        clients[env].delete(ObjectRef(kind="Namespace", name=ns))
 
 
 def _write_version(repo: EnvRepo, namespaces: dict[str, str], version: str) -> None:
     for env, ns in namespaces.items():
-        repo.write(f"envs/{env}.yaml", f"overlay: overlays/{env}\nnamespace: {ns}\n")
+        target = "context: beta\n" if CLUSTER[env] == "beta" else ""  # alpha: the current context
+        repo.write(f"envs/{env}.yaml", f"overlay: overlays/{env}\nnamespace: {ns}\n{target}")
         for name, text in _overlay(ns, version).items():
             repo.write(f"overlays/{env}/{name}", text)
     repo.commit(f"version {version}")
@@ -181,14 +204,17 @@ def _write_version(repo: EnvRepo, namespaces: dict[str, str], version: str) -> N
 
 def test_three_replicas_spread_kill_one_mid_apply(
     env_repo: EnvRepo,
-    kubeconfig: Path,
-    kube: KubeClient,
+    contexts: dict[str, Path],
+    clients: dict[str, KubeClient],
     nats_cluster: NatsCluster,
     shard_namespaces: dict[str, str],
     tmp_path: Path,
 ) -> None:
     _write_version(env_repo, shard_namespaces, "1")
-    writes = Writes(kubeconfig, set(shard_namespaces.values()))
+    watches = [
+        Writes(contexts[name], {ns for env, ns in shard_namespaces.items() if CLUSTER[env] == name})
+        for name in ("alpha", "beta")
+    ]
     replicas: list[Replica] = []
     try:
         for i in range(3):
@@ -209,7 +235,7 @@ def test_three_replicas_spread_kill_one_mid_apply(
                 "--repo",
                 str(env_repo.remote),
                 "--kubeconfig",
-                str(kubeconfig),
+                str(contexts["both"]),
                 "--nats",
                 nats_cluster.url,
                 "--shard",
@@ -231,9 +257,9 @@ def test_three_replicas_spread_kill_one_mid_apply(
         _wait(spread, 90, "the 6 environments spread 2/2/2 over the 3 replicas")
 
         def converged(version: str) -> bool:
-            for ns in shard_namespaces.values():
+            for env, ns in shard_namespaces.items():
                 for i in range(OBJECTS):
-                    cm = kube.get(ObjectRef(kind="ConfigMap", namespace=ns, name=f"cm{i}"))
+                    cm = clients[env].get(ObjectRef(kind="ConfigMap", namespace=ns, name=f"cm{i}"))
                     if cm is None or (cm.get("data") or {}).get("version") != version:
                         return False
             return True
@@ -280,7 +306,8 @@ def test_three_replicas_spread_kill_one_mid_apply(
             except subprocess.TimeoutExpired:
                 r.proc.kill()
                 r.proc.wait()
-        writes.close()
+        for w in watches:
+            w.close()
 
     # the holdings of one environment never overlap across replicas
     spans = {env: [(s, e, r.name) for r in replicas for s, e in r.holdings().get(env, [])] for env in ENVS}
@@ -296,8 +323,8 @@ def test_three_replicas_spread_kill_one_mid_apply(
             )
     # every write the API server saw fell inside one replica's holding of that environment
     env_of = {ns: env for env, ns in shard_namespaces.items()}
-    assert writes.events
-    for ns, name, at in writes.events:
+    assert all(w.events for w in watches)  # both clusters were written to
+    for ns, name, at in (e for w in watches for e in w.events):
         env = env_of[ns]
         holders = [who for s, e, who in spans[env] if s - 0.5 <= at <= e + 0.5]
         assert len(holders) >= 1, f"write of {ns}/{name} at {at} while nobody held {env}: {spans[env]}"
