@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -88,6 +89,25 @@ class Output(StrEnum):
     text = "text"
     json = "json"
     yaml = "yaml"
+
+
+def _say(markup: str) -> None:
+    """A line for the person running the daemon (rich markup): on standard error as it reads, or, when the
+    logs are JSON lines on that same stream, as a record of the ``reconciler.cli`` logger, so that a log
+    collector reads every line as JSON (level from an ``error:``/``warning:`` prefix, else info)."""
+    from reconciler.observe.logging import logs_as_json
+
+    if not logs_as_json():
+        err.print(markup, highlight=False)
+        return
+    from rich.text import Text
+
+    plain = Text.from_markup(markup).plain
+    level = logging.INFO
+    for prefix, at in (("error: ", logging.ERROR), ("warning: ", logging.WARNING), ("> ", logging.INFO)):
+        if plain.startswith(prefix):
+            plain, level = plain.removeprefix(prefix), at
+    logging.getLogger("reconciler.cli").log(level, plain)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -265,10 +285,28 @@ def cluster_status(
 
 
 @cluster_app.command("kubeconfig")
-def cluster_kubeconfig(state_dir: StateDir = None) -> None:
-    """Print the path of the local cluster's admin kubeconfig."""
+def cluster_kubeconfig(
+    state_dir: StateDir = None,
+    merge_into: Annotated[
+        Path | None,
+        typer.Option(
+            "--merge-into",
+            help="add this cluster to that kubeconfig (created if missing) as context --context, and print "
+            "its path: several local clusters in one file, each with a context of its own",
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(help="the context name for --merge-into (default: the state directory's name)"),
+    ] = None,
+) -> None:
+    """Print the path of the local cluster's admin kubeconfig (with --merge-into: add it to another)."""
     from reconciler.devcluster import LocalCluster
     from reconciler.devcluster.cluster import state_dir_option
+    from reconciler.devcluster.kubeconfig import add_context
+
+    if context is not None and merge_into is None:
+        raise _fail("--context needs --merge-into")
 
     cluster = LocalCluster(state_dir)
     st = cluster.load_state()
@@ -283,7 +321,16 @@ def cluster_kubeconfig(state_dir: StateDir = None) -> None:
             f"(run: reconciler cluster up{state_dir_option(cluster.state_dir)})",
             highlight=False,
         )
-    console.print(st.kubeconfig, highlight=False)
+    if merge_into is None:
+        console.print(st.kubeconfig, highlight=False)
+        return
+    name = context or cluster.state_dir.name
+    try:
+        add_context(merge_into, Path(st.kubeconfig), name)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"--merge-into {merge_into}: {exc}") from None
+    err.print(f"context {name!r} added to {merge_into}", highlight=False)
+    console.print(str(merge_into), highlight=False, soft_wrap=True)
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -428,7 +475,7 @@ def _render_env(
     if not path.exists():
         raise ReconcilerError(f"envs/{env_name}.yaml does not exist at {snapshot.revision}")
     try:
-        env = load_environment(path)
+        env = load_environment(path, shown=f"envs/{env_name}.yaml")
         remote = remote_options(env, default_cache_dir(), extra_allow=allow)
         if allow:
             remote.setting += " (or --allow-remote)"
@@ -924,7 +971,7 @@ class _DaemonRun:
         finally:
             await self._shutdown()
         if self.lost:
-            err.print("[red]error:[/] lost leadership; exiting", highlight=False)
+            _say("[red]error:[/] lost leadership; exiting")
             return 1
         return self.code
 
@@ -966,12 +1013,10 @@ class _DaemonRun:
             try:
                 self.runner = await start_http(self.daemon, host or "127.0.0.1", int(port))
             except (OSError, ValueError, ReconcilerError) as exc:
-                err.print(f"[red]error:[/] --http {http}: {exc}", highlight=False)
+                _say(f"[red]error:[/] --http {http}: {exc}")
                 self.observer.close(timeout=1.0)
                 return False
-            err.print(
-                f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/", highlight=False
-            )
+            _say(f"[dim]>[/] status page and /metrics on http://{host or '127.0.0.1'}:{port}/")
         self.mcp_server = _start_mcp(self.settings, *self.mcp) if self.mcp[0] else None
         if self.mcp[0] and self.mcp_server is None:
             if self.runner is not None:
@@ -1017,7 +1062,7 @@ class _DaemonRun:
         except asyncio.CancelledError:  # stopped while start() waited for the repository
             pass
         except ReconcilerError as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            _say(f"[red]error:[/] {escape(str(exc))}")
             self.code = 1
             self.stop.set()
         started = not starting.cancelled() and self.code == 0
@@ -1030,23 +1075,16 @@ class _DaemonRun:
         import asyncio
 
         if self.shards is not None:
-            err.print(
-                f"[dim]>[/] replica {self.shards.replica}: sharing the environments through NATS leases",
-                highlight=False,
-            )
+            _say(f"[dim]>[/] replica {self.shards.replica}: sharing the environments through NATS leases")
         webhooks = self.webhooks
         if webhooks is not None:
             from webhooks.server import serve_async
 
             self.hooks_task = asyncio.create_task(serve_async(webhooks, self.stop))
-            err.print(
-                f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>",
-                highlight=False,
-            )
-        err.print(
+            _say(f"[dim]>[/] webhook receivers on http://{webhooks.host}:{webhooks.port}/hook/<receiver>")
+        _say(
             f"[dim]>[/] reconciling {', '.join(self.daemon.envs)} from {self.settings.repo} "
-            f"({self.settings.branch}); Ctrl-C to stop",
-            highlight=False,
+            f"({self.settings.branch}); Ctrl-C to stop"
         )
 
     async def _shutdown(self) -> None:
@@ -1058,10 +1096,9 @@ class _DaemonRun:
         t0 = time.monotonic()
         if self.signalled:
             busy = _interrupted(self.daemon, self.settings, self.waiting_for_lease)
-            err.print(
+            _say(
                 f"[dim]>[/] {self.signalled[0]}: stopping"
-                + (f"; interrupting {'; '.join(busy)}" if busy else ""),
-                highlight=False,
+                + (f"; interrupting {'; '.join(busy)}" if busy else "")
             )
         try:
             await asyncio.wait_for(self._stop_all(), SHUTDOWN_SECONDS - EVENTS_FLUSH_SECONDS)
@@ -1069,7 +1106,7 @@ class _DaemonRun:
             self.stuck.extend(_interrupted(self.daemon, self.settings, "") or ["closing connections"])
         except Exception as exc:
             log_exc = " ".join(str(exc).split()) or type(exc).__name__
-            err.print(f"[yellow]warning:[/] while stopping: {escape(log_exc)}", highlight=False)
+            _say(f"[yellow]warning:[/] while stopping: {escape(log_exc)}")
         left = SHUTDOWN_SECONDS - (time.monotonic() - t0)
         self.observer.close(timeout=max(0.0, min(EVENTS_FLUSH_SECONDS, left)))
         # asyncio.run waits for its default executor's threads: give it an idle one instead
@@ -1078,7 +1115,7 @@ class _DaemonRun:
         if self.signalled:
             stuck = self.stuck
             what = f"; abandoned after {time.monotonic() - t0:.1f} s: {'; '.join(stuck)}" if stuck else ""
-            err.print(f"[dim]>[/] stopped in {time.monotonic() - t0:.1f} s{what}", highlight=False)
+            _say(f"[dim]>[/] stopped in {time.monotonic() - t0:.1f} s{what}")
 
     async def _stop_all(self) -> None:
         """The webhook receivers, the daemon, the shard leases (handed over at once), the Lease, the
@@ -1112,9 +1149,9 @@ def _start_mcp(settings: Any, address: str, tokens_file: Path | None) -> Any:
     try:
         running = start_for_daemon(settings, address, tokens_file)
     except (ValueError, ReconcilerError) as exc:
-        err.print(f"[red]error:[/] --mcp {address}: {escape(str(exc))}", highlight=False)
+        _say(f"[red]error:[/] --mcp {address}: {escape(str(exc))}")
         return None
-    err.print(f"[dim]>[/] MCP server on {running.url}", highlight=False)
+    _say(f"[dim]>[/] MCP server on {running.url}")
     return running
 
 
@@ -1165,7 +1202,7 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
     client = KubeClient(settings.kubeconfig, settings.context)
     identity = f"{socket.gethostname()}-{os.getpid()}"
     elector = LeaderElector(LeaseLock(client, namespace, name, identity, duration=duration))
-    err.print(f"[dim]>[/] {identity}: waiting for leadership of Lease {namespace}/{name}", highlight=False)
+    _say(f"[dim]>[/] {identity}: waiting for leadership of Lease {namespace}/{name}")
     daemon.is_leader = False
 
     async def ensure_namespace_then_wait() -> None:
@@ -1186,7 +1223,7 @@ async def _elect(settings: Any, lease: tuple[str, str, float], stop: asyncio.Eve
         return None
     stopping.cancel()
     daemon.is_leader = True
-    err.print(f"[dim]>[/] {identity}: leader", highlight=False)
+    _say(f"[dim]>[/] {identity}: leader")
     return elector
 
 

@@ -442,9 +442,10 @@ def _status_from_cluster(
     head = ""
     repo_envs: list[str] = []
     defined: dict[str, Environment] = {}
+    invalid: dict[str, str] = {}
     if repo:
         with spinner(err, f"fetching {repo} {branch}"):
-            head, repo_envs, defined = repo_environments(repo, branch)
+            head, repo_envs, defined = repo_environments(repo, branch, invalid=invalid)
     client = KubeClient(kubeconfig, context)
     probes, note = probe_service(client) if health else (None, NOT_PROBED)
 
@@ -460,6 +461,7 @@ def _status_from_cluster(
             probe_note=note,
             per_cluster_errors=bool(repo),
             progress=progress,
+            invalid=invalid,
         )
 
     try:
@@ -490,6 +492,7 @@ def status_by_cluster(
     probe_note: str,
     per_cluster_errors: bool,
     progress: Progress | None = None,
+    invalid: dict[str, str] | None = None,
 ) -> list[EnvSummary]:
     """Each environment's status read from its own target cluster (``context`` / ``cluster.secretRef`` in
     ``defined``; the others and every inventory Git does not define from ``client``'s cluster), sorted by
@@ -503,6 +506,8 @@ def status_by_cluster(
         repo_envs: the environments the branch defines; ``defined``: the valid ones by name.
         per_cluster_errors: a cluster that cannot be read gives its environments an error instead of
             failing the whole answer.
+        invalid: environment → the error of its invalid file: shown with that error and no cluster (its
+            target is unknown), not read from the default cluster as if it targeted that.
 
     Raises:
         ReconcilerError: a cluster cannot be read and ``per_cluster_errors`` is false.
@@ -512,12 +517,15 @@ def status_by_cluster(
 
     targets = ClusterTargets(client)
     # environments by target cluster; the default cluster also shows inventories Git does not define
+    invalid = invalid or {}
     groups: dict[Target, list[str]] = {targets.default_target: []}
     for name in repo_envs:
-        groups.setdefault(targets.target_of(defined.get(name)), []).append(name)
-    out: list[EnvSummary] = []
+        if name not in invalid:
+            groups.setdefault(targets.target_of(defined.get(name)), []).append(name)
+    unreadable = [n for n in invalid if n in repo_envs and (not env or n in env)]
+    out = [EnvSummary(name=n, error=invalid[n]) for n in unreadable]  # cluster "": its target is unknown
     default = targets.default_target
-    elsewhere = {n for t, names in groups.items() if t != default for n in names}
+    elsewhere = {n for t, names in groups.items() if t != default for n in names} | set(invalid)
     try:
         for target, names in groups.items():
             if target == default:  # every inventory there, but not of environments that moved elsewhere
@@ -565,10 +573,10 @@ def repo_head(repo: str, branch: str, cache_dir: Path | None = None) -> tuple[st
 
 
 def repo_environments(
-    repo: str, branch: str, cache_dir: Path | None = None
+    repo: str, branch: str, cache_dir: Path | None = None, *, invalid: dict[str, str] | None = None
 ) -> tuple[str, list[str], dict[str, Environment]]:
     """:func:`repo_head` plus the valid environments by name (an invalid file is named but not in the
-    mapping).
+    mapping; its error goes into ``invalid`` when given).
 
     Raises:
         SourceError: the repository or branch cannot be fetched.
@@ -579,7 +587,7 @@ def repo_environments(
 
     source = GitSource(repo, branch, cache_dir or default_cache_dir())
     rev = source.fetch()
-    invalid: dict[str, str] = {}
+    invalid = {} if invalid is None else invalid
     defined = load_environments(source.snapshot(rev).root, invalid=invalid)
     return str(rev), sorted({*defined, *invalid}), defined
 

@@ -239,22 +239,8 @@ def kubeconfig_of(cluster: Any) -> Path:
 def merged_kubeconfig(out: Path, contexts: dict[str, Path]) -> Path:
     """Write to ``out`` one kubeconfig holding a context per entry of ``contexts`` (context name → a
     kubeconfig whose current context it takes); the first is the current context. Returns ``out``."""
-    import yaml
+    from reconciler.devcluster.kubeconfig import add_context
 
-    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
     for name, path in contexts.items():
-        src = yaml.safe_load(path.read_text())
-        ctx = next(c for c in src["contexts"] if c["name"] == src["current-context"])["context"]
-        doc["clusters"].append({"name": name, "cluster": _named(src["clusters"], ctx["cluster"])})
-        doc["users"].append({"name": name, "user": _named(src["users"], ctx["user"])})
-        doc["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
-    doc["current-context"] = next(iter(contexts))
-    out.write_text(yaml.safe_dump(doc))
-    out.chmod(0o600)
+        add_context(out, path, name)
     return out
-
-
-def _named(entries: list[dict[str, Any]], name: str) -> Any:
-    """The body of the kubeconfig list entry called ``name`` (its ``cluster`` or ``user``)."""
-    entry = next(e for e in entries if e["name"] == name)
-    return entry.get("cluster", entry.get("user"))

@@ -322,8 +322,11 @@ class Backend:
         from reconciler.cli_observe import probe_service, repo_environments, status_by_cluster
         from reconciler.observe.status import NOT_PROBED
 
+        invalid: dict[str, str] = {}
         head, repo_envs, defined = (
-            repo_environments(self.repo, self.branch, self._cache()) if self.repo else ("", [], {})
+            repo_environments(self.repo, self.branch, self._cache(), invalid=invalid)
+            if self.repo
+            else ("", [], {})
         )
         if names and self.repo:
             unknown = [n for n in names if n not in repo_envs]
@@ -346,6 +349,7 @@ class Backend:
                 probes=probes,
                 probe_note=note,
                 per_cluster_errors=bool(self.repo),
+                invalid=invalid,
             )
         read_from = count.source
         return EnvironmentsAnswer(head=head, environments=envs, checked_at=checked_at, read_from=read_from)
@@ -441,7 +445,7 @@ class Backend:
         path = snapshot.root / "envs" / f"{name}.yaml"
         if not path.exists():
             raise InvalidArgument(f"unknown environment {name!r}: envs/{name}.yaml does not exist at {rev}")
-        env = load_environment(path)
+        env = load_environment(path, shown=f"envs/{name}.yaml")
         objects = [mask_secrets(o) for o in render_environment(env, snapshot)]
         return RenderAnswer(environment=name, revision=str(rev), count=len(objects), objects=objects)
 

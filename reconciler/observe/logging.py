@@ -33,6 +33,7 @@ REDACTED = "[REDACTED]"
 #: The keys every line carries.
 CONTEXT_KEYS = ("environment", "revision", "object")
 _HANDLER_MARK = "_reconciler_observe_handler"
+_JSON_MARK = "_reconciler_json_lines"
 
 _SECRET_KEY = re.compile(
     r"(?i)(^|[-_.])(pass(word|wd|phrase)?|secret|token|api[-_]?key|apikey|authorization|credentials?|"
@@ -205,6 +206,7 @@ def configure_logging(
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     setattr(handler, _HANDLER_MARK, True)
+    setattr(handler, _JSON_MARK, json)
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, _HANDLER_MARK, False):
@@ -222,6 +224,12 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+def logs_as_json() -> bool:
+    """Whether :func:`configure_logging` installed JSON lines (then nothing else should be written to its
+    stream in another shape: a log collector reads every line as JSON)."""
+    return any(getattr(h, _JSON_MARK, False) for h in logging.getLogger().handlers)
 
 
 def get_logger(name: str) -> Any:

@@ -11,31 +11,38 @@ from reconciler.model import Environment
 from reconciler.render import RenderError, load_yaml_documents
 
 
-def load_environment(path: Path) -> Environment:
+def load_environment(path: Path, *, shown: str | None = None) -> Environment:
     """Parse one environment file; ``name`` defaults to the file's stem.
+
+    Args:
+        path: the file.
+        shown: how errors name the file (default: ``path``); :func:`load_environments` gives the path in the
+            repository (``envs/prod.yaml``), not where a snapshot of it was extracted.
 
     Raises:
         ConfigError: naming the file, and the field or line at fault.
     """
+    name = shown or str(path)
     try:
-        docs = load_yaml_documents(path.read_text(encoding="utf-8"), path=str(path))
+        docs = load_yaml_documents(path.read_text(encoding="utf-8"), path=name)
     except RenderError as exc:
         raise ConfigError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{name}: {exc}") from None
     if len(docs) != 1:
-        raise ConfigError(f"{path}: expected exactly one YAML document, found {len(docs)}")
+        raise ConfigError(f"{name}: expected exactly one YAML document, found {len(docs)}")
     data = dict(docs[0])
     data.setdefault("name", path.stem)
     try:
         env = Environment.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{name}: {problems}") from None
     if env.name != path.stem:
-        raise ConfigError(f"{path}: name {env.name!r} must match the file name {path.stem!r}")
+        raise ConfigError(f"{name}: name {env.name!r} must match the file name {path.stem!r}")
     return env
 
 
@@ -56,7 +63,7 @@ def load_environments(root: Path, *, invalid: dict[str, str] | None = None) -> d
     out: dict[str, Environment] = {}
     for path in sorted(envs_dir.glob("*.yaml")):
         try:
-            env = load_environment(path)
+            env = load_environment(path, shown=f"envs/{path.name}")
         except ConfigError as exc:
             if invalid is None:
                 raise

@@ -138,7 +138,7 @@ def _env_file(snapshot: Snapshot, env_name: str) -> Environment:
     path = snapshot.root / "envs" / f"{env_name}.yaml"
     if not path.exists():
         raise ConfigError(f"envs/{env_name}.yaml does not exist at {snapshot.revision}")
-    env = load_environment(path)
+    env = load_environment(path, shown=f"envs/{env_name}.yaml")
     return env
 
 

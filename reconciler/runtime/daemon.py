@@ -1136,7 +1136,7 @@ class Daemon:
             rev = result.revision.rsplit("@sha1:", 1)[-1]
             path = self.source.snapshot_dir / rev / "envs" / f"{state.name}.yaml"
             if rev and path.is_file():  # this environment's file only: another one's error is not ours
-                state.env = load_environment(path)
+                state.env = load_environment(path, shown=f"envs/{state.name}.yaml")
         desired = self.ctx.last_desired.get(state.name)
         if desired is None:
             return

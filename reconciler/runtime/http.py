@@ -582,12 +582,12 @@ class _Server:
 
     def cluster(self, name: str) -> str:
         """How the status names ``name``'s target cluster: the one its last pass used, else the one its
-        file names."""
+        file names; ``""`` while its file has not been read or is invalid (no cluster is guessed)."""
         state = self.daemon.envs[name]
         last = state.last
         if last is not None and last.cluster:
             return last.cluster
-        return self.targets().label(state.env)
+        return self.targets().label(state.env) if state.env is not None else ""
 
     def drift(self, env: str) -> list[DriftEvent]:
         out = []

@@ -52,6 +52,13 @@ from reconciler.bus.leases import LEASE_BUCKET, LeaseRecord, LeaseTable, LeaseVa
 from reconciler.errors import FencedError
 
 log = logging.getLogger("reconciler.shards")
+
+
+def _about(name: str) -> dict[str, str]:
+    """The log record fields of a lease's line: its ``environment`` (none for the one-writer jobs' lease)."""
+    return {} if name == SINGLETON else {"environment": name}
+
+
 _T = TypeVar("_T")
 
 #: Seconds a lease (or heartbeat) unrenewed counts as held.
@@ -294,7 +301,9 @@ class ShardMember:
         now = time.monotonic()
         for name, held in list(self.held.items()):
             if now - held.renewed_at >= self.ttl:
-                log.error("lease of %s expired unrenewed: no longer reconciled here", name)
+                log.error(
+                    "lease of %s expired unrenewed: no longer reconciled here", name, extra=_about(name)
+                )
                 del self.held[name]
 
     async def tick(self) -> None:
@@ -353,7 +362,7 @@ class ShardMember:
             held = self.held.get(name)
             if held is not None:
                 if preferred != self.replica and not held.draining:
-                    log.info("handing %s over to replica %s", name, preferred)
+                    log.info("handing %s over to replica %s", name, preferred, extra=_about(name))
                     held.draining = True
                 continue
             found = records.get(self._env_key(name))
@@ -402,6 +411,7 @@ class ShardMember:
             "acquired the lease of %s%s",
             name,
             f" (taken over from replica {previous})" if previous and previous != self.replica else "",
+            extra=_about(name),
         )
         if self.on_acquired is not None and name != SINGLETON:
             try:
@@ -431,7 +441,7 @@ class ShardMember:
         busy = self._jobs_running if name == SINGLETON else self.busy(name)
         if held.draining and not busy:
             if await self._bounded(self.table.delete(held.key, last=held.revision)):
-                log.info("released the lease of %s", name)
+                log.info("released the lease of %s", name, extra=_about(name))
             self.held.pop(name, None)
             self._gone.pop(name, None)
             return
@@ -442,7 +452,11 @@ class ShardMember:
             )
         )
         if revision is None:
-            log.error("lost the lease of %s (another replica wrote it): no longer reconciled here", name)
+            log.error(
+                "lost the lease of %s (another replica wrote it): no longer reconciled here",
+                name,
+                extra=_about(name),
+            )
             self.held.pop(name, None)
             return
         held.revision, held.renewed_at = revision, sent

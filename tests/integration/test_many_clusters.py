@@ -24,6 +24,7 @@ from reconciler_testing import (
 )
 from typer.testing import CliRunner
 
+from reconciler.cli import app as cli_app
 from reconciler.cli_observe import register
 from reconciler.cluster.client import KubeClient
 from reconciler.cluster.inventory import NAMESPACE, InventoryStore
@@ -50,10 +51,14 @@ def beta_kubeconfig(beta: LocalCluster) -> Path:
 
 
 @pytest.fixture(scope="module")
-def two_contexts(kubeconfig: Path, beta_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def two_contexts(kubeconfig: Path, beta: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One kubeconfig with the contexts ``alpha`` (the session cluster, current) and ``beta``."""
-    out = tmp_path_factory.mktemp("kubeconfig") / "config"
-    return merged_kubeconfig(out, {"alpha": kubeconfig, "beta": beta_kubeconfig})
+    out = merged_kubeconfig(tmp_path_factory.mktemp("kubeconfig") / "config", {"alpha": kubeconfig})
+    # the second as a user adds it (both local clusters' files name their entries reconciler-local)
+    merge = ["--merge-into", str(out), "--context", "beta"]
+    added = CliRunner().invoke(cli_app, ["cluster", "kubeconfig", "--state-dir", str(beta.state_dir), *merge])
+    assert added.exit_code == 0 and added.output.strip().endswith(str(out)), added.output
+    return out
 
 
 @pytest.fixture
@@ -114,7 +119,8 @@ def test_context_picks_the_cluster_and_an_unknown_context_fails_alone(
     _write_env(env_repo, prefix, "a")
     _write_env(env_repo, prefix, "b", "context: beta\n")
     _write_env(env_repo, prefix, "c", "context: gamma\n")
-    env_repo.commit("three environments on two clusters (and one on none)")
+    _write_env(env_repo, prefix, "d", "context: beta\ncluster: {secretRef: {name: beta-kubeconfig}}\n")
+    env_repo.commit("three environments on two clusters (and one on none, one invalid)")
     client = KubeClient(two_contexts)
     ctx = PassContext(source=GitSource(str(env_repo.remote), "main", tmp_path / "cache"), client=client)
     try:
@@ -147,6 +153,9 @@ def test_context_picks_the_cluster_and_an_unknown_context_fails_alone(
         "b": ("beta", "Synced"),
     }
     assert rows["c"]["cluster"] == "gamma" and "context 'gamma' is not in" in rows["c"]["error"]
+    # an invalid file: its error, named by its place in the repository, and no cluster guessed for it
+    assert rows["d"]["error"].startswith("envs/d.yaml: cluster: context and cluster.secretRef"), rows["d"]
+    assert rows["d"]["cluster"] == ""
     # `reconciler diff b` dry-runs on beta, where b is applied: nothing differs (on alpha all would be new)
     diff = CliRunner().invoke(
         app, ["diff", "b", "--repo", source, "--kubeconfig", str(two_contexts), "--exit-code", "-o", "json"]
@@ -209,12 +218,13 @@ async def test_daemon_per_cluster_drift_outage_and_recovery(
 ) -> None:
     _write_env(env_repo, prefix, "a")
     _write_env(env_repo, prefix, "b", "context: beta\n")
-    env_repo.commit("a on the current context, b on beta")
+    _write_env(env_repo, prefix, "d", "context: beta\ncluster: {secretRef: {name: beta-kubeconfig}}\n")
+    env_repo.commit("a on the current context, b on beta, d invalid")
     settings = daemon_settings(
         env_repo.remote,
         two_contexts,
         cache_dir,
-        envs=["a", "b"],
+        envs=["a", "b", "d"],
         promotion_records=False,
         commit_status=False,
     )
@@ -224,7 +234,9 @@ async def test_daemon_per_cluster_drift_outage_and_recovery(
     await http.start_server()
     try:
         await until(
-            lambda: all(s.last is not None and s.last.ok for s in daemon.envs.values()), 60, "first passes"
+            lambda: all(s.last is not None and s.last.ok != (s.name == "d") for s in daemon.envs.values()),
+            60,
+            "first passes (d's failed)",
         )
         assert (_color(kube, prefix, "a"), _color(beta_kube, prefix, "a")) == ("blue", None)
         assert (_color(beta_kube, prefix, "b"), _color(kube, prefix, "b")) == ("blue", None)
@@ -232,6 +244,8 @@ async def test_daemon_per_cluster_drift_outage_and_recovery(
         # the status page names each environment's cluster
         status = {e["name"]: e for e in await (await http.get("/api/status")).json()}
         assert (status["a"]["cluster"], status["b"]["cluster"]) == ("alpha", "beta")
+        # an invalid file: its error names it, and no cluster is guessed for it
+        assert status["d"]["cluster"] == "" and "envs/d.yaml: cluster: context and" in status["d"]["error"]
         page = await (await http.get("/env/b")).text()
         assert '<code data-testid="cluster">beta</code>' in page
 

@@ -218,3 +218,42 @@ def test_configuring_twice_keeps_one_handler() -> None:
         for h in list(root.handlers):
             if getattr(h, "_reconciler_observe_handler", False):
                 root.removeHandler(h)
+
+
+def test_the_daemons_announcements_are_json_lines_when_the_logs_are(
+    json_lines: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``reconciler run --log-format json``: the lines said to the person running it ("> reconciling …",
+    "error: …") are log records too, so the stream holds JSON only; a lease line names its environment."""
+    from reconciler.cli import _say
+    from reconciler.runtime.shards import SINGLETON, _about
+
+    _say("[dim]>[/] replica r1: sharing the environments through NATS leases")
+    _say("[red]error:[/] --http 127.0.0.1:1: [Errno 98] address in use")
+    _say("[yellow]warning:[/] while stopping: slow")
+    shards = logging.getLogger("reconciler.shards")
+    shards.info("acquired the lease of %s", "dev", extra=_about("dev"))
+    shards.info("acquired the lease of %s", SINGLETON, extra=_about(SINGLETON))
+    lines = [r for r in _lines(json_lines) if str(r["logger"]).startswith("reconciler.")]  # not git's debug
+    assert [(r["level"], r["logger"], r["event"]) for r in lines[:3]] == [
+        ("info", "reconciler.cli", "replica r1: sharing the environments through NATS leases"),
+        ("error", "reconciler.cli", "--http 127.0.0.1:1: [Errno 98] address in use"),
+        ("warning", "reconciler.cli", "while stopping: slow"),
+    ]
+    assert [r["environment"] for r in lines[3:]] == ["dev", None]
+    assert capsys.readouterr().err == ""  # nothing written around the logs
+
+
+def test_the_daemons_announcements_stay_text_without_json_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.cli import _say
+
+    configure_logging(json=False, stream=io.StringIO())
+    try:
+        _say("[dim]>[/] reconciling dev from /tmp/repo (main); Ctrl-C to stop")
+    finally:
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if getattr(h, "_reconciler_observe_handler", False):
+                root.removeHandler(h)
+        structlog.reset_defaults()
+    assert "> reconciling dev from /tmp/repo (main); Ctrl-C to stop" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from reconciler.cluster.client import KubeClient
 from reconciler.cluster.targets import ClusterTargets
 from reconciler.errors import ConfigError
 from reconciler.model import Environment, ObjectRef
-from reconciler.reconcile import load_environment
+from reconciler.reconcile import load_environment, load_environments
 
 
 def _kubeconfig(contexts: dict[str, str], current: str) -> dict[str, Any]:
@@ -51,6 +51,23 @@ def test_context_and_secret_ref_together_is_an_error_naming_file_and_field(tmp_p
         load_environment(path)
     message = str(err.value)
     assert str(path) in message and "cluster" in message and "context and cluster.secretRef" in message
+
+
+def test_an_invalid_file_is_named_by_its_place_in_the_repository(tmp_path: Path) -> None:
+    """Loaded from a snapshot (extracted under the cache), an error names ``envs/<name>.yaml``, the file the
+    user edits, not the snapshot's path; pydantic's "Value error, " prefix is not shown."""
+    root = tmp_path / "cache" / "snapshots" / "0123abcd"
+    (root / "envs").mkdir(parents=True)
+    (root / "envs" / "prod.yaml").write_text(
+        "overlay: overlays/prod\ncontext: beta\ncluster:\n  secretRef: {name: beta-kubeconfig}\n"
+    )
+    (root / "envs" / "dev.yaml").write_text("overlay: overlays/dev\n")
+    invalid: dict[str, str] = {}
+    assert set(load_environments(root, invalid=invalid)) == {"dev"}
+    assert invalid["prod"].startswith("envs/prod.yaml: cluster: context and cluster.secretRef"), invalid
+    assert str(tmp_path) not in invalid["prod"] and "Value error" not in invalid["prod"]
+    with pytest.raises(ConfigError, match=r"^envs/prod\.yaml: cluster: context and"):
+        load_environments(root)
 
 
 def test_secret_ref_fields_validated() -> None:
